@@ -1,0 +1,1 @@
+"""Command-line interface: the same services as the GUI."""

@@ -1,0 +1,43 @@
+"""Contribution lifecycle: draft → signed → queued → uploading → submitted → accepted|rejected."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    DATASET = "dataset"
+    ANNOTATION = "annotation"
+
+
+class State(StrEnum):
+    DRAFT = "draft"
+    SIGNED = "signed"
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+# A contribution may always be re-signed while still local, and a rejected one can be
+# re-submitted after the user fixes it. Upload retries move uploading → queued.
+ALLOWED: dict[State, frozenset[State]] = {
+    State.DRAFT: frozenset({State.SIGNED, State.DRAFT}),
+    State.SIGNED: frozenset({State.QUEUED, State.DRAFT, State.SIGNED}),
+    State.QUEUED: frozenset({State.UPLOADING, State.SUBMITTED, State.DRAFT, State.REJECTED}),
+    State.UPLOADING: frozenset({State.QUEUED, State.SUBMITTED, State.DRAFT, State.REJECTED}),
+    State.SUBMITTED: frozenset({State.ACCEPTED, State.REJECTED}),
+    State.ACCEPTED: frozenset(),
+    State.REJECTED: frozenset({State.DRAFT, State.SIGNED}),
+}
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+def check_transition(old: State, new: State) -> None:
+    """Raise InvalidTransition unless old → new is a legal lifecycle step."""
+    if new not in ALLOWED[old]:
+        raise InvalidTransition(f"a contribution cannot go from {old} to {new}")

@@ -1,0 +1,1 @@
+"""HTTP client for the registry protocol: one session, timeouts, retries, tus uploads."""

@@ -1,0 +1,124 @@
+"""Open the catalogue database: SQLite in WAL mode, 0600, migrated by Alembic.
+
+Before any migration of an existing database the file is copied aside (Vorta does the same),
+so a failed upgrade never costs the user their catalogue.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+DB_FILE_NAME = "catalogue.sqlite3"
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _touch_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
+class Database:
+    """The catalogue database of one data dir. Workers open their own sessions from it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / DB_FILE_NAME
+        self.backup_path: Path | None = None
+        _touch_private(self.path)
+        self.engine = create_engine(f"sqlite:///{self.path}", future=True)
+        event.listen(self.engine, "connect", _on_connect)
+        self._migrate()
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                try:
+                    os.chmod(side, 0o600)
+                except OSError:
+                    pass
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _migrate(self) -> None:
+        cfg = _alembic_config(self.engine)
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            has_tables = bool(
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table'"
+                ).scalar()
+            )
+        if current == head:
+            return
+        if has_tables:
+            self.backup_path = self._backup(current or "unversioned")
+        command.upgrade(cfg, "head")
+
+    def _backup(self, revision: str) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        dest = self.path.with_name(f"{self.path.stem}.{revision}.{stamp}.bak")
+        # sqlite3's online backup copies a consistent snapshot even with a WAL present.
+        src = sqlite3.connect(self.path)
+        try:
+            dst = sqlite3.connect(dest)
+            with dst:
+                src.backup(dst)
+            dst.close()
+        finally:
+            src.close()
+        os.chmod(dest, 0o600)
+        return dest
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any exception."""
+        with self.sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def copy_database(src: Path, dest: Path) -> None:
+    """Copy a catalogue (used by tests and by 'move data folder')."""
+    shutil.copy2(src, dest)

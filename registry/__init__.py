@@ -1,0 +1,1 @@
+"""Reference registry server for the Contributor Desk protocol (FastAPI)."""
