@@ -1,0 +1,46 @@
+# Two commands for a new user: `make run` and `make test`. Everything else is bootstrapped here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: run test check lint typecheck pytest screenshots bench clean dist
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Reinstall only when the dependency list changes.
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[registry]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/contributor-desk --demo
+
+test: check pytest
+
+check: lint typecheck
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy
+
+pytest: $(VENV)/.dev-installed
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+screenshots: $(VENV)/.dev-installed
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.ui.screenshots --out docs/screenshots
+
+bench: $(VENV)/.dev-installed
+	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

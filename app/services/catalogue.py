@@ -1,0 +1,498 @@
+"""Catalogue use cases: preview what a drop contains, add it (hash + manifest), list, show.
+
+The GUI and the CLI call exactly these methods. Adding is crash-safe: hashing happens first
+(hash-cache rows are committed as they come, which only speeds up a retry), then the item, its
+files, its manifest and its first history row are written in ONE transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, insert, or_, select
+
+from app.domain.errors import BadInputError, NotFoundError, UsageError
+from app.domain.problems import Problem, Severity
+from app.domain.states import Kind, State
+from app.formats import detect
+from app.formats.base import DetectionReport
+from app.manifest.canonical import Manifest, ManifestEntry
+from app.manifest.hashing import hash_files
+from app.manifest.scan import ScanResult, scan_paths
+from app.services.context import ServiceContext
+from app.services.history import record_event
+from app.settings import FOLLOW_SYMLINKS
+from app.store.hashcache import StoreHashCache
+from app.store.models import (
+    Envelope,
+    FileEntry,
+    HistoryEntry,
+    Item,
+    ManifestRecord,
+)
+
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+
+ANNOTATION_FORMATS = frozenset({"coco", "voc", "yolo-ultralytics", "yolo-darknet", "label-studio"})
+FILES_SHOWN = 1000
+ORDER_COLUMNS = {
+    "id": Item.id,
+    "title": Item.title,
+    "kind": Item.kind,
+    "format": Item.format,
+    "items": Item.record_count,
+    "record_count": Item.record_count,
+    "size": Item.total_size,
+    "total_size": Item.total_size,
+    "state": Item.state,
+    "updated_at": Item.updated_at,
+    "created_at": Item.created_at,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSummary:
+    id: int
+    kind: Kind
+    title: str
+    format: str
+    record_count: int | None
+    file_count: int
+    total_size: int
+    state: State
+    license: str
+    parent_id: int | None
+    parent_registry_id: str | None
+    manifest_root: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, item: Item) -> ItemSummary:
+        return cls(
+            id=item.id,
+            kind=Kind(item.kind),
+            title=item.title,
+            format=item.format,
+            record_count=item.record_count,
+            file_count=item.file_count,
+            total_size=item.total_size,
+            state=State(item.state),
+            license=item.license,
+            parent_id=item.parent_id,
+            parent_registry_id=item.parent_registry_id,
+            manifest_root=item.manifest_root,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "title": self.title,
+            "format": self.format,
+            "recordCount": self.record_count,
+            "fileCount": self.file_count,
+            "totalSize": self.total_size,
+            "state": self.state.value,
+            "license": self.license,
+            "parentId": self.parent_id,
+            "parentRegistryId": self.parent_registry_id,
+            "manifestRoot": self.manifest_root,
+            "createdAt": self.created_at.isoformat(),
+            "updatedAt": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FileView:
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryView:
+    item_id: int
+    at: datetime
+    from_state: str | None
+    to_state: str
+    event: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "itemId": self.item_id,
+            "at": self.at.isoformat(),
+            "from": self.from_state,
+            "to": self.to_state,
+            "event": self.event,
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class ItemDetail:
+    summary: ItemSummary
+    source_path: Path
+    report: DetectionReport
+    problems: list[Problem]
+    files: list[FileView]
+    history: list[HistoryView]
+    envelope: dict[str, Any] | None
+    signed_by: str | None
+    registry_id: str | None
+    registry_url: str | None
+    datanet: str | None
+    rejection_reasons: list[Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.summary.to_json(),
+            "sourcePath": str(self.source_path),
+            "report": self.report.to_dict(),
+            "problems": [p.to_dict() for p in self.problems],
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+            "filesShown": len(self.files),
+            "history": [h.to_json() for h in self.history],
+            "signedBy": self.signed_by,
+            "registryId": self.registry_id,
+            "registryUrl": self.registry_url,
+            "datanet": self.datanet,
+            "rejectionReasons": self.rejection_reasons,
+        }
+
+
+@dataclass(slots=True)
+class ImportPreview:
+    root: Path
+    paths: list[Path]
+    file_count: int
+    total_size: int
+    report: DetectionReport
+    problems: list[Problem]
+    suggested_title: str
+    suggested_kind: Kind
+    usable: bool
+    duplicate_of: int | None = None
+
+
+@dataclass(slots=True)
+class ImportRequest:
+    paths: list[Path]
+    kind: Kind | None = None
+    title: str | None = None
+    license: str = ""
+    parent_id: int | None = None
+    parent_registry_id: str | None = None
+    extra_problems: list[Problem] = field(default_factory=list)
+
+
+def _suggest_title(paths: Sequence[Path]) -> str:
+    first = paths[0]
+    name = first.name if first.is_dir() else first.stem
+    name = name.replace("_", " ").replace("-", " ").strip() or "Untitled"
+    if len(paths) > 1:
+        name = f"{name} and {len(paths) - 1} more"
+    return name[:1].upper() + name[1:]
+
+
+def _suggest_kind(report: DetectionReport) -> Kind:
+    formats = {p.format for p in report.parts}
+    if formats and formats <= ANNOTATION_FORMATS | {"json"} and "images" not in formats:
+        has_images = any(
+            (p.details.get("imageCount") or p.details.get("images") or 0) for p in report.parts
+        )
+        if formats & ANNOTATION_FORMATS and not has_images:
+            return Kind.ANNOTATION
+    return Kind.DATASET
+
+
+def _blocking(problems: Sequence[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity is Severity.ERROR]
+
+
+def _format_problems(problems: Sequence[Problem], limit: int = 5) -> str:
+    lines = [f"{p.path}: {p.message}" if p.path else p.message for p in problems[:limit]]
+    more = len(problems) - limit
+    if more > 0:
+        lines.append(f"… and {more} more")
+    return "; ".join(lines)
+
+
+class CatalogueService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self._db = ctx.db
+
+    # -- import -------------------------------------------------------------------------
+
+    def _scan(self, paths: Sequence[Path], cancel: CancelFn | None) -> ScanResult:
+        if not paths:
+            raise UsageError("nothing to add: give at least one file or folder")
+        resolved = [Path(os.path.abspath(p)) for p in paths]
+        return scan_paths(
+            resolved, follow_symlinks=self._ctx.settings.get(FOLLOW_SYMLINKS), cancel=cancel
+        )
+
+    def preview(self, paths: Sequence[Path], *, cancel: CancelFn | None = None) -> ImportPreview:
+        """Scan and detect formats without hashing: fast enough for a drop overlay."""
+        scan = self._scan(paths, cancel)
+        report = detect(scan.root, files=[f.rel_path for f in scan.files], cancel=cancel)
+        resolved = [Path(os.path.abspath(p)) for p in paths]
+        return ImportPreview(
+            root=scan.root,
+            paths=resolved,
+            file_count=len(scan.files),
+            total_size=sum(f.size for f in scan.files),
+            report=report,
+            problems=list(scan.problems),
+            suggested_title=_suggest_title(resolved),
+            suggested_kind=_suggest_kind(report),
+            usable=bool(scan.files) and not _blocking(scan.problems),
+            duplicate_of=self._same_source(scan.root, resolved),
+        )
+
+    def _same_source(self, root: Path, paths: Sequence[Path]) -> int | None:
+        names = sorted(p.name for p in paths)
+        with self._db.session() as s:
+            rows = s.execute(
+                select(Item.id, Item.source_names).where(Item.source_path == str(root))
+            ).all()
+        for item_id, source_names in rows:
+            if sorted(source_names) == names:
+                return int(item_id)
+        return None
+
+    def add(
+        self,
+        request: ImportRequest,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> ItemSummary:
+        """Catalogue files/folders: scan, detect, hash (parallel, cached), manifest, persist."""
+        kind = request.kind
+        if request.parent_id is not None and request.parent_registry_id is not None:
+            raise UsageError("give either a catalogue parent or a registry parent, not both")
+        if request.parent_id is not None:
+            with self._db.session() as s:
+                parent = s.get(Item, request.parent_id)
+                if parent is None:
+                    raise NotFoundError(f"parent #{request.parent_id} is not in the catalogue")
+                if parent.kind != Kind.DATASET:
+                    raise UsageError(f"parent #{request.parent_id} is not a dataset")
+        scan = self._scan(request.paths, cancel)
+        blocking = _blocking(scan.problems)
+        if blocking:
+            raise BadInputError(
+                f"cannot add: {_format_problems(blocking)}",
+                hint="fix or remove these files and add again",
+            )
+        if not scan.files:
+            raise BadInputError("cannot add: no files found")
+        report = detect(scan.root, files=[f.rel_path for f in scan.files], cancel=cancel)
+        hashed = hash_files(
+            scan.files, cache=StoreHashCache(self._db), progress=progress, cancel=cancel
+        )
+        blocking = _blocking(hashed.problems)
+        if blocking:
+            raise BadInputError(
+                f"cannot add: {_format_problems(blocking)}",
+                hint="nothing was added; try again when the files are stable and readable",
+            )
+        manifest = Manifest.from_entries(
+            [ManifestEntry(h.scanned.rel_path, h.scanned.size, h.sha256) for h in hashed.entries]
+        )
+        if kind is None:
+            kind = _suggest_kind(report)
+        if kind is Kind.DATASET and (request.parent_id or request.parent_registry_id):
+            raise UsageError("only annotation sets have a parent dataset (use --kind annotation)")
+        resolved = [Path(os.path.abspath(p)) for p in request.paths]
+        problems = [*scan.problems, *hashed.problems, *request.extra_problems]
+        sizes = {h.scanned.rel_path: h.scanned for h in hashed.entries}
+        with self._db.session() as s:
+            dup = s.scalar(select(Item.id).where(Item.manifest_root == manifest.root).limit(1))
+            if dup is not None:
+                raise BadInputError(
+                    f"already in the catalogue as #{dup} (same files, same content)",
+                    hint=f"see `contributor-desk show {dup}`",
+                )
+            item = Item(
+                kind=kind.value,
+                title=(request.title or _suggest_title(resolved)).strip(),
+                license=request.license,
+                parent_id=request.parent_id,
+                parent_registry_id=request.parent_registry_id,
+                source_path=str(scan.root),
+                source_names=sorted(p.name for p in resolved),
+                format=report.primary_format,
+                report=report.to_dict(),
+                problems=[p.to_dict() for p in problems],
+                record_count=report.record_count,
+                file_count=manifest.file_count,
+                total_size=manifest.total_size,
+                manifest_root=manifest.root,
+                manifest_digest=manifest.digest(),
+                state=State.DRAFT.value,
+            )
+            s.add(item)
+            s.flush()
+            if manifest.files:
+                s.execute(
+                    insert(FileEntry),
+                    [
+                        {
+                            "item_id": item.id,
+                            "path": e.path,
+                            "size": e.size,
+                            "sha256": e.sha256,
+                            "mtime_ns": sizes[e.path].mtime_ns,
+                        }
+                        for e in manifest.files
+                    ],
+                )
+            s.add(
+                ManifestRecord(
+                    item_id=item.id,
+                    root=manifest.root,
+                    digest=manifest.digest(),
+                    canonical=manifest.canonical_bytes(),
+                )
+            )
+            s.add(
+                HistoryEntry(
+                    item_id=item.id,
+                    from_state=None,
+                    to_state=State.DRAFT.value,
+                    event="added",
+                    detail=f"{manifest.file_count} files, {report.primary_format}",
+                )
+            )
+            s.flush()
+            return ItemSummary.of(item)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _filtered(self, stmt: Select[Any], search: str, kind: Kind | None) -> Select[Any]:
+        if search:
+            like = f"%{search.strip()}%"
+            stmt = stmt.where(
+                or_(Item.title.ilike(like), Item.format.ilike(like), Item.license.ilike(like))
+            )
+        if kind is not None:
+            stmt = stmt.where(Item.kind == kind.value)
+        return stmt
+
+    def count(self, *, search: str = "", kind: Kind | None = None) -> int:
+        with self._db.session() as s:
+            return int(s.scalar(self._filtered(select(func.count(Item.id)), search, kind)) or 0)
+
+    def list_items(
+        self,
+        *,
+        search: str = "",
+        kind: Kind | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        order_by: str = "id",
+        descending: bool = False,
+    ) -> list[ItemSummary]:
+        column = ORDER_COLUMNS.get(order_by)
+        if column is None:
+            raise UsageError(f"cannot sort by {order_by!r}")
+        order = column.desc() if descending else column.asc()
+        stmt = self._filtered(select(Item), search, kind).order_by(order, Item.id)
+        stmt = stmt.offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._db.session() as s:
+            return [ItemSummary.of(i) for i in s.scalars(stmt)]
+
+    def _item(self, s: Any, item_id: int) -> Item:
+        item = s.get(Item, item_id)
+        if item is None:
+            raise NotFoundError(
+                f"no item #{item_id} in the catalogue", hint="see `contributor-desk list`"
+            )
+        assert isinstance(item, Item)
+        return item
+
+    def get(self, item_id: int) -> ItemDetail:
+        with self._db.session() as s:
+            item = self._item(s, item_id)
+            files = s.scalars(
+                select(FileEntry)
+                .where(FileEntry.item_id == item_id)
+                .order_by(FileEntry.id)
+                .limit(FILES_SHOWN)
+            ).all()
+            envelope = s.scalars(
+                select(Envelope).where(Envelope.item_id == item_id).order_by(Envelope.id.desc())
+            ).first()
+            return ItemDetail(
+                summary=ItemSummary.of(item),
+                source_path=Path(item.source_path),
+                report=DetectionReport.from_dict(item.report or {}),
+                problems=[Problem.from_dict(p) for p in item.problems or []],
+                files=[FileView(f.path, f.size, f.sha256) for f in files],
+                history=[self._history_view(h) for h in item.history],
+                envelope=envelope.envelope if envelope else None,
+                signed_by=envelope.keyid if envelope else None,
+                registry_id=item.registry_id,
+                registry_url=item.registry_url,
+                datanet=item.datanet,
+                rejection_reasons=list(item.rejection_reasons or []),
+            )
+
+    @staticmethod
+    def _history_view(h: HistoryEntry) -> HistoryView:
+        return HistoryView(h.item_id, h.at, h.from_state, h.to_state, h.event, h.detail)
+
+    def history(self, item_id: int | None = None, *, limit: int = 1000) -> list[HistoryView]:
+        with self._db.session() as s:
+            stmt = select(HistoryEntry).order_by(HistoryEntry.at.desc(), HistoryEntry.id.desc())
+            if item_id is not None:
+                self._item(s, item_id)
+                stmt = stmt.where(HistoryEntry.item_id == item_id)
+            return [self._history_view(h) for h in s.scalars(stmt.limit(limit))]
+
+    def manifest(self, item_id: int) -> Manifest:
+        with self._db.session() as s:
+            self._item(s, item_id)
+            rec = s.scalars(
+                select(ManifestRecord)
+                .where(ManifestRecord.item_id == item_id)
+                .order_by(ManifestRecord.id.desc())
+            ).first()
+            if rec is None:
+                raise NotFoundError(f"item #{item_id} has no manifest")
+            return Manifest.parse(rec.canonical)
+
+    def remove(self, item_id: int) -> None:
+        with self._db.session() as s:
+            item = self._item(s, item_id)
+            if item.state not in (State.DRAFT.value, State.SIGNED.value, State.REJECTED.value):
+                raise UsageError(
+                    f"#{item_id} is {item.state} at the registry; it stays in your history"
+                )
+            s.delete(item)
+
+    # -- exports ------------------------------------------------------------------------
+
+    def export(self, item_id: int, fmt: Literal["croissant", "bagit"], out: Path) -> Path:
+        from app.services.exports import export_item
+
+        detail = self.get(item_id)
+        manifest = self.manifest(item_id)
+        path = export_item(detail, manifest, fmt, out)
+        with self._db.session() as s:
+            record_event(s, self._item(s, item_id), "exported", f"{fmt} → {path}")
+        return path
