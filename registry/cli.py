@@ -1,0 +1,178 @@
+"""`contributor-registry`: serve, add-operator, seed-demo, openapi.
+
+Exit codes follow the app: 0 ok, 2 usage, 1 internal bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from registry.settings import RegistrySettings
+
+DEFAULT_DB = "sqlite:///registry.sqlite3"
+DEFAULT_BLOBS = "registry-blobs"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="contributor-registry", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the registry (HTTP)")
+    serve.add_argument("--db", default=DEFAULT_DB, help="SQLAlchemy URL (sqlite or postgresql)")
+    serve.add_argument("--blobs", default=DEFAULT_BLOBS, help="blob store directory")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8750, help="0 = pick a free port")
+    serve.add_argument("--public-url", default=None, help="URL contributors sign (default: Host)")
+    serve.add_argument("--operator-key", action="append", default=[], help="operator pubkey hex")
+    serve.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
+    serve.add_argument("--token-ttl", type=int, default=15 * 60, help="seconds")
+    serve.add_argument("--rate-limit", type=int, default=600, help="requests/minute per key")
+    serve.add_argument("--enable-bench-put", action="store_true", help=argparse.SUPPRESS)
+
+    op = sub.add_parser("add-operator", help="make a public key a model operator")
+    op.add_argument("public_key", help="Ed25519 public key, 64 hex chars")
+    op.add_argument("--db", default=DEFAULT_DB)
+
+    seed = sub.add_parser("seed-demo", help="demo models + simulated usage (labelled demo)")
+    seed.add_argument("--db", default=DEFAULT_DB)
+
+    api = sub.add_parser("openapi", help="write the OpenAPI document")
+    api.add_argument("--out", default="-", help="file path or - for stdout")
+    return p
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("registry.access", "registry.errors"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from registry.app import create_app
+
+    _configure_logging()
+    settings = RegistrySettings(
+        db_url=args.db,
+        blobs_dir=Path(args.blobs),
+        max_body_bytes=args.max_body_bytes,
+        token_ttl_s=args.token_ttl,
+        rate_limit_per_minute=args.rate_limit,
+        public_url=args.public_url,
+        operator_keys=tuple(k.lower() for k in args.operator_key),
+        enable_bench_put=args.enable_bench_put,
+    )
+    app = create_app(settings)
+    # Bind the socket ourselves so port 0 works and the real port is known before serving.
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+    server = uvicorn.Server(config)
+    print(f"listening on http://{args.host}:{port}", flush=True)
+    asyncio.run(server.serve(sockets=[sock]))
+    return 0
+
+
+def _add_operator(args: argparse.Namespace) -> int:
+    from registry.auth import fingerprint_of
+    from registry.db.models import ROLE_OPERATOR, Key
+    from registry.db.session import make_engine, make_sessionmaker, migrate
+
+    pub = args.public_key.strip().lower()
+    try:
+        if len(pub) != 64:
+            raise ValueError
+        fpr = fingerprint_of(pub)
+    except ValueError:
+        print("error: the public key must be 64 hex characters (raw Ed25519)", file=sys.stderr)
+        return 2
+    engine = make_engine(args.db)
+    migrate(engine)
+    with make_sessionmaker(engine)() as session:
+        key = session.get(Key, fpr)
+        if key is None:
+            session.add(Key(fingerprint=fpr, public_key=pub, role=ROLE_OPERATOR))
+        else:
+            key.role = ROLE_OPERATOR
+        session.commit()
+    engine.dispose()
+    print(f"operator {fpr}")
+    return 0
+
+
+def _seed_demo(args: argparse.Namespace) -> int:
+    from registry.db.session import make_engine, make_sessionmaker, migrate
+    from registry.seed import seed_demo
+
+    engine = make_engine(args.db)
+    migrate(engine)
+    seed_demo(make_sessionmaker(engine))
+    engine.dispose()
+    return 0
+
+
+def openapi_document() -> dict[str, object]:
+    """The OpenAPI document of the code as it is (bench route excluded)."""
+    import tempfile
+
+    from registry.app import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = RegistrySettings(
+            db_url=f"sqlite:///{tmp}/openapi.sqlite3", blobs_dir=Path(tmp) / "blobs"
+        )
+        app = create_app(settings)
+        doc = app.openapi()
+        app.state.engine.dispose()
+    return doc
+
+
+def render_openapi() -> str:
+    return json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    text = render_openapi()
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {
+        "serve": _serve,
+        "add-operator": _add_operator,
+        "seed-demo": _seed_demo,
+        "openapi": _openapi,
+    }
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Core registry tables: keys, auth, contributions, blobs, tus uploads, datanets.
+
+Usage, models and the rewards ledger live in registry.db.usage_models (same Base). Every schema
+change goes through an Alembic revision in registry/migrations/versions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from registry.db.base import Base
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT identity.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+ROLE_CONTRIBUTOR = "contributor"
+ROLE_OPERATOR = "operator"
+
+STATE_SUBMITTED = "submitted"
+STATE_ACCEPTED = "accepted"
+STATE_REJECTED = "rejected"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Key(Base):
+    """A registered Ed25519 public key. `rotated_to` links a retired key to its successor."""
+
+    __tablename__ = "keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default=ROLE_CONTRIBUTOR)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    rotated_to: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("keys.fingerprint"), nullable=True
+    )
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuthChallenge(Base):
+    """A single-use nonce handed out by /v1/auth/challenge."""
+
+    __tablename__ = "auth_challenges"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Token(Base):
+    """A bearer token; only its sha256 is stored so a database leak yields no live tokens."""
+
+    __tablename__ = "tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(
+        String(64), ForeignKey("keys.fingerprint", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Datanet(Base):
+    """A named collection contributions are submitted to, with its acceptance rules."""
+
+    __tablename__ = "datanets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Contribution(Base):
+    """One signed submission. `seq` is the monotonic cursor; `id` is the public handle."""
+
+    __tablename__ = "contributions"
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    owner_fingerprint: Mapped[str] = mapped_column(String(64), ForeignKey("keys.fingerprint"))
+    signer_fingerprint: Mapped[str] = mapped_column(String(64), ForeignKey("keys.fingerprint"))
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSON)
+    envelope_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    kind: Mapped[str] = mapped_column(String(32))
+    datanet: Mapped[str] = mapped_column(String(64), ForeignKey("datanets.id"))
+    title: Mapped[str] = mapped_column(String(500))
+    license: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("contributions.id"), nullable=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default=STATE_SUBMITTED)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    file_count: Mapped[int] = mapped_column(Integer)
+    total_size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_contributions_owner_seq", "owner_fingerprint", "seq"),)
+
+
+class ContributionFile(Base):
+    """One file of a contribution's manifest; its content lives in `blobs` by sha256."""
+
+    __tablename__ = "contribution_files"
+
+    contribution_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("contributions.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class Blob(Base):
+    """A verified blob in the blob store (row written only after the bytes are in place)."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Upload(Base):
+    """A tus upload. `offset` is persisted only after the bytes before it are fsynced, and
+    `claim` marks a PATCH in progress (compare-and-set) so concurrent PATCHes lose with 409."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    contribution_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("contributions.id", ondelete="CASCADE"), index=True
+    )
+    owner_fingerprint: Mapped[str] = mapped_column(String(64), ForeignKey("keys.fingerprint"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # "hash_mismatch" when the finished bytes did not match the declared sha256.
+    failure: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    claim: Mapped[str | None] = mapped_column(String(64), nullable=True)

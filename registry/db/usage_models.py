@@ -1,0 +1,125 @@
+"""Usage, attribution and rewards tables: models, events, attributions, ledger, day buckets.
+
+The ledger is append-only (database triggers refuse UPDATE and DELETE) and its `id` is the
+contributors' sync cursor. `usage_buckets` is maintained in the same transaction as ingestion so
+time-series and summary reads never scan events.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from registry.db.base import Base
+from registry.db.models import utcnow
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+METHOD_INFLUENCE = "influence"
+METHOD_EXACT_MATCH = "exact-match"
+METHOD_RETRIEVAL = "retrieval"
+METHODS = (METHOD_INFLUENCE, METHOD_EXACT_MATCH, METHOD_RETRIEVAL)
+
+KIND_CONTRIBUTOR = "contributor"
+KIND_PROTOCOL = "protocol"
+
+
+class Model(Base):
+    """A model registered by an operator; usage events name it by `id`."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    operator_fingerprint: Mapped[str] = mapped_column(String(64), ForeignKey("keys.fingerprint"))
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UsageEvent(Base):
+    """One inference event; `event_id` is the operator's idempotency key."""
+
+    __tablename__ = "usage_events"
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64), ForeignKey("models.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fee_micro: Mapped[int] = mapped_column(BigInteger)
+    operator_fingerprint: Mapped[str] = mapped_column(String(64))
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (CheckConstraint("fee_micro >= 0", name="ck_usage_events_fee"),)
+
+
+class Attribution(Base):
+    """How much one event drew on one contribution (weight in ppm, relative within the event)."""
+
+    __tablename__ = "attributions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128), ForeignKey("usage_events.event_id"))
+    contribution_id: Mapped[str] = mapped_column(String(40), ForeignKey("contributions.id"))
+    weight_ppm: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        CheckConstraint("weight_ppm >= 0", name="ck_attributions_weight"),
+        CheckConstraint(
+            "method IN ('influence', 'exact-match', 'retrieval')", name="ck_attributions_method"
+        ),
+    )
+
+
+class LedgerEntry(Base):
+    """One append-only credit. Contributor entries name a contribution and its owner; the
+    protocol entry takes the rest of the fee, so entries of an event sum to its fee."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128), ForeignKey("usage_events.event_id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    contribution_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    owner_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model_id: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    amount_micro: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        CheckConstraint("amount_micro >= 0", name="ck_ledger_amount"),
+        CheckConstraint("kind IN ('contributor', 'protocol')", name="ck_ledger_kind"),
+        Index("ix_ledger_owner_id", "owner_fingerprint", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class UsageBucket(Base):
+    """Per day, model and method totals of one contribution (the time-series source)."""
+
+    __tablename__ = "usage_buckets"
+
+    contribution_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    bucket_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    weight_ppm_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+    reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)

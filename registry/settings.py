@@ -1,0 +1,32 @@
+"""Typed settings of one registry instance; passed explicitly, never read from globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Everything a registry instance needs; tests build one per server with tmp paths."""
+
+    db_url: str
+    blobs_dir: Path
+    # JSON bodies above this are refused with 413 before parsing (tus PATCH bodies are exempt).
+    max_body_bytes: int = 8 * 1024 * 1024
+    token_ttl_s: int = 15 * 60
+    challenge_ttl_s: int = 5 * 60
+    upload_expiry_s: int = 24 * 60 * 60
+    rate_limit_per_minute: int = 600
+    # Largest blob accepted through tus (Tus-Max-Size).
+    max_upload_bytes: int = 64 * 1024 * 1024 * 1024
+    # The URL contributors sign into their envelopes' predicate.registry; None = request base URL.
+    public_url: str | None = None
+    # Ed25519 public keys (hex) that are model operators from the start.
+    operator_keys: tuple[str, ...] = field(default_factory=tuple)
+    # Bench-only plain PUT handler (/v1/bench/put); never enabled in production.
+    enable_bench_put: bool = False
+    # Run Alembic migrations when the app is created (serve does this; tests too).
+    migrate_on_start: bool = True
+    # Emit one JSON access-log line per request on the "registry.access" logger.
+    access_log: bool = True
