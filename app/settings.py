@@ -106,7 +106,7 @@ class Settings:
             return option.default
         if not isinstance(value, option.type):
             return option.default
-        return cast(T, value)
+        return value
 
     def set(self, option: Option[T], value: T) -> None:
         if not isinstance(value, option.type):

@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.output import human_size, print_json
 from app.domain.states import Kind
-from app.services.catalogue import CatalogueService, ImportRequest
-from app.services.context import ServiceContext
+
+if TYPE_CHECKING:
+    from app.services.catalogue import CatalogueService
+    from app.services.context import ServiceContext
+
+
+def _service(ctx: ServiceContext) -> CatalogueService:
+    """Imported on use: `list` must not pay for pyarrow, Pillow and the hashing pool."""
+    from app.services.catalogue import CatalogueService
+
+    return CatalogueService(ctx)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -83,6 +92,8 @@ def cmd_add(args: argparse.Namespace, ctx: ServiceContext) -> int:
     kind = Kind(args.kind) if args.kind else None
     if kind is None and (parent_id or parent_registry_id):
         kind = Kind.ANNOTATION
+    from app.services.catalogue import ImportRequest
+
     request = ImportRequest(
         paths=list(args.paths),
         kind=kind,
@@ -91,7 +102,7 @@ def cmd_add(args: argparse.Namespace, ctx: ServiceContext) -> int:
         parent_id=parent_id,
         parent_registry_id=parent_registry_id,
     )
-    service = CatalogueService(ctx)
+    service = _service(ctx)
     bar, update = _progress_printer()
     if bar is not None:
         with bar:
@@ -117,7 +128,7 @@ def cmd_add(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 def cmd_list(args: argparse.Namespace, ctx: ServiceContext) -> int:
     kind = Kind(args.kind) if args.kind else None
-    items = CatalogueService(ctx).list_items(search=args.search, kind=kind)
+    items = _service(ctx).list_items(search=args.search, kind=kind)
     if args.json:
         print_json([i.to_json() for i in items])
         return 0
@@ -134,7 +145,7 @@ def cmd_list(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_show(args: argparse.Namespace, ctx: ServiceContext) -> int:
-    detail = CatalogueService(ctx).get(args.id)
+    detail = _service(ctx).get(args.id)
     if args.json:
         print_json(detail.to_json())
         return 0
@@ -169,7 +180,7 @@ def cmd_show(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_history(args: argparse.Namespace, ctx: ServiceContext) -> int:
-    rows = CatalogueService(ctx).history(args.id)
+    rows = _service(ctx).history(args.id)
     if args.json:
         print_json([h.to_json() for h in rows])
         return 0
@@ -179,7 +190,7 @@ def cmd_history(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_export(args: argparse.Namespace, ctx: ServiceContext) -> int:
-    path = CatalogueService(ctx).export(args.id, args.format, args.out)
+    path = _service(ctx).export(args.id, args.format, args.out)
     if args.json:
         print_json({"id": args.id, "format": args.format, "path": str(path)})
     else:
@@ -188,6 +199,6 @@ def cmd_export(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_remove(args: argparse.Namespace, ctx: ServiceContext) -> int:
-    CatalogueService(ctx).remove(args.id)
+    _service(ctx).remove(args.id)
     print(f"removed #{args.id} from the catalogue (your files were not touched)")
     return 0

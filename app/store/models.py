@@ -172,3 +172,6 @@ class HashCacheEntry(Base):
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     inode: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+from app.store import queue_models  # noqa: E402, F401  (upload queue tables, same metadata)

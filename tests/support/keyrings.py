@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from keyring.backend import KeyringBackend
-from keyring.errors import KeyringLocked, PasswordDeleteError
+from keyring.errors import KeyringError, KeyringLocked, PasswordDeleteError
 
 ENV_DIR = "CONTRIBUTOR_DESK_TEST_KEYRING_DIR"
 
@@ -50,3 +50,68 @@ class FileTestKeyring(KeyringBackend):
         if data.pop(f"{service}\0{username}", None) is None:
             raise PasswordDeleteError("not found")
         self._save(data)
+
+
+class PlaintextKeyring(KeyringBackend):
+    """Stands in for keyrings.alt.file.PlaintextKeyring (which may not be installed)."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.data.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.data[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.data.pop((service, username))
+
+
+PlaintextKeyring.__module__ = "keyrings.alt.file"
+
+
+class BrokenKeyring(PlaintextKeyring):
+    """A backend that looks fine but fails when used (D-Bus gone, daemon crashed...)."""
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise KeyringError("backend went away")
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise KeyringError("backend went away")
+
+
+BrokenKeyring.__module__ = "tests.support.keyrings"
+
+
+def key_encodings(raw: bytes) -> dict[str, bytes]:
+    """Every form in which a leaked raw private key could show up in a file."""
+    import base64
+
+    return {
+        "raw": raw,
+        "hex": raw.hex().encode(),
+        "HEX": raw.hex().upper().encode(),
+        "base64": base64.b64encode(raw).rstrip(b"="),
+        "base64url": base64.urlsafe_b64encode(raw).rstrip(b"="),
+    }
+
+
+def find_key_leaks(raw: bytes, roots: list[Path], exclude: list[Path]) -> list[str]:
+    """Files under `roots` (not under `exclude`) containing the private key in any encoding."""
+    needles = key_encodings(raw)
+    leaks: list[str] = []
+    excluded = [e.resolve() for e in exclude]
+    for root in roots:
+        if not root.exists():
+            continue
+        for path in root.rglob("*"):
+            resolved = path.resolve()
+            if not path.is_file() or any(resolved.is_relative_to(e) for e in excluded):
+                continue
+            data = path.read_bytes()
+            leaks.extend(f"{path} ({name})" for name, n in needles.items() if n in data)
+    return leaks
