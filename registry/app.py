@@ -18,6 +18,7 @@ from registry.db.session import make_engine, make_sessionmaker, migrate
 from registry.errors import install_error_handlers
 from registry.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from registry.routes import auth as auth_routes
+from registry.routes import bench as bench_routes
 from registry.routes import contributions as contribution_routes
 from registry.routes import datanets as datanet_routes
 from registry.routes import health as health_routes
@@ -94,8 +95,6 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     ):
         app.include_router(module.router)
     if settings.enable_bench_put:
-        from registry.routes import bench as bench_routes
-
         app.include_router(bench_routes.router)
     if importlib.util.find_spec("registry.ratelimit") is not None:
         # registry-usage's module: install(app, settings) adds per-key 429 limits.

@@ -14,6 +14,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from registry.db.models import Key, Token
 from registry.db.session import DbSession
@@ -31,6 +33,13 @@ class Principal:
     fingerprint: str
     public_key: str
     role: str
+    # Keys this key replaced by rotation (newest first): their ledger rows are this caller's too.
+    previous_fingerprints: tuple[str, ...] = ()
+
+    @property
+    def all_fingerprints(self) -> tuple[str, ...]:
+        """This key and every key it succeeded: filter owner columns with IN (...) on these."""
+        return (self.fingerprint, *self.previous_fingerprints)
 
 
 def fingerprint_of(public_key_hex: str) -> str:
@@ -44,6 +53,17 @@ def token_digest(token: str) -> str:
 def auth_message(nonce: str) -> bytes:
     """The exact bytes a client signs to prove key possession (documented in protocol.md)."""
     return AUTH_DOMAIN + nonce.encode("ascii")
+
+
+def previous_keys(session: Session, fingerprint: str) -> tuple[str, ...]:
+    """Fingerprints of the keys rotated (directly or transitively) into `fingerprint`."""
+    found: list[str] = []
+    frontier = [fingerprint]
+    while frontier:
+        rows = session.scalars(select(Key.fingerprint).where(Key.rotated_to.in_(frontier))).all()
+        frontier = [r for r in rows if r not in found and r != fingerprint]
+        found.extend(frontier)
+    return tuple(found)
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -76,7 +96,12 @@ def require_principal(
     key = session.get(Key, row.fingerprint)
     if key is None or key.rotated_to is not None:
         raise _unauthorized("The key of this token was rotated; authenticate with the new key.")
-    principal = Principal(fingerprint=key.fingerprint, public_key=key.public_key, role=key.role)
+    principal = Principal(
+        fingerprint=key.fingerprint,
+        public_key=key.public_key,
+        role=key.role,
+        previous_fingerprints=previous_keys(session, key.fingerprint),
+    )
     request.state.principal = principal
     return principal
 

@@ -1,9 +1,193 @@
-"""Contributions: create from envelope + manifest + metadata, finalize, list, get (stub)."""
+"""Contributions: create from envelope + manifest + metadata, finalize, list mine, get one."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
 
-from registry.errors import ERROR_RESPONSES
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from registry.auth import CurrentPrincipal
+from registry.contributions import (
+    CreateInput,
+    create_contribution,
+    finalize,
+    get_owned,
+    missing_blobs,
+)
+from registry.datanets import Reason
+from registry.db.models import Contribution
+from registry.db.session import DbSession
+from registry.errors import ERROR_RESPONSES, ErrorResponse
 
 router = APIRouter(tags=["contributions"], responses=ERROR_RESPONSES)
+
+ContributionId = Annotated[str, Path(min_length=1, max_length=40)]
+
+
+class Metadata(BaseModel):
+    datanet: str = Field(min_length=1, max_length=64)
+    title: str = Field(min_length=1, max_length=500)
+    kind: str = Field(description="dataset | annotation", max_length=32)
+    parent: str | None = Field(default=None, max_length=40)
+    license: str | None = Field(default=None, max_length=100)
+
+
+class ContributionCreate(BaseModel):
+    envelope: dict[str, Any] = Field(description="DSSE envelope (payloadType, payload, signatures)")
+    manifest: str = Field(description="base64 of the canonical manifest bytes", min_length=1)
+    metadata: Metadata
+
+
+class ContributionCreated(BaseModel):
+    id: str
+    state: str
+    missingBlobs: list[str]
+    reasons: list[Reason]
+
+
+class ContributionOut(BaseModel):
+    id: str
+    cursor: str = Field(description="Monotonic position for ?after=")
+    state: str = Field(description="submitted | accepted | rejected")
+    reasons: list[Reason]
+    datanet: str
+    kind: str
+    title: str
+    license: str | None
+    parent: str | None
+    fileCount: int
+    totalSize: int
+    manifestSha256: str
+    owner: str
+    signer: str
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class ContributionDetail(ContributionOut):
+    missingBlobs: list[str]
+
+
+class ContributionPage(BaseModel):
+    items: list[ContributionOut]
+    nextCursor: str | None = Field(
+        description="Cursor of the last item (pass as ?after=); the request's own when empty"
+    )
+    hasMore: bool
+
+
+def _out(row: Contribution) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "cursor": str(row.seq),
+        "state": row.state,
+        "reasons": [Reason.model_validate(r) for r in row.reasons],
+        "datanet": row.datanet,
+        "kind": row.kind,
+        "title": row.title,
+        "license": row.license,
+        "parent": row.parent_id,
+        "fileCount": row.file_count,
+        "totalSize": row.total_size,
+        "manifestSha256": row.manifest_sha256,
+        "owner": row.owner_fingerprint,
+        "signer": row.signer_fingerprint,
+        "createdAt": row.created_at,
+        "updatedAt": row.updated_at,
+    }
+
+
+def registry_url(request: Request) -> str:
+    """The URL contributors must sign: configured public_url, else the URL they called."""
+    configured: str | None = request.app.state.settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+@router.post(
+    "/v1/contributions",
+    response_model=ContributionCreated,
+    status_code=201,
+    responses={200: {"model": ContributionCreated, "description": "Already submitted"}},
+)
+def create(
+    body: ContributionCreate,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    session: DbSession,
+) -> ContributionCreated:
+    """Store a signed contribution and answer which blobs still need uploading."""
+    data = CreateInput(
+        envelope=body.envelope,
+        manifest_b64=body.manifest,
+        datanet=body.metadata.datanet,
+        title=body.metadata.title,
+        kind=body.metadata.kind,
+        parent=body.metadata.parent,
+        license=body.metadata.license,
+    )
+    row, created = create_contribution(session, principal, data, registry_url(request))
+    if not created:
+        response.status_code = 200
+    missing = missing_blobs(session, row.id) if row.state == "submitted" else []
+    return ContributionCreated(
+        id=row.id,
+        state=row.state,
+        missingBlobs=missing,
+        reasons=[Reason.model_validate(r) for r in row.reasons],
+    )
+
+
+@router.post(
+    "/v1/contributions/{contribution_id}/finalize",
+    response_model=ContributionDetail,
+    responses={409: {"model": ErrorResponse, "description": "Blobs still missing"}},
+)
+def finalize_contribution(
+    contribution_id: ContributionId,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: DbSession,
+) -> ContributionDetail:
+    """Verify signature and every blob; accepted or rejected with reasons. Idempotent."""
+    row = get_owned(session, principal, contribution_id)
+    row = finalize(session, request.app.state.blobs, row)
+    return ContributionDetail(**_out(row), missingBlobs=[])
+
+
+@router.get("/v1/contributions", response_model=ContributionPage)
+def list_contributions(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    mine: Annotated[bool, Query(description="Only the caller's (always true)")] = True,
+    after: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ContributionPage:
+    """The caller's contributions in creation order, after a cursor."""
+    stmt = (
+        select(Contribution)
+        .where(Contribution.owner_fingerprint.in_(principal.all_fingerprints))
+        .order_by(Contribution.seq)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        stmt = stmt.where(Contribution.seq > int(after))
+    rows = list(session.scalars(stmt).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [ContributionOut(**_out(r)) for r in rows]
+    next_cursor = str(rows[-1].seq) if rows else after
+    return ContributionPage(items=items, nextCursor=next_cursor, hasMore=more)
+
+
+@router.get("/v1/contributions/{contribution_id}", response_model=ContributionDetail)
+def get_contribution(
+    contribution_id: ContributionId, principal: CurrentPrincipal, session: DbSession
+) -> ContributionDetail:
+    """One of the caller's contributions, with the blobs still missing (404 if not theirs)."""
+    row = get_owned(session, principal, contribution_id)
+    missing = missing_blobs(session, row.id) if row.state == "submitted" else []
+    return ContributionDetail(**_out(row), missingBlobs=missing)

@@ -1,7 +1,386 @@
-"""tus 1.0.0 uploads at /v1/uploads/ (stub)."""
+"""tus 1.0.0 at /v1/uploads/: core, creation, termination, expiration, checksum (sha256, sha1).
+
+Bodies are streamed to disk (never held whole in memory) in ~4 MiB slices; writing and hashing
+of one slice overlaps with receiving the next.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import errno
+import hmac
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Annotated, Any
 
-router = APIRouter(tags=["uploads"])
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from registry import tus
+from registry.auth import CurrentPrincipal, as_utc
+from registry.contributions import get_owned
+from registry.db.models import STATE_SUBMITTED, ContributionFile, Upload
+from registry.db.session import DbSession
+from registry.errors import ApiError, ErrorResponse
+from registry.settings import RegistrySettings
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,termination,expiration,checksum"
+CHECKSUM_ALGORITHMS = "sha256,sha1"
+SLICE = 4 * 1024 * 1024
+
+
+def _tus_errors(*codes: int, ok: tuple[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Bad tus headers or metadata",
+        401: "Missing, forged or expired token",
+        404: "No such upload (or not yours)",
+        409: "Upload-Offset does not match, or another PATCH is in progress",
+        410: "Upload expired",
+        412: "Tus-Resumable missing or unsupported",
+        413: "Upload too large",
+        415: "Content-Type must be application/offset+octet-stream",
+        460: "Checksum mismatch (chunk or whole blob); the bytes were discarded",
+        507: "Insufficient storage; nothing was stored, retry later",
+    }
+    out: dict[int | str, dict[str, Any]] = {
+        c: {"model": ErrorResponse, "description": text[c]} for c in codes
+    }
+    if ok is not None:
+        out[ok[0]] = {"description": ok[1]}
+    return out
+
+
+def check_tus_resumable(
+    request: Request, tus_resumable: Annotated[str | None, Header()] = None
+) -> None:
+    """Every tus request but OPTIONS must say it speaks tus 1.0.0 (else 412)."""
+    if request.method != "OPTIONS" and tus_resumable != TUS_VERSION:
+        raise tus_error(412, "tus_version", "Send Tus-Resumable: 1.0.0.")
+
+
+router = APIRouter(tags=["uploads"], dependencies=[Depends(check_tus_resumable)])
+
+UploadId = Annotated[str, Path(min_length=1, max_length=40)]
+
+
+def tus_error(status: int, code: str, message: str, details: Any = None) -> ApiError:
+    headers = {"Tus-Resumable": TUS_VERSION}
+    if status == 412:
+        headers["Tus-Version"] = TUS_VERSION
+    return ApiError(status, code, message, details, headers)
+
+
+def _settings(request: Request) -> RegistrySettings:
+    settings: RegistrySettings = request.app.state.settings
+    return settings
+
+
+def _expires_header(upload: Upload) -> str:
+    return format_datetime(as_utc(upload.expires_at), usegmt=True)
+
+
+def _owned_upload(session: DbSession, principal: CurrentPrincipal, upload_id: str) -> Upload:
+    upload = session.get(Upload, upload_id)
+    if upload is None or upload.owner_fingerprint not in principal.all_fingerprints:
+        raise tus_error(404, "not_found", "No such upload.")
+    if tus.is_expired(upload):
+        raise tus_error(410, "upload_expired", "This upload has expired; create a new one.")
+    return upload
+
+
+@router.options("/v1/uploads/", status_code=204, response_class=Response)
+@router.options("/v1/uploads/{upload_id}", status_code=204, response_class=Response)
+def tus_options(request: Request) -> Response:
+    """Server capabilities (tus discovery); no authentication needed."""
+    return Response(
+        status_code=204,
+        headers={
+            "Tus-Resumable": TUS_VERSION,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Checksum-Algorithm": CHECKSUM_ALGORITHMS,
+            "Tus-Max-Size": str(_settings(request).max_upload_bytes),
+        },
+    )
+
+
+@router.post(
+    "/v1/uploads/",
+    status_code=201,
+    response_class=Response,
+    responses=_tus_errors(
+        400, 401, 404, 409, 412, 413, ok=(201, "Created; Location names the upload")
+    ),
+)
+def create_upload(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    upload_length: Annotated[str | None, Header()] = None,
+    upload_metadata: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Create an upload for one blob a contribution of yours is missing.
+
+    Upload-Metadata must carry `sha256` (hex of the whole blob) and `contribution` (its id).
+    """
+    if upload_length is None or not upload_length.isdigit():
+        raise tus_error(400, "bad_length", "Upload-Length (bytes) is required.")
+    length = int(upload_length)
+    if length > _settings(request).max_upload_bytes:
+        raise tus_error(413, "too_large", "The blob is larger than Tus-Max-Size.")
+    try:
+        meta = tus.parse_metadata(upload_metadata)
+    except ValueError as exc:
+        raise tus_error(400, "bad_metadata", f"Upload-Metadata: {exc}.") from exc
+    sha256 = meta.get("sha256", "").lower()
+    contribution_id = meta.get("contribution", "")
+    if len(sha256) != 64 or not contribution_id:
+        raise tus_error(
+            400, "bad_metadata", "Upload-Metadata needs 'sha256' (hex) and 'contribution' (id)."
+        )
+    try:
+        contribution = get_owned(session, principal, contribution_id)
+    except ApiError as exc:
+        raise tus_error(404, "not_found", "No such contribution.") from exc
+    if contribution.state != STATE_SUBMITTED:
+        raise tus_error(409, "not_uploadable", f"The contribution is {contribution.state}.")
+    expected = session.scalars(
+        select(ContributionFile.size)
+        .where(
+            ContributionFile.contribution_id == contribution.id,
+            ContributionFile.sha256 == sha256,
+        )
+        .limit(1)
+    ).first()
+    if expected is None:
+        raise tus_error(400, "blob_not_expected", "This contribution does not list that sha256.")
+    if expected != length:
+        raise tus_error(
+            400, "bad_length", f"The manifest says this blob has {expected} bytes, not {length}."
+        )
+    tus.purge_expired(request.app.state.sessions, request.app.state.uploads_dir)
+    now = datetime.now(UTC)
+    upload = Upload(
+        id=tus.new_upload_id(),
+        contribution_id=contribution.id,
+        owner_fingerprint=principal.fingerprint,
+        sha256=sha256,
+        length=length,
+        offset=0,
+        meta=meta,
+        created_at=now,
+        expires_at=now + timedelta(seconds=_settings(request).upload_expiry_s),
+    )
+    session.add(upload)
+    session.commit()
+    tus.partial_path(request.app.state.uploads_dir, upload.id).touch(mode=0o600)
+    location = str(request.base_url).rstrip("/") + f"/v1/uploads/{upload.id}"
+    return Response(
+        status_code=201,
+        headers={
+            "Location": location,
+            "Tus-Resumable": TUS_VERSION,
+            "Upload-Expires": _expires_header(upload),
+            "Upload-Offset": "0",
+        },
+    )
+
+
+@router.head(
+    "/v1/uploads/{upload_id}",
+    response_class=Response,
+    responses=_tus_errors(401, 404, 410, 412, ok=(200, "Upload-Offset and Upload-Length headers")),
+)
+def head_upload(upload_id: UploadId, principal: CurrentPrincipal, session: DbSession) -> Response:
+    """Where to resume: the persisted (fsynced) offset."""
+    upload = _owned_upload(session, principal, upload_id)
+    offset = upload.length if upload.completed_at and not upload.failure else upload.offset
+    return Response(
+        status_code=200,
+        headers={
+            "Tus-Resumable": TUS_VERSION,
+            "Upload-Offset": str(offset),
+            "Upload-Length": str(upload.length),
+            "Upload-Expires": _expires_header(upload),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.delete(
+    "/v1/uploads/{upload_id}",
+    status_code=204,
+    response_class=Response,
+    responses=_tus_errors(401, 404, 409, 410, 412),
+)
+def delete_upload(
+    upload_id: UploadId, request: Request, principal: CurrentPrincipal, session: DbSession
+) -> Response:
+    """Termination: forget the upload and its partial bytes."""
+    upload = _owned_upload(session, principal, upload_id)
+    if upload.claim is not None:
+        raise tus_error(409, "busy", "A PATCH is in progress on this upload.")
+    session.delete(upload)
+    session.commit()
+    tus.partial_path(request.app.state.uploads_dir, upload_id).unlink(missing_ok=True)
+    return Response(status_code=204, headers={"Tus-Resumable": TUS_VERSION})
+
+
+@router.patch(
+    "/v1/uploads/{upload_id}",
+    status_code=204,
+    response_class=Response,
+    responses=_tus_errors(
+        400,
+        401,
+        404,
+        409,
+        410,
+        412,
+        413,
+        415,
+        460,
+        507,
+        ok=(204, "Bytes stored; Upload-Offset is the new offset"),
+    ),
+)
+async def patch_upload(
+    upload_id: UploadId,
+    request: Request,
+    principal: CurrentPrincipal,
+    content_type: Annotated[str | None, Header()] = None,
+    upload_offset: Annotated[str | None, Header()] = None,
+    upload_checksum: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Append bytes at Upload-Offset; on the last byte, verify sha256 and publish the blob."""
+    if (content_type or "").split(";")[0].strip().lower() != "application/offset+octet-stream":
+        raise tus_error(
+            415, "bad_content_type", "Use Content-Type: application/offset+octet-stream."
+        )
+    if upload_offset is None or not upload_offset.isdigit():
+        raise tus_error(400, "bad_offset", "Upload-Offset is required.")
+    offset = int(upload_offset)
+    try:
+        checksum = tus.parse_checksum(upload_checksum)
+    except ValueError as exc:
+        raise tus_error(400, "bad_checksum", f"Upload-Checksum: {exc}.") from exc
+    sessions = request.app.state.sessions
+
+    def load() -> Upload:
+        with sessions() as session:
+            return _owned_upload(session, principal, upload_id)
+
+    upload = await run_in_threadpool(load)
+    if upload.completed_at is not None or upload.failure is not None:
+        raise tus_error(409, "completed", "This upload is already complete.")
+    if upload.offset != offset:
+        raise tus_error(
+            409, "offset_mismatch", f"Upload-Offset is {offset}, the upload is at {upload.offset}."
+        )
+    token = await run_in_threadpool(tus.claim, sessions, upload_id, offset)
+    if token is None:
+        raise tus_error(409, "offset_mismatch", "Another PATCH is writing this upload.")
+    try:
+        return await _receive(request, upload, token, checksum)
+    finally:
+        # No-op when _receive already released with a new offset.
+        await run_in_threadpool(tus.release, sessions, upload_id, token, None)
+
+
+async def _receive(
+    request: Request, upload: Upload, token: str, checksum: tuple[str, bytes] | None
+) -> Response:
+    state = request.app.state
+    runtime = state.upload_runtime
+    path = tus.partial_path(state.uploads_dir, upload.id)
+    remaining = upload.length - upload.offset
+    with runtime.lock:
+        cached = runtime.hashes.pop((upload.id, upload.offset), None)
+    try:
+        whole = await run_in_threadpool(tus.running_hash, path, upload.offset, cached)
+        writer = await run_in_threadpool(
+            tus.PartialWriter, path, upload.offset, whole.copy(), checksum[0] if checksum else None
+        )
+    except OSError as exc:
+        raise _storage_error(exc) from exc
+    interrupted = False
+    try:
+        pending: asyncio.Future[None] | None = None
+        parts: list[bytes] = []
+        size = 0
+        received = 0
+        try:
+            async for chunk in request.stream():
+                if not chunk:
+                    continue
+                received += len(chunk)
+                if received > remaining:
+                    if pending is not None:
+                        await pending
+                    writer.rollback()
+                    raise tus_error(413, "too_long", "The body goes past Upload-Length.")
+                parts.append(chunk)
+                size += len(chunk)
+                if size >= SLICE:
+                    if pending is not None:
+                        await pending
+                    data = b"".join(parts)
+                    parts, size = [], 0
+                    pending = asyncio.ensure_future(run_in_threadpool(writer.write, data))
+        except ClientDisconnect:
+            interrupted = True
+        if pending is not None:
+            await pending
+        if parts:
+            await run_in_threadpool(writer.write, b"".join(parts))
+        if checksum is not None:
+            assert writer.chunk is not None
+            if interrupted or not hmac.compare_digest(writer.chunk.digest(), checksum[1]):
+                await run_in_threadpool(writer.rollback)
+                raise tus_error(
+                    460, "checksum_mismatch", "Upload-Checksum does not match; chunk discarded."
+                )
+        await run_in_threadpool(writer.sync)
+    except OSError as exc:
+        await run_in_threadpool(writer.rollback)
+        raise _storage_error(exc) from exc
+    finally:
+        await run_in_threadpool(writer.close)
+    new_offset = writer.offset
+    await run_in_threadpool(tus.release, state.sessions, upload.id, token, new_offset)
+    headers = {
+        "Tus-Resumable": TUS_VERSION,
+        "Upload-Offset": str(new_offset),
+        "Upload-Expires": _expires_header(upload),
+    }
+    if new_offset < upload.length:
+        with runtime.lock:
+            runtime.hashes[(upload.id, new_offset)] = writer.whole
+        return Response(status_code=204, headers=headers)
+    try:
+        done = await run_in_threadpool(
+            tus.complete, state.sessions, state.blobs, upload.id, path, writer.whole.hexdigest()
+        )
+    except OSError as exc:
+        raise _storage_error(exc) from exc
+    if not done.ok:
+        raise tus_error(
+            460,
+            "blob_hash_mismatch",
+            "The uploaded bytes do not have the declared sha256; the upload was discarded.",
+            {"expected": upload.sha256, "actual": done.digest},
+        )
+    return Response(status_code=204, headers=headers)
+
+
+def _storage_error(exc: OSError) -> ApiError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return tus_error(
+            507,
+            "insufficient_storage",
+            "The registry's disk is full; nothing from this request was kept. Retry later.",
+        )
+    raise exc

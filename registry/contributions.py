@@ -1,0 +1,306 @@
+"""Creating and finalizing contributions: the checks that make a submission trustworthy.
+
+Create verifies everything that can be known before blobs arrive (signature by the caller,
+statement ↔ manifest ↔ metadata ↔ this registry, datanet rules, parent); finalize verifies the
+bytes (every blob present with the manifest's sha256 and size) and signs off.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.domain.errors import VerificationError
+from app.manifest.canonical import Manifest
+from app.signing import dsse
+from app.signing.identity import load_public_hex
+from app.signing.statement import check_statement, parse_statement
+from registry.auth import Principal
+from registry.blobstore import BlobStore
+from registry.datanets import Reason, evaluate_rules
+from registry.db.models import (
+    STATE_ACCEPTED,
+    STATE_REJECTED,
+    STATE_SUBMITTED,
+    Blob,
+    Contribution,
+    ContributionFile,
+    Datanet,
+    Key,
+    Upload,
+)
+from registry.errors import ApiError
+
+KINDS = ("dataset", "annotation")
+
+
+@dataclass(frozen=True)
+class CreateInput:
+    envelope: dict[str, Any]
+    manifest_b64: str
+    datanet: str
+    title: str
+    kind: str
+    parent: str | None
+    license: str | None
+
+
+def new_contribution_id() -> str:
+    return "c_" + secrets.token_hex(12)
+
+
+def _invalid(code: str, message: str) -> ApiError:
+    return ApiError(422, code, message)
+
+
+def envelope_digest(env: dsse.Envelope) -> str:
+    return hashlib.sha256(env.to_json()).hexdigest()
+
+
+def missing_blobs(session: Session, contribution_id: str) -> list[str]:
+    """Distinct sha256s of this contribution's files the registry does not hold yet."""
+    rows = session.execute(
+        select(ContributionFile.sha256)
+        .outerjoin(Blob, Blob.sha256 == ContributionFile.sha256)
+        .where(ContributionFile.contribution_id == contribution_id, Blob.sha256.is_(None))
+        .distinct()
+        .order_by(ContributionFile.sha256)
+    ).all()
+    return [r[0] for r in rows]
+
+
+def _verify_envelope(raw: dict[str, Any], public_key_hex: str, fpr: str) -> dsse.Envelope:
+    try:
+        env = dsse.Envelope.from_dict(raw)
+    except VerificationError as exc:
+        raise _invalid("invalid_envelope", f"The envelope is malformed: {exc}") from exc
+    try:
+        dsse.verify(
+            env,
+            {fpr: load_public_hex(public_key_hex)},
+            payload_type=dsse.PAYLOAD_TYPE_INTOTO,
+            required=[fpr],
+        )
+    except VerificationError as exc:
+        raise _invalid(
+            "bad_signature", f"The envelope is not signed by your registered key: {exc}"
+        ) from exc
+    return env
+
+
+def create_contribution(
+    session: Session, principal: Principal, data: CreateInput, registry_url: str
+) -> tuple[Contribution, bool]:
+    """Validate and store; returns (contribution, created). Re-posts return the original."""
+    env = _verify_envelope(data.envelope, principal.public_key, principal.fingerprint)
+    env_digest = envelope_digest(env)
+    existing = session.scalar(
+        select(Contribution).where(Contribution.envelope_sha256 == env_digest)
+    )
+    if existing is not None:
+        if existing.owner_fingerprint not in principal.all_fingerprints:
+            raise ApiError(409, "conflict", "This envelope was already submitted.")
+        return existing, False
+    try:
+        manifest_bytes = base64.b64decode(data.manifest_b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid("invalid_manifest", "manifest must be base64 (standard alphabet).") from exc
+    try:
+        manifest = Manifest.parse(manifest_bytes)
+        statement = parse_statement(env.payload)
+    except VerificationError as exc:
+        raise _invalid("invalid_manifest", str(exc)) from exc
+    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    try:
+        check_statement(
+            statement,
+            manifest_digest=manifest_sha,
+            registry=registry_url,
+            datanet=data.datanet,
+            root=manifest.root,
+        )
+    except VerificationError as exc:
+        raise _invalid("statement_mismatch", str(exc)) from exc
+    pred = statement.predicate
+    for name, signed, given in (
+        ("title", pred.title, data.title),
+        ("kind", pred.kind, data.kind),
+        ("parent", pred.parent, data.parent),
+        ("license", pred.license or None, data.license or None),
+    ):
+        if signed != given:
+            raise _invalid(
+                "metadata_mismatch",
+                f"metadata.{name} is {given!r} but the signed statement says {signed!r}.",
+            )
+    datanet = session.get(Datanet, data.datanet)
+    if datanet is None:
+        raise _invalid("unknown_datanet", f"There is no datanet {data.datanet!r}.")
+    if data.kind not in KINDS:
+        raise _invalid("invalid_kind", f"kind must be one of {', '.join(KINDS)}.")
+    reasons = _static_reasons(session, datanet, data, manifest)
+    now = datetime.now(UTC)
+    contribution = Contribution(
+        id=new_contribution_id(),
+        owner_fingerprint=principal.fingerprint,
+        signer_fingerprint=principal.fingerprint,
+        envelope=env.to_dict(),
+        envelope_sha256=env_digest,
+        manifest=manifest_bytes,
+        manifest_sha256=manifest_sha,
+        meta={
+            "datanet": data.datanet,
+            "title": data.title,
+            "kind": data.kind,
+            "parent": data.parent,
+            "license": data.license,
+        },
+        kind=data.kind,
+        datanet=data.datanet,
+        title=data.title,
+        license=data.license,
+        parent_id=data.parent if data.parent and not _parent_missing(reasons) else None,
+        state=STATE_REJECTED if reasons else STATE_SUBMITTED,
+        reasons=[r.model_dump(exclude_none=True) for r in reasons],
+        file_count=manifest.file_count,
+        total_size=manifest.total_size,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(contribution)
+    session.flush()
+    session.add_all(
+        ContributionFile(contribution_id=contribution.id, path=e.path, size=e.size, sha256=e.sha256)
+        for e in manifest.files
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent identical post won the unique envelope_sha256 race: return its row.
+        session.rollback()
+        again = session.scalar(
+            select(Contribution).where(Contribution.envelope_sha256 == env_digest)
+        )
+        if again is None:
+            raise
+        return again, False
+    return contribution, True
+
+
+def _parent_missing(reasons: list[Reason]) -> bool:
+    return any(r.code == "parent_not_found" for r in reasons)
+
+
+def _static_reasons(
+    session: Session, datanet: Datanet, data: CreateInput, manifest: Manifest
+) -> list[Reason]:
+    reasons = evaluate_rules(
+        datanet.rules,
+        kind=data.kind,
+        license=data.license,
+        files=[(e.path, e.size) for e in manifest.files],
+    )
+    if data.kind == "annotation":
+        if not data.parent:
+            reasons.append(
+                Reason(code="parent_required", message="An annotation set must name its parent.")
+            )
+        else:
+            parent = session.scalar(select(Contribution).where(Contribution.id == data.parent))
+            if parent is None or parent.state == STATE_REJECTED:
+                reasons.append(
+                    Reason(
+                        code="parent_not_found",
+                        message=f"The parent contribution {data.parent!r} does not exist.",
+                    )
+                )
+    elif data.parent:
+        reasons.append(
+            Reason(code="parent_not_allowed", message="Only annotation sets have a parent.")
+        )
+    return reasons
+
+
+def get_owned(session: Session, principal: Principal, contribution_id: str) -> Contribution:
+    """The caller's contribution, or 404 (the same answer whether it exists for others)."""
+    row = session.scalar(select(Contribution).where(Contribution.id == contribution_id))
+    if row is None or row.owner_fingerprint not in principal.all_fingerprints:
+        raise ApiError(404, "not_found", "No such contribution.")
+    return row
+
+
+def finalize(session: Session, blobs: BlobStore, contribution: Contribution) -> Contribution:
+    """Verify signature and bytes; move to accepted, or rejected with reasons. Idempotent."""
+    if contribution.state in (STATE_ACCEPTED, STATE_REJECTED):
+        return contribution
+    reasons: list[Reason] = []
+    signer = session.get(Key, contribution.signer_fingerprint)
+    try:
+        if signer is None:
+            raise VerificationError("the signing key is not registered")
+        _verify_envelope(contribution.envelope, signer.public_key, signer.fingerprint)
+    except (ApiError, VerificationError) as exc:
+        reasons.append(Reason(code="bad_signature", message=str(exc)))
+    files = session.scalars(
+        select(ContributionFile).where(ContributionFile.contribution_id == contribution.id)
+    ).all()
+    missing: list[str] = []
+    for f in files:
+        blob = session.get(Blob, f.sha256)
+        if blob is None or not blobs.has(f.sha256):
+            failed = session.scalar(
+                select(Upload.id).where(
+                    Upload.contribution_id == contribution.id,
+                    Upload.sha256 == f.sha256,
+                    Upload.failure == "hash_mismatch",
+                )
+            )
+            if failed is not None:
+                reasons.append(
+                    Reason(
+                        code="blob_hash_mismatch",
+                        message="The uploaded bytes do not have the manifest's sha256.",
+                        path=f.path,
+                    )
+                )
+            else:
+                missing.append(f.sha256)
+        elif blob.size != f.size or blobs.size(f.sha256) != f.size:
+            reasons.append(
+                Reason(
+                    code="blob_size_mismatch",
+                    message=f"The stored blob has {blob.size} bytes, the manifest says {f.size}.",
+                    path=f.path,
+                )
+            )
+    if missing and not reasons:
+        raise ApiError(
+            409,
+            "blobs_missing",
+            f"{len(set(missing))} blob(s) have not been uploaded yet; upload them, then finalize.",
+            {"missingBlobs": sorted(set(missing))},
+        )
+    datanet = session.get(Datanet, contribution.datanet)
+    if datanet is not None:
+        reasons.extend(
+            evaluate_rules(
+                datanet.rules,
+                kind=contribution.kind,
+                license=contribution.license,
+                files=[(f.path, f.size) for f in files],
+            )
+        )
+    contribution.state = STATE_REJECTED if reasons else STATE_ACCEPTED
+    contribution.reasons = [r.model_dump(exclude_none=True) for r in reasons]
+    contribution.updated_at = datetime.now(UTC)
+    session.commit()
+    return contribution

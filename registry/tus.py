@@ -1,0 +1,230 @@
+"""Storage side of tus uploads: partial files, claims, offsets and completion.
+
+Invariants that make uploads resumable after a crash of either side:
+- `uploads.offset` is written only after the bytes before it are fsynced to the partial file;
+- a PATCH first truncates the partial file to the persisted offset (drops unconfirmed bytes);
+- a PATCH owns the upload through a compare-and-set `claim` (offset must match, no other claim),
+  so two concurrent PATCHes can never both append; the loser gets 409;
+- a blob becomes visible only by FileBlobStore.put_from_file (fsync + atomic rename), after the
+  whole-blob sha256 matched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.auth import as_utc
+from registry.blobstore import BlobStore
+from registry.db.models import Blob, Upload
+
+HASH_CHUNK = 8 * 1024 * 1024
+
+
+def parse_metadata(header: str | None) -> dict[str, str]:
+    """Upload-Metadata: comma-separated `key base64value` pairs (value optional)."""
+    out: dict[str, str] = {}
+    if not header:
+        return out
+    for part in header.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, _, value = part.partition(" ")
+        if not key or key in out:
+            raise ValueError(f"bad or duplicate metadata key {key!r}")
+        try:
+            out[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"metadata {key!r} is not base64 of UTF-8") from exc
+    return out
+
+
+def parse_checksum(header: str | None) -> tuple[str, bytes] | None:
+    """Upload-Checksum: `<algorithm> <base64 digest>`; algorithms sha256 and sha1."""
+    if header is None:
+        return None
+    alg, _, value = header.strip().partition(" ")
+    alg = alg.lower()
+    if alg not in ("sha256", "sha1"):
+        raise ValueError(f"unsupported checksum algorithm {alg!r}")
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("checksum is not base64") from exc
+    if len(digest) != hashlib.new(alg).digest_size:
+        raise ValueError("checksum has the wrong length for its algorithm")
+    return alg, digest
+
+
+def partial_path(uploads_dir: Path, upload_id: str) -> Path:
+    return uploads_dir / f"{upload_id}.part"
+
+
+def new_upload_id() -> str:
+    return secrets.token_hex(16)
+
+
+def is_expired(upload: Upload, now: datetime | None = None) -> bool:
+    return upload.completed_at is None and as_utc(upload.expires_at) <= (now or datetime.now(UTC))
+
+
+def claim(sessions: sessionmaker[Session], upload_id: str, offset: int) -> str | None:
+    """Compare-and-set: take the upload for one PATCH iff its offset is `offset` and nobody
+    else holds it. Returns the claim token, or None when another PATCH won / offset moved."""
+    token = secrets.token_hex(16)
+    with sessions() as session:
+        result = session.execute(
+            update(Upload)
+            .where(
+                Upload.id == upload_id,
+                Upload.offset == offset,
+                Upload.claim.is_(None),
+                Upload.completed_at.is_(None),
+                Upload.failure.is_(None),
+            )
+            .values(claim=token)
+        )
+        session.commit()
+        return token if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def release(
+    sessions: sessionmaker[Session], upload_id: str, token: str, new_offset: int | None
+) -> None:
+    """Drop the claim; when `new_offset` is given the bytes before it are already fsynced."""
+    values: dict[str, Any] = {"claim": None}
+    if new_offset is not None:
+        values["offset"] = new_offset
+    with sessions() as session:
+        session.execute(
+            update(Upload).where(Upload.id == upload_id, Upload.claim == token).values(**values)
+        )
+        session.commit()
+
+
+class PartialWriter:
+    """Appends verified-later bytes to an upload's partial file from a known offset.
+
+    Runs in worker threads (blocking I/O + hashing release the GIL). `whole` is the running
+    sha256 of the entire blob; `chunk` the optional per-request Upload-Checksum hash.
+    """
+
+    def __init__(self, path: Path, offset: int, whole: Any, chunk_alg: str | None) -> None:
+        self.path = path
+        self.start = offset
+        self.offset = offset
+        self.whole = whole
+        self.chunk = hashlib.new(chunk_alg) if chunk_alg else None
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.ftruncate(self.fd, offset)
+        os.lseek(self.fd, offset, os.SEEK_SET)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.whole.update(data)
+        if self.chunk is not None:
+            self.chunk.update(data)
+        self.offset += len(data)
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def rollback(self) -> None:
+        """Forget this request's bytes (checksum mismatch, disk full)."""
+        try:
+            os.ftruncate(self.fd, self.start)
+        except OSError:
+            pass
+        self.offset = self.start
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def running_hash(path: Path, offset: int, cached: Any | None) -> Any:
+    """sha256 state over the first `offset` bytes: the cached one, or re-hashed from disk
+    (after a server restart or when another process wrote the earlier chunks)."""
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+    if offset == 0:
+        return h
+    remaining = offset
+    with path.open("rb") as fh:
+        while remaining:
+            block = fh.read(min(HASH_CHUNK, remaining))
+            if not block:
+                raise OSError(errno.EIO, "partial upload file is shorter than its offset")
+            h.update(block)
+            remaining -= len(block)
+    return h
+
+
+@dataclass(frozen=True)
+class Completion:
+    ok: bool
+    digest: str
+
+
+def complete(
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    upload_id: str,
+    path: Path,
+    digest: str,
+) -> Completion:
+    """Publish the finished partial file as a blob if its sha256 matches, else mark failed."""
+    now = datetime.now(UTC)
+    with sessions() as session:
+        upload = session.get_one(Upload, upload_id)
+        if digest != upload.sha256:
+            upload.failure = "hash_mismatch"
+            upload.completed_at = now
+            session.commit()
+            path.unlink(missing_ok=True)
+            return Completion(False, digest)
+        blobs.put_from_file(path, upload.sha256, upload.length)
+        if session.get(Blob, upload.sha256) is None:
+            session.add(Blob(sha256=upload.sha256, size=upload.length, stored_at=now))
+        upload.completed_at = now
+        try:
+            session.commit()
+        except IntegrityError:  # another upload of the same blob committed first: fine
+            session.rollback()
+            session.execute(update(Upload).where(Upload.id == upload_id).values(completed_at=now))
+            session.commit()
+        return Completion(True, digest)
+
+
+def purge_expired(sessions: sessionmaker[Session], uploads_dir: Path) -> int:
+    """Delete expired, unfinished, unclaimed uploads and their partial files."""
+    now = datetime.now(UTC)
+    with sessions() as session:
+        ids = session.scalars(
+            select(Upload.id).where(
+                Upload.completed_at.is_(None), Upload.claim.is_(None), Upload.expires_at <= now
+            )
+        ).all()
+        if not ids:
+            return 0
+        session.execute(delete(Upload).where(Upload.id.in_(ids)))
+        session.commit()
+    for upload_id in ids:
+        partial_path(uploads_dir, upload_id).unlink(missing_ok=True)
+    return len(ids)
