@@ -52,6 +52,7 @@ def write_bag(
     tags = _bag_info_lines(manifest, info, today or dt.date.today())
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a bag is meant to be handed over
         data = tmp / "data"
         data.mkdir()
         for entry in manifest.files:
