@@ -30,3 +30,7 @@ class RegistrySettings:
     migrate_on_start: bool = True
     # Emit one JSON access-log line per request on the "registry.access" logger.
     access_log: bool = True
+    # Part of each usage fee that goes to contributors, in ppm (the rest is the protocol's).
+    contributor_share_ppm: int = 700_000
+    # Most events accepted in one POST /v1/usage batch (more → 413).
+    usage_batch_max: int = 1000

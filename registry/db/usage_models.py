@@ -112,7 +112,11 @@ class LedgerEntry(Base):
 
 
 class UsageBucket(Base):
-    """Per day, model and method totals of one contribution (the time-series source)."""
+    """Per day, model and method totals of one contribution (the time-series source).
+
+    `share_ppm_sum` adds up each event's normalised share (its weights split over 1_000_000
+    ppm), so it reads as "effective events" whatever scale operators use for weights.
+    """
 
     __tablename__ = "usage_buckets"
 
@@ -121,5 +125,5 @@ class UsageBucket(Base):
     model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     method: Mapped[str] = mapped_column(String(16), primary_key=True)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
-    weight_ppm_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+    share_ppm_sum: Mapped[int] = mapped_column(BigInteger, default=0)
     reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -92,7 +92,7 @@ def upgrade() -> None:
         sa.Column("model_id", sa.String(length=64), nullable=False),
         sa.Column("method", sa.String(length=16), nullable=False),
         sa.Column("events", sa.BigInteger(), nullable=False),
-        sa.Column("weight_ppm_sum", sa.BigInteger(), nullable=False),
+        sa.Column("share_ppm_sum", sa.BigInteger(), nullable=False),
         sa.Column("reward_micro", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("contribution_id", "bucket_start", "model_id", "method"),
     )

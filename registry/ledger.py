@@ -1,0 +1,494 @@
+"""Usage ingestion into the append-only rewards ledger (shared by POST /v1/usage and seed-demo).
+
+One batch = one transaction: events, attributions, ledger entries and the pre-aggregated day
+buckets are written together, so readers never see an event without its money or its chart
+point. Each event's fee is split exactly: `contributor_pool` goes to its attributions by the
+largest-remainder method, the rest to one protocol entry, so for every event the ledger
+entries add up to its fee (the invariant the tests check).
+
+Ledger ids are the contributors' sync cursor and must become visible in id order. SQLite has a
+single writer; on PostgreSQL ingestion takes a transaction-scoped advisory lock before it
+allocates ids, so a transaction with lower ids always commits before one with higher ids.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.domain.rewards import PPM, contributor_pool, split_largest_remainder
+from registry.db.models import STATE_ACCEPTED, Contribution
+from registry.db.usage_models import (
+    KIND_CONTRIBUTOR,
+    KIND_PROTOCOL,
+    METHODS,
+    Attribution,
+    LedgerEntry,
+    Model,
+    UsageBucket,
+    UsageEvent,
+)
+
+MAX_EVENT_ID_LENGTH = 128
+MAX_ATTRIBUTIONS = 100
+MAX_WEIGHT = 1_000_000
+MAX_FEE_MICRO = 10**15  # one billion units per event; keeps every sum far inside BIGINT
+FUTURE_SKEW = timedelta(minutes=5)
+# Key of the PostgreSQL advisory lock that orders ledger id allocation with commit order.
+LEDGER_LOCK_KEY = 0x4C454447  # "LEDG"
+_IN_CHUNK = 900  # stay under SQLite's bound-parameter limit on every version
+
+# Core tables for bulk executemany inserts (the ORM unit of work is too slow for ingestion).
+EVENTS = cast(Table, UsageEvent.__table__)
+ATTRIBUTIONS = cast(Table, Attribution.__table__)
+LEDGER = cast(Table, LedgerEntry.__table__)
+BUCKETS = cast(Table, UsageBucket.__table__)
+
+
+@dataclass(frozen=True)
+class AttributionIn:
+    contribution_id: str
+    weight: float | int
+    method: str
+
+
+@dataclass(frozen=True)
+class EventIn:
+    event_id: str
+    model_id: str
+    at: datetime
+    fee_micro: int
+    attributions: tuple[AttributionIn, ...]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an event was rejected: a stable code for programs and a sentence for people."""
+
+    code: str
+    message: str
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    event_id: str
+    reasons: tuple[Reason, ...]
+
+
+@dataclass
+class IngestResult:
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Owner:
+    owner: str
+    state: str
+
+
+def weight_to_ppm(weight: float | int) -> int | None:
+    """A weight as integer ppm (6 decimals, half-even); None if it is not a finite number."""
+    if isinstance(weight, bool):
+        return None
+    if isinstance(weight, int):
+        return weight * PPM
+    if not math.isfinite(weight):
+        return None
+    scaled = (Decimal(repr(weight)) * PPM).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return int(scaled)
+
+
+def storable(value: str) -> bool:
+    """Text a database can hold and compare: PostgreSQL refuses NUL, lone surrogates are not
+    UTF-8. Ids failing this are never sent to the database (they are invalid or unknown)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield items[i : i + _IN_CHUNK]
+
+
+def _existing_event_ids(session: Session, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    col = EVENTS.c.event_id
+    for chunk in _chunks([i for i in ids if storable(i)]):
+        found.update(session.execute(select(col).where(col.in_(chunk))).scalars())
+    return found
+
+
+def _models(session: Session, ids: Iterable[str]) -> dict[str, tuple[str, bool]]:
+    wanted = sorted({i for i in ids if storable(i)})
+    out: dict[str, tuple[str, bool]] = {}
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(Model.id, Model.operator_fingerprint, Model.demo).where(Model.id.in_(chunk))
+        )
+        for mid, operator, demo in rows:
+            out[mid] = (operator, bool(demo))
+    return out
+
+
+def _contributions(session: Session, ids: Iterable[str]) -> dict[str, _Owner]:
+    wanted = sorted({i for i in ids if storable(i)})
+    out: dict[str, _Owner] = {}
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(Contribution.id, Contribution.owner_fingerprint, Contribution.state).where(
+                Contribution.id.in_(chunk)
+            )
+        )
+        for cid, owner, state in rows:
+            out[cid] = _Owner(owner, state)
+    return out
+
+
+def _validate(
+    event: EventIn,
+    *,
+    operator: str,
+    models: dict[str, tuple[str, bool]],
+    contributions: dict[str, _Owner],
+    now: datetime,
+    max_attributions: int,
+) -> tuple[list[Reason], list[int]]:
+    """Every problem of one event (not just the first), and its weights in ppm."""
+    reasons: list[Reason] = []
+    eid = event.event_id
+    if not eid or len(eid) > MAX_EVENT_ID_LENGTH or not storable(eid):
+        reasons.append(
+            Reason(
+                "invalid_event_id",
+                f"eventId must be 1 to {MAX_EVENT_ID_LENGTH} characters of text without NUL.",
+                "eventId",
+            )
+        )
+    model = models.get(event.model_id)
+    if model is None:
+        reasons.append(
+            Reason("unknown_model", f"Model {event.model_id!r} is not registered.", "modelId")
+        )
+    elif model[0] != operator:
+        reasons.append(
+            Reason(
+                "model_not_yours",
+                f"Model {event.model_id!r} belongs to another operator.",
+                "modelId",
+            )
+        )
+    if event.at.tzinfo is None:
+        reasons.append(Reason("invalid_time", "'at' needs a timezone (e.g. a trailing Z).", "at"))
+    elif event.at > now + FUTURE_SKEW:
+        reasons.append(Reason("time_in_future", "'at' is in the future.", "at"))
+    if event.fee_micro < 0:
+        reasons.append(Reason("negative_fee", "feeMicro must be zero or more.", "feeMicro"))
+    elif event.fee_micro > MAX_FEE_MICRO:
+        reasons.append(
+            Reason("fee_too_large", f"feeMicro must be at most {MAX_FEE_MICRO}.", "feeMicro")
+        )
+    if not event.attributions:
+        reasons.append(
+            Reason("no_attributions", "An event needs at least one attribution.", "attributions")
+        )
+    elif len(event.attributions) > max_attributions:
+        reasons.append(
+            Reason(
+                "too_many_attributions",
+                f"At most {max_attributions} attributions per event.",
+                "attributions",
+            )
+        )
+    weights: list[int] = []
+    seen: set[tuple[str, str]] = set()
+    for i, attr in enumerate(event.attributions):
+        at = f"attributions[{i}]"
+        ppm = weight_to_ppm(attr.weight)
+        if ppm is None:
+            reasons.append(Reason("invalid_weight", "The weight is not a number.", f"{at}.weight"))
+            ppm = 0
+        elif ppm < 0:
+            reasons.append(Reason("negative_weight", "The weight is negative.", f"{at}.weight"))
+            ppm = 0
+        elif ppm > MAX_WEIGHT * PPM:
+            reasons.append(
+                Reason("weight_too_large", f"The weight is above {MAX_WEIGHT}.", f"{at}.weight")
+            )
+        weights.append(ppm)
+        if attr.method not in METHODS:
+            reasons.append(
+                Reason(
+                    "unknown_method",
+                    f"The method must be one of {', '.join(METHODS)}.",
+                    f"{at}.method",
+                )
+            )
+        if (attr.contribution_id, attr.method) in seen:
+            reasons.append(
+                Reason(
+                    "duplicate_attribution",
+                    f"Contribution {attr.contribution_id!r} is attributed twice with method "
+                    f"{attr.method!r}.",
+                    at,
+                )
+            )
+        seen.add((attr.contribution_id, attr.method))
+        owner = contributions.get(attr.contribution_id)
+        if owner is None:
+            reasons.append(
+                Reason(
+                    "unknown_contribution",
+                    f"Contribution {attr.contribution_id!r} does not exist.",
+                    f"{at}.contributionId",
+                )
+            )
+        elif owner.state != STATE_ACCEPTED:
+            reasons.append(
+                Reason(
+                    "contribution_not_accepted",
+                    f"Contribution {attr.contribution_id!r} is {owner.state}, not accepted.",
+                    f"{at}.contributionId",
+                )
+            )
+    if event.attributions and sum(weights) == 0:
+        reasons.append(
+            Reason("weights_all_zero", "At least one weight must be above zero.", "attributions")
+        )
+    return reasons, weights
+
+
+def _lock_ledger(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK_KEY})
+
+
+def ingest_events(
+    session: Session,
+    *,
+    operator: str,
+    events: Sequence[EventIn],
+    share_ppm: int,
+    now: datetime | None = None,
+    max_attributions: int = MAX_ATTRIBUTIONS,
+) -> IngestResult:
+    """Validate and write one batch in the session's transaction (the caller commits).
+
+    Events already stored (or repeated within the batch) are reported as duplicates and change
+    nothing; invalid events are rejected with every reason; the rest are written.
+    """
+    now = now or datetime.now(UTC)
+    result = IngestResult()
+    _lock_ledger(session)
+    existing = _existing_event_ids(session, [e.event_id for e in events if e.event_id])
+    models = _models(session, (e.model_id for e in events))
+    contributions = _contributions(
+        session, (a.contribution_id for e in events for a in e.attributions)
+    )
+
+    event_rows: list[dict[str, Any]] = []
+    attribution_rows: list[dict[str, Any]] = []
+    ledger_rows: list[dict[str, Any]] = []
+    buckets: dict[tuple[str, date, str, str], list[int]] = {}
+    seen_in_batch: set[str] = set()
+
+    for event in events:
+        if event.event_id in existing or event.event_id in seen_in_batch:
+            result.duplicates.append(event.event_id)
+            continue
+        reasons, weights = _validate(
+            event,
+            operator=operator,
+            models=models,
+            contributions=contributions,
+            now=now,
+            max_attributions=max_attributions,
+        )
+        if reasons:
+            result.rejected.append(Rejection(event.event_id, tuple(reasons)))
+            continue
+        seen_in_batch.add(event.event_id)
+        result.accepted.append(event.event_id)
+        at = event.at.astimezone(UTC)
+        day = at.date()
+        demo = models[event.model_id][1]
+        event_rows.append(
+            {
+                "event_id": event.event_id,
+                "model_id": event.model_id,
+                "at": at,
+                "fee_micro": event.fee_micro,
+                "operator_fingerprint": operator,
+                "demo": demo,
+                "received_at": now,
+            }
+        )
+        pool = contributor_pool(event.fee_micro, share_ppm)
+        amounts = split_largest_remainder(pool, weights)
+        shares = split_largest_remainder(PPM, weights)
+        for attr, ppm, amount, share in zip(
+            event.attributions, weights, amounts, shares, strict=True
+        ):
+            cid = attr.contribution_id
+            attribution_rows.append(
+                {"event_id": event.event_id, "contribution_id": cid, "weight_ppm": ppm,
+                 "method": attr.method}
+            )  # fmt: skip
+            if amount:
+                ledger_rows.append(
+                    {
+                        "event_id": event.event_id,
+                        "kind": KIND_CONTRIBUTOR,
+                        "contribution_id": cid,
+                        "owner_fingerprint": contributions[cid].owner,
+                        "model_id": event.model_id,
+                        "method": attr.method,
+                        "amount_micro": amount,
+                        "at": at,
+                        "demo": demo,
+                    }
+                )
+            bucket = buckets.setdefault((cid, day, event.model_id, attr.method), [0, 0, 0])
+            bucket[0] += 1
+            bucket[1] += share
+            bucket[2] += amount
+        if event.fee_micro - pool:
+            ledger_rows.append(
+                {
+                    "event_id": event.event_id,
+                    "kind": KIND_PROTOCOL,
+                    "contribution_id": None,
+                    "owner_fingerprint": None,
+                    "model_id": event.model_id,
+                    "method": None,
+                    "amount_micro": event.fee_micro - pool,
+                    "at": at,
+                    "demo": demo,
+                }
+            )
+
+    if event_rows:
+        session.execute(insert(EVENTS), event_rows)
+        session.execute(insert(ATTRIBUTIONS), attribution_rows)
+        if ledger_rows:
+            session.execute(insert(LEDGER), ledger_rows)
+        _upsert_buckets(session, buckets)
+    return result
+
+
+def _upsert_buckets(session: Session, buckets: dict[tuple[str, date, str, str], list[int]]) -> None:
+    """Add this batch's per-day totals to the buckets (INSERT ... ON CONFLICT DO UPDATE)."""
+    rows = [
+        {
+            "contribution_id": cid,
+            "bucket_start": day,
+            "model_id": model_id,
+            "method": method,
+            "events": n,
+            "share_ppm_sum": share,
+            "reward_micro": reward,
+        }
+        for (cid, day, model_id, method), (n, share, reward) in sorted(buckets.items())
+    ]
+    table = BUCKETS
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise RuntimeError(f"unsupported database dialect {dialect}")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["contribution_id", "bucket_start", "model_id", "method"],
+        set_={
+            "events": table.c.events + stmt.excluded.events,
+            "share_ppm_sum": table.c.share_ppm_sum + stmt.excluded.share_ppm_sum,
+            "reward_micro": table.c.reward_micro + stmt.excluded.reward_micro,
+        },
+    )
+    session.execute(stmt, rows)
+
+
+def ingest_with_retry(
+    session: Session,
+    *,
+    operator: str,
+    events: Sequence[EventIn],
+    share_ppm: int,
+    max_attributions: int = MAX_ATTRIBUTIONS,
+    attempts: int = 3,
+) -> IngestResult:
+    """Ingest and commit; if a concurrent batch stored one of our event ids first (unique
+    violation), roll back and redo, which then reports that event as a duplicate."""
+    for attempt in range(attempts):
+        try:
+            result = ingest_events(
+                session,
+                operator=operator,
+                events=events,
+                share_ppm=share_ppm,
+                max_attributions=max_attributions,
+            )
+            session.commit()
+            return result
+        except IntegrityError:
+            session.rollback()
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class LedgerTotals:
+    """Audit figures: the invariant is ledger_micro == fees_micro."""
+
+    fees_micro: int
+    ledger_micro: int
+    contributor_micro: int
+    protocol_micro: int
+    events: int
+    negative_entries: int
+
+
+def ledger_totals(session: Session) -> LedgerTotals:
+    """Sum the ledger and the fees of stored events (an audit query: scans both tables)."""
+    fees, n = session.execute(
+        select(func.coalesce(func.sum(UsageEvent.fee_micro), 0), func.count())
+    ).one()
+    by_kind = dict(
+        session.execute(
+            select(LedgerEntry.kind, func.coalesce(func.sum(LedgerEntry.amount_micro), 0)).group_by(
+                LedgerEntry.kind
+            )
+        ).all()
+    )
+    negative = session.execute(
+        select(func.count()).select_from(LedgerEntry).where(LedgerEntry.amount_micro < 0)
+    ).scalar_one()
+    contributor = int(by_kind.get(KIND_CONTRIBUTOR, 0))
+    protocol = int(by_kind.get(KIND_PROTOCOL, 0))
+    return LedgerTotals(
+        fees_micro=int(fees),
+        ledger_micro=contributor + protocol,
+        contributor_micro=contributor,
+        protocol_micro=protocol,
+        events=int(n),
+        negative_entries=int(negative),
+    )

@@ -1,0 +1,177 @@
+"""Per-key token-bucket rate limiting: 429 with Retry-After and the standard error body.
+
+The key is the caller's key fingerprint when the request carries a valid bearer token (so
+minting more tokens does not buy more requests), otherwise the client's IP address. Pure ASGI
+middleware so uploads stream through untouched; buckets live on the middleware instance (one
+per app), never in module globals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from registry.auth import as_utc, token_digest
+from registry.db.models import Token
+from registry.settings import RegistrySettings
+
+# Liveness probes must keep working while a client is being throttled.
+EXEMPT_PATHS = frozenset({"/v1/health"})
+MAX_BUCKETS = 50_000
+MAX_CACHED_TOKENS = 10_000
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class TokenBuckets:
+    """Buckets of `capacity` tokens refilled at `per_minute / 60` tokens per second."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """Spend one token of `key`: 0.0 if allowed, else the seconds until one is available."""
+        now = self.clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= MAX_BUCKETS:
+                    self._evict_full(now)
+                bucket = self._buckets[key] = _Bucket(self.capacity, now)
+            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.updated = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return 0.0
+            return (1.0 - bucket.tokens) / self.rate
+
+    def _evict_full(self, now: float) -> None:
+        """Forget buckets that have refilled completely: they carry no information."""
+        full = [
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.updated) * self.rate >= self.capacity
+        ]
+        for k in full:
+            del self._buckets[k]
+        if len(self._buckets) >= MAX_BUCKETS:  # all busy: drop the oldest-touched ones
+            for k, _ in sorted(self._buckets.items(), key=lambda kv: kv[1].updated)[
+                : MAX_BUCKETS // 10
+            ]:
+                del self._buckets[k]
+
+
+class TokenOwners:
+    """Bearer token → key fingerprint, cached until the token expires (one PK lookup each)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self._cache: dict[str, tuple[str, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def fingerprint(self, token: str) -> str | None:
+        digest = token_digest(token)
+        now = datetime.now(UTC)
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with self.sessions() as session:
+            row = session.get(Token, digest)
+            if row is None or row.revoked or as_utc(row.expires_at) <= now:
+                return None
+            fpr, expires = row.fingerprint, as_utc(row.expires_at)
+        with self._lock:
+            if len(self._cache) >= MAX_CACHED_TOKENS:
+                self._cache.clear()
+            self._cache[digest] = (fpr, expires)
+        return fpr
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return str(token.strip())
+    return None
+
+
+class RateLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        buckets: TokenBuckets,
+        owners: TokenOwners,
+    ) -> None:
+        self.app = app
+        self.buckets = buckets
+        self.owners = owners
+
+    def key(self, scope: Scope) -> str:
+        token = _bearer(scope)
+        if token is not None:
+            fpr = self.owners.fingerprint(token)
+            if fpr is not None:
+                return "key:" + fpr
+        client = scope.get("client")
+        return "ip:" + (client[0] if client else "unknown")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        wait = self.buckets.take(self.key(scope))
+        if wait <= 0.0:
+            await self.app(scope, receive, send)
+            return
+        retry_after = max(1, math.ceil(wait))
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "rate_limited",
+                    "message": f"Too many requests; retry in {retry_after} s.",
+                    "details": {"retryAfter": retry_after},
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(retry_after).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def install(app: FastAPI, settings: RegistrySettings) -> None:
+    """Add the limiter to `app` (called by create_app); rate_limit_per_minute <= 0 disables it."""
+    if settings.rate_limit_per_minute <= 0:
+        return
+    app.add_middleware(
+        RateLimitMiddleware,
+        buckets=TokenBuckets(settings.rate_limit_per_minute),
+        owners=TokenOwners(app.state.sessions),
+    )
