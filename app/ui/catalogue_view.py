@@ -1,0 +1,345 @@
+"""The Catalogue page: search, the lazily loaded table, and the detail pane.
+
+Detail loading, verify and export run in background tasks; reveal opens the folder with the
+desktop's file manager.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QItemSelection, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.ui.catalogue_model import (
+    COL_FORMAT,
+    COL_ITEMS,
+    COL_KIND,
+    COL_SIZE,
+    COL_STATE,
+    COL_TITLE,
+    COL_UPDATED,
+    CatalogueModel,
+)
+from app.ui.detail_pane import DetailPane
+from app.ui.resources import themed_icon
+from app.ui.tasks import TaskRunner
+from app.ui.theme import Theme
+from app.ui.widgets import CatalogueDelegate, EmptyState, page_header
+
+if TYPE_CHECKING:
+    from app.services.catalogue import ItemDetail
+    from app.ui.errors import ErrorPresenter
+    from app.ui.services import Services
+
+log = logging.getLogger(__name__)
+SEARCH_DEBOUNCE_MS = 150
+
+
+class CatalogueView(QWidget):
+    addFilesRequested = Signal()
+    addFolderRequested = Signal()
+    message = Signal(str)  # transient status-bar message
+
+    def __init__(
+        self,
+        services: Services,
+        runner: TaskRunner,
+        theme: Theme,
+        errors: ErrorPresenter,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.runner = runner
+        self.theme = theme
+        self.errors = errors
+        self._detail_request = 0
+        self.model = CatalogueModel(services.catalogue, parent=self)
+        self._build()
+        self.model.totalChanged.connect(self._total_changed)
+        self.model.modelReset.connect(self._model_reset)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DEBOUNCE_MS)
+        self._search_timer.timeout.connect(self._apply_search)
+        self.search.textChanged.connect(lambda _t: self._search_timer.start())
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 16)
+        layout.setSpacing(14)
+        top = QHBoxLayout()
+        header, self.subtitle = page_header("Catalogue", "")
+        top.addWidget(header, 1)
+        self.search = QLineEdit()
+        self.search.setObjectName("search")
+        self.search.setPlaceholderText("Search title, format or license  (Ctrl+F)")
+        self.search.setAccessibleName("Search catalogue")
+        self.search.setClearButtonEnabled(True)
+        self.search.addAction(
+            themed_icon("search", self.theme.colors["muted"]),
+            QLineEdit.ActionPosition.LeadingPosition,
+        )
+        icon_color = self.theme.colors["text"]
+        self.add_files_button = QPushButton(themed_icon("add-file", icon_color), "Add files…")
+        self.add_files_button.setAccessibleName("Add files")
+        self.add_files_button.setToolTip("Add files to the catalogue (Ctrl+O)")
+        self.add_folder_button = QPushButton(themed_icon("add-folder", "#ffffff"), "Add folder…")
+        self.add_folder_button.setObjectName("primary")
+        self.add_folder_button.setAccessibleName("Add folder")
+        self.add_folder_button.setToolTip("Add a dataset folder (Ctrl+Shift+O)")
+        top.addWidget(self.search, 0, Qt.AlignmentFlag.AlignVCenter)
+        top.addWidget(self.add_files_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        top.addWidget(self.add_folder_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        layout.addLayout(top)
+        self.add_files_button.clicked.connect(self.addFilesRequested)
+        self.add_folder_button.clicked.connect(self.addFolderRequested)
+
+        self.stack = QStackedWidget()
+        self.empty = EmptyState(
+            "empty-box",
+            "Your catalogue is empty",
+            "Drop a dataset folder or files anywhere on this window, or add them with the "
+            "button below. Contributor Desk detects the format, counts records and hashes every "
+            "file so you can prove exactly what you contributed.",
+            self.theme,
+            action_text="Add a folder…",
+        )
+        assert self.empty.button is not None
+        self.empty.button.clicked.connect(self.addFolderRequested)
+        self.no_match = EmptyState(
+            "search", "No matches", "Nothing in your catalogue matches this search.", self.theme
+        )
+        self.table = QTableView()
+        self.table.setObjectName("catalogueTable")
+        self.table.setAccessibleName("Catalogue items")
+        self.table.setModel(self.model)
+        self.table.setItemDelegate(CatalogueDelegate(self.theme, self.table))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(False)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        vh = self.table.verticalHeader()
+        vh.setVisible(False)
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(CatalogueDelegate.ROW_HEIGHT)
+        hh = self.table.horizontalHeader()
+        hh.setHighlightSections(False)
+        hh.setSortIndicatorShown(True)
+        hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        hh.setSectionResizeMode(COL_TITLE, QHeaderView.ResizeMode.Stretch)
+        widths = {
+            COL_KIND: 110,
+            COL_FORMAT: 96,
+            COL_ITEMS: 72,
+            COL_SIZE: 78,
+            COL_STATE: 100,
+            COL_UPDATED: 104,
+        }
+        for col, width in widths.items():
+            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+            self.table.setColumnWidth(col, width)
+        self.table.setColumnHidden(COL_KIND, True)  # kind is the title's icon (and tooltip)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+
+        self.detail = DetailPane(
+            self.theme,
+            can_sign=self.services.signing is not None,
+            can_submit=self.services.uploads is not None,
+        )
+        self.detail.verifyRequested.connect(self.verify)
+        self.detail.signRequested.connect(self.sign)
+        self.detail.exportRequested.connect(self.export)
+        self.detail.revealRequested.connect(self.reveal)
+        self.detail.submitRequested.connect(self.submit)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setHandleWidth(12)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([640, 400])
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.splitter)
+        self.stack.addWidget(self.no_match)
+        layout.addWidget(self.stack, 1)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("muted")
+
+    # -- model state ---------------------------------------------------------------------
+    def load(self) -> None:
+        self.model.refresh()
+
+    def _apply_search(self) -> None:
+        self.model.set_search(self.search.text())
+
+    def _total_changed(self, total: int) -> None:
+        searching = bool(self.model.search_text)
+        if total == 0 and not searching:
+            self.stack.setCurrentWidget(self.empty)
+            self.subtitle.setText("Datasets and annotation sets you have prepared")
+        elif total == 0:
+            self.stack.setCurrentWidget(self.no_match)
+            self.subtitle.setText(f"No items match “{self.model.search_text}”")
+        else:
+            self.stack.setCurrentWidget(self.splitter)
+            noun = "item" if total == 1 else "items"
+            if searching:
+                self.subtitle.setText(f"{total:,} {noun} match “{self.model.search_text}”")
+            else:
+                self.subtitle.setText(f"{total:,} {noun} — datasets and annotation sets")
+
+    def _model_reset(self) -> None:
+        self.detail.clear()
+
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def select_item(self, item_id: int) -> None:
+        row = self.model.ensure_loaded(item_id)
+        if row >= 0:
+            index = self.model.index(row, COL_TITLE)
+            self.table.setCurrentIndex(index)
+            self.table.scrollTo(index)
+
+    def item_added(self, item: Any) -> None:
+        self.search.blockSignals(True)
+        self.search.clear()
+        self.search.blockSignals(False)
+        self.model.set_search("")
+        self.model.refresh()
+        self.select_item(item.id)
+        self.message.emit(f"Added “{item.title}” to your catalogue")
+
+    # -- detail --------------------------------------------------------------------------
+    def current_id(self) -> int | None:
+        index = self.table.currentIndex()
+        item = self.model.item_at(index.row()) if index.isValid() else None
+        return item.id if item is not None else None
+
+    def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        rows = {i.row() for i in selected.indexes()}
+        item = self.model.item_at(min(rows)) if rows else None
+        if item is None:
+            self.detail.clear()
+            return
+        self.load_detail(item.id)
+
+    def load_detail(self, item_id: int) -> None:
+        self._detail_request += 1
+        request = self._detail_request
+
+        def done(detail: ItemDetail) -> None:
+            if request == self._detail_request:  # ignore stale answers
+                self.detail.show_detail(detail)
+
+        self.runner.start(
+            self.services.catalogue.get, item_id, on_result=done, on_error=self.errors.show
+        )
+
+    # -- actions -------------------------------------------------------------------------
+    def reveal(self, item_id: int) -> None:
+        detail = self.detail.detail
+        if detail is None or detail.summary.id != item_id:
+            return
+        folder = detail.source_path
+        if folder.is_file():
+            folder = folder.parent
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def export(self, item_id: int, fmt: str) -> None:
+        detail = self.detail.detail
+        base = (detail.summary.title if detail else f"item-{item_id}").replace("/", "-")
+        if fmt == "croissant":
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export Croissant metadata", f"{base}.croissant.json", "JSON-LD (*.json)"
+            )
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Choose where to create the BagIt bag")
+            if path:
+                path = str(Path(path) / f"{base}-bag")
+        if not path:
+            return
+        self.message.emit(f"Exporting {fmt}…")
+        self.runner.start(
+            self.services.catalogue.export,
+            item_id,
+            fmt,
+            Path(path),
+            on_result=lambda out: self.message.emit(f"Exported to {out}"),
+            on_error=self.errors.show,
+        )
+
+    def verify(self, item_id: int) -> None:
+        signing = self.services.signing
+        verify = getattr(signing, "verify_item", None) if signing is not None else None
+        if verify is None:
+            verify = getattr(self.services.catalogue, "verify", None)
+        if verify is None:
+            self.message.emit("Verification is available when the signing service is installed")
+            return
+        self.message.emit("Verifying…")
+        self.runner.start(
+            verify,
+            item_id,
+            on_result=lambda _r: (
+                self.message.emit("Verified: files match the manifest"),
+                self.load_detail(item_id),
+            ),
+            on_error=self.errors.show,
+        )
+
+    def sign(self, item_id: int) -> None:
+        signing = self.services.signing
+        if signing is None:
+            return
+        registry = self.services.ctx.registry_url
+        self.message.emit("Signing…")
+        self.runner.start(
+            signing.sign_item,
+            item_id,
+            registry_url=registry,
+            on_result=lambda _r: (
+                self.message.emit("Signed"),
+                self.model.refresh(),
+                self.select_item(item_id),
+            ),
+            on_error=self.errors.show,
+        )
+
+    def submit(self, item_id: int) -> None:
+        uploads = self.services.uploads
+        if uploads is None:
+            return
+        self.message.emit("Queued for upload")
+        self.runner.start(
+            uploads.submit,
+            item_id,
+            on_result=lambda _r: (self.model.refresh(), self.select_item(item_id)),
+            on_error=self.errors.show,
+        )

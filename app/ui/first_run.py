@@ -1,0 +1,335 @@
+"""First-run wizard: create or restore the identity, then connect to a registry.
+
+Every step can be skipped (Cancel / Skip); nothing here is required to browse the catalogue.
+Key creation and the connection test run in background tasks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from app.domain.errors import KnownError
+from app.settings import REGISTRY_URL
+from app.ui.dialogs import validate_passphrase
+from app.ui.registry_probe import check_registry
+from app.ui.tasks import TaskRunner
+from app.ui.theme import Theme
+
+if TYPE_CHECKING:
+    from app.ui.services import Services
+
+
+def _text(html: str) -> QLabel:
+    label = QLabel(html)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    return label
+
+
+class WelcomePage(QWizardPage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Welcome to Contributor Desk")
+        self.setSubTitle("Two quick steps: your signing identity, then your registry.")
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            _text(
+                "<p>Contributor Desk keeps a catalogue of the datasets and annotations you "
+                "prepare, <b>signs</b> each contribution with your own key, uploads it to a "
+                "registry, and shows which models used your data and what it earned you.</p>"
+                "<p>You can skip this setup and do it later in <b>Settings</b>.</p>"
+            )
+        )
+        layout.addStretch(1)
+
+
+class IdentityPage(QWizardPage):
+    def __init__(self, services: Services, runner: TaskRunner, theme: Theme) -> None:
+        super().__init__()
+        self.services = services
+        self.runner = runner
+        self.theme = theme
+        self.info: Any = None
+        self.busy = False
+        self.setTitle("Your signing identity")
+        self.setSubTitle("A key pair that proves which contributions are yours.")
+        layout = QVBoxLayout(self)
+        layout.setSpacing(10)
+        layout.addWidget(
+            _text(
+                "Your <b>private key</b> is kept in your operating system's keyring (Keychain, "
+                "Windows Credential Manager or Secret Service). If no secure keyring is "
+                "available, it is kept in an <b>encrypted key file</b> protected by a passphrase "
+                "you choose — never in plain text."
+            )
+        )
+        self.create_radio = QRadioButton("Create a new identity")
+        self.create_radio.setChecked(True)
+        self.import_radio = QRadioButton("Restore an identity from a backup file")
+        for r in (self.create_radio, self.import_radio):
+            r.setAccessibleName(r.text())
+        group = QButtonGroup(self)
+        group.addButton(self.create_radio)
+        group.addButton(self.import_radio)
+        layout.addWidget(self.create_radio)
+        layout.addWidget(self.import_radio)
+
+        form = QFormLayout()
+        self.file_edit = QLineEdit()
+        self.file_edit.setAccessibleName("Backup file")
+        self.browse = QPushButton("Browse…")
+        self.browse.setAccessibleName("Browse for backup file")
+        row = QHBoxLayout()
+        row.addWidget(self.file_edit, 1)
+        row.addWidget(self.browse)
+        self.file_row = QWidget()
+        self.file_row.setLayout(row)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.passphrase = QLineEdit()
+        self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
+        self.passphrase.setAccessibleName("Passphrase")
+        self.repeat = QLineEdit()
+        self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
+        self.repeat.setAccessibleName("Repeat passphrase")
+        self.passphrase_note = QLabel("")
+        self.passphrase_note.setWordWrap(True)
+        self.passphrase_note.setObjectName("muted")
+        form.addRow("Backup file", self.file_row)
+        form.addRow("Passphrase", self.passphrase)
+        form.addRow("Repeat", self.repeat)
+        layout.addLayout(form)
+        self.form = form
+        layout.addWidget(self.passphrase_note)
+        self.go_button = QPushButton("Create identity")
+        self.go_button.setObjectName("primary")
+        self.go_button.setAccessibleName("Create identity")
+        brow = QHBoxLayout()
+        brow.addWidget(self.go_button)
+        brow.addStretch(1)
+        layout.addLayout(brow)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setAccessibleName("Identity status")
+        self.fingerprint = QLabel("")
+        self.fingerprint.setObjectName("fingerprint")
+        self.fingerprint.setAccessibleName("Fingerprint")
+        self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fingerprint.hide()
+        layout.addWidget(self.status)
+        layout.addWidget(self.fingerprint)
+        layout.addStretch(1)
+        self.needs_passphrase = False
+        self.create_radio.toggled.connect(self._mode_changed)
+        self.browse.clicked.connect(self._browse)
+        self.go_button.clicked.connect(self.run)
+        self._mode_changed()
+
+    def initializePage(self) -> None:
+        identity = self.services.identity
+        if identity is None:
+            self._say("The identity service is not available in this build.", "danger")
+            self.go_button.setEnabled(False)
+            return
+        self.runner.start(identity.current, on_result=self._existing)
+
+    def _existing(self, info: Any) -> None:
+        if info is not None:
+            self._done(info, "You already have an identity.")
+
+    def _mode_changed(self) -> None:
+        importing = self.import_radio.isChecked()
+        self.file_row.setVisible(importing)
+        self.form.labelForField(self.file_row).setVisible(importing)
+        show_pass = importing or self.needs_passphrase
+        for w in (self.passphrase,):
+            w.setVisible(show_pass)
+            self.form.labelForField(w).setVisible(show_pass)
+        show_repeat = self.needs_passphrase and not importing
+        self.repeat.setVisible(show_repeat)
+        self.form.labelForField(self.repeat).setVisible(show_repeat)
+        self.go_button.setText("Restore identity" if importing else "Create identity")
+        self.go_button.setAccessibleName(self.go_button.text())
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose your identity backup")
+        if path:
+            self.file_edit.setText(path)
+
+    def _say(self, text: str, tone: str) -> None:
+        self.status.setStyleSheet(
+            f"color: {self.theme.colors.get(tone, self.theme.colors['muted'])};"
+        )
+        self.status.setText(text)
+
+    def run(self) -> None:
+        identity = self.services.identity
+        if identity is None or self.busy:
+            return
+        importing = self.import_radio.isChecked()
+        passphrase: str | None = None
+        if importing:
+            path = Path(self.file_edit.text().strip())
+            if not self.file_edit.text().strip():
+                self._say("Choose the backup file first.", "danger")
+                return
+            passphrase = self.passphrase.text()
+            fn, args = identity.import_, (path, passphrase)
+        else:
+            if self.needs_passphrase:
+                problem = validate_passphrase(self.passphrase.text(), self.repeat.text())
+                if problem:
+                    self._say(problem, "danger")
+                    return
+                passphrase = self.passphrase.text()
+            fn, args = identity.init, (passphrase,)
+        self.busy = True
+        self.go_button.setEnabled(False)
+        self._say("Working…", "muted")
+        self.runner.start(
+            fn, *args, on_result=lambda info: self._done(info, ""), on_error=self._failed
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        self.busy = False
+        self.go_button.setEnabled(True)
+        from app.services.identity import PassphraseRequired
+
+        if isinstance(exc, PassphraseRequired) and not self.import_radio.isChecked():
+            self.needs_passphrase = True
+            self._mode_changed()
+            self.passphrase_note.setText(
+                "No secure keyring is available here, so your key will be kept in an encrypted "
+                "key file. Choose a passphrase of at least 8 characters; you will need it to "
+                "sign."
+            )
+            self._say("Choose a passphrase, then create the identity.", "warning")
+            self.passphrase.setFocus()
+            return
+        if isinstance(exc, KnownError):
+            self._say(
+                f"{exc.message[:1].upper()}{exc.message[1:]}. {exc.hint or ''}".strip(), "danger"
+            )
+        else:
+            self._say(f"Unexpected error: {exc}", "danger")
+
+    def _done(self, info: Any, prefix: str) -> None:
+        self.busy = False
+        self.info = info
+        where = (
+            "your system keyring"
+            if info.storage == "keyring"
+            else f"the encrypted key file {info.key_file}"
+        )
+        self._say(f"{prefix} Your private key is stored in {where}.".strip(), "success")
+        self.fingerprint.setText(info.grouped)
+        self.fingerprint.show()
+        for w in (
+            self.create_radio,
+            self.import_radio,
+            self.go_button,
+            self.passphrase,
+            self.repeat,
+        ):
+            w.setEnabled(False)
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return self.info is not None
+
+
+class RegistryPage(QWizardPage):
+    def __init__(self, services: Services, runner: TaskRunner, theme: Theme) -> None:
+        super().__init__()
+        self.services = services
+        self.runner = runner
+        self.theme = theme
+        self.setTitle("Connect to a registry")
+        self.setSubTitle("The service your contributions are submitted to.")
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.url = QLineEdit(services.ctx.registry_url)
+        self.url.setAccessibleName("Registry URL")
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setAccessibleName("Test connection")
+        row = QHBoxLayout()
+        row.addWidget(self.url, 1)
+        row.addWidget(self.test_button)
+        form.addRow("Registry URL", row)
+        layout.addLayout(form)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setAccessibleName("Connection status")
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self.test_button.clicked.connect(self.test)
+
+    def test(self) -> None:
+        self.test_button.setEnabled(False)
+        self._say(f"Connecting to {self.url.text().strip()}…", "muted")
+        self.runner.start(
+            check_registry,
+            self.url.text(),
+            on_result=lambda r: self._say(f"Connected to {r.url}.", "success"),
+            on_error=self._failed,
+            on_finished=lambda: self.test_button.setEnabled(True),
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, KnownError):
+            self._say(
+                f"{exc.message[:1].upper()}{exc.message[1:]}. {exc.hint or ''}".strip(), "danger"
+            )
+        else:
+            self._say(f"Unexpected error: {exc}", "danger")
+
+    def _say(self, text: str, tone: str) -> None:
+        self.status.setStyleSheet(
+            f"color: {self.theme.colors.get(tone, self.theme.colors['muted'])};"
+        )
+        self.status.setText(text)
+
+    def validatePage(self) -> bool:
+        url = self.url.text().strip().rstrip("/")
+        if url:
+            settings = self.services.ctx.settings
+            settings.set(REGISTRY_URL, url)
+            self.runner.start(settings.save)
+        return True
+
+
+class FirstRunWizard(QWizard):
+    def __init__(
+        self, services: Services, runner: TaskRunner, theme: Theme, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Set up Contributor Desk")
+        self.setAccessibleName("Set up Contributor Desk")
+        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.setOption(QWizard.WizardOption.HaveCustomButton1, True)
+        self.setButtonText(QWizard.WizardButton.CustomButton1, "Skip setup")
+        self.customButtonClicked.connect(lambda _which: self.reject())
+        self.setMinimumSize(620, 480)
+        self.welcome = WelcomePage()
+        self.identity_page = IdentityPage(services, runner, theme)
+        self.registry_page = RegistryPage(services, runner, theme)
+        self.addPage(self.welcome)
+        self.addPage(self.identity_page)
+        self.addPage(self.registry_page)

@@ -1,0 +1,409 @@
+"""The main window: sidebar navigation, pages, menus, status bar, drag-and-drop anywhere.
+
+Window geometry and state live in an ini-format QSettings file in the data dir (never the
+user's global Qt settings), so tests and portable installs stay isolated.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDragLeaveEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import APP_NAME, __version__
+from app.ui.catalogue_view import CatalogueView
+from app.ui.drop_overlay import DropOverlay
+from app.ui.errors import ErrorPresenter
+from app.ui.import_dialog import ImportDialog
+from app.ui.registry_probe import check_registry
+from app.ui.resources import app_icon, themed_icon
+from app.ui.settings_view import SettingsView
+from app.ui.tasks import TaskRunner
+from app.ui.theme import Theme
+from app.ui.uploads_view import UploadsView
+
+if TYPE_CHECKING:
+    from app.ui.first_run import FirstRunWizard
+    from app.ui.rewards_view import RewardsView
+    from app.ui.services import Services
+
+log = logging.getLogger(__name__)
+UI_STATE_FILE = "ui-state.ini"
+PAGES = (
+    ("catalogue", "Catalogue"),
+    ("uploads", "Uploads"),
+    ("rewards", "Rewards"),
+    ("settings", "Settings"),
+)
+REGISTRY_RECHECK_MS = 60_000
+
+
+def dropped_paths(urls: list[Any]) -> list[Path]:
+    return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and u.toLocalFile()]
+
+
+class MainWindow(QMainWindow):
+    themeChangeRequested = Signal(str)
+
+    def __init__(
+        self,
+        services: Services,
+        theme: Theme,
+        *,
+        log_path: Path | None = None,
+        check_registry_on_start: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.theme = theme
+        self.runner = TaskRunner(parent=self)
+        self.errors = ErrorPresenter(self, log_path)
+        self.ui_state = QSettings(
+            str(services.ctx.data_dir / UI_STATE_FILE), QSettings.Format.IniFormat
+        )
+        self.import_dialog: ImportDialog | None = None
+        self.wizard: FirstRunWizard | None = None
+        self.demo_url: str | None = None
+        self.registry_state = "unknown"
+        self._rewards: RewardsView | None = None
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.setMinimumSize(QSize(960, 600))
+        self._build()
+        self._build_menus()
+        self._build_status()
+        self.overlay = DropOverlay(theme, self)
+        self.restore_state()
+        self.catalogue.load()
+        self.settings_view.refresh_identity()
+        self._registry_timer = QTimer(self)
+        self._registry_timer.setInterval(REGISTRY_RECHECK_MS)
+        self._registry_timer.timeout.connect(self.check_registry)
+        if check_registry_on_start:
+            QTimer.singleShot(0, self.check_registry)
+            self._registry_timer.start()
+
+    # -- layout --------------------------------------------------------------------------
+    def _build(self) -> None:
+        central = QWidget()
+        root = QHBoxLayout(central)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(0)
+        side = QWidget()
+        side.setObjectName("sidebarPane")
+        side.setFixedWidth(208)
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(10, 14, 0, 10)
+        side_layout.setSpacing(8)
+        brand = QLabel(APP_NAME)
+        brand.setObjectName("brand")
+        side_layout.addWidget(brand)
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setAccessibleName("Sections")
+        self.sidebar.setIconSize(QSize(18, 18))
+        self.sidebar.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        for key, label in PAGES:
+            item = QListWidgetItem(themed_icon(key, self.theme.colors["text"]), label)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            item.setSizeHint(QSize(180, 38))
+            self.sidebar.addItem(item)
+        side_layout.addWidget(self.sidebar, 1)
+        root.addWidget(side)
+
+        self.pages = QStackedWidget()
+        self.catalogue = CatalogueView(self.services, self.runner, self.theme, self.errors)
+        self.uploads = UploadsView(self.services.uploads, self.runner, self.theme)
+        self.rewards_placeholder = QWidget()  # the Rewards page is built on first visit
+        self.settings_view = SettingsView(self.services, self.runner, self.theme, self.errors)
+        for page in (self.catalogue, self.uploads, self.rewards_placeholder, self.settings_view):
+            self.pages.addWidget(page)
+        root.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+        self.sidebar.currentRowChanged.connect(self._page_selected)
+        self.sidebar.setCurrentRow(0)
+        self.catalogue.addFilesRequested.connect(self.add_files)
+        self.catalogue.addFolderRequested.connect(self.add_folder)
+        self.catalogue.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.catalogue.search.setAcceptDrops(False)
+        self.settings_view.themeChanged.connect(self.themeChangeRequested)
+        self.settings_view.registryChanged.connect(lambda _u: self.check_registry())
+        self.settings_view.createIdentityRequested.connect(self.show_first_run)
+        self.uploads.summaryChanged.connect(self._queue_summary)
+
+    def _page_selected(self, row: int) -> None:
+        if row == 2 and self._rewards is None:
+            from app.ui.rewards_view import RewardsView  # charts are loaded on first visit
+
+            self._rewards = RewardsView(self.theme)
+            self.pages.insertWidget(2, self._rewards)
+            self.pages.removeWidget(self.rewards_placeholder)
+        self.pages.setCurrentIndex(row)
+
+    def show_page(self, key: str) -> None:
+        keys = [k for k, _ in PAGES]
+        self.sidebar.setCurrentRow(keys.index(key))
+
+    def current_page(self) -> str:
+        return PAGES[self.sidebar.currentRow()][0]
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.add_files_action = self._action(
+            "Add &files…", QKeySequence.StandardKey.Open, self.add_files, icon="add-file"
+        )
+        self.add_folder_action = self._action(
+            "Add f&older…", QKeySequence("Ctrl+Shift+O"), self.add_folder, icon="add-folder"
+        )
+        self.quit_action = self._action("&Quit", QKeySequence("Ctrl+Q"), self.close)
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        file_menu.addActions([self.add_files_action, self.add_folder_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = bar.addMenu("&Edit")
+        self.find_action = self._action("&Find", QKeySequence.StandardKey.Find, self.focus_search)
+        self.settings_action = self._action(
+            "&Settings…", QKeySequence("Ctrl+,"), lambda: self.show_page("settings")
+        )
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        edit_menu.addActions([self.find_action, self.settings_action])
+        view_menu = bar.addMenu("&View")
+        for i, (key, label) in enumerate(PAGES, start=1):
+            view_menu.addAction(
+                self._action(label, QKeySequence(f"Ctrl+{i}"), lambda k=key: self.show_page(k))
+            )
+        registry_menu = bar.addMenu("&Registry")
+        self.sync_action = self._action("&Sync now", QKeySequence("F5"), self.sync, icon="sync")
+        registry_menu.addAction(self.sync_action)
+        help_menu = bar.addMenu("&Help")
+        about = self._action("&About Contributor Desk", None, self.about)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        help_menu.addAction(about)
+
+    def _action(self, text: str, shortcut: Any, slot: Any, icon: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if icon:
+            action.setIcon(themed_icon(icon, self.theme.colors["text"]))
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _build_status(self) -> None:
+        status = self.statusBar()
+        status.setSizeGripEnabled(False)
+        self.registry_label = QLabel("Registry: checking…")
+        self.registry_label.setAccessibleName("Registry status")
+        self.sync_label = QLabel("Last sync: never")
+        self.sync_label.setAccessibleName("Last sync")
+        self.queue_label = QLabel(
+            "Uploads: queue idle" if self.services.uploads is not None else "Uploads: not available"
+        )
+        self.queue_label.setAccessibleName("Upload queue summary")
+        for w in (self.registry_label, self.sync_label, self.queue_label):
+            status.addPermanentWidget(w)
+
+    def _queue_summary(self, text: str) -> None:
+        self.queue_label.setText(f"Uploads: {text}")
+
+    # -- registry ------------------------------------------------------------------------
+    @property
+    def registry_url(self) -> str:
+        return self.demo_url or self.services.ctx.registry_url
+
+    def set_demo(self, url: str) -> None:
+        self.demo_url = url
+        self.check_registry()
+
+    def check_registry(self) -> None:
+        url = self.registry_url
+        self.runner.start(
+            check_registry, url, on_result=self._registry_ok, on_error=self._registry_down
+        )
+
+    def _registry_ok(self, _result: Any) -> None:
+        self.registry_state = "demo" if self.demo_url else "online"
+        label = "Registry: demo (local)" if self.demo_url else "Registry: online"
+        self._set_registry_label(label, "success")
+
+    def _registry_down(self, exc: BaseException) -> None:
+        self.registry_state = "offline"
+        self._set_registry_label("Registry: offline", "warning")
+        self.registry_label.setToolTip(str(exc))
+
+    def _set_registry_label(self, text: str, tone: str) -> None:
+        self.registry_label.setText(f"● {text}")
+        self.registry_label.setStyleSheet(f"color: {self.theme.colors[tone]};")
+        self.registry_label.setToolTip(self.registry_url)
+
+    def sync(self) -> None:
+        """F5: refresh what we can. Usage/reward sync arrives with its own service."""
+        self.catalogue.load()
+        self.check_registry()
+        sync_service = getattr(self.services, "sync", None)
+        if sync_service is None:
+            self.statusBar().showMessage(
+                "Catalogue refreshed. Syncing usage and rewards becomes available with the sync "
+                "service.",
+                6000,
+            )
+            return
+        self.runner.start(sync_service.sync, on_result=self._synced, on_error=self.errors.show)
+
+    def _synced(self, _result: Any) -> None:
+        self.sync_label.setText(f"Last sync: {datetime.now().strftime('%H:%M')}")
+
+    # -- adding --------------------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.show_page("catalogue")
+        self.catalogue.focus_search()
+
+    def add_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Add files to your catalogue")
+        if files:
+            self.open_import([Path(f) for f in files])
+
+    def add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a dataset folder")
+        if folder:
+            self.open_import([Path(folder)])
+
+    def open_import(self, paths: list[Path]) -> ImportDialog:
+        if self.import_dialog is not None and self.import_dialog.isVisible():
+            self.import_dialog.raise_()
+            return self.import_dialog
+        self.show_page("catalogue")
+        dialog = ImportDialog(
+            self.services.catalogue, self.runner, self.theme, paths, self.errors, self
+        )
+        dialog.added.connect(self.catalogue.item_added)
+        self.import_dialog = dialog
+        dialog.open()
+        return dialog
+
+    # -- drag and drop -------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        paths = dropped_paths(event.mimeData().urls()) if event.mimeData().hasUrls() else []
+        if not paths:
+            event.ignore()
+            return
+        folders = sum(1 for p in paths if p.is_dir())
+        self.overlay.show_for(len(paths), folders)
+        event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
+        self.overlay.hide()
+        event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self.overlay.hide()
+        paths = dropped_paths(event.mimeData().urls()) if event.mimeData().hasUrls() else []
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        QTimer.singleShot(0, lambda: self.open_import(paths))
+
+    # -- first run, about ---------------------------------------------------------------
+    def show_first_run(self) -> FirstRunWizard:
+        from app.ui.first_run import FirstRunWizard
+
+        if self.wizard is None or not self.wizard.isVisible():
+            self.wizard = FirstRunWizard(self.services, self.runner, self.theme, self)
+            self.wizard.finished.connect(self._first_run_finished)
+            self.wizard.open()
+        return self.wizard
+
+    def _first_run_finished(self, _result: int) -> None:
+        self.ui_state.setValue("firstRun/done", True)
+        self.ui_state.sync()
+        self.settings_view.refresh_identity()
+        self.check_registry()
+
+    def first_run_needed(self) -> bool:
+        return not self.ui_state.value("firstRun/done", False, type=bool)
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self,
+            f"About {APP_NAME}",
+            f"<b>{APP_NAME}</b> {__version__}<br>Catalogue, sign and upload your datasets; "
+            "see which models use them and what they earn.",
+        )
+
+    # -- state ---------------------------------------------------------------------------
+    def restore_state(self) -> None:
+        geometry = self.ui_state.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = self.ui_state.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = self.ui_state.value("catalogue/splitter")
+        if splitter is not None:
+            self.catalogue.splitter.restoreState(splitter)
+        header = self.ui_state.value("catalogue/header")
+        if header is not None:
+            self.catalogue.table.horizontalHeader().restoreState(header)
+        page = self.ui_state.value("window/page", "catalogue")
+        if page in dict(PAGES) and page != "rewards":
+            self.show_page(str(page))
+
+    def save_state(self) -> None:
+        self.ui_state.setValue("window/geometry", self.saveGeometry())
+        self.ui_state.setValue("window/state", self.saveState())
+        self.ui_state.setValue("catalogue/splitter", self.catalogue.splitter.saveState())
+        self.ui_state.setValue(
+            "catalogue/header", self.catalogue.table.horizontalHeader().saveState()
+        )
+        self.ui_state.setValue("window/page", self.current_page())
+        self.ui_state.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_state()
+        self._registry_timer.stop()
+        self.uploads.stop()
+        self.runner.cancel_all()
+        self.runner.wait(10_000)
+        event.accept()
+        app = QApplication.instance()
+        if app is not None:
+            log.debug("main window closed")

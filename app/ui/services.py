@@ -1,0 +1,67 @@
+"""The services the GUI talks to, built once from the ServiceContext and passed down.
+
+Why a small holder: widgets receive what they need through constructors (no global registry).
+Optional services (signing, uploads) are detected at runtime so the GUI can say honestly that a
+feature is not available yet instead of faking it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.services.catalogue import CatalogueService
+    from app.services.context import ServiceContext
+    from app.services.identity import IdentityService
+
+log = logging.getLogger(__name__)
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class Services:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    @cached_property
+    def catalogue(self) -> CatalogueService:
+        from app.services.catalogue import CatalogueService
+
+        return CatalogueService(self.ctx)
+
+    @cached_property
+    def identity(self) -> IdentityService | None:
+        if not _module_available("app.services.identity"):
+            return None
+        from app.services.identity import IdentityService
+
+        return IdentityService(self.ctx)
+
+    @cached_property
+    def signing(self) -> Any | None:
+        """SigningService when issue 4's service exists, else None (actions stay disabled)."""
+        return self._optional("app.services.signing", "SigningService")
+
+    @cached_property
+    def uploads(self) -> Any | None:
+        """The upload queue service of issue 5, else None (Uploads shows an empty state)."""
+        return self._optional("app.services.uploads", "UploadService")
+
+    def _optional(self, module: str, cls: str) -> Any | None:
+        if not _module_available(module):
+            return None
+        try:
+            factory = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError):
+            log.warning("%s.%s is not importable; feature disabled", module, cls, exc_info=True)
+            return None
+        return factory(self.ctx)

@@ -1,0 +1,367 @@
+"""Settings page: registry, identity, uploads, appearance, data folder.
+
+Changes apply immediately and are saved in the background; identity operations (export,
+rotate) and the registry test run as background tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.domain.errors import KnownError
+from app.settings import (
+    CLOSE_TO_TRAY,
+    REGISTRY_URL,
+    THEME,
+    UPLOAD_BANDWIDTH_KBPS,
+    UPLOAD_CONCURRENCY,
+    Option,
+)
+from app.ui.dialogs import PassphraseDialog
+from app.ui.registry_probe import check_registry
+from app.ui.tasks import TaskRunner
+from app.ui.theme import Theme
+from app.ui.widgets import page_header
+
+if TYPE_CHECKING:
+    from app.ui.errors import ErrorPresenter
+    from app.ui.services import Services
+
+log = logging.getLogger(__name__)
+
+THEME_CHOICES = (("system", "Follow system"), ("light", "Light"), ("dark", "Dark"))
+
+
+def _card(title: str, text: str = "") -> tuple[QFrame, QFormLayout]:
+    card = QFrame()
+    card.setObjectName("card")
+    outer = QVBoxLayout(card)
+    outer.setContentsMargins(18, 14, 18, 16)
+    outer.setSpacing(8)
+    heading = QLabel(title)
+    heading.setObjectName("sectionTitle")
+    outer.addWidget(heading)
+    if text:
+        note = QLabel(text)
+        note.setObjectName("muted")
+        note.setWordWrap(True)
+        outer.addWidget(note)
+    form = QFormLayout()
+    form.setHorizontalSpacing(16)
+    form.setVerticalSpacing(10)
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+    outer.addLayout(form)
+    return card, form
+
+
+class SettingsView(QWidget):
+    themeChanged = Signal(str)
+    registryChanged = Signal(str)
+    identityChanged = Signal()
+    createIdentityRequested = Signal()
+
+    def __init__(
+        self,
+        services: Services,
+        runner: TaskRunner,
+        theme: Theme,
+        errors: ErrorPresenter,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.settings = services.ctx.settings
+        self.runner = runner
+        self.theme = theme
+        self.errors = errors
+        self.identity_info: dict[str, Any] | None = None
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        outer.addWidget(scroll)
+        page = QWidget()
+        scroll.setWidget(page)
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(24, 20, 24, 24)
+        layout.setSpacing(16)
+        header, _ = page_header("Settings", "Saved as you change them")
+        layout.addWidget(header)
+        layout.addWidget(self._registry_card())
+        layout.addWidget(self._identity_card())
+        layout.addWidget(self._uploads_card())
+        layout.addWidget(self._appearance_card())
+        layout.addStretch(1)
+        page.setMaximumWidth(900)
+
+    # -- registry ------------------------------------------------------------------------
+    def _registry_card(self) -> QFrame:
+        card, form = _card(
+            "Registry", "Where your contributions are submitted and where usage is read from."
+        )
+        self.registry_edit = QLineEdit(self.services.ctx.registry_url)
+        self.registry_edit.setAccessibleName("Registry URL")
+        self.registry_edit.setAcceptDrops(False)
+        self.registry_edit.setPlaceholderText("https://registry.example.org")
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setAccessibleName("Test connection")
+        row = QHBoxLayout()
+        row.addWidget(self.registry_edit, 1)
+        row.addWidget(self.test_button)
+        self.registry_status = QLabel("")
+        self.registry_status.setWordWrap(True)
+        self.registry_status.setAccessibleName("Connection status")
+        form.addRow("Registry URL", row)
+        form.addRow("", self.registry_status)
+        self.registry_edit.editingFinished.connect(self._registry_edited)
+        self.test_button.clicked.connect(self.test_connection)
+        return card
+
+    def _registry_edited(self) -> None:
+        url = self.registry_edit.text().strip().rstrip("/")
+        if url and url != self.settings.get(REGISTRY_URL):
+            self._save(REGISTRY_URL, url)
+            self.registryChanged.emit(url)
+
+    def test_connection(self) -> None:
+        url = self.registry_edit.text().strip()
+        self.test_button.setEnabled(False)
+        self._status(self.registry_status, f"Connecting to {url}…", "muted")
+        self.runner.start(
+            check_registry,
+            url,
+            on_result=lambda r: self._status(
+                self.registry_status,
+                f"Connected to {r.url}" + (f" (version {r.version})" if r.version else ""),
+                "success",
+            ),
+            on_error=self._test_failed,
+            on_finished=lambda: self.test_button.setEnabled(True),
+        )
+
+    def _test_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, KnownError):
+            text = exc.message[:1].upper() + exc.message[1:]
+            self._status(self.registry_status, f"{text}. {exc.hint or ''}".strip(), "danger")
+        else:
+            self._status(self.registry_status, "Testing failed unexpectedly.", "danger")
+            self.errors.show(exc)
+
+    # -- identity ------------------------------------------------------------------------
+    def _identity_card(self) -> QFrame:
+        card, form = _card(
+            "Identity",
+            "Your Ed25519 key signs every contribution, so you can prove what you submitted. "
+            "The private key stays in your system keyring, or in an encrypted key file when no "
+            "secure keyring is available.",
+        )
+        self.fingerprint = QLabel("Loading…")
+        self.fingerprint.setObjectName("fingerprint")
+        self.fingerprint.setAccessibleName("Fingerprint")
+        self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.storage = QLabel("")
+        self.storage.setWordWrap(True)
+        self.storage.setAccessibleName("Key storage")
+        buttons = QHBoxLayout()
+        self.create_button = QPushButton("Create identity…")
+        self.create_button.setAccessibleName("Create identity")
+        self.export_button = QPushButton("Export backup…")
+        self.export_button.setAccessibleName("Export identity backup")
+        self.rotate_button = QPushButton("Rotate key…")
+        self.rotate_button.setAccessibleName("Rotate key")
+        self.rotate_button.setToolTip(
+            "Create a new key, signed by the old one, so registries can follow the change"
+        )
+        for b in (self.create_button, self.export_button, self.rotate_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        form.addRow("Fingerprint", self.fingerprint)
+        form.addRow("Stored in", self.storage)
+        form.addRow("", buttons)
+        self.create_button.clicked.connect(self.createIdentityRequested)
+        self.export_button.clicked.connect(self.export_identity)
+        self.rotate_button.clicked.connect(self.rotate_identity)
+        if self.services.identity is None:
+            self.fingerprint.setText("Identity service not available in this build")
+            for b in (self.create_button, self.export_button, self.rotate_button):
+                b.setEnabled(False)
+        return card
+
+    def refresh_identity(self) -> None:
+        identity = self.services.identity
+        if identity is None:
+            return
+        self.runner.start(
+            identity.current, on_result=self._show_identity, on_error=self.errors.show
+        )
+
+    def _show_identity(self, info: Any) -> None:
+        has = info is not None
+        self.identity_info = info.to_dict() if has else None
+        self.create_button.setVisible(not has)
+        self.export_button.setEnabled(has)
+        self.rotate_button.setEnabled(has)
+        if not has:
+            self.fingerprint.setText("No identity yet — create one to sign contributions")
+            self.storage.setText("—")
+            return
+        self.fingerprint.setText(info.grouped)
+        if info.storage == "keyring":
+            self.storage.setText(f"System keyring ({info.backend.rsplit('.', 1)[-1]})")
+        else:
+            self.storage.setText(f"Encrypted key file {info.key_file} (passphrase-protected)")
+
+    def _unlock(self) -> str | None:
+        """The current key's passphrase when it lives in an encrypted file, else None."""
+        info = self.identity_info or {}
+        if info.get("storage") != "encrypted-file":
+            return None
+        dialog = PassphraseDialog(
+            "Unlock your key",
+            "Enter the passphrase of your encrypted key file.",
+            confirm=False,
+            parent=self,
+        )
+        return dialog.passphrase() if dialog.exec() else ""
+
+    def export_identity(self) -> None:
+        identity = self.services.identity
+        if identity is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export identity backup", "contributor-desk-identity.key", "Key file (*.key)"
+        )
+        if not path:
+            return
+        dialog = PassphraseDialog(
+            "Protect the backup",
+            "The backup is encrypted with this passphrase. Keep both somewhere safe: anyone "
+            "with the file and the passphrase can sign as you.",
+            confirm=True,
+            parent=self,
+        )
+        if not dialog.exec():
+            return
+        unlock = self._unlock()
+        if unlock == "":
+            return
+        self.runner.start(
+            identity.export,
+            Path(path),
+            dialog.passphrase(),
+            unlock=unlock,
+            on_result=lambda info: self._status(self.storage, info.note.capitalize(), "success"),
+            on_error=self.errors.show,
+        )
+
+    def rotate_identity(self) -> None:
+        identity = self.services.identity
+        if identity is None:
+            return
+        unlock = self._unlock()
+        if unlock == "":
+            return
+        self.runner.start(
+            identity.rotate,
+            unlock=unlock,
+            on_result=lambda _r: (self.refresh_identity(), self.identityChanged.emit()),
+            on_error=self.errors.show,
+        )
+
+    # -- uploads & appearance ------------------------------------------------------------
+    def _uploads_card(self) -> QFrame:
+        card, form = _card("Uploads")
+        self.concurrency = QSpinBox()
+        self.concurrency.setRange(1, 8)
+        self.concurrency.setValue(self.settings.get(UPLOAD_CONCURRENCY))
+        self.concurrency.setAccessibleName("Parallel uploads")
+        self.concurrency.setSuffix(" at a time")
+        self.bandwidth = QSpinBox()
+        self.bandwidth.setRange(0, 1_000_000)
+        self.bandwidth.setSingleStep(100)
+        self.bandwidth.setSpecialValueText("Unlimited")
+        self.bandwidth.setSuffix(" KB/s")
+        self.bandwidth.setValue(self.settings.get(UPLOAD_BANDWIDTH_KBPS))
+        self.bandwidth.setAccessibleName("Bandwidth limit")
+        self.tray = QCheckBox("Keep uploading in the background when the window is closed")
+        self.tray.setChecked(self.settings.get(CLOSE_TO_TRAY))
+        self.tray.setAccessibleName("Close to tray")
+        form.addRow("Parallel uploads", self.concurrency)
+        form.addRow("Bandwidth limit", self.bandwidth)
+        form.addRow("", self.tray)
+        self.concurrency.valueChanged.connect(lambda v: self._save(UPLOAD_CONCURRENCY, int(v)))
+        self.bandwidth.valueChanged.connect(lambda v: self._save(UPLOAD_BANDWIDTH_KBPS, int(v)))
+        self.tray.toggled.connect(lambda v: self._save(CLOSE_TO_TRAY, bool(v)))
+        return card
+
+    def _appearance_card(self) -> QFrame:
+        card, form = _card("Appearance and storage")
+        self.theme_combo = QComboBox()
+        self.theme_combo.setAccessibleName("Theme")
+        for value, label in THEME_CHOICES:
+            self.theme_combo.addItem(label, value)
+        current = self.settings.get(THEME)
+        self.theme_combo.setCurrentIndex(
+            max(
+                0,
+                [v for v, _ in THEME_CHOICES].index(current)
+                if current in dict(THEME_CHOICES)
+                else 0,
+            )
+        )
+        self.theme_combo.currentIndexChanged.connect(self._theme_selected)
+        folder = QLabel(str(self.services.ctx.data_dir))
+        folder.setWordWrap(True)
+        folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        folder.setAccessibleName("Data folder")
+        open_button = QPushButton("Open")
+        open_button.setAccessibleName("Open data folder")
+        open_button.clicked.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.services.ctx.data_dir)))
+        )
+        row = QHBoxLayout()
+        row.addWidget(folder, 1)
+        row.addWidget(open_button)
+        note = QLabel("To use another folder, start with --data-dir or CONTRIBUTOR_DESK_DATA_DIR.")
+        note.setObjectName("muted")
+        note.setWordWrap(True)
+        form.addRow("Theme", self.theme_combo)
+        form.addRow("Data folder", row)
+        form.addRow("", note)
+        return card
+
+    def _theme_selected(self) -> None:
+        value = str(self.theme_combo.currentData())
+        self._save(THEME, value)
+        self.themeChanged.emit(value)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _save(self, option: Option[Any], value: Any) -> None:
+        self.settings.set(option, value)
+        self.runner.start(self.settings.save, on_error=self.errors.show)
+
+    def _status(self, label: QLabel, text: str, tone: str) -> None:
+        label.setStyleSheet(f"color: {self.theme.colors.get(tone, self.theme.colors['muted'])};")
+        label.setText(text)
