@@ -1,0 +1,111 @@
+"""Challenge/token auth: good login, forged/expired tokens, wrong key, nonce reuse."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from registry.db.models import AuthChallenge, Token
+from tests.support.registry_actors import AUTH_DOMAIN, Contributor
+
+
+def _challenge(client: TestClient, who: Contributor) -> str:
+    r = client.post("/v1/auth/challenge", json={"publicKey": who.public_key})
+    assert r.status_code == 200
+    return str(r.json()["nonce"])
+
+
+def _token_request(client: TestClient, who: Contributor, nonce: str, signer: Ed25519PrivateKey):
+    sig = base64.b64encode(signer.sign(AUTH_DOMAIN + nonce.encode())).decode()
+    return client.post(
+        "/v1/auth/token", json={"publicKey": who.public_key, "nonce": nonce, "signature": sig}
+    )
+
+
+def test_login_gives_working_token(client: TestClient) -> None:
+    who = Contributor()
+    token = who.sign_in(client)
+    assert len(token) >= 32
+    r = client.get("/v1/contributions", headers=who.headers)
+    assert r.status_code == 200
+    assert r.json() == {"items": [], "nextCursor": None, "hasMore": False}
+
+
+def test_missing_and_forged_tokens_are_401_with_www_authenticate(client: TestClient) -> None:
+    r = client.get("/v1/contributions")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert r.json()["error"]["code"] == "unauthorized"
+    r = client.get("/v1/contributions", headers={"Authorization": "Bearer forged-token-value"})
+    assert r.status_code == 401
+    assert "WWW-Authenticate" in r.headers
+
+
+def test_expired_token_is_refused(client: TestClient, app: FastAPI) -> None:
+    who = Contributor()
+    who.sign_in(client)
+    with app.state.sessions() as s:
+        s.execute(update(Token).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        s.commit()
+    r = client.get("/v1/contributions", headers=who.headers)
+    assert r.status_code == 401
+    assert "expired" in r.json()["error"]["message"]
+
+
+def test_signature_by_another_key_is_refused(client: TestClient) -> None:
+    who = Contributor()
+    nonce = _challenge(client, who)
+    r = _token_request(client, who, nonce, Ed25519PrivateKey.generate())
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "auth_failed"
+
+
+def test_nonce_is_single_use(client: TestClient) -> None:
+    who = Contributor()
+    nonce = _challenge(client, who)
+    assert _token_request(client, who, nonce, who.key).status_code == 200
+    r = _token_request(client, who, nonce, who.key)
+    assert r.status_code == 401
+    assert "already used" in r.json()["error"]["message"]
+
+
+def test_nonce_of_another_key_is_refused(client: TestClient) -> None:
+    a, b = Contributor(), Contributor()
+    nonce = _challenge(client, a)
+    assert _token_request(client, b, nonce, b.key).status_code == 401
+
+
+def test_expired_challenge_is_refused(client: TestClient, app: FastAPI) -> None:
+    who = Contributor()
+    nonce = _challenge(client, who)
+    with app.state.sessions() as s:
+        s.execute(update(AuthChallenge).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        s.commit()
+    r = _token_request(client, who, nonce, who.key)
+    assert r.status_code == 401
+    assert "expired" in r.json()["error"]["message"]
+
+
+def test_bad_public_key_is_422_with_error_shape(client: TestClient) -> None:
+    r = client.post("/v1/auth/challenge", json={"publicKey": "zz"})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "invalid_request"
+
+
+def test_operator_role_from_settings(make_app: Callable[..., FastAPI], db_url: str) -> None:
+    op = Contributor()
+    app = make_app(db_url, operator_keys=(op.public_key,))
+    with TestClient(app, base_url="http://testserver") as c:
+        r_ch = c.post("/v1/auth/challenge", json={"publicKey": op.public_key})
+        nonce = r_ch.json()["nonce"]
+        r = _token_request(c, op, nonce, op.key)
+        assert r.json()["role"] == "operator"
+        other = Contributor()
+        r2 = _token_request(c, other, _challenge(c, other), other.key)
+        assert r2.json()["role"] == "contributor"
