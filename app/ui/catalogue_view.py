@@ -83,7 +83,7 @@ class CatalogueView(QWidget):
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 20, 24, 16)
+        layout.setContentsMargins(20, 18, 20, 14)
         layout.setSpacing(14)
         top = QHBoxLayout()
         header, self.subtitle = page_header("Catalogue", "")
@@ -152,11 +152,11 @@ class CatalogueView(QWidget):
         hh.setSectionResizeMode(COL_TITLE, QHeaderView.ResizeMode.Stretch)
         widths = {
             COL_KIND: 110,
-            COL_FORMAT: 96,
-            COL_ITEMS: 72,
-            COL_SIZE: 78,
-            COL_STATE: 100,
-            COL_UPDATED: 104,
+            COL_FORMAT: 92,
+            COL_ITEMS: 64,
+            COL_SIZE: 76,
+            COL_STATE: 92,
+            COL_UPDATED: 108,
         }
         for col, width in widths.items():
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
@@ -182,7 +182,7 @@ class CatalogueView(QWidget):
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([640, 400])
+        self.splitter.setSizes([620, 430])
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.splitter)
         self.stack.addWidget(self.no_match)

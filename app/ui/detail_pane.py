@@ -74,7 +74,7 @@ class DetailPane(QFrame):
         self.detail: ItemDetail | None = None
         self._can_sign = can_sign
         self._can_submit = can_submit
-        self.setMinimumWidth(360)
+        self.setMinimumWidth(420)
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -90,7 +90,7 @@ class DetailPane(QFrame):
 
         body = QWidget()
         layout = QVBoxLayout(body)
-        layout.setContentsMargins(18, 16, 18, 16)
+        layout.setContentsMargins(16, 14, 16, 14)
         layout.setSpacing(10)
         self.title = QLabel()
         self.title.setObjectName("pageTitle")
@@ -99,9 +99,14 @@ class DetailPane(QFrame):
         self.subtitle = QLabel()
         self.subtitle.setObjectName("muted")
         self.subtitle.setWordWrap(True)
-        layout.addWidget(self.title)
+        actions = self._build_actions()
+        head = QHBoxLayout()
+        head.setSpacing(12)
+        head.addWidget(self.title, 1)
+        head.addWidget(self.submit_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(head)
         layout.addWidget(self.subtitle)
-        layout.addLayout(self._build_actions())
+        layout.addLayout(actions)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Item detail sections")
         self.tabs.setDocumentMode(True)
@@ -123,7 +128,7 @@ class DetailPane(QFrame):
 
     def _build_actions(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        row.setSpacing(6)
+        row.setSpacing(5)
         self.sign_button = self._button("Sign", "sign", "Sign this contribution with your key")
         self.verify_button = self._button(
             "Verify", "verify", "Re-hash the files and check them against the manifest"
@@ -151,7 +156,6 @@ class DetailPane(QFrame):
         for w in (self.sign_button, self.verify_button, self.export_button, self.reveal_button):
             row.addWidget(w)
         row.addStretch(1)
-        row.addWidget(self.submit_button)
 
         self.sign_button.clicked.connect(lambda: self._emit(self.signRequested))
         self.verify_button.clicked.connect(lambda: self._emit(self.verifyRequested))

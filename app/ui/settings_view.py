@@ -52,6 +52,22 @@ log = logging.getLogger(__name__)
 THEME_CHOICES = (("system", "Follow system"), ("light", "Light"), ("dark", "Dark"))
 
 
+LABEL_WIDTH = 130
+
+
+def _row_label(text: str) -> QLabel:
+    """Fixed-width, right-aligned labels so fields line up across every card."""
+    label = QLabel(text)
+    label.setMinimumWidth(LABEL_WIDTH)
+    label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    label.setObjectName("muted")
+    return label
+
+
+def _add(form: QFormLayout, label: str, field: Any) -> None:
+    form.addRow(_row_label(label), field)
+
+
 def _card(title: str, text: str = "") -> tuple[QFrame, QFormLayout]:
     card = QFrame()
     card.setObjectName("card")
@@ -131,12 +147,15 @@ class SettingsView(QWidget):
         row.addWidget(self.registry_edit, 1)
         row.addWidget(self.test_button)
         self.registry_status = QLabel("")
+        self.registry_status.hide()
         self.registry_status.setWordWrap(True)
         self.registry_status.setAccessibleName("Connection status")
-        form.addRow("Registry URL", row)
-        form.addRow("", self.registry_status)
+        _add(form, "Registry URL", row)
+        _add(form, "", self.registry_status)
+        self._registry_form = form
         self.registry_edit.editingFinished.connect(self._registry_edited)
         self.test_button.clicked.connect(self.test_connection)
+        form.setRowVisible(1, False)
         return card
 
     def _registry_edited(self) -> None:
@@ -185,6 +204,7 @@ class SettingsView(QWidget):
         self.storage.setWordWrap(True)
         self.storage.setAccessibleName("Key storage")
         buttons = QHBoxLayout()
+        buttons.setSpacing(8)
         self.create_button = QPushButton("Create identity…")
         self.create_button.setAccessibleName("Create identity")
         self.export_button = QPushButton("Export backup…")
@@ -197,9 +217,9 @@ class SettingsView(QWidget):
         for b in (self.create_button, self.export_button, self.rotate_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
-        form.addRow("Fingerprint", self.fingerprint)
-        form.addRow("Stored in", self.storage)
-        form.addRow("", buttons)
+        _add(form, "Fingerprint", self.fingerprint)
+        _add(form, "Stored in", self.storage)
+        _add(form, "", buttons)
         self.create_button.clicked.connect(self.createIdentityRequested)
         self.export_button.clicked.connect(self.export_identity)
         self.rotate_button.clicked.connect(self.rotate_identity)
@@ -223,6 +243,9 @@ class SettingsView(QWidget):
         self.create_button.setVisible(not has)
         self.export_button.setEnabled(has)
         self.rotate_button.setEnabled(has)
+        self.fingerprint.setObjectName("fingerprint" if has else "")
+        self.fingerprint.style().unpolish(self.fingerprint)
+        self.fingerprint.style().polish(self.fingerprint)
         if not has:
             self.fingerprint.setText("No identity yet — create one to sign contributions")
             self.storage.setText("—")
@@ -294,11 +317,14 @@ class SettingsView(QWidget):
     def _uploads_card(self) -> QFrame:
         card, form = _card("Uploads")
         self.concurrency = QSpinBox()
+        self.concurrency.setFixedWidth(170)
         self.concurrency.setRange(1, 8)
         self.concurrency.setValue(self.settings.get(UPLOAD_CONCURRENCY))
         self.concurrency.setAccessibleName("Parallel uploads")
         self.concurrency.setSuffix(" at a time")
         self.bandwidth = QSpinBox()
+        self.bandwidth.setFixedWidth(170)
+        self.bandwidth.setToolTip("0 means unlimited; use the arrow keys or type a value")
         self.bandwidth.setRange(0, 1_000_000)
         self.bandwidth.setSingleStep(100)
         self.bandwidth.setSpecialValueText("Unlimited")
@@ -308,9 +334,9 @@ class SettingsView(QWidget):
         self.tray = QCheckBox("Keep uploading in the background when the window is closed")
         self.tray.setChecked(self.settings.get(CLOSE_TO_TRAY))
         self.tray.setAccessibleName("Close to tray")
-        form.addRow("Parallel uploads", self.concurrency)
-        form.addRow("Bandwidth limit", self.bandwidth)
-        form.addRow("", self.tray)
+        _add(form, "Parallel uploads", self.concurrency)
+        _add(form, "Bandwidth limit", self.bandwidth)
+        _add(form, "", self.tray)
         self.concurrency.valueChanged.connect(lambda v: self._save(UPLOAD_CONCURRENCY, int(v)))
         self.bandwidth.valueChanged.connect(lambda v: self._save(UPLOAD_BANDWIDTH_KBPS, int(v)))
         self.tray.toggled.connect(lambda v: self._save(CLOSE_TO_TRAY, bool(v)))
@@ -319,6 +345,7 @@ class SettingsView(QWidget):
     def _appearance_card(self) -> QFrame:
         card, form = _card("Appearance and storage")
         self.theme_combo = QComboBox()
+        self.theme_combo.setFixedWidth(170)
         self.theme_combo.setAccessibleName("Theme")
         for value, label in THEME_CHOICES:
             self.theme_combo.addItem(label, value)
@@ -347,9 +374,9 @@ class SettingsView(QWidget):
         note = QLabel("To use another folder, start with --data-dir or CONTRIBUTOR_DESK_DATA_DIR.")
         note.setObjectName("muted")
         note.setWordWrap(True)
-        form.addRow("Theme", self.theme_combo)
-        form.addRow("Data folder", row)
-        form.addRow("", note)
+        _add(form, "Theme", self.theme_combo)
+        _add(form, "Data folder", row)
+        _add(form, "", note)
         return card
 
     def _theme_selected(self) -> None:
@@ -363,5 +390,8 @@ class SettingsView(QWidget):
         self.runner.start(self.settings.save, on_error=self.errors.show)
 
     def _status(self, label: QLabel, text: str, tone: str) -> None:
+        if label is self.registry_status:
+            self._registry_form.setRowVisible(1, True)
+        label.show()
         label.setStyleSheet(f"color: {self.theme.colors.get(tone, self.theme.colors['muted'])};")
         label.setText(text)

@@ -101,7 +101,8 @@ def stylesheet(theme: Theme) -> str:
         template = (resources_dir() / "styles" / "app.qss").read_text("utf-8")
     except OSError:
         return ""
-    return Template(template).safe_substitute(theme.colors)
+    icons = (resources_dir() / "icons").as_posix()
+    return Template(template).safe_substitute(theme.colors, icons=icons, scheme=theme.name)
 
 
 def palette(theme: Theme) -> QPalette:
