@@ -1,0 +1,201 @@
+"""The registry's contract calls (docs/protocol.md), typed: health, contributions, finalize.
+
+Answers are parsed into small frozen dataclasses here, so an answer of the wrong shape is
+"the registry sent an unreadable answer" (RegistryUnavailable) at the edge, not a KeyError
+deep in the queue.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain.errors import RegistryUnavailable
+from app.registry_client.http import (
+    UNREADABLE,
+    RegistryHttp,
+    RetryPolicy,
+    SignerFn,
+    SleepFn,
+    Timeouts,
+    parse_json_object,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    message: str
+    path: str | None = None
+
+    def text(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    status: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """Answer to create: the registry id and the blobs it does not hold yet."""
+
+    id: str
+    state: str
+    missing_blobs: tuple[str, ...]
+    reasons: tuple[Reason, ...]
+    already_existed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContributionStatus:
+    id: str
+    state: str  # submitted | accepted | rejected
+    reasons: tuple[Reason, ...]
+    missing_blobs: tuple[str, ...] = ()
+    title: str = ""
+    datanet: str = ""
+    cursor: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _unreadable(why: str) -> RegistryUnavailable:
+    return RegistryUnavailable(UNREADABLE, hint=why)
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise _unreadable(f"field {key!r} missing or not text")
+    return value
+
+
+def _strings(body: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _unreadable(f"field {key!r} is not a list of text")
+    return tuple(value)
+
+
+def _reasons(body: dict[str, Any]) -> tuple[Reason, ...]:
+    value = body.get("reasons", [])
+    if not isinstance(value, list):
+        raise _unreadable("field 'reasons' is not a list")
+    out: list[Reason] = []
+    for r in value:
+        if not isinstance(r, dict):
+            raise _unreadable("a rejection reason is not an object")
+        path = r.get("path")
+        out.append(
+            Reason(str(r.get("code", "")), str(r.get("message", "")), str(path) if path else None)
+        )
+    return tuple(out)
+
+
+def parse_status(body: dict[str, Any]) -> ContributionStatus:
+    return ContributionStatus(
+        id=_str(body, "id"),
+        state=_str(body, "state"),
+        reasons=_reasons(body),
+        missing_blobs=_strings(body, "missingBlobs"),
+        title=str(body.get("title", "")),
+        datanet=str(body.get("datanet", "")),
+        cursor=str(body.get("cursor", "")),
+        extra=body,
+    )
+
+
+class RegistryClient:
+    """One registry, one session: the contract calls plus `http` for the tus client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        signer: SignerFn | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        pool_size: int = 8,
+        sleep: SleepFn | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        self.http = RegistryHttp(
+            base_url, signer, timeouts=timeouts, retry=retry, pool_size=pool_size, **kwargs
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self.http.base_url
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def health(self, *, retry: bool = True) -> Health:
+        body = self.http.json("GET", "/v1/health", auth=False, retry=retry)
+        return Health(status=_str(body, "status"), version=str(body.get("version", "")))
+
+    def create_contribution(
+        self, envelope: dict[str, Any], manifest: bytes, metadata: dict[str, Any]
+    ) -> Created:
+        """POST /v1/contributions; idempotent (same envelope → same contribution)."""
+        resp = self.http.request(
+            "POST",
+            "/v1/contributions",
+            json={
+                "envelope": envelope,
+                "manifest": base64.b64encode(manifest).decode("ascii"),
+                "metadata": metadata,
+            },
+            ok=(200, 201),
+        )
+        body = parse_json_object(resp)
+        return Created(
+            id=_str(body, "id"),
+            state=_str(body, "state"),
+            missing_blobs=_strings(body, "missingBlobs"),
+            reasons=_reasons(body),
+            already_existed=resp.status_code == 200,
+        )
+
+    def finalize(self, contribution_id: str) -> ContributionStatus:
+        """Ask the registry to verify and decide; idempotent, so retrying is safe."""
+        return parse_status(
+            self.http.json("POST", f"/v1/contributions/{contribution_id}/finalize", ok=(200,))
+        )
+
+    def get_contribution(self, contribution_id: str) -> ContributionStatus:
+        return parse_status(self.http.json("GET", f"/v1/contributions/{contribution_id}"))
+
+    def list_mine(
+        self, *, after: str | None = None, limit: int = 200
+    ) -> Iterator[ContributionStatus]:
+        """Every contribution of the caller, page after page (cursor order)."""
+        cursor = after
+        while True:
+            params: dict[str, Any] = {"mine": "true", "limit": limit}
+            if cursor is not None:
+                params["after"] = cursor
+            body = self.http.json("GET", "/v1/contributions", params=params)
+            items = body.get("items")
+            if not isinstance(items, list):
+                raise _unreadable("field 'items' is not a list")
+            for item in items:
+                if not isinstance(item, dict):
+                    raise _unreadable("a contribution is not an object")
+                yield parse_status(item)
+            nxt = body.get("nextCursor")
+            if not body.get("hasMore") or not isinstance(nxt, str) or nxt == cursor:
+                return
+            cursor = nxt

@@ -1,0 +1,328 @@
+"""Submit: re-check, sign, queue, and (when the registry answers) create the contribution.
+
+Submitting never needs the network: the signed contribution and a "create contribution" job
+are committed locally in one transaction with the signed → queued transition. The registry
+calls (create, finalize) live here too, because both `submit` and the upload queue make them;
+each writes its result and its lifecycle transition in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from app.domain.errors import BadInputError, NotFoundError, RegistryRefused, UsageError
+from app.domain.states import State
+from app.registry_client.api import ContributionStatus, Reason, RegistryClient
+from app.registry_client.http import ApiRefused
+from app.services.context import ServiceContext
+from app.services.history import record_event, transition
+from app.services.identity import PassphraseFn
+from app.services.signing import SigningService
+from app.settings import DATANET
+from app.signing import dsse
+from app.signing.statement import normalise_registry, parse_statement
+from app.store.models import Envelope, FileEntry, Item, ManifestRecord, utcnow
+from app.store.queue_models import JOB_BLOB, JOB_CREATE, UploadJob
+
+DEFAULT_DATANET = "open-data"
+LOCAL_STATES = frozenset({State.DRAFT, State.SIGNED, State.REJECTED})
+SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    item_id: int
+    state: State
+    registry_id: str | None
+    blobs_to_upload: int
+    bytes_to_upload: int
+    offline: bool  # the registry could not be reached: it goes out when it can
+    message: str
+
+
+def check_files(item: Item, files: list[FileEntry]) -> list[str]:
+    """What changed since the item was added: missing or different files (size+mtime fast
+    path, sha256 only when the fast path says 'maybe')."""
+    root = Path(item.source_path)
+    changed: list[str] = []
+    for f in files:
+        path = root / f.path
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            changed.append(f"{f.path} (missing)")
+            continue
+        except OSError as exc:
+            changed.append(f"{f.path} (cannot be read: {exc.strerror})")
+            continue
+        if st.st_size != f.size:
+            changed.append(f"{f.path} (size {f.size} → {st.st_size})")
+        elif st.st_mtime_ns != f.mtime_ns:
+            if _sha256(path) != f.sha256:
+                changed.append(f"{f.path} (content changed)")
+            else:
+                f.mtime_ns = st.st_mtime_ns  # same bytes, touched: keep the fast path fast
+    return changed
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def changed_message(item_id: int, changed: list[str]) -> str:
+    more = f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
+    return f"item #{item_id} changed since it was added: {'; '.join(changed[:SHOWN])}{more}"
+
+
+def _latest_envelope(s: Session, item: Item) -> Envelope | None:
+    return s.scalars(
+        select(Envelope).where(Envelope.item_id == item.id).order_by(Envelope.id.desc())
+    ).first()
+
+
+def _manifest_bytes(s: Session, item_id: int) -> bytes:
+    rec = s.scalars(
+        select(ManifestRecord)
+        .where(ManifestRecord.item_id == item_id)
+        .order_by(ManifestRecord.id.desc())
+    ).first()
+    if rec is None:
+        raise BadInputError(f"item #{item_id} has no manifest; add it again")
+    return rec.canonical
+
+
+def _metadata(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The create metadata, taken from the signed statement so they cannot disagree."""
+    pred = parse_statement(dsse.Envelope.from_dict(envelope).payload).predicate
+    return {
+        "datanet": pred.datanet,
+        "title": pred.title,
+        "kind": pred.kind,
+        "parent": pred.parent,
+        "license": pred.license or None,
+    }
+
+
+def _reasons_json(reasons: tuple[Reason, ...]) -> list[dict[str, Any]]:
+    return [{"code": r.code, "message": r.message, "path": r.path} for r in reasons]
+
+
+def _reasons_text(reasons: tuple[Reason, ...]) -> str:
+    return "; ".join(r.text() for r in reasons) or "no reason given"
+
+
+# -- registry calls shared with the queue ----------------------------------------------------
+
+
+def create_remote(ctx: ServiceContext, client: RegistryClient, item_id: int) -> SubmitResult:
+    """Create the contribution at the registry and enqueue one job per missing blob.
+
+    Idempotent: the registry returns the same contribution for the same envelope, and the jobs
+    are (re)built from its answer in the same transaction that marks the create job done.
+    Raises RegistryUnavailable (keep the job, try later) or RegistryRefused (job failed, item
+    rejected with the registry's reason)."""
+    with ctx.db.session() as s:
+        item = s.get(Item, item_id)
+        if item is None:
+            raise NotFoundError(f"there is no item #{item_id} in the catalogue")
+        env = _latest_envelope(s, item)
+        if env is None:
+            raise UsageError(f"item #{item_id} is not signed")
+        envelope, manifest = env.envelope, _manifest_bytes(s, item_id)
+    try:
+        created = client.create_contribution(envelope, manifest, _metadata(envelope))
+    except RegistryRefused as exc:
+        with ctx.db.session() as s:
+            item = s.get_one(Item, item_id)
+            s.execute(
+                update(UploadJob)
+                .where(UploadJob.item_id == item_id, UploadJob.kind == JOB_CREATE)
+                .values(state="failed", last_error=exc.message, updated_at=utcnow())
+            )
+            item.rejection_reasons = [{"code": getattr(exc, "code", ""), "message": exc.message}]
+            transition(s, item, State.REJECTED, "refused", exc.message)
+        raise
+    with ctx.db.session() as s:
+        item = s.get_one(Item, item_id)
+        item.registry_id = created.id
+        s.execute(delete(UploadJob).where(UploadJob.item_id == item_id))
+        files = s.scalars(select(FileEntry).where(FileEntry.item_id == item_id)).all()
+        by_sha: dict[str, list[FileEntry]] = defaultdict(list)
+        for f in files:
+            by_sha[f.sha256].append(f)
+        missing = [sha for sha in dict.fromkeys(created.missing_blobs) if sha in by_sha]
+        for sha in missing:
+            group = by_sha[sha]
+            s.add(
+                UploadJob(
+                    item_id=item_id,
+                    kind=JOB_BLOB,
+                    sha256=sha,
+                    paths=[f.path for f in group],
+                    size=group[0].size,
+                    state="pending",
+                )
+            )
+        total = sum(by_sha[sha][0].size for sha in missing)
+        record_event(
+            s,
+            item,
+            "created",
+            f"registry id {created.id}; {len(missing)} blob(s) to upload, "
+            f"{len(by_sha) - len(missing)} already there",
+        )
+        if created.state == "rejected":
+            item.rejection_reasons = _reasons_json(created.reasons)
+            s.execute(delete(UploadJob).where(UploadJob.item_id == item_id))
+            transition(s, item, State.REJECTED, "rejected", _reasons_text(created.reasons))
+        elif created.state == "accepted":
+            transition(s, item, State.SUBMITTED, "submitted", "already at the registry")
+            transition(s, item, State.ACCEPTED, "accepted", "")
+        return SubmitResult(
+            item_id, State(item.state), created.id, len(missing), total, False, "created"
+        )
+
+
+def apply_status(ctx: ServiceContext, item_id: int, status: ContributionStatus) -> State:
+    """Record what the registry says about a contribution (finalize answer or sync)."""
+    with ctx.db.session() as s:
+        item = s.get_one(Item, item_id)
+        state = State(item.state)
+        if status.state not in ("accepted", "rejected", "submitted"):
+            return state
+        if state in (State.QUEUED, State.UPLOADING):
+            transition(s, item, State.SUBMITTED, "submitted", "all blobs uploaded")
+        if State(item.state) is State.SUBMITTED:
+            if status.state == "accepted":
+                transition(s, item, State.ACCEPTED, "accepted", "")
+            elif status.state == "rejected":
+                item.rejection_reasons = _reasons_json(status.reasons)
+                transition(s, item, State.REJECTED, "rejected", _reasons_text(status.reasons))
+        return State(item.state)
+
+
+def finalize_remote(ctx: ServiceContext, client: RegistryClient, item_id: int) -> State:
+    """Finalize (idempotent at the registry, so a retry after a lost answer is safe).
+
+    A 409 'blobs_missing' re-enqueues exactly the blobs the registry still lacks."""
+    with ctx.db.session() as s:
+        registry_id = s.get_one(Item, item_id).registry_id
+    if registry_id is None:
+        raise UsageError(f"item #{item_id} has no registry id yet")
+    try:
+        status = client.finalize(registry_id)
+    except ApiRefused as exc:
+        if exc.code != "blobs_missing":
+            raise
+        missing = (
+            (exc.details or {}).get("missingBlobs", []) if isinstance(exc.details, dict) else []
+        )
+        requeue_blobs(ctx, item_id, [str(m) for m in missing])
+        return State.UPLOADING
+    return apply_status(ctx, item_id, status)
+
+
+def requeue_blobs(ctx: ServiceContext, item_id: int, shas: list[str]) -> None:
+    with ctx.db.session() as s:
+        jobs = s.scalars(
+            select(UploadJob).where(UploadJob.item_id == item_id, UploadJob.sha256.in_(shas))
+        ).all()
+        for job in jobs:
+            job.state, job.bytes_confirmed, job.upload_url = "pending", 0, None
+            job.last_error = "the registry does not have this blob; sending it again"
+            job.updated_at = utcnow()
+
+
+# -- the use case ----------------------------------------------------------------------------
+
+
+class SubmitService:
+    """`submit ID`: the same for CLI and GUI; the upload itself is UploadQueue's job."""
+
+    def __init__(self, ctx: ServiceContext, signing: SigningService | None = None) -> None:
+        self._ctx = ctx
+        self._signing = signing or SigningService(ctx)
+
+    def prepare(
+        self,
+        item_id: int,
+        *,
+        datanet: str | None = None,
+        registry_url: str | None = None,
+        passphrase: str | PassphraseFn | None = None,
+    ) -> None:
+        """Re-check files, sign if needed, and queue locally (no network)."""
+        url = normalise_registry(registry_url or self._ctx.registry_url)
+        net = datanet or self._ctx.settings.get(DATANET) or DEFAULT_DATANET
+        with self._ctx.db.session() as s:
+            item = s.get(Item, item_id)
+            if item is None:
+                raise NotFoundError(
+                    f"there is no item #{item_id} in the catalogue",
+                    hint="see `contributor-desk list`",
+                )
+            state = State(item.state)
+            if state not in LOCAL_STATES:
+                raise UsageError(
+                    f"item #{item_id} is already {state.value}",
+                    hint="see `contributor-desk queue`" if state is not State.ACCEPTED else None,
+                )
+            files = list(s.scalars(select(FileEntry).where(FileEntry.item_id == item_id)))
+            changed = check_files(item, files)
+            if changed:
+                raise BadInputError(
+                    changed_message(item_id, changed),
+                    hint="restore the files, or add the folder again as a new item",
+                )
+            env = _latest_envelope(s, item)
+            fresh = (
+                state is State.SIGNED
+                and env is not None
+                and normalise_registry(env.registry_url) == url
+                and env.datanet == net
+                and env.manifest_digest == item.manifest_digest
+            )
+        if not fresh:
+            self._signing.sign_item(item_id, registry_url=url, datanet=net, passphrase=passphrase)
+        with self._ctx.db.session() as s:
+            item = s.get_one(Item, item_id)
+            item.registry_id = None
+            item.rejection_reasons = []
+            s.execute(delete(UploadJob).where(UploadJob.item_id == item_id))
+            s.add(UploadJob(item_id=item_id, kind=JOB_CREATE, state="pending"))
+            transition(s, item, State.QUEUED, "queued", f"for {url} datanet {net}")
+
+    def submit(
+        self,
+        item_id: int,
+        *,
+        datanet: str | None = None,
+        passphrase: str | PassphraseFn | None = None,
+        client: RegistryClient | None = None,
+    ) -> SubmitResult:
+        """Queue locally, then try to create at the registry; offline is not an error."""
+        from app.domain.errors import RegistryUnavailable
+        from app.services.uploads import make_client
+
+        self.prepare(item_id, datanet=datanet, passphrase=passphrase)
+        own = client is None
+        client = client or make_client(self._ctx, passphrase=passphrase)
+        try:
+            return create_remote(self._ctx, client, item_id)
+        except RegistryUnavailable as exc:
+            return SubmitResult(item_id, State.QUEUED, None, 0, 0, True, str(exc))
+        finally:
+            if own:
+                client.close()

@@ -1,0 +1,306 @@
+"""What the upload queue shows the world: immutable snapshots, events, live progress.
+
+Kept apart from the queue's machinery so the GUI (and tests) can read exactly what they may
+rely on: QueueSnapshot and its parts are frozen dataclasses, safe to hand across threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from app.store.models import Item
+from app.store.queue_models import UploadJob
+
+RATE_WINDOW_S = 5.0
+
+
+class RegistryStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"  # unreachable: the queue waits and probes with backoff
+    UNKNOWN = "unknown"  # not contacted yet
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEvent:
+    """Something changed. kind: progress | job | contribution | registry | idle.
+
+    Delivered on worker threads; carry ids only — call UploadQueue.snapshot() for data."""
+
+    kind: str
+    item_id: int | None = None
+    job_id: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    id: int
+    item_id: int
+    kind: str  # "create" | "blob"
+    sha256: str
+    paths: tuple[str, ...]
+    size: int
+    state: str  # pending | uploading | done | failed | paused | cancelled
+    attempts: int
+    last_error: str
+    bytes_confirmed: int  # the registry has these bytes (fsynced)
+    bytes_sent: int  # confirmed + in flight (what a progress bar shows)
+    rate_bps: float
+    eta_s: float | None
+    next_attempt_at: datetime | None
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "itemId": self.item_id,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "paths": list(self.paths),
+            "size": self.size,
+            "state": self.state,
+            "attempts": self.attempts,
+            "lastError": self.last_error,
+            "bytesConfirmed": self.bytes_confirmed,
+            "nextAttemptAt": _iso(self.next_attempt_at),
+            "updatedAt": _iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ContributionSnapshot:
+    item_id: int
+    title: str
+    state: str  # the item's lifecycle state (queued, uploading, submitted, accepted, ...)
+    registry_id: str | None
+    total_bytes: int  # bytes this contribution has to upload (missing blobs only)
+    bytes_sent: int
+    bytes_confirmed: int
+    rate_bps: float
+    eta_s: float | None
+    jobs_total: int
+    jobs_done: int
+    jobs_failed: int
+    jobs_paused: int
+    last_error: str
+    rejection_reasons: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "itemId": self.item_id,
+            "title": self.title,
+            "state": self.state,
+            "registryId": self.registry_id,
+            "totalBytes": self.total_bytes,
+            "bytesConfirmed": self.bytes_confirmed,
+            "jobsTotal": self.jobs_total,
+            "jobsDone": self.jobs_done,
+            "jobsFailed": self.jobs_failed,
+            "jobsPaused": self.jobs_paused,
+            "lastError": self.last_error,
+            "rejectionReasons": list(self.rejection_reasons),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    taken_at: datetime
+    registry_url: str
+    registry_status: RegistryStatus
+    registry_error: str
+    next_probe_at: datetime | None  # when offline: the next reachability probe
+    running: bool
+    jobs: tuple[JobSnapshot, ...]
+    contributions: tuple[ContributionSnapshot, ...]
+    total_bytes: int
+    bytes_sent: int
+    bytes_confirmed: int
+    rate_bps: float
+    eta_s: float | None
+
+    @property
+    def active(self) -> bool:
+        """Work is left that the queue will do by itself (pending or uploading jobs)."""
+        return any(j.state in ("pending", "uploading") for j in self.jobs) or any(
+            c.state in ("queued", "uploading") and c.jobs_failed == 0 and c.jobs_paused == 0
+            for c in self.contributions
+        )
+
+    @property
+    def failed(self) -> tuple[JobSnapshot, ...]:
+        return tuple(j for j in self.jobs if j.state == "failed")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "takenAt": _iso(self.taken_at),
+            "registry": self.registry_url,
+            "registryStatus": self.registry_status.value,
+            "registryError": self.registry_error,
+            "nextProbeAt": _iso(self.next_probe_at),
+            "totalBytes": self.total_bytes,
+            "bytesConfirmed": self.bytes_confirmed,
+            "contributions": [c.to_json() for c in self.contributions],
+            "jobs": [j.to_json() for j in self.jobs],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+@dataclass
+class _Live:
+    item_id: int
+    size: int
+    confirmed: int
+    sent: int
+    samples: deque[tuple[float, int]]
+
+
+class ProgressBook:
+    """Live bytes of the uploads in flight, fed from worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[int, _Live] = {}
+
+    def start(self, job_id: int, item_id: int, size: int, confirmed: int) -> None:
+        with self._lock:
+            self._live[job_id] = _Live(
+                item_id, size, confirmed, confirmed, deque([(time.monotonic(), confirmed)])
+            )
+
+    def sent(self, job_id: int, n: int) -> None:
+        with self._lock:
+            live = self._live.get(job_id)
+            if live is None:
+                return
+            live.sent = min(live.size, live.sent + n)
+            now = time.monotonic()
+            live.samples.append((now, live.sent))
+            while len(live.samples) > 2 and now - live.samples[0][0] > RATE_WINDOW_S:
+                live.samples.popleft()
+
+    def confirmed(self, job_id: int, offset: int) -> None:
+        with self._lock:
+            live = self._live.get(job_id)
+            if live is not None:
+                live.confirmed = offset
+                live.sent = max(live.sent, offset)
+
+    def finish(self, job_id: int) -> None:
+        with self._lock:
+            self._live.pop(job_id, None)
+
+    def view(self, job_id: int) -> tuple[int, float] | None:
+        """(bytes sent, bytes per second) of a running job, None when not running."""
+        with self._lock:
+            live = self._live.get(job_id)
+            if live is None:
+                return None
+            (t0, b0), (t1, b1) = live.samples[0], live.samples[-1]
+            now = time.monotonic()
+            span = max(now - t0, 1e-6)
+            rate = (b1 - b0) / span if t1 > t0 else 0.0
+            return live.sent, rate
+
+
+def _eta(left: int, rate: float) -> float | None:
+    if left <= 0:
+        return 0.0
+    return left / rate if rate > 0 else None
+
+
+def build_snapshot(
+    jobs: Sequence[UploadJob],
+    items: Sequence[Item],
+    book: ProgressBook,
+    *,
+    registry_url: str,
+    status: RegistryStatus,
+    status_error: str,
+    next_probe_at: datetime | None,
+    running: bool,
+) -> QueueSnapshot:
+    job_views: list[JobSnapshot] = []
+    for j in jobs:
+        live = book.view(j.id)
+        sent, rate = live if live is not None else (j.bytes_confirmed, 0.0)
+        if j.state == "done":
+            sent = j.size
+        job_views.append(
+            JobSnapshot(
+                id=j.id,
+                item_id=j.item_id,
+                kind=j.kind,
+                sha256=j.sha256,
+                paths=tuple(str(p) for p in j.paths),
+                size=j.size,
+                state=j.state,
+                attempts=j.attempts,
+                last_error=j.last_error,
+                bytes_confirmed=j.size if j.state == "done" else j.bytes_confirmed,
+                bytes_sent=sent,
+                rate_bps=rate,
+                eta_s=_eta(j.size - sent, rate) if j.state == "uploading" else None,
+                next_attempt_at=j.next_attempt_at,
+                updated_at=j.updated_at,
+            )
+        )
+    contributions: list[ContributionSnapshot] = []
+    for item in sorted(items, key=lambda i: i.id):
+        mine = [v for v in job_views if v.item_id == item.id and v.kind == "blob"]
+        every = [v for v in job_views if v.item_id == item.id]
+        total = sum(v.size for v in mine)
+        sent = sum(v.bytes_sent for v in mine)
+        rate = sum(v.rate_bps for v in mine)
+        errors = [v.last_error for v in every if v.last_error and v.state != "done"]
+        contributions.append(
+            ContributionSnapshot(
+                item_id=item.id,
+                title=item.title,
+                state=item.state,
+                registry_id=item.registry_id,
+                total_bytes=total,
+                bytes_sent=sent,
+                bytes_confirmed=sum(v.bytes_confirmed for v in mine),
+                rate_bps=rate,
+                eta_s=_eta(total - sent, rate),
+                jobs_total=len(mine),
+                jobs_done=sum(1 for v in mine if v.state == "done"),
+                jobs_failed=sum(1 for v in every if v.state == "failed"),
+                jobs_paused=sum(1 for v in every if v.state == "paused"),
+                last_error=errors[0] if errors else "",
+                rejection_reasons=tuple(
+                    str(r.get("message", r)) if isinstance(r, dict) else str(r)
+                    for r in (item.rejection_reasons or [])
+                ),
+            )
+        )
+    total = sum(c.total_bytes for c in contributions)
+    sent = sum(c.bytes_sent for c in contributions)
+    rate = sum(c.rate_bps for c in contributions)
+    return QueueSnapshot(
+        taken_at=datetime.now(UTC),
+        registry_url=registry_url,
+        registry_status=status,
+        registry_error=status_error,
+        next_probe_at=next_probe_at,
+        running=running,
+        jobs=tuple(job_views),
+        contributions=tuple(contributions),
+        total_bytes=total,
+        bytes_sent=sent,
+        bytes_confirmed=sum(c.bytes_confirmed for c in contributions),
+        rate_bps=rate,
+        eta_s=_eta(total - sent, rate),
+    )
