@@ -47,7 +47,7 @@ def path_problem(path: str) -> str | None:
         return "path contains a NUL character"
     if "\\" in path:
         return "path contains a backslash (paths must use '/')"
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or re.match(r"^[A-Za-z]:(/|$)", path):
         return "path is absolute"
     parts = path.split("/")
     if any(p in ("", ".") for p in parts):
@@ -222,15 +222,24 @@ def verify_against_folder(
     *,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    report_extra: bool = True,
 ) -> list[Problem]:
     """List exactly what differs between `folder` now and `manifest`: an empty list = intact.
 
+    `folder` is the contribution root (ScanResult.root when it was added). For a single-file
+    contribution that is the file's parent: pass report_extra=False so siblings are ignored.
     Sizes are compared first so a file that grew is reported without hashing it.
     """
     scan = scan_paths([folder], cancel=cancel)
     expected = manifest.by_path()
     found = {f.rel_path: f for f in scan.files}
-    problems = [p for p in scan.problems if p.severity is Severity.ERROR and p.path is not None]
+    problems = [
+        p
+        for p in scan.problems
+        if p.severity is Severity.ERROR
+        and p.path is not None
+        and (report_extra or p.path in expected)
+    ]
     to_hash: list[ScannedFile] = []
     for path, entry in expected.items():
         f = found.get(path)
@@ -246,7 +255,7 @@ def verify_against_folder(
             )
         else:
             to_hash.append(f)
-    for path in found.keys() - expected.keys():
+    for path in found.keys() - expected.keys() if report_extra else ():
         problems.append(Problem(Severity.ERROR, "extra: not listed in the manifest", path))
     hashed = hash_files(to_hash, progress=progress, cancel=cancel)
     problems.extend(hashed.problems)

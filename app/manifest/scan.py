@@ -53,6 +53,7 @@ class _Walker:
     problems: list[Problem] = field(default_factory=list)
     seen_dirs: set[tuple[int, int]] = field(default_factory=set)
     ticks: int = 0
+    real_root: str = ""
 
     def _tick(self) -> None:
         self.ticks += 1
@@ -63,8 +64,9 @@ class _Walker:
         self.problems.append(Problem(severity, message, _printable(rel) if rel else None))
 
     def inside_root(self, target: str) -> bool:
-        root = os.path.realpath(self.root)
-        return os.path.commonpath([root, target]) == root
+        if not self.real_root:
+            self.real_root = os.path.realpath(self.root)
+        return os.path.commonpath([self.real_root, target]) == self.real_root
 
     def add_file(self, path: str, rel: str, st: os.stat_result) -> None:
         if not os.access(path, os.R_OK):
@@ -113,6 +115,14 @@ class _Walker:
                 Severity.ERROR,
                 f"the name {_printable(entry.name)!r} is not valid UTF-8 and cannot be put in "
                 "a manifest; rename it and add the folder again",
+                rel,
+            )
+            return None
+        if "\\" in entry.name:
+            self.problem(
+                Severity.ERROR,
+                "the name contains a backslash, which manifests (and Windows) do not allow; "
+                "rename it and add the folder again",
                 rel,
             )
             return None
@@ -234,7 +244,11 @@ def _normalise(
 ) -> tuple[list[ScannedFile], list[Problem]]:
     """NFC-normalise names (macOS writes NFD) and drop names that collide afterwards."""
     by_name: dict[str, list[ScannedFile]] = {}
+    seen: set[Path] = set()
     for f in files:
+        if f.abs_path in seen:
+            continue  # a file given both directly and inside a given folder
+        seen.add(f.abs_path)
         nfc = unicodedata.normalize("NFC", f.rel_path)
         by_name.setdefault(nfc, []).append(
             f if nfc == f.rel_path else ScannedFile(f.abs_path, nfc, f.size, f.mtime_ns, f.inode)

@@ -191,3 +191,15 @@ def test_verify_against_folder_lists_each_difference(tmp_path: Path) -> None:
     messages = {p.path: p.message for p in verify_against_folder(m, root)}
     assert "size is 3 bytes" in messages["sub/grew"]
     assert "sha256" in messages["sub/edited"]
+
+
+def test_colon_names_are_not_mistaken_for_drives() -> None:
+    assert Manifest.from_entries([ManifestEntry("C:notes.txt", 1, ABC)]).file_count == 1
+
+
+def test_verify_single_file_contribution_ignores_siblings(tmp_path: Path) -> None:
+    (tmp_path / "data.csv").write_bytes(b"abc")
+    (tmp_path / "unrelated.txt").write_bytes(b"zzz")
+    m = Manifest.from_entries([ManifestEntry("data.csv", 3, ABC)])
+    assert verify_against_folder(m, tmp_path, report_extra=False) == []
+    assert [p.path for p in verify_against_folder(m, tmp_path)] == ["unrelated.txt"]

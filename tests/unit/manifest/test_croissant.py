@@ -129,3 +129,29 @@ def test_mappings() -> None:
     assert croissant_data_type("timestamp[ns]") == "sc:DateTime"
     assert croissant_data_type("bool") == "sc:Boolean"
     assert croissant_data_type("whatever") == "sc:Text"
+
+
+# mlcroissant's parquet reader calls DataFrame.reset_index(inplace=True), which pandas now
+# deprecates; ignore exactly that message so the read itself is still checked.
+@pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index:Warning")
+def test_parquet_record_set_reads_through_mlcroissant(
+    tmp_path: Path, manifest_of: ManifestOf
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "pq"
+    root.mkdir()
+    table = pa.table({"n": pa.array([1, 2, 3], pa.int64()), "s": ["x", "y", "z"]})
+    pq.write_table(table, root / "t.parquet")
+    report = DetectionReport(
+        parts=[FormatReport("parquet", "t.parquet", 3, {"n": "int64", "s": "string"})]
+    )
+    out = root / "croissant.json"
+    write_croissant(META, manifest_of(root), report, out)
+    rows = list(_load(out).records(record_set="records/t.parquet"))
+    assert [(r["records/t.parquet/n"], r["records/t.parquet/s"]) for r in rows] == [
+        (1, b"x"),
+        (2, b"y"),
+        (3, b"z"),
+    ]

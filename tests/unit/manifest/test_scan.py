@@ -195,3 +195,19 @@ def test_cancel_stops_scan(tmp_path: Path) -> None:
         (tmp_path / f"f{i}").write_bytes(b"")
     with pytest.raises(Cancelled):
         scan_paths([tmp_path], cancel=lambda: True)
+
+
+def test_backslash_names_reported_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "a\\b.txt").write_bytes(b"x")
+    (tmp_path / "ok").write_bytes(b"y")
+    result = scan_paths([tmp_path])
+    assert [f.rel_path for f in result.files] == ["ok"]
+    assert "backslash" in _messages(result.problems, Severity.ERROR)["a\\b.txt"]
+
+
+def test_overlapping_paths_list_each_file_once(tmp_path: Path) -> None:
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.txt").write_bytes(b"x")
+    result = scan_paths([tmp_path / "ds", tmp_path / "ds" / "a.txt"])
+    assert [f.rel_path for f in result.files] == ["ds/a.txt"]
+    assert result.problems == []
