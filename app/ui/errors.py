@@ -47,8 +47,13 @@ def setup_file_logging(log_dir: Path, debug: bool) -> Path:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG if debug else logging.INFO)
     root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.DEBUG if debug else logging.INFO)
+    wanted = logging.DEBUG if debug else logging.INFO
+    if root.level > wanted or root.level == logging.NOTSET:
+        # Keep the console as quiet as it was configured; only the file gets the detail.
+        for other in root.handlers:
+            if other is not handler and other.level == logging.NOTSET:
+                other.setLevel(root.level or logging.WARNING)
+        root.setLevel(wanted)
     return path
 
 

@@ -178,7 +178,7 @@ class ImportDialog(QDialog):
         return label
 
     def _kind_changed(self) -> None:
-        is_annotation = self.kind_combo.currentData() == Kind.ANNOTATION
+        is_annotation = str(self.kind_combo.currentData()) == Kind.ANNOTATION.value
         self.parent_combo.setEnabled(is_annotation and not self.hashing)
 
     # -- preview ---------------------------------------------------------------------------
@@ -304,7 +304,7 @@ class ImportDialog(QDialog):
             self._set_status("Give it a title first.", "danger")
             self.title_edit.setFocus()
             return
-        kind = self.kind_combo.currentData()
+        kind = Kind(self.kind_combo.currentData())  # Qt hands StrEnum data back as str
         parent_id = self.parent_combo.currentData() if kind == Kind.ANNOTATION else None
         request = ImportRequest(
             paths=list(self.preview.paths),

@@ -54,7 +54,7 @@ class Services:
     @cached_property
     def uploads(self) -> Any | None:
         """The upload queue service of issue 5, else None (Uploads shows an empty state)."""
-        return self._optional("app.services.uploads", "UploadService")
+        return self._optional("app.ui.upload_adapter", "GuiUploadQueue")
 
     def _optional(self, module: str, cls: str) -> Any | None:
         if not _module_available(module):
