@@ -57,6 +57,22 @@ class Passphrases:
         )
 
 
+class _RefusePassphraseArgument(argparse.Action):
+    """`--passphrase SECRET` would land in shell history and `ps`: refuse it, without echo."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "a passphrase is never taken on the command line (others could read it); "
+            f"use --passphrase-file FILE, {ENV_PASSPHRASE} or the prompt"
+        )
+
+
 def _add_passphrase_file(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--passphrase-file",
@@ -64,6 +80,7 @@ def _add_passphrase_file(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"read the passphrase from FILE (first line); or set {ENV_PASSPHRASE}",
     )
+    p.add_argument("--passphrase", action=_RefusePassphraseArgument, help=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

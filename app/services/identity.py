@@ -7,7 +7,6 @@ user is told so. The public key and fingerprint go in the catalogue (Identity ta
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import IdentityError
 from app.services.context import ServiceContext
+from app.settings import write_private_file
 from app.signing import keyfile
 from app.signing.identity import (
     fingerprint,
@@ -153,12 +153,16 @@ class IdentityService:
         return STORAGE_FILE, str(self.key_file_path), note
 
     def _retire_key_file(self, s: Session, row: Identity) -> None:
-        """Move a retiring key's file aside so the active key can use identity.key."""
+        """Keep a retiring key's file under its own name so the next key can use identity.key.
+
+        Copy, not move: until identity.key is overwritten both files hold the old key, so a
+        crash at any point leaves the row pointing at a readable file.
+        """
         if row.storage != STORAGE_FILE or row.key_file != str(self.key_file_path):
             return
         target = self._ctx.data_dir / f"identity-{row.fingerprint[:16]}.key"
         if self.key_file_path.exists():
-            os.replace(self.key_file_path, target)
+            write_private_file(target, self.key_file_path.read_bytes())
         row.key_file = str(target)
 
     def _activate(

@@ -86,7 +86,10 @@ class SigningService:
         passphrase: str | PassphraseFn | None = None,
     ) -> SignResult:
         """Sign the item's latest manifest for one registry and datanet."""
-        key = self._identities.load_signer(passphrase)  # may prompt: before any transaction
+        with self._ctx.db.session() as s:
+            if s.get(Item, item_id) is None:
+                raise NotFoundError(f"there is no item #{item_id} in the catalogue")
+        key = self._identities.load_signer(passphrase)  # may prompt: before the transaction
         keyid = fingerprint(key)
         with self._ctx.db.session() as s:
             item = s.get(Item, item_id)
