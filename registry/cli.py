@@ -126,7 +126,7 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
     engine = make_engine(args.db)
     migrate(engine)
-    seed_demo(make_sessionmaker(engine))
+    print(seed_demo(make_sessionmaker(engine)).describe())
     engine.dispose()
     return 0
 

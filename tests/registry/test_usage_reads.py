@@ -1,0 +1,213 @@
+"""Contributor reads: usage series, rewards cursor paging, summary, and cross-tenant refusals."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from registry.db.usage_models import LedgerEntry
+from tests.support.usage_data import UsageWorld, event, usage_world
+
+DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # a Monday
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[UsageWorld]:
+    with usage_world(db_url, tmp_path) as w:
+        w.client.post(
+            "/v1/models", json={"id": "other-model", "name": "Other"}, headers=w.operator.headers
+        )
+        yield w
+
+
+def test_usage_series_by_day_and_week(world: UsageWorld) -> None:
+    a, b = world.contributors
+    ca, cb = world.ids_of(a)[0], world.ids_of(b)[0]
+    events = []
+    for d in range(10):  # one event per day for ten days, plus a second model on day 0
+        events.append(
+            event(f"d{d}", "test-model", [(ca, 3, "influence"), (cb, 1, "retrieval")],
+                  fee_micro=1000, at=DAY + timedelta(days=d))
+        )  # fmt: skip
+    events.append(event("x", "other-model", [(ca, 1, "retrieval")], fee_micro=10, at=DAY))
+    assert len(world.post_usage(events).json()["accepted"]) == 11
+    url = f"/v1/contributions/{ca}/usage"
+    r = world.client.get(
+        url, params={"since": "2026-11-02", "until": "2026-11-11"}, headers=a.headers
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["bucket"] == "day"
+    series = {(s["modelId"], s["method"]): s["points"] for s in body["series"]}
+    assert set(series) == {("test-model", "influence"), ("other-model", "retrieval")}
+    daily = series[("test-model", "influence")]
+    assert [p["start"] for p in daily] == [str(DAY.date() + timedelta(days=d)) for d in range(10)]
+    # pool 700 split 3:1 -> 525 for ca; its share is 750_000 ppm of each event.
+    assert all(p == {**p, "events": 1, "rewardMicro": 525, "sharePpm": 750_000} for p in daily)
+    assert series[("other-model", "retrieval")] == [
+        {"start": "2026-11-02", "events": 1, "sharePpm": 1_000_000, "rewardMicro": 7}
+    ]
+    assert body["totals"] == {"events": 11, "rewardMicro": 10 * 525 + 7}
+
+    week = world.client.get(
+        url, params={"bucket": "week", "since": "2026-11-04", "until": "2026-11-11"},
+        headers=a.headers,
+    ).json()  # fmt: skip
+    assert week["since"] == "2026-11-02"  # aligned to the Monday
+    weekly = {(s["modelId"], s["method"]): s["points"] for s in week["series"]}
+    assert [(p["start"], p["events"], p["rewardMicro"]) for p in
+            weekly[("test-model", "influence")]] == [("2026-11-02", 7, 7 * 525),
+                                                     ("2026-11-09", 3, 3 * 525)]  # fmt: skip
+
+    narrow = world.client.get(
+        url, params={"since": "2026-11-05", "until": "2026-11-06"}, headers=a.headers
+    ).json()
+    assert narrow["totals"]["events"] == 2
+
+
+def test_usage_range_is_bounded(world: UsageWorld) -> None:
+    a = world.contributors[0]
+    url = f"/v1/contributions/{world.ids_of(a)[0]}/usage"
+    too_long = {"since": "2020-01-01", "until": "2026-01-01"}
+    assert world.client.get(url, params=too_long, headers=a.headers).status_code == 422
+    backwards = {"since": "2026-02-01", "until": "2026-01-01"}
+    assert world.client.get(url, params=backwards, headers=a.headers).status_code == 422
+    r = world.client.get(url, headers=a.headers).json()
+    assert date.fromisoformat(r["until"]) - date.fromisoformat(r["since"]) == timedelta(days=89)
+
+
+def test_nobody_else_reads_a_contributions_usage(world: UsageWorld) -> None:
+    a, b = world.contributors
+    ca = world.ids_of(a)[0]
+    world.post_usage([event("e", "test-model", [(ca, 1, "influence")])])
+    url = f"/v1/contributions/{ca}/usage"
+    assert world.client.get(url, headers=a.headers).status_code == 200
+    for who in (b, world.operator):
+        r = world.client.get(url, headers=who.headers)
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "not_found"
+    missing = world.client.get("/v1/contributions/c_doesnotexist/usage", headers=b.headers)
+    assert missing.status_code == 404 and missing.json() == r.json()
+    assert world.client.get(url).status_code == 401
+
+
+def _all_rewards(world: UsageWorld, who_headers: dict[str, str], after: str | None, limit: int):
+    items, cursor = [], after
+    while True:
+        params = {"limit": limit} | ({"after": cursor} if cursor else {})
+        page = world.client.get("/v1/me/rewards", params=params, headers=who_headers).json()
+        items.extend(page["items"])
+        cursor = page["nextCursor"]
+        if not page["hasMore"]:
+            return items, cursor
+
+
+def test_rewards_paging_returns_each_entry_once_and_only_mine(world: UsageWorld) -> None:
+    a, b = world.contributors
+    ca, cb = world.ids_of(a), world.ids_of(b)
+    batch = [
+        event(f"e{i}", "test-model",
+              [(ca[i % 3], 1 + i % 5, "influence"), (cb[0], 2, "retrieval")], fee_micro=1000 + i)
+        for i in range(53)
+    ]  # fmt: skip
+    world.post_usage(batch)
+    items, cursor = _all_rewards(world, a.headers, None, 7)
+    with world.sessions() as s:
+        mine = s.execute(
+            select(LedgerEntry.id, LedgerEntry.amount_micro)
+            .where(LedgerEntry.owner_fingerprint == a.fingerprint)
+            .order_by(LedgerEntry.id)
+        ).all()
+    assert [(int(i["cursor"]), i["amountMicro"]) for i in items] == [tuple(m) for m in mine]
+    assert {i["contributionId"] for i in items} <= set(ca)
+    assert len(items) == 53
+
+    # Incremental sync: nothing new -> empty page, cursor unchanged; then only the new ones.
+    page = world.client.get("/v1/me/rewards", params={"after": cursor}, headers=a.headers).json()
+    assert page == {"items": [], "nextCursor": cursor, "hasMore": False}
+    world.post_usage([event("late", "test-model", [(ca[0], 1, "exact-match")])])
+    new, _ = _all_rewards(world, a.headers, cursor, 7)
+    assert [(i["eventId"], i["method"]) for i in new] == [("late", "exact-match")]
+
+    b_items, _ = _all_rewards(world, b.headers, None, 100)
+    assert {i["contributionId"] for i in b_items} == {cb[0]}
+    op_page = world.client.get("/v1/me/rewards", headers=world.operator.headers).json()
+    assert op_page["items"] == []
+    assert world.client.get("/v1/me/rewards").status_code == 401
+    assert world.client.get("/v1/me/rewards?limit=5000", headers=a.headers).status_code == 422
+    assert world.client.get("/v1/me/rewards?after=abc", headers=a.headers).status_code == 422
+
+
+def test_cursor_paging_is_exact_while_ingestion_runs(world: UsageWorld) -> None:
+    """A reader syncing during concurrent batches never skips or repeats an entry."""
+    a = world.contributors[0]
+    ca = world.ids_of(a)
+    batches = 12
+
+    def writer(n: int) -> None:
+        for k in range(batches // 3):
+            evs = [
+                event(f"w{n}-{k}-{i}", "test-model", [(ca[i % 3], 1, "influence")], fee_micro=7)
+                for i in range(20)
+            ]
+            assert len(world.post_usage(evs).json()["accepted"]) == 20
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    seen: list[int] = []
+    cursor: str | None = None
+    while any(t.is_alive() for t in threads):
+        items, cursor = _all_rewards(world, a.headers, cursor, 13)
+        seen.extend(int(i["cursor"]) for i in items)
+    for t in threads:
+        t.join()
+    items, cursor = _all_rewards(world, a.headers, cursor, 13)
+    seen.extend(int(i["cursor"]) for i in items)
+    assert len(seen) == len(set(seen)) == batches * 20
+    assert seen == sorted(seen)
+
+
+def test_summary_sums_match_the_ledger(world: UsageWorld) -> None:
+    a, b = world.contributors
+    ca, cb = world.ids_of(a), world.ids_of(b)
+    world.post_usage(
+        [
+            event("e1", "test-model", [(ca[0], 1, "influence"), (cb[0], 1, "influence")],
+                  fee_micro=1001),
+            event("e2", "other-model", [(ca[1], 1, "retrieval"), (ca[0], 1, "exact-match")],
+                  fee_micro=333),
+            event("e3", "test-model", [(cb[1], 1, "influence")], fee_micro=50),
+        ]
+    )  # fmt: skip
+    s = world.client.get("/v1/me/summary", headers=a.headers).json()
+    rewards, _ = _all_rewards(world, a.headers, None, 1000)
+    assert s["rewardMicro"] == sum(r["amountMicro"] for r in rewards) == 350 + 117 + 116
+    assert s["events"] == 3
+    per_c = {c["contributionId"]: c for c in s["contributions"]["items"]}
+    assert set(per_c) == set(ca)  # all of mine, used or not
+    assert per_c[ca[0]]["rewardMicro"] == 350 + 116 and per_c[ca[0]]["events"] == 2
+    assert per_c[ca[2]] == {**per_c[ca[2]], "events": 0, "rewardMicro": 0}
+    assert {m["modelId"]: m["rewardMicro"] for m in s["models"]} == {
+        "test-model": 350,
+        "other-model": 233,
+    }
+    page1 = world.client.get("/v1/me/summary?limit=2", headers=a.headers).json()
+    assert page1["contributions"]["hasMore"] is True
+    after = page1["contributions"]["nextCursor"]
+    page2 = world.client.get(f"/v1/me/summary?limit=2&after={after}", headers=a.headers).json()
+    got = [c["contributionId"] for c in page1["contributions"]["items"]] + [
+        c["contributionId"] for c in page2["contributions"]["items"]
+    ]
+    assert got == sorted(ca)
+    sb = world.client.get("/v1/me/summary", headers=b.headers).json()
+    assert sb["rewardMicro"] == 350 + 35 and set(
+        c["contributionId"] for c in sb["contributions"]["items"]
+    ) == set(cb)
+    so = world.client.get("/v1/me/summary", headers=world.operator.headers).json()
+    assert so["rewardMicro"] == 0 and so["contributions"]["items"] == []
