@@ -157,3 +157,28 @@ def test_vanished_and_unreadable_files_are_problems(tmp_path: Path) -> None:
     by_path = {p.path: p.message for p in result.problems}
     assert "disappeared" in by_path[files[0].rel_path]
     assert "d0" in by_path
+
+
+def test_file_unreadable_at_hash_time_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tree(tmp_path, [10, 20])
+    files = scan_paths([tmp_path]).files
+    locked = str(files[0].abs_path)
+    if os.geteuid() == 0:
+        # Root ignores file modes: fail exactly this open the way it fails for a normal user.
+        real_open = os.open
+
+        def fake_open(path: str, flags: int, *args: int, **kwargs: object) -> int:
+            if os.fspath(path) == locked:
+                raise PermissionError(13, "Permission denied", locked)
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(os, "open", fake_open)
+    else:
+        os.chmod(locked, 0)
+    result = hash_files(files)
+    assert [e.scanned for e in result.entries] == files[1:]
+    assert [(p.path, p.message) for p in result.problems] == [
+        (files[0].rel_path, "cannot be read (permission denied)")
+    ]

@@ -211,3 +211,24 @@ def test_overlapping_paths_list_each_file_once(tmp_path: Path) -> None:
     result = scan_paths([tmp_path / "ds", tmp_path / "ds" / "a.txt"])
     assert [f.rel_path for f in result.files] == ["ds/a.txt"]
     assert result.problems == []
+
+
+def test_unreadable_file_reported_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "secret").write_bytes(b"s")
+    (tmp_path / "open").write_bytes(b"o")
+    secret = str(tmp_path / "secret")
+    if os.geteuid() == 0:
+        # Root can read anything: answer os.access as it would for a normal user, for this file.
+        real_access = os.access
+
+        def access(path: str, mode: int, **kwargs: object) -> bool:
+            return False if os.fspath(path) == secret else real_access(path, mode)
+
+        monkeypatch.setattr(os, "access", access)
+    else:
+        os.chmod(secret, 0)
+    result = scan_paths([tmp_path])
+    assert [f.rel_path for f in result.files] == ["open"]
+    assert "permission denied" in _messages(result.problems, Severity.ERROR)["secret"]
