@@ -191,6 +191,7 @@ class UploadQueue:
         self._job_stops: dict[int, threading.Event] = {}
         self._finalize_after: dict[int, float] = {}
         self._wake = threading.Event()
+        self._start_lock = threading.Lock()
         self._stop = threading.Event()
         self._running = False
         self._fatal: BaseException | None = None
@@ -473,7 +474,7 @@ class UploadQueue:
                                 select(UploadJob.id, UploadJob.item_id).where(
                                     UploadJob.id.in_(wanted)
                                 )
-                            ).tuples()
+                            )
                         }
                     for kind, ref in ready[:free]:
                         item_id = ref if kind == "finalize" else item_of[ref]
@@ -627,7 +628,8 @@ class UploadQueue:
         record_event(s, item, "upload-stopped", f"{reason}; restore it and retry, or re-add")
 
     def _upload_blob(self, job_id: int) -> None:
-        with disk_guard(), self._ctx.db.session() as s:
+        # The start is serialised so two workers never both move the item queued → uploading.
+        with self._start_lock, disk_guard(), self._ctx.db.session() as s:
             job = s.get_one(UploadJob, job_id)
             item = s.get_one(Item, job.item_id)
             if job.state != "pending" or item.registry_id is None:

@@ -1,0 +1,139 @@
+"""Shared pieces of the upload tests: a live registry, a desk (catalogue + identity) using it.
+
+Fixtures are imported by the test modules that need them (`registry_fixture` provides
+`registry`, `desk_fixture` provides `desk`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.registry_client.http import RetryPolicy, Timeouts
+from app.services.catalogue import CatalogueService, ImportRequest
+from app.services.context import ServiceContext
+from app.services.identity import IdentityService
+from app.services.submit import SubmitResult, SubmitService
+from app.services.uploads import QueueOptions, UploadQueue
+from tests.support.registry_server import RegistryProcess
+
+FAST_RETRY = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.2, max_retry_after_s=2.0)
+FAST_TIMEOUTS = Timeouts(connect=2.0, read=3.0)
+
+
+def fast_options(**kw: object) -> QueueOptions:
+    base: dict[str, object] = {
+        "concurrency": 2,
+        "chunk_size": 256 * 1024,
+        "timeouts": FAST_TIMEOUTS,
+        "retry": FAST_RETRY,
+        "probe_min_s": 0.1,
+        "probe_max_s": 0.5,
+    }
+    base.update(kw)
+    return QueueOptions(**base)  # type: ignore[arg-type]
+
+
+def start_registry(tmp_path: Path, *extra: str) -> RegistryProcess:
+    folder = tmp_path / "registry"
+    folder.mkdir(exist_ok=True)
+    proc = RegistryProcess(
+        f"sqlite:///{folder / 'registry.sqlite3'}", folder / "blobs", extra_args=extra
+    )
+    proc.start()
+    return proc
+
+
+@pytest.fixture(name="registry")
+def registry_fixture(tmp_path: Path) -> Iterator[RegistryProcess]:
+    proc = start_registry(tmp_path)
+    try:
+        yield proc
+    finally:
+        proc.kill(signal.SIGTERM)
+
+
+def blob_path(reg: RegistryProcess, sha: str) -> Path:
+    return reg.blobs_dir / sha[:2] / sha[2:4] / sha
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def random_bytes(n: int, seed: int) -> bytes:
+    """Deterministic incompressible bytes (fast for MBs)."""
+    out = bytearray()
+    block = hashlib.sha512(seed.to_bytes(8, "big")).digest()
+    while len(out) < n:
+        block = hashlib.sha512(block).digest()
+        out += block * 64
+    return bytes(out[:n])
+
+
+@dataclass
+class Desk:
+    """One user's app: catalogue, identity and services for one data dir and registry URL."""
+
+    ctx: ServiceContext
+    root: Path
+
+    def add(self, name: str, files: dict[str, bytes], *, title: str | None = None) -> int:
+        folder = self.root / name
+        for rel, data in files.items():
+            p = folder / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        summary = CatalogueService(self.ctx).add(
+            ImportRequest(paths=[folder], title=title or name, license="CC-BY-4.0")
+        )
+        return summary.id
+
+    def submit(self, item_id: int) -> SubmitResult:
+        return SubmitService(self.ctx).submit(item_id)
+
+    def queue(self, **kw: object) -> UploadQueue:
+        return UploadQueue(self.ctx, options=fast_options(**kw))
+
+    def state(self, item_id: int) -> str:
+        return CatalogueService(self.ctx).get(item_id).summary.state.value
+
+    def file(self, name: str, rel: str) -> Path:
+        return self.root / name / rel
+
+
+def make_desk(tmp_path: Path, data_dir: Path, url: str) -> Desk:
+    ctx = ServiceContext(data_dir, url)
+    IdentityService(ctx).init()
+    root = tmp_path / "datasets"
+    root.mkdir(exist_ok=True)
+    return Desk(ctx, root)
+
+
+@pytest.fixture(name="desk")
+def desk_fixture(
+    tmp_path: Path, data_dir: Path, isolated_keyring: Path, registry: RegistryProcess
+) -> Iterator[Desk]:
+    d = make_desk(tmp_path, data_dir, registry.base_url)
+    try:
+        yield d
+    finally:
+        d.ctx.close()
+
+
+def assert_blobs_equal(reg: RegistryProcess, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        p = blob_path(reg, sha256(data))
+        assert p.is_file(), f"blob of {rel} missing at the registry"
+        assert p.read_bytes() == data, f"blob of {rel} differs"
+
+
+def leftover_partials(reg: RegistryProcess) -> list[str]:
+    d = reg.blobs_dir / ".uploads"
+    return sorted(os.listdir(d)) if d.exists() else []

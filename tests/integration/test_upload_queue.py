@@ -1,0 +1,211 @@
+"""Submit + upload queue against the real registry on loopback (no mocks)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.domain.errors import BadInputError, UsageError
+from app.services.catalogue import CatalogueService
+from app.services.upload_state import QueueEvent, RegistryStatus
+from app.store.queue_models import UploadJob
+from tests.integration.faults.helpers import (
+    Desk,
+    assert_blobs_equal,
+    desk_fixture,  # noqa: F401 - fixture 'desk'
+    random_bytes,
+    registry_fixture,  # noqa: F401 - fixture 'registry'
+    sha256,
+)
+from tests.support.registry_server import RegistryProcess
+
+pytestmark = pytest.mark.slow  # each test starts its own registry process
+
+FILES = {
+    "big.bin": random_bytes(900_000, 1),
+    "small.txt": b"hello world\n" * 10,
+    "copy/small.txt": b"hello world\n" * 10,  # identical blob: uploaded once
+    "empty.dat": b"",
+}
+
+
+def test_submit_then_upload_ends_accepted_with_identical_blobs(
+    desk: Desk, registry: RegistryProcess
+) -> None:
+    item = desk.add("ds", FILES)
+    result = desk.submit(item)
+    assert not result.offline and result.registry_id
+    assert result.blobs_to_upload == 3  # big, small (deduped), empty
+    events: list[QueueEvent] = []
+    queue = desk.queue()
+    queue.subscribe(events.append)
+    snap = queue.run()
+    queue.close()
+    assert desk.state(item) == "accepted"
+    assert_blobs_equal(registry, FILES)
+    assert snap.registry_status is RegistryStatus.ONLINE
+    (c,) = snap.contributions
+    assert (c.jobs_done, c.jobs_total, c.bytes_confirmed) == (3, 3, c.total_bytes)
+    assert c.total_bytes == len(FILES["big.bin"]) + len(FILES["small.txt"])
+    kinds = {e.kind for e in events}
+    assert {"progress", "job", "contribution"} <= kinds
+    history = [h.event for h in CatalogueService(desk.ctx).history(item)]
+    assert history[:5] == ["accepted", "submitted", "uploading", "created", "queued"]
+
+
+def test_resubmitting_the_same_data_uploads_zero_bytes(desk: Desk) -> None:
+    first = desk.add("a", FILES)
+    desk.submit(first)
+    desk.queue().run()
+    same = {**FILES, "extra-note.txt": b"new"}
+    second = desk.add("b", same)
+    result = desk.submit(second)
+    assert result.blobs_to_upload == 1 and result.bytes_to_upload == 3
+    snap = desk.queue().run()
+    assert desk.state(second) == "accepted"
+    assert sum(c.total_bytes for c in snap.contributions if c.item_id == second) == 3
+
+
+def test_submit_refuses_changed_files_with_a_clear_list(desk: Desk) -> None:
+    item = desk.add("ds", FILES)
+    desk.file("ds", "small.txt").write_bytes(b"changed!")
+    desk.file("ds", "big.bin").unlink()
+    with pytest.raises(BadInputError) as err:
+        desk.submit(item)
+    assert "big.bin (missing)" in err.value.message
+    assert "small.txt (size 120 → 8)" in err.value.message
+    assert desk.state(item) == "draft"
+
+
+def test_submit_twice_is_refused(desk: Desk) -> None:
+    item = desk.add("ds", {"a.txt": b"a"})
+    desk.submit(item)
+    with pytest.raises(UsageError, match="already queued"):
+        desk.submit(item)
+
+
+def test_offline_submit_is_signed_and_queued_then_goes_out(
+    tmp_path: Path, data_dir: Path, isolated_keyring: Path
+) -> None:
+    from tests.integration.faults.helpers import make_desk, start_registry
+
+    reg = start_registry(tmp_path)
+    port = reg.port
+    url = reg.base_url
+    reg.kill()  # the registry is down while the user submits
+    d = make_desk(tmp_path, data_dir, url)
+    item = d.add("ds", FILES)
+    result = d.submit(item)
+    assert result.offline and result.registry_id is None
+    assert d.state(item) == "queued"
+    snap = d.queue().run(wait_offline=False)
+    assert snap.registry_status is RegistryStatus.OFFLINE and snap.active
+    (job,) = snap.jobs
+    assert job.kind == "create" and job.state == "pending"
+    reg.start(port)  # back on the same port
+    try:
+        snap = d.queue().run()
+        assert d.state(item) == "accepted"
+        assert_blobs_equal(reg, FILES)
+    finally:
+        reg.kill()
+        d.ctx.close()
+
+
+def test_queue_waits_offline_probes_and_resumes_by_itself(
+    tmp_path: Path, data_dir: Path, isolated_keyring: Path
+) -> None:
+    from tests.integration.faults.helpers import make_desk, start_registry
+
+    reg = start_registry(tmp_path)
+    port = reg.port
+    d = make_desk(tmp_path, data_dir, reg.base_url)
+    item = d.add("ds", FILES)
+    d.submit(item)
+    reg.kill()
+    queue = d.queue()
+    statuses: list[str] = []
+    queue.subscribe(lambda e: statuses.append(e.message) if e.kind == "registry" else None)
+    result: list[object] = []
+    runner = threading.Thread(target=lambda: result.append(queue.run()))
+    runner.start()
+    try:
+        deadline = threading.Event()
+        for _ in range(100):
+            snap = queue.snapshot()
+            if snap.registry_status is RegistryStatus.OFFLINE and snap.next_probe_at:
+                break
+            deadline.wait(0.05)
+        assert queue.snapshot().registry_status is RegistryStatus.OFFLINE
+        reg.start(port)
+        runner.join(60)
+        assert not runner.is_alive()
+    finally:
+        queue.stop()
+        runner.join(10)
+        reg.kill()
+    assert d.state(item) == "accepted"
+    assert any(s.startswith("offline") for s in statuses) and "online" in statuses
+    d.ctx.close()
+
+
+def test_file_modified_after_submit_stops_only_that_contribution(
+    desk: Desk, registry: RegistryProcess
+) -> None:
+    good = desk.add("good", {"g.bin": random_bytes(300_000, 2)})
+    bad = desk.add("bad", {"b1.bin": random_bytes(300_000, 3), "b2.bin": b"x" * 100})
+    desk.submit(good)
+    desk.submit(bad)
+    desk.file("bad", "b1.bin").write_bytes(random_bytes(300_000, 4))  # same size, new bytes
+    snap = desk.queue().run()
+    assert desk.state(good) == "accepted"
+    assert desk.state(bad) in ("queued", "uploading")
+    (c,) = [c for c in snap.contributions if c.item_id == bad]
+    assert c.jobs_failed == 1
+    assert "b1.bin was modified after submit" in c.last_error
+    assert not snap.active  # nothing left the queue would do by itself
+    # restoring the file and retrying completes it
+    desk.file("bad", "b1.bin").write_bytes(random_bytes(300_000, 3))
+    queue = desk.queue()
+    with desk.ctx.db.session() as s:  # restore mtime to the catalogued one
+        from app.store.models import FileEntry
+
+        entry = s.scalars(select(FileEntry).where(FileEntry.path == "b1.bin")).one()
+        import os
+
+        os.utime(desk.file("bad", "b1.bin"), ns=(entry.mtime_ns, entry.mtime_ns))
+    assert queue.retry(bad) >= 1
+    queue.run()
+    assert desk.state(bad) == "accepted"
+
+
+def test_pause_resume_and_cancel(desk: Desk) -> None:
+    a = desk.add("a", {"a.bin": random_bytes(200_000, 5)})
+    b = desk.add("b", {"b.bin": random_bytes(200_000, 6)})
+    desk.submit(a)
+    desk.submit(b)
+    queue = desk.queue()
+    assert queue.pause(a) == 1
+    queue.cancel(b)
+    snap = queue.run()
+    assert desk.state(a) == "queued" and desk.state(b) == "draft"
+    assert {j.state for j in snap.jobs if j.item_id == a} == {"paused"}
+    assert queue.resume(a) == 1
+    queue.run()
+    assert desk.state(a) == "accepted"
+
+
+def test_snapshot_is_immutable_and_jobs_are_persisted(desk: Desk) -> None:
+    item = desk.add("ds", FILES)
+    desk.submit(item)
+    snap = desk.queue().snapshot()
+    with pytest.raises(AttributeError):
+        snap.jobs[0].state = "done"  # type: ignore[misc]
+    with desk.ctx.db.session() as s:
+        rows = s.scalars(select(UploadJob).where(UploadJob.item_id == item)).all()
+        assert sorted(r.sha256 for r in rows) == sorted({sha256(v) for v in FILES.values()})
+        (small,) = [r for r in rows if r.sha256 == sha256(FILES["small.txt"])]
+        assert sorted(small.paths) == ["copy/small.txt", "small.txt"]
