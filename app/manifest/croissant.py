@@ -169,8 +169,11 @@ def croissant_data_type(type_name: str) -> str:
 
 
 def license_url(license_id: str) -> str:
+    """SPDX id -> its spdx.org page; URLs and SPDX's NOASSERTION/NONE stay as given."""
     if re.match(r"^[a-z][a-z0-9+.-]*://", license_id, re.IGNORECASE):
         return license_id
+    if license_id in ("NOASSERTION", "NONE", ""):
+        return license_id or "NOASSERTION"
     return f"https://spdx.org/licenses/{license_id}.html"
 
 

@@ -155,3 +155,11 @@ def test_parquet_record_set_reads_through_mlcroissant(
         (2, b"y"),
         (3, b"z"),
     ]
+
+
+def test_license_urls() -> None:
+    from app.manifest.croissant import license_url
+
+    assert license_url("CC-BY-4.0") == "https://spdx.org/licenses/CC-BY-4.0.html"
+    assert license_url("https://example.org/terms") == "https://example.org/terms"
+    assert license_url("NOASSERTION") == "NOASSERTION"
