@@ -191,8 +191,8 @@ def test_unreadable_folder_reported_and_skipped(
 
 
 def test_cancel_stops_scan(tmp_path: Path) -> None:
-    for i in range(600):
-        (tmp_path / f"f{i}").write_bytes(b"")
+    for i in range(300):  # cancel() is polled every 256 entries
+        (tmp_path / f"f{i}").touch()
     with pytest.raises(Cancelled):
         scan_paths([tmp_path], cancel=lambda: True)
 
