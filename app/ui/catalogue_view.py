@@ -6,6 +6,7 @@ desktop's file manager.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -71,6 +73,8 @@ class CatalogueView(QWidget):
         self.theme = theme
         self.errors = errors
         self._detail_request = 0
+        self.last_verify_ok: bool | None = None
+        self.verify_box: QMessageBox | None = None
         self.model = CatalogueModel(services.catalogue, parent=self)
         self._build()
         self.model.totalChanged.connect(self._total_changed)
@@ -166,8 +170,8 @@ class CatalogueView(QWidget):
 
         self.detail = DetailPane(
             self.theme,
-            can_sign=self.services.signing is not None,
-            can_submit=self.services.uploads is not None,
+            can_sign=self.services.signing_available,
+            can_submit=self.services.uploads_available,
         )
         self.detail.verifyRequested.connect(self.verify)
         self.detail.signRequested.connect(self.sign)
@@ -273,6 +277,11 @@ class CatalogueView(QWidget):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def export(self, item_id: int, fmt: str) -> None:
+        path = self.choose_export_path(item_id, fmt)
+        if path is not None:
+            self.export_to(item_id, fmt, path)
+
+    def choose_export_path(self, item_id: int, fmt: str) -> Path | None:
         detail = self.detail.detail
         base = (detail.summary.title if detail else f"item-{item_id}").replace("/", "-")
         if fmt == "croissant":
@@ -283,54 +292,91 @@ class CatalogueView(QWidget):
             path = QFileDialog.getExistingDirectory(self, "Choose where to create the BagIt bag")
             if path:
                 path = str(Path(path) / f"{base}-bag")
-        if not path:
-            return
+        return Path(path) if path else None
+
+    def export_to(self, item_id: int, fmt: str, path: Path) -> None:
         self.message.emit(f"Exporting {fmt}…")
         self.runner.start(
             self.services.catalogue.export,
             item_id,
             fmt,
-            Path(path),
+            path,
             on_result=lambda out: self.message.emit(f"Exported to {out}"),
             on_error=self.errors.show,
         )
 
     def verify(self, item_id: int) -> None:
         signing = self.services.signing
-        verify = getattr(signing, "verify_item", None) if signing is not None else None
-        if verify is None:
-            verify = getattr(self.services.catalogue, "verify", None)
-        if verify is None:
-            self.message.emit("Verification is available when the signing service is installed")
+        detail = self.detail.detail
+        if signing is None or detail is None or detail.envelope is None:
+            self.message.emit("Sign the item first: verification checks its signature and files")
             return
-        self.message.emit("Verifying…")
+        envelope = json.dumps(detail.envelope).encode("utf-8")
+        folder = detail.source_path
+        self.message.emit("Verifying the signature and re-hashing every file…")
         self.runner.start(
-            verify,
-            item_id,
-            on_result=lambda _r: (
-                self.message.emit("Verified: files match the manifest"),
-                self.load_detail(item_id),
-            ),
+            signing.verify_envelope_bytes,
+            envelope,
+            data_folder=folder,
+            on_result=self._verified,
             on_error=self.errors.show,
         )
 
-    def sign(self, item_id: int) -> None:
+    def _verified(self, result: Any) -> None:
+        problems = list(getattr(result, "problems", []))
+        if not problems:
+            self.message.emit("Verified: the signature is valid and every file matches")
+            self.last_verify_ok = True
+            return
+        self.last_verify_ok = False
+        lines = "\n".join(f"• {p.path + ': ' if p.path else ''}{p.message}" for p in problems[:20])
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Verification found differences")
+        box.setText("The signature is valid, but the files changed since they were signed.")
+        box.setInformativeText("Add the folder again to catalogue the new version.")
+        box.setDetailedText(lines)
+        box.open()
+        self.verify_box = box
+
+    def sign(self, item_id: int, passphrase: str | None = None) -> None:
         signing = self.services.signing
         if signing is None:
             return
-        registry = self.services.ctx.registry_url
+        from app.settings import DATANET
+
         self.message.emit("Signing…")
         self.runner.start(
             signing.sign_item,
             item_id,
-            registry_url=registry,
-            on_result=lambda _r: (
-                self.message.emit("Signed"),
-                self.model.refresh(),
-                self.select_item(item_id),
-            ),
-            on_error=self.errors.show,
+            registry_url=self.services.ctx.registry_url,
+            datanet=self.services.ctx.settings.get(DATANET),
+            passphrase=passphrase,
+            on_result=lambda _r: self._signed(item_id),
+            on_error=lambda exc: self._sign_failed(item_id, exc),
         )
+
+    def _signed(self, item_id: int) -> None:
+        self.message.emit("Signed: your signature now binds these exact files")
+        self.model.refresh()
+        self.select_item(item_id)
+
+    def _sign_failed(self, item_id: int, exc: BaseException) -> None:
+        from app.services.identity import PassphraseRequired
+
+        if isinstance(exc, PassphraseRequired):
+            from app.ui.dialogs import PassphraseDialog
+
+            dialog = PassphraseDialog(
+                "Unlock your key",
+                "Your private key is in an encrypted key file. Enter its passphrase to sign.",
+                confirm=False,
+                parent=self,
+            )
+            if dialog.exec():
+                self.sign(item_id, dialog.passphrase())
+            return
+        self.errors.show(exc)
 
     def submit(self, item_id: int) -> None:
         uploads = self.services.uploads

@@ -288,7 +288,13 @@ class DetailPane(QFrame):
         state = str(detail.summary.state)
         self.sign_button.setVisible(self._can_sign)
         self.sign_button.setEnabled(self._can_sign and state in ("draft", "signed", "rejected"))
-        self.verify_button.setEnabled(True)
+        can_verify = self._can_sign and detail.envelope is not None
+        self.verify_button.setEnabled(can_verify)
+        self.verify_button.setToolTip(
+            "Check the signature and re-hash every file against the signed manifest"
+            if can_verify
+            else "Sign the item first: verification checks its signature and files"
+        )
         if self._can_submit:
             self.submit_button.setEnabled(state in ("draft", "signed", "rejected"))
             self.submit_button.setToolTip("Sign if needed, then queue for upload to the registry")

@@ -290,15 +290,24 @@ class MainWindow(QMainWindow):
         self.show_page("catalogue")
         self.catalogue.focus_search()
 
-    def add_files(self) -> None:
+    def choose_files(self) -> list[Path]:
+        """The file picker (an instance attribute can replace it, e.g. in tests)."""
         files, _ = QFileDialog.getOpenFileNames(self, "Add files to your catalogue")
+        return [Path(f) for f in files]
+
+    def choose_folder(self) -> Path | None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a dataset folder")
+        return Path(folder) if folder else None
+
+    def add_files(self) -> None:
+        files = self.choose_files()
         if files:
-            self.open_import([Path(f) for f in files])
+            self.open_import(files)
 
     def add_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a dataset folder")
-        if folder:
-            self.open_import([Path(folder)])
+        folder = self.choose_folder()
+        if folder is not None:
+            self.open_import([folder])
 
     def open_import(self, paths: list[Path]) -> ImportDialog:
         if self.import_dialog is not None and self.import_dialog.isVisible():

@@ -46,6 +46,15 @@ class Services:
 
         return IdentityService(self.ctx)
 
+    @property
+    def signing_available(self) -> bool:
+        """Checked without importing it: the first paint should not load crypto code."""
+        return _module_available("app.services.signing")
+
+    @property
+    def uploads_available(self) -> bool:
+        return _module_available("app.ui.upload_adapter")
+
     @cached_property
     def signing(self) -> Any | None:
         """SigningService when issue 4's service exists, else None (actions stay disabled)."""
