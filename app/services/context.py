@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.settings import REGISTRY_URL, Settings, default_data_dir
-from app.store.db import Database
+
+if TYPE_CHECKING:
+    from app.store.db import Database
 
 
 class ServiceContext:
@@ -28,6 +31,8 @@ class ServiceContext:
 
     @cached_property
     def db(self) -> Database:
+        from app.store.db import Database  # SQLAlchemy is imported when first needed
+
         return Database(self.data_dir)
 
     @property

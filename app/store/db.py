@@ -15,15 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 DB_FILE_NAME = "catalogue.sqlite3"
+# The newest Alembic revision. Kept here so that opening an up-to-date catalogue does not
+# import Alembic at all (CLI start-up time); tests/unit/store checks it against the scripts.
+HEAD_REVISION = "0002"
 
 
 def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -36,6 +40,8 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
@@ -74,20 +80,23 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _migrate(self) -> None:
-        cfg = _alembic_config(self.engine)
-        head = ScriptDirectory.from_config(cfg).get_current_head()
         with self.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-            has_tables = bool(
-                conn.exec_driver_sql(
-                    "SELECT count(*) FROM sqlite_master WHERE type='table'"
-                ).scalar()
-            )
-        if current == head:
+            tables = {
+                row[0]
+                for row in conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type='table'"
+                )
+            }
+            current = None
+            if "alembic_version" in tables:
+                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        if current == HEAD_REVISION:
             return
-        if has_tables:
-            self.backup_path = self._backup(current or "unversioned")
-        command.upgrade(cfg, "head")
+        from alembic import command
+
+        if tables:
+            self.backup_path = self._backup(str(current or "unversioned"))
+        command.upgrade(_alembic_config(self.engine), "head")
 
     def _backup(self, revision: str) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

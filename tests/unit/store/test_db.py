@@ -98,3 +98,15 @@ def test_deleting_an_item_cascades_to_its_rows(tmp_path: Path) -> None:
             assert s.scalars(select(HistoryEntry)).all() == []
     finally:
         db.dispose()
+
+
+def test_head_revision_constant_matches_the_migration_scripts(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+
+    from app.store.db import HEAD_REVISION, _alembic_config
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    engine.dispose()
+    assert head == HEAD_REVISION, "update app.store.db.HEAD_REVISION to the newest revision"
