@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -83,9 +81,7 @@ class Database:
         with self.engine.connect() as conn:
             tables = {
                 row[0]
-                for row in conn.exec_driver_sql(
-                    "SELECT name FROM sqlite_master WHERE type='table'"
-                )
+                for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")
             }
             current = None
             if "alembic_version" in tables:
