@@ -18,11 +18,14 @@ from typing import Any
 from app.cli.output import print_json
 from app.domain.errors import BadInputError, IdentityError, UsageError
 from app.services.context import ServiceContext
-from app.services.identity import IdentityInfo, IdentityService, PassphraseRequired
+from app.services.identity import (
+    IdentityInfo,
+    IdentityService,
+    PassphraseRequired,
+    format_fingerprint,
+)
 from app.services.signing import SigningService
 from app.settings import DATANET, write_private_file
-from app.signing.identity import grouped
-from app.signing.keystore import KeyStore
 
 ENV_PASSPHRASE = "CONTRIBUTOR_DESK_PASSPHRASE"
 
@@ -167,7 +170,7 @@ def cmd_init(args: argparse.Namespace, ctx: ServiceContext) -> int:
     try:
         info = svc.init(None, use_key_file=args.key_file)
     except PassphraseRequired as exc:
-        sys.stderr.write(f"note: {exc.message}; the key will go to an encrypted key file\n")
+        sys.stderr.write(f"note: {exc.reason}; your key will be kept in an encrypted key file\n")
         pw = phr.get("New passphrase for the encrypted key file: ", confirm=True, why=exc.message)
         info = svc.init(pw, use_key_file=args.key_file)
     if args.json:
@@ -190,7 +193,7 @@ def cmd_show(args: argparse.Namespace, ctx: ServiceContext) -> int:
     secure = "" if shown["backendSecure"] else " — not secure, keys are not stored there"
     print(f"keyring:     {shown['backend']}{secure}")
     if shown["rotatedFrom"]:
-        print(f"replaces:    {shown['rotatedFrom']}")
+        print(f"replaces:    {format_fingerprint(shown['rotatedFrom'])}")
     return 0
 
 
@@ -223,15 +226,12 @@ def cmd_import(args: argparse.Namespace, ctx: ServiceContext) -> int:
 def cmd_rotate(args: argparse.Namespace, ctx: ServiceContext) -> int:
     svc = IdentityService(ctx)
     phr = Passphrases(args.passphrase_file)
-    current = svc.current()
-    needs_file = (
-        args.key_file
-        or not KeyStore().status().secure
-        or (current is not None and current.storage == "encrypted-file")
-    )
+    needs_file = svc.new_key_needs_passphrase(use_key_file=args.key_file)
     pw = phr.get("Passphrase for the key file: ") if needs_file else None
     info, envelope = svc.rotate(
-        pw, unlock=pw if pw is not None else (lambda: phr.get("Passphrase of your key file: "))
+        pw,
+        unlock=pw if pw is not None else (lambda: phr.get("Passphrase of your key file: ")),
+        use_key_file=args.key_file,
     )
     if args.out is not None:
         write_private_file(args.out, (json.dumps(envelope, indent=2) + "\n").encode("utf-8"))
@@ -240,7 +240,7 @@ def cmd_rotate(args: argparse.Namespace, ctx: ServiceContext) -> int:
     else:
         _print_info(info, "Rotated your identity; the old key signed the new one.")
         if info.rotated_from:
-            print(f"  replaces:    {info.rotated_from}")
+            print(f"  replaces:    {format_fingerprint(info.rotated_from)}")
     return 0
 
 
@@ -268,7 +268,7 @@ def cmd_sign(args: argparse.Namespace, ctx: ServiceContext) -> int:
             }
         )
         return 0
-    print(f"Signed item #{result.item_id} with key {grouped(result.keyid)}")
+    print(f"Signed item #{result.item_id} with key {format_fingerprint(result.keyid)}")
     print(f"  registry: {result.registry_url}   datanet: {result.datanet or '(none)'}")
     print(f"  manifest: sha256 {result.manifest_digest}")
     print(f"  envelope: {args.out}")

@@ -42,6 +42,10 @@ STORAGE_FILE = "encrypted-file"
 class PassphraseRequired(IdentityError):
     """A passphrase is needed (no secure keyring, or the key is in an encrypted file)."""
 
+    def __init__(self, message: str, *, hint: str | None = None, reason: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason or message
+
 
 @dataclass(frozen=True, slots=True)
 class IdentityInfo:
@@ -67,6 +71,11 @@ class IdentityInfo:
             "keyFile": d["key_file"],
             "rotatedFrom": d["rotated_from"],
         }
+
+
+def format_fingerprint(fpr: str) -> str:
+    """The fingerprint as people see it everywhere (16 groups of 4 hex digits)."""
+    return grouped(fpr)
 
 
 def _resolve(passphrase: str | PassphraseFn | None) -> str | None:
@@ -102,6 +111,13 @@ class IdentityService:
             rotated_from=row.rotated_from,
             note=note,
         )
+
+    def new_key_needs_passphrase(self, *, use_key_file: bool = False) -> bool:
+        """Whether a new key (rotation) will go to an encrypted file, so a passphrase is due."""
+        if use_key_file or not self._keystore.status().secure:
+            return True
+        current = self.current()
+        return current is not None and current.storage == STORAGE_FILE
 
     def current(self) -> IdentityInfo | None:
         with self._ctx.db.session() as s:
@@ -142,6 +158,7 @@ class IdentityService:
             why = reason or "you asked for an encrypted key file"
             raise PassphraseRequired(
                 f"a passphrase is needed: {why}",
+                reason=why,
                 hint="the private key will be kept in an encrypted key file "
                 f"({self.key_file_path}); give a passphrase via --passphrase-file, "
                 "CONTRIBUTOR_DESK_PASSPHRASE or the prompt",

@@ -97,7 +97,7 @@ class KeyStore:
     def store(self, fpr: str, raw_private: bytes) -> None:
         status = self.status()
         if not status.secure:
-            raise KeyringUnavailable(f"will not store the private key: {status.reason}")
+            raise KeyringUnavailable(f"no secure keyring: {status.reason}")
         secret = base64.b64encode(raw_private).decode("ascii")
         try:
             self._backend.set_password(SERVICE_NAME, fpr, secret)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from app.signing import dsse
+from app.signing.identity import private_raw
+from app.signing.keyfile import read_key_file
 from app.signing.rotation import verify_rotation
 from tests.support.keyrings import find_key_leaks
 
@@ -45,9 +47,6 @@ def ok(*args: str, env: dict[str, str] | None = None) -> str:
 
 def _leaks(tmp_path: Path, data_dir: Path, env: dict[str, str] | None = None) -> list[str]:
     """Export the key to learn its bytes, then look for them outside the keyring folder."""
-    from app.signing.identity import private_raw
-    from app.signing.keyfile import read_key_file
-
     backup = tmp_path / "probe.key"
     backup.unlink(missing_ok=True)
     ok("identity", "export", str(backup), env={"CONTRIBUTOR_DESK_PASSPHRASE": PASS, **(env or {})})
@@ -187,5 +186,5 @@ def test_export_import_round_trip_and_bad_files(
     ok("identity", "import", str(backup), env={**other, **pw})
     assert json.loads(ok("identity", "show", "--json", env=other))["fingerprint"] == fpr
     (isolated_keyring / "LOCKED").touch()
-    locked = run("sign", "1", "--out", str(tmp_path / "e.json"), env=other)
+    locked = run("identity", "export", str(tmp_path / "again.key"), env={**other, **pw})
     assert locked.returncode == 3 and "locked" in locked.stderr

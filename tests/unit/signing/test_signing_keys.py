@@ -110,7 +110,7 @@ def test_insecure_backends_are_refused(
     status = store.status()
     assert not status.secure
     assert reason in status.reason
-    with pytest.raises(KeyringUnavailable, match="will not store the private key"):
+    with pytest.raises(KeyringUnavailable, match="no secure keyring"):
         store.store(fingerprint(key), private_raw(key))
     if isinstance(backend, PlaintextKeyring):
         assert backend.data == {}  # nothing was written, not even briefly

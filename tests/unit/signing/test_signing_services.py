@@ -28,6 +28,7 @@ from app.services.identity import IdentityService, PassphraseRequired
 from app.services.signing import SigningService
 from app.signing import dsse
 from app.signing.identity import fingerprint, private_raw
+from app.signing.keyfile import read_key_file
 from app.signing.keystore import KeyStore
 from app.signing.rotation import verify_rotation
 from app.store.models import Envelope, HistoryEntry, Identity, Item, ManifestRecord
@@ -261,8 +262,6 @@ def test_rotation_with_key_files(ctx: ServiceContext, tmp_path: Path) -> None:
     assert new.key_file == str(ctx.data_dir / "identity.key")
     retired = ctx.data_dir / f"identity-{old.fingerprint[:16]}.key"
     assert retired.exists()
-    from app.signing.keyfile import read_key_file
-
     assert fingerprint(read_key_file(retired, PASS)) == old.fingerprint
     assert fingerprint(ids.load_signer(PASS)) == new.fingerprint
     _no_leaks(ids, ctx, tmp_path)
