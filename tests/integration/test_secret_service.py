@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.keyrings import find_key_leaks
+
 REPO = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
@@ -33,7 +35,13 @@ store.store(fpr, private_raw(key))
 read_back = store.load(fpr) == private_raw(key)
 deleted = store.delete(fpr)
 after = store.load(fpr)
+# A second key stays stored so the test can check it is not readable in gnome-keyring's files.
+kept = Ed25519PrivateKey.generate()
+store.store(fingerprint(kept), private_raw(kept))
+kept_ok = store.load(fingerprint(kept)) == private_raw(kept)
 print(json.dumps({
+    "kept": private_raw(kept).hex(),
+    "keptReadBack": kept_ok,
     "backend": store.backend_name(),
     "secure": status.secure,
     "readBack": read_back,
@@ -79,7 +87,9 @@ def test_keystore_with_real_secret_service(
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    kept = bytes.fromhex(result.pop("kept"))
     assert result == {
+        "keptReadBack": True,
         "backend": "keyring.backends.SecretService.Keyring",
         "secure": True,
         "readBack": True,
@@ -87,5 +97,6 @@ def test_keystore_with_real_secret_service(
         "afterDelete": None,
         "deletedAgain": False,
     }
-    # The secret went to gnome-keyring's own (encrypted) store in the temporary HOME.
+    # The secret went to gnome-keyring's own store in the temporary HOME, encrypted there.
     assert list((home / ".local" / "share" / "keyrings").glob("*.keyring"))
+    assert find_key_leaks(kept, [home], exclude=[]) == []
