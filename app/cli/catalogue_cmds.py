@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli.output import human_size, print_json
+from app.cli.output import human_size, plural, print_json
 from app.domain.states import Kind
 
 if TYPE_CHECKING:
@@ -112,10 +112,10 @@ def cmd_add(args: argparse.Namespace, ctx: ServiceContext) -> int:
     if args.json:
         print_json(service.get(item.id).to_json())
     else:
-        count = f", {item.record_count} records" if item.record_count is not None else ""
+        count = f", {plural(item.record_count, 'record')}" if item.record_count is not None else ""
         print(
             f"added #{item.id} {item.title!r}: {item.kind.value}, {item.format}{count}, "
-            f"{item.file_count} files, {human_size(item.total_size)}"
+            f"{plural(item.file_count, 'file')}, {human_size(item.total_size)}"
         )
         problems = service.get(item.id).problems + service.get(item.id).report.all_problems()
         for p in problems[:10]:
@@ -156,7 +156,7 @@ def cmd_show(args: argparse.Namespace, ctx: ServiceContext) -> int:
     print(f"  format:    {s.format}")
     if s.record_count is not None:
         print(f"  records:   {s.record_count}")
-    print(f"  files:     {s.file_count} ({human_size(s.total_size)})")
+    print(f"  files:     {plural(s.file_count, 'file')} ({human_size(s.total_size)})")
     print(f"  license:   {s.license or '—'}")
     if s.parent_id or s.parent_registry_id:
         print(f"  parent:    {s.parent_id or s.parent_registry_id}")
