@@ -76,8 +76,8 @@ def _unauthorized(message: str) -> ApiError:
 
 
 def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    """SQLite hands back naive datetimes, PostgreSQL the session's zone; we store UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def require_principal(

@@ -12,8 +12,6 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.errors import ApiError
-
 access_log = logging.getLogger("registry.access")
 
 # Bodies under these prefixes are raw bytes (tus PATCH, bench PUT) and are not size-limited here.
@@ -76,23 +74,36 @@ class BodyLimitMiddleware:
                 send, 415, "unsupported_media_type", "Send the request body as application/json."
             )
             return
-        limit = self.max_body_bytes
+        if declared is not None:
+            await self.app(scope, receive, send)  # the server enforces Content-Length
+            return
+        # Chunked body of unknown length: buffer up to the limit, then replay it to the app.
+        buffered: list[Message] = []
         seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise ApiError(
-                        413,
-                        "payload_too_large",
-                        f"The request body is larger than the limit of {limit} bytes.",
-                    )
-            return message
+            if message["type"] != "http.request":
+                buffered.append(message)
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_body_bytes:
+                await _send_problem(
+                    send,
+                    413,
+                    "payload_too_large",
+                    f"The request body is larger than the limit of {self.max_body_bytes} bytes.",
+                )
+                return
+            buffered.append(message)
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            if buffered:
+                return buffered.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class AccessLogMiddleware:

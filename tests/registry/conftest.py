@@ -172,10 +172,12 @@ def bob(client: TestClient) -> Contributor:
     return who
 
 
-@pytest.fixture
-def live_registry_process(tmp_path: Path) -> Iterator[RegistryProcess]:
-    """The real server (`contributor-registry serve --port 0`) on SQLite in tmp_path."""
-    server = RegistryProcess(f"sqlite:///{tmp_path / 'live.sqlite3'}", tmp_path / "live-blobs")
+@pytest.fixture(scope="module")
+def live_registry_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """The real server (`contributor-registry serve --port 0`) on a temp SQLite database,
+    shared by the tests of one module (each test signs in with its own fresh key)."""
+    tmp = tmp_path_factory.mktemp("live-registry")
+    server = RegistryProcess(f"sqlite:///{tmp / 'live.sqlite3'}", tmp / "blobs")
     server.start()
     try:
         yield server

@@ -1,0 +1,197 @@
+"""tus 1.0.0 protocol behaviour of /v1/uploads/ (in-process, SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from registry.db.models import Upload
+from tests.registry.conftest import TEST_REGISTRY
+from tests.support.registry_actors import Contributor, contribution_body, tus_metadata
+
+DATA = bytes(range(256)) * 40  # 10240 bytes
+SHA = hashlib.sha256(DATA).hexdigest()
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = {"Content-Type": "application/offset+octet-stream"}
+
+
+def _new_upload(client: TestClient, who: Contributor, data: bytes = DATA) -> str:
+    body = contribution_body(who.key, {"blob.bin": data}, registry=TEST_REGISTRY)
+    cid = client.post("/v1/contributions", json=body, headers=who.headers).json()["id"]
+    r = client.post(
+        "/v1/uploads/",
+        headers={
+            **who.headers,
+            **TUS,
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": tus_metadata(hashlib.sha256(data).hexdigest(), cid),
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["tus-resumable"] == "1.0.0"
+    assert "upload-expires" in r.headers
+    return str(r.headers["location"])
+
+
+def _patch(client: TestClient, who: Contributor, url: str, offset: int, data: bytes, **h: str):
+    return client.patch(
+        url,
+        content=data,
+        headers={**who.headers, **TUS, **OCTETS, "Upload-Offset": str(offset), **h},
+    )
+
+
+def _checksum(alg: str, data: bytes) -> str:
+    return f"{alg} {base64.b64encode(hashlib.new(alg, data).digest()).decode()}"
+
+
+def test_options_advertises_extensions(client: TestClient) -> None:
+    r = client.options("/v1/uploads/")
+    assert r.status_code == 204
+    assert r.headers["tus-version"] == "1.0.0"
+    assert set(r.headers["tus-extension"].split(",")) == {
+        "creation",
+        "termination",
+        "expiration",
+        "checksum",
+    }
+    assert set(r.headers["tus-checksum-algorithm"].split(",")) == {"sha256", "sha1"}
+    assert int(r.headers["tus-max-size"]) > 0
+
+
+def test_missing_tus_resumable_is_412(client: TestClient, alice: Contributor) -> None:
+    url = _new_upload(client, alice)
+    r = client.head(url, headers=alice.headers)
+    assert r.status_code == 412
+    assert r.headers["tus-version"] == "1.0.0"
+    r = client.post("/v1/uploads/", headers={**alice.headers, "Tus-Resumable": "0.2.2"})
+    assert r.status_code == 412
+
+
+def test_chunked_upload_with_checksums_and_head(
+    client: TestClient, app: FastAPI, alice: Contributor
+) -> None:
+    url = _new_upload(client, alice)
+    head = client.head(url, headers={**alice.headers, **TUS})
+    assert head.status_code == 200
+    assert head.headers["upload-offset"] == "0"
+    assert head.headers["upload-length"] == str(len(DATA))
+    assert head.headers["cache-control"] == "no-store"
+    parts = [DATA[:4000], DATA[4000:8000], DATA[8000:]]
+    offset = 0
+    for i, part in enumerate(parts):
+        alg = "sha256" if i % 2 == 0 else "sha1"
+        r = _patch(client, alice, url, offset, part, **{"Upload-Checksum": _checksum(alg, part)})
+        assert r.status_code == 204, r.text
+        offset += len(part)
+        assert r.headers["upload-offset"] == str(offset)
+    assert app.state.blobs.has(SHA)
+    with app.state.blobs.open(SHA) as fh:
+        assert fh.read() == DATA
+    assert client.head(url, headers={**alice.headers, **TUS}).headers["upload-offset"] == str(
+        len(DATA)
+    )
+
+
+def test_wrong_offset_is_409_and_changes_nothing(client: TestClient, alice: Contributor) -> None:
+    url = _new_upload(client, alice)
+    assert _patch(client, alice, url, 0, DATA[:100]).status_code == 204
+    r = _patch(client, alice, url, 0, DATA[:100])
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "offset_mismatch"
+    assert client.head(url, headers={**alice.headers, **TUS}).headers["upload-offset"] == "100"
+
+
+def test_checksum_mismatch_is_460_and_chunk_discarded(
+    client: TestClient, alice: Contributor
+) -> None:
+    url = _new_upload(client, alice)
+    bad = _checksum("sha256", b"something else")
+    r = _patch(client, alice, url, 0, DATA[:500], **{"Upload-Checksum": bad})
+    assert r.status_code == 460
+    assert client.head(url, headers={**alice.headers, **TUS}).headers["upload-offset"] == "0"
+    r = _patch(client, alice, url, 0, DATA, **{"Upload-Checksum": _checksum("sha1", DATA)})
+    assert r.status_code == 204
+
+
+def test_unsupported_checksum_algorithm_is_400(client: TestClient, alice: Contributor) -> None:
+    url = _new_upload(client, alice)
+    r = _patch(client, alice, url, 0, DATA, **{"Upload-Checksum": "md5 AAAA"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "bad_checksum"
+
+
+def test_wrong_content_type_is_415(client: TestClient, alice: Contributor) -> None:
+    url = _new_upload(client, alice)
+    r = client.patch(
+        url,
+        content=DATA,
+        headers={**alice.headers, **TUS, "Upload-Offset": "0", "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 415
+
+
+def test_body_past_length_is_413_and_discarded(client: TestClient, alice: Contributor) -> None:
+    url = _new_upload(client, alice)
+    r = _patch(client, alice, url, 0, DATA + b"extra")
+    assert r.status_code == 413
+    assert client.head(url, headers={**alice.headers, **TUS}).headers["upload-offset"] == "0"
+
+
+def test_creation_checks_length_and_metadata(client: TestClient, alice: Contributor) -> None:
+    body = contribution_body(alice.key, {"blob.bin": DATA}, registry=TEST_REGISTRY)
+    cid = client.post("/v1/contributions", json=body, headers=alice.headers).json()["id"]
+    base = {**alice.headers, **TUS}
+    r = client.post("/v1/uploads/", headers={**base, "Upload-Metadata": tus_metadata(SHA, cid)})
+    assert r.status_code == 400  # no Upload-Length
+    r = client.post(
+        "/v1/uploads/",
+        headers={**base, "Upload-Length": "5", "Upload-Metadata": tus_metadata(SHA, cid)},
+    )
+    assert r.json()["error"]["code"] == "bad_length"
+    other = hashlib.sha256(b"not listed").hexdigest()
+    r = client.post(
+        "/v1/uploads/",
+        headers={**base, "Upload-Length": "10", "Upload-Metadata": tus_metadata(other, cid)},
+    )
+    assert r.json()["error"]["code"] == "blob_not_expected"
+    r = client.post(
+        "/v1/uploads/",
+        headers={**base, "Upload-Length": "10", "Upload-Metadata": "sha256 !!notbase64"},
+    )
+    assert r.json()["error"]["code"] == "bad_metadata"
+
+
+def test_termination(client: TestClient, alice: Contributor) -> None:
+    url = _new_upload(client, alice)
+    assert _patch(client, alice, url, 0, DATA[:10]).status_code == 204
+    assert client.delete(url, headers={**alice.headers, **TUS}).status_code == 204
+    assert client.head(url, headers={**alice.headers, **TUS}).status_code == 404
+
+
+def test_expired_upload_is_410(client: TestClient, app: FastAPI, alice: Contributor) -> None:
+    url = _new_upload(client, alice)
+    with app.state.sessions() as s:
+        s.execute(update(Upload).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        s.commit()
+    assert client.head(url, headers={**alice.headers, **TUS}).status_code == 410
+    assert _patch(client, alice, url, 0, DATA).status_code == 410
+    # A new creation purges expired uploads with their partial files.
+    _new_upload(client, alice, b"fresh")
+    assert client.head(url, headers={**alice.headers, **TUS}).status_code == 404
+
+
+def test_running_hash_survives_lost_cache(
+    client: TestClient, app: FastAPI, alice: Contributor
+) -> None:
+    """Like a restart: the in-memory hash state is gone, the partial file is re-hashed."""
+    url = _new_upload(client, alice)
+    assert _patch(client, alice, url, 0, DATA[:6000]).status_code == 204
+    app.state.upload_runtime.hashes.clear()
+    assert _patch(client, alice, url, 6000, DATA[6000:]).status_code == 204
+    assert app.state.blobs.has(SHA)
