@@ -99,13 +99,16 @@ class _Owner:
 
 
 def weight_to_ppm(weight: float | int) -> int | None:
-    """A weight as integer ppm (6 decimals, half-even); None if it is not a finite number."""
+    """A weight in [0, MAX_WEIGHT] as integer ppm (6 decimals, half-even); None if it is not a
+    number or out of range (the caller reports which)."""
     if isinstance(weight, bool):
+        return None
+    if isinstance(weight, float) and not math.isfinite(weight):
+        return None
+    if weight < 0 or weight > MAX_WEIGHT:
         return None
     if isinstance(weight, int):
         return weight * PPM
-    if not math.isfinite(weight):
-        return None
     scaled = (Decimal(repr(weight)) * PPM).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
     return int(scaled)
 
@@ -196,8 +199,14 @@ def _validate(
         )
     if event.at.tzinfo is None:
         reasons.append(Reason("invalid_time", "'at' needs a timezone (e.g. a trailing Z).", "at"))
-    elif event.at > now + FUTURE_SKEW:
-        reasons.append(Reason("time_in_future", "'at' is in the future.", "at"))
+    else:
+        try:
+            in_future = event.at.astimezone(UTC) > now + FUTURE_SKEW
+        except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
+            reasons.append(Reason("invalid_time", "'at' is out of range.", "at"))
+        else:
+            if in_future:
+                reasons.append(Reason("time_in_future", "'at' is in the future.", "at"))
     if event.fee_micro < 0:
         reasons.append(Reason("negative_fee", "feeMicro must be zero or more.", "feeMicro"))
     elif event.fee_micro > MAX_FEE_MICRO:
@@ -217,20 +226,25 @@ def _validate(
             )
         )
     weights: list[int] = []
+    bad_weight = False
     seen: set[tuple[str, str]] = set()
     for i, attr in enumerate(event.attributions):
         at = f"attributions[{i}]"
         ppm = weight_to_ppm(attr.weight)
         if ppm is None:
-            reasons.append(Reason("invalid_weight", "The weight is not a number.", f"{at}.weight"))
+            w = attr.weight
+            if isinstance(w, bool) or (isinstance(w, float) and not math.isfinite(w)):
+                reasons.append(
+                    Reason("invalid_weight", "The weight is not a number.", f"{at}.weight")
+                )
+            elif w < 0:
+                reasons.append(Reason("negative_weight", "The weight is negative.", f"{at}.weight"))
+            else:
+                reasons.append(
+                    Reason("weight_too_large", f"The weight is above {MAX_WEIGHT}.", f"{at}.weight")
+                )
             ppm = 0
-        elif ppm < 0:
-            reasons.append(Reason("negative_weight", "The weight is negative.", f"{at}.weight"))
-            ppm = 0
-        elif ppm > MAX_WEIGHT * PPM:
-            reasons.append(
-                Reason("weight_too_large", f"The weight is above {MAX_WEIGHT}.", f"{at}.weight")
-            )
+            bad_weight = True
         weights.append(ppm)
         if attr.method not in METHODS:
             reasons.append(
@@ -267,7 +281,7 @@ def _validate(
                     f"{at}.contributionId",
                 )
             )
-    if event.attributions and sum(weights) == 0:
+    if event.attributions and not bad_weight and sum(weights) == 0:
         reasons.append(
             Reason("weights_all_zero", "At least one weight must be above zero.", "attributions")
         )

@@ -58,14 +58,14 @@ def _valid(ev: dict[str, Any], cids: set[str]) -> bool:
     """Independent oracle of the validation rules the generator can break."""
     attrs = ev["attributions"]
     pairs = [(a["contributionId"], a["method"]) for a in attrs]
-    weights = [weight_to_ppm(a["weight"]) or 0 for a in attrs]
+    weights = [weight_to_ppm(a["weight"]) or 0 for a in attrs if a["weight"] >= 0]
     return (
         ev["modelId"] == "test-model"
         and ev["feeMicro"] >= 0
         and bool(attrs)
         and all(a["contributionId"] in cids for a in attrs)
         and all(a["method"] in METHODS for a in attrs)
-        and all(w >= 0 for w in weights)
+        and all(a["weight"] >= 0 for a in attrs)
         and sum(weights) > 0
         and len(set(pairs)) == len(pairs)
     )

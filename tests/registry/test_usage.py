@@ -230,3 +230,24 @@ def test_contribution_owner_at_ingestion_gets_the_ledger_entry(world: UsageWorld
             select(LedgerEntry.owner_fingerprint).where(LedgerEntry.kind == "contributor")
         ).all()
     assert owners == [stranger.fingerprint]
+
+
+def test_extreme_values_are_rejected_not_crashing(world: UsageWorld) -> None:
+    """Found by schemathesis: huge floats broke the ppm conversion (500)."""
+    c = world.ids_of(world.contributors[0])[0]
+    batch = [
+        event("huge-w", "test-model", [(c, 1.7976931348623157e308, "influence")]),
+        event("tiny-neg", "test-model", [(c, -5e-143, "influence"), (c, 1, "retrieval")]),
+        event("year-0", "test-model", [(c, 1, "influence")], at="0001-01-01T00:00:00+05:00"),
+        event("far", "test-model", [(c, 1, "influence")], at="9999-12-31T23:59:59-05:00"),
+        event("rich", "test-model", [(c, 1, "influence")], fee_micro=10**30),
+    ]
+    r = world.post_usage(batch)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == []
+    assert _codes(body, "huge-w") == {"weight_too_large"}
+    assert _codes(body, "tiny-neg") == {"negative_weight"}
+    assert _codes(body, "year-0") == {"invalid_time"}
+    assert _codes(body, "far") == {"invalid_time"}
+    assert _codes(body, "rich") == {"fee_too_large"}
