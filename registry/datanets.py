@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from registry.auth import as_utc
 from registry.db.models import Datanet
 
 
@@ -54,7 +55,7 @@ def datanet_out(row: Datanet) -> DatanetOut:
         name=row.name,
         description=row.description,
         rules=DatanetRules.model_validate(row.rules),
-        createdAt=row.created_at,
+        createdAt=as_utc(row.created_at),
     )
 
 

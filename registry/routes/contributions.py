@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from registry.auth import CurrentPrincipal
+from registry.auth import CurrentPrincipal, as_utc
 from registry.contributions import (
     CreateInput,
     create_contribution,
@@ -95,8 +95,8 @@ def _out(row: Contribution) -> dict[str, Any]:
         "manifestSha256": row.manifest_sha256,
         "owner": row.owner_fingerprint,
         "signer": row.signer_fingerprint,
-        "createdAt": row.created_at,
-        "updatedAt": row.updated_at,
+        "createdAt": as_utc(row.created_at),
+        "updatedAt": as_utc(row.updated_at),
     }
 
 
