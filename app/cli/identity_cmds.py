@@ -13,19 +13,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.output import print_json
 from app.domain.errors import BadInputError, IdentityError, UsageError
-from app.services.context import ServiceContext
-from app.services.identity import (
-    IdentityInfo,
-    IdentityService,
-    PassphraseRequired,
-    format_fingerprint,
-)
-from app.services.signing import SigningService
 from app.settings import DATANET, write_private_file
+
+if TYPE_CHECKING:  # services are imported on use: `--help` and `list` must start fast
+    from app.services.context import ServiceContext
+    from app.services.identity import IdentityInfo
 
 ENV_PASSPHRASE = "CONTRIBUTOR_DESK_PASSPHRASE"
 
@@ -37,6 +33,8 @@ class Passphrases:
         self._file = passphrase_file
 
     def get(self, prompt: str, *, confirm: bool = False, why: str = "") -> str:
+        from app.services.identity import PassphraseRequired
+
         if self._file is not None:
             try:
                 text = self._file.read_text("utf-8")
@@ -165,6 +163,8 @@ def _print_info(info: IdentityInfo, title: str) -> None:
 
 
 def cmd_init(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.services.identity import IdentityService, PassphraseRequired
+
     svc = IdentityService(ctx)
     phr = Passphrases(args.passphrase_file)
     try:
@@ -181,6 +181,8 @@ def cmd_init(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_show(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.services.identity import IdentityService, format_fingerprint
+
     shown = IdentityService(ctx).show()
     if args.json:
         print_json(shown)
@@ -198,6 +200,8 @@ def cmd_show(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_export(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.services.identity import IdentityService
+
     path: Path = args.file
     if path.exists() and not args.force:
         raise UsageError(f"{path} already exists", hint="choose another name or pass --force")
@@ -212,6 +216,8 @@ def cmd_export(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_import(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.services.identity import IdentityService
+
     if not args.file.is_file():
         raise BadInputError(f"key file {args.file} does not exist")
     pw = Passphrases(args.passphrase_file).get("Passphrase of the backup: ")
@@ -224,6 +230,8 @@ def cmd_import(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.services.identity import IdentityService, format_fingerprint
+
     svc = IdentityService(ctx)
     phr = Passphrases(args.passphrase_file)
     needs_file = svc.new_key_needs_passphrase(use_key_file=args.key_file)
@@ -245,6 +253,9 @@ def cmd_rotate(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_sign(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.services.identity import format_fingerprint
+    from app.services.signing import SigningService
+
     phr = Passphrases(args.passphrase_file)
     datanet = args.datanet if args.datanet is not None else ctx.settings.get(DATANET)
     result = SigningService(ctx).sign_item(
@@ -276,6 +287,8 @@ def cmd_sign(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.services.signing import SigningService
+
     registry = args.expected_registry or args.registry
     result = SigningService(ctx).verify_envelope_file(
         args.envelope,
