@@ -118,15 +118,16 @@ class GuiSession:
 
     def maybe_first_run(self) -> None:
         window = self.window
-        identity = self.services.identity
-        if window is None or identity is None or not window.first_run_needed():
+        if window is None or not self.services.identity_available or not window.first_run_needed():
             return
 
         def decide(info: Any) -> None:
             if info is None and self.window is not None:
                 self.window.show_first_run()
 
-        window.runner.start(identity.current, on_result=decide, on_error=lambda _e: None)
+        window.runner.start(
+            self.services.current_identity, on_result=decide, on_error=lambda _e: None
+        )
 
 
 def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) -> int:

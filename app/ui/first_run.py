@@ -142,12 +142,11 @@ class IdentityPage(QWizardPage):
         self._mode_changed()
 
     def initializePage(self) -> None:
-        identity = self.services.identity
-        if identity is None:
+        if not self.services.identity_available:
             self._say("The identity service is not available in this build.", "danger")
             self.go_button.setEnabled(False)
             return
-        self.runner.start(identity.current, on_result=self._existing)
+        self.runner.start(self.services.current_identity, on_result=self._existing)
 
     def _existing(self, info: Any) -> None:
         if info is not None:

@@ -47,6 +47,16 @@ class Services:
         return IdentityService(self.ctx)
 
     @property
+    def identity_available(self) -> bool:
+        """Without constructing it: building it probes the OS keyring, which can be slow."""
+        return _module_available("app.services.identity")
+
+    def current_identity(self) -> Any:
+        """The active IdentityInfo or None; call from a worker (may probe the keyring)."""
+        identity = self.identity
+        return None if identity is None else identity.current()
+
+    @property
     def signing_available(self) -> bool:
         """Checked without importing it: the first paint should not load crypto code."""
         return _module_available("app.services.signing")

@@ -223,7 +223,7 @@ class SettingsView(QWidget):
         self.create_button.clicked.connect(self.createIdentityRequested)
         self.export_button.clicked.connect(self.export_identity)
         self.rotate_button.clicked.connect(self.rotate_identity)
-        if self.services.identity is None:
+        if not self.services.identity_available:
             self.fingerprint.setText("Identity service not available in this build")
             for b in (self.create_button, self.export_button, self.rotate_button):
                 b.setEnabled(False)

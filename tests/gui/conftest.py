@@ -85,8 +85,9 @@ def services(ctx: ServiceContext) -> Any:
     return Services(ctx)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def theme(qapp: Any) -> Any:
+    """Applied once: restyling the whole application per test is slow and pointless."""
     from app.ui.theme import apply_theme
 
     return apply_theme(qapp, "light")
