@@ -6,7 +6,6 @@ Exit codes follow the app: 0 ok, 2 usage, 1 internal bug.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import socket
@@ -79,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    sock.listen(2048)  # connections queue from the moment the port is announced
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     server = uvicorn.Server(config)
     print(f"listening on http://{args.host}:{port}", flush=True)
-    asyncio.run(server.serve(sockets=[sock]))
+    server.run(sockets=[sock])  # uvloop + httptools when installed (uvicorn[standard])
     return 0
 
 
