@@ -128,10 +128,10 @@ def cmd_add(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 def cmd_list(args: argparse.Namespace, ctx: ServiceContext) -> int:
     kind = Kind(args.kind) if args.kind else None
-    items = _service(ctx).list_items(search=args.search, kind=kind)
     if args.json:
-        print_json([i.to_json() for i in items])
+        print_json(_service(ctx).list_json(search=args.search, kind=kind))
         return 0
+    items = _service(ctx).list_items(search=args.search, kind=kind)
     if not items:
         print("The catalogue is empty. Add data with `contributor-desk add PATH`.")
         return 0

@@ -8,7 +8,12 @@ from typing import Any
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    """Indented for a person at a terminal; compact (C encoder, ~10x faster) for scripts."""
+    if sys.stdout.isatty():
+        text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+    else:
+        text = json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":"))
+    sys.stdout.write(text)
     sys.stdout.write("\n")
 
 

@@ -267,3 +267,21 @@ def test_killing_add_leaves_a_valid_database(tmp_path: Path, data_dir: Path) -> 
         assert r.code == 0, r.err
         assert r.json()["fileCount"] == 40
     assert _count(data_dir) == 2
+
+
+def test_list_json_matches_the_summary_shape(tmp_path: Path, data_dir: Path) -> None:
+    from app.services.catalogue import CatalogueService
+    from app.services.context import ServiceContext
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    _csv(folder / "a.csv")
+    assert run_cli("add", folder, data_dir=data_dir).code == 0
+    ctx = ServiceContext(data_dir)
+    try:
+        service = CatalogueService(ctx)
+        fast = service.list_json()
+        slow = [i.to_json() for i in service.list_items()]
+    finally:
+        ctx.close()
+    assert fast == slow
