@@ -132,19 +132,33 @@ class PartialWriter:
         os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
 
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
-        self.whole.update(data)
-        if self.chunk is not None:
-            self.chunk.update(data)
-        self.offset += len(data)
+    def write(self, parts: list[bytes]) -> None:
+        """Write one slice (as received, no joining copy) and start its writeback."""
+        start = self.offset
+        total = sum(len(p) for p in parts)
+        written = 0
+        views = [memoryview(p) for p in parts]
+        while views:
+            n = os.writev(self.fd, views[:1024])
+            written += n
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if views and n:
+                views[0] = views[0][n:]
+        assert written == total
+        self.offset = start + total
         # Start writeback of this slice now (asynchronously, like sync_file_range) so the fsync
         # that must precede the offset update at the end of the PATCH has little left to do.
         if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self.fd, self.offset - len(data), len(data), os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(self.fd, start, total, os.POSIX_FADV_DONTNEED)
+
+    def hash(self, parts: list[bytes]) -> None:
+        """Hash one slice; runs in another worker thread concurrently with write()."""
+        for p in parts:
+            self.whole.update(p)
+            if self.chunk is not None:
+                self.chunk.update(p)
 
     def sync(self) -> None:
         os.fsync(self.fd)

@@ -100,7 +100,7 @@ def test_disk_full_is_507_and_nothing_visible(
 ) -> None:
     if tiny_disk is None:
         # Not allowed to mount: simulate ENOSPC in the partial-file writer instead.
-        def no_space(self: tus.PartialWriter, data: bytes) -> None:
+        def no_space(self: tus.PartialWriter, parts: list[bytes]) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(tus.PartialWriter, "write", no_space)
