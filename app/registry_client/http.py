@@ -162,11 +162,14 @@ class RegistryHttp:
             raise RegistryRefused("this registry call needs your identity, and none is loaded")
         key = self._signer()
         pub = public_hex(key)
-        ch = self.json("POST", "/v1/auth/challenge", json={"publicKey": pub}, auth=False)
+        # retry=False: the caller's request() loop retries the whole exchange.
+        ch = self.json(
+            "POST", "/v1/auth/challenge", json={"publicKey": pub}, auth=False, retry=False
+        )
         nonce = str(ch["nonce"])
         sig = key.sign(AUTH_DOMAIN + nonce.encode("ascii"))
         body = {"publicKey": pub, "nonce": nonce, "signature": base64.b64encode(sig).decode()}
-        tok = self.json("POST", "/v1/auth/token", json=body, auth=False)
+        tok = self.json("POST", "/v1/auth/token", json=body, auth=False, retry=False)
         token = tok.get("token")
         if not isinstance(token, str) or not token:
             raise RegistryUnavailable(UNREADABLE, hint="no token in the login answer")

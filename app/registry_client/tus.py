@@ -192,12 +192,13 @@ class TusClient:
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"Tus-Resumable": TUS_VERSION, **(extra or {})}
 
-    def create(self, length: int, metadata: Mapping[str, str]) -> str:
+    def create(self, length: int, metadata: Mapping[str, str], *, retry: bool = True) -> str:
         """POST creation; returns the absolute upload URL."""
         resp = self.http.request(
             "POST",
             self.endpoint,
             ok=(201,),
+            retry=retry,
             headers=self._headers(
                 {"Upload-Length": str(length), "Upload-Metadata": encode_metadata(metadata)}
             ),
@@ -208,11 +209,12 @@ class TusClient:
             raise Unreachable("the registry sent an unreadable answer", hint="no Location")
         return urljoin(self.http.url(self.endpoint), location)
 
-    def offset(self, url: str) -> int:
+    def offset(self, url: str, *, retry: bool = True) -> int:
         """HEAD: the offset the registry has safely stored."""
         resp = self.http.request(
             "HEAD",
             url,
+            retry=retry,
             ok=(200, 204, 404, 410),
             headers=self._headers({"Cache-Control": "no-store"}),
         )
@@ -256,12 +258,12 @@ class TusClient:
                 raise UploadStopped("stopped")
             try:
                 if url is None:
-                    url = self.create(size, metadata)
+                    url = self.create(size, metadata, retry=False)  # retried here
                     offset = 0
                     if hooks.on_url is not None:
                         hooks.on_url(url)
                 if offset is None:
-                    offset = self.offset(url)
+                    offset = self.offset(url, retry=False)
                     if hooks.on_confirmed is not None:
                         hooks.on_confirmed(offset)
                 if offset >= size and size > 0:

@@ -346,7 +346,7 @@ class UploadQueue:
     def _offline(self, exc: BaseException) -> None:
         with self._lock:
             was = self._status
-            self._status, self._status_error = RegistryStatus.OFFLINE, str(exc)
+            self._status, self._status_error = RegistryStatus.OFFLINE, _message(exc)
             if was is not RegistryStatus.OFFLINE:
                 self._probe_delay = self.options.probe_min_s
                 self._next_probe = time.monotonic() + self._probe_delay
@@ -362,7 +362,7 @@ class UploadQueue:
             self._probe_delay = min(self.options.probe_max_s, self._probe_delay * 2)
             jitter = self._rng.uniform(0.8, 1.2)
             self._next_probe = time.monotonic() + self._probe_delay * jitter
-            self._status_error = str(exc)
+            self._status_error = _message(exc)
             self._emit(QueueEvent("registry", message=f"offline: {exc}"))
             return
         self._online()
@@ -742,3 +742,7 @@ class UploadQueue:
     def _item_state(self, item_id: int) -> str:
         with self._ctx.db.session() as s:
             return s.get_one(Item, item_id).state
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, KnownError) else str(exc)
