@@ -14,18 +14,18 @@ allocates ids, so a transaction with lower ids always commits before one with hi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.domain.rewards import PPM, contributor_pool, split_largest_remainder
+from app.domain.rewards import PPM, contributor_pool, split_integers
+from registry.bulkdb import BulkDb
 from registry.db.models import STATE_ACCEPTED, Contribution
 from registry.db.usage_models import (
     KIND_CONTRIBUTOR,
@@ -43,15 +43,30 @@ MAX_ATTRIBUTIONS = 100
 MAX_WEIGHT = 1_000_000
 MAX_FEE_MICRO = 10**15  # one billion units per event; keeps every sum far inside BIGINT
 FUTURE_SKEW = timedelta(minutes=5)
+_METHOD_SET = frozenset(METHODS)
 # Key of the PostgreSQL advisory lock that orders ledger id allocation with commit order.
 LEDGER_LOCK_KEY = 0x4C454447  # "LEDG"
-_IN_CHUNK = 900  # stay under SQLite's bound-parameter limit on every version
 
 # Core tables for bulk executemany inserts (the ORM unit of work is too slow for ingestion).
 EVENTS = cast(Table, UsageEvent.__table__)
 ATTRIBUTIONS = cast(Table, Attribution.__table__)
 LEDGER = cast(Table, LedgerEntry.__table__)
 BUCKETS = cast(Table, UsageBucket.__table__)
+
+
+EVENT_COLUMNS = (
+    "event_id", "model_id", "at", "fee_micro", "operator_fingerprint", "demo", "received_at"
+)  # fmt: skip
+ATTRIBUTION_COLUMNS = ("event_id", "contribution_id", "weight_ppm", "method")
+LEDGER_COLUMNS = (
+    "event_id", "kind", "contribution_id", "owner_fingerprint", "model_id", "method",
+    "amount_micro", "at", "demo",
+)  # fmt: skip
+BUCKET_COLUMNS = (
+    "contribution_id", "bucket_start", "model_id", "method", "events", "share_ppm_sum",
+    "reward_micro",
+)  # fmt: skip
+BUCKET_KEY = BUCKET_COLUMNS[:4]
 
 
 @dataclass(frozen=True)
@@ -109,8 +124,14 @@ def weight_to_ppm(weight: float | int) -> int | None:
         return None
     if isinstance(weight, int):
         return weight * PPM
-    scaled = (Decimal(repr(weight)) * PPM).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
-    return int(scaled)
+    # Fast path: the float product is within ~1e-4 of the exact decimal product here, so when it
+    # is not near a .5 tie, plain rounding gives the same integer as the Decimal route.
+    scaled = weight * PPM
+    nearest = round(scaled)
+    if abs(scaled - nearest) < 0.25:
+        return int(nearest)
+    exact = (Decimal(repr(weight)) * PPM).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return int(exact)
 
 
 def storable(value: str) -> bool:
@@ -125,43 +146,63 @@ def storable(value: str) -> bool:
     return True
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), _IN_CHUNK):
-        yield items[i : i + _IN_CHUNK]
+def _existing_event_ids(db: BulkDb, ids: Iterable[str]) -> set[str]:
+    return {row[0] for row in db.select_in(EVENTS.name, "event_id", ("event_id",), ids)}
 
 
-def _existing_event_ids(session: Session, ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    col = EVENTS.c.event_id
-    for chunk in _chunks([i for i in ids if storable(i)]):
-        found.update(session.execute(select(col).where(col.in_(chunk))).scalars())
-    return found
+def _models(db: BulkDb, ids: Iterable[str]) -> dict[str, tuple[str, bool]]:
+    rows = db.select_in(Model.__tablename__, "id", ("id", "operator_fingerprint", "demo"), ids)
+    return {mid: (operator, bool(demo)) for mid, operator, demo in rows}
 
 
-def _models(session: Session, ids: Iterable[str]) -> dict[str, tuple[str, bool]]:
-    wanted = sorted({i for i in ids if storable(i)})
-    out: dict[str, tuple[str, bool]] = {}
-    for chunk in _chunks(wanted):
-        rows = session.execute(
-            select(Model.id, Model.operator_fingerprint, Model.demo).where(Model.id.in_(chunk))
-        )
-        for mid, operator, demo in rows:
-            out[mid] = (operator, bool(demo))
-    return out
+def _contributions(db: BulkDb, ids: Iterable[str]) -> dict[str, _Owner]:
+    rows = db.select_in(Contribution.__tablename__, "id", ("id", "owner_fingerprint", "state"), ids)
+    return {cid: _Owner(owner, state) for cid, owner, state in rows}
 
 
-def _contributions(session: Session, ids: Iterable[str]) -> dict[str, _Owner]:
-    wanted = sorted({i for i in ids if storable(i)})
-    out: dict[str, _Owner] = {}
-    for chunk in _chunks(wanted):
-        rows = session.execute(
-            select(Contribution.id, Contribution.owner_fingerprint, Contribution.state).where(
-                Contribution.id.in_(chunk)
-            )
-        )
-        for cid, owner, state in rows:
-            out[cid] = _Owner(owner, state)
-    return out
+def _quick_weights(
+    event: EventIn,
+    operator: str,
+    models: dict[str, tuple[str, bool]],
+    contributions: dict[str, _Owner],
+    latest: datetime,
+    max_attributions: int,
+) -> list[int] | None:
+    """The weights in ppm if the event is valid, else None (then `_validate` says why).
+
+    The common case on the hot path: same rules as `_validate`, without building reasons.
+    """
+    eid = event.event_id
+    if not eid or len(eid) > MAX_EVENT_ID_LENGTH or not storable(eid):
+        return None
+    model = models.get(event.model_id)
+    if model is None or model[0] != operator:
+        return None
+    at = event.at
+    if at.tzinfo is None or not 0 <= event.fee_micro <= MAX_FEE_MICRO:
+        return None
+    try:
+        if at.astimezone(UTC) > latest:
+            return None
+    except OverflowError:
+        return None
+    attrs = event.attributions
+    if not attrs or len(attrs) > max_attributions:
+        return None
+    weights: list[int] = []
+    for attr in attrs:
+        owner = contributions.get(attr.contribution_id)
+        if owner is None or owner.state != STATE_ACCEPTED or attr.method not in _METHOD_SET:
+            return None
+        ppm = weight_to_ppm(attr.weight)
+        if ppm is None:
+            return None
+        weights.append(ppm)
+    if len(attrs) > 1 and len({(a.contribution_id, a.method) for a in attrs}) != len(attrs):
+        return None
+    if sum(weights) == 0:
+        return None
+    return weights
 
 
 def _validate(
@@ -310,15 +351,20 @@ def ingest_events(
     now = now or datetime.now(UTC)
     result = IngestResult()
     _lock_ledger(session)
-    existing = _existing_event_ids(session, [e.event_id for e in events if e.event_id])
-    models = _models(session, (e.model_id for e in events))
+    db = BulkDb(session)
+    existing = _existing_event_ids(db, (e.event_id for e in events if storable(e.event_id)))
+    models = _models(db, (e.model_id for e in events if storable(e.model_id)))
     contributions = _contributions(
-        session, (a.contribution_id for e in events for a in e.attributions)
+        db,
+        (a.contribution_id for e in events for a in e.attributions if storable(a.contribution_id)),
     )
 
-    event_rows: list[dict[str, Any]] = []
-    attribution_rows: list[dict[str, Any]] = []
-    ledger_rows: list[dict[str, Any]] = []
+    when, day_value = db.render_datetime, db.render_date
+    latest = now + FUTURE_SKEW
+    now_v = when(now)
+    event_rows: list[tuple[Any, ...]] = []
+    attribution_rows: list[tuple[Any, ...]] = []
+    ledger_rows: list[tuple[Any, ...]] = []
     buckets: dict[tuple[str, date, str, str], list[int]] = {}
     seen_in_batch: set[str] = set()
 
@@ -326,118 +372,65 @@ def ingest_events(
         if event.event_id in existing or event.event_id in seen_in_batch:
             result.duplicates.append(event.event_id)
             continue
-        reasons, weights = _validate(
-            event,
-            operator=operator,
-            models=models,
-            contributions=contributions,
-            now=now,
-            max_attributions=max_attributions,
-        )
-        if reasons:
+        quick = _quick_weights(event, operator, models, contributions, latest, max_attributions)
+        if quick is None:
+            reasons, _ = _validate(
+                event,
+                operator=operator,
+                models=models,
+                contributions=contributions,
+                now=now,
+                max_attributions=max_attributions,
+            )
+            assert reasons, "the quick and the full validation disagree"
             result.rejected.append(Rejection(event.event_id, tuple(reasons)))
             continue
-        seen_in_batch.add(event.event_id)
-        result.accepted.append(event.event_id)
+        weights = quick
+        eid, model_id, fee = event.event_id, event.model_id, event.fee_micro
+        seen_in_batch.add(eid)
+        result.accepted.append(eid)
         at = event.at.astimezone(UTC)
         day = at.date()
-        demo = models[event.model_id][1]
-        event_rows.append(
-            {
-                "event_id": event.event_id,
-                "model_id": event.model_id,
-                "at": at,
-                "fee_micro": event.fee_micro,
-                "operator_fingerprint": operator,
-                "demo": demo,
-                "received_at": now,
-            }
-        )
-        pool = contributor_pool(event.fee_micro, share_ppm)
-        amounts = split_largest_remainder(pool, weights)
-        shares = split_largest_remainder(PPM, weights)
+        at_v = when(at)
+        demo = models[model_id][1]
+        event_rows.append((eid, model_id, at_v, fee, operator, demo, now_v))
+        pool = contributor_pool(fee, share_ppm)
+        amounts = split_integers(pool, weights)
+        shares = split_integers(PPM, weights)
         for attr, ppm, amount, share in zip(
             event.attributions, weights, amounts, shares, strict=True
         ):
-            cid = attr.contribution_id
-            attribution_rows.append(
-                {"event_id": event.event_id, "contribution_id": cid, "weight_ppm": ppm,
-                 "method": attr.method}
-            )  # fmt: skip
+            cid, method = attr.contribution_id, attr.method
+            attribution_rows.append((eid, cid, ppm, method))
             if amount:
+                owner = contributions[cid].owner
                 ledger_rows.append(
-                    {
-                        "event_id": event.event_id,
-                        "kind": KIND_CONTRIBUTOR,
-                        "contribution_id": cid,
-                        "owner_fingerprint": contributions[cid].owner,
-                        "model_id": event.model_id,
-                        "method": attr.method,
-                        "amount_micro": amount,
-                        "at": at,
-                        "demo": demo,
-                    }
+                    (eid, KIND_CONTRIBUTOR, cid, owner, model_id, method, amount, at_v, demo)
                 )
-            bucket = buckets.setdefault((cid, day, event.model_id, attr.method), [0, 0, 0])
-            bucket[0] += 1
-            bucket[1] += share
-            bucket[2] += amount
-        if event.fee_micro - pool:
+            bucket = buckets.get((cid, day, model_id, method))
+            if bucket is None:
+                buckets[(cid, day, model_id, method)] = [1, share, amount]
+            else:
+                bucket[0] += 1
+                bucket[1] += share
+                bucket[2] += amount
+        if fee - pool:
             ledger_rows.append(
-                {
-                    "event_id": event.event_id,
-                    "kind": KIND_PROTOCOL,
-                    "contribution_id": None,
-                    "owner_fingerprint": None,
-                    "model_id": event.model_id,
-                    "method": None,
-                    "amount_micro": event.fee_micro - pool,
-                    "at": at,
-                    "demo": demo,
-                }
+                (eid, KIND_PROTOCOL, None, None, model_id, None, fee - pool, at_v, demo)
             )
 
     if event_rows:
-        session.execute(insert(EVENTS), event_rows)
-        session.execute(insert(ATTRIBUTIONS), attribution_rows)
-        if ledger_rows:
-            session.execute(insert(LEDGER), ledger_rows)
-        _upsert_buckets(session, buckets)
+        db.insert(EVENTS.name, EVENT_COLUMNS, event_rows)
+        db.insert(ATTRIBUTIONS.name, ATTRIBUTION_COLUMNS, attribution_rows)
+        db.insert(LEDGER.name, LEDGER_COLUMNS, ledger_rows)
+        db.upsert_add(
+            BUCKETS.name,
+            BUCKET_COLUMNS,
+            BUCKET_KEY,
+            [(cid, day_value(day), m, meth, n, sh, rw) for (cid, day, m, meth), (n, sh, rw) in
+             sorted(buckets.items())],
+        )  # fmt: skip
     return result
-
-
-def _upsert_buckets(session: Session, buckets: dict[tuple[str, date, str, str], list[int]]) -> None:
-    """Add this batch's per-day totals to the buckets (INSERT ... ON CONFLICT DO UPDATE)."""
-    rows = [
-        {
-            "contribution_id": cid,
-            "bucket_start": day,
-            "model_id": model_id,
-            "method": method,
-            "events": n,
-            "share_ppm_sum": share,
-            "reward_micro": reward,
-        }
-        for (cid, day, model_id, method), (n, share, reward) in sorted(buckets.items())
-    ]
-    table = BUCKETS
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table)
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise RuntimeError(f"unsupported database dialect {dialect}")
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["contribution_id", "bucket_start", "model_id", "method"],
-        set_={
-            "events": table.c.events + stmt.excluded.events,
-            "share_ppm_sum": table.c.share_ppm_sum + stmt.excluded.share_ppm_sum,
-            "reward_micro": table.c.reward_micro + stmt.excluded.reward_micro,
-        },
-    )
-    session.execute(stmt, rows)
 
 
 def ingest_with_retry(

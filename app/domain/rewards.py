@@ -29,22 +29,27 @@ def split_largest_remainder(total: int, weights: Sequence[int | Fraction]) -> li
         raise ValueError("total must be non-negative")
     if any(w < 0 for w in weights):
         raise ValueError("weights must be non-negative")
-    ints = _as_integers(weights)
-    wsum = sum(ints)
+    return split_integers(total, _as_integers(weights))
+
+
+def split_integers(total: int, weights: list[int]) -> list[int]:
+    """`split_largest_remainder` for weights already known to be non-negative integers (the
+    registry's hot path: no type conversion, no re-validation of the weights)."""
+    wsum = sum(weights)
     if wsum == 0:
         if total == 0:
-            return [0] * len(ints)
+            return [0] * len(weights)
         raise ValueError("cannot split a positive total over weights that are all zero")
     parts: list[int] = []
     remainders: list[int] = []
-    for w in ints:
+    for w in weights:
         q, r = divmod(total * w, wsum)
         parts.append(q)
         remainders.append(r)
     left = total - sum(parts)
     if left:
         # Largest remainder first; among equal remainders the lower index wins.
-        order = sorted(range(len(ints)), key=lambda i: (-remainders[i], i))
+        order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
         for i in order[:left]:
             parts[i] += 1
     return parts

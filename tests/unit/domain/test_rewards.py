@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.rewards import PPM, contributor_pool, split_largest_remainder
+from app.domain.rewards import PPM, contributor_pool, split_integers, split_largest_remainder
 
 totals = st.integers(min_value=0, max_value=10**15)
 int_weights = st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=40).filter(
@@ -112,3 +112,8 @@ def test_pool_examples_and_bounds() -> None:
         contributor_pool(-1, 1)
     with pytest.raises(ValueError):
         contributor_pool(1, PPM + 1)
+
+
+@given(totals, int_weights)
+def test_integer_fast_path_agrees(total: int, weights: list[int]) -> None:
+    assert split_integers(total, weights) == split_largest_remainder(total, weights)

@@ -1,0 +1,405 @@
+"""Usage ingestion throughput and usage time-series latency, SQLite and PostgreSQL.
+
+1. Throughput: batches of 1,000 events with 3 attributions each through
+   `registry.ledger.ingest_events` (validation, exact split, ledger, day buckets, one
+   transaction per batch) — against a baseline in the same run: the driver's raw `executemany`
+   of the very same precomputed rows (events, attributions, ledger, buckets) into the same
+   schema, one transaction per batch. ours/baseline shows what validation, splitting and
+   aggregation cost on top of the bare inserts. Target: >= 20,000 events/s.
+   With --http, also end-to-end through `POST /v1/usage` of a live `contributor-registry serve`.
+2. Latency: after `--events` (default 1,000,000) events, the usage time series of one
+   contribution attributed in every event (90 days, by model and method, from the buckets),
+   against a baseline query that computes the same series by scanning events + attributions.
+   Target: < 100 ms.
+
+PostgreSQL is a throwaway cluster (initdb + pg_ctl on a random port, fsync on, like a real
+server). Run: .venv/bin/python bench/ingest_bench.py [--events 1000000] [--batches 30]
+[--only sqlite|postgres] [--http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+
+from registry.auth import Principal  # noqa: E402
+from registry.db.models import ROLE_CONTRIBUTOR, ROLE_OPERATOR, Key  # noqa: E402
+from registry.db.session import make_engine, make_sessionmaker, migrate  # noqa: E402
+from registry.db.usage_models import Model  # noqa: E402
+from registry.ledger import AttributionIn, EventIn, ingest_events  # noqa: E402
+from registry.routes.reads import contribution_usage  # noqa: E402
+from tests.support.usage_data import add_contributions  # noqa: E402
+
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+BATCH = 1000
+ATTRIBUTIONS = 3
+CONTRIBUTIONS = 1000
+MODELS = ("bench-a", "bench-b", "bench-c")
+METHODS = ("influence", "exact-match", "retrieval")
+SHARE = 700_000
+OWNER = "b" * 64
+OPERATOR = "a" * 64
+NOW = datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------- databases
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_postgres(*args: str) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    root = Path(tempfile.mkdtemp(prefix="ingest-bench-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        shutil.chown(sock, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run(
+        _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"),
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c shared_buffers=256MB"
+    subprocess.run(
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
+                     str(root / "log"), "-w", "start"),
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pg_database(server: str) -> str:
+    import psycopg
+
+    name = "b_" + secrets.token_hex(5)
+    with psycopg.connect(server.replace("+psycopg", "") + "/postgres", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return f"{server}/{name}"
+
+
+def prepared(db_url: str) -> tuple[Engine, sessionmaker[Session], list[str]]:
+    """A migrated registry DB with an operator, three models and accepted contributions."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = make_sessionmaker(engine)
+    with sessions() as s:
+        s.add(Key(fingerprint=OPERATOR, public_key="0" * 64, role=ROLE_OPERATOR))
+        s.add(Key(fingerprint=OWNER, public_key="1" * 64, role=ROLE_CONTRIBUTOR))
+        s.flush()
+        for m in MODELS:
+            s.add(Model(id=m, name=m, description="", operator_fingerprint=OPERATOR, demo=False))
+        s.commit()
+        cids = add_contributions(s, OWNER, CONTRIBUTIONS, public_key="1" * 64)
+    return engine, sessions, cids
+
+
+# ------------------------------------------------------------------------------------- events
+
+
+def make_batches(cids: list[str], n_batches: int, seed: int, tag: str) -> list[list[EventIn]]:
+    """Events over the last 90 days; cids[0] is attributed in every event (the hot one)."""
+    rng = random.Random(seed)
+    out = []
+    for b in range(n_batches):
+        batch = []
+        for i in range(BATCH):
+            others = rng.sample(cids[1:], ATTRIBUTIONS - 1)
+            batch.append(
+                EventIn(
+                    event_id=f"{tag}-{b}-{i}",
+                    model_id=MODELS[i % len(MODELS)],
+                    at=NOW - timedelta(seconds=rng.randrange(90 * 86_400)),
+                    fee_micro=rng.randrange(100, 10_000),
+                    attributions=tuple(
+                        AttributionIn(c, rng.randrange(1, 1000) / 1000, METHODS[j])
+                        for j, c in enumerate([cids[0], *others])
+                    ),
+                )
+            )
+        out.append(batch)
+    return out
+
+
+def ingest_ours(sessions: sessionmaker[Session], batches: list[list[EventIn]]) -> float:
+    start = time.perf_counter()
+    for batch in batches:
+        with sessions() as s:
+            result = ingest_events(s, operator=OPERATOR, events=batch, share_ppm=SHARE)
+            s.commit()
+        assert len(result.accepted) == len(batch), result.rejected[:1]
+    return time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------------- baseline
+
+
+def baseline_rows(batch: list[EventIn], owner: str) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows ingestion writes for a batch, precomputed with plain Python (no split rules)."""
+    from app.domain.rewards import contributor_pool, split_largest_remainder
+    from registry.ledger import weight_to_ppm
+
+    events, attrs, ledger, buckets = [], [], [], {}
+    for e in batch:
+        at = e.at.astimezone(UTC)
+        events.append((e.event_id, e.model_id, at, e.fee_micro, OPERATOR, False, NOW))
+        ws = [weight_to_ppm(a.weight) or 0 for a in e.attributions]
+        pool = contributor_pool(e.fee_micro, SHARE)
+        for a, w, amount in zip(e.attributions, ws, split_largest_remainder(pool, ws), strict=True):
+            attrs.append((e.event_id, a.contribution_id, w, a.method))
+            ledger.append((e.event_id, "contributor", a.contribution_id, owner, e.model_id,
+                           a.method, amount, at, False))  # fmt: skip
+            key = (a.contribution_id, at.date(), e.model_id, a.method)
+            buckets[key] = buckets.get(key, 0) + 1
+        ledger.append((e.event_id, "protocol", None, None, e.model_id, None,
+                       e.fee_micro - pool, at, False))  # fmt: skip
+    return {
+        "events": events,
+        "attrs": attrs,
+        "ledger": ledger,
+        "buckets": [(*k, n, 0, 0) for k, n in buckets.items()],
+    }
+
+
+SQL = {
+    "events": "INSERT INTO usage_events (event_id, model_id, at, fee_micro, operator_fingerprint,"
+    " demo, received_at) VALUES ({})",
+    "attrs": "INSERT INTO attributions (event_id, contribution_id, weight_ppm, method) VALUES ({})",
+    "ledger": "INSERT INTO ledger (event_id, kind, contribution_id, owner_fingerprint, model_id,"
+    " method, amount_micro, at, demo) VALUES ({})",
+    "buckets": "INSERT INTO usage_buckets (contribution_id, bucket_start, model_id, method, events,"
+    " share_ppm_sum, reward_micro) VALUES ({}) ON CONFLICT (contribution_id, bucket_start,"
+    " model_id, method) DO UPDATE SET events = usage_buckets.events + excluded.events",
+}
+
+
+def ingest_baseline(engine: Engine, rows: list[dict[str, list[tuple[Any, ...]]]]) -> float:
+    """Raw driver executemany of the same rows, one transaction per batch."""
+    sqlite = engine.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    if sqlite:  # the sqlite3 adapters for datetime/date are deprecated: ISO text, as SQLAlchemy
+        rows = [{t: [tuple(_iso(v) for v in r) for r in vs] for t, vs in b.items()} for b in rows]
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        start = time.perf_counter()
+        for batch in rows:
+            for table in ("events", "attrs", "ledger", "buckets"):
+                values = batch[table]
+                n = len(values[0])
+                cur.executemany(SQL[table].format(", ".join([mark] * n)), values)
+            raw.commit()
+        return time.perf_counter() - start
+    finally:
+        raw.close()
+
+
+def _iso(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.replace(tzinfo=None).isoformat(" ")
+    return v.isoformat() if hasattr(v, "isoformat") else v
+
+
+# ------------------------------------------------------------------------------------- query
+
+
+def series_latency(sessions: sessionmaker[Session], cid: str, runs: int = 20) -> float:
+    principal = Principal(fingerprint=OWNER, public_key="1" * 64, role=ROLE_CONTRIBUTOR)
+    times = []
+    for _ in range(runs):
+        with sessions() as s:
+            t = time.perf_counter()
+            r = contribution_usage(s, principal, cid, "day", None, None)
+            times.append(time.perf_counter() - t)
+    assert r.totals.events > 0
+    return statistics.median(times)
+
+
+def scan_latency(engine: Engine, cid: str, runs: int = 3) -> float:
+    sql = text(
+        "SELECT e.model_id, a.method, date(e.at) AS day, count(*) FROM attributions a "
+        "JOIN usage_events e ON e.event_id = a.event_id WHERE a.contribution_id = :c "
+        "AND e.at >= :since GROUP BY e.model_id, a.method, date(e.at)"
+    )
+    times = []
+    for _ in range(runs):
+        with engine.connect() as c:
+            t = time.perf_counter()
+            c.execute(sql, {"c": cid, "since": NOW - timedelta(days=90)}).all()
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------- run
+
+
+def bench_db(label: str, new_url: Callable[[], str], args: argparse.Namespace) -> None:
+    engine, sessions, cids = prepared(new_url())
+    batches = make_batches(cids, args.batches, seed=1, tag="t")
+    ours_s = ingest_ours(sessions, batches)
+    base_engine, _, base_cids = prepared(new_url())
+    rows = [baseline_rows(b, OWNER) for b in make_batches(base_cids, args.batches, 1, "t")]
+    base_s = ingest_baseline(base_engine, rows)
+    base_engine.dispose()
+    n = args.batches * BATCH
+    print(
+        f"[{label}] ingest {n:,} events x {ATTRIBUTIONS} attributions: "
+        f"ours {n / ours_s:,.0f} events/s, raw executemany {n / base_s:,.0f} events/s, "
+        f"ours/baseline {base_s / ours_s:.2f}x",
+        flush=True,
+    )
+    if args.events > n:
+        remaining = (args.events - n) // BATCH
+        t = time.perf_counter()
+        done = 0
+        while done < remaining:
+            chunk = min(50, remaining - done)
+            more = make_batches(cids, chunk, seed=100 + done, tag=f"m{done}")
+            ingest_ours(sessions, more)
+            done += chunk
+        fill = time.perf_counter() - t
+        print(
+            f"[{label}] filled to {args.events:,} events at "
+            f"{remaining * BATCH / fill:,.0f} events/s",
+            flush=True,
+        )
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as c:
+            c.execute(text("ANALYZE"))
+            c.commit()
+    ours_q = series_latency(sessions, cids[0])
+    scan_q = scan_latency(engine, cids[0])
+    print(
+        f"[{label}] 90-day series of a contribution in all {args.events:,} events: "
+        f"ours {ours_q * 1000:.1f} ms (median of 20), scan of events {scan_q * 1000:.0f} ms, "
+        f"scan/ours {scan_q / ours_q:.0f}x",
+        flush=True,
+    )
+    if args.http:
+        http_bench(label, engine.url.render_as_string(hide_password=False), cids, args)
+    engine.dispose()
+
+
+def http_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespace) -> None:
+    """End-to-end POST /v1/usage into a live server on the same database."""
+    import base64
+
+    import httpx
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.support.registry_server import RegistryProcess
+
+    key = Ed25519PrivateKey.generate()
+    pub = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        .hex()
+    )
+    blobs = Path(tempfile.mkdtemp(prefix="ingest-bench-blobs-"))
+    server = RegistryProcess(
+        db_url, blobs / "b", extra_args=("--operator-key", pub, "--rate-limit", "0")
+    )
+    server.start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=60) as http:
+            nonce = http.post("/v1/auth/challenge", json={"publicKey": pub}).json()["nonce"]
+            sig = key.sign(b"contributor-desk-auth-v1\n" + nonce.encode())
+            token = http.post(
+                "/v1/auth/token",
+                json={
+                    "publicKey": pub,
+                    "nonce": nonce,
+                    "signature": base64.b64encode(sig).decode(),
+                },
+            ).json()["token"]
+            h = {"Authorization": f"Bearer {token}"}
+            for m in MODELS:
+                http.post("/v1/models", json={"id": f"h{m}", "name": m}, headers=h)
+            bodies = []
+            for b, batch in enumerate(make_batches(cids, args.batches, seed=7, tag="h")):
+                bodies.append(
+                    {"events": [
+                        {"eventId": f"http-{b}-{i}", "modelId": f"h{e.model_id}",
+                         "at": e.at.isoformat(), "feeMicro": e.fee_micro,
+                         "attributions": [{"contributionId": a.contribution_id,
+                                           "weight": a.weight, "method": a.method}
+                                          for a in e.attributions]}
+                        for i, e in enumerate(batch)
+                    ]}
+                )  # fmt: skip
+            t = time.perf_counter()
+            for body in bodies:
+                r = http.post("/v1/usage", json=body, headers=h)
+                assert r.status_code == 200 and len(r.json()["accepted"]) == BATCH, r.text[:300]
+            took = time.perf_counter() - t
+        n = args.batches * BATCH
+        print(f"[{label}] HTTP POST /v1/usage end to end: {n / took:,.0f} events/s", flush=True)
+    finally:
+        server.kill()
+        shutil.rmtree(blobs, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--batches", type=int, default=30, help="batches timed against the baseline")
+    ap.add_argument("--only", choices=["sqlite", "postgres"])
+    ap.add_argument("--http", action="store_true", help="also time POST /v1/usage end to end")
+    args = ap.parse_args()
+    print(f"ingest bench: batches of {BATCH} events x {ATTRIBUTIONS} attributions", flush=True)
+    if args.only in (None, "sqlite"):
+        tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+        try:
+            counter = iter(range(100))
+            bench_db("sqlite", lambda: f"sqlite:///{tmp / f'r{next(counter)}.sqlite3'}", args)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.only in (None, "postgres"):
+        if not (PG_BIN / "initdb").exists():
+            print("[postgres] skipped: PostgreSQL server binaries not installed")
+            return
+        with postgres_cluster() as server:
+            bench_db("postgres", lambda: pg_database(server), args)
+
+
+if __name__ == "__main__":
+    main()

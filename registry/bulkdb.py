@@ -1,0 +1,119 @@
+"""Batch reads and writes straight through the DB driver, on a session's own transaction.
+
+Usage ingestion writes ~11 rows per event; SQLAlchemy's per-row parameter processing costs more
+than SQLite's inserts themselves, so the hot path talks to the driver: PostgreSQL gets COPY and
+`= ANY(array)` lookups, SQLite gets executemany and `IN (SELECT value FROM json_each(?))`.
+Values must already be in storage form: callers render dates through render_datetime /
+render_date, which produce exactly what SQLAlchemy's SQLite types store (naive UTC text), so
+ORM reads of these rows parse them back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+
+def sqlite_datetime(value: datetime) -> str:
+    v = value.astimezone(UTC) if value.tzinfo else value
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
+
+
+def sqlite_date(value: date) -> str:
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class BulkDb:
+    """Driver-level helpers bound to the session's current connection and transaction.
+
+    Table and column names are code constants, never user input; values are always bound.
+    """
+
+    def __init__(self, session: Session) -> None:
+        connection = session.connection()
+        self.dialect = connection.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):  # pragma: no cover
+            raise RuntimeError(f"unsupported database dialect {self.dialect}")
+        self.raw: Any = connection.connection.driver_connection
+        sqlite = self.dialect == "sqlite"
+        self.render_datetime: Callable[[datetime], Any] = sqlite_datetime if sqlite else _same
+        self.render_date: Callable[[date], Any] = sqlite_date if sqlite else _same
+
+    def _run(self, sql: str, params: Any = None, *, many: bool = False) -> list[tuple[Any, ...]]:
+        cur = self.raw.cursor()
+        try:
+            if many:
+                cur.executemany(sql, params)
+                return []
+            cur.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
+        finally:
+            cur.close()
+
+    def select_in(
+        self, table: str, key: str, columns: Sequence[str], values: Iterable[str]
+    ) -> list[tuple[Any, ...]]:
+        """Rows of `table` whose `key` is one of `values`, in one statement with one parameter."""
+        wanted = sorted(set(values))
+        if not wanted:
+            return []
+        cols = ", ".join(columns)
+        if self.dialect == "postgresql":
+            return self._run(f"SELECT {cols} FROM {table} WHERE {key} = ANY(%s)", (wanted,))
+        return self._run(
+            f"SELECT {cols} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),),
+        )
+
+    def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        if self.dialect == "postgresql":
+            with self.raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                for row in rows:
+                    cp.write_row(row)
+            return
+        marks = ", ".join("?" * len(columns))
+        self._run(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows, many=True)
+
+    def upsert_add(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key: Sequence[str],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        """Insert rows; where `key` exists already, add the other columns to the stored ones."""
+        if not rows:
+            return
+        sums = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns if c not in key)
+        conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sums}"
+        cols = ", ".join(columns)
+        if self.dialect == "postgresql":
+            # COPY into a scratch table, then one set-based upsert.
+            scratch = f"{table}_batch"
+            with self.raw.cursor() as cur:
+                cur.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
+                    f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                with cur.copy(f"COPY {scratch} ({cols}) FROM STDIN") as cp:
+                    for row in rows:
+                        cp.write_row(row)
+                cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {scratch} {conflict}")
+                cur.execute(f"DELETE FROM {scratch}")
+            return
+        marks = ", ".join("?" * len(columns))
+        self._run(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows, many=True)
