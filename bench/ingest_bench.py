@@ -173,11 +173,14 @@ def ingest_ours(sessions: sessionmaker[Session], batches: list[list[EventIn]]) -
 
 
 def baseline_rows(batch: list[EventIn], owner: str) -> dict[str, list[tuple[Any, ...]]]:
-    """The rows ingestion writes for a batch, precomputed with plain Python (no split rules)."""
+    """The rows ingestion writes for a batch, computed before the baseline's timing starts."""
     from app.domain.rewards import contributor_pool, split_largest_remainder
     from registry.ledger import weight_to_ppm
 
-    events, attrs, ledger, buckets = [], [], [], {}
+    events: list[tuple[Any, ...]] = []
+    attrs: list[tuple[Any, ...]] = []
+    ledger: list[tuple[Any, ...]] = []
+    buckets: dict[tuple[Any, ...], int] = {}
     for e in batch:
         at = e.at.astimezone(UTC)
         events.append((e.event_id, e.model_id, at, e.fee_micro, OPERATOR, False, NOW))
