@@ -19,6 +19,7 @@ from registry.errors import install_error_handlers
 from registry.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from registry.routes import auth as auth_routes
 from registry.routes import bench as bench_routes
+from registry.routes import blob_batch as blob_batch_routes
 from registry.routes import contributions as contribution_routes
 from registry.routes import datanets as datanet_routes
 from registry.routes import health as health_routes
@@ -90,6 +91,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         datanet_routes,
         contribution_routes,
         upload_routes,
+        blob_batch_routes,
         usage_routes,
         read_routes,
     ):

@@ -8,13 +8,16 @@ deep in the queue.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.domain.errors import RegistryUnavailable
 from app.registry_client.http import (
     UNREADABLE,
+    ApiRefused,
     RegistryHttp,
     RetryPolicy,
     SignerFn,
@@ -109,6 +112,35 @@ def parse_status(body: dict[str, Any]) -> ContributionStatus:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    stored: tuple[str, ...]
+    present: tuple[str, ...]
+    rejected: dict[str, str]  # sha256 -> reason
+
+
+class BatchUnsupported(Exception):
+    """This registry has no POST /v1/uploads/batch: send small blobs through tus."""
+
+
+BATCH_PATH = "/v1/uploads/batch"
+
+
+def batch_body(blobs: Sequence[tuple[str, int, Path]]) -> bytes:
+    """Index length, JSON index, then the blobs' bytes (small files: read whole)."""
+    index = json.dumps(
+        {"blobs": [{"sha256": sha, "size": size} for sha, size, _ in blobs]},
+        separators=(",", ":"),
+    ).encode("utf-8")
+    parts = [len(index).to_bytes(4, "big"), index]
+    for _sha, size, path in blobs:
+        data = path.read_bytes()
+        if len(data) != size:
+            raise OSError(f"{path.name} changed size ({size} → {len(data)} bytes)")
+        parts.append(data)
+    return b"".join(parts)
+
+
 class RegistryClient:
     """One registry, one session: the contract calls plus `http` for the tus client."""
 
@@ -168,6 +200,33 @@ class RegistryClient:
             reasons=_reasons(body),
             already_existed=resp.status_code == 200,
         )
+
+    def upload_batch(
+        self, contribution_id: str, blobs: Sequence[tuple[str, int, Path]]
+    ) -> BatchResult:
+        """Send many small blobs in one request (docs/protocol.md, "Small-blob batches")."""
+        body = batch_body(blobs)
+        try:
+            resp = self.http.request(
+                "POST",
+                BATCH_PATH,
+                params={"contribution": contribution_id},
+                data=body,
+                headers={"Content-Type": "application/octet-stream"},
+                ok=(200,),
+            )
+        except ApiRefused as exc:
+            if exc.status == 405 or (exc.status == 404 and exc.code != "not_found"):
+                raise BatchUnsupported(str(exc)) from exc
+            if exc.status == 404 and "contribution" not in str(exc).lower():
+                raise BatchUnsupported(str(exc)) from exc
+            raise
+        out = parse_json_object(resp)
+        rejected: dict[str, str] = {}
+        for r in out.get("rejected", []):
+            if isinstance(r, dict):
+                rejected[str(r.get("sha256", ""))] = str(r.get("reason", ""))
+        return BatchResult(_strings(out, "stored"), _strings(out, "present"), rejected)
 
     def finalize(self, contribution_id: str) -> ContributionStatus:
         """Ask the registry to verify and decide; idempotent, so retrying is safe."""

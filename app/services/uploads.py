@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import exists, select, update
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.domain.errors import KnownError, RegistryRefused, RegistryUnavailable
 from app.domain.states import State
-from app.registry_client.api import RegistryClient
+from app.registry_client.api import BatchUnsupported, RegistryClient
 from app.registry_client.http import RetryPolicy, Timeouts, Unreachable
 from app.registry_client.tus import (
     BandwidthLimiter,
@@ -79,6 +80,16 @@ ACTIVE_ITEM_STATES = (State.QUEUED.value, State.UPLOADING.value)
 Listener = Callable[[QueueEvent], None]
 
 
+SMALL_BLOB = 256 * 1024  # blobs up to this size travel in batches, not one tus upload each
+BATCH_COUNT = 2000
+
+
+class Task(NamedTuple):
+    kind: str  # create | blob | batch | finalize
+    job_ids: tuple[int, ...]
+    item_id: int
+
+
 class DiskFullError(KnownError):
     """The disk holding the data folder is full: queue state cannot be saved."""
 
@@ -106,6 +117,7 @@ class QueueOptions:
     bandwidth_bytes_per_s: int = 0  # 0 = unlimited
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    batch_bytes: int = 8 * 1024 * 1024  # 0 = no small-blob batches (tus for everything)
     probe_min_s: float = 1.0
     probe_max_s: float = 60.0
 
@@ -196,6 +208,7 @@ class UploadQueue:
         self._running = False
         self._fatal: BaseException | None = None
         self._rng = random.Random()
+        self._batch_ok = True  # until the registry says it has no batch route
 
     def close(self) -> None:
         if self._own_client:
@@ -381,28 +394,54 @@ class UploadQueue:
     def _ours(self) -> object:
         return Item.registry_url == self.client.base_url
 
-    def _ready(
-        self, s: Session, busy: set[int], busy_items: set[int], limit: int
-    ) -> list[tuple[str, int]]:
-        """What can start now: ('create'|'blob', job id) and ('finalize', item id)."""
+    def _ready(self, s: Session, busy: set[int], busy_items: set[int], limit: int) -> list[Task]:
+        """What can start now: creates, blob uploads (small ones batched), finalizes."""
         now = datetime.now(UTC)
         due = (UploadJob.next_attempt_at.is_(None)) | (UploadJob.next_attempt_at <= now)
-        out: list[tuple[str, int]] = []
+        out: list[Task] = []
         base = (
-            select(UploadJob.id, UploadJob.kind, UploadJob.item_id)
+            select(UploadJob.id, UploadJob.kind, UploadJob.item_id, UploadJob.size)
             .join(Item, Item.id == UploadJob.item_id)
             .where(UploadJob.state == "pending", due, Item.state.in_(ACTIVE_ITEM_STATES))
             .where(self._ours())  # type: ignore[arg-type]
             .order_by(UploadJob.kind != JOB_CREATE, UploadJob.id)
-            .limit(limit + len(busy))
         )
-        for jid, kind, item_id in s.execute(base):
-            if jid in busy:
+        taken: set[int] = set(busy)
+        batching = self._batch_ok and self.options.batch_bytes > 0
+        for jid, kind, item_id, size in s.execute(base.limit(limit + len(busy))):
+            if jid in taken or len(out) >= limit:
                 continue
-            if kind == JOB_CREATE and item_id not in busy_items:
-                out.append(("create", jid))
-            elif kind == JOB_BLOB:
-                out.append(("blob", jid))
+            if kind == JOB_CREATE:
+                if item_id not in busy_items:
+                    out.append(Task("create", (jid,), item_id))
+                    busy_items.add(item_id)
+            elif batching and size <= SMALL_BLOB:
+                ids = [jid]
+                total = size
+                for other_id, other_size in s.execute(
+                    select(UploadJob.id, UploadJob.size)
+                    .where(
+                        UploadJob.item_id == item_id,
+                        UploadJob.kind == JOB_BLOB,
+                        UploadJob.state == "pending",
+                        UploadJob.size <= SMALL_BLOB,
+                        UploadJob.id != jid,
+                        due,
+                    )
+                    .order_by(UploadJob.id)
+                    .limit(BATCH_COUNT + len(taken))
+                ):
+                    if other_id in taken:
+                        continue
+                    if len(ids) >= BATCH_COUNT or total + other_size > self.options.batch_bytes:
+                        break
+                    ids.append(other_id)
+                    total += other_size
+                taken.update(ids)
+                out.append(Task("batch", tuple(ids), item_id))
+            else:
+                taken.add(jid)
+                out.append(Task("blob", (jid,), item_id))
         other = aliased(UploadJob)
         unfinished = exists().where(other.item_id == Item.id, other.state != "done")
         mono = time.monotonic()
@@ -415,7 +454,8 @@ class UploadQueue:
             )
         ):
             if item_id not in busy_items and self._finalize_after.get(item_id, 0.0) <= mono:
-                out.append(("finalize", item_id))
+                out.append(Task("finalize", (), item_id))
+                busy_items.add(item_id)
         return out
 
     def _has_work(self, s: Session) -> tuple[bool, datetime | None]:
@@ -444,7 +484,7 @@ class UploadQueue:
         self._fatal = None
         self._running = True
         self._recover()
-        futures: dict[Future[None], tuple[str, int, int]] = {}
+        futures: dict[Future[None], Task] = {}
         pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="upload")
         try:
             while not self._stop.is_set():
@@ -461,28 +501,14 @@ class UploadQueue:
                         self._wake.wait(max(0.05, min(delay, 0.5)))
                         self._wake.clear()
                         continue
-                busy = {jid for kind, jid, _ in futures.values() if kind != "finalize"}
-                busy_items = {item for _, _, item in futures.values()}
+                busy = {jid for t in futures.values() for jid in t.job_ids}
+                busy_items = {t.item_id for t in futures.values() if t.kind != "blob"}
                 free = self.options.concurrency - len(futures)
                 if free > 0:
                     with disk_guard(), self._ctx.db.session() as s:
-                        ready = self._ready(s, busy, busy_items, free * 2)
-                        wanted = [r[1] for r in ready if r[0] != "finalize"]
-                        item_of: dict[int, int] = {
-                            jid: item
-                            for jid, item in s.execute(
-                                select(UploadJob.id, UploadJob.item_id).where(
-                                    UploadJob.id.in_(wanted)
-                                )
-                            )
-                        }
-                    for kind, ref in ready[:free]:
-                        item_id = ref if kind == "finalize" else item_of[ref]
-                        if kind != "blob" and item_id in busy_items:
-                            continue
-                        busy_items.add(item_id)
-                        fut = pool.submit(self._task, kind, ref)
-                        futures[fut] = (kind, ref, item_id)
+                        ready = self._ready(s, busy, busy_items, free)
+                    for task in ready[:free]:
+                        futures[pool.submit(self._task, task)] = task
                 if not futures:
                     with disk_guard(), self._ctx.db.session() as s:
                         left, earliest = self._has_work(s)
@@ -514,7 +540,7 @@ class UploadQueue:
             raise self._fatal
         return self.snapshot()
 
-    def _reap(self, futures: dict[Future[None], tuple[str, int, int]]) -> None:
+    def _reap(self, futures: dict[Future[None], Task]) -> None:
         for fut in [f for f in futures if f.done()]:
             futures.pop(fut)
             exc = fut.exception()
@@ -522,14 +548,16 @@ class UploadQueue:
                 self._fatal = exc
                 self.stop()
 
-    def _task(self, kind: str, ref: int) -> None:
+    def _task(self, task: Task) -> None:
         try:
-            if kind == "create":
-                self._create(ref)
-            elif kind == "finalize":
-                self._finalize(ref)
+            if task.kind == "create":
+                self._create(task.job_ids[0])
+            elif task.kind == "finalize":
+                self._finalize(task.item_id)
+            elif task.kind == "batch":
+                self._upload_batch(task.job_ids)
             else:
-                self._upload_blob(ref)
+                self._upload_blob(task.job_ids[0])
         finally:
             self._wake.set()
 
@@ -699,6 +727,86 @@ class UploadQueue:
             job.next_attempt_at, job.updated_at = None, utcnow()
         self._online()
         self._emit(QueueEvent("job", item_id=item_id, job_id=job_id, message="done"))
+
+    def _upload_batch(self, job_ids: tuple[int, ...]) -> None:
+        """Many small blobs of one contribution in one request (POST /v1/uploads/batch)."""
+        blobs: list[tuple[str, int, Path]] = []
+        job_of: dict[str, list[int]] = {}
+        with self._start_lock, disk_guard(), self._ctx.db.session() as s:
+            jobs = list(s.scalars(select(UploadJob).where(UploadJob.id.in_(job_ids))))
+            jobs = [j for j in jobs if j.state == "pending"]
+            if not jobs:
+                return
+            item = s.get_one(Item, jobs[0].item_id)
+            if item.registry_id is None:
+                return
+            for job in jobs:
+                path, why = self._source(s, job, item)
+                if path is None:
+                    self._stop_contribution(s, item, job, why)
+                    stopped = (item.id, job.id, why)
+                    break
+                blobs.append((job.sha256, job.size, path))
+                job_of.setdefault(job.sha256, []).append(job.id)
+            else:
+                stopped = None
+                for job in jobs:
+                    job.state, job.attempts, job.updated_at = (
+                        "uploading",
+                        job.attempts + 1,
+                        utcnow(),
+                    )
+                if item.state == State.QUEUED.value:
+                    transition(s, item, State.UPLOADING, "uploading", "")
+            item_id, registry_id, attempts = item.id, item.registry_id, jobs[0].attempts
+        if stopped is not None:
+            self._emit(
+                QueueEvent(
+                    "contribution", item_id=stopped[0], job_id=stopped[1], message=stopped[2]
+                )
+            )
+            return
+        ids = [jid for group in job_of.values() for jid in group]
+        try:
+            result = self.client.upload_batch(registry_id, blobs)
+        except BatchUnsupported:
+            self._batch_ok = False
+            self._set_states([UploadJob.id.in_(ids)], "pending", ("uploading",))
+            return
+        except RegistryUnavailable as exc:
+            for jid in ids:
+                self._job_retry_later(jid, exc, attempts)
+            return
+        except (RegistryRefused, OSError) as exc:
+            reason = getattr(exc, "message", None) or str(exc)
+            self._set_states([UploadJob.id.in_(ids)], "failed", ("uploading",))
+            self._save_many(ids, last_error=reason)
+            return
+        done = [jid for sha in (*result.stored, *result.present) for jid in job_of.get(sha, [])]
+        with disk_guard(), self._ctx.db.session() as s:
+            for job in s.scalars(select(UploadJob).where(UploadJob.id.in_(done))):
+                job.state, job.bytes_confirmed, job.last_error = "done", job.size, ""
+                job.next_attempt_at, job.updated_at = None, utcnow()
+            if result.rejected:
+                item = s.get_one(Item, item_id)
+                sha, why = next(iter(result.rejected.items()))
+                bad = s.get_one(UploadJob, job_of[sha][0])
+                self._stop_contribution(s, item, bad, f"{bad.paths[0]}: rejected ({why})")
+                for job in s.scalars(select(UploadJob).where(UploadJob.id.in_(ids))):
+                    if job.state == "uploading":
+                        job.state = "paused"
+        self._online()
+        for jid in done:
+            self._emit(QueueEvent("job", item_id=item_id, job_id=jid, message="done"))
+        self._emit(QueueEvent("progress", item_id=item_id))
+
+    def _save_many(self, job_ids: list[int], **values: object) -> None:
+        with disk_guard(), self._ctx.db.session() as s:
+            s.execute(
+                update(UploadJob)
+                .where(UploadJob.id.in_(job_ids))
+                .values(**values, updated_at=utcnow())
+            )
 
     def _save(self, job_id: int, **values: object) -> None:
         with disk_guard(), self._ctx.db.session() as s:

@@ -75,6 +75,8 @@ def test_queue_survives_drops_stalls_and_error_answers(
         proxy.add(Fault("answer", 2, method="HEAD", status=500)),
         proxy.add(Fault("answer", 2, method="PATCH", status=429, headers=retry_after)),
         proxy.add(Fault("answer", 1, method="POST", path_prefix="/v1/contributions/", status=502)),
+        proxy.add(Fault("drop", 1, method="POST", path_prefix="/v1/uploads/batch", after_bytes=10)),
+        proxy.add(Fault("answer", 1, method="POST", path_prefix="/v1/uploads/batch", status=503)),
     ]
     queue = desk.queue(chunk_size=128 * 1024)
     snap = queue.run()  # waits out the offline spells by itself
@@ -88,7 +90,8 @@ def test_queue_survives_drops_stalls_and_error_answers(
         registry,
         "SELECT sha256, count(*) FROM uploads WHERE completed_at IS NOT NULL GROUP BY sha256",
     )
-    assert len(completed) == 3 and all(n == 1 for _, n in completed)
+    assert len(completed) == 2 and all(n == 1 for _, n in completed)  # the two big blobs
+    assert len(_registry_rows(registry, "SELECT sha256 FROM blobs")) == 3  # + one batched
     # Re-sent at most what the faults cost: every dropped/stalled/refused PATCH one chunk.
     total = sum(len(v) for v in FILES.values())
     assert proxy.patch_body_bytes <= total + 8 * 128 * 1024

@@ -1,0 +1,88 @@
+"""POST /v1/uploads/batch: many small blobs in one request, each verified, none partial."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from tests.registry.conftest import TEST_REGISTRY
+from tests.support.registry_actors import Contributor, contribution_body
+
+FILES = {f"f{i}.txt": f"file {i}\n".encode() * (i + 1) for i in range(5)}
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _body(blobs: list[tuple[str, int, bytes]]) -> bytes:
+    index = json.dumps({"blobs": [{"sha256": s, "size": n} for s, n, _ in blobs]}).encode()
+    return len(index).to_bytes(4, "big") + index + b"".join(d for _, _, d in blobs)
+
+
+def _contribution(client: TestClient, who: Contributor, files: dict[str, bytes]) -> str:
+    body = contribution_body(who.key, files, registry=TEST_REGISTRY)
+    r = client.post("/v1/contributions", json=body, headers=who.headers)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _post(client: TestClient, who: Contributor, cid: str, body: bytes) -> Response:
+    return client.post(
+        "/v1/uploads/batch",
+        params={"contribution": cid},
+        content=body,
+        headers={**who.headers, **OCTETS},
+    )
+
+
+def test_batch_stores_verified_blobs_and_finalize_accepts(
+    client: TestClient, alice: Contributor, app: FastAPI
+) -> None:
+    cid = _contribution(client, alice, FILES)
+    blobs = [(_sha(d), len(d), d) for d in FILES.values()]
+    r = _post(client, alice, cid, _body(blobs))
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["stored"]) == sorted(s for s, _, _ in blobs)
+    for sha, _, data in blobs:
+        with app.state.blobs.open(sha) as fh:
+            assert fh.read() == data
+    again = _post(client, alice, cid, _body(blobs[:1]))
+    assert again.json()["present"] == [blobs[0][0]]
+    fin = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
+    assert fin.json()["state"] == "accepted", fin.text
+
+
+def test_bad_hash_and_unlisted_blobs_are_rejected_others_stored(
+    client: TestClient, alice: Contributor, app: FastAPI
+) -> None:
+    cid = _contribution(client, alice, FILES)
+    good = FILES["f1.txt"]
+    wrong = FILES["f2.txt"]
+    forged = (_sha(wrong), len(wrong), b"X" * len(wrong))  # right size, wrong bytes
+    stranger = b"not in the contribution"
+    body = _body([(_sha(good), len(good), good), forged, (_sha(stranger), 23, stranger)])
+    r = _post(client, alice, cid, body)
+    out = r.json()
+    assert out["stored"] == [_sha(good)]
+    assert {x["reason"] for x in out["rejected"]} == {"sha256 mismatch", "not in this contribution"}
+    assert not app.state.blobs.has(_sha(wrong))
+    assert not app.state.blobs.has(_sha(stranger))
+
+
+def test_malformed_bodies_and_other_owners_are_refused(
+    client: TestClient, alice: Contributor, bob: Contributor
+) -> None:
+    cid = _contribution(client, alice, FILES)
+    data = FILES["f0.txt"]
+    assert _post(client, alice, cid, b"\x00\x00").status_code == 400
+    short = _body([(_sha(data), len(data), data)])[:-3]
+    assert _post(client, alice, cid, short).status_code == 400
+    assert _post(client, bob, cid, _body([(_sha(data), len(data), data)])).status_code == 404
+    nobody = client.post("/v1/uploads/batch", params={"contribution": cid}, content=b"x")
+    assert nobody.status_code == 401
