@@ -455,11 +455,22 @@ def ingest_with_retry(
             )
             session.commit()
             return result
-        except IntegrityError:
+        except Exception as exc:
+            if not _is_integrity_error(session, exc):
+                raise
             session.rollback()
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_integrity_error(session: Session, exc: Exception) -> bool:
+    """Unique/foreign-key violations, from SQLAlchemy or from the driver (bulk writes go
+    straight to the driver, so its own IntegrityError arrives unwrapped)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    dbapi = session.get_bind().dialect.loaded_dbapi
+    return isinstance(exc, dbapi.IntegrityError)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,3 +252,29 @@ def test_extreme_values_are_rejected_not_crashing(world: UsageWorld) -> None:
     assert _codes(body, "year-0") == {"invalid_time"}
     assert _codes(body, "far") == {"invalid_time"}
     assert _codes(body, "rich") == {"fee_too_large"}
+
+
+def test_concurrent_resends_store_each_event_once(world: UsageWorld) -> None:
+    """Two pipelines posting the same batch at once: every id accepted exactly once, no 5xx."""
+    c = world.ids_of(world.contributors[0])
+    batch = [event(f"r{i}", "test-model", [(c[i % 3], 1, "influence")]) for i in range(200)]
+    answers: list[dict[str, list[str]]] = []
+
+    def post() -> None:
+        r = world.post_usage(batch)
+        assert r.status_code == 200, r.text
+        answers.append(r.json())
+
+    threads = [threading.Thread(target=post) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 3
+    accepted = [eid for a in answers for eid in a["accepted"]]
+    assert sorted(accepted) == sorted(e["eventId"] for e in batch)
+    for a in answers:
+        assert set(a["accepted"]) | set(a["duplicates"]) == {e["eventId"] for e in batch}
+    with world.sessions() as s:
+        totals = ledger_totals(s)
+    assert totals.events == 200 and totals.ledger_micro == totals.fees_micro == 200_000_000
