@@ -6,6 +6,7 @@ the main window, the optional demo registry and the first-run wizard.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,10 @@ def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) ->
     QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: session.follow_os_scheme())
     app.aboutToQuit.connect(session.stop)
     window.show()
+    # Long-lived startup objects (Qt wrappers, SQLAlchemy metadata) leave the cyclic GC's
+    # view, so later collections stay short and never stall the GUI thread noticeably.
+    gc.collect()
+    gc.freeze()
     if demo:
         session.start_demo()
     session.maybe_first_run()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 Index = QModelIndex | QPersistentModelIndex
 
 ItemRole = Qt.ItemDataRole.UserRole + 1  # the ItemSummary
-IsChildRole = Qt.ItemDataRole.UserRole + 2  # bool: shown grouped under its parent
+IsChildRole = Qt.ItemDataRole.UserRole + 2  # 1 when shown grouped under its parent, else 0
 SortKeyRole = Qt.ItemDataRole.UserRole + 3
 
 
@@ -251,7 +251,9 @@ class CatalogueModel(QAbstractTableModel):
         if role == ItemRole:
             return item
         if role == IsChildRole:
-            return self._child[index.row()]
+            # An int, not a bool: returning Py_True/Py_False through QVariant trips a PySide6
+            # refcount bug (interpreter abort at exit: "bool_dealloc").
+            return int(self._child[index.row()])
         if role == SortKeyRole:
             return getattr(item, COLUMNS[col].key)
         return None

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import PySide6
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -15,6 +16,11 @@ from app.domain.states import Kind
 from app.ui.import_dialog import ImportDialog
 from app.ui.main_window import MainWindow
 from tests.gui.conftest import add_item, make_csv
+
+
+def drag_pos(point: QPoint) -> Any:
+    """PySide6 >= 6.12 takes QPointF for drag enter/move events (QPoint is deprecated)."""
+    return QPointF(point) if PySide6.__version_info__ >= (6, 12) else point
 
 
 def _mime(*paths: Path) -> QMimeData:
@@ -26,17 +32,17 @@ def _mime(*paths: Path) -> QMimeData:
 def drag_and_drop(window: MainWindow, *paths: Path) -> None:
     """What a file manager does: enter, move, drop — delivered to the window."""
     mime = _mime(*paths)
-    center = QPointF(window.rect().center())
+    center = window.rect().center()
     actions = Qt.DropAction.CopyAction
     buttons = Qt.MouseButton.LeftButton
     mods = Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(center, actions, mime, buttons, mods)
+    enter = QDragEnterEvent(drag_pos(center), actions, mime, buttons, mods)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     assert window.overlay.isVisible()
-    move = QDragMoveEvent(center, actions, mime, buttons, mods)
+    move = QDragMoveEvent(drag_pos(center), actions, mime, buttons, mods)
     QApplication.sendEvent(window, move)
-    drop = QDropEvent(center, actions, mime, buttons, mods)
+    drop = QDropEvent(QPointF(center), actions, mime, buttons, mods)
     QApplication.sendEvent(window, drop)
     assert drop.isAccepted()
     assert not window.overlay.isVisible()
@@ -55,7 +61,7 @@ def _dialog(qtbot: Any, window: MainWindow) -> ImportDialog:
 def test_drop_overlay_appears_and_leaves(qtbot: Any, window: MainWindow, csv_folder: Path) -> None:
     mime = _mime(csv_folder)
     enter = QDragEnterEvent(
-        QPointF(window.rect().center()),
+        drag_pos(window.rect().center()),
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
@@ -73,7 +79,7 @@ def test_text_drags_are_refused(window: MainWindow) -> None:
     mime = QMimeData()
     mime.setText("just words")
     enter = QDragEnterEvent(
-        QPointF(10, 10),
+        drag_pos(QPoint(10, 10)),
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
