@@ -52,6 +52,13 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     return out
 
 
+def encode_metadata(meta: dict[str, str]) -> str:
+    """The Upload-Metadata header for HEAD answers (tus: echo what creation received)."""
+    return ",".join(
+        f"{k} {base64.b64encode(v.encode('utf-8')).decode('ascii')}" for k, v in meta.items()
+    )
+
+
 def parse_checksum(header: str | None) -> tuple[str, bytes] | None:
     """Upload-Checksum: `<algorithm> <base64 digest>`; algorithms sha256 and sha1."""
     if header is None:

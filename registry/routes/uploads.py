@@ -205,6 +205,7 @@ def head_upload(upload_id: UploadId, principal: CurrentPrincipal, session: DbSes
             "Upload-Offset": str(offset),
             "Upload-Length": str(upload.length),
             "Upload-Expires": _expires_header(upload),
+            "Upload-Metadata": tus.encode_metadata(upload.meta),
             "Cache-Control": "no-store",
         },
     )

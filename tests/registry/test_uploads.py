@@ -82,6 +82,8 @@ def test_chunked_upload_with_checksums_and_head(
     assert head.headers["upload-offset"] == "0"
     assert head.headers["upload-length"] == str(len(DATA))
     assert head.headers["cache-control"] == "no-store"
+    meta = dict(x.split(" ") for x in head.headers["upload-metadata"].split(","))
+    assert base64.b64decode(meta["sha256"]).decode() == SHA
     parts = [DATA[:4000], DATA[4000:8000], DATA[8000:]]
     offset = 0
     for i, part in enumerate(parts):
