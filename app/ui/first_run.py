@@ -31,6 +31,7 @@ from app.ui.dialogs import validate_passphrase
 from app.ui.registry_probe import check_registry
 from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
+from app.ui.widgets import two_lines
 
 if TYPE_CHECKING:
     from app.ui.services import Services
@@ -237,7 +238,8 @@ class IdentityPage(QWizardPage):
             else f"the encrypted key file {info.key_file}"
         )
         self._say(f"{prefix} Your private key is stored in {where}.".strip(), "success")
-        self.fingerprint.setText(info.grouped)
+        self.fingerprint.setText(two_lines(info.grouped))
+        self.fingerprint.setToolTip(info.fingerprint)
         self.fingerprint.show()
         for w in (
             self.create_radio,

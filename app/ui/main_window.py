@@ -118,9 +118,10 @@ class MainWindow(QMainWindow):
         root.setSpacing(0)
         side = QWidget()
         side.setObjectName("sidebarPane")
+        side.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         side.setFixedWidth(188)
         side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(10, 14, 0, 10)
+        side_layout.setContentsMargins(10, 14, 1, 10)  # 1 px: the pane draws its border
         side_layout.setSpacing(8)
         brand = QLabel(APP_NAME)
         brand.setObjectName("brand")

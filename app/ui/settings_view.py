@@ -41,7 +41,7 @@ from app.ui.dialogs import PassphraseDialog
 from app.ui.registry_probe import check_registry
 from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
-from app.ui.widgets import page_header
+from app.ui.widgets import page_header, two_lines
 
 if TYPE_CHECKING:
     from app.ui.errors import ErrorPresenter
@@ -201,7 +201,6 @@ class SettingsView(QWidget):
         self.fingerprint.setAccessibleName("Fingerprint")
         self.fingerprint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.storage = QLabel("")
-        self.storage.setWordWrap(True)
         self.storage.setAccessibleName("Key storage")
         buttons = QHBoxLayout()
         buttons.setSpacing(8)
@@ -250,7 +249,8 @@ class SettingsView(QWidget):
             self.fingerprint.setText("No identity yet — create one to sign contributions")
             self.storage.setText("—")
             return
-        self.fingerprint.setText(info.grouped)
+        self.fingerprint.setText(two_lines(info.grouped))
+        self.fingerprint.setToolTip(info.fingerprint)
         if info.storage == "keyring":
             self.storage.setText(f"System keyring ({info.backend.rsplit('.', 1)[-1]})")
         else:
@@ -373,7 +373,6 @@ class SettingsView(QWidget):
         row.addWidget(open_button)
         note = QLabel("To use another folder, start with --data-dir or CONTRIBUTOR_DESK_DATA_DIR.")
         note.setObjectName("muted")
-        note.setWordWrap(True)
         _add(form, "Theme", self.theme_combo)
         _add(form, "Data folder", row)
         _add(form, "", note)

@@ -22,6 +22,13 @@ from app.ui.theme import Theme
 Index = QModelIndex | QPersistentModelIndex
 
 
+def two_lines(grouped: str) -> str:
+    """A grouped 64-hex fingerprint as two readable lines of eight groups."""
+    groups = grouped.split()
+    half = (len(groups) + 1) // 2
+    return " ".join(groups[:half]) + "\n" + " ".join(groups[half:]) if len(groups) > 8 else grouped
+
+
 def page_header(title: str, subtitle: str = "") -> tuple[QWidget, QLabel]:
     """A page title with a muted subtitle; returns (widget, subtitle label) for updates."""
     box = QWidget()
@@ -69,6 +76,7 @@ class EmptyState(QWidget):
         self.text.setWordWrap(True)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.text.setMaximumWidth(520)
+        self.text.setMinimumWidth(420)
         layout.addWidget(self.icon_label)
         layout.addWidget(self.title)
         row = QHBoxLayout()

@@ -30,7 +30,7 @@ def test_first_run_creates_identity_and_tests_a_dead_registry(
     qtbot.waitUntil(page.isComplete, timeout=10_000)
     info = services.identity.current()
     assert info is not None
-    assert page.fingerprint.text() == info.grouped
+    assert page.fingerprint.text().split() == info.grouped.split()
     assert "keyring" in page.status.text()
     wizard.next()
     reg = wizard.registry_page
@@ -63,7 +63,7 @@ def test_first_run_restores_identity_from_backup(
     wizard.next()
     page = wizard.identity_page
     qtbot.waitUntil(page.isComplete, timeout=5000)  # existing identity is recognised
-    assert page.fingerprint.text() == original.grouped
+    assert page.fingerprint.text().split() == original.grouped.split()
 
 
 def test_settings_test_connection_reports_unreachable_then_connected(
@@ -92,7 +92,10 @@ def test_settings_theme_choice_is_saved_and_announced(qtbot: Any, window: MainWi
 def test_settings_identity_shows_fingerprint(qtbot: Any, window: MainWindow, services: Any) -> None:
     info = services.identity.init()
     window.settings_view.refresh_identity()
-    qtbot.waitUntil(lambda: window.settings_view.fingerprint.text() == info.grouped, timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.settings_view.fingerprint.text().split() == info.grouped.split(),
+        timeout=5000,
+    )
     assert window.settings_view.export_button.isEnabled()
     assert "keyring" in window.settings_view.storage.text().lower()
 

@@ -1,0 +1,272 @@
+"""Regenerate docs/screenshots: every main screen, light and dark, offscreen at 1280x800.
+
+    python -m app.ui.screenshots --out docs/screenshots
+
+Builds a realistic catalogue in a throwaway data folder (test fixtures when run from a
+checkout, generated datasets otherwise) with a process-local keyring; never the user's data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+WIDTH, HEIGHT = 1280, 800
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "formats"
+
+
+def _settle(app: Any, ms: int = 150) -> None:
+    end = time.monotonic() + ms / 1000
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _wait(app: Any, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not done() and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def build_catalogue(ctx: Any, src: Path) -> dict[str, int]:
+    """A plausible contributor's catalogue: tables, images with labels, text, HF datasets."""
+    from app.domain.states import Kind
+    from app.services.catalogue import CatalogueService, ImportRequest
+    from app.ui.sample_data import write_air_quality, write_reviews
+
+    cat = CatalogueService(ctx)
+    ids: dict[str, int] = {}
+
+    def copy(name: str, dest: str) -> Path | None:
+        origin = FIXTURES / name
+        if not origin.exists():
+            return None
+        target = src / dest
+        shutil.copytree(origin, target)
+        return target
+
+    def add(key: str, path: Path | None, title: str, **kw: Any) -> None:
+        if path is not None:
+            ids[key] = cat.add(ImportRequest(paths=[path], title=title, **kw)).id
+
+    add(
+        "air",
+        write_air_quality(src / "air-quality-2026"),
+        "City air quality 2026",
+        license="CC-BY-4.0",
+    )
+    add("coco", copy("coco", "pets-detection"), "Pets detection (COCO)", license="CC-BY-4.0")
+    add("voc", copy("voc", "street-objects"), "Street objects (Pascal VOC)", license="CC0-1.0")
+    add(
+        "yolo",
+        copy("yolo_ultralytics", "warehouse-boxes"),
+        "Warehouse boxes (YOLO)",
+        license="CDLA-Permissive-2.0",
+    )
+    add("diabetes", copy("csv", "diabetes-progression"), "Diabetes progression", license="MIT")
+    if "diabetes" in ids:
+        add(
+            "labels",
+            copy("label_studio", "diabetes-review-labels"),
+            "Clinician review labels",
+            kind=Kind.ANNOTATION,
+            parent_id=ids["diabetes"],
+            license="MIT",
+        )
+    add(
+        "reviews",
+        write_reviews(src / "cafe-reviews"),
+        "Café reviews with sentiment",
+        license="ODbL-1.0",
+    )
+    add(
+        "hf",
+        copy("hf_save_to_disk", "hf-news-headlines"),
+        "News headlines (HF datasets)",
+        license="Apache-2.0",
+    )
+    add(
+        "parquet",
+        copy("parquet", "diabetes-parquet"),
+        "Diabetes (Parquet export)",
+        license="CC0-1.0",
+    )
+    return ids
+
+
+def shoot(
+    out: Path, theme_name: str, services: Any, ids: dict[str, int], src: Path, demo_url: str | None
+) -> list[Path]:
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.main_window import MainWindow
+    from app.ui.theme import apply_theme
+
+    app = QApplication.instance()
+    assert app is not None
+    theme = apply_theme(app, theme_name)
+    saved: list[Path] = []
+
+    def save(widget: Any, name: str) -> None:
+        _settle(app)
+        path = out / f"{name}-{theme_name}.png"
+        widget.grab().save(str(path))
+        saved.append(path)
+
+    window = MainWindow(services, theme, check_registry_on_start=False)
+    window.resize(WIDTH, HEIGHT)
+    window.show_page("catalogue")
+    window.show()
+    if demo_url:  # a real embedded registry, so the status bar tells the truth
+        window.set_demo(demo_url)
+        _wait(app, lambda: window.registry_state != "unknown", timeout=10)
+    _settle(app, 300)
+    window.catalogue.select_item(ids.get("coco", next(iter(ids.values()))))
+    _wait(app, lambda: window.catalogue.detail.detail is not None)
+    save(window, "catalogue")
+
+    window.catalogue.select_item(ids.get("air", next(iter(ids.values()))))
+    _wait(
+        app,
+        lambda: (
+            window.catalogue.detail.detail is not None
+            and window.catalogue.detail.detail.summary.id == ids.get("air")
+        ),
+    )
+    window.catalogue.detail.tabs.setCurrentIndex(2)
+    save(window, "catalogue-format")
+    window.catalogue.detail.tabs.setCurrentIndex(0)
+
+    window.overlay.show_for(1, 1)
+    save(window, "drop")
+    window.overlay.hide()
+
+    new_data = src / "bird-songs"
+    from app.ui.sample_data import write_air_quality
+
+    write_air_quality(new_data, rows=1200)
+    dialog = window.open_import([new_data])
+    _wait(app, lambda: dialog.preview is not None)
+    line = dialog.license_combo.lineEdit()
+    if line is not None:
+        line.setText("CC-BY-4.0 — Creative Commons Attribution 4.0")
+    dialog.adjustSize()
+    save(dialog, "import")
+    dialog.reject()
+
+    window.show_page("uploads")
+    save(window, "uploads")
+    window.show_page("rewards")
+    save(window, "rewards")
+    window.show_page("settings")
+    window.settings_view.refresh_identity()
+    _wait(app, lambda: window.settings_view.identity_info is not None)
+    save(window, "settings")
+
+    window.close()
+    window.deleteLater()
+    _settle(app, 200)
+    saved.append(shoot_first_run(out, theme_name, services.ctx.data_dir.parent / "fresh"))
+    return saved
+
+
+def shoot_first_run(out: Path, theme_name: str, data_dir: Path) -> Path:
+    """The wizard as a new user sees it: a fresh data folder without an identity."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.services.context import ServiceContext
+    from app.ui.main_window import MainWindow
+    from app.ui.services import Services
+    from app.ui.theme import resolve_theme
+
+    app = QApplication.instance()
+    ctx = ServiceContext(data_dir, registry_url="https://registry.example.org")
+    try:
+        window = MainWindow(Services(ctx), resolve_theme(theme_name), check_registry_on_start=False)
+        window.resize(WIDTH, HEIGHT)
+        window.show()
+        wizard = window.show_first_run()
+        wizard.resize(680, 540)
+        wizard.next()
+        _settle(app, 400)
+        path = out / f"first-run-{theme_name}.png"
+        wizard.grab().save(str(path))
+        wizard.reject()
+        window.close()
+        window.deleteLater()
+        _settle(app, 200)
+        return path
+    finally:
+        ctx.close()
+
+
+def _start_demo(data_dir: Path) -> Any:
+    try:
+        from app.services.demo import start_demo_registry
+
+        return start_demo_registry(data_dir)
+    except Exception as exc:  # screenshots still work; the status bar then says offline
+        print(f"demo registry not started: {exc}", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    parser.add_argument("--themes", default="light,dark")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import keyring
+
+    from app.services.context import ServiceContext
+    from app.ui.app import ensure_app
+    from app.ui.self_test import SelfTestKeyring
+    from app.ui.services import Services
+
+    keyring.set_keyring(SelfTestKeyring())
+    args.out.mkdir(parents=True, exist_ok=True)
+    app = ensure_app()
+    with tempfile.TemporaryDirectory(prefix="contributor-desk-shots-") as tmp:
+        root = Path(tmp)
+        (root / "src").mkdir()
+        ctx = ServiceContext(root / "data", registry_url="http://127.0.0.1:9")
+        try:
+            ids = build_catalogue(ctx, root / "src")
+            services = Services(ctx)
+            if services.identity is not None:
+                services.identity.init()
+            if services.signing is not None:
+                for key in ("air", "coco", "diabetes"):
+                    if key in ids:
+                        services.signing.sign_item(
+                            ids[key],
+                            registry_url="https://registry.example.org",
+                            datanet="open-health",
+                        )
+            demo = _start_demo(root / "data")
+            saved: list[Path] = []
+            try:
+                for name in args.themes.split(","):
+                    url = demo.url if demo is not None else None
+                    saved += shoot(args.out, name.strip(), services, ids, root / "src", url)
+            finally:
+                if demo is not None:
+                    demo.stop()
+        finally:
+            ctx.close()
+    for path in saved:
+        print(path)
+    del app
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
