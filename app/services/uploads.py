@@ -615,16 +615,27 @@ class UploadQueue:
         self._online()
         self._emit(QueueEvent("contribution", item_id=item_id, message=state.value))
 
-    def _source(self, s: Session, job: UploadJob, item: Item) -> tuple[Path | None, str]:
-        """A file carrying this blob that is unchanged since submit, or why there is none."""
-        entries = {
-            f.path: f
+    @staticmethod
+    def _entries(s: Session, item_id: int, paths: list[str]) -> dict[str, FileEntry]:
+        out: dict[str, FileEntry] = {}
+        for start in range(0, len(paths), 500):
+            part = paths[start : start + 500]
             for f in s.scalars(
-                select(FileEntry).where(
-                    FileEntry.item_id == item.id, FileEntry.path.in_(list(job.paths))
-                )
-            )
-        }
+                select(FileEntry).where(FileEntry.item_id == item_id, FileEntry.path.in_(part))
+            ):
+                out[f.path] = f
+        return out
+
+    def _source(
+        self,
+        s: Session,
+        job: UploadJob,
+        item: Item,
+        entries: dict[str, FileEntry] | None = None,
+    ) -> tuple[Path | None, str]:
+        """A file carrying this blob that is unchanged since submit, or why there is none."""
+        if entries is None:
+            entries = self._entries(s, item.id, [str(p) for p in job.paths])
         why = ""
         for rel in job.paths:
             entry = entries.get(rel)
@@ -740,8 +751,9 @@ class UploadQueue:
             item = s.get_one(Item, jobs[0].item_id)
             if item.registry_id is None:
                 return
+            entries = self._entries(s, item.id, [str(p) for j in jobs for p in j.paths])
             for job in jobs:
-                path, why = self._source(s, job, item)
+                path, why = self._source(s, job, item, entries)
                 if path is None:
                     self._stop_contribution(s, item, job, why)
                     stopped = (item.id, job.id, why)

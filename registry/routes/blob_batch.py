@@ -3,7 +3,8 @@
 Why: 10,000 files of 4 KB sent as 10,000 tus uploads cost 20,000 round trips; one batch of a
 few MiB costs one. Only small blobs (<= MAX_BLOB_BYTES) that the caller's contribution lists
 as missing are accepted; each is verified by sha256 and size and made visible through the
-BlobStore (fsync + atomic rename) — a blob is either complete or absent, never partial.
+BlobStore's files (complete temp file + atomic rename; one syncfs for the whole batch before
+the answer and the database rows) — a blob is either complete or absent, never partial.
 
 Body (Content-Type: application/octet-stream):
     4-byte big-endian length N, then N bytes of JSON {"blobs": [{"sha256", "size"}, ...]},
@@ -12,21 +13,26 @@ Body (Content-Type: application/octet-stream):
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
 import secrets
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from registry.auth import CurrentPrincipal, Principal
-from registry.blobstore import FileBlobStore
+from registry.blobstore import BlobStore, FileBlobStore
 from registry.contributions import get_owned
 from registry.db.models import STATE_SUBMITTED, Blob, ContributionFile
 from registry.errors import ERROR_RESPONSES, ApiError
@@ -37,6 +43,7 @@ MAX_BLOB_BYTES = 1024 * 1024
 MAX_BLOBS = 4096
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 MAX_INDEX_BYTES = 1024 * 1024
+WRITERS = 4
 
 
 class Rejected(BaseModel):
@@ -85,12 +92,86 @@ def _parse(body: bytes) -> list[tuple[str, int, int]]:
     return out
 
 
+def _syncfs(folder: Path) -> None:
+    """Flush the blob filesystem once (Linux syncfs), instead of two fsyncs per small blob."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def put_many(blobs: BlobStore, items: list[tuple[str, int, bytes]]) -> None:
+    """Store verified small blobs. On the filesystem store: group commit (write temp files,
+    rename each into place, one syncfs); a reader still never sees a partial blob because
+    each becomes visible by rename of a complete file. Other stores: put_from_file each."""
+    if not isinstance(blobs, FileBlobStore):
+        for sha, size, data in items:
+            tmp = _write_tmp(blobs_tmp_dir(blobs), data)
+            blobs.put_from_file(tmp, sha, size)
+        return
+    fs = blobs
+
+    def place(item: tuple[str, int, bytes]) -> None:
+        sha, _size, data = item
+        if fs.has(sha):
+            return
+        dest = fs.path_for(sha)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(_write_tmp(fs.tmp_dir, data), dest)
+
+    with ThreadPoolExecutor(WRITERS) as pool:  # file syscalls release the GIL
+        list(pool.map(place, items))
+    if items:
+        _syncfs(blobs.root)
+
+
+def blobs_tmp_dir(blobs: BlobStore) -> Path:
+    folder = getattr(blobs, "tmp_dir", None)
+    return Path(folder) if folder is not None else Path(tempfile.gettempdir())
+
+
+def _write_tmp(folder: Path, data: bytes) -> Path:
+    tmp = folder / f"batch-{secrets.token_hex(8)}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    return tmp
+
+
+def _existing_rows(session: Session, shas: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(shas), 500):
+        part = shas[start : start + 500]
+        found.update(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(part))))
+    return found
+
+
+def _insert_rows(session: Session, rows: list[tuple[str, int]]) -> None:
+    """One INSERT for the batch; if a concurrent upload won a row, insert the rest one by one."""
+    now = datetime.now(UTC)
+    session.add_all(Blob(sha256=sha, size=size, stored_at=now) for sha, size in rows)
+    try:
+        session.commit()
+        return
+    except IntegrityError:
+        session.rollback()
+    for sha, size in rows:
+        try:
+            with session.begin_nested():
+                session.add(Blob(sha256=sha, size=size, stored_at=now))
+        except IntegrityError:
+            pass
+    session.commit()
+
+
 def _store(
     request: Request, principal: Principal, contribution_id: str, body: bytes
 ) -> BatchResult:
     entries = _parse(body)
     sessions = request.app.state.sessions
-    blobs: FileBlobStore = request.app.state.blobs
+    blobs: BlobStore = request.app.state.blobs
     with sessions() as session:
         try:
             contribution = get_owned(session, principal, contribution_id)
@@ -107,8 +188,8 @@ def _store(
             )
         }
         result = BatchResult(stored=[], present=[], rejected=[])
-        new_rows: list[Blob] = []
-        now = datetime.now(UTC)
+        have = _existing_rows(session, [sha for sha, _, _ in entries])
+        to_write: dict[str, tuple[str, int, bytes]] = {}
         for sha, size, pos in entries:
             if expected.get(sha) != size:
                 reason = "not in this contribution" if sha not in expected else "wrong size"
@@ -118,27 +199,16 @@ def _store(
             if hashlib.sha256(data).hexdigest() != sha:
                 result.rejected.append(Rejected(sha256=sha, reason="sha256 mismatch"))
                 continue
-            if blobs.has(sha) and session.get(Blob, sha) is not None:
+            if sha in have and blobs.has(sha):
                 result.present.append(sha)
                 continue
-            tmp = blobs.tmp_dir / f"batch-{secrets.token_hex(8)}"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            try:
-                blobs.put_from_file(tmp, sha, size)
-            finally:
-                if tmp.exists():
-                    os.unlink(tmp)
-            if session.get(Blob, sha) is None and all(r.sha256 != sha for r in new_rows):
-                new_rows.append(Blob(sha256=sha, size=size, stored_at=now))
-            result.stored.append(sha)
-        for row in new_rows:
-            try:
-                with session.begin_nested():
-                    session.add(row)
-            except IntegrityError:  # a concurrent upload stored it first: fine
-                pass
-        session.commit()
+            if sha not in to_write:
+                to_write[sha] = (sha, size, data)
+                result.stored.append(sha)
+        put_many(blobs, list(to_write.values()))  # durable before the rows say they exist
+        _insert_rows(
+            session, [(sha, size) for sha, size, _ in to_write.values() if sha not in have]
+        )
     return result
 
 
