@@ -18,49 +18,38 @@ signal) and should call `snapshot()` from there, throttled.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import NamedTuple
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import exists, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 
-from app.domain.errors import KnownError, RegistryRefused, RegistryUnavailable
 from app.domain.states import State
-from app.registry_client.api import BatchUnsupported, RegistryClient
-from app.registry_client.http import RetryPolicy, Timeouts, Unreachable
-from app.registry_client.tus import (
-    BandwidthLimiter,
-    BlobMismatch,
-    ChecksumFailed,
-    TusClient,
-    UploadHooks,
-    UploadStopped,
-)
-from app.services.context import ServiceContext
-from app.services.history import record_event, transition
-from app.services.identity import IdentityService, PassphraseFn
-from app.services.submit import create_remote, finalize_remote
+from app.services.history import transition
 from app.services.upload_state import (
     ContributionSnapshot,
     JobSnapshot,
-    ProgressBook,
     QueueEvent,
     QueueSnapshot,
     RegistryStatus,
     build_snapshot,
 )
-from app.settings import UPLOAD_BANDWIDTH_KBPS, UPLOAD_CHUNK_MB, UPLOAD_CONCURRENCY
-from app.store.models import FileEntry, Item, utcnow
+from app.services.upload_workers import (
+    ACTIVE_ITEM_STATES,
+    BATCH_COUNT,
+    SMALL_BLOB,
+    DiskFullError,
+    Listener,
+    QueueOptions,
+    Task,
+    UploadWorkers,
+    disk_guard,
+    make_client,
+)
+from app.store.models import Item, utcnow
 from app.store.queue_models import JOB_BLOB, JOB_CREATE, UploadJob
 
 __all__ = [
@@ -76,143 +65,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-ACTIVE_ITEM_STATES = (State.QUEUED.value, State.UPLOADING.value)
-Listener = Callable[[QueueEvent], None]
 
 
-SMALL_BLOB = 256 * 1024  # blobs up to this size travel in batches, not one tus upload each
-BATCH_COUNT = 2000
-
-
-class Task(NamedTuple):
-    kind: str  # create | blob | batch | finalize
-    job_ids: tuple[int, ...]
-    item_id: int
-
-
-class DiskFullError(KnownError):
-    """The disk holding the data folder is full: queue state cannot be saved."""
-
-
-@contextmanager
-def disk_guard() -> Iterator[None]:
-    """SQLite says 'database or disk is full' → a KnownError; the transaction rolled back."""
-    try:
-        yield
-    except OperationalError as exc:
-        text = str(exc.orig or exc).lower()
-        if "full" in text or "disk i/o" in text:
-            raise DiskFullError(
-                "the disk holding your data folder is full; the upload queue was stopped "
-                "and nothing was lost",
-                hint="free some space, then run `contributor-desk upload` again",
-            ) from exc
-        raise
-
-
-@dataclass(frozen=True, slots=True)
-class QueueOptions:
-    concurrency: int = 2
-    chunk_size: int = 16 * 1024 * 1024
-    bandwidth_bytes_per_s: int = 0  # 0 = unlimited
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    batch_bytes: int = 8 * 1024 * 1024  # 0 = no small-blob batches (tus for everything)
-    probe_min_s: float = 1.0
-    probe_max_s: float = 60.0
-
-    @classmethod
-    def from_settings(
-        cls,
-        ctx: ServiceContext,
-        *,
-        concurrency: int | None = None,
-        chunk_size: int | None = None,
-        bandwidth_bytes_per_s: int | None = None,
-    ) -> QueueOptions:
-        """Options from the user's settings, with explicit overrides (CLI flags, tests)."""
-        s = ctx.settings
-        return cls(
-            concurrency=max(1, concurrency or s.get(UPLOAD_CONCURRENCY)),
-            chunk_size=chunk_size or max(1, s.get(UPLOAD_CHUNK_MB)) * 1024 * 1024,
-            bandwidth_bytes_per_s=(
-                bandwidth_bytes_per_s
-                if bandwidth_bytes_per_s is not None
-                else max(0, s.get(UPLOAD_BANDWIDTH_KBPS)) * 1024
-            ),
-        )
-
-
-def make_client(
-    ctx: ServiceContext,
-    *,
-    passphrase: str | PassphraseFn | None = None,
-    timeouts: Timeouts | None = None,
-    retry: RetryPolicy | None = None,
-    pool_size: int = 8,
-) -> RegistryClient:
-    """A client for ctx.registry_url that loads the identity key once, when first needed."""
-    lock = threading.Lock()
-    cached: list[Ed25519PrivateKey] = []
-
-    def signer() -> Ed25519PrivateKey:
-        with lock:
-            if not cached:
-                cached.append(IdentityService(ctx).load_signer(passphrase))
-            return cached[0]
-
-    return RegistryClient(
-        ctx.registry_url, signer, timeouts=timeouts, retry=retry, pool_size=pool_size
-    )
-
-
-class UploadQueue:
-    """The queue of one data dir, uploading to ctx.registry_url."""
-
-    def __init__(
-        self,
-        ctx: ServiceContext,
-        *,
-        options: QueueOptions | None = None,
-        client: RegistryClient | None = None,
-        passphrase: str | PassphraseFn | None = None,
-    ) -> None:
-        self._ctx = ctx
-        self.options = options or QueueOptions.from_settings(ctx)
-        self._own_client = client is None
-        self.client = client or make_client(
-            ctx,
-            passphrase=passphrase,
-            timeouts=self.options.timeouts,
-            retry=self.options.retry,
-            pool_size=self.options.concurrency + 2,
-        )
-        limiter = (
-            BandwidthLimiter(self.options.bandwidth_bytes_per_s)
-            if self.options.bandwidth_bytes_per_s > 0
-            else None
-        )
-        self.tus = TusClient(self.client.http, chunk_size=self.options.chunk_size, limiter=limiter)
-        self._lock = threading.Lock()
-        self._listeners: list[Listener] = []
-        self._book = ProgressBook()
-        self._status = RegistryStatus.UNKNOWN
-        self._status_error = ""
-        self._probe_delay = self.options.probe_min_s
-        self._next_probe: float | None = None
-        self._job_stops: dict[int, threading.Event] = {}
-        self._finalize_after: dict[int, float] = {}
-        self._wake = threading.Event()
-        self._start_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._running = False
-        self._fatal: BaseException | None = None
-        self._rng = random.Random()
-        self._batch_ok = True  # until the registry says it has no batch route
-
-    def close(self) -> None:
-        if self._own_client:
-            self.client.close()
+class UploadQueue(UploadWorkers):
+    """The queue of one data dir, uploading to ctx.registry_url (see the module doc)."""
 
     # -- observing -------------------------------------------------------------------------
 
@@ -228,15 +84,6 @@ class UploadQueue:
                     self._listeners.remove(callback)
 
         return unsubscribe
-
-    def _emit(self, event: QueueEvent) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for cb in listeners:
-            try:
-                cb(event)
-            except Exception:  # a broken listener must not break the upload
-                log.exception("queue listener failed")
 
     @property
     def registry_status(self) -> RegistryStatus:
@@ -265,24 +112,6 @@ class UploadQueue:
         )
 
     # -- controls (any thread) -------------------------------------------------------------
-
-    def _set_states(self, where: list[object], to: str, from_states: tuple[str, ...]) -> int:
-        with disk_guard(), self._ctx.db.session() as s:
-            rows = s.scalars(
-                select(UploadJob).where(*where, UploadJob.state.in_(from_states))  # type: ignore[arg-type]
-            ).all()
-            for job in rows:
-                job.state = to
-                job.updated_at = utcnow()
-                if to == "pending":
-                    job.next_attempt_at = None
-                if to in ("paused", "cancelled") and job.id in self._job_stops:
-                    self._job_stops[job.id].set()
-            ids = [j.id for j in rows]
-        for jid in ids:
-            self._emit(QueueEvent("job", job_id=jid, message=to))
-        self._wake.set()
-        return len(ids)
 
     def pause(self, item_id: int) -> int:
         return self._set_states([UploadJob.item_id == item_id], "paused", ("pending", "uploading"))
@@ -346,39 +175,6 @@ class UploadQueue:
             for r in rows:
                 s.delete(r)
             return len(rows)
-
-    # -- registry status -------------------------------------------------------------------
-
-    def _online(self) -> None:
-        if self._status is not RegistryStatus.ONLINE:
-            self._status, self._status_error = RegistryStatus.ONLINE, ""
-            self._probe_delay = self.options.probe_min_s
-            self._next_probe = None
-            self._emit(QueueEvent("registry", message="online"))
-
-    def _offline(self, exc: BaseException) -> None:
-        with self._lock:
-            was = self._status
-            self._status, self._status_error = RegistryStatus.OFFLINE, _message(exc)
-            if was is not RegistryStatus.OFFLINE:
-                self._probe_delay = self.options.probe_min_s
-                self._next_probe = time.monotonic() + self._probe_delay
-        if was is not RegistryStatus.OFFLINE:
-            for ev in list(self._job_stops.values()):
-                ev.set()  # others would only fail too; they resume from the server's offset
-            self._emit(QueueEvent("registry", message=f"offline: {exc}"))
-
-    def _probe(self) -> None:
-        try:
-            self.client.health(retry=False)
-        except (RegistryUnavailable, RegistryRefused) as exc:
-            self._probe_delay = min(self.options.probe_max_s, self._probe_delay * 2)
-            jitter = self._rng.uniform(0.8, 1.2)
-            self._next_probe = time.monotonic() + self._probe_delay * jitter
-            self._status_error = _message(exc)
-            self._emit(QueueEvent("registry", message=f"offline: {exc}"))
-            return
-        self._online()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -561,279 +357,6 @@ class UploadQueue:
         finally:
             self._wake.set()
 
-    # -- tasks -----------------------------------------------------------------------------
-
-    def _job_retry_later(self, job_id: int, exc: BaseException, attempts: int) -> None:
-        retry_after = exc.retry_after if isinstance(exc, Unreachable) else None
-        delay = (
-            retry_after
-            if retry_after is not None
-            else self._rng.uniform(0, min(30.0, 0.5 * 2 ** min(attempts, 8)))
-        )
-        with disk_guard(), self._ctx.db.session() as s:
-            job = s.get_one(UploadJob, job_id)
-            if job.state == "uploading" or job.kind == JOB_CREATE:
-                job.state = "pending" if job.state in ("uploading", "pending") else job.state
-            job.last_error = str(exc)
-            job.next_attempt_at = utcnow() + timedelta(seconds=delay)
-            job.updated_at = utcnow()
-        if retry_after is None:
-            self._offline(exc)
-
-    def _create(self, job_id: int) -> None:
-        with disk_guard(), self._ctx.db.session() as s:
-            job = s.get_one(UploadJob, job_id)
-            item_id, attempts = job.item_id, job.attempts + 1
-            job.attempts = attempts
-        try:
-            with disk_guard():
-                result = create_remote(self._ctx, self.client, item_id)
-        except RegistryUnavailable as exc:
-            self._job_retry_later(job_id, exc, attempts)
-            return
-        except RegistryRefused as exc:
-            self._emit(QueueEvent("contribution", item_id=item_id, message=str(exc)))
-            return
-        self._online()
-        self._emit(QueueEvent("contribution", item_id=item_id, message=result.state.value))
-
-    def _finalize(self, item_id: int) -> None:
-        try:
-            with disk_guard():
-                state = finalize_remote(self._ctx, self.client, item_id)
-        except RegistryUnavailable as exc:
-            self._finalize_after[item_id] = time.monotonic() + self._rng.uniform(0.5, 2.0)
-            self._offline(exc)
-            return
-        except RegistryRefused as exc:
-            # e.g. the contribution vanished: say so once and leave it for `sync`/the user.
-            self._finalize_after[item_id] = time.monotonic() + 3600.0
-            with disk_guard(), self._ctx.db.session() as s:
-                record_event(s, s.get_one(Item, item_id), "finalize-refused", exc.message)
-            self._emit(QueueEvent("contribution", item_id=item_id, message=str(exc)))
-            return
-        self._online()
-        self._emit(QueueEvent("contribution", item_id=item_id, message=state.value))
-
-    @staticmethod
-    def _entries(s: Session, item_id: int, paths: list[str]) -> dict[str, FileEntry]:
-        out: dict[str, FileEntry] = {}
-        for start in range(0, len(paths), 500):
-            part = paths[start : start + 500]
-            for f in s.scalars(
-                select(FileEntry).where(FileEntry.item_id == item_id, FileEntry.path.in_(part))
-            ):
-                out[f.path] = f
-        return out
-
-    def _source(
-        self,
-        s: Session,
-        job: UploadJob,
-        item: Item,
-        entries: dict[str, FileEntry] | None = None,
-    ) -> tuple[Path | None, str]:
-        """A file carrying this blob that is unchanged since submit, or why there is none."""
-        if entries is None:
-            entries = self._entries(s, item.id, [str(p) for p in job.paths])
-        why = ""
-        for rel in job.paths:
-            entry = entries.get(rel)
-            path = Path(item.source_path) / rel
-            try:
-                st = path.stat()
-            except OSError:
-                why = why or f"{rel} is missing (it was moved or deleted after submit)"
-                continue
-            if entry is not None and st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns:
-                return path, ""
-            why = why or f"{rel} was modified after submit"
-        return None, why
-
-    def _stop_contribution(self, s: Session, item: Item, job: UploadJob, reason: str) -> None:
-        job.state, job.last_error, job.updated_at = "failed", reason, utcnow()
-        s.execute(
-            update(UploadJob)
-            .where(
-                UploadJob.item_id == item.id,
-                UploadJob.id != job.id,
-                UploadJob.state.in_(("pending", "uploading")),
-            )
-            .values(state="paused", last_error=f"stopped: {reason}", updated_at=utcnow())
-        )
-        for jid, ev in list(self._job_stops.items()):
-            if jid != job.id:
-                ev.set()
-        record_event(s, item, "upload-stopped", f"{reason}; restore it and retry, or re-add")
-
-    def _upload_blob(self, job_id: int) -> None:
-        # The start is serialised so two workers never both move the item queued → uploading.
-        with self._start_lock, disk_guard(), self._ctx.db.session() as s:
-            job = s.get_one(UploadJob, job_id)
-            item = s.get_one(Item, job.item_id)
-            if job.state != "pending" or item.registry_id is None:
-                return
-            path, why = self._source(s, job, item)
-            if path is None:
-                self._stop_contribution(s, item, job, why)
-                stopped = why
-            else:
-                stopped = ""
-                job.state, job.attempts, job.updated_at = "uploading", job.attempts + 1, utcnow()
-                if item.state == State.QUEUED.value:
-                    transition(s, item, State.UPLOADING, "uploading", "")
-            item_id, size, sha, url = job.item_id, job.size, job.sha256, job.upload_url
-            registry_id, attempts, name = item.registry_id, job.attempts, job.paths[0]
-            confirmed = job.bytes_confirmed
-        if path is None:
-            self._emit(QueueEvent("contribution", item_id=item_id, job_id=job_id, message=stopped))
-            return
-        stop = threading.Event()
-        if self._stop.is_set():
-            stop.set()
-        self._job_stops[job_id] = stop
-        self._book.start(job_id, item_id, size, confirmed)
-        self._emit(QueueEvent("job", item_id=item_id, job_id=job_id, message="uploading"))
-        try:
-            self.tus.upload(
-                path,
-                size,
-                {"sha256": sha, "contribution": registry_id, "filename": name.rsplit("/")[-1]},
-                url=url,
-                hooks=UploadHooks(
-                    on_url=lambda u: self._save(job_id, upload_url=u, bytes_confirmed=0),
-                    on_confirmed=lambda off: self._confirmed(job_id, item_id, off),
-                    on_sent=lambda n: self._book.sent(job_id, n),
-                ),
-                stop=stop,
-            )
-        except UploadStopped:
-            with disk_guard(), self._ctx.db.session() as s:
-                job = s.get_one(UploadJob, job_id)
-                if job.state == "uploading":
-                    job.state, job.updated_at = "pending", utcnow()
-            if self._status is RegistryStatus.OFFLINE:
-                return
-            return
-        except RegistryUnavailable as exc:
-            self._job_retry_later(job_id, exc, attempts)
-            return
-        except (RegistryRefused, BlobMismatch, ChecksumFailed, OSError) as exc:
-            reason = getattr(exc, "message", None) or str(exc)
-            with disk_guard(), self._ctx.db.session() as s:
-                job = s.get_one(UploadJob, job_id)
-                item = s.get_one(Item, item_id)
-                if isinstance(exc, RegistryRefused):
-                    job.state, job.last_error, job.updated_at = "failed", reason, utcnow()
-                else:
-                    self._stop_contribution(s, item, job, f"{name}: {reason}")
-            self._emit(QueueEvent("job", item_id=item_id, job_id=job_id, message=reason))
-            return
-        finally:
-            self._job_stops.pop(job_id, None)
-            self._book.finish(job_id)
-        with disk_guard(), self._ctx.db.session() as s:
-            job = s.get_one(UploadJob, job_id)
-            job.state, job.bytes_confirmed, job.last_error = "done", size, ""
-            job.next_attempt_at, job.updated_at = None, utcnow()
-        self._online()
-        self._emit(QueueEvent("job", item_id=item_id, job_id=job_id, message="done"))
-
-    def _upload_batch(self, job_ids: tuple[int, ...]) -> None:
-        """Many small blobs of one contribution in one request (POST /v1/uploads/batch)."""
-        blobs: list[tuple[str, int, Path]] = []
-        job_of: dict[str, list[int]] = {}
-        with self._start_lock, disk_guard(), self._ctx.db.session() as s:
-            jobs = list(s.scalars(select(UploadJob).where(UploadJob.id.in_(job_ids))))
-            jobs = [j for j in jobs if j.state == "pending"]
-            if not jobs:
-                return
-            item = s.get_one(Item, jobs[0].item_id)
-            if item.registry_id is None:
-                return
-            entries = self._entries(s, item.id, [str(p) for j in jobs for p in j.paths])
-            for job in jobs:
-                path, why = self._source(s, job, item, entries)
-                if path is None:
-                    self._stop_contribution(s, item, job, why)
-                    stopped = (item.id, job.id, why)
-                    break
-                blobs.append((job.sha256, job.size, path))
-                job_of.setdefault(job.sha256, []).append(job.id)
-            else:
-                stopped = None
-                for job in jobs:
-                    job.state, job.attempts, job.updated_at = (
-                        "uploading",
-                        job.attempts + 1,
-                        utcnow(),
-                    )
-                if item.state == State.QUEUED.value:
-                    transition(s, item, State.UPLOADING, "uploading", "")
-            item_id, registry_id, attempts = item.id, item.registry_id, jobs[0].attempts
-        if stopped is not None:
-            self._emit(
-                QueueEvent(
-                    "contribution", item_id=stopped[0], job_id=stopped[1], message=stopped[2]
-                )
-            )
-            return
-        ids = [jid for group in job_of.values() for jid in group]
-        try:
-            result = self.client.upload_batch(registry_id, blobs)
-        except BatchUnsupported:
-            self._batch_ok = False
-            self._set_states([UploadJob.id.in_(ids)], "pending", ("uploading",))
-            return
-        except RegistryUnavailable as exc:
-            for jid in ids:
-                self._job_retry_later(jid, exc, attempts)
-            return
-        except (RegistryRefused, OSError) as exc:
-            reason = getattr(exc, "message", None) or str(exc)
-            self._set_states([UploadJob.id.in_(ids)], "failed", ("uploading",))
-            self._save_many(ids, last_error=reason)
-            return
-        done = [jid for sha in (*result.stored, *result.present) for jid in job_of.get(sha, [])]
-        with disk_guard(), self._ctx.db.session() as s:
-            for job in s.scalars(select(UploadJob).where(UploadJob.id.in_(done))):
-                job.state, job.bytes_confirmed, job.last_error = "done", job.size, ""
-                job.next_attempt_at, job.updated_at = None, utcnow()
-            if result.rejected:
-                item = s.get_one(Item, item_id)
-                sha, why = next(iter(result.rejected.items()))
-                bad = s.get_one(UploadJob, job_of[sha][0])
-                self._stop_contribution(s, item, bad, f"{bad.paths[0]}: rejected ({why})")
-                for job in s.scalars(select(UploadJob).where(UploadJob.id.in_(ids))):
-                    if job.state == "uploading":
-                        job.state = "paused"
-        self._online()
-        for jid in done:
-            self._emit(QueueEvent("job", item_id=item_id, job_id=jid, message="done"))
-        self._emit(QueueEvent("progress", item_id=item_id))
-
-    def _save_many(self, job_ids: list[int], **values: object) -> None:
-        with disk_guard(), self._ctx.db.session() as s:
-            s.execute(
-                update(UploadJob)
-                .where(UploadJob.id.in_(job_ids))
-                .values(**values, updated_at=utcnow())
-            )
-
-    def _save(self, job_id: int, **values: object) -> None:
-        with disk_guard(), self._ctx.db.session() as s:
-            s.execute(
-                update(UploadJob)
-                .where(UploadJob.id == job_id)
-                .values(**values, updated_at=utcnow())
-            )
-
-    def _confirmed(self, job_id: int, item_id: int, offset: int) -> None:
-        self._save(job_id, bytes_confirmed=offset)
-        self._book.confirmed(job_id, offset)
-        self._online()
-        self._emit(QueueEvent("progress", item_id=item_id, job_id=job_id))
-
     # -- sync ------------------------------------------------------------------------------
 
     def sync(self) -> list[tuple[int, State]]:
@@ -862,7 +385,3 @@ class UploadQueue:
     def _item_state(self, item_id: int) -> str:
         with self._ctx.db.session() as s:
             return s.get_one(Item, item_id).state
-
-
-def _message(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, KnownError) else str(exc)
