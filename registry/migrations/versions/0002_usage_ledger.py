@@ -63,7 +63,6 @@ def upgrade() -> None:
             "method IN ('influence', 'exact-match', 'retrieval')", name="ck_attributions_method"
         ),
         sa.ForeignKeyConstraint(["contribution_id"], ["contributions.id"]),
-        sa.ForeignKeyConstraint(["event_id"], ["usage_events.event_id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -80,7 +79,6 @@ def upgrade() -> None:
         sa.Column("demo", sa.Boolean(), nullable=False),
         sa.CheckConstraint("amount_micro >= 0", name="ck_ledger_amount"),
         sa.CheckConstraint("kind IN ('contributor', 'protocol')", name="ck_ledger_kind"),
-        sa.ForeignKeyConstraint(["event_id"], ["usage_events.event_id"]),
         sa.PrimaryKeyConstraint("id"),
         sqlite_autoincrement=True,
     )
