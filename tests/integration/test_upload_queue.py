@@ -209,3 +209,30 @@ def test_snapshot_is_immutable_and_jobs_are_persisted(desk: Desk) -> None:
         assert sorted(r.sha256 for r in rows) == sorted({sha256(v) for v in FILES.values()})
         (small,) = [r for r in rows if r.sha256 == sha256(FILES["small.txt"])]
         assert sorted(small.paths) == ["copy/small.txt", "small.txt"]
+
+
+def test_memory_stays_flat_while_streaming_big_chunks(
+    desk: Desk, registry: RegistryProcess
+) -> None:
+    """A 96 MiB file in 32 MiB chunks: traced allocations stay far below one chunk."""
+    import tracemalloc
+
+    from app.services.catalogue import ImportRequest
+
+    folder = desk.root / "big"
+    folder.mkdir()
+    big = folder / "sparse.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(96 * 1024 * 1024)
+    item = CatalogueService(desk.ctx).add(ImportRequest(paths=[folder], title="big")).id
+    desk.submit(item)
+    queue = desk.queue(chunk_size=32 * 1024 * 1024, concurrency=1)
+    tracemalloc.start()
+    try:
+        queue.run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        queue.close()
+    assert desk.state(item) == "accepted"
+    assert peak < 12 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
