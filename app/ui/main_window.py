@@ -39,7 +39,6 @@ from app import APP_NAME, __version__
 from app.ui.catalogue_view import CatalogueView
 from app.ui.drop_overlay import DropOverlay
 from app.ui.errors import ErrorPresenter
-from app.ui.import_dialog import ImportDialog
 from app.ui.registry_probe import check_registry
 from app.ui.resources import app_icon, themed_icon
 from app.ui.settings_view import SettingsView
@@ -49,6 +48,7 @@ from app.ui.uploads_view import UploadsView
 
 if TYPE_CHECKING:
     from app.ui.first_run import FirstRunWizard
+    from app.ui.import_dialog import ImportDialog
     from app.ui.rewards_view import RewardsView
     from app.ui.services import Services
 
@@ -61,6 +61,7 @@ PAGES = (
     ("settings", "Settings"),
 )
 REGISTRY_RECHECK_MS = 60_000
+STARTUP_DEFER_MS = 300
 
 
 def dropped_paths(urls: list[Any]) -> list[Path]:
@@ -102,12 +103,14 @@ class MainWindow(QMainWindow):
         self.overlay = DropOverlay(theme, self)
         self.restore_state()
         self.catalogue.load()
-        self.settings_view.refresh_identity()
+        # After the first paint: identity lookup probes the OS keyring in a worker, and a
+        # worker importing crypto code would compete with the GUI thread while it starts up.
+        QTimer.singleShot(STARTUP_DEFER_MS, self.settings_view.refresh_identity)
         self._registry_timer = QTimer(self)
         self._registry_timer.setInterval(REGISTRY_RECHECK_MS)
         self._registry_timer.timeout.connect(self.check_registry)
         if check_registry_on_start:
-            QTimer.singleShot(0, self.check_registry)
+            QTimer.singleShot(STARTUP_DEFER_MS, self.check_registry)
             self._registry_timer.start()
 
     # -- layout --------------------------------------------------------------------------
@@ -311,6 +314,8 @@ class MainWindow(QMainWindow):
             self.open_import([folder])
 
     def open_import(self, paths: list[Path]) -> ImportDialog:
+        from app.ui.import_dialog import ImportDialog  # not needed for the first paint
+
         if self.import_dialog is not None and self.import_dialog.isVisible():
             self.import_dialog.raise_()
             return self.import_dialog

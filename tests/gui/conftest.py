@@ -6,6 +6,7 @@ so it is in place before the QApplication exists — no global patching at confi
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,24 @@ def qapp_args() -> Iterator[list[str]]:
     mp.setenv("QT_LOGGING_RULES", "qt.qpa.*=false")
     yield ["contributor-desk-tests"]
     mp.undo()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo the app's file logging (a root handler and level) so later tests are unaffected."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {h: h.level for h in handlers}
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler, old in levels.items():
+            handler.setLevel(old)
+        root.setLevel(level)
 
 
 def free_port() -> int:

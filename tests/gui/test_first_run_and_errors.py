@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,21 +116,8 @@ def test_known_error_is_a_message_with_what_to_do(qtbot: Any, window: MainWindow
 
 
 @pytest.fixture
-def file_logging(tmp_path: Path) -> Iterator[Path]:
-    """The app's log file, removed again so later tests see the root logger untouched."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    levels = {h: h.level for h in handlers}
-    try:
-        yield setup_file_logging(tmp_path, debug=False)
-    finally:
-        for handler in root.handlers[:]:
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler, old in levels.items():
-            handler.setLevel(old)
-        root.setLevel(level)
+def file_logging(tmp_path: Path, restore_logging: None) -> Path:
+    return setup_file_logging(tmp_path, debug=False)
 
 
 def test_a_bug_shows_the_crash_dialog_with_details_and_log_path(
