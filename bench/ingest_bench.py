@@ -24,6 +24,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -388,6 +389,8 @@ def main() -> None:
     ap.add_argument("--only", choices=["sqlite", "postgres"])
     ap.add_argument("--http", action="store_true", help="also time POST /v1/usage end to end")
     args = ap.parse_args()
+    # A terminated bench still stops its PostgreSQL cluster and removes its files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"ingest bench: batches of {BATCH} events x {ATTRIBUTIONS} attributions", flush=True)
     if args.only in (None, "sqlite"):
         tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))

@@ -15,7 +15,33 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, String, Table, Text
 from sqlalchemy.orm import Session
+
+# PostgreSQL type names for binary COPY (column types are code constants, never user input).
+_PG_TYPES: tuple[tuple[type, str], ...] = (
+    (Boolean, "bool"),
+    (BigInteger, "int8"),
+    (Integer, "int4"),
+    (DateTime, "timestamptz"),
+    (Date, "date"),
+    (String, "text"),
+    (Text, "text"),
+)
+
+
+def pg_copy_types(table: Table, columns: Sequence[str]) -> list[str]:
+    """The binary COPY type of each column (BigInteger before Integer: it subclasses it)."""
+    out = []
+    for name in columns:
+        column_type = table.c[name].type
+        for sa_type, pg_name in _PG_TYPES:
+            if isinstance(column_type, sa_type):
+                out.append(pg_name)
+                break
+        else:  # pragma: no cover - a new column type needs a mapping here
+            raise TypeError(f"no binary COPY type for {table.name}.{name}")
+    return out
 
 
 def sqlite_datetime(value: datetime) -> str:
@@ -76,21 +102,28 @@ class BulkDb:
             (json.dumps(wanted),),
         )
 
-    def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    def _copy(self, cur: Any, table: Table, target: str, columns: Sequence[str], rows: Any) -> None:
+        """Binary COPY: half the client-side cost of text COPY per row."""
+        cols = ", ".join(columns)
+        with cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(pg_copy_types(table, columns))
+            for row in rows:
+                cp.write_row(row)
+
+    def insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        cols = ", ".join(columns)
         if self.dialect == "postgresql":
-            with self.raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
-                for row in rows:
-                    cp.write_row(row)
+            with self.raw.cursor() as cur:
+                self._copy(cur, table, table.name, columns, rows)
             return
+        cols = ", ".join(columns)
         marks = ", ".join("?" * len(columns))
-        self._run(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows, many=True)
+        self._run(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", rows, many=True)
 
     def upsert_add(
         self,
-        table: str,
+        table_: Table,
         columns: Sequence[str],
         key: Sequence[str],
         rows: list[tuple[Any, ...]],
@@ -98,6 +131,7 @@ class BulkDb:
         """Insert rows; where `key` exists already, add the other columns to the stored ones."""
         if not rows:
             return
+        table = table_.name
         sums = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns if c not in key)
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sums}"
         cols = ", ".join(columns)
@@ -109,9 +143,7 @@ class BulkDb:
                     f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
                     f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
-                with cur.copy(f"COPY {scratch} ({cols}) FROM STDIN") as cp:
-                    for row in rows:
-                        cp.write_row(row)
+                self._copy(cur, table_, scratch, columns, rows)
                 cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {scratch} {conflict}")
                 cur.execute(f"DELETE FROM {scratch}")
             return

@@ -420,11 +420,11 @@ def ingest_events(
             )
 
     if event_rows:
-        db.insert(EVENTS.name, EVENT_COLUMNS, event_rows)
-        db.insert(ATTRIBUTIONS.name, ATTRIBUTION_COLUMNS, attribution_rows)
-        db.insert(LEDGER.name, LEDGER_COLUMNS, ledger_rows)
+        db.insert(EVENTS, EVENT_COLUMNS, event_rows)
+        db.insert(ATTRIBUTIONS, ATTRIBUTION_COLUMNS, attribution_rows)
+        db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
         db.upsert_add(
-            BUCKETS.name,
+            BUCKETS,
             BUCKET_COLUMNS,
             BUCKET_KEY,
             [(cid, day_value(day), m, meth, n, sh, rw) for (cid, day, m, meth), (n, sh, rw) in
