@@ -378,14 +378,37 @@ class CatalogueView(QWidget):
             return
         self.errors.show(exc)
 
-    def submit(self, item_id: int) -> None:
+    def submit(self, item_id: int, passphrase: str | None = None) -> None:
         uploads = self.services.uploads
         if uploads is None:
             return
-        self.message.emit("Queued for upload")
+        self.message.emit("Checking, signing and queueing for upload…")
         self.runner.start(
             uploads.submit,
             item_id,
-            on_result=lambda _r: (self.model.refresh(), self.select_item(item_id)),
-            on_error=self.errors.show,
+            passphrase=passphrase,
+            on_result=lambda r: self._submitted(item_id, r),
+            on_error=lambda exc: self._submit_failed(item_id, exc),
         )
+
+    def _submitted(self, item_id: int, result: Any) -> None:
+        self.message.emit(str(getattr(result, "message", "") or "Queued for upload"))
+        self.model.refresh()
+        self.select_item(item_id)
+
+    def _submit_failed(self, item_id: int, exc: BaseException) -> None:
+        from app.services.identity import PassphraseRequired
+
+        if isinstance(exc, PassphraseRequired):
+            from app.ui.dialogs import PassphraseDialog
+
+            dialog = PassphraseDialog(
+                "Unlock your key",
+                "Your private key is in an encrypted key file. Enter its passphrase to sign.",
+                confirm=False,
+                parent=self,
+            )
+            if dialog.exec():
+                self.submit(item_id, dialog.passphrase())
+            return
+        self.errors.show(exc)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QStackedWidget,
+    QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
@@ -93,6 +94,8 @@ class MainWindow(QMainWindow):
         self.demo_url: str | None = None
         self.registry_state = "unknown"
         self._rewards: RewardsView | None = None
+        self.tray: QSystemTrayIcon | None = None
+        self.quitting = False
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -106,6 +109,8 @@ class MainWindow(QMainWindow):
         # After the first paint: identity lookup probes the OS keyring in a worker, and a
         # worker importing crypto code would compete with the GUI thread while it starts up.
         QTimer.singleShot(STARTUP_DEFER_MS, self.settings_view.refresh_identity)
+        if self.services.uploads_available:
+            QTimer.singleShot(STARTUP_DEFER_MS, self._attach_uploads)
         self._registry_timer = QTimer(self)
         self._registry_timer.setInterval(REGISTRY_RECHECK_MS)
         self._registry_timer.timeout.connect(self.check_registry)
@@ -146,7 +151,9 @@ class MainWindow(QMainWindow):
 
         self.pages = QStackedWidget()
         self.catalogue = CatalogueView(self.services, self.runner, self.theme, self.errors)
-        self.uploads = UploadsView(self.services.uploads, self.runner, self.theme)
+        self.uploads = UploadsView(
+            None, self.runner, self.theme, available=self.services.uploads_available
+        )
         self.rewards_placeholder = QWidget()  # the Rewards page is built on first visit
         self.settings_view = SettingsView(self.services, self.runner, self.theme, self.errors)
         for page in (self.catalogue, self.uploads, self.rewards_placeholder, self.settings_view):
@@ -163,6 +170,7 @@ class MainWindow(QMainWindow):
         self.settings_view.registryChanged.connect(lambda _u: self.check_registry())
         self.settings_view.createIdentityRequested.connect(self.show_first_run)
         self.uploads.summaryChanged.connect(self._queue_summary)
+        self.uploads.contributionDecided.connect(self._contribution_decided)
 
     def _page_selected(self, row: int) -> None:
         if row == 2 and self._rewards is None:
@@ -189,7 +197,7 @@ class MainWindow(QMainWindow):
         self.add_folder_action = self._action(
             "Add f&older…", QKeySequence("Ctrl+Shift+O"), self.add_folder, icon="add-folder"
         )
-        self.quit_action = self._action("&Quit", QKeySequence("Ctrl+Q"), self.close)
+        self.quit_action = self._action("&Quit", QKeySequence("Ctrl+Q"), self.quit)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         file_menu.addActions([self.add_files_action, self.add_folder_action])
         file_menu.addSeparator()
@@ -233,14 +241,35 @@ class MainWindow(QMainWindow):
         self.sync_label = QLabel("Last sync: never")
         self.sync_label.setAccessibleName("Last sync")
         self.queue_label = QLabel(
-            "Uploads: queue idle" if self.services.uploads is not None else "Uploads: not available"
+            "Uploads: queue idle" if self.services.uploads_available else "Uploads: not available"
         )
         self.queue_label.setAccessibleName("Upload queue summary")
         for w in (self.registry_label, self.sync_label, self.queue_label):
             status.addPermanentWidget(w)
 
+    def _attach_uploads(self) -> None:
+        self.runner.start(
+            lambda: self.services.uploads,
+            on_result=lambda q: q is not None and self.uploads.attach(q),
+            on_error=lambda exc: log.warning("upload queue unavailable: %s", exc),
+        )
+
     def _queue_summary(self, text: str) -> None:
         self.queue_label.setText(f"Uploads: {text}")
+
+    def _contribution_decided(self, item_id: int, state: str) -> None:
+        """Accepted/rejected: tell the user even when the window is in the tray."""
+        self.catalogue.model.refresh()
+        if state not in ("accepted", "rejected", "submitted"):
+            return
+        text = {
+            "accepted": f"Contribution #{item_id} was accepted by the registry",
+            "rejected": f"Contribution #{item_id} was rejected; see its details for why",
+            "submitted": f"Contribution #{item_id} is uploaded and waiting for the registry",
+        }[state]
+        self.statusBar().showMessage(text, 10_000)
+        if self.tray is not None:
+            self.tray.showMessage("Contributor Desk", text)
 
     # -- registry ------------------------------------------------------------------------
     @property
@@ -376,6 +405,14 @@ class MainWindow(QMainWindow):
     def first_run_needed(self) -> bool:
         return not self.ui_state.value("firstRun/done", False, type=bool)
 
+    def quit(self) -> None:
+        """Ctrl+Q really quits, even with close-to-tray on."""
+        self.quitting = True
+        self.close()
+        app = QApplication.instance()
+        if app is not None and self.tray is not None:
+            app.quit()
+
     def about(self) -> None:
         QMessageBox.about(
             self,
@@ -414,10 +451,32 @@ class MainWindow(QMainWindow):
         self.ui_state.setValue("window/page", self.current_page())
         self.ui_state.sync()
 
+    def _close_to_tray(self) -> bool:
+        from app.settings import CLOSE_TO_TRAY
+
+        if self.services.uploads is None or not self.services.ctx.settings.get(CLOSE_TO_TRAY):
+            return False
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return False
+        if self.tray is None:
+            self.tray = QSystemTrayIcon(app_icon(), self)
+            self.tray.setToolTip("Contributor Desk — uploading in the background")
+            self.tray.activated.connect(lambda _r: (self.showNormal(), self.activateWindow()))
+        self.tray.show()
+        return True
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.quitting and self._close_to_tray():
+            self.save_state()
+            self.hide()
+            event.ignore()
+            return
         self.save_state()
         self._registry_timer.stop()
         self.uploads.stop()
+        uploads = self.services.__dict__.get("uploads")  # only if it was ever started
+        if uploads is not None:
+            uploads.stop()
         self.runner.cancel_all()
         self.runner.wait(10_000)
         event.accept()

@@ -63,7 +63,9 @@ class Services:
 
     @property
     def uploads_available(self) -> bool:
-        return _module_available("app.ui.upload_adapter")
+        return _module_available("app.services.uploads") and _module_available(
+            "app.services.submit"
+        )
 
     @cached_property
     def signing(self) -> Any | None:
@@ -73,6 +75,8 @@ class Services:
     @cached_property
     def uploads(self) -> Any | None:
         """The upload queue service of issue 5, else None (Uploads shows an empty state)."""
+        if not self.uploads_available:
+            return None
         return self._optional("app.ui.upload_adapter", "GuiUploadQueue")
 
     def _optional(self, module: str, cls: str) -> Any | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -40,9 +40,10 @@ class UploadJob(Protocol):
 
 
 class UploadQueue(Protocol):
-    """What the Uploads page needs from the upload service."""
+    """What the Uploads page needs from the upload service (see upload_adapter)."""
 
     def jobs(self) -> list[UploadJob]: ...
+    def subscribe(self, callback: Any) -> Any: ...
     def pause(self, item_id: int) -> None: ...
     def resume(self, item_id: int) -> None: ...
     def retry(self, item_id: int) -> None: ...
@@ -56,8 +57,15 @@ def _eta(seconds: float | None) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
+class _EventBridge(QObject):
+    """Queue events arrive on upload threads; this re-emits them on the GUI thread."""
+
+    event = Signal(object)
+
+
 class UploadsView(QWidget):
     summaryChanged = Signal(str)
+    contributionDecided = Signal(int, str)  # item id, "accepted" | "rejected" | other state
 
     def __init__(
         self,
@@ -65,9 +73,12 @@ class UploadsView(QWidget):
         runner: TaskRunner,
         theme: Theme,
         parent: QWidget | None = None,
+        *,
+        available: bool | None = None,
     ) -> None:
         super().__init__(parent)
         self.queue = queue
+        available = queue is not None if available is None else available
         self.runner = runner
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 16)
@@ -77,7 +88,7 @@ class UploadsView(QWidget):
         )
         layout.addWidget(header)
         self.stack = QStackedWidget()
-        if queue is None:
+        if not available:
             text = (
                 "Contributions you submit are queued here with per-file progress, rate and ETA. "
                 "Uploading is not part of this build yet: the Submit action becomes available "
@@ -92,7 +103,6 @@ class UploadsView(QWidget):
         tl.setContentsMargins(0, 0, 0, 0)
         self.table = QTreeWidget()
         self.table.setAccessibleName("Upload queue")
-        self.table.setRootIsDecorated(False)
         self.table.setHeaderLabels(
             ["Contribution", "State", "Progress", "Rate", "ETA", "Last error"]
         )
@@ -115,8 +125,23 @@ class UploadsView(QWidget):
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self.poll)
         self._polling = False
+        self._bridge = _EventBridge(self)
+        self._bridge.event.connect(self._queue_event)
+        self._unsubscribe: Any = None
         if queue is not None:
-            self._timer.start()
+            self.attach(queue)
+
+    def attach(self, queue: UploadQueue) -> None:
+        """Start showing a queue (built in the background after the first paint)."""
+        self.queue = queue
+        self._unsubscribe = queue.subscribe(self._bridge.event.emit)
+        self._timer.start()
+        self.poll()
+
+    @Slot(object)
+    def _queue_event(self, event: Any) -> None:
+        if getattr(event, "kind", "") == "contribution" and event.item_id is not None:
+            self.contributionDecided.emit(int(event.item_id), str(event.message))
 
     def poll(self) -> None:
         if self.queue is None or self._polling:
@@ -129,35 +154,53 @@ class UploadsView(QWidget):
 
     def _show(self, jobs: list[Any]) -> None:
         self.stack.setCurrentIndex(1 if jobs else 0)
+        selected = self.selected_item_id()
         self.table.clear()
         active = 0
         for job in jobs:
+            rate = f"{human_size(int(job.rate_bps))}/s" if job.rate_bps else "—"
             item = QTreeWidgetItem(
-                [
-                    job.title,
-                    job.state,
-                    "",
-                    f"{human_size(int(job.rate_bps))}/s",
-                    _eta(job.eta_s),
-                    job.last_error,
-                ]
+                [job.title, job.state, "", rate, _eta(job.eta_s), job.last_error]
             )
             item.setData(0, Qt.ItemDataRole.UserRole, job.item_id)
+            item.setToolTip(5, job.last_error)
             self.table.addTopLevelItem(item)
-            bar = QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setValue(int(1000 * job.bytes_done / job.bytes_total) if job.bytes_total else 0)
-            bar.setAccessibleName(f"Progress of {job.title}")
-            self.table.setItemWidget(item, 2, bar)
+            self._bar(item, job.title, job.bytes_done, job.bytes_total)
+            for f in getattr(job, "files", ()):  # per-file progress under the contribution
+                child = QTreeWidgetItem([f.label, f.state, "", "", "", f.last_error])
+                child.setData(0, Qt.ItemDataRole.UserRole, job.item_id)
+                item.addChild(child)
+                self._bar(child, f.label, f.bytes_done, f.bytes_total)
+            item.setExpanded(job.state in ("queued", "uploading"))
+            if job.item_id == selected:
+                self.table.setCurrentItem(item)
             active += job.state in ("queued", "uploading")
         self.summaryChanged.emit(f"{active} uploading" if active else "queue idle")
 
-    def _act(self, action: str) -> None:
+    def _bar(self, item: QTreeWidgetItem, title: str, done: int, total: int) -> None:
+        bar = QProgressBar()
+        bar.setRange(0, 1000)
+        bar.setValue(int(1000 * done / total) if total else (1000 if done else 0))
+        bar.setMaximumHeight(10)
+        bar.setAccessibleName(f"Progress of {title}")
+        bar.setToolTip(f"{human_size(done)} of {human_size(total)}")
+        self.table.setItemWidget(item, 2, bar)
+
+    def selected_item_id(self) -> int | None:
         item = self.table.currentItem()
-        if self.queue is None or item is None:
+        if item is None:
+            return None
+        value = item.data(0, Qt.ItemDataRole.UserRole)
+        return int(value) if value is not None else None
+
+    def _act(self, action: str) -> None:
+        item_id = self.selected_item_id()
+        if self.queue is None or item_id is None:
             return
-        item_id = int(item.data(0, Qt.ItemDataRole.UserRole))
         self.runner.start(getattr(self.queue, action), item_id, on_finished=self.poll)
 
     def stop(self) -> None:
         self._timer.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None

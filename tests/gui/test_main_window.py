@@ -103,8 +103,8 @@ def test_selecting_an_item_shows_its_detail(
     assert "7 items" in pane.subtitle.text()
     assert pane.files.topLevelItemCount() == 1
     assert pane.history.topLevelItemCount() == 1
-    assert not pane.submit_button.isEnabled()  # no upload service in this build
-    assert pane.submit_button.toolTip()
+    assert pane.submit_button.isEnabled()  # a draft can be submitted (signed on the way)
+    assert "queue" in pane.submit_button.toolTip()
 
 
 def test_export_croissant_from_detail(

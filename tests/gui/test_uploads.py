@@ -1,0 +1,60 @@
+"""Submit from the detail pane, then the Uploads page: queued while offline, pause, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+
+from app.ui.main_window import MainWindow
+from tests.gui.conftest import add_item, make_csv
+
+
+def test_submit_offline_queues_then_pause_and_cancel(
+    qtbot: Any, services: Any, theme: Any, tmp_path: Path
+) -> None:
+    services.identity.init()
+    item = add_item(services, make_csv(tmp_path / "a", "a.csv", rows=20), title="To upload")
+    win = MainWindow(services, theme, check_registry_on_start=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.uploads.queue is not None, timeout=10_000)
+    win.catalogue.select_item(item.id)
+    pane = win.catalogue.detail
+    qtbot.waitUntil(lambda: pane.detail is not None, timeout=5000)
+    qtbot.mouseClick(pane.submit_button, Qt.MouseButton.LeftButton)
+
+    # The registry is down: submitting still succeeds locally and the item waits in the queue.
+    qtbot.waitUntil(
+        lambda: (
+            win.catalogue.model.item_at(0) is not None
+            and str(win.catalogue.model.item_at(0).state) == "queued"
+        ),
+        timeout=20_000,
+    )
+    win.show_page("uploads")
+    view = win.uploads
+    qtbot.waitUntil(lambda: view.table.topLevelItemCount() == 1, timeout=10_000)
+    row = view.table.topLevelItem(0)
+    assert row.text(0) == "To upload"
+    assert view.stack.currentIndex() == 1
+    assert "uploading" in win.queue_label.text() or "idle" in win.queue_label.text()
+
+    view.table.setCurrentItem(row)
+    qtbot.mouseClick(view.buttons["pause"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: (
+            view.table.topLevelItemCount() == 1
+            and all(
+                view.table.topLevelItem(0).child(i).text(1) == "paused"
+                for i in range(view.table.topLevelItem(0).childCount())
+            )
+        ),
+        timeout=10_000,
+    )
+    view.table.setCurrentItem(view.table.topLevelItem(0))
+    qtbot.mouseClick(view.buttons["cancel"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: str(services.catalogue.get(item.id).summary.state) == "draft", timeout=10_000
+    )
