@@ -4,9 +4,9 @@ Everything happens in a throwaway data folder with an in-memory keyring installe
 process only, so the user's catalogue and keyring are never touched. Steps:
   1. open the main window (offscreen) and paint it;
   2. add a generated dataset through the import dialog and the real CatalogueService;
-  3. create a throwaway identity and sign the item, when the signing service exists;
-  4. TODO(issue 5): submit to an embedded registry and wait for `accepted` once the upload
-     and registry-client services exist (start_demo_registry is ready for that step).
+  3. create a throwaway identity and sign the item;
+  4. submit it to an embedded registry (a child process on loopback, its own database) and
+     wait until the registry has accepted it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from keyring.backend import KeyringBackend
 
@@ -60,7 +61,13 @@ def _wait(app: object, done: Callable[[], bool], what: str) -> None:
 def run_self_test(*, debug: bool = False) -> int:
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     import keyring
+    from PySide6.QtCore import qInstallMessageHandler
 
+    def quiet(mode: Any, context: Any, message: str) -> None:
+        if "propagateSizeHints" not in message:  # the offscreen plugin's harmless note
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(quiet)
     previous_keyring = keyring.get_keyring()
     keyring.set_keyring(SelfTestKeyring())
     try:
@@ -80,8 +87,10 @@ def _run(tmp: Path, debug: bool) -> int:
 
     started = time.monotonic()
     app = ensure_app()
-    # An unroutable registry: this step must not depend on, or talk to, a real one.
-    ctx = ServiceContext(tmp / "data", registry_url="http://127.0.0.1:9")
+    demo = _start_registry(tmp / "registry")
+    # Never a real registry: the embedded one, or an unroutable address if it cannot start.
+    url = demo.url if demo is not None else "http://127.0.0.1:9"
+    ctx = ServiceContext(tmp / "data", registry_url=url)
     try:
         session = GuiSession(ctx, app, debug)
         window = session.build_window()
@@ -109,18 +118,44 @@ def _run(tmp: Path, debug: bool) -> int:
         )
 
         services = session.services
-        if services.identity is not None and services.signing is not None:
-            info = services.identity.init()
-            result = services.signing.sign_item(
-                item.id, registry_url=ctx.registry_url, datanet="self-test"
-            )
-            print(f"self-test: signed with {info.grouped[:19]}… (envelope #{result.envelope_id})")
-        else:
-            print("self-test: signing service not installed; sign step skipped")
-        print("self-test: submit → accepted round trip: not available yet (upload service)")
+        if services.identity is None or services.signing is None:
+            raise SelfTestFailed("the identity and signing services are missing")
+        info = services.identity.init()
+        result = services.signing.sign_item(
+            item.id, registry_url=ctx.registry_url, datanet="open-data"
+        )
+        print(f"self-test: signed with {info.grouped[:19]}… (envelope #{result.envelope_id})")
+        if demo is None:
+            raise SelfTestFailed("the embedded registry did not start")
+        uploads = services.uploads
+        if uploads is None:
+            raise SelfTestFailed("the upload service is missing")
+        submitted = uploads.submit(item.id)
+        print(f"self-test: submitted to {url}: {submitted.message or submitted.state}")
+        _wait(
+            app,
+            lambda: str(services.catalogue.get(item.id).summary.state) in ("accepted", "rejected"),
+            "the registry's decision",
+        )
+        detail = services.catalogue.get(item.id)
+        if str(detail.summary.state) != "accepted":
+            raise SelfTestFailed(f"the registry rejected it: {detail.rejection_reasons}")
+        print(f"self-test: accepted by the registry as {detail.registry_id}")
         window.close()
         app.processEvents()
         print(f"self-test: OK in {time.monotonic() - started:.1f} s")
         return 0
     finally:
         ctx.close()
+        if demo is not None:
+            demo.stop()
+
+
+def _start_registry(folder: Path) -> Any:
+    try:
+        from app.services.demo import start_demo_registry
+
+        return start_demo_registry(folder)
+    except Exception as exc:
+        print(f"self-test: embedded registry failed to start: {exc}", file=sys.stderr)
+        return None

@@ -57,6 +57,7 @@ def test_self_test_runs_offscreen_and_exits_zero(data_dir: Path, tmp_path: Path)
     assert "self-test: OK" in proc.stdout
     assert "added #1" in proc.stdout
     assert "signed with" in proc.stdout
+    assert "accepted by the registry" in proc.stdout
     assert not data_dir.exists() or not (data_dir / "catalogue.sqlite3").exists()
 
 
