@@ -208,6 +208,20 @@ def shoot_first_run(out: Path, theme_name: str, data_dir: Path) -> Path:
         ctx.close()
 
 
+def submit_and_wait(app: Any, services: Any, item_ids: list[int]) -> None:
+    """Real submissions to the embedded registry, so the Uploads page has real rows."""
+    for item_id in item_ids:
+        services.uploads.submit(item_id)
+    _wait(
+        app,
+        lambda: all(
+            str(services.catalogue.get(i).summary.state) in ("accepted", "rejected")
+            for i in item_ids
+        ),
+        timeout=60,
+    )
+
+
 def _start_demo(data_dir: Path) -> Any:
     try:
         from app.services.demo import start_demo_registry
@@ -237,31 +251,30 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="contributor-desk-shots-") as tmp:
         root = Path(tmp)
         (root / "src").mkdir()
-        ctx = ServiceContext(root / "data", registry_url="http://127.0.0.1:9")
+        demo = _start_demo(root / "registry")
+        url = demo.url if demo is not None else "http://127.0.0.1:9"
+        ctx = ServiceContext(root / "data", registry_url=url)
+        saved: list[Path] = []
         try:
             ids = build_catalogue(ctx, root / "src")
             services = Services(ctx)
             if services.identity is not None:
                 services.identity.init()
             if services.signing is not None:
-                for key in ("air", "coco", "diabetes"):
-                    if key in ids:
-                        services.signing.sign_item(
-                            ids[key],
-                            registry_url="https://registry.example.org",
-                            datanet="open-health",
-                        )
-            demo = _start_demo(root / "data")
-            saved: list[Path] = []
-            try:
-                for name in args.themes.split(","):
-                    url = demo.url if demo is not None else None
-                    saved += shoot(args.out, name.strip(), services, ids, root / "src", url)
-            finally:
-                if demo is not None:
-                    demo.stop()
+                services.signing.sign_item(ids["diabetes"], registry_url=url, datanet="open-data")
+            if demo is not None and services.uploads is not None:
+                submit_and_wait(app, services, [ids["coco"], ids["air"]])
+            for name in args.themes.split(","):
+                saved += shoot(
+                    args.out, name.strip(), services, ids, root / "src", demo and demo.url
+                )
         finally:
+            uploads = services.__dict__.get("uploads") if "services" in locals() else None
+            if uploads is not None:
+                uploads.stop()
             ctx.close()
+            if demo is not None:
+                demo.stop()
     for path in saved:
         print(path)
     del app

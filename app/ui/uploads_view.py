@@ -78,6 +78,7 @@ class UploadsView(QWidget):
     ) -> None:
         super().__init__(parent)
         self.queue = queue
+        self.theme = theme
         available = queue is not None if available is None else available
         self.runner = runner
         layout = QVBoxLayout(self)
@@ -106,7 +107,13 @@ class UploadsView(QWidget):
         self.table.setHeaderLabels(
             ["Contribution", "State", "Progress", "Rate", "ETA", "Last error"]
         )
-        self.table.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setUniformRowHeights(True)
+        self.table.setAlternatingRowColors(False)
+        header = self.table.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        for col, width in ((1, 110), (2, 200), (3, 90), (4, 80), (5, 260)):
+            self.table.setColumnWidth(col, width)
         tl.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         self.buttons: dict[str, QPushButton] = {}
@@ -158,16 +165,19 @@ class UploadsView(QWidget):
         self.table.clear()
         active = 0
         for job in jobs:
-            rate = f"{human_size(int(job.rate_bps))}/s" if job.rate_bps else "—"
+            moving = job.state in ("queued", "uploading")
+            rate = f"{human_size(int(job.rate_bps))}/s" if job.rate_bps and moving else "—"
+            eta = _eta(job.eta_s) if moving else "—"
             item = QTreeWidgetItem(
-                [job.title, job.state, "", rate, _eta(job.eta_s), job.last_error]
+                [job.title, job.state.capitalize(), "", rate, eta, job.last_error]
             )
+            item.setForeground(1, self.theme.state_color(job.state))
             item.setData(0, Qt.ItemDataRole.UserRole, job.item_id)
             item.setToolTip(5, job.last_error)
             self.table.addTopLevelItem(item)
             self._bar(item, job.title, job.bytes_done, job.bytes_total)
             for f in getattr(job, "files", ()):  # per-file progress under the contribution
-                child = QTreeWidgetItem([f.label, f.state, "", "", "", f.last_error])
+                child = QTreeWidgetItem([f.label, f.state.capitalize(), "", "", "", f.last_error])
                 child.setData(0, Qt.ItemDataRole.UserRole, job.item_id)
                 item.addChild(child)
                 self._bar(child, f.label, f.bytes_done, f.bytes_total)
@@ -178,13 +188,18 @@ class UploadsView(QWidget):
         self.summaryChanged.emit(f"{active} uploading" if active else "queue idle")
 
     def _bar(self, item: QTreeWidgetItem, title: str, done: int, total: int) -> None:
+        holder = QWidget()
+        box = QVBoxLayout(holder)
+        box.setContentsMargins(4, 0, 12, 0)
         bar = QProgressBar()
         bar.setRange(0, 1000)
         bar.setValue(int(1000 * done / total) if total else (1000 if done else 0))
-        bar.setMaximumHeight(10)
+        bar.setTextVisible(False)
+        bar.setFixedHeight(8)
         bar.setAccessibleName(f"Progress of {title}")
         bar.setToolTip(f"{human_size(done)} of {human_size(total)}")
-        self.table.setItemWidget(item, 2, bar)
+        box.addWidget(bar, 0, Qt.AlignmentFlag.AlignVCenter)
+        self.table.setItemWidget(item, 2, holder)
 
     def selected_item_id(self) -> int | None:
         item = self.table.currentItem()

@@ -43,16 +43,10 @@ def test_submit_offline_queues_then_pause_and_cancel(
 
     view.table.setCurrentItem(row)
     qtbot.mouseClick(view.buttons["pause"], Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(
-        lambda: (
-            view.table.topLevelItemCount() == 1
-            and all(
-                view.table.topLevelItem(0).child(i).text(1) == "paused"
-                for i in range(view.table.topLevelItem(0).childCount())
-            )
-        ),
-        timeout=10_000,
-    )
+    qtbot.waitUntil(lambda: view.table.topLevelItem(0).text(1) == "Paused", timeout=10_000)
+    view.table.setCurrentItem(view.table.topLevelItem(0))
+    qtbot.mouseClick(view.buttons["resume"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.table.topLevelItem(0).text(1) == "Queued", timeout=10_000)
     view.table.setCurrentItem(view.table.topLevelItem(0))
     qtbot.mouseClick(view.buttons["cancel"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(
