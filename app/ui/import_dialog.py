@@ -66,6 +66,7 @@ class ImportDialog(QDialog):
         self.task: Task | None = None
         self.hashing = False
         self.result_item: ItemSummary | None = None
+        self._tone = ""
         self.setWindowTitle("Add to catalogue")
         self.setAccessibleName("Add to catalogue")
         self.setMinimumWidth(600)
@@ -203,7 +204,7 @@ class ImportDialog(QDialog):
     def _preview_ready(self, preview: ImportPreview) -> None:
         self.task = None
         self.preview = preview
-        self.progress.setRange(0, 100)
+        self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.hide()
         report = preview.report
@@ -285,8 +286,10 @@ class ImportDialog(QDialog):
             self.problems_title.setText(f"Problems found ({len(problems):,})")
 
     def _set_status(self, text: str, tone: str) -> None:
-        color = self.theme.colors.get(tone, self.theme.colors["muted"])
-        self.status.setStyleSheet(f"color: {color};")
+        if tone != self._tone:  # restyling re-polishes the widget: only when the tone changes
+            self._tone = tone
+            color = self.theme.colors.get(tone, self.theme.colors["muted"])
+            self.status.setStyleSheet(f"color: {color};")
         self.status.setText(text)
 
     # -- add -------------------------------------------------------------------------------
@@ -335,7 +338,7 @@ class ImportDialog(QDialog):
 
     def _progress(self, done: int, total: int) -> None:
         if total > 0:
-            self.progress.setValue(int(done * 100 / total))
+            self.progress.setValue(int(done * 1000 / total))
             self._set_status(f"Hashing… {human_size(done)} of {human_size(total)}", "muted")
 
     def _added(self, item: ItemSummary) -> None:

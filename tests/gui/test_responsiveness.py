@@ -74,7 +74,7 @@ def test_gui_heartbeat_while_hashing_1gb(qtbot: Any, window: MainWindow, tmp_pat
 def _measure(qtbot: Any, dialog: Any) -> None:
     idle = Heartbeat()
     idle.start()
-    qtbot.wait(2000)
+    qtbot.wait(3000)
     idle.stop()
     noise = max(idle.gaps)
 
