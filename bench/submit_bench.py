@@ -133,7 +133,7 @@ def submit_and_upload(ctx: ServiceContext, item: int, concurrency: int) -> tuple
     state = CatalogueService(ctx).get(item).summary.state.value
     if state != "accepted":
         raise SystemExit(f"contribution ended {state}: {snap}")
-    return elapsed, snap.total_bytes
+    return elapsed, sum(c.total_bytes for c in snap.contributions if c.item_id == item)
 
 
 def main() -> int:

@@ -477,9 +477,19 @@ class UploadWorkers:
             return
         done = [jid for sha in (*result.stored, *result.present) for jid in job_of.get(sha, [])]
         with disk_guard(), self._ctx.db.session() as s:
-            for job in s.scalars(select(UploadJob).where(UploadJob.id.in_(done))):
-                job.state, job.bytes_confirmed, job.last_error = "done", job.size, ""
-                job.next_attempt_at, job.updated_at = None, utcnow()
+            now = utcnow()
+            for start in range(0, len(done), 500):
+                s.execute(
+                    update(UploadJob)
+                    .where(UploadJob.id.in_(done[start : start + 500]))
+                    .values(
+                        state="done",
+                        bytes_confirmed=UploadJob.size,
+                        last_error="",
+                        next_attempt_at=None,
+                        updated_at=now,
+                    )
+                )
             if result.rejected:
                 item = s.get_one(Item, item_id)
                 sha, why = next(iter(result.rejected.items()))
