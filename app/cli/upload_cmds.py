@@ -21,6 +21,7 @@ from app.services.upload_state import QueueEvent, QueueSnapshot, RegistryStatus
 from app.services.uploads import QueueOptions, UploadQueue
 
 EXIT_OK, EXIT_BAD_DATA, EXIT_REGISTRY = 0, 3, 4
+JOBS_SHOWN = 20
 
 
 def _passphrase_arg(p: argparse.ArgumentParser) -> None:
@@ -248,10 +249,12 @@ def cmd_queue(args: argparse.Namespace, ctx: ServiceContext) -> int:
             f"{human_size(c.bytes_confirmed)} / {human_size(c.total_bytes)}"
             + (f" — {c.last_error}" if c.last_error else "")
         )
-        for j in snap.jobs:
-            if j.item_id == c.item_id and j.state != "done":
-                what = "create contribution" if j.kind == "create" else j.paths[0]
-                print(f"    job {j.id} {j.state:9} {what} {human_size(j.size)} {j.last_error}")
+        open_jobs = [j for j in snap.jobs if j.item_id == c.item_id and j.state != "done"]
+        for j in open_jobs[:JOBS_SHOWN]:
+            what = "create contribution" if j.kind == "create" else j.paths[0]
+            print(f"    job {j.id} {j.state:9} {what} {human_size(j.size)} {j.last_error}")
+        if len(open_jobs) > JOBS_SHOWN:
+            print(f"    … and {len(open_jobs) - JOBS_SHOWN} more (see --json)")
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.domain.errors import RegistryRefused, RegistryUnavailable
+from app.domain.states import State
 from app.registry_client.api import RegistryClient
 from app.registry_client.http import RegistryHttp, RetryPolicy
 from tests.integration.faults.helpers import (
@@ -158,3 +159,20 @@ def test_4xx_is_refused_with_the_registry_message(
     assert list(client.list_mine()) == []
     client.close()
     d.ctx.close()
+
+
+def test_lost_finalize_answer_is_recovered_by_sync(desk: Desk, proxy: FaultProxy) -> None:
+    item = desk.add("ds", {"a.txt": b"aaaa"})
+    desk.submit(item)
+    # The registry gets the whole finalize request, but its answer never comes back.
+    lost = proxy.add(
+        Fault("drop", 100, method="POST", path_prefix="/v1/contributions/", after_bytes=10**9)
+    )
+    queue = desk.queue()
+    snap = queue.run(wait_offline=False)
+    assert lost.applied >= 1 and desk.state(item) == "uploading"
+    assert snap.registry_status.value == "offline"
+    proxy.clear()
+    assert queue.sync() == [(item, State.ACCEPTED)]
+    assert desk.state(item) == "accepted"
+    queue.close()
