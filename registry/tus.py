@@ -1,10 +1,19 @@
-"""Storage side of tus uploads: partial files, claims, offsets and completion.
+"""Storage side of tus uploads: partial files, live upload state, offsets and completion.
 
 Invariants that make uploads resumable after a crash of either side:
-- `uploads.offset` is written only after the bytes before it are fsynced to the partial file;
-- a PATCH first truncates the partial file to the persisted offset (drops unconfirmed bytes);
-- a PATCH owns the upload through a compare-and-set `claim` (offset must match, no other claim),
-  so two concurrent PATCHes can never both append; the loser gets 409;
+- `uploads.offset` in the database is the *durable* offset: it is written only after the bytes
+  before it are fdatasynced to the partial file (`flush`), so after a crash of the process or
+  of the whole machine it never exceeds what the file really holds;
+- the live process keeps each upload's acknowledged offset in memory (`LiveUpload`): a PATCH is
+  answered once its bytes are written (page cache), and made durable by the next PATCH (in
+  parallel with receiving that PATCH's body), by any HEAD (which flushes before answering, so a
+  HEAD never reports bytes that are not durably stored), or by completion. A kill -9 of the
+  server keeps the page cache; after a power loss the durable offset is still truthful;
+- a fresh process starts from the durable offset and truncates the partial file to it before
+  writing (drops bytes that were never made durable or never confirmed);
+- a PATCH owns the live upload while it runs (`busy`, set and tested without an await in
+  between on the one event loop: one server process per blob directory), so two concurrent
+  PATCHes can never both append; the loser gets 409;
 - a blob becomes visible only by FileBlobStore.put_from_file (fsync + atomic rename), after the
   whole-blob sha256 matched.
 """
@@ -17,6 +26,7 @@ import errno
 import hashlib
 import os
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,36 +98,79 @@ def is_expired(upload: Upload, now: datetime | None = None) -> bool:
     return upload.completed_at is None and as_utc(upload.expires_at) <= (now or datetime.now(UTC))
 
 
-def claim(sessions: sessionmaker[Session], upload_id: str, offset: int) -> str | None:
-    """Compare-and-set: take the upload for one PATCH iff its offset is `offset` and nobody
-    else holds it. Returns the claim token, or None when another PATCH won / offset moved."""
-    token = secrets.token_hex(16)
+@dataclass
+class LiveUpload:
+    """What the serving process knows about an unfinished upload between its requests.
+
+    Touched only on the event loop (PATCH/HEAD/DELETE handlers), so `busy` is a real mutex:
+    it is tested and set with no await in between.
+    """
+
+    id: str
+    owner: str
+    length: int
+    expires_at: datetime
+    path: Path
+    offset: int  # acknowledged to the client: written to the partial file (maybe not synced)
+    durable: int  # fdatasynced and recorded in uploads.offset
+    whole: Any | None = None  # running sha256 over [0, offset); None: re-hash from the file
+    busy: bool = False
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return as_utc(self.expires_at) <= (now or datetime.now(UTC))
+
+
+class LiveUploads:
+    """The serving process's table of unfinished uploads it has seen (kept on app.state).
+
+    Only an optimisation over the database for the one process that serves a blob directory:
+    dropping an entry (or restarting) falls back to the durable offset in the database.
+    """
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, LiveUpload] = {}
+
+    def adopt(self, upload: Upload, uploads_dir: Path) -> LiveUpload:
+        """The entry for `upload`, created from its database row (durable offset) if new."""
+        live = self.by_id.get(upload.id)
+        if live is None:
+            live = LiveUpload(
+                id=upload.id,
+                owner=upload.owner_fingerprint,
+                length=upload.length,
+                expires_at=upload.expires_at,
+                path=partial_path(uploads_dir, upload.id),
+                offset=upload.offset,
+                durable=upload.offset,
+            )
+            self.by_id[upload.id] = live
+        return live
+
+    def busy_ids(self) -> set[str]:
+        """Uploads a PATCH holds right now (a snapshot; safe to call from a worker thread)."""
+        return {k for k, v in list(self.by_id.items()) if v.busy}
+
+
+def flush(sessions: sessionmaker[Session], live_path: Path, upload_id: str, target: int) -> None:
+    """Make the first `target` bytes of the partial file durable, then record `target` as the
+    upload's durable offset (never moving it backwards, never on a finished upload)."""
+    try:
+        fd = os.open(live_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # completed (renamed into the blob store) or terminated meanwhile
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
     with sessions() as session:
-        result = session.execute(
+        session.execute(
             update(Upload)
             .where(
                 Upload.id == upload_id,
-                Upload.offset == offset,
-                Upload.claim.is_(None),
+                Upload.offset < target,
                 Upload.completed_at.is_(None),
-                Upload.failure.is_(None),
             )
-            .values(claim=token)
-        )
-        session.commit()
-        return token if result.rowcount == 1 else None  # type: ignore[attr-defined]
-
-
-def release(
-    sessions: sessionmaker[Session], upload_id: str, token: str, new_offset: int | None
-) -> None:
-    """Drop the claim; when `new_offset` is given the bytes before it are already fsynced."""
-    values: dict[str, Any] = {"claim": None}
-    if new_offset is not None:
-        values["offset"] = new_offset
-    with sessions() as session:
-        session.execute(
-            update(Upload).where(Upload.id == upload_id, Upload.claim == token).values(**values)
+            .values(offset=target)
         )
         session.commit()
 
@@ -205,6 +258,7 @@ def running_hash(path: Path, offset: int, cached: Any | None) -> Any:
 class Completion:
     ok: bool
     digest: str
+    expected: str
 
 
 def complete(
@@ -223,7 +277,7 @@ def complete(
             upload.completed_at = now
             session.commit()
             path.unlink(missing_ok=True)
-            return Completion(False, digest)
+            return Completion(False, digest, upload.sha256)
         blobs.put_from_file(path, upload.sha256, upload.length)
         if session.get(Blob, upload.sha256) is None:
             session.add(Blob(sha256=upload.sha256, size=upload.length, stored_at=now))
@@ -234,22 +288,26 @@ def complete(
             session.rollback()
             session.execute(update(Upload).where(Upload.id == upload_id).values(completed_at=now))
             session.commit()
-        return Completion(True, digest)
+        return Completion(True, digest, upload.sha256)
 
 
-def purge_expired(sessions: sessionmaker[Session], uploads_dir: Path) -> int:
-    """Delete expired, unfinished, unclaimed uploads and their partial files."""
+def purge_expired(
+    sessions: sessionmaker[Session], uploads_dir: Path, busy: Collection[str] = ()
+) -> list[str]:
+    """Delete expired, unfinished uploads (not those with a PATCH running: `busy`) and their
+    partial files; returns their ids."""
     now = datetime.now(UTC)
     with sessions() as session:
-        ids = session.scalars(
+        found = session.scalars(
             select(Upload.id).where(
                 Upload.completed_at.is_(None), Upload.claim.is_(None), Upload.expires_at <= now
             )
         ).all()
+        ids = [i for i in found if i not in busy]
         if not ids:
-            return 0
+            return []
         session.execute(delete(Upload).where(Upload.id.in_(ids)))
         session.commit()
     for upload_id in ids:
         partial_path(uploads_dir, upload_id).unlink(missing_ok=True)
-    return len(ids)
+    return ids

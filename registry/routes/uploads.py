@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import errno
 import hmac
+import pathlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from registry import tus
-from registry.auth import CurrentPrincipal, as_utc
+from registry.auth import CurrentPrincipal, Principal, as_utc
 from registry.contributions import get_owned
 from registry.db.models import STATE_SUBMITTED, ContributionFile, Upload
 from registry.db.session import DbSession
@@ -161,7 +163,11 @@ def create_upload(
         raise tus_error(
             400, "bad_length", f"The manifest says this blob has {expected} bytes, not {length}."
         )
-    tus.purge_expired(request.app.state.sessions, request.app.state.uploads_dir)
+    table = _live(request)
+    for gone in tus.purge_expired(
+        request.app.state.sessions, request.app.state.uploads_dir, table.busy_ids()
+    ):
+        table.by_id.pop(gone, None)
     now = datetime.now(UTC)
     upload = Upload(
         id=tus.new_upload_id(),
@@ -194,10 +200,21 @@ def create_upload(
     response_class=Response,
     responses=_tus_errors(401, 404, 410, 412, ok=(200, "Upload-Offset and Upload-Length headers")),
 )
-def head_upload(upload_id: UploadId, principal: CurrentPrincipal, session: DbSession) -> Response:
+async def head_upload(
+    upload_id: UploadId, request: Request, principal: CurrentPrincipal
+) -> Response:
     """Where to resume: the persisted (fsynced) offset."""
-    upload = _owned_upload(session, principal, upload_id)
-    offset = upload.length if upload.completed_at and not upload.failure else upload.offset
+    # Bytes acknowledged to PATCHes but not yet synced are flushed first, so a live upload
+    # answers with everything it acknowledged, and a HEAD never reports unsynced bytes.
+    state = request.app.state
+    upload = await run_in_threadpool(_load, state.sessions, principal, upload_id)
+    offset = upload.offset
+    if upload.completed_at is not None:
+        offset = upload.offset if upload.failure else upload.length
+    else:
+        live = _live(request).by_id.get(upload_id)
+        if live is not None:
+            offset = await _make_durable(request, live, live.offset)
     return Response(
         status_code=200,
         headers={
@@ -217,17 +234,61 @@ def head_upload(upload_id: UploadId, principal: CurrentPrincipal, session: DbSes
     response_class=Response,
     responses=_tus_errors(401, 404, 409, 410, 412),
 )
-def delete_upload(
-    upload_id: UploadId, request: Request, principal: CurrentPrincipal, session: DbSession
+async def delete_upload(
+    upload_id: UploadId, request: Request, principal: CurrentPrincipal
 ) -> Response:
     """Termination: forget the upload and its partial bytes."""
-    upload = _owned_upload(session, principal, upload_id)
-    if upload.claim is not None:
+    state = request.app.state
+    upload = await run_in_threadpool(_load, state.sessions, principal, upload_id)
+    table = _live(request)
+    live = table.adopt(upload, state.uploads_dir)
+    if live.busy or upload.claim is not None:
         raise tus_error(409, "busy", "A PATCH is in progress on this upload.")
-    session.delete(upload)
-    session.commit()
-    tus.partial_path(request.app.state.uploads_dir, upload_id).unlink(missing_ok=True)
+    live.busy = True  # no PATCH may start while the row and file go away
+    try:
+        await run_in_threadpool(_terminate, state.sessions, upload_id, live.path)
+    finally:
+        table.by_id.pop(upload_id, None)
     return Response(status_code=204, headers={"Tus-Resumable": TUS_VERSION})
+
+
+def _terminate(sessions: sessionmaker[Session], upload_id: str, path: pathlib.Path) -> None:
+    with sessions() as session:
+        session.execute(delete(Upload).where(Upload.id == upload_id))
+        session.commit()
+    path.unlink(missing_ok=True)
+
+
+def _live(request: Request) -> tus.LiveUploads:
+    """This process's live-upload table (created on first use; lives on app.state)."""
+    state = request.app.state
+    table: tus.LiveUploads | None = getattr(state, "tus_live", None)
+    if table is None:
+        table = tus.LiveUploads()
+        state.tus_live = table
+    return table
+
+
+def _load(sessions: sessionmaker[Session], principal: Principal, upload_id: str) -> Upload:
+    with sessions() as session:
+        return _owned_upload(session, principal, upload_id)
+
+
+async def _make_durable(request: Request, live: tus.LiveUpload, target: int) -> int:
+    """fdatasync the partial file and record `target` as durable; returns the durable offset.
+
+    If syncing fails, the acknowledged-but-unsynced bytes may be gone from the page cache too:
+    the live entry is dropped so the next request starts again from the durable offset."""
+    if target <= live.durable:
+        return live.durable
+    state = request.app.state
+    try:
+        await run_in_threadpool(tus.flush, state.sessions, live.path, live.id, target)
+    except OSError as exc:
+        _live(request).by_id.pop(live.id, None)
+        raise _storage_error(exc) from exc
+    live.durable = max(live.durable, target)
+    return live.durable
 
 
 @router.patch(
@@ -268,112 +329,128 @@ async def patch_upload(
         checksum = tus.parse_checksum(upload_checksum)
     except ValueError as exc:
         raise tus_error(400, "bad_checksum", f"Upload-Checksum: {exc}.") from exc
-    sessions = request.app.state.sessions
-
-    def load() -> Upload:
-        with sessions() as session:
-            return _owned_upload(session, principal, upload_id)
-
-    upload = await run_in_threadpool(load)
-    if upload.completed_at is not None or upload.failure is not None:
-        raise tus_error(409, "completed", "This upload is already complete.")
-    if upload.offset != offset:
-        raise tus_error(
-            409, "offset_mismatch", f"Upload-Offset is {offset}, the upload is at {upload.offset}."
-        )
-    token = await run_in_threadpool(tus.claim, sessions, upload_id, offset)
-    if token is None:
+    state = request.app.state
+    table = _live(request)
+    live = table.by_id.get(upload_id)
+    if live is None or live.owner not in principal.all_fingerprints or live.expired():
+        # Not seen since this process started (or not yours / expired: the row says which).
+        upload = await run_in_threadpool(_load, state.sessions, principal, upload_id)
+        if upload.completed_at is not None or upload.failure is not None:
+            raise tus_error(409, "completed", "This upload is already complete.")
+        live = table.adopt(upload, state.uploads_dir)
+    if live.busy:
         raise tus_error(409, "offset_mismatch", "Another PATCH is writing this upload.")
+    if live.offset != offset:
+        raise tus_error(
+            409, "offset_mismatch", f"Upload-Offset is {offset}, the upload is at {live.offset}."
+        )
+    live.busy = True  # tested and set with no await in between: this PATCH owns the upload
     try:
-        return await _receive(request, upload, token, checksum)
+        return await _receive(request, live, checksum)
     finally:
-        # No-op when _receive already released with a new offset.
-        await run_in_threadpool(tus.release, sessions, upload_id, token, None)
+        live.busy = False
 
 
 async def _receive(
-    request: Request, upload: Upload, token: str, checksum: tuple[str, bytes] | None
+    request: Request, live: tus.LiveUpload, checksum: tuple[str, bytes] | None
 ) -> Response:
     state = request.app.state
-    runtime = state.upload_runtime
-    path = tus.partial_path(state.uploads_dir, upload.id)
-    remaining = upload.length - upload.offset
-    with runtime.lock:
-        cached = runtime.hashes.pop((upload.id, upload.offset), None)
+    start = live.offset
+    remaining = live.length - start
+    # Make what earlier PATCHes acknowledged durable while this body arrives.
+    flushing = asyncio.ensure_future(_make_durable(request, live, start))
     try:
-        whole = await run_in_threadpool(tus.running_hash, path, upload.offset, cached)
-        writer = await run_in_threadpool(
-            tus.PartialWriter, path, upload.offset, whole.copy(), checksum[0] if checksum else None
-        )
-    except OSError as exc:
-        raise _storage_error(exc) from exc
-    interrupted = False
-    try:
-        pending: asyncio.Future[Any] | None = None
-        parts: list[bytes] = []
-        size = 0
-        received = 0
         try:
-            async for chunk in request.stream():
-                if not chunk:
-                    continue
-                received += len(chunk)
-                if received > remaining:
-                    if pending is not None:
-                        await pending
-                    writer.rollback()
-                    raise tus_error(413, "too_long", "The body goes past Upload-Length.")
-                parts.append(chunk)
-                size += len(chunk)
-                if size >= SLICE:
-                    if pending is not None:
-                        await pending
-                    pending = _store_slice(writer, parts)
-                    parts, size = [], 0
-        except ClientDisconnect:
-            interrupted = True
-        if pending is not None:
-            await pending
-        if parts:
-            await _store_slice(writer, parts)
-        if checksum is not None:
-            assert writer.chunk is not None
-            if interrupted or not hmac.compare_digest(writer.chunk.digest(), checksum[1]):
-                await run_in_threadpool(writer.rollback)
-                raise tus_error(
-                    460, "checksum_mismatch", "Upload-Checksum does not match; chunk discarded."
-                )
-        await run_in_threadpool(writer.sync)
-    except OSError as exc:
-        await run_in_threadpool(writer.rollback)
-        raise _storage_error(exc) from exc
+            whole: Any = live.whole
+            if whole is None:
+                whole = await run_in_threadpool(tus.running_hash, live.path, start, None)
+                live.whole = whole
+            writer = await run_in_threadpool(
+                tus.PartialWriter, live.path, start, whole.copy(), checksum[0] if checksum else None
+            )
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        try:
+            await _read_body(request, writer, remaining, checksum)
+        except OSError as exc:
+            await run_in_threadpool(writer.rollback)
+            raise _storage_error(exc) from exc
+        finally:
+            await run_in_threadpool(writer.close)
     finally:
-        await run_in_threadpool(writer.close)
+        await flushing  # never leave it running past the request; raises its storage error
     new_offset = writer.offset
-    await run_in_threadpool(tus.release, state.sessions, upload.id, token, new_offset)
     headers = {
         "Tus-Resumable": TUS_VERSION,
         "Upload-Offset": str(new_offset),
-        "Upload-Expires": _expires_header(upload),
+        "Upload-Expires": format_datetime(as_utc(live.expires_at), usegmt=True),
     }
-    if new_offset < upload.length:
-        with runtime.lock:
-            runtime.hashes[(upload.id, new_offset)] = writer.whole
+    if new_offset < live.length:
+        live.offset = new_offset
+        live.whole = writer.whole
         return Response(status_code=204, headers=headers)
     try:
+        # put_from_file fsyncs the whole file before the atomic rename that publishes it.
         done = await run_in_threadpool(
-            tus.complete, state.sessions, state.blobs, upload.id, path, writer.whole.hexdigest()
+            tus.complete, state.sessions, state.blobs, live.id, live.path, writer.whole.hexdigest()
         )
     except OSError as exc:
+        _live(request).by_id.pop(live.id, None)  # resume from the durable offset
         raise _storage_error(exc) from exc
+    _live(request).by_id.pop(live.id, None)
     if not done.ok:
         raise tus_error(
             460,
             "blob_hash_mismatch",
             "The uploaded bytes do not have the declared sha256; the upload was discarded.",
-            {"expected": upload.sha256, "actual": done.digest},
+            {"expected": done.expected, "actual": done.digest},
         )
     return Response(status_code=204, headers=headers)
+
+
+async def _read_body(
+    request: Request,
+    writer: tus.PartialWriter,
+    remaining: int,
+    checksum: tuple[str, bytes] | None,
+) -> None:
+    """Stream the body into `writer` (slices written and hashed while the next arrives);
+    raises 413/460 after rolling back, OSError for the caller to map."""
+    interrupted = False
+    pending: asyncio.Future[Any] | None = None
+    parts: list[bytes] = []
+    size = 0
+    received = 0
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            received += len(chunk)
+            if received > remaining:
+                if pending is not None:
+                    await pending
+                writer.rollback()
+                raise tus_error(413, "too_long", "The body goes past Upload-Length.")
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= SLICE:
+                if pending is not None:
+                    await pending
+                pending = _store_slice(writer, parts)
+                parts, size = [], 0
+    except ClientDisconnect:
+        interrupted = True
+    if pending is not None:
+        await pending
+    if parts:
+        await _store_slice(writer, parts)
+    if checksum is not None:
+        assert writer.chunk is not None
+        if interrupted or not hmac.compare_digest(writer.chunk.digest(), checksum[1]):
+            await run_in_threadpool(writer.rollback)
+            raise tus_error(
+                460, "checksum_mismatch", "Upload-Checksum does not match; chunk discarded."
+            )
 
 
 def _store_slice(writer: tus.PartialWriter, parts: list[bytes]) -> asyncio.Future[Any]:

@@ -74,7 +74,7 @@ def test_upload_resumes_after_server_kill_9(tmp_path: Path) -> None:
         with _signed_in(base) as (http, who):
             cid = _contribution(http, who, base, {"big.bin": data})
         with p.open("rb") as fh:
-            up = _uploader(base, who, fh, cid, chunk_size=500_000)
+            up = _uploader(base, who, fh, cid, chunk_size=250_000)
             up.upload(stop_at=500_000)
         url = up.url
         assert up.offset == 500_000
@@ -82,15 +82,101 @@ def test_upload_resumes_after_server_kill_9(tmp_path: Path) -> None:
         base2 = server.start(port=int(base.rsplit(":", 1)[1]))
         assert base2 == base
         head = httpx.head(url, headers={**who.headers, "Tus-Resumable": "1.0.0"})
-        assert head.headers["upload-offset"] == "500000"
+        # The durable offset: at least what the second PATCH made durable while it ran
+        # (the first one's bytes), at most what was acknowledged, never past the file.
+        offset = int(head.headers["upload-offset"])
+        assert 250_000 <= offset <= 500_000
+        assert offset <= _partial(tmp_path / "blobs", url).stat().st_size
         with p.open("rb") as fh:
-            resumed = _uploader(base, who, fh, cid, chunk_size=500_000, url=url)
-            assert resumed.offset == 500_000
+            resumed = _uploader(base, who, fh, cid, chunk_size=250_000, url=url)
+            assert resumed.offset == offset
             resumed.upload()
         with httpx.Client(base_url=base) as http2:
             r = http2.post(f"/v1/contributions/{cid}/finalize", headers=who.headers)
             assert r.json()["state"] == "accepted", r.text
         sha = hashlib.sha256(data).hexdigest()
+        assert (tmp_path / "blobs" / sha[:2] / sha[2:4] / sha).read_bytes() == data
+    finally:
+        server.kill()
+
+
+def _partial(blobs: Path, url: str) -> Path:
+    return blobs / ".uploads" / f"{url.rsplit('/', 1)[1]}.part"
+
+
+@pytest.mark.slow
+def test_kill_9_mid_patch_head_never_exceeds_stored_bytes(tmp_path: Path) -> None:
+    """kill -9 of the server while PATCH bodies stream: after the restart HEAD reports an
+    offset whose bytes are in the partial file (and are the client's bytes), and the upload
+    resumes from it to a blob with the right sha256."""
+    server = RegistryProcess(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path / "blobs")
+    base = server.start()
+    try:
+        data = os.urandom(3_000_000)
+        sha = hashlib.sha256(data).hexdigest()
+        with _signed_in(base) as (http, who):
+            cid = _contribution(http, who, base, {"big.bin": data})
+            r = http.post(
+                "/v1/uploads/",
+                headers={
+                    **who.headers,
+                    "Tus-Resumable": "1.0.0",
+                    "Upload-Length": str(len(data)),
+                    "Upload-Metadata": tus_metadata(sha, cid),
+                },
+            )
+        url = r.headers["location"]
+        tus_h = {**who.headers, "Tus-Resumable": "1.0.0"}
+        patch_h = {**tus_h, "Content-Type": "application/offset+octet-stream"}
+        acked = 0
+        with httpx.Client(timeout=30) as c:
+            for end in (400_000, 800_000, 1_200_000):  # acknowledged PATCHes
+                r = c.patch(
+                    url, content=data[acked:end], headers={**patch_h, "Upload-Offset": str(acked)}
+                )
+                assert r.status_code == 204, r.text
+                acked = int(r.headers["upload-offset"])
+        assert acked == 1_200_000
+        streaming = threading.Event()
+
+        def body() -> Iterator[bytes]:
+            yield data[acked : acked + 300_000]
+            streaming.set()
+            time.sleep(30)  # the server dies meanwhile
+            yield data[acked + 300_000 :]
+
+        def doomed() -> None:
+            with httpx.Client(timeout=30) as c:
+                try:
+                    c.patch(
+                        url,
+                        content=body(),
+                        headers={
+                            **patch_h,
+                            "Upload-Offset": str(acked),
+                            "Content-Length": str(len(data) - acked),
+                        },
+                    )
+                except httpx.TransportError:
+                    pass
+
+        t = threading.Thread(target=doomed, daemon=True)
+        t.start()
+        assert streaming.wait(10)
+        time.sleep(0.3)  # let the server write what it received
+        server.kill()
+        server.start(port=int(base.rsplit(":", 1)[1]))
+        head = httpx.head(url, headers=tus_h)
+        offset = int(head.headers["upload-offset"])
+        part = _partial(tmp_path / "blobs", url).read_bytes()
+        assert offset <= acked
+        assert offset <= len(part)
+        assert part[:offset] == data[:offset]
+        with httpx.Client(timeout=30) as c:
+            r = c.patch(
+                url, content=data[offset:], headers={**patch_h, "Upload-Offset": str(offset)}
+            )
+            assert r.status_code == 204, r.text
         assert (tmp_path / "blobs" / sha[:2] / sha[2:4] / sha).read_bytes() == data
     finally:
         server.kill()

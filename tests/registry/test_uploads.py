@@ -191,9 +191,32 @@ def test_expired_upload_is_410(client: TestClient, app: FastAPI, alice: Contribu
 def test_running_hash_survives_lost_cache(
     client: TestClient, app: FastAPI, alice: Contributor
 ) -> None:
-    """Like a restart: the in-memory hash state is gone, the partial file is re-hashed."""
+    """Like a restart: the live state is gone, the upload resumes from the durable offset (the
+    partial file is truncated to it and its prefix re-hashed)."""
     url = _new_upload(client, alice)
-    assert _patch(client, alice, url, 0, DATA[:6000]).status_code == 204
-    app.state.upload_runtime.hashes.clear()
-    assert _patch(client, alice, url, 6000, DATA[6000:]).status_code == 204
+    assert _patch(client, alice, url, 0, DATA[:3000]).status_code == 204
+    # The second PATCH makes the first one's bytes durable; its own are only acknowledged.
+    assert _patch(client, alice, url, 3000, DATA[3000:6000]).status_code == 204
+    app.state.tus_live.by_id.clear()
+    head = client.head(url, headers={**alice.headers, **TUS})
+    assert head.headers["upload-offset"] == "3000"
+    assert _patch(client, alice, url, 6000, DATA[6000:]).status_code == 409
+    assert _patch(client, alice, url, 3000, DATA[3000:]).status_code == 204
+    assert app.state.blobs.has(SHA)
+
+
+def test_head_makes_acknowledged_bytes_durable(
+    client: TestClient, app: FastAPI, alice: Contributor
+) -> None:
+    """A HEAD on a live upload flushes first: it reports every acknowledged byte, and that
+    offset is the durable one a restarted server would resume from."""
+    url = _new_upload(client, alice)
+    r = _patch(client, alice, url, 0, DATA[:4000])
+    assert r.headers["upload-offset"] == "4000"
+    head = client.head(url, headers={**alice.headers, **TUS})
+    assert head.headers["upload-offset"] == "4000"
+    app.state.tus_live.by_id.clear()
+    head = client.head(url, headers={**alice.headers, **TUS})
+    assert head.headers["upload-offset"] == "4000"
+    assert _patch(client, alice, url, 4000, DATA[4000:]).status_code == 204
     assert app.state.blobs.has(SHA)
