@@ -61,7 +61,7 @@ class GuiSession:
         old = self.window
         if old is not None:
             old.save_state()
-        window = MainWindow(self.services, theme, log_path=self.log_path)
+        window = MainWindow(self.services, theme, log_path=self.log_path, defer_catalogue=True)
         window.themeChangeRequested.connect(lambda _c: self.rebuild("settings"))
         if self.demo is not None:
             window.set_demo(self.demo.url)

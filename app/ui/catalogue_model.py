@@ -93,6 +93,7 @@ class CatalogueModel(QAbstractTableModel):
         self._children_of: dict[int, int] = {}
         self._fetched = 0
         self._total = 0
+        self._loaded = False  # nothing is queried before the first refresh()
 
     # -- querying ------------------------------------------------------------------------
     @property
@@ -108,15 +109,18 @@ class CatalogueModel(QAbstractTableModel):
         text = text.strip()
         if text != self._search:
             self._search = text
-            self.refresh()
+            if self._loaded:
+                self.refresh()
 
     def set_kind(self, kind: Kind | None) -> None:
         if kind != self._kind:
             self._kind = kind
-            self.refresh()
+            if self._loaded:
+                self.refresh()
 
     def refresh(self) -> None:
         """Re-query from the first page (after sort, search, add or remove)."""
+        self._loaded = True
         self.beginResetModel()
         self._rows, self._ids, self._child = [], [], []
         self._children_of = {}
@@ -295,4 +299,5 @@ class CatalogueModel(QAbstractTableModel):
             return
         self._order_by = COLUMNS[column].key
         self._descending = order == Qt.SortOrder.DescendingOrder
-        self.refresh()
+        if self._loaded:  # the view sorts once when sorting is enabled: no query for that
+            self.refresh()

@@ -54,6 +54,25 @@ log = logging.getLogger(__name__)
 SEARCH_DEBOUNCE_MS = 150
 
 
+class _LazySource:
+    """A CatalogueSource that builds the real service on first use."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+        self._source: Any = None
+
+    def _get(self) -> Any:
+        if self._source is None:
+            self._source = self._factory()
+        return self._source
+
+    def count(self, **kw: Any) -> int:
+        return int(self._get().count(**kw))
+
+    def list_items(self, **kw: Any) -> list[Any]:
+        return list(self._get().list_items(**kw))
+
+
 class CatalogueView(QWidget):
     addFilesRequested = Signal()
     addFolderRequested = Signal()
@@ -75,7 +94,9 @@ class CatalogueView(QWidget):
         self._detail_request = 0
         self.last_verify_ok: bool | None = None
         self.verify_box: QMessageBox | None = None
-        self.model = CatalogueModel(services.catalogue, parent=self)
+        # The service (and SQLAlchemy behind it) is imported on first use, which may come
+        # after the window's first paint (see MainWindow's defer_catalogue).
+        self.model = CatalogueModel(_LazySource(lambda: services.catalogue), parent=self)
         self._build()
         self.model.totalChanged.connect(self._total_changed)
         self.model.modelReset.connect(self._model_reset)
@@ -138,7 +159,6 @@ class CatalogueView(QWidget):
         self.table.setItemDelegate(CatalogueDelegate(self.theme, self.table))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setSortingEnabled(True)
         self.table.setShowGrid(False)
         self.table.setAlternatingRowColors(False)
         self.table.setWordWrap(False)
@@ -152,7 +172,8 @@ class CatalogueView(QWidget):
         hh = self.table.horizontalHeader()
         hh.setHighlightSections(False)
         hh.setSortIndicatorShown(True)
-        hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # catalogue order until asked
+        self.table.setSortingEnabled(True)
         hh.setSectionResizeMode(COL_TITLE, QHeaderView.ResizeMode.Stretch)
         widths = {
             COL_KIND: 110,
@@ -187,6 +208,10 @@ class CatalogueView(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setSizes([620, 430])
+        self.loading = QLabel("Opening your catalogue…")
+        self.loading.setObjectName("emptyText")
+        self.loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack.addWidget(self.loading)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.splitter)
         self.stack.addWidget(self.no_match)

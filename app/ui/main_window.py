@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         *,
         log_path: Path | None = None,
         check_registry_on_start: bool = True,
+        defer_catalogue: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -105,7 +106,10 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.overlay = DropOverlay(theme, self)
         self.restore_state()
-        self.catalogue.load()
+        self._first_paint_done = False
+        self._defer_catalogue = defer_catalogue
+        if not defer_catalogue:
+            self.catalogue.load()
         # After the first paint: identity lookup probes the OS keyring in a worker, and a
         # worker importing crypto code would compete with the GUI thread while it starts up.
         QTimer.singleShot(STARTUP_DEFER_MS, self.settings_view.refresh_identity)
@@ -246,6 +250,15 @@ class MainWindow(QMainWindow):
         self.queue_label.setAccessibleName("Upload queue summary")
         for w in (self.registry_label, self.sync_label, self.queue_label):
             status.addPermanentWidget(w)
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        if not self._first_paint_done:
+            self._first_paint_done = True
+            if self._defer_catalogue:
+                # Paint the window first, then import the services and load the catalogue
+                # (the largest part of startup) on the next turn of the event loop.
+                QTimer.singleShot(0, self.catalogue.load)
 
     def _attach_uploads(self) -> None:
         self.runner.start(

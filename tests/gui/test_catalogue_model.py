@@ -100,8 +100,11 @@ def test_annotations_are_grouped_under_their_dataset_across_pages() -> None:
         Row(4, Kind.ANNOTATION, "d labels of 2", parent_id=2),
         Row(5, Kind.ANNOTATION, "e orphan", parent_id=99),
     ]
-    model = CatalogueModel(FakeSource(rows), page_size=2)
+    source = FakeSource(rows)
+    model = CatalogueModel(source, page_size=2)
     model.sort(COL_TITLE, Qt.SortOrder.AscendingOrder)
+    assert source.calls == []  # sorting before the first load queries nothing
+    model.refresh()
     while model.canFetchMore(QModelIndex()):
         model.fetchMore(QModelIndex())
     titles = [model.index(r, COL_TITLE).data() for r in range(model.rowCount())]

@@ -167,3 +167,17 @@ def test_f5_refreshes_the_catalogue(
     assert window.catalogue.model.total == 1
     assert QApplication.instance() is not None
     assert QPoint(0, 0) == QPoint()
+
+
+def test_deferred_catalogue_loads_right_after_the_first_paint(
+    qtbot: Any, services: Any, theme: Any, tmp_path: Path
+) -> None:
+    add_item(services, make_csv(tmp_path / "a", "a.csv"), title="Loaded later")
+    win = MainWindow(services, theme, check_registry_on_start=False, defer_catalogue=True)
+    qtbot.addWidget(win)
+    assert win.catalogue.stack.currentWidget() is win.catalogue.loading
+    assert win.catalogue.model.rowCount() == 0
+    win.show()
+    qtbot.waitUntil(lambda: win.catalogue.model.total == 1, timeout=5000)
+    assert win.catalogue.stack.currentWidget() is win.catalogue.splitter
+    assert win.catalogue.model.index(0, 0).data() == "Loaded later"
