@@ -128,7 +128,8 @@ def main() -> int:
             ours = _timed([*cli, "list", "--json"], env)
             files = items * per_item
             print(
-                f"list --json, {items:,} items / {files:,} files: {ours * 1000:.0f} ms (median of 5)"
+                f"list --json, {items:,} items / {files:,} files: "
+                f"{ours * 1000:.0f} ms (median of 5)"
             )
             print(f"  baseline python3 start: {base * 1000:.0f} ms; ratio {ours / base:.1f}x")
             print(f"  target < 1000 ms: {'PASS' if ours < 1.0 else 'FAIL'}")
@@ -146,7 +147,8 @@ def main() -> int:
             ["sh", "-c", f"wc -l {big} && sha256sum {big}"], env
         )
         print(
-            f"add of a {args.rows:,}-row CSV ({size_mb:.0f} MB): {wall:.2f} s, peak RSS {rss:.0f} MB"
+            f"add of a {args.rows:,}-row CSV ({size_mb:.0f} MB): "
+            f"{wall:.2f} s, peak RSS {rss:.0f} MB"
         )
         print(f"  baseline wc -l + sha256sum: {base_wall:.2f} s; ratio {wall / base_wall:.1f}x")
         print(f"  target RSS < 200 MB: {'PASS' if rss < 200 else 'FAIL'}")
