@@ -23,12 +23,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PAINT_PROBE = """
-import resource, sys
+import sys
 from PySide6.QtCore import QEvent, QObject
+def _peak_rss_mb():
+    # VmHWM, not ru_maxrss: the latter can carry the forking parent's peak across exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 class _Painted(QObject):
     def eventFilter(self, obj, event):
         if event.type() == QEvent.Type.Paint:
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            rss = _peak_rss_mb()
             sys.stdout.write(f"painted {rss}\\n"); sys.stdout.flush()
             import os; os._exit(0)
         return False
@@ -52,11 +59,20 @@ APP = (
 from pathlib import Path
 from app.services.context import ServiceContext
 from app.ui.app import GuiSession, ensure_app
+class _RowsPainted(_Painted):
+    # The table's viewport painted with catalogue rows in it: the catalogue is usable.
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint and w.catalogue.model.rowCount() > 0:
+            return super().eventFilter(obj, event)
+        return False
 app = ensure_app()
 ctx = ServiceContext(Path(sys.argv[1]), registry_url="http://127.0.0.1:9")
 session = GuiSession(ctx, app, debug=False)
 w = session.build_window()
-probe = _Painted(); w.installEventFilter(probe)
+if sys.argv[2] == "rows":
+    probe = _RowsPainted(); w.catalogue.table.viewport().installEventFilter(probe)
+else:
+    probe = _Painted(); w.installEventFilter(probe)
 w.show()
 app.exec()
 """
@@ -160,14 +176,18 @@ def main() -> int:
             data_dir = Path(tmp) / f"data-{size}"
             data_dir.mkdir()
             populate(data_dir, size)
-            t, rss = measure(f"Contributor Desk, {size:,} items", args.runs, APP, str(data_dir))
+            t, rss = measure(
+                f"Contributor Desk, {size:,} items", args.runs, APP, str(data_dir), "window"
+            )
+            rows_t, rows_rss = measure("  ... rows visible", args.runs, APP, str(data_dir), "rows")
+            rss = max(rss, rows_rss)
             ratio = t / baseline
             target = targets.get(size, 8.0)
             verdict = "ok" if ratio <= target and rss < 250 else "OVER TARGET"
             ok = ok and verdict == "ok"
             print(
-                f"    ratio {ratio:.2f}x (target <= {target:.0f}x), RSS {rss} MB "
-                f"(target < 250 MB): {verdict}"
+                f"    first paint {ratio:.2f}x the baseline (target <= {target:.0f}x); rows "
+                f"visible {rows_t / baseline:.2f}x; peak RSS {rss} MB (target < 250 MB): {verdict}"
             )
     print(f"  baseline RSS {base_rss} MB")
     return 0 if ok else 1

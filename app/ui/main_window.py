@@ -62,7 +62,6 @@ PAGES = (
     ("settings", "Settings"),
 )
 REGISTRY_RECHECK_MS = 60_000
-STARTUP_DEFER_MS = 300
 
 
 def dropped_paths(urls: list[Any]) -> list[Path]:
@@ -108,19 +107,12 @@ class MainWindow(QMainWindow):
         self.restore_state()
         self._first_paint_done = False
         self._defer_catalogue = defer_catalogue
+        self._check_registry_on_start = check_registry_on_start
         if not defer_catalogue:
             self.catalogue.load()
-        # After the first paint: identity lookup probes the OS keyring in a worker, and a
-        # worker importing crypto code would compete with the GUI thread while it starts up.
-        QTimer.singleShot(STARTUP_DEFER_MS, self.settings_view.refresh_identity)
-        if self.services.uploads_available:
-            QTimer.singleShot(STARTUP_DEFER_MS, self._attach_uploads)
         self._registry_timer = QTimer(self)
         self._registry_timer.setInterval(REGISTRY_RECHECK_MS)
         self._registry_timer.timeout.connect(self.check_registry)
-        if check_registry_on_start:
-            QTimer.singleShot(STARTUP_DEFER_MS, self.check_registry)
-            self._registry_timer.start()
 
     # -- layout --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -255,10 +247,23 @@ class MainWindow(QMainWindow):
         super().paintEvent(event)
         if not self._first_paint_done:
             self._first_paint_done = True
-            if self._defer_catalogue:
-                # Paint the window first, then import the services and load the catalogue
-                # (the largest part of startup) on the next turn of the event loop.
-                QTimer.singleShot(0, self.catalogue.load)
+            QTimer.singleShot(0, self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        """Startup, second half: the window is on screen; now the slower work.
+
+        The catalogue (importing the services and SQLAlchemy) loads first, on this thread;
+        only then start background work (keyring probe, upload queue, registry check), whose
+        workers would otherwise compete with the GUI thread for the interpreter.
+        """
+        if self._defer_catalogue:
+            self.catalogue.load()
+        self.settings_view.refresh_identity()
+        if self.services.uploads_available:
+            self._attach_uploads()
+        if self._check_registry_on_start:
+            self.check_registry()
+            self._registry_timer.start()
 
     def _attach_uploads(self) -> None:
         self.runner.start(
