@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.signing.rotation import build_rotation
 from registry.db.usage_models import LedgerEntry
+from tests.support.registry_actors import Contributor
 from tests.support.usage_data import UsageWorld, event, usage_world
 
 DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # a Monday
@@ -211,3 +213,23 @@ def test_summary_sums_match_the_ledger(world: UsageWorld) -> None:
     ) == set(cb)
     so = world.client.get("/v1/me/summary", headers=world.operator.headers).json()
     assert so["rewardMicro"] == 0 and so["contributions"]["items"] == []
+
+
+def test_rewards_follow_a_rotated_key(world: UsageWorld) -> None:
+    """Entries credited before a key rotation stay readable (and exact) with the new key."""
+    a = world.contributors[0]
+    ca = world.ids_of(a)[0]
+    world.post_usage([event("before", "test-model", [(ca, 1, "influence")], fee_micro=1000)])
+    new = Contributor()
+    envelope = build_rotation(a.key, new.key).to_dict()
+    r = world.client.post("/v1/keys/rotate", json={"envelope": envelope}, headers=a.headers)
+    assert r.status_code == 200, r.text
+    new.sign_in(world.client)
+    world.post_usage([event("after", "test-model", [(ca, 1, "retrieval")], fee_micro=2000)])
+    items, _ = _all_rewards(world, new.headers, None, 10)
+    assert [(i["eventId"], i["amountMicro"]) for i in items] == [("before", 700), ("after", 1400)]
+    usage = world.client.get(f"/v1/contributions/{ca}/usage", headers=new.headers).json()
+    assert usage["totals"] == {"events": 2, "rewardMicro": 2100}
+    summary = world.client.get("/v1/me/summary", headers=new.headers).json()
+    assert summary["rewardMicro"] == 2100
+    assert world.client.get("/v1/me/rewards", headers=a.headers).status_code == 401
