@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import hmac
+import logging
 import pathlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Annotated, Any
@@ -32,6 +35,9 @@ TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration,checksum"
 CHECKSUM_ALGORITHMS = "sha256,sha1"
 SLICE = 4 * 1024 * 1024
+DEPTH = 3  # slices in flight (written + hashed) behind the one being received
+
+log = logging.getLogger("registry.errors")
 
 
 def _tus_errors(*codes: int, ok: tuple[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
@@ -214,6 +220,7 @@ async def head_upload(
     else:
         live = _live(request).by_id.get(upload_id)
         if live is not None:
+            await _settle(live)
             offset = await _make_durable(request, live, live.offset)
     return Response(
         status_code=200,
@@ -356,29 +363,23 @@ async def _receive(
 ) -> Response:
     state = request.app.state
     start = live.offset
-    remaining = live.length - start
-    # Make what earlier PATCHes acknowledged durable while this body arrives.
-    flushing = asyncio.ensure_future(_make_durable(request, live, start))
     try:
-        try:
-            whole: Any = live.whole
-            if whole is None:
-                whole = await run_in_threadpool(tus.running_hash, live.path, start, None)
-                live.whole = whole
-            writer = await run_in_threadpool(
-                tus.PartialWriter, live.path, start, whole.copy(), checksum[0] if checksum else None
-            )
-        except OSError as exc:
-            raise _storage_error(exc) from exc
-        try:
-            await _read_body(request, writer, remaining, checksum)
-        except OSError as exc:
-            await run_in_threadpool(writer.rollback)
-            raise _storage_error(exc) from exc
-        finally:
-            await run_in_threadpool(writer.close)
+        whole: Any = live.whole
+        if whole is None:
+            whole = await run_in_threadpool(tus.running_hash, live.path, start, None)
+            live.whole = whole
+        writer = await run_in_threadpool(
+            tus.PartialWriter, live.path, start, whole.copy(), checksum[0] if checksum else None
+        )
+    except OSError as exc:
+        raise _storage_error(exc) from exc
+    try:
+        await _read_body(request, writer, live.length - start, checksum)
+    except OSError as exc:
+        await run_in_threadpool(writer.rollback)
+        raise _storage_error(exc) from exc
     finally:
-        await flushing  # never leave it running past the request; raises its storage error
+        await run_in_threadpool(writer.close)
     new_offset = writer.offset
     headers = {
         "Tus-Resumable": TUS_VERSION,
@@ -388,7 +389,9 @@ async def _receive(
     if new_offset < live.length:
         live.offset = new_offset
         live.whole = writer.whole
+        _flush_soon(request, live)
         return Response(status_code=204, headers=headers)
+    await _settle(live)
     try:
         # put_from_file fsyncs the whole file before the atomic rename that publishes it.
         done = await run_in_threadpool(
@@ -408,42 +411,82 @@ async def _receive(
     return Response(status_code=204, headers=headers)
 
 
+def _flush_soon(request: Request, live: tus.LiveUpload) -> None:
+    """Start making the acknowledged offset durable in the background (one flush at a time per
+    upload; a PATCH answered meanwhile is covered by the flush after the next PATCH, a HEAD or
+    completion). The PATCH answer never waits for the disk."""
+    if live.offset > live.durable and (live.flushing is None or live.flushing.done()):
+        live.flushing = asyncio.ensure_future(_flush_quietly(request, live, live.offset))
+
+
+async def _flush_quietly(request: Request, live: tus.LiveUpload, target: int) -> None:
+    try:
+        await _make_durable(request, live, target)
+    except Exception:  # logged; the live entry was dropped, so HEAD still tells the truth
+        log.exception("flushing upload %s failed", live.id)
+
+
+async def _settle(live: tus.LiveUpload) -> None:
+    """Wait for a background flush of `live` (its failure is already handled and logged)."""
+    if live.flushing is not None:
+        await live.flushing
+
+
 async def _read_body(
     request: Request,
     writer: tus.PartialWriter,
     remaining: int,
     checksum: tuple[str, bytes] | None,
 ) -> None:
-    """Stream the body into `writer` (slices written and hashed while the next arrives);
-    raises 413/460 after rolling back, OSError for the caller to map."""
-    interrupted = False
-    pending: asyncio.Future[Any] | None = None
+    """Stream the body into `writer`: slices are written (one thread) and hashed (another) in
+    order, up to DEPTH slices behind the network, so a slow disk or a descheduled thread does
+    not stall receiving at once. Raises 413/460 after rolling back, OSError to the caller."""
+    loop = asyncio.get_running_loop()
+    interrupted = too_long = False
     parts: list[bytes] = []
-    size = 0
-    received = 0
-    try:
-        async for chunk in request.stream():
-            if not chunk:
-                continue
-            received += len(chunk)
-            if received > remaining:
-                if pending is not None:
-                    await pending
-                writer.rollback()
-                raise tus_error(413, "too_long", "The body goes past Upload-Length.")
-            parts.append(chunk)
-            size += len(chunk)
-            if size >= SLICE:
-                if pending is not None:
-                    await pending
-                pending = _store_slice(writer, parts)
-                parts, size = [], 0
-    except ClientDisconnect:
-        interrupted = True
-    if pending is not None:
-        await pending
-    if parts:
-        await _store_slice(writer, parts)
+    size = received = 0
+    inflight: deque[asyncio.Future[Any]] = deque()
+    with (
+        ThreadPoolExecutor(1, "tus-write") as writes,
+        ThreadPoolExecutor(1, "tus-hash") as hashes,
+    ):
+
+        def submit(slice_: list[bytes]) -> None:
+            inflight.append(
+                asyncio.gather(
+                    loop.run_in_executor(writes, writer.write, slice_),
+                    loop.run_in_executor(hashes, writer.hash, slice_),
+                )
+            )
+
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > remaining:
+                    too_long = True
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+                if size >= SLICE:
+                    submit(parts)
+                    parts, size = [], 0
+                    while len(inflight) >= DEPTH:
+                        await inflight.popleft()
+        except ClientDisconnect:
+            interrupted = True
+        finally:
+            # Every slice lands (or fails) before anything may truncate the file.
+            outcomes = await asyncio.gather(*inflight, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if too_long:
+            await run_in_threadpool(writer.rollback)
+            raise tus_error(413, "too_long", "The body goes past Upload-Length.")
+        if parts:
+            submit(parts)
+            await inflight.pop()
+        await loop.run_in_executor(writes, writer.finish)
     if checksum is not None:
         assert writer.chunk is not None
         if interrupted or not hmac.compare_digest(writer.chunk.digest(), checksum[1]):
@@ -451,13 +494,6 @@ async def _read_body(
             raise tus_error(
                 460, "checksum_mismatch", "Upload-Checksum does not match; chunk discarded."
             )
-
-
-def _store_slice(writer: tus.PartialWriter, parts: list[bytes]) -> asyncio.Future[Any]:
-    """Write and hash one slice in two worker threads at once (both release the GIL)."""
-    return asyncio.gather(
-        run_in_threadpool(writer.write, parts), run_in_threadpool(writer.hash, parts)
-    )
 
 
 def _storage_error(exc: OSError) -> ApiError:

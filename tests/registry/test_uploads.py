@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from registry import tus
 from registry.db.models import Upload
 from tests.registry.conftest import TEST_REGISTRY
 from tests.support.registry_actors import Contributor, contribution_body, tus_metadata
@@ -191,18 +194,40 @@ def test_expired_upload_is_410(client: TestClient, app: FastAPI, alice: Contribu
 def test_running_hash_survives_lost_cache(
     client: TestClient, app: FastAPI, alice: Contributor
 ) -> None:
-    """Like a restart: the live state is gone, the upload resumes from the durable offset (the
-    partial file is truncated to it and its prefix re-hashed)."""
+    """Like a crash after the first 3000 bytes were made durable but before the next ones
+    were: the live state is gone, the upload resumes from the durable offset (the partial
+    file is truncated to it and its prefix re-hashed)."""
     url = _new_upload(client, alice)
     assert _patch(client, alice, url, 0, DATA[:3000]).status_code == 204
-    # The second PATCH makes the first one's bytes durable; its own are only acknowledged.
     assert _patch(client, alice, url, 3000, DATA[3000:6000]).status_code == 204
+    assert client.head(url, headers={**alice.headers, **TUS}).headers["upload-offset"] == "6000"
     app.state.tus_live.by_id.clear()
+    with app.state.sessions() as session:
+        session.execute(update(Upload).values(offset=3000))
+        session.commit()
     head = client.head(url, headers={**alice.headers, **TUS})
     assert head.headers["upload-offset"] == "3000"
     assert _patch(client, alice, url, 6000, DATA[6000:]).status_code == 409
+    assert _patch(client, alice, url, 3000, b"x" * 100).status_code == 204  # overwrites
+    assert _patch(client, alice, url, 3100, DATA[3100:]).status_code == 460  # whole sha256
+    assert not app.state.blobs.has(SHA)
+
+
+def test_resume_from_durable_offset_completes(
+    client: TestClient, app: FastAPI, alice: Contributor
+) -> None:
+    url = _new_upload(client, alice)
+    assert _patch(client, alice, url, 0, DATA[:3000]).status_code == 204
+    assert _patch(client, alice, url, 3000, DATA[3000:6000]).status_code == 204
+    client.head(url, headers={**alice.headers, **TUS})
+    app.state.tus_live.by_id.clear()
+    with app.state.sessions() as session:
+        session.execute(update(Upload).values(offset=3000))
+        session.commit()
     assert _patch(client, alice, url, 3000, DATA[3000:]).status_code == 204
     assert app.state.blobs.has(SHA)
+    with app.state.blobs.open(SHA) as fh:
+        assert fh.read() == DATA
 
 
 def test_head_makes_acknowledged_bytes_durable(
@@ -220,3 +245,28 @@ def test_head_makes_acknowledged_bytes_durable(
     assert head.headers["upload-offset"] == "4000"
     assert _patch(client, alice, url, 4000, DATA[4000:]).status_code == 204
     assert app.state.blobs.has(SHA)
+
+
+def test_partial_writer_unaligned_patches_give_exact_bytes(tmp_path: Path) -> None:
+    """Direct-I/O staging: PATCH boundaries off the block size, slices larger than the staging
+    buffer, a rolled-back PATCH and an interrupted one all leave exactly the accepted bytes."""
+    data = os.urandom(tus.STAGING * 2 + 12_345)
+    path = tmp_path / "u.part"
+    path.touch()
+    cuts = [0, 1, 4095, 4097, 70_000, tus.STAGING + 3, len(data)]
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        w = tus.PartialWriter(path, a, hashlib.sha256(), None)
+        m = min(a + 10, b)
+        w.write([data[a:m], data[m:b]])
+        w.finish()
+        if i == 3:  # a rejected PATCH in between (checksum mismatch): nothing of it stays
+            w.close()
+            junk = tus.PartialWriter(path, b, hashlib.sha256(), None)
+            junk.write([os.urandom(9_000)])
+            junk.finish()
+            junk.rollback()
+            junk.close()
+        else:
+            w.close()
+        assert path.stat().st_size == b
+    assert path.read_bytes() == data
