@@ -85,33 +85,6 @@ class GuiSession:
             page = self.window.current_page() if self.window else None
             self.rebuild(page)
 
-    def start_demo(self) -> None:
-        try:
-            from app.services.demo import start_demo_registry
-        except ImportError:
-            log.info("demo registry not available in this build")
-            return
-        assert self.window is not None
-
-        def started(demo: Any) -> None:
-            self.demo = demo
-            if self.window is not None:
-                self.window.set_demo(demo.url)
-
-        def start() -> Any:
-            demo = start_demo_registry(self.ctx.data_dir)
-            try:
-                demo.seed()
-            except Exception:  # seeding is a nicety; the registry still works
-                log.warning("seeding the demo registry failed", exc_info=True)
-            return demo
-
-        self.window.runner.start(
-            start,
-            on_result=started,
-            on_error=lambda exc: log.warning("demo registry did not start: %s", exc),
-        )
-
     def stop(self) -> None:
         if self.demo is not None:
             self.demo.stop()
@@ -141,7 +114,16 @@ def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) ->
 
     from app.ui.errors import install_excepthook
 
+    demo_registry = _start_demo_registry(ctx) if demo else None
+    own_ctx = None
+    if demo_registry is not None:
+        # Everything (submissions included) talks to the embedded registry in demo mode.
+        from app.services.context import ServiceContext
+
+        own_ctx = ServiceContext(ctx.data_dir, registry_url=demo_registry.url)
+        ctx = own_ctx
     session = GuiSession(ctx, app, debug)
+    session.demo = demo_registry
     window = session.build_window()
     install_excepthook(lambda: session.window.errors if session.window else None)
     QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: session.follow_os_scheme())
@@ -151,10 +133,23 @@ def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) ->
     # view, so later collections stay short and never stall the GUI thread noticeably.
     gc.collect()
     gc.freeze()
-    if demo:
-        session.start_demo()
     session.maybe_first_run()
     try:
         return int(app.exec())
     finally:
         session.stop()
+        if own_ctx is not None:
+            own_ctx.close()
+
+
+def _start_demo_registry(ctx: ServiceContext) -> Any:
+    """The embedded demo registry (a child process on loopback), or None if it cannot start:
+    the status bar then shows the configured registry's real state, never a fake 'demo'."""
+    try:
+        from app.services.demo import start_demo_registry
+
+        return start_demo_registry(ctx.data_dir)
+    except Exception as exc:
+        log.warning("demo registry did not start: %s", exc)
+        sys.stderr.write(f"warning: the demo registry did not start: {exc}\n")
+        return None

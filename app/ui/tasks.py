@@ -9,8 +9,6 @@ widgets. Long work gets `cancel` (a callable returning True once the user cancel
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,27 +18,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.05
-BACKGROUND_NICE = 10
-_lowered = threading.local()
-
-
-def lower_thread_priority() -> None:
-    """Run background work at a lower CPU priority than the GUI thread (Linux, per thread).
-
-    Why: on a busy machine, hashing threads competing equally with the GUI thread make the
-    window stutter. Threads the work starts (e.g. a hashing pool) inherit the nice value.
-    """
-    if getattr(_lowered, "done", False):
-        return
-    _lowered.done = True
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        tid = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, max(current, BACKGROUND_NICE)))
-    except OSError:
-        log.debug("could not lower the priority of a background thread", exc_info=True)
+MAX_THREADS = 8
 
 
 class TaskSignals(QObject):
@@ -145,7 +123,6 @@ class Task(QRunnable):
         self.signals.progress.emit(done, total)
 
     def run(self) -> None:
-        lower_thread_priority()
         try:
             value = self._fn(*self._args, **self._kwargs)
         except BaseException as exc:  # delivered to the GUI thread, never swallowed
@@ -169,7 +146,13 @@ class TaskRunner(QObject):
 
     def __init__(self, pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.pool = pool or QThreadPool.globalInstance()
+        if pool is None:
+            # Its own pool, wider than the CPU count: most tasks wait on disk, network or a
+            # child process, and one long task (demo seeding, a big hash) must not queue the
+            # quick ones (a registry check, a detail pane) behind it.
+            pool = QThreadPool(self)
+            pool.setMaxThreadCount(MAX_THREADS)
+        self.pool = pool
         self._running: set[Task] = set()
         self._relays: set[QObject] = set()
 
@@ -214,7 +197,7 @@ class TaskRunner(QObject):
             task.cancel()
 
     def wait(self, msecs: int = 30_000) -> bool:
-        """Cancel-friendly shutdown: wait for this runner's tasks (not the whole pool)."""
+        """Cancel-friendly shutdown: wait for this runner's tasks."""
         ok = True
         for task in list(self._running):
             ok = task.done.wait(msecs / 1000) and ok
