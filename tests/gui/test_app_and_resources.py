@@ -129,3 +129,49 @@ def test_generated_app_icons_exist() -> None:
     for size in (16, 32, 48, 256, 512):
         assert (png / f"contributor-desk-{size}.png").stat().st_size > 100
     assert (resources_dir() / "icons" / "contributor-desk.ico").exists()
+
+
+def test_run_gui_opens_window_offers_first_run_and_quits_cleanly(
+    qapp: Any, ctx: Any, monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    import gc
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.app import run_gui
+    from app.ui.first_run import FirstRunWizard
+    from app.ui.main_window import MainWindow
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_gui installs its own
+    seen: dict[str, Any] = {}
+
+    def look() -> None:
+        tops = QApplication.topLevelWidgets()
+        windows = [w for w in tops if isinstance(w, MainWindow) and w.isVisible()]
+        wizards = [w for w in tops if isinstance(w, FirstRunWizard) and w.isVisible()]
+        seen["window"] = bool(windows)
+        seen["wizard"] = bool(wizards) or any(
+            isinstance(c, FirstRunWizard) for w in windows for c in w.children()
+        )
+        seen["hook"] = sys.excepthook is not sys.__excepthook__
+        for w in windows:
+            w.quit()
+        QApplication.quit()
+
+    def poll() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        if windows and windows[0].wizard is not None:
+            look()
+        else:
+            QTimer.singleShot(100, poll)
+
+    QTimer.singleShot(100, poll)
+    QTimer.singleShot(20_000, look)  # never hang the suite
+    try:
+        code = run_gui(ctx, demo=False, self_test=False, debug=False)
+    finally:
+        gc.unfreeze()
+    assert code == 0
+    assert seen == {"window": True, "wizard": True, "hook": True}
+    assert (ctx.log_dir / "contributor-desk.log").exists()
