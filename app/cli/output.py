@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -28,3 +30,14 @@ def human_size(n: int) -> str:
 
 def plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def lazy_handler(module: str, name: str) -> Callable[[Any, Any], int]:
+    """A subcommand handler imported on first call, so `--help` and `list` stay fast."""
+
+    def run(args: Any, ctx: Any) -> int:
+        handler = getattr(importlib.import_module(module), name)
+        code: int = handler(args, ctx)
+        return code
+
+    return run

@@ -1,0 +1,241 @@
+"""Handlers of `submit`, `upload`, `queue` and `sync` (parsers in upload_cmds.py).
+
+Exit codes: 0 all done; 4 registry unreachable (queue kept) or refused/rejected; 3 a
+contribution stopped because its files changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from typing import Any
+
+from app.cli.identity_cmds import Passphrases
+from app.cli.output import human_size, print_json
+from app.services.context import ServiceContext
+from app.services.submit import SubmitService
+from app.services.upload_state import QueueEvent, QueueSnapshot, RegistryStatus
+from app.services.uploads import QueueOptions, UploadQueue
+
+EXIT_OK, EXIT_BAD_DATA, EXIT_REGISTRY = 0, 3, 4
+JOBS_SHOWN = 20
+
+
+def _phr(args: argparse.Namespace) -> Any:
+    phr = Passphrases(getattr(args, "passphrase_file", None))
+    return lambda: phr.get("Passphrase of your key file: ")
+
+
+def cmd_submit(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    result = SubmitService(ctx).submit(args.id, datanet=args.datanet, passphrase=_phr(args))
+    if args.json:
+        print_json(
+            {
+                "itemId": result.item_id,
+                "state": result.state.value,
+                "registryId": result.registry_id,
+                "blobsToUpload": result.blobs_to_upload,
+                "bytesToUpload": result.bytes_to_upload,
+                "offline": result.offline,
+            }
+        )
+    elif result.offline:
+        print(
+            f"#{result.item_id} signed and queued; the registry is unreachable ({result.message})."
+        )
+        print("It goes out with `contributor-desk upload` once the registry is reachable.")
+    else:
+        print(
+            f"#{result.item_id} {result.state.value} as {result.registry_id}: "
+            f"{result.blobs_to_upload} blob(s), {human_size(result.bytes_to_upload)} to upload."
+        )
+        if result.state.value in ("queued", "uploading"):
+            print("Run `contributor-desk upload --wait` to send them.")
+    return EXIT_REGISTRY if result.state.value == "rejected" else EXIT_OK
+
+
+class _Plain:
+    """Plain progress lines for logs and pipes: on events, at most every 2 s."""
+
+    def __init__(self, queue: UploadQueue) -> None:
+        self.queue = queue
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, event: QueueEvent) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if event.kind == "progress" and now - self.last < 2.0:
+                return
+            self.last = now
+        if event.kind == "registry":
+            sys.stderr.write(f"registry {event.message}\n")
+        elif event.kind in ("job", "contribution") and event.message:
+            who = f"#{event.item_id}" if event.item_id is not None else ""
+            sys.stderr.write(f"{who} job {event.job_id or '-'}: {event.message}\n")
+        elif event.kind == "progress":
+            snap = self.queue.snapshot()
+            sys.stderr.write(
+                f"{human_size(snap.bytes_confirmed)} / {human_size(snap.total_bytes)} "
+                f"at {human_size(int(snap.rate_bps))}/s\n"
+            )
+        sys.stderr.flush()
+
+
+def _run_with_rich(queue: UploadQueue, run: Any) -> QueueSnapshot:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    result: list[QueueSnapshot] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(run())
+        except BaseException as exc:  # re-raised on the main thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=target, name="upload-run")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as progress:
+        tasks: dict[int, Any] = {}
+        worker.start()
+        try:
+            while worker.is_alive():
+                snap = queue.snapshot()
+                for c in snap.contributions:
+                    label = f"#{c.item_id} {c.title[:30]} [{c.state}]"
+                    if snap.registry_status is RegistryStatus.OFFLINE:
+                        label += " (registry offline)"
+                    if c.item_id not in tasks:
+                        tasks[c.item_id] = progress.add_task(label, total=c.total_bytes or 1)
+                    progress.update(
+                        tasks[c.item_id],
+                        description=label,
+                        completed=c.bytes_sent if c.total_bytes else 1,
+                        total=c.total_bytes or 1,
+                    )
+                worker.join(0.25)
+        except KeyboardInterrupt:
+            queue.stop()
+            worker.join()
+            raise
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def cmd_upload(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    options = QueueOptions.from_settings(
+        ctx,
+        concurrency=args.concurrency,
+        chunk_size=args.chunk_mb * 1024 * 1024 if args.chunk_mb else None,
+        bandwidth_bytes_per_s=args.limit_kbps * 1024 if args.limit_kbps is not None else None,
+    )
+    queue = UploadQueue(ctx, options=options, passphrase=_phr(args))
+    try:
+
+        def run() -> QueueSnapshot:
+            return queue.run(until_idle=True, wait_offline=args.wait)
+
+        if sys.stderr.isatty():
+            snap = _run_with_rich(queue, run)
+        else:
+            queue.subscribe(_Plain(queue))
+            try:
+                snap = run()
+            except KeyboardInterrupt:
+                queue.stop()
+                raise
+    finally:
+        queue.close()
+    return _report(snap)
+
+
+def _report(snap: QueueSnapshot) -> int:
+    code = EXIT_OK
+    for c in snap.contributions:
+        line = f"#{c.item_id} {c.title}: {c.state}"
+        if c.registry_id:
+            line += f" ({c.registry_id})"
+        if c.state == "rejected":
+            line += " — " + "; ".join(c.rejection_reasons)
+            code = max(code, EXIT_REGISTRY)
+        elif c.jobs_failed or c.jobs_paused:
+            line += f" — stopped: {c.last_error}"
+            code = max(code, EXIT_BAD_DATA)
+        print(line)
+    if snap.registry_status is RegistryStatus.OFFLINE and snap.active:
+        sys.stderr.write(
+            f"error: the registry at {snap.registry_url} is unreachable "
+            f"({snap.registry_error}); the queue is kept — run `contributor-desk upload --wait` "
+            "to wait for it\n"
+        )
+        return EXIT_REGISTRY
+    return code
+
+
+def cmd_queue(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    queue = UploadQueue(ctx)
+    try:
+        if args.action:
+            if args.item is None:
+                from app.domain.errors import UsageError
+
+                raise UsageError(f"`queue {args.action}` needs a catalogue id")
+            n = getattr(queue, args.action)(args.item)
+            print(f"{args.action}: {n} job(s) of #{args.item}")
+            return EXIT_OK
+        snap = queue.snapshot()
+    finally:
+        queue.close()
+    if args.json:
+        print_json(snap.to_json())
+        return EXIT_OK
+    if not snap.jobs:
+        print("The upload queue is empty.")
+    for c in snap.contributions:
+        print(
+            f"#{c.item_id} {c.title} [{c.state}] {c.jobs_done}/{c.jobs_total} blobs, "
+            f"{human_size(c.bytes_confirmed)} / {human_size(c.total_bytes)}"
+            + (f" — {c.last_error}" if c.last_error else "")
+        )
+        open_jobs = [j for j in snap.jobs if j.item_id == c.item_id and j.state != "done"]
+        for j in open_jobs[:JOBS_SHOWN]:
+            what = "create contribution" if j.kind == "create" else j.paths[0]
+            print(f"    job {j.id} {j.state:9} {what} {human_size(j.size)} {j.last_error}")
+        if len(open_jobs) > JOBS_SHOWN:
+            print(f"    … and {len(open_jobs) - JOBS_SHOWN} more (see --json)")
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    queue = UploadQueue(ctx, passphrase=_phr(args))
+    try:
+        changes = queue.sync()
+    finally:
+        queue.close()
+    if args.json:
+        print_json([{"itemId": i, "state": s.value} for i, s in changes])
+    else:
+        for item_id, state in changes:
+            print(f"#{item_id}: {state.value}")
+        if not changes:
+            print("Nothing to sync.")
+    return EXIT_OK
