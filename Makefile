@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test check lint typecheck pytest screenshots bench clean dist
+.PHONY: run test check lint typecheck pytest screenshots icons bench bench-gui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ pytest: $(VENV)/.dev-installed
 
 screenshots: $(VENV)/.dev-installed
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.ui.screenshots --out docs/screenshots
+
+icons: $(VENV)/.dev-installed
+	$(BIN)/python resources/generate_icons.py
+
+bench-gui: $(VENV)/.dev-installed
+	$(BIN)/python bench/gui_startup_bench.py
 
 bench: $(VENV)/.dev-installed
 	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
