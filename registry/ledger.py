@@ -3,8 +3,12 @@
 One batch = one transaction: events, attributions, ledger entries and the pre-aggregated day
 buckets are written together, so readers never see an event without its money or its chart
 point. Each event's fee is split exactly: `contributor_pool` goes to its attributions by the
-largest-remainder method, the rest to one protocol entry, so for every event the ledger
-entries add up to its fee (the invariant the tests check).
+largest-remainder method (one ledger entry per paid attribution, naming the event); the rest
+is the protocol's. Protocol parts are summed per model and batch into one entry without an
+event (a quarter fewer ledger rows to write than one per event), so:
+- the ledger total equals the fees of the stored events exactly, after every batch;
+- an event's contributor entries add up to `contributor_pool(fee)`, and its protocol part is
+  `fee - sum(its contributor entries)`, both recomputable from the stored rows alone.
 
 Ledger ids are the contributors' sync cursor and must become visible in id order. SQLite has a
 single writer; on PostgreSQL ingestion takes a transaction-scoped advisory lock before it
@@ -16,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, cast
 
@@ -162,21 +166,21 @@ def _contributions(db: BulkDb, ids: Iterable[str]) -> dict[str, _Owner]:
 
 def _quick_weights(
     event: EventIn,
-    operator: str,
-    models: dict[str, tuple[str, bool]],
-    contributions: dict[str, _Owner],
+    models: dict[str, bool],
+    owners: dict[str, str],
     latest: datetime,
     max_attributions: int,
 ) -> list[int] | None:
     """The weights in ppm if the event is valid, else None (then `_validate` says why).
 
     The common case on the hot path: same rules as `_validate`, without building reasons.
+    `models` holds only the operator's own models, `owners` only accepted contributions, so
+    one dict lookup settles existence, ownership and state.
     """
     eid = event.event_id
-    if not eid or len(eid) > MAX_EVENT_ID_LENGTH or not storable(eid):
+    if not 0 < len(eid) <= MAX_EVENT_ID_LENGTH or not (eid.isascii() or storable(eid)):
         return None
-    model = models.get(event.model_id)
-    if model is None or model[0] != operator:
+    if "\x00" in eid or event.model_id not in models:
         return None
     at = event.at
     if at.tzinfo is None or not 0 <= event.fee_micro <= MAX_FEE_MICRO:
@@ -191,16 +195,24 @@ def _quick_weights(
         return None
     weights: list[int] = []
     for attr in attrs:
-        owner = contributions.get(attr.contribution_id)
-        if owner is None or owner.state != STATE_ACCEPTED or attr.method not in _METHOD_SET:
+        if attr.contribution_id not in owners or attr.method not in _METHOD_SET:
             return None
-        ppm = weight_to_ppm(attr.weight)
+        w = attr.weight
+        ppm: int | None
+        # Inline fast path of weight_to_ppm for the usual float far from a rounding tie
+        # (NaN fails the range test and takes the slow path, which rejects it).
+        if type(w) is float and 0.0 <= w <= MAX_WEIGHT:
+            scaled = w * PPM
+            nearest = round(scaled)
+            ppm = nearest if abs(scaled - nearest) < 0.25 else weight_to_ppm(w)
+        else:
+            ppm = weight_to_ppm(w)
         if ppm is None:
             return None
         weights.append(ppm)
     if len(attrs) > 1 and len({(a.contribution_id, a.method) for a in attrs}) != len(attrs):
         return None
-    if sum(weights) == 0:
+    if not any(weights):
         return None
     return weights
 
@@ -349,31 +361,43 @@ def ingest_events(
     nothing; invalid events are rejected with every reason; the rest are written.
     """
     now = now or datetime.now(UTC)
+    contributor_pool(0, share_ppm)  # validates the share once; the loop inlines the formula
     result = IngestResult()
     _lock_ledger(session)
     db = BulkDb(session)
-    existing = _existing_event_ids(db, (e.event_id for e in events if storable(e.event_id)))
-    models = _models(db, (e.model_id for e in events if storable(e.model_id)))
-    contributions = _contributions(
-        db,
-        (a.contribution_id for e in events for a in e.attributions if storable(a.contribution_id)),
-    )
+    existing = _existing_event_ids(db, filter(storable, {e.event_id for e in events}))
+    models = _models(db, filter(storable, {e.model_id for e in events}))
+    cids = {a.contribution_id for e in events for a in e.attributions}
+    contributions = _contributions(db, filter(storable, cids))
+    # What the hot loop needs, in one lookup each: the operator's own models (-> demo flag) and
+    # the accepted contributions (-> owner).
+    own_models = {mid: demo for mid, (op, demo) in models.items() if op == operator}
+    owners = {cid: c.owner for cid, c in contributions.items() if c.state == STATE_ACCEPTED}
 
-    when, day_value = db.render_datetime, db.render_date
+    when = db.render_datetime
+    # SQLite stores datetimes as "YYYY-MM-DD HH:MM:SS.ffffff": its day is the first 10 chars.
+    text_dates = db.dialect == "sqlite"
     latest = now + FUTURE_SKEW
     now_v = when(now)
     event_rows: list[tuple[Any, ...]] = []
     attribution_rows: list[tuple[Any, ...]] = []
     ledger_rows: list[tuple[Any, ...]] = []
-    buckets: dict[tuple[str, date, str, str], list[int]] = {}
+    buckets: dict[tuple[Any, ...], list[int]] = {}
+    protocol: dict[str, int] = {}
     seen_in_batch: set[str] = set()
+    add_event, add_attribution, add_ledger = (
+        event_rows.append,
+        attribution_rows.append,
+        ledger_rows.append,
+    )
 
     for event in events:
-        if event.event_id in existing or event.event_id in seen_in_batch:
-            result.duplicates.append(event.event_id)
+        eid = event.event_id
+        if eid in existing or eid in seen_in_batch:
+            result.duplicates.append(eid)
             continue
-        quick = _quick_weights(event, operator, models, contributions, latest, max_attributions)
-        if quick is None:
+        weights = _quick_weights(event, own_models, owners, latest, max_attributions)
+        if weights is None:
             reasons, _ = _validate(
                 event,
                 operator=operator,
@@ -383,41 +407,44 @@ def ingest_events(
                 max_attributions=max_attributions,
             )
             assert reasons, "the quick and the full validation disagree"
-            result.rejected.append(Rejection(event.event_id, tuple(reasons)))
+            result.rejected.append(Rejection(eid, tuple(reasons)))
             continue
-        weights = quick
-        eid, model_id, fee = event.event_id, event.model_id, event.fee_micro
+        model_id, fee = event.model_id, event.fee_micro
         seen_in_batch.add(eid)
         result.accepted.append(eid)
         at = event.at.astimezone(UTC)
-        day = at.date()
         at_v = when(at)
-        demo = models[model_id][1]
-        event_rows.append((eid, model_id, at_v, fee, operator, demo, now_v))
-        pool = contributor_pool(fee, share_ppm)
+        day = at_v[:10] if text_dates else at.date()
+        demo = own_models[model_id]
+        add_event((eid, model_id, at_v, fee, operator, demo, now_v))
+        pool = fee * share_ppm // PPM  # == contributor_pool(fee, share_ppm)
         amounts = split_integers(pool, weights)
         shares = split_integers(PPM, weights)
         for attr, ppm, amount, share in zip(
             event.attributions, weights, amounts, shares, strict=True
         ):
             cid, method = attr.contribution_id, attr.method
-            attribution_rows.append((eid, cid, ppm, method))
+            add_attribution((eid, cid, ppm, method))
             if amount:
-                owner = contributions[cid].owner
-                ledger_rows.append(
-                    (eid, KIND_CONTRIBUTOR, cid, owner, model_id, method, amount, at_v, demo)
+                add_ledger(
+                    (eid, KIND_CONTRIBUTOR, cid, owners[cid], model_id, method, amount, at_v, demo)
                 )
-            bucket = buckets.get((cid, day, model_id, method))
+            key = (cid, day, model_id, method)
+            bucket = buckets.get(key)
             if bucket is None:
-                buckets[(cid, day, model_id, method)] = [1, share, amount]
+                buckets[key] = [1, share, amount]
             else:
                 bucket[0] += 1
                 bucket[1] += share
                 bucket[2] += amount
-        if fee - pool:
-            ledger_rows.append(
-                (eid, KIND_PROTOCOL, None, None, model_id, None, fee - pool, at_v, demo)
-            )
+        if fee != pool:
+            protocol[model_id] = protocol.get(model_id, 0) + fee - pool
+
+    # The protocol's part: one entry per model and batch, booked at receipt (see module doc).
+    for model_id, amount in sorted(protocol.items()):
+        add_ledger(
+            (None, KIND_PROTOCOL, None, None, model_id, None, amount, now_v, own_models[model_id])
+        )
 
     if event_rows:
         db.insert(EVENTS, EVENT_COLUMNS, event_rows)
@@ -427,9 +454,8 @@ def ingest_events(
             BUCKETS,
             BUCKET_COLUMNS,
             BUCKET_KEY,
-            [(cid, day_value(day), m, meth, n, sh, rw) for (cid, day, m, meth), (n, sh, rw) in
-             sorted(buckets.items())],
-        )  # fmt: skip
+            [(*key, n, sh, rw) for key, (n, sh, rw) in sorted(buckets.items())],
+        )
     return result
 
 

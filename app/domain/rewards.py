@@ -34,22 +34,26 @@ def split_largest_remainder(total: int, weights: Sequence[int | Fraction]) -> li
 
 def split_integers(total: int, weights: list[int]) -> list[int]:
     """`split_largest_remainder` for weights already known to be non-negative integers (the
-    registry's hot path: no type conversion, no re-validation of the weights)."""
+    registry's hot path: no type conversion, no re-validation of the weights).
+
+    Remainders are only computed when units are left over; one unit left goes to the first
+    largest remainder, more follow a stable reverse sort ("largest first, lower index among
+    equals") without key tuples.
+    """
     wsum = sum(weights)
     if wsum == 0:
         if total == 0:
             return [0] * len(weights)
         raise ValueError("cannot split a positive total over weights that are all zero")
-    parts: list[int] = []
-    remainders: list[int] = []
-    for w in weights:
-        q, r = divmod(total * w, wsum)
-        parts.append(q)
-        remainders.append(r)
+    parts = [total * w // wsum for w in weights]
     left = total - sum(parts)
     if left:
-        # Largest remainder first; among equal remainders the lower index wins.
-        order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+        remainders = [total * w % wsum for w in weights]
+        if left == 1:  # the usual case for a few weights: index() finds the first (lowest) max
+            parts[remainders.index(max(remainders))] += 1
+            return parts
+        # sorted(reverse=True) is stable: among equal remainders the lower index stays first.
+        order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
         for i in order[:left]:
             parts[i] += 1
     return parts

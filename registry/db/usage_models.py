@@ -1,9 +1,11 @@
 """Usage, attribution and rewards tables: models, events, attributions, ledger, day buckets.
 
 The ledger is append-only (database triggers refuse UPDATE and DELETE) and its `id` is the
-contributors' sync cursor. Attributions and ledger entries name their event without a foreign
-key: they are only ever written by registry.ledger in the same transaction as the event, and
-per-row foreign-key triggers cost PostgreSQL about a third of the ingestion time.
+contributors' sync cursor. Events, attributions and ledger entries name their model,
+contribution and event without foreign keys: they are only ever written by registry.ledger,
+which checks models and contributions in the same transaction (neither is ever deleted), and
+per-row foreign-key probes cost a large part of the ingestion time on both databases (see
+migration 0002 for the other choices made for ingestion speed).
 `usage_buckets` is maintained in the same transaction as ingestion so time-series and summary
 reads never scan events.
 """
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -60,14 +63,17 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
 
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    model_id: Mapped[str] = mapped_column(String(64), ForeignKey("models.id"))
+    model_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     fee_micro: Mapped[int] = mapped_column(BigInteger)
     operator_fingerprint: Mapped[str] = mapped_column(String(64))
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (CheckConstraint("fee_micro >= 0", name="ck_usage_events_fee"),)
+    __table_args__ = (
+        CheckConstraint("fee_micro >= 0", name="ck_usage_events_fee"),
+        {"sqlite_with_rowid": False},
+    )
 
 
 class Attribution(Base):
@@ -77,7 +83,7 @@ class Attribution(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(128))
-    contribution_id: Mapped[str] = mapped_column(String(40), ForeignKey("contributions.id"))
+    contribution_id: Mapped[str] = mapped_column(String(40))
     weight_ppm: Mapped[int] = mapped_column(BigInteger)
     method: Mapped[str] = mapped_column(String(16))
 
@@ -90,13 +96,14 @@ class Attribution(Base):
 
 
 class LedgerEntry(Base):
-    """One append-only credit. Contributor entries name a contribution and its owner; the
-    protocol entry takes the rest of the fee, so entries of an event sum to its fee."""
+    """One append-only credit. Contributor entries name an event, a contribution and its owner;
+    protocol entries hold the rest of the fees of one batch for one model (no event; `at` is
+    when the batch was received), so the ledger total equals the stored fees exactly."""
 
     __tablename__ = "ledger"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))
     contribution_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     owner_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -109,8 +116,16 @@ class LedgerEntry(Base):
     __table_args__ = (
         CheckConstraint("amount_micro >= 0", name="ck_ledger_amount"),
         CheckConstraint("kind IN ('contributor', 'protocol')", name="ck_ledger_kind"),
-        Index("ix_ledger_owner_id", "owner_fingerprint", "id"),
-        {"sqlite_autoincrement": True},
+        CheckConstraint(
+            "kind = 'protocol' OR event_id IS NOT NULL", name="ck_ledger_contributor_event"
+        ),
+        Index(
+            "ix_ledger_owner_id",
+            "owner_fingerprint",
+            "id",
+            sqlite_where=text("kind = 'contributor'"),
+            postgresql_where=text("kind = 'contributor'"),
+        ),
     )
 
 
@@ -130,3 +145,5 @@ class UsageBucket(Base):
     events: Mapped[int] = mapped_column(BigInteger, default=0)
     share_ppm_sum: Mapped[int] = mapped_column(BigInteger, default=0)
     reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)

@@ -1,6 +1,7 @@
 """The ledger invariant through the real ingestion path (HTTP, in-process app, SQLite and PG):
-for every batch, ledger total == fees of accepted events exactly, no negative entries,
-re-sent batches change nothing, and the day buckets agree with the ledger."""
+for every batch, ledger total == fees of accepted events exactly, each event's contributor
+entries == its contributor pool, the protocol entries == the rest of the fees, no negative
+entries, re-sent batches change nothing, and the day buckets agree with the ledger."""
 
 from __future__ import annotations
 
@@ -78,13 +79,6 @@ def _check_invariant(world: UsageWorld, expected_fees: dict[str, int]) -> None:
         assert totals.events == len(expected_fees)
         assert totals.fees_micro == sum(expected_fees.values())
         assert totals.ledger_micro == totals.fees_micro
-        per_event = dict(
-            s.execute(
-                select(LedgerEntry.event_id, func.sum(LedgerEntry.amount_micro)).group_by(
-                    LedgerEntry.event_id
-                )
-            ).all()
-        )
         contributor_per_event = dict(
             s.execute(
                 select(LedgerEntry.event_id, func.sum(LedgerEntry.amount_micro))
@@ -96,8 +90,12 @@ def _check_invariant(world: UsageWorld, expected_fees: dict[str, int]) -> None:
         stored = dict(s.execute(select(UsageEvent.event_id, UsageEvent.fee_micro)).all())
     assert stored == expected_fees
     for eid, fee in expected_fees.items():
-        assert per_event.get(eid, 0) == fee
         assert contributor_per_event.get(eid, 0) == contributor_pool(fee, 700_000)
+    # Protocol entries (one per model and batch) hold exactly the rest of every fee.
+    assert set(contributor_per_event) <= set(expected_fees)
+    assert totals.protocol_micro == sum(
+        fee - contributor_pool(fee, 700_000) for fee in expected_fees.values()
+    )
     assert bucket_reward == totals.contributor_micro
 
 

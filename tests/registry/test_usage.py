@@ -47,13 +47,13 @@ def test_batch_is_ingested_and_split_exactly(world: UsageWorld) -> None:
             select(LedgerEntry.event_id, LedgerEntry.kind, LedgerEntry.contribution_id,
                    LedgerEntry.amount_micro).order_by(LedgerEntry.id)
         ).all()  # fmt: skip
-        # e1: pool = floor(1_000_001 * 0.7) = 700_000 split 2:1; protocol gets the rest.
+        # e1: pool = floor(1_000_001 * 0.7) = 700_000 split 2:1; e2: floor(10 * 0.7) = 7.
+        # The protocol gets the rest of both fees in one entry for the model and batch.
         assert [tuple(e) for e in entries] == [
             ("e1", "contributor", ca[0], 466_667),
             ("e1", "contributor", cb[0], 233_333),
-            ("e1", "protocol", None, 300_001),
             ("e2", "contributor", ca[1], 7),
-            ("e2", "protocol", None, 3),
+            (None, "protocol", None, 300_001 + 3),
         ]
         totals = ledger_totals(s)
     assert totals.ledger_micro == totals.fees_micro == 1_000_011

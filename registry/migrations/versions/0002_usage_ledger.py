@@ -1,5 +1,16 @@
 """Usage ingestion and rewards: models, usage events, attributions, append-only ledger, buckets.
 
+Shaped for ingestion speed (every index and check costs per row, ~8 rows per event):
+- usage_events and usage_buckets are keyed by their natural key WITHOUT ROWID on SQLite, so
+  each row is one B-tree insert instead of a table insert plus a unique-index insert;
+- no foreign keys from events/attributions/ledger: ingestion checks models and contributions
+  in the same transaction, and neither is ever deleted; a per-row FK probe cost SQLite ~1/6
+  and PostgreSQL ~1/3 of the ingestion time;
+- the ledger's `id` is a plain rowid (no AUTOINCREMENT bookkeeping per row): rows are never
+  deleted (trigger), so max(id) + 1 keeps ids increasing;
+- the owner index is partial (contributor entries only), the only rows read by owner;
+- protocol entries are one per model and batch (event_id NULL), not one per event.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-26
@@ -48,8 +59,8 @@ def upgrade() -> None:
         sa.Column("demo", sa.Boolean(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("fee_micro >= 0", name="ck_usage_events_fee"),
-        sa.ForeignKeyConstraint(["model_id"], ["models.id"]),
         sa.PrimaryKeyConstraint("event_id"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "attributions",
@@ -62,13 +73,12 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "method IN ('influence', 'exact-match', 'retrieval')", name="ck_attributions_method"
         ),
-        sa.ForeignKeyConstraint(["contribution_id"], ["contributions.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "ledger",
         sa.Column("id", BigIntPK, autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.String(length=128), nullable=False),
+        sa.Column("event_id", sa.String(length=128), nullable=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("contribution_id", sa.String(length=40), nullable=True),
         sa.Column("owner_fingerprint", sa.String(length=64), nullable=True),
@@ -79,10 +89,20 @@ def upgrade() -> None:
         sa.Column("demo", sa.Boolean(), nullable=False),
         sa.CheckConstraint("amount_micro >= 0", name="ck_ledger_amount"),
         sa.CheckConstraint("kind IN ('contributor', 'protocol')", name="ck_ledger_kind"),
+        sa.CheckConstraint(
+            "kind = 'protocol' OR event_id IS NOT NULL", name="ck_ledger_contributor_event"
+        ),
         sa.PrimaryKeyConstraint("id"),
-        sqlite_autoincrement=True,
     )
-    op.create_index("ix_ledger_owner_id", "ledger", ["owner_fingerprint", "id"], unique=False)
+    # Only contributor entries are read by owner; protocol entries cost no index maintenance.
+    op.create_index(
+        "ix_ledger_owner_id",
+        "ledger",
+        ["owner_fingerprint", "id"],
+        unique=False,
+        sqlite_where=sa.text("kind = 'contributor'"),
+        postgresql_where=sa.text("kind = 'contributor'"),
+    )
     op.create_table(
         "usage_buckets",
         sa.Column("contribution_id", sa.String(length=40), nullable=False),
@@ -93,6 +113,7 @@ def upgrade() -> None:
         sa.Column("share_ppm_sum", sa.BigInteger(), nullable=False),
         sa.Column("reward_micro", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("contribution_id", "bucket_start", "model_id", "method"),
+        sqlite_with_rowid=False,
     )
 
     # Append-only ledger, enforced by the database itself, not only by the code.
