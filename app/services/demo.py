@@ -26,12 +26,23 @@ def _registry_command(*args: str) -> list[str]:
     return [sys.executable, "-c", _BOOT, *args]
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the kernel sends the demo registry SIGTERM when the app dies, however it dies
+    (kill -9 included), so no orphaned server keeps the port and the database open."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @dataclass
 class DemoRegistry:
     url: str
     db_url: str
     process: subprocess.Popen[str]
     log_path: Path
+    _drain: threading.Thread | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     def seed(self) -> None:
@@ -53,6 +64,10 @@ class DemoRegistry:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+        if self._drain is not None:
+            self._drain.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def start_demo_registry(data_dir: Path, *, folder_name: str = "demo-registry") -> DemoRegistry:
@@ -70,6 +85,7 @@ def start_demo_registry(data_dir: Path, *, folder_name: str = "demo-registry") -
         stderr=log,
         text=True,
         env=env,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     log.close()
     assert proc.stdout is not None
@@ -92,8 +108,9 @@ def start_demo_registry(data_dir: Path, *, folder_name: str = "demo-registry") -
         )
     url = line.removeprefix("listening on ").strip()
     # Drain stdout so the child never blocks on a full pipe.
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-    registry = DemoRegistry(url=url, db_url=db_url, process=proc, log_path=log_path)
+    drain = threading.Thread(target=proc.stdout.read, daemon=True)
+    drain.start()
+    registry = DemoRegistry(url=url, db_url=db_url, process=proc, log_path=log_path, _drain=drain)
     _wait_until_accepting(registry)
     return registry
 
