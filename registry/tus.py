@@ -231,10 +231,37 @@ class PartialWriter:
         if self.buf is None:
             self._write_buffered(parts)
         else:
-            for p in parts:
-                self._stage(memoryview(p))
-            self._drain(self.fill - self.fill % BLOCK)
+            try:
+                for p in parts:
+                    self._stage(memoryview(p))
+                self._drain(self.fill - self.fill % BLOCK)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # Direct I/O refused after all (alignment rules of this filesystem): write
+                # what is staged plus the rest of this slice buffered, and stay buffered.
+                self._give_up_direct(parts)
         self.offset += total
+
+    def _give_up_direct(self, parts: list[bytes]) -> None:
+        assert self.buf is not None
+        keep = self.offset - self.base  # staged bytes accepted before this slice
+        if keep > 0:
+            view = memoryview(self.buf)
+            try:
+                done = 0
+                while done < keep:
+                    done += os.pwrite(self.fd, view[done:keep], self.base + done)
+            finally:
+                view.release()
+        os.ftruncate(self.fd, self.offset)
+        os.lseek(self.fd, self.offset, os.SEEK_SET)
+        self.buf = None  # freed with its last view (the failed write's may still be alive)
+        if self.direct_fd is not None:
+            os.close(self.direct_fd)
+            self.direct_fd = None
+        self.fill = 0
+        self._write_buffered(parts)
 
     def _write_buffered(self, parts: list[bytes]) -> None:
         views = [memoryview(p) for p in parts]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -269,4 +272,29 @@ def test_partial_writer_unaligned_patches_give_exact_bytes(tmp_path: Path) -> No
         else:
             w.close()
         assert path.stat().st_size == b
+    assert path.read_bytes() == data
+
+
+def test_partial_writer_falls_back_when_direct_io_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(3 * tus.BLOCK + 100)
+    path = tmp_path / "u.part"
+    path.touch()
+    w = tus.PartialWriter(path, 0, hashlib.sha256(), None)
+    w.write([data[:1000]])  # staged only: less than a block
+    if w.direct_fd is None:
+        pytest.skip("no O_DIRECT on this filesystem: the buffered path is the only one")
+    real_pwrite = os.pwrite
+    direct = w.direct_fd
+
+    def refuse(fd: int, buf: Any, offset: int) -> int:
+        if fd == direct:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, buf, offset)
+
+    monkeypatch.setattr(tus.os, "pwrite", refuse)
+    w.write([data[1000:]])
+    w.finish()
+    w.close()
     assert path.read_bytes() == data
