@@ -128,6 +128,7 @@ def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) ->
     install_excepthook(lambda: session.window.errors if session.window else None)
     QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: session.follow_os_scheme())
     app.aboutToQuit.connect(session.stop)
+    wake = _quit_on_terminal_signals(app)
     window.show()
     # Long-lived startup objects (Qt wrappers, SQLAlchemy metadata) leave the cyclic GC's
     # view, so later collections stay short and never stall the GUI thread noticeably.
@@ -137,9 +138,26 @@ def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) ->
     try:
         return int(app.exec())
     finally:
+        wake.stop()
         session.stop()
         if own_ctx is not None:
             own_ctx.close()
+
+
+def _quit_on_terminal_signals(app: Any) -> Any:
+    """Ctrl+C in the terminal of `make run`, or SIGTERM from a session manager, quits cleanly
+    (queue state saved, demo registry stopped). Qt's event loop does not run Python signal
+    handlers by itself, so a cheap timer hands control back to Python four times a second."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: app.quit())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
+    return wake
 
 
 def _start_demo_registry(ctx: ServiceContext) -> Any:
