@@ -17,8 +17,10 @@ allocates ids, so a transaction with lower ids always commits before one with hi
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -360,11 +362,43 @@ def ingest_events(
     Events already stored (or repeated within the batch) are reported as duplicates and change
     nothing; invalid events are rejected with every reason; the rest are written.
     """
+    with gc_paused():
+        return _ingest(session, operator, events, share_ppm, now, max_attributions)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch is built and written.
+
+    A batch allocates ~15,000 row tuples (none in a reference cycle); the collections their
+    allocation triggers, full ones over the whole server heap included, cost about a third of
+    ingestion's Python time. Reference counting still frees everything as usual; the collector
+    is only switched back on if it was on (so nested or concurrent batches cannot turn on a
+    collector someone else switched off; at worst one runs earlier than it would have).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _ingest(
+    session: Session,
+    operator: str,
+    events: Sequence[EventIn],
+    share_ppm: int,
+    now: datetime | None,
+    max_attributions: int,
+) -> IngestResult:
     now = now or datetime.now(UTC)
     contributor_pool(0, share_ppm)  # validates the share once; the loop inlines the formula
     result = IngestResult()
     _lock_ledger(session)
     db = BulkDb(session)
+    db.tune_for_bulk_writes()
     existing = _existing_event_ids(db, filter(storable, {e.event_id for e in events}))
     models = _models(db, filter(storable, {e.model_id for e in events}))
     cids = {a.contribution_id for e in events for a in e.attributions}

@@ -36,9 +36,9 @@ def split_integers(total: int, weights: list[int]) -> list[int]:
     """`split_largest_remainder` for weights already known to be non-negative integers (the
     registry's hot path: no type conversion, no re-validation of the weights).
 
-    Remainders are only computed when units are left over; one unit left goes to the first
-    largest remainder, more follow a stable reverse sort ("largest first, lower index among
-    equals") without key tuples.
+    Remainders are only computed when units are left over. One unit left (or all but one, the
+    usual cases for a few weights) needs only max/min; otherwise a stable reverse sort gives
+    the order "largest first, lower index among equals" without key tuples.
     """
     wsum = sum(weights)
     if wsum == 0:
@@ -49,9 +49,13 @@ def split_integers(total: int, weights: list[int]) -> list[int]:
     left = total - sum(parts)
     if left:
         remainders = [total * w % wsum for w in weights]
-        if left == 1:  # the usual case for a few weights: index() finds the first (lowest) max
+        if left == 1:  # index() finds the first, i.e. lowest-index, largest remainder
             parts[remainders.index(max(remainders))] += 1
             return parts
+        n = len(weights)
+        if left == n - 1:  # all but the last-ranked: the highest-index smallest remainder
+            skip = n - 1 - remainders[::-1].index(min(remainders))
+            return [p if i == skip else p + 1 for i, p in enumerate(parts)]
         # sorted(reverse=True) is stable: among equal remainders the lower index stays first.
         order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
         for i in order[:left]:

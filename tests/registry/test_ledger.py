@@ -5,17 +5,18 @@ entries, re-sent batches change nothing, and the day buckets agree with the ledg
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.domain.rewards import contributor_pool
 from registry.db.usage_models import LedgerEntry, UsageBucket, UsageEvent
-from registry.ledger import MAX_FEE_MICRO, ledger_totals, weight_to_ppm
+from registry.ledger import MAX_FEE_MICRO, gc_paused, ledger_totals, weight_to_ppm
 from tests.support.usage_data import UsageWorld, usage_world
 
 METHODS = ["influence", "exact-match", "retrieval"]
@@ -142,3 +143,30 @@ def test_ledger_invariant_holds_for_random_batches(db_url: str, tmp_path: Path) 
     with usage_world(db_url, tmp_path, contributors=2, per_contributor=3) as world:
         cids = [c for ids in world.contributions.values() for c in ids]
         _run_invariant(world, _events(cids))
+
+
+def test_gc_paused_restores_the_collector_state() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # someone else switched it off: stays off
+    finally:
+        gc.enable()
+
+
+def test_rewards_query_uses_the_partial_owner_index(tmp_path: Path) -> None:
+    """Protocol entries are left out of the owner index; the rewards read must still use it."""
+    with usage_world(f"sqlite:///{tmp_path / 'r.sqlite3'}", tmp_path) as world:
+        with world.sessions() as s:
+            plan = s.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT id FROM ledger WHERE owner_fingerprint IN ('a', 'b')"
+                    " AND kind = 'contributor' AND id > 5 ORDER BY id LIMIT 10"
+                )
+            ).all()
+    assert any("ix_ledger_owner_id" in str(row) for row in plan), plan

@@ -117,3 +117,38 @@ def test_pool_examples_and_bounds() -> None:
 @given(totals, int_weights)
 def test_integer_fast_path_agrees(total: int, weights: list[int]) -> None:
     assert split_integers(total, weights) == split_largest_remainder(total, weights)
+
+
+def _reference_split(total: int, weights: list[int]) -> list[int]:
+    """The textbook method with exact fractions: floors, then the leftover units one each to
+    the largest remainders, lower index first among equal ones."""
+    quotas = [Fraction(total * w, sum(weights)) for w in weights]
+    parts = [q.numerator // q.denominator for q in quotas]
+    ranked = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - parts[i]), i))
+    for i in ranked[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+# Few weights and small totals: every shortcut of split_integers (no unit left, one left, all
+# but one left, the general sort) and many remainder ties.
+few_weights = st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=5).filter(
+    lambda ws: sum(ws) > 0
+)
+
+
+@given(st.integers(min_value=0, max_value=40), few_weights)
+def test_split_matches_reference_with_ties(total: int, weights: list[int]) -> None:
+    assert split_integers(total, weights) == _reference_split(total, weights)
+
+
+@given(totals, int_weights)
+def test_split_matches_reference(total: int, weights: list[int]) -> None:
+    assert split_integers(total, weights) == _reference_split(total, weights)
+
+
+def test_split_shortcut_examples() -> None:
+    assert split_integers(2, [1, 1, 1]) == [1, 1, 0]  # all but one: the last tie loses
+    assert split_integers(2, [1, 2, 1, 1, 1]) == [1, 1, 0, 0, 0]  # .33 .67 .33 .33 .33: sort
+    assert split_integers(1, [1, 1]) == [1, 0]
+    assert split_integers(PPM, [250_000, 250_000, 500_000]) == [250_000, 250_000, 500_000]
