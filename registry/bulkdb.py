@@ -187,16 +187,18 @@ class BulkDb:
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sums}"
         cols = ", ".join(columns)
         if self.dialect == "postgresql":
-            # One statement: each column travels as one binary array and unnest() zips them
-            # back into rows (no scratch table to create, fill and empty per batch).
-            types = pg_copy_types(table_, columns)
-            arrays = ", ".join(f"%b::{t}[]" for t in types)
-            columns_data = [list(c) for c in zip(*rows, strict=True)]
+            # COPY into a scratch table, then one set-based upsert. (One INSERT ... SELECT FROM
+            # unnest() of binary arrays costs the server the same, but psycopg builds binary
+            # arrays in Python: ~3x the client CPU of a binary COPY.)
+            scratch = f"{table}_batch"
             with self.raw.cursor() as cur:
                 cur.execute(
-                    f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays}) {conflict}",
-                    columns_data,
+                    f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
+                    f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
+                self._copy(cur, table_, scratch, columns, rows)
+                cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {scratch} {conflict}")
+                cur.execute(f"DELETE FROM {scratch}")
             return
         self._sqlite_values(
             f"INSERT INTO {table} ({cols}) VALUES {{}} {conflict}", len(columns), rows
