@@ -11,11 +11,12 @@ import base64
 import binascii
 import hashlib
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,8 @@ from registry.db.models import (
 from registry.errors import ApiError
 
 KINDS = ("dataset", "annotation")
+_PARALLEL_CHECKS = 256  # distinct blobs from which finalize checks the store on threads
+_INSERT_CHUNK = 5000  # rows per executemany: bounded memory for huge manifests
 
 
 @dataclass(frozen=True)
@@ -178,10 +181,15 @@ def create_contribution(
     )
     session.add(contribution)
     session.flush()
-    session.add_all(
-        ContributionFile(contribution_id=contribution.id, path=e.path, size=e.size, sha256=e.sha256)
+    # Core executemany of plain dicts: no ORM object per file (10,000 files cost seconds).
+    rows = [
+        {"contribution_id": contribution.id, "path": e.path, "size": e.size, "sha256": e.sha256}
         for e in manifest.files
-    )
+    ]
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        session.execute(
+            insert(cast(Table, ContributionFile.__table__)), rows[start : start + _INSERT_CHUNK]
+        )
     try:
         session.commit()
     except IntegrityError:
@@ -238,6 +246,16 @@ def get_owned(session: Session, principal: Principal, contribution_id: str) -> C
     return row
 
 
+def _sizes_on_disk(blobs: BlobStore, shas: set[str]) -> dict[str, int | None]:
+    """The store's size of each blob (None = absent): one check per distinct blob, on a few
+    threads when there are many (each is a stat or a HEAD; they release the GIL)."""
+    ordered = sorted(shas)
+    if len(ordered) < _PARALLEL_CHECKS:
+        return {sha: blobs.size(sha) for sha in ordered}
+    with ThreadPoolExecutor(4, thread_name_prefix="finalize") as pool:
+        return dict(zip(ordered, pool.map(blobs.size, ordered, chunksize=256), strict=True))
+
+
 def finalize(session: Session, blobs: BlobStore, contribution: Contribution) -> Contribution:
     """Verify signature and bytes; move to accepted, or rejected with reasons. Idempotent."""
     if contribution.state in (STATE_ACCEPTED, STATE_REJECTED):
@@ -250,38 +268,47 @@ def finalize(session: Session, blobs: BlobStore, contribution: Contribution) -> 
         _verify_envelope(contribution.envelope, signer.public_key, signer.fingerprint)
     except (ApiError, VerificationError) as exc:
         reasons.append(Reason(code="bad_signature", message=str(exc)))
-    files = session.scalars(
-        select(ContributionFile).where(ContributionFile.contribution_id == contribution.id)
+    # One joined query instead of a lookup per file: 10,000 files used to cost 10,000 queries.
+    files = session.execute(
+        select(ContributionFile.path, ContributionFile.size, ContributionFile.sha256, Blob.size)
+        .outerjoin(Blob, Blob.sha256 == ContributionFile.sha256)
+        .where(ContributionFile.contribution_id == contribution.id)
     ).all()
+    stored_sizes = _sizes_on_disk(blobs, {sha for _, _, sha, row_size in files if row_size})
+    absent: list[tuple[str, str]] = []
+    for path, size, sha, row_size in files:
+        on_disk = stored_sizes.get(sha)
+        if row_size is None or on_disk is None:
+            absent.append((path, sha))
+        elif row_size != size or on_disk != size:
+            reasons.append(
+                Reason(
+                    code="blob_size_mismatch",
+                    message=f"The stored blob has {row_size} bytes, the manifest says {size}.",
+                    path=path,
+                )
+            )
     missing: list[str] = []
-    for f in files:
-        blob = session.get(Blob, f.sha256)
-        if blob is None or not blobs.has(f.sha256):
-            failed = session.scalar(
-                select(Upload.id).where(
+    if absent:
+        failed = set(
+            session.scalars(
+                select(Upload.sha256).where(
                     Upload.contribution_id == contribution.id,
-                    Upload.sha256 == f.sha256,
                     Upload.failure == "hash_mismatch",
                 )
             )
-            if failed is not None:
+        )
+        for path, sha in absent:
+            if sha in failed:
                 reasons.append(
                     Reason(
                         code="blob_hash_mismatch",
                         message="The uploaded bytes do not have the manifest's sha256.",
-                        path=f.path,
+                        path=path,
                     )
                 )
             else:
-                missing.append(f.sha256)
-        elif blob.size != f.size or blobs.size(f.sha256) != f.size:
-            reasons.append(
-                Reason(
-                    code="blob_size_mismatch",
-                    message=f"The stored blob has {blob.size} bytes, the manifest says {f.size}.",
-                    path=f.path,
-                )
-            )
+                missing.append(sha)
     if missing and not reasons:
         raise ApiError(
             409,
@@ -296,7 +323,7 @@ def finalize(session: Session, blobs: BlobStore, contribution: Contribution) -> 
                 datanet.rules,
                 kind=contribution.kind,
                 license=contribution.license,
-                files=[(f.path, f.size) for f in files],
+                files=[(path, size) for path, size, _, _ in files],
             )
         )
     contribution.state = STATE_REJECTED if reasons else STATE_ACCEPTED

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy import event
 
 from tests.registry.conftest import TEST_REGISTRY
 from tests.support.registry_actors import Contributor, contribution_body
@@ -86,3 +89,69 @@ def test_malformed_bodies_and_other_owners_are_refused(
     assert _post(client, bob, cid, _body([(_sha(data), len(data), data)])).status_code == 404
     nobody = client.post("/v1/uploads/batch", params={"contribution": cid}, content=b"x")
     assert nobody.status_code == 401
+
+
+@contextmanager
+def _statements(app: FastAPI) -> Iterator[list[str]]:
+    """The SQL statements the app runs inside the block (executemany counts once)."""
+    seen: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(app.state.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", count)
+
+
+def test_many_files_cost_a_bounded_number_of_queries(
+    client: TestClient, alice: Contributor, app: FastAPI
+) -> None:
+    # 700 files: above the IN-query chunk (500) and the threaded finalize check (256).
+    files = {f"d/f{i:04d}.txt": f"small file {i}\n".encode() for i in range(700)}
+    body = contribution_body(alice.key, files, registry=TEST_REGISTRY)
+    with _statements(app) as create_sql:
+        r = client.post("/v1/contributions", json=body, headers=alice.headers)
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert len(r.json()["missingBlobs"]) == 700
+    assert len(create_sql) < 25, create_sql  # files go in by executemany, not row by row
+    blobs = [(_sha(d), len(d), d) for d in files.values()]
+    with _statements(app) as batch_sql:
+        out = _post(client, alice, cid, _body(blobs)).json()
+    assert len(out["stored"]) == 700 and not out["rejected"]
+    assert len(batch_sql) < 25, batch_sql  # only the batch's rows, in IN chunks
+    with _statements(app) as fin_sql:
+        fin = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
+    assert fin.json()["state"] == "accepted", fin.text
+    assert len(fin_sql) < 15, fin_sql  # was a blob lookup per file
+
+
+def test_finalize_rejects_a_lost_or_resized_blob_among_many(
+    client: TestClient, alice: Contributor, app: FastAPI
+) -> None:
+    files = {f"f{i:04d}.txt": f"content {i}\n".encode() for i in range(300)}
+    cid = _contribution(client, alice, files)
+    blobs = [(_sha(d), len(d), d) for d in files.values()]
+    assert len(_post(client, alice, cid, _body(blobs)).json()["stored"]) == 300
+    # One blob file shrinks on disk behind the database's back: finalize checks the store.
+    app.state.blobs.path_for(_sha(files["f0123.txt"])).write_bytes(b"short")
+    fin = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers).json()
+    assert fin["state"] == "rejected"
+    assert [(x["code"], x["path"]) for x in fin["reasons"]] == [("blob_size_mismatch", "f0123.txt")]
+
+
+def test_finalize_lists_blobs_whose_files_are_gone(
+    client: TestClient, alice: Contributor, app: FastAPI
+) -> None:
+    files = {f"f{i:04d}.txt": f"content {i}\n".encode() for i in range(300)}
+    cid = _contribution(client, alice, files)
+    blobs = [(_sha(d), len(d), d) for d in files.values()]
+    _post(client, alice, cid, _body(blobs))
+    gone = _sha(files["f0007.txt"])
+    app.state.blobs.path_for(gone).unlink()
+    r = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
+    assert r.status_code == 409
+    assert r.json()["error"]["details"]["missingBlobs"] == [gone]
