@@ -1,5 +1,13 @@
 """Per-key token-bucket rate limiting: 429 with Retry-After and the standard error body.
 
+Two budgets per key: the general one (rate_limit_per_minute) and a larger one for the blob
+upload routes under /v1/uploads (upload_rate_limit_per_minute). Why: one tus upload is at
+least two requests (POST, PATCH per chunk), so a dataset of a few thousand medium files would
+otherwise be throttled for minutes by a limit meant for API calls; those routes are bounded by
+their bodies (chunk and batch size limits) and only accept blobs a contribution lists as
+missing, so counting their requests in a separate, higher bucket keeps the protection without
+stalling honest uploads. Either budget being spent never blocks the other.
+
 The key is the caller's key fingerprint when the request carries a valid bearer token (so
 minting more tokens does not buy more requests), otherwise the client's IP address. Pure ASGI
 middleware so uploads stream through untouched; buckets live on the middleware instance (one
@@ -26,6 +34,8 @@ from registry.settings import RegistrySettings
 
 # Liveness probes must keep working while a client is being throttled.
 EXEMPT_PATHS = frozenset({"/v1/health"})
+# Routes that spend the upload budget instead of the general one.
+UPLOAD_PREFIX = "/v1/uploads"
 MAX_BUCKETS = 50_000
 MAX_CACHED_TOKENS = 10_000
 
@@ -120,10 +130,17 @@ class RateLimitMiddleware:
         app: ASGIApp,
         buckets: TokenBuckets,
         owners: TokenOwners,
+        upload_buckets: TokenBuckets | None = None,
     ) -> None:
         self.app = app
         self.buckets = buckets
         self.owners = owners
+        self.upload_buckets = upload_buckets or buckets
+
+    def buckets_for(self, path: str) -> TokenBuckets:
+        if path == UPLOAD_PREFIX or path.startswith(UPLOAD_PREFIX + "/"):
+            return self.upload_buckets
+        return self.buckets
 
     def key(self, scope: Scope) -> str:
         token = _bearer(scope)
@@ -138,7 +155,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(self.key(scope))
+        wait = self.buckets_for(scope["path"]).take(self.key(scope))
         if wait <= 0.0:
             await self.app(scope, receive, send)
             return
@@ -167,11 +184,15 @@ class RateLimitMiddleware:
 
 
 def install(app: FastAPI, settings: RegistrySettings) -> None:
-    """Add the limiter to `app` (called by create_app); rate_limit_per_minute <= 0 disables it."""
+    """Add the limiter to `app` (called by create_app); rate_limit_per_minute <= 0 disables it.
+
+    The upload budget is never below the general one (a raised --rate-limit raises both)."""
     if settings.rate_limit_per_minute <= 0:
         return
+    upload_per_minute = max(settings.upload_rate_limit_per_minute, settings.rate_limit_per_minute)
     app.add_middleware(
         RateLimitMiddleware,
         buckets=TokenBuckets(settings.rate_limit_per_minute),
         owners=TokenOwners(app.state.sessions),
+        upload_buckets=TokenBuckets(upload_per_minute),
     )

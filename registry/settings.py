@@ -18,6 +18,9 @@ class RegistrySettings:
     challenge_ttl_s: int = 5 * 60
     upload_expiry_s: int = 24 * 60 * 60
     rate_limit_per_minute: int = 600
+    # Separate budget for the blob upload routes (/v1/uploads...): a tus upload is 2+ requests,
+    # so thousands of medium files need more than the API budget (see registry/ratelimit.py).
+    upload_rate_limit_per_minute: int = 6000
     # Largest blob accepted through tus (Tus-Max-Size).
     max_upload_bytes: int = 64 * 1024 * 1024 * 1024
     # The URL contributors sign into their envelopes' predicate.registry; None = request base URL.

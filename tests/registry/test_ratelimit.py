@@ -70,3 +70,36 @@ def test_fresh_tokens_share_the_keys_bucket(tmp_path: Path) -> None:
         new_token = who.sign_in(world.client)
         assert new_token != old["Authorization"].split()[1]
         assert world.client.get("/v1/me/summary", headers=who.headers).status_code == 429
+
+
+def test_upload_routes_spend_their_own_larger_budget(db_url: str, tmp_path: Path) -> None:
+    with usage_world(
+        db_url, tmp_path, contributors=1, rate_limit_per_minute=6, upload_rate_limit_per_minute=12
+    ) as world:
+        who = world.contributors[0]
+        api = [
+            world.client.get("/v1/me/summary", headers=who.headers).status_code for _ in range(8)
+        ]
+        assert api[-1] == 429  # the API budget is spent...
+        uploads = [
+            world.client.head("/v1/uploads/u_nope", headers=who.headers).status_code
+            for _ in range(14)
+        ]
+        assert uploads[0] != 429  # ...but upload requests still go through (answered 4xx here),
+        assert 10 <= uploads.index(429) <= 12  # until their own, larger budget is spent,
+        r = world.client.get("/v1/me/summary", headers=who.headers)
+        assert r.status_code == 429  # and spending it gave the API budget nothing back.
+
+
+def test_only_upload_paths_spend_the_upload_budget() -> None:
+    from registry.ratelimit import RateLimitMiddleware, TokenOwners
+
+    general, upload = TokenBuckets(per_minute=5), TokenBuckets(per_minute=50)
+    mw = RateLimitMiddleware(
+        app=None, buckets=general, owners=TokenOwners(None), upload_buckets=upload
+    )  # type: ignore[arg-type]
+    assert mw.buckets_for("/v1/uploads") is upload
+    assert mw.buckets_for("/v1/uploads/batch") is upload
+    assert mw.buckets_for("/v1/uploads/u_1") is upload
+    assert mw.buckets_for("/v1/uploadsX") is general
+    assert mw.buckets_for("/v1/contributions") is general
