@@ -274,7 +274,9 @@ def finalize(session: Session, blobs: BlobStore, contribution: Contribution) -> 
         .outerjoin(Blob, Blob.sha256 == ContributionFile.sha256)
         .where(ContributionFile.contribution_id == contribution.id)
     ).all()
-    stored_sizes = _sizes_on_disk(blobs, {sha for _, _, sha, row_size in files if row_size})
+    stored_sizes = _sizes_on_disk(
+        blobs, {sha for _, _, sha, row_size in files if row_size is not None}
+    )
     absent: list[tuple[str, str]] = []
     for path, size, sha, row_size in files:
         on_disk = stored_sizes.get(sha)

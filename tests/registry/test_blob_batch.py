@@ -110,7 +110,8 @@ def test_many_files_cost_a_bounded_number_of_queries(
     client: TestClient, alice: Contributor, app: FastAPI
 ) -> None:
     # 700 files: above the IN-query chunk (500) and the threaded finalize check (256).
-    files = {f"d/f{i:04d}.txt": f"small file {i}\n".encode() for i in range(700)}
+    files = {f"d/f{i:04d}.txt": f"small file {i}\n".encode() for i in range(699)}
+    files["empty.txt"] = b""  # a blob of 0 bytes is present too (not "falsy, so missing")
     body = contribution_body(alice.key, files, registry=TEST_REGISTRY)
     with _statements(app) as create_sql:
         r = client.post("/v1/contributions", json=body, headers=alice.headers)
