@@ -12,7 +12,7 @@ import hmac
 import logging
 import pathlib
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Annotated, Any
@@ -440,55 +440,54 @@ async def _read_body(
     remaining: int,
     checksum: tuple[str, bytes] | None,
 ) -> None:
-    """Stream the body into `writer`: slices are written (one thread) and hashed (another) in
-    order, up to DEPTH slices behind the network, so a slow disk or a descheduled thread does
-    not stall receiving at once. Raises 413/460 after rolling back, OSError to the caller."""
-    loop = asyncio.get_running_loop()
+    """Stream the body into `writer`: each slice is written and hashed in worker threads (in
+    order per kind, the two side by side), up to DEPTH slices behind the network, so a slow
+    disk or a descheduled thread does not stall receiving at once. Raises 413/460 after
+    rolling back, OSError to the caller."""
     interrupted = too_long = False
     parts: list[bytes] = []
     size = received = 0
     inflight: deque[asyncio.Future[Any]] = deque()
-    with (
-        ThreadPoolExecutor(1, "tus-write") as writes,
-        ThreadPoolExecutor(1, "tus-hash") as hashes,
-    ):
+    # Each step waits for the previous one of its kind: writes (one after another, at the
+    # file position) and hashes (in order) run in pooled worker threads, side by side.
+    last: dict[str, asyncio.Future[None] | None] = {"write": None, "hash": None}
 
-        def submit(slice_: list[bytes]) -> None:
-            inflight.append(
-                asyncio.gather(
-                    loop.run_in_executor(writes, writer.write, slice_),
-                    loop.run_in_executor(hashes, writer.hash, slice_),
-                )
-            )
+    def submit(slice_: list[bytes]) -> None:
+        steps = []
+        for kind, fn in (("write", writer.write), ("hash", writer.hash)):
+            step = asyncio.ensure_future(_after(last[kind], fn, slice_))
+            last[kind] = step
+            steps.append(step)
+        inflight.append(asyncio.gather(*steps))
 
-        try:
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > remaining:
-                    too_long = True
-                    break
-                parts.append(chunk)
-                size += len(chunk)
-                if size >= SLICE:
-                    submit(parts)
-                    parts, size = [], 0
-                    while len(inflight) >= DEPTH:
-                        await inflight.popleft()
-        except ClientDisconnect:
-            interrupted = True
-        finally:
-            # Every slice lands (or fails) before anything may truncate the file.
-            outcomes = await asyncio.gather(*inflight, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        if too_long:
-            await run_in_threadpool(writer.rollback)
-            raise tus_error(413, "too_long", "The body goes past Upload-Length.")
-        if parts:
-            submit(parts)
-            await inflight.pop()
-        await loop.run_in_executor(writes, writer.finish)
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > remaining:
+                too_long = True
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= SLICE:
+                submit(parts)
+                parts, size = [], 0
+                while len(inflight) >= DEPTH:
+                    await inflight.popleft()
+    except ClientDisconnect:
+        interrupted = True
+    finally:
+        # Every slice lands (or fails) before anything may truncate the file.
+        outcomes = await asyncio.gather(*inflight, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    if too_long:
+        await run_in_threadpool(writer.rollback)
+        raise tus_error(413, "too_long", "The body goes past Upload-Length.")
+    if parts:
+        submit(parts)
+        await inflight.pop()
+    await run_in_threadpool(writer.finish)
     if checksum is not None:
         assert writer.chunk is not None
         if interrupted or not hmac.compare_digest(writer.chunk.digest(), checksum[1]):
@@ -496,6 +495,14 @@ async def _read_body(
             raise tus_error(
                 460, "checksum_mismatch", "Upload-Checksum does not match; chunk discarded."
             )
+
+
+async def _after(
+    previous: asyncio.Future[None] | None, fn: Callable[[list[bytes]], None], arg: list[bytes]
+) -> None:
+    if previous is not None:
+        await previous  # its failure fails this step too: nothing is written out of order
+    await run_in_threadpool(fn, arg)
 
 
 def _storage_error(exc: OSError) -> ApiError:
