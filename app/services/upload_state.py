@@ -256,10 +256,13 @@ def build_snapshot(
                 updated_at=j.updated_at,
             )
         )
+    by_item: dict[int, list[JobSnapshot]] = {}  # one pass, not one scan of every job per item
+    for v in job_views:
+        by_item.setdefault(v.item_id, []).append(v)
     contributions: list[ContributionSnapshot] = []
     for item in sorted(items, key=lambda i: i.id):
-        mine = [v for v in job_views if v.item_id == item.id and v.kind == "blob"]
-        every = [v for v in job_views if v.item_id == item.id]
+        every = by_item.get(item.id, [])
+        mine = [v for v in every if v.kind == "blob"]
         total = sum(v.size for v in mine)
         sent = sum(v.bytes_sent for v in mine)
         rate = sum(v.rate_bps for v in mine)
