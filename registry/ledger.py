@@ -453,7 +453,8 @@ def _ingest(
         add_event((eid, model_id, at_v, fee, operator, demo, now_v))
         pool = fee * share_ppm // PPM  # == contributor_pool(fee, share_ppm)
         amounts = split_integers(pool, weights)
-        shares = split_integers(PPM, weights)
+        # Weights that already add up to 1 (normalised by the operator) are their own shares.
+        shares = weights if sum(weights) == PPM else split_integers(PPM, weights)
         for attr, ppm, amount, share in zip(
             event.attributions, weights, amounts, shares, strict=True
         ):

@@ -88,6 +88,7 @@ def _check_invariant(world: UsageWorld, expected_fees: dict[str, int]) -> None:
             ).all()
         )
         bucket_reward = s.scalar(select(func.coalesce(func.sum(UsageBucket.reward_micro), 0)))
+        bucket_shares = s.scalar(select(func.coalesce(func.sum(UsageBucket.share_ppm_sum), 0)))
         stored = dict(s.execute(select(UsageEvent.event_id, UsageEvent.fee_micro)).all())
     assert stored == expected_fees
     for eid, fee in expected_fees.items():
@@ -98,6 +99,7 @@ def _check_invariant(world: UsageWorld, expected_fees: dict[str, int]) -> None:
         fee - contributor_pool(fee, 700_000) for fee in expected_fees.values()
     )
     assert bucket_reward == totals.contributor_micro
+    assert bucket_shares == len(expected_fees) * 1_000_000  # each event's shares add up to 1
 
 
 def _run_invariant(world: UsageWorld, batches: st.SearchStrategy[list[dict[str, Any]]]) -> None:
