@@ -148,7 +148,8 @@ class Blob(Base):
 
 class Upload(Base):
     """A tus upload. `offset` is persisted only after the bytes before it are fsynced, and
-    `claim` marks a PATCH in progress (compare-and-set) so concurrent PATCHes lose with 409."""
+    `claim` is kept for DELETE/purge; the live claim of a PATCH is in the server's memory
+    (registry/tus.py), and `offset` here is the durable (fsynced) offset."""
 
     __tablename__ = "uploads"
 
