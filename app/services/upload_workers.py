@@ -85,7 +85,10 @@ class QueueOptions:
     bandwidth_bytes_per_s: int = 0  # 0 = unlimited
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    batch_bytes: int = 8 * 1024 * 1024  # 0 = no small-blob batches (tus for everything)
+    # Small-blob batch payload (0 = tus for everything). 24 MiB: each batch costs the registry
+    # one syncfs and a few queries, so fewer, larger batches are faster (2 GB mixed bench: the
+    # batches' share of the upload fell ~20% from 8 MiB); the index fits in the 32 MiB limit.
+    batch_bytes: int = 24 * 1024 * 1024
     probe_min_s: float = 1.0
     probe_max_s: float = 60.0
 

@@ -200,7 +200,12 @@ class UploadQueue(UploadWorkers):
             .join(Item, Item.id == UploadJob.item_id)
             .where(UploadJob.state == "pending", due, Item.state.in_(ACTIVE_ITEM_STATES))
             .where(self._ours())  # type: ignore[arg-type]
-            .order_by(UploadJob.kind != JOB_CREATE, UploadJob.id)
+            # Creates first; then per contribution the largest blobs first (longest job first
+            # keeps every worker busy to the end instead of one 512 MiB upload finishing
+            # alone after everything else), small-blob batches filling in at the end.
+            .order_by(
+                UploadJob.kind != JOB_CREATE, UploadJob.item_id, UploadJob.size.desc(), UploadJob.id
+            )
         )
         taken: set[int] = set(busy)
         batching = self._batch_ok and self.options.batch_bytes > 0
