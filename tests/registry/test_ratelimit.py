@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.types import Receive, Scope, Send
+
 from registry.ratelimit import TokenBuckets
 from tests.support.registry_actors import Contributor
 from tests.support.usage_data import usage_world
@@ -91,13 +93,19 @@ def test_upload_routes_spend_their_own_larger_budget(db_url: str, tmp_path: Path
         assert r.status_code == 429  # and spending it gave the API budget nothing back.
 
 
-def test_only_upload_paths_spend_the_upload_budget() -> None:
+def test_only_upload_paths_spend_the_upload_budget(tmp_path: Path) -> None:
+    from registry.db.session import make_engine, make_sessionmaker
     from registry.ratelimit import RateLimitMiddleware, TokenOwners
 
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not called")
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.sqlite3'}")
     general, upload = TokenBuckets(per_minute=5), TokenBuckets(per_minute=50)
     mw = RateLimitMiddleware(
-        app=None, buckets=general, owners=TokenOwners(None), upload_buckets=upload
-    )  # type: ignore[arg-type]
+        inner, buckets=general, owners=TokenOwners(make_sessionmaker(engine)), upload_buckets=upload
+    )
+    engine.dispose()
     assert mw.buckets_for("/v1/uploads") is upload
     assert mw.buckets_for("/v1/uploads/batch") is upload
     assert mw.buckets_for("/v1/uploads/u_1") is upload
