@@ -387,21 +387,26 @@ class CatalogueView(QWidget):
         self.select_item(item_id)
 
     def _sign_failed(self, item_id: int, exc: BaseException) -> None:
+        self._retry_with_passphrase(exc, lambda pw: self.sign(item_id, pw))
+
+    def _retry_with_passphrase(self, exc: BaseException, retry: Any) -> None:
+        """A key in an encrypted file needs its passphrase: ask, then run `retry(passphrase)`;
+        any other failure is shown as usual."""
         from app.services.identity import PassphraseRequired
 
-        if isinstance(exc, PassphraseRequired):
-            from app.ui.dialogs import PassphraseDialog
-
-            dialog = PassphraseDialog(
-                "Unlock your key",
-                "Your private key is in an encrypted key file. Enter its passphrase to sign.",
-                confirm=False,
-                parent=self,
-            )
-            if dialog.exec():
-                self.sign(item_id, dialog.passphrase())
+        if not isinstance(exc, PassphraseRequired):
+            self.errors.show(exc)
             return
-        self.errors.show(exc)
+        from app.ui.dialogs import PassphraseDialog
+
+        dialog = PassphraseDialog(
+            "Unlock your key",
+            "Your private key is in an encrypted key file. Enter its passphrase to sign.",
+            confirm=False,
+            parent=self,
+        )
+        if dialog.exec():
+            retry(dialog.passphrase())
 
     def submit(self, item_id: int, passphrase: str | None = None) -> None:
         uploads = self.services.uploads
@@ -422,18 +427,4 @@ class CatalogueView(QWidget):
         self.select_item(item_id)
 
     def _submit_failed(self, item_id: int, exc: BaseException) -> None:
-        from app.services.identity import PassphraseRequired
-
-        if isinstance(exc, PassphraseRequired):
-            from app.ui.dialogs import PassphraseDialog
-
-            dialog = PassphraseDialog(
-                "Unlock your key",
-                "Your private key is in an encrypted key file. Enter its passphrase to sign.",
-                confirm=False,
-                parent=self,
-            )
-            if dialog.exec():
-                self.submit(item_id, dialog.passphrase())
-            return
-        self.errors.show(exc)
+        self._retry_with_passphrase(exc, lambda pw: self.submit(item_id, pw))
