@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.domain.errors import KnownError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -89,10 +91,18 @@ class Database:
         if current == HEAD_REVISION:
             return
         from alembic import command
+        from alembic.util.exc import CommandError
 
         if tables:
             self.backup_path = self._backup(str(current or "unversioned"))
-        command.upgrade(_alembic_config(self.engine), "head")
+        try:
+            command.upgrade(_alembic_config(self.engine), "head")
+        except CommandError as exc:
+            raise KnownError(
+                f"this catalogue ({self.path}) was written by a newer version of Contributor "
+                f"Desk (database revision {current}); it was not changed",
+                hint=f"update the app, or use a backup such as {self.backup_path}",
+            ) from exc
 
     def _backup(self, revision: str) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.domain.errors import KnownError
 from app.store.db import DB_FILE_NAME, Database
 from app.store.models import HistoryEntry, Item
 
@@ -42,29 +43,46 @@ def test_reopening_at_head_makes_no_backup(tmp_path: Path) -> None:
 
 
 def test_database_is_copied_aside_before_migrating(tmp_path: Path) -> None:
+    """An older catalogue (at revision 0001) is backed up, then upgraded with its data kept."""
+    from alembic import command
+
+    from app.store.db import HEAD_REVISION, _alembic_config
+
     db = Database(tmp_path)
     with db.session() as s:
         s.add(Item(kind="dataset", title="precious", source_path="/x"))
+    command.downgrade(_alembic_config(db.engine), "0001")
     db.dispose()
-    # Pretend the file was written by an older version: drop the revision stamp.
+
+    reopened = Database(tmp_path)
+    try:
+        assert reopened.backup_path is not None
+        assert _mode(reopened.backup_path) == 0o600
+        copy = sqlite3.connect(reopened.backup_path)
+        assert copy.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+        assert copy.execute("SELECT title FROM items").fetchone()[0] == "precious"
+        copy.close()
+        conn = sqlite3.connect(tmp_path / DB_FILE_NAME)
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        conn.close()
+        assert version == HEAD_REVISION
+        with reopened.session() as s:
+            assert [i.title for i in s.scalars(select(Item))] == ["precious"]
+    finally:
+        reopened.dispose()
+
+
+def test_an_unknown_revision_is_refused_after_a_backup(tmp_path: Path) -> None:
+    """A catalogue written by a newer version is not touched: backed up, then refused."""
+    db = Database(tmp_path)
+    db.dispose()
     conn = sqlite3.connect(tmp_path / DB_FILE_NAME)
-    conn.execute("DELETE FROM alembic_version")
-    conn.execute("DROP TABLE history")
+    conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
     conn.commit()
     conn.close()
-    # Re-stamp at 0001 minus history so the upgrade has work to do: emulate "behind head".
-    conn = sqlite3.connect(tmp_path / DB_FILE_NAME)
-    conn.execute("INSERT INTO alembic_version VALUES ('0000_missing')")
-    conn.commit()
-    conn.close()
-    with pytest.raises(Exception):  # noqa: B017 - unknown revision must not be silently ignored
+    with pytest.raises(KnownError, match="newer version"):
         Database(tmp_path)
-    backups = list(tmp_path.glob("*.bak"))
-    assert len(backups) == 1
-    assert _mode(backups[0]) == 0o600
-    copy = sqlite3.connect(backups[0])
-    assert copy.execute("SELECT title FROM items").fetchone()[0] == "precious"
-    copy.close()
+    assert len(list(tmp_path.glob("*.bak"))) == 1
 
 
 def test_writes_roll_back_as_a_whole(tmp_path: Path) -> None:
