@@ -75,25 +75,11 @@ class ItemSummary:
 
     @classmethod
     def of(cls, item: Item) -> ItemSummary:
-        return cls(
-            id=item.id,
-            kind=Kind(item.kind),
-            title=item.title,
-            format=item.format,
-            record_count=item.record_count,
-            file_count=item.file_count,
-            total_size=item.total_size,
-            state=State(item.state),
-            license=item.license,
-            parent_id=item.parent_id,
-            parent_registry_id=item.parent_registry_id,
-            manifest_root=item.manifest_root,
-            created_at=item.created_at,
-            updated_at=item.updated_at,
-        )
+        return cls.of_row(item)  # an ORM Item has the same attribute names as a summary row
 
     @classmethod
     def of_row(cls, row: Any) -> ItemSummary:
+        """From a row of _SUMMARY_COLUMNS or an Item."""
         return cls(
             row.id,
             Kind(row.kind),
