@@ -2,9 +2,9 @@
 
 Why: 10,000 files of 4 KB sent as 10,000 tus uploads cost 20,000 round trips; one batch of a
 few MiB costs one. Only small blobs (<= MAX_BLOB_BYTES) that the caller's contribution lists
-as missing are accepted; each is verified by sha256 and size and made visible through the
-BlobStore's files (complete temp file + atomic rename; one syncfs for the whole batch before
-the answer and the database rows) — a blob is either complete or absent, never partial.
+as missing are accepted; each is verified by sha256 and size, then the batch is made durable
+by BlobStore.put_many (on the filesystem: one pack file, fsynced and renamed into place)
+before the Blob rows say the blobs exist — a blob is either complete or absent, never partial.
 
 Body (Content-Type: application/octet-stream):
     4-byte big-endian length N, then N bytes of JSON {"blobs": [{"sha256", "size"}, ...]},
@@ -13,28 +13,21 @@ Body (Content-Type: application/octet-stream):
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
-import itertools
 import json
-import os
-import secrets
-import tempfile
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from registry.auth import CurrentPrincipal, Principal
-from registry.blobstore import BlobStore, FileBlobStore
+from registry.blobstore import BlobStore
 from registry.contributions import get_owned
 from registry.db.models import STATE_SUBMITTED, Blob, ContributionFile
 from registry.errors import ERROR_RESPONSES, ApiError
@@ -45,7 +38,6 @@ MAX_BLOB_BYTES = 1024 * 1024
 MAX_BLOBS = 4096
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 MAX_INDEX_BYTES = 1024 * 1024
-WRITERS = 4
 _IN_CHUNK = 500  # values per IN (...) query: well under SQLite's and PostgreSQL's limits
 
 
@@ -95,115 +87,47 @@ def _parse(body: bytes) -> list[tuple[str, int, int]]:
     return out
 
 
-def _syncfs(folder: Path) -> None:
-    """Flush the blob filesystem once (Linux syncfs), instead of two fsyncs per small blob."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
-
-
-def put_many(blobs: BlobStore, items: list[tuple[str, int, bytes]]) -> None:
-    """Store verified small blobs. On the filesystem store: group commit (write temp files,
-    rename each into place, one syncfs); a reader still never sees a partial blob because
-    each becomes visible by rename of a complete file. Other stores: put_from_file each."""
-    if not isinstance(blobs, FileBlobStore):
-        for sha, size, data in items:
-            tmp = _write_tmp(blobs_tmp_dir(blobs), _tmp_name(), data)
-            blobs.put_from_file(tmp, sha, size)
-        return
-    fs = blobs
-    names = _tmp_names()
-
-    def place(item: tuple[str, int, bytes]) -> None:
-        # Few syscalls per blob (they dominate a batch of 4 KB blobs): no exists-check (the
-        # caller skipped blobs with rows; replacing identical bytes is harmless), and the
-        # fan-out folders are created only when the rename says they are missing.
-        sha, _size, data = item
-        dest = fs.path_for(sha)
-        tmp = _write_tmp(fs.tmp_dir, names(), data)
-        try:
-            os.replace(tmp, dest)
-        except FileNotFoundError:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, dest)
-
-    with ThreadPoolExecutor(WRITERS) as pool:  # file syscalls release the GIL
-        list(pool.map(place, items))
-    if items:
-        _syncfs(blobs.root)
-
-
-def blobs_tmp_dir(blobs: BlobStore) -> Path:
-    folder = getattr(blobs, "tmp_dir", None)
-    return Path(folder) if folder is not None else Path(tempfile.gettempdir())
-
-
-def _tmp_name() -> str:
-    return f"batch-{secrets.token_hex(8)}"
-
-
-def _tmp_names() -> Callable[[], str]:
-    """Unique temp names for one batch: one random prefix and a counter (next() on a count
-    is atomic under the GIL), not a getrandom call per blob."""
-    prefix, counter = _tmp_name(), itertools.count()
-    return lambda: f"{prefix}-{next(counter)}"
-
-
-def _write_tmp(folder: Path, name: str, data: bytes) -> Path:
-    """A new temp file holding `data` (raw os calls: open() adds an fstat and an ioctl)."""
-    tmp = folder / name
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    return tmp
-
-
-def _expected_sizes(session: Session, contribution_id: str, shas: list[str]) -> dict[str, int]:
-    """Manifest sizes of the batch's blobs in this contribution: only the listed ones (a batch
-    of 2,000 must not load a 100,000-file manifest's rows every time)."""
-    found: dict[str, int] = {}
+def _batch_rows(
+    session: Session, contribution_id: str, shas: list[str]
+) -> tuple[dict[str, int], set[str]]:
+    """Manifest sizes of the batch's blobs in this contribution, and which of them have a Blob
+    row: one joined query per 500 listed shas, never the whole manifest (a batch of 2,000 must
+    not load a 100,000-file manifest's rows every time)."""
+    expected: dict[str, int] = {}
+    have: set[str] = set()
     for start in range(0, len(shas), _IN_CHUNK):
-        for sha, size in session.execute(
-            select(ContributionFile.sha256, ContributionFile.size).where(
+        for sha, size, row in session.execute(
+            select(ContributionFile.sha256, ContributionFile.size, Blob.sha256)
+            .outerjoin(Blob, Blob.sha256 == ContributionFile.sha256)
+            .where(
                 ContributionFile.contribution_id == contribution_id,
                 ContributionFile.sha256.in_(shas[start : start + _IN_CHUNK]),
             )
         ):
-            found[sha] = size
-    return found
-
-
-def _existing_rows(session: Session, shas: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(shas), _IN_CHUNK):
-        part = shas[start : start + _IN_CHUNK]
-        found.update(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(part))))
-    return found
+            expected[sha] = size
+            if row is not None:
+                have.add(sha)
+    return expected, have
 
 
 def _insert_rows(session: Session, rows: list[tuple[str, int]]) -> None:
-    """One INSERT for the batch; if a concurrent upload won a row, insert the rest one by one."""
-    now = datetime.now(UTC)
-    session.add_all(Blob(sha256=sha, size=size, stored_at=now) for sha, size in rows)
-    try:
-        session.commit()
-        return
-    except IntegrityError:
-        session.rollback()
-    for sha, size in rows:
-        try:
-            with session.begin_nested():
-                session.add(Blob(sha256=sha, size=size, stored_at=now))
-        except IntegrityError:
-            pass
+    """One Core INSERT for the batch (no ORM object per blob); rows a concurrent upload wrote
+    first are skipped (ON CONFLICT DO NOTHING on SQLite and PostgreSQL)."""
+    if rows:
+        now = datetime.now(UTC)
+        table = cast(Table, Blob.__table__)
+        values = [{"sha256": sha, "size": size, "stored_at": now} for sha, size in rows]
+        dialect = session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            upsert = sqlite_insert(table) if dialect == "sqlite" else pg_insert(table)
+            session.execute(upsert.on_conflict_do_nothing(index_elements=["sha256"]), values)
+        else:  # pragma: no cover - other databases: skip the rows that already exist
+            taken = set(
+                session.scalars(select(Blob.sha256).where(Blob.sha256.in_([s for s, _ in rows])))
+            )
+            fresh = [v for v in values if v["sha256"] not in taken]
+            if fresh:
+                session.execute(insert(table), fresh)
     session.commit()
 
 
@@ -221,9 +145,10 @@ def _store(
         if contribution.state != STATE_SUBMITTED:
             raise ApiError(409, "not_uploadable", f"The contribution is {contribution.state}.")
         listed = list(dict.fromkeys(sha for sha, _, _ in entries))
-        expected = _expected_sizes(session, contribution.id, listed)
+        expected, have = _batch_rows(session, contribution.id, listed)
+        # A row without its bytes (a lost or damaged pack) must be stored again, not "present".
+        in_store = blobs.sizes(sorted(have)) if have else {}
         result = BatchResult(stored=[], present=[], rejected=[])
-        have = _existing_rows(session, listed)
         to_write: dict[str, tuple[str, int, bytes]] = {}
         for sha, size, pos in entries:
             if expected.get(sha) != size:
@@ -234,13 +159,13 @@ def _store(
             if hashlib.sha256(data).hexdigest() != sha:
                 result.rejected.append(Rejected(sha256=sha, reason="sha256 mismatch"))
                 continue
-            if sha in have and blobs.has(sha):
+            if in_store.get(sha) == size:
                 result.present.append(sha)
                 continue
             if sha not in to_write:
                 to_write[sha] = (sha, size, data)
                 result.stored.append(sha)
-        put_many(blobs, list(to_write.values()))  # durable before the rows say they exist
+        blobs.put_many(list(to_write.values()))  # durable before the rows say they exist
         _insert_rows(
             session, [(sha, size) for sha, size, _ in to_write.values() if sha not in have]
         )

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import event
 
+from registry.blobstore import FileBlobStore
 from tests.registry.conftest import TEST_REGISTRY
 from tests.support.registry_actors import Contributor, contribution_body
 
@@ -130,29 +131,68 @@ def test_many_files_cost_a_bounded_number_of_queries(
     assert len(fin_sql) < 15, fin_sql  # was a blob lookup per file
 
 
+def _loose_only(app: FastAPI) -> FileBlobStore:
+    """Swap in a store that writes every blob as its own file (no packs)."""
+    app.state.blobs.close()
+    store = FileBlobStore(app.state.settings.blobs_dir, pack_min=10**9)
+    app.state.blobs = store
+    return store
+
+
 def test_finalize_rejects_a_lost_or_resized_blob_among_many(
     client: TestClient, alice: Contributor, app: FastAPI
 ) -> None:
+    store = _loose_only(app)
     files = {f"f{i:04d}.txt": f"content {i}\n".encode() for i in range(300)}
     cid = _contribution(client, alice, files)
     blobs = [(_sha(d), len(d), d) for d in files.values()]
     assert len(_post(client, alice, cid, _body(blobs)).json()["stored"]) == 300
     # One blob file shrinks on disk behind the database's back: finalize checks the store.
-    app.state.blobs.path_for(_sha(files["f0123.txt"])).write_bytes(b"short")
+    store.path_for(_sha(files["f0123.txt"])).write_bytes(b"short")
     fin = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers).json()
     assert fin["state"] == "rejected"
     assert [(x["code"], x["path"]) for x in fin["reasons"]] == [("blob_size_mismatch", "f0123.txt")]
+    store.close()
 
 
 def test_finalize_lists_blobs_whose_files_are_gone(
     client: TestClient, alice: Contributor, app: FastAPI
 ) -> None:
+    store = _loose_only(app)
     files = {f"f{i:04d}.txt": f"content {i}\n".encode() for i in range(300)}
     cid = _contribution(client, alice, files)
     blobs = [(_sha(d), len(d), d) for d in files.values()]
     _post(client, alice, cid, _body(blobs))
     gone = _sha(files["f0007.txt"])
-    app.state.blobs.path_for(gone).unlink()
+    store.path_for(gone).unlink()
     r = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
     assert r.status_code == 409
     assert r.json()["error"]["details"]["missingBlobs"] == [gone]
+    store.close()
+
+
+def test_a_batch_becomes_one_pack_and_a_damaged_pack_is_asked_for_again(
+    client: TestClient, alice: Contributor, app: FastAPI
+) -> None:
+    files = {f"f{i:04d}.txt": f"content {i}\n".encode() * 3 for i in range(100)}
+    cid = _contribution(client, alice, files)
+    blobs = [(_sha(d), len(d), d) for d in files.values()]
+    assert len(_post(client, alice, cid, _body(blobs)).json()["stored"]) == 100
+    root = app.state.settings.blobs_dir
+    packs = list((root / "packs").glob("*.pack"))
+    assert len(packs) == 1
+    assert not [p for p in root.glob("??/??/*")], "small blobs of a batch are not loose files"
+    # The pack loses its tail behind the database's back: its blobs are absent, not served.
+    with packs[0].open("r+b") as fh:
+        fh.truncate(packs[0].stat().st_size - 10)
+    r = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
+    assert r.status_code == 409
+    assert sorted(r.json()["error"]["details"]["missingBlobs"]) == sorted(s for s, _, _ in blobs)
+    # The rows exist but the bytes do not: a re-sent batch stores them again (not "present").
+    again = _post(client, alice, cid, _body(blobs)).json()
+    assert len(again["stored"]) == 100 and not again["present"]
+    fin = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
+    assert fin.json()["state"] == "accepted", fin.text
+    for sha, _, data in blobs[:3]:
+        with app.state.blobs.open(sha) as fh:
+            assert fh.read() == data
