@@ -20,6 +20,7 @@ server). Run: .venv/bin/python bench/ingest_bench.py [--events 1000000] [--batch
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import secrets
@@ -195,17 +196,17 @@ def baseline_rows(batch: list[EventIn], owner: str) -> dict[str, list[tuple[Any,
     from registry.ledger import weight_to_ppm
 
     events: list[tuple[Any, ...]] = []
-    attrs: list[tuple[Any, ...]] = []
     ledger: list[tuple[Any, ...]] = []
     buckets: dict[tuple[Any, ...], int] = {}
     protocol: dict[str, int] = {}
     for e in batch:
         at = e.at.astimezone(UTC)
-        events.append((e.event_id, e.model_id, at, e.fee_micro, OPERATOR, False, NOW))
         ws = [weight_to_ppm(a.weight) or 0 for a in e.attributions]
+        pairs = zip(e.attributions, ws, strict=True)
+        attrs = json.dumps([[a.contribution_id, w, a.method] for a, w in pairs])
+        events.append((e.event_id, e.model_id, at, e.fee_micro, OPERATOR, False, NOW, attrs))
         pool = contributor_pool(e.fee_micro, SHARE)
-        for a, w, amount in zip(e.attributions, ws, split_largest_remainder(pool, ws), strict=True):
-            attrs.append((e.event_id, a.contribution_id, w, a.method))
+        for a, amount in zip(e.attributions, split_largest_remainder(pool, ws), strict=True):
             ledger.append((e.event_id, "contributor", a.contribution_id, owner, e.model_id,
                            a.method, amount, at, False))  # fmt: skip
             key = (a.contribution_id, at.date(), e.model_id, a.method)
@@ -215,7 +216,6 @@ def baseline_rows(batch: list[EventIn], owner: str) -> dict[str, list[tuple[Any,
         ledger.append((None, "protocol", None, None, model_id, None, amount, NOW, False))
     return {
         "events": events,
-        "attrs": attrs,
         "ledger": ledger,
         "buckets": [(*k, n, 0, 0) for k, n in buckets.items()],
     }
@@ -223,8 +223,7 @@ def baseline_rows(batch: list[EventIn], owner: str) -> dict[str, list[tuple[Any,
 
 SQL = {
     "events": "INSERT INTO usage_events (event_id, model_id, at, fee_micro, operator_fingerprint,"
-    " demo, received_at) VALUES ({})",
-    "attrs": "INSERT INTO attributions (event_id, contribution_id, weight_ppm, method) VALUES ({})",
+    " demo, received_at, attributions) VALUES ({})",
     "ledger": "INSERT INTO ledger (event_id, kind, contribution_id, owner_fingerprint, model_id,"
     " method, amount_micro, at, demo) VALUES ({})",
     "buckets": "INSERT INTO usage_buckets (contribution_id, bucket_start, model_id, method, events,"
@@ -248,7 +247,7 @@ def ingest_baseline(
         server = _raw_backend_cpu(cur) if not sqlite else 0.0
         start, cpu = time.perf_counter(), time.process_time()
         for batch in rows:
-            for table in ("events", "attrs", "ledger", "buckets"):
+            for table in ("events", "ledger", "buckets"):
                 values = batch[table]
                 n = len(values[0])
                 cur.executemany(SQL[table].format(", ".join([mark] * n)), values)
@@ -290,11 +289,19 @@ def series_latency(sessions: sessionmaker[Session], cid: str, runs: int = 20) ->
 
 
 def scan_latency(engine: Engine, cid: str, runs: int = 3) -> float:
-    sql = text(
-        "SELECT e.model_id, a.method, date(e.at) AS day, count(*) FROM attributions a "
-        "JOIN usage_events e ON e.event_id = a.event_id WHERE a.contribution_id = :c "
-        "AND e.at >= :since GROUP BY e.model_id, a.method, date(e.at)"
-    )
+    """The same series computed from the events themselves (attributions are a JSON column)."""
+    if engine.dialect.name == "sqlite":
+        sql = text(
+            "SELECT e.model_id, a.value ->> 2 AS method, date(e.at) AS day, count(*) "
+            "FROM usage_events e, json_each(e.attributions) a WHERE a.value ->> 0 = :c "
+            "AND e.at >= :since GROUP BY 1, 2, 3"
+        )
+    else:
+        sql = text(
+            "SELECT e.model_id, a ->> 2 AS method, date(e.at) AS day, count(*) "
+            "FROM usage_events e, json_array_elements(e.attributions::json) a "
+            "WHERE a ->> 0 = :c AND e.at >= :since GROUP BY 1, 2, 3"
+        )
     times = []
     for _ in range(runs):
         with engine.connect() as c:

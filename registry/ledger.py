@@ -1,11 +1,11 @@
 """Usage ingestion into the append-only rewards ledger (shared by POST /v1/usage and seed-demo).
 
-One batch = one transaction: events, attributions, ledger entries and the pre-aggregated day
-buckets are written together, so readers never see an event without its money or its chart
-point. Each event's fee is split exactly: `contributor_pool` goes to its attributions by the
-largest-remainder method (one ledger entry per paid attribution, naming the event); the rest
-is the protocol's. Protocol parts are summed per model and batch into one entry without an
-event (a quarter fewer ledger rows to write than one per event), so:
+One batch = one transaction: events (each with its attributions), ledger entries and the
+pre-aggregated day buckets are written together, so readers never see an event without its
+money or its chart point. Each event's fee is split exactly: `contributor_pool` goes to its
+attributions by the largest-remainder method (one ledger entry per paid attribution, naming
+the event); the rest is the protocol's. Protocol parts are summed per model and batch into
+one entry without an event (a quarter fewer ledger rows to write than one per event), so:
 - the ledger total equals the fees of the stored events exactly, after every batch;
 - an event's contributor entries add up to `contributor_pool(fee)`, and its protocol part is
   `fee - sum(its contributor entries)`, both recomputable from the stored rows alone.
@@ -18,6 +18,7 @@ allocates ids, so a transaction with lower ids always commits before one with hi
 from __future__ import annotations
 
 import gc
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +38,6 @@ from registry.db.usage_models import (
     KIND_CONTRIBUTOR,
     KIND_PROTOCOL,
     METHODS,
-    Attribution,
     LedgerEntry,
     Model,
     UsageBucket,
@@ -55,15 +55,14 @@ LEDGER_LOCK_KEY = 0x4C454447  # "LEDG"
 
 # Core tables for bulk executemany inserts (the ORM unit of work is too slow for ingestion).
 EVENTS = cast(Table, UsageEvent.__table__)
-ATTRIBUTIONS = cast(Table, Attribution.__table__)
 LEDGER = cast(Table, LedgerEntry.__table__)
 BUCKETS = cast(Table, UsageBucket.__table__)
 
 
 EVENT_COLUMNS = (
-    "event_id", "model_id", "at", "fee_micro", "operator_fingerprint", "demo", "received_at"
+    "event_id", "model_id", "at", "fee_micro", "operator_fingerprint", "demo", "received_at",
+    "attributions",
 )  # fmt: skip
-ATTRIBUTION_COLUMNS = ("event_id", "contribution_id", "weight_ppm", "method")
 LEDGER_COLUMNS = (
     "event_id", "kind", "contribution_id", "owner_fingerprint", "model_id", "method",
     "amount_micro", "at", "demo",
@@ -414,16 +413,14 @@ def _ingest(
     latest = now + FUTURE_SKEW
     now_v = when(now)
     event_rows: list[tuple[Any, ...]] = []
-    attribution_rows: list[tuple[Any, ...]] = []
     ledger_rows: list[tuple[Any, ...]] = []
     buckets: dict[tuple[Any, ...], list[int]] = {}
     protocol: dict[str, int] = {}
     seen_in_batch: set[str] = set()
-    add_event, add_attribution, add_ledger = (
-        event_rows.append,
-        attribution_rows.append,
-        ledger_rows.append,
-    )
+    add_event, add_ledger = event_rows.append, ledger_rows.append
+    # Each contribution id as a JSON string, once per batch (they are registry ids, but quoting
+    # them properly costs nothing here); methods are known constants.
+    quoted = {cid: json.dumps(cid) for cid in owners}
 
     for event in events:
         eid = event.event_id
@@ -450,16 +447,16 @@ def _ingest(
         at_v = when(at)
         day = at_v[:10] if text_dates else at.date()
         demo = own_models[model_id]
-        add_event((eid, model_id, at_v, fee, operator, demo, now_v))
         pool = fee * share_ppm // PPM  # == contributor_pool(fee, share_ppm)
         amounts = split_integers(pool, weights)
         # Weights that already add up to 1 (normalised by the operator) are their own shares.
         shares = weights if sum(weights) == PPM else split_integers(PPM, weights)
+        items = []
         for attr, ppm, amount, share in zip(
             event.attributions, weights, amounts, shares, strict=True
         ):
             cid, method = attr.contribution_id, attr.method
-            add_attribution((eid, cid, ppm, method))
+            items.append(f'[{quoted[cid]},{ppm},"{method}"]')
             if amount:
                 add_ledger(
                     (eid, KIND_CONTRIBUTOR, cid, owners[cid], model_id, method, amount, at_v, demo)
@@ -472,6 +469,7 @@ def _ingest(
                 bucket[0] += 1
                 bucket[1] += share
                 bucket[2] += amount
+        add_event((eid, model_id, at_v, fee, operator, demo, now_v, f"[{','.join(items)}]"))
         if fee != pool:
             protocol[model_id] = protocol.get(model_id, 0) + fee - pool
 
@@ -483,7 +481,6 @@ def _ingest(
 
     if event_rows:
         db.insert(EVENTS, EVENT_COLUMNS, event_rows)
-        db.insert(ATTRIBUTIONS, ATTRIBUTION_COLUMNS, attribution_rows)
         db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
         db.upsert_add(
             BUCKETS,

@@ -1,7 +1,7 @@
 """Usage, attribution and rewards tables: models, events, attributions, ledger, day buckets.
 
 The ledger is append-only (database triggers refuse UPDATE and DELETE) and its `id` is the
-contributors' sync cursor. Events, attributions and ledger entries name their model,
+contributors' sync cursor. Events (with their attributions) and ledger entries name their model,
 contribution and event without foreign keys: they are only ever written by registry.ledger,
 which checks models and contributions in the same transaction (neither is ever deleted), and
 per-row foreign-key probes cost a large part of the ingestion time on both databases (see
@@ -12,6 +12,7 @@ reads never scan events.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 from sqlalchemy import (
@@ -34,6 +35,13 @@ from registry.db.models import utcnow
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def key_text(length: int) -> String:
+    """An id column compared bytewise on PostgreSQL too (`COLLATE "C"`, migration 0003): ids
+    are ASCII tokens, and a libc locale would make every B-tree comparison a strcoll()."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
 
 METHOD_INFLUENCE = "influence"
 METHOD_EXACT_MATCH = "exact-match"
@@ -58,40 +66,32 @@ class Model(Base):
 
 
 class UsageEvent(Base):
-    """One inference event; `event_id` is the operator's idempotency key."""
+    """One inference event; `event_id` is the operator's idempotency key.
+
+    Its attributions (weight in ppm, relative within the event) are a column, not rows of their
+    own: nothing reads them by contribution, and three more rows per event cost a third of the
+    ingestion time (migration 0003). `attribution_list()` reads them back.
+    """
 
     __tablename__ = "usage_events"
 
-    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    model_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(key_text(128), primary_key=True)
+    model_id: Mapped[str] = mapped_column(key_text(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     fee_micro: Mapped[int] = mapped_column(BigInteger)
     operator_fingerprint: Mapped[str] = mapped_column(String(64))
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # JSON array of [contributionId, weightPpm, method], in the order the operator sent them.
+    attributions: Mapped[str] = mapped_column(Text, server_default="[]")
+
+    def attribution_list(self) -> list[tuple[str, int, str]]:
+        """[(contribution id, weight in ppm, method)], in the order the operator sent them."""
+        return [(str(c), int(w), str(m)) for c, w, m in json.loads(self.attributions)]
 
     __table_args__ = (
         CheckConstraint("fee_micro >= 0", name="ck_usage_events_fee"),
         {"sqlite_with_rowid": False},
-    )
-
-
-class Attribution(Base):
-    """How much one event drew on one contribution (weight in ppm, relative within the event)."""
-
-    __tablename__ = "attributions"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(128))
-    contribution_id: Mapped[str] = mapped_column(String(40))
-    weight_ppm: Mapped[int] = mapped_column(BigInteger)
-    method: Mapped[str] = mapped_column(String(16))
-
-    __table_args__ = (
-        CheckConstraint("weight_ppm >= 0", name="ck_attributions_weight"),
-        CheckConstraint(
-            "method IN ('influence', 'exact-match', 'retrieval')", name="ck_attributions_method"
-        ),
     )
 
 
@@ -103,11 +103,11 @@ class LedgerEntry(Base):
     __tablename__ = "ledger"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    event_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(key_text(128), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))
-    contribution_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    owner_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    model_id: Mapped[str] = mapped_column(String(64))
+    contribution_id: Mapped[str | None] = mapped_column(key_text(40), nullable=True)
+    owner_fingerprint: Mapped[str | None] = mapped_column(key_text(64), nullable=True)
+    model_id: Mapped[str] = mapped_column(key_text(64))
     method: Mapped[str | None] = mapped_column(String(16), nullable=True)
     amount_micro: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -138,10 +138,10 @@ class UsageBucket(Base):
 
     __tablename__ = "usage_buckets"
 
-    contribution_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    contribution_id: Mapped[str] = mapped_column(key_text(40), primary_key=True)
     bucket_start: Mapped[date] = mapped_column(Date, primary_key=True)
-    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    method: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model_id: Mapped[str] = mapped_column(key_text(64), primary_key=True)
+    method: Mapped[str] = mapped_column(key_text(16), primary_key=True)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
     share_ppm_sum: Mapped[int] = mapped_column(BigInteger, default=0)
     reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)
