@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,11 +33,25 @@ from submit_bench import (  # noqa: E402
 from app.services.catalogue import CatalogueService, ImportRequest  # noqa: E402
 
 
+def _py_spy(out: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling the registry (pip install py-spy; needs ptrace rights)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    cmd = [spy, "record", "--format", "raw", "--rate", "250", "-o", out, "--pid", str(pid)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the timed run starts
+    return proc
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--file-kb", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument(
+        "--py-spy",
+        metavar="OUT",
+        help="profile the registry during the small-files run with py-spy (raw format to OUT)",
+    )
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="small-files-bench-"))
     size = args.file_kb * 1024
@@ -57,9 +73,13 @@ def main() -> int:
             runs: dict[str, tuple[float, int]] = {}
             cpu: dict[str, tuple[float, float]] = {}  # (client, registry) CPU seconds
             for name, item in (("big", big), ("small", small)):
+                spy = _py_spy(args.py_spy, pid) if name == "small" and args.py_spy else None
                 reg0, own0 = cpu_seconds(pid), cpu_seconds()
                 runs[name] = submit_and_upload(ctx, item, args.concurrency)
                 cpu[name] = (cpu_seconds() - own0, cpu_seconds(pid) - reg0)
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(30)
             (big_s, big_bytes), (small_s, small_bytes) = runs["big"], runs["small"]
             ctx.close()
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -21,11 +22,29 @@ from typing import BinaryIO, Protocol
 
 from registry.packstore import CorruptBlobError, PackStore, fsync_dir
 
-__all__ = ["BlobStore", "BlobStoreBase", "CorruptBlobError", "FileBlobStore", "fsync_dir"]
+__all__ = [
+    "BlobStore",
+    "BlobStoreBase",
+    "CorruptBlobError",
+    "FileBlobStore",
+    "fsync_dir",
+    "is_sha256",
+]
 
 PACK_MIN_BLOBS = 16  # fewer blobs than this in one put_many are stored as loose files
 PACK_MAX_BLOB = 1024 * 1024  # larger blobs are always loose files
 _PARALLEL_STATS = 256  # loose blobs from which sizes() stats them on threads
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256(value: str) -> bool:
+    """A lowercase hex sha256 (the only names a blob can have: no path tricks)."""
+    return _SHA256.fullmatch(value) is not None
+
+
+def _check(sha256: str) -> None:
+    if _SHA256.fullmatch(sha256) is None:
+        raise ValueError("not a lowercase hex sha256")
 
 
 class BlobStore(Protocol):
@@ -102,8 +121,7 @@ class FileBlobStore(BlobStoreBase):
 
     def path_for(self, sha256: str) -> Path:
         """Where the loose file of a blob lives (packed blobs have none)."""
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError("not a lowercase hex sha256")
+        _check(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def _loose_size(self, sha256: str) -> int | None:
@@ -125,7 +143,7 @@ class FileBlobStore(BlobStoreBase):
         """Packed blobs by index queries (one per 500, a stat per pack); the rest by a stat
         each, on a few threads when there are many (stats release the GIL)."""
         for sha in shas:
-            self.path_for(sha)  # validate before any query
+            _check(sha)  # before any query
         out: dict[str, int | None] = dict(self.packs.sizes(shas))
         rest = [sha for sha in dict.fromkeys(shas) if sha not in out]
         if len(rest) < _PARALLEL_STATS:
@@ -150,7 +168,7 @@ class FileBlobStore(BlobStoreBase):
         """Small blobs of a batch go into one pack (one file, one fsync, one rename); few or
         large blobs become loose files."""
         for sha, size, data in items:
-            self.path_for(sha)
+            _check(sha)
             if len(data) != size:
                 raise ValueError("blob bytes do not match the declared size")
         small = [(sha, data) for sha, size, data in items if size <= PACK_MAX_BLOB]

@@ -28,8 +28,8 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,9 @@ class CorruptPackError(ValueError):
     """A pack file's trailer is missing, truncated or inconsistent."""
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
+    """Where a packed blob lives (a plain tuple: finalize builds 10,000 of them)."""
+
     pack: str
     offset: int
     size: int
