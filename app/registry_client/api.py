@@ -127,37 +127,59 @@ class BatchUnsupported(Exception):
 BATCH_PATH = "/v1/uploads/batch"
 
 
-def batch_body(blobs: Sequence[tuple[str, int, Path]]) -> bytes:
-    """Index length, JSON index, then the blobs' bytes (small files: read whole)."""
+def batch_body(blobs: Sequence[tuple[str, int, Path | bytes]]) -> bytes:
+    """Index length, JSON index, then the blobs' bytes (small files: read whole, unless the
+    caller already read them, e.g. with read_if_unchanged)."""
     index = json.dumps(
         {"blobs": [{"sha256": sha, "size": size} for sha, size, _ in blobs]},
         separators=(",", ":"),
     ).encode("utf-8")
     parts = [len(index).to_bytes(4, "big"), index]
-    for _sha, size, path in blobs:
-        data = _read_small(path, size)
+    for _sha, size, source in blobs:
+        data = source if isinstance(source, bytes) else _read_small(source, size)
         if len(data) != size:
-            raise OSError(f"{path.name} changed size ({size} → {len(data)} bytes)")
+            name = source.name if isinstance(source, Path) else _sha
+            raise OSError(f"{name} changed size ({size} → {len(data)} bytes)")
         parts.append(data)
     return b"".join(parts)
 
 
-def _read_small(path: Path, size: int) -> bytes:
+def _read_small(path: Path | str, size: int) -> bytes:
     """The whole file, or size+1 bytes if it grew (raw os calls: thousands of tiny files per
     batch, and open()/read_bytes() add an fstat and an ioctl to each)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        chunks: list[bytes] = []
-        left = size + 1
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        return _read_fd(fd, size + 1)
     finally:
         os.close(fd)
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def read_if_unchanged(path: str, size: int, mtime_ns: int) -> bytes | None:
+    """The bytes of a small file if it still has the size and mtime recorded when it was
+    catalogued, else None (it was modified). One open + fstat + read: the check and the read
+    are of the same open file, so a file swapped in between cannot slip through.
+    Raises OSError (e.g. FileNotFoundError) when it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            return None
+        data = _read_fd(fd, size) if size else b""
+    finally:
+        os.close(fd)
+    return data if len(data) == size else None
 
 
 class RegistryClient:
@@ -221,7 +243,7 @@ class RegistryClient:
         )
 
     def upload_batch(
-        self, contribution_id: str, blobs: Sequence[tuple[str, int, Path]]
+        self, contribution_id: str, blobs: Sequence[tuple[str, int, Path | bytes]]
     ) -> BatchResult:
         """Send many small blobs in one request (docs/protocol.md, "Small-blob batches")."""
         body = batch_body(blobs)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
 
 from app.domain.errors import BadInputError, NotFoundError, UsageError, VerificationError
@@ -22,7 +22,7 @@ from app.domain.states import InvalidTransition, State
 from app.manifest.canonical import Manifest, verify_against_folder
 from app.services.context import ServiceContext
 from app.services.history import transition
-from app.services.identity import IdentityService, PassphraseFn
+from app.services.identity import STORAGE_FILE, IdentityService, PassphraseFn
 from app.signing import dsse
 from app.signing.identity import fingerprint, grouped, load_public_hex
 from app.signing.statement import (
@@ -31,7 +31,7 @@ from app.signing.statement import (
     check_statement,
     parse_statement,
 )
-from app.store.models import Envelope, Item, ManifestRecord
+from app.store.models import Envelope, Identity, Item, ManifestRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,45 @@ class VerifyResult:
         }
 
 
+def unlock_signer(
+    ctx: ServiceContext,
+    passphrase: str | PassphraseFn | None = None,
+    identities: IdentityService | None = None,
+) -> Ed25519PrivateKey:
+    """The active private key, unlocked at most once per ServiceContext (see SignerCache).
+
+    Signing, creating the contribution and the upload queue (login) all need the key; an
+    encrypted key file costs a scrypt derivation (and maybe a prompt) each time it is read.
+    A prompt (callable) is only called when the key is not unlocked yet; a passphrase given
+    as text must still be the right one."""
+    identities = identities or IdentityService(ctx)
+    with ctx.db.session() as s:
+        row = s.execute(
+            select(Identity.fingerprint, Identity.storage, Identity.key_file)
+            .where(Identity.active.is_(True))
+            .order_by(Identity.id.desc())
+        ).first()
+    if row is None:
+        return identities.load_signer(passphrase)  # raises the usual "no identity" error
+    fpr, storage, key_file = row
+    stamp: tuple[int, int] | None = None
+    if storage == STORAGE_FILE:
+        try:
+            st = Path(key_file or identities.key_file_path).stat()
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            return identities.load_signer(passphrase)  # its own clear error
+    ident = (fpr, storage, key_file, stamp)
+    given = passphrase if isinstance(passphrase, str) else None
+    key = ctx.signers.get(ident, given)
+    if key is not None:
+        return key
+    secret = passphrase() if callable(passphrase) and storage == STORAGE_FILE else passphrase
+    key = identities.load_signer(secret)
+    ctx.signers.put(ident, secret if isinstance(secret, str) else None, key)
+    return key
+
+
 class SigningService:
     def __init__(self, ctx: ServiceContext, identities: IdentityService | None = None) -> None:
         self._ctx = ctx
@@ -89,7 +128,8 @@ class SigningService:
         with self._ctx.db.session() as s:
             if s.get(Item, item_id) is None:
                 raise NotFoundError(f"there is no item #{item_id} in the catalogue")
-        key = self._identities.load_signer(passphrase)  # may prompt: before the transaction
+        # may prompt (once per session): before the transaction
+        key = unlock_signer(self._ctx, passphrase, self._identities)
         keyid = fingerprint(key)
         with self._ctx.db.session() as s:
             item = s.get(Item, item_id)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -48,13 +48,25 @@ class SubmitResult:
     message: str
 
 
-def check_files(item: Item, files: list[FileEntry]) -> list[str]:
+class CatalogFile(NamedTuple):
+    """The catalogued facts about one file that the re-check compares with the disk."""
+
+    id: int
+    path: str
+    size: int
+    sha256: str
+    mtime_ns: int
+
+
+def check_files(root: str, files: Iterable[CatalogFile]) -> tuple[list[str], dict[int, int]]:
     """What changed since the item was added: missing or different files (size+mtime fast
-    path, sha256 only when the fast path says 'maybe')."""
-    root = Path(item.source_path)
+    path, sha256 only when the fast path says 'maybe'). Also returns {file id: new mtime_ns}
+    for files that were only touched (same bytes), so the caller can keep the fast path fast.
+    """
     changed: list[str] = []
+    touched: dict[int, int] = {}
     for f in files:
-        path = root / f.path
+        path = os.path.join(root, f.path)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -69,11 +81,23 @@ def check_files(item: Item, files: list[FileEntry]) -> list[str]:
             if _sha256(path) != f.sha256:
                 changed.append(f"{f.path} (content changed)")
             else:
-                f.mtime_ns = st.st_mtime_ns  # same bytes, touched: keep the fast path fast
-    return changed
+                touched[f.id] = st.st_mtime_ns
+    return changed, touched
 
 
-def _sha256(path: Path) -> str:
+def catalogued_files(s: Session, item_id: int) -> list[CatalogFile]:
+    """Core rows, not ORM objects: a contribution can have 10,000s of files."""
+    return [
+        CatalogFile(*row)
+        for row in s.execute(
+            select(
+                FileEntry.id, FileEntry.path, FileEntry.size, FileEntry.sha256, FileEntry.mtime_ns
+            ).where(FileEntry.item_id == item_id)
+        )
+    ]
+
+
+def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1024 * 1024), b""):
@@ -293,8 +317,12 @@ class SubmitService:
                     f"item #{item_id} is already {state.value}",
                     hint="see `contributor-desk queue`" if state is not State.ACCEPTED else None,
                 )
-            files = list(s.scalars(select(FileEntry).where(FileEntry.item_id == item_id)))
-            changed = check_files(item, files)
+            changed, touched = check_files(item.source_path, catalogued_files(s, item_id))
+            if touched:
+                s.execute(
+                    update(FileEntry),
+                    [{"id": fid, "mtime_ns": m} for fid, m in touched.items()],
+                )
             if changed:
                 raise BadInputError(
                     changed_message(item_id, changed),

@@ -7,10 +7,11 @@ out so each module stays about one thing: this one is "do one unit of upload wor
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import KnownError, RegistryRefused, RegistryUnavailable
 from app.domain.states import State
-from app.registry_client.api import BatchUnsupported, RegistryClient
+from app.registry_client.api import BatchUnsupported, RegistryClient, read_if_unchanged
 from app.registry_client.http import RetryPolicy, Timeouts, Unreachable
 from app.registry_client.tus import (
     BandwidthLimiter,
@@ -36,7 +37,8 @@ from app.registry_client.tus import (
 )
 from app.services.context import ServiceContext
 from app.services.history import record_event, transition
-from app.services.identity import IdentityService, PassphraseFn
+from app.services.identity import PassphraseFn
+from app.services.signing import unlock_signer
 from app.services.submit import create_remote, finalize_remote
 from app.services.upload_state import ProgressBook, QueueEvent, RegistryStatus
 from app.settings import UPLOAD_BANDWIDTH_KBPS, UPLOAD_CHUNK_MB, UPLOAD_CONCURRENCY
@@ -48,6 +50,7 @@ ACTIVE_ITEM_STATES = (State.QUEUED.value, State.UPLOADING.value)
 Listener = Callable[[QueueEvent], None]
 
 
+IN_LIMIT = 900  # ids per "IN (...)": under SQLite's old 999-variable limit
 SMALL_BLOB = 256 * 1024  # blobs up to this size travel in batches, not one tus upload each
 BATCH_COUNT = 2000
 
@@ -122,14 +125,15 @@ def make_client(
     retry: RetryPolicy | None = None,
     pool_size: int = 8,
 ) -> RegistryClient:
-    """A client for ctx.registry_url that loads the identity key once, when first needed."""
+    """A client for ctx.registry_url that loads the identity key when first needed (once per
+    session: the context's SignerCache is shared with signing and submit)."""
     lock = threading.Lock()
     cached: list[Ed25519PrivateKey] = []
 
     def signer() -> Ed25519PrivateKey:
         with lock:
             if not cached:
-                cached.append(IdentityService(ctx).load_signer(passphrase))
+                cached.append(unlock_signer(ctx, passphrase))
             return cached[0]
 
     return RegistryClient(
@@ -193,6 +197,10 @@ class UploadWorkers:
                 cb(event)
             except Exception:  # a broken listener must not break the upload
                 log.exception("queue listener failed")
+
+    def _emit_many(self, events: list[QueueEvent]) -> None:
+        for event in events:
+            self._emit(event)
 
     def _set_states(self, where: list[object], to: str, from_states: tuple[str, ...]) -> int:
         with disk_guard(), self._ctx.db.session() as s:
@@ -261,6 +269,35 @@ class UploadWorkers:
             job.last_error = str(exc)
             job.next_attempt_at = utcnow() + timedelta(seconds=delay)
             job.updated_at = utcnow()
+        if retry_after is None:
+            self._offline(exc)
+
+    def _jobs_retry_later(self, job_ids: list[int], exc: BaseException, attempts: int) -> None:
+        """`_job_retry_later` for a whole batch of blob jobs, in one statement."""
+        retry_after = exc.retry_after if isinstance(exc, Unreachable) else None
+        delay = (
+            retry_after
+            if retry_after is not None
+            else self._rng.uniform(0, min(30.0, 0.5 * 2 ** min(attempts, 8)))
+        )
+        now = utcnow()
+        with disk_guard(), self._ctx.db.session() as s:
+            for start in range(0, len(job_ids), IN_LIMIT):
+                s.execute(
+                    update(UploadJob)
+                    .where(UploadJob.id.in_(job_ids[start : start + IN_LIMIT]))
+                    .where(UploadJob.state == "uploading")
+                    .values(state="pending")
+                )
+                s.execute(
+                    update(UploadJob)
+                    .where(UploadJob.id.in_(job_ids[start : start + IN_LIMIT]))
+                    .values(
+                        last_error=str(exc),
+                        next_attempt_at=now + timedelta(seconds=delay),
+                        updated_at=now,
+                    )
+                )
         if retry_after is None:
             self._offline(exc)
 
@@ -424,44 +461,72 @@ class UploadWorkers:
         self._emit(QueueEvent("job", item_id=item_id, job_id=job_id, message="done"))
 
     def _upload_batch(self, job_ids: tuple[int, ...]) -> None:
-        """Many small blobs of one contribution in one request (POST /v1/uploads/batch)."""
-        blobs: list[tuple[str, int, Path]] = []
+        """Many small blobs of one contribution in one request (POST /v1/uploads/batch).
+
+        Core SQL, not ORM objects: a batch is up to BATCH_COUNT jobs and building, flushing
+        and committing that many ORM rows one by one cost the client more CPU than reading
+        the files. Each file is read and checked (size + mtime against the catalogue) on one
+        open descriptor before the jobs are claimed in ONE transaction (UPDATE … RETURNING),
+        so a crash leaves them either pending or uploading, and `_recover` makes both pending.
+        """
+        with disk_guard(), self._ctx.db.session() as s:
+            rows = s.execute(
+                select(
+                    UploadJob.id,
+                    UploadJob.item_id,
+                    UploadJob.sha256,
+                    UploadJob.size,
+                    UploadJob.paths,
+                    UploadJob.attempts,
+                )
+                .where(UploadJob.id.in_(job_ids), UploadJob.state == "pending")
+                .order_by(UploadJob.id)
+            ).all()
+            if not rows:
+                return
+            item_id = rows[0].item_id
+            head = s.execute(
+                select(Item.source_path, Item.registry_id).where(Item.id == item_id)
+            ).one()
+            if head.registry_id is None:
+                return
+            entries = _entry_stats(s, item_id, [str(p) for r in rows for p in r.paths])
+        registry_id: str = head.registry_id
+        blobs: list[tuple[str, int, Path | bytes]] = []
         job_of: dict[str, list[int]] = {}
-        with self._start_lock, disk_guard(), self._ctx.db.session() as s:
-            jobs = list(s.scalars(select(UploadJob).where(UploadJob.id.in_(job_ids))))
-            jobs = [j for j in jobs if j.state == "pending"]
-            if not jobs:
-                return
-            item = s.get_one(Item, jobs[0].item_id)
-            if item.registry_id is None:
-                return
-            entries = self._entries(s, item.id, [str(p) for j in jobs for p in j.paths])
-            for job in jobs:
-                path, why = self._source(s, job, item, entries)
-                if path is None:
+        for row in rows:
+            data, why = _read_unchanged(head.source_path, row.paths, row.size, entries)
+            if data is None:
+                with disk_guard(), self._ctx.db.session() as s:
+                    item = s.get_one(Item, item_id)
+                    job = s.get_one(UploadJob, row.id)
                     self._stop_contribution(s, item, job, why)
-                    stopped = (item.id, job.id, why)
-                    break
-                blobs.append((job.sha256, job.size, path))
-                job_of.setdefault(job.sha256, []).append(job.id)
-            else:
-                stopped = None
-                for job in jobs:
-                    job.state, job.attempts, job.updated_at = (
-                        "uploading",
-                        job.attempts + 1,
-                        utcnow(),
-                    )
-                if item.state == State.QUEUED.value:
-                    transition(s, item, State.UPLOADING, "uploading", "")
-            item_id, registry_id, attempts = item.id, item.registry_id, jobs[0].attempts
-        if stopped is not None:
-            self._emit(
-                QueueEvent(
-                    "contribution", item_id=stopped[0], job_id=stopped[1], message=stopped[2]
+                self._emit(QueueEvent("contribution", item_id=item_id, job_id=row.id, message=why))
+                return
+            blobs.append((row.sha256, row.size, data))
+            job_of.setdefault(row.sha256, []).append(row.id)
+        with self._start_lock, disk_guard(), self._ctx.db.session() as s:
+            claimed = set(
+                s.scalars(
+                    update(UploadJob)
+                    .where(UploadJob.id.in_([r.id for r in rows]), UploadJob.state == "pending")
+                    .values(state="uploading", attempts=UploadJob.attempts + 1, updated_at=utcnow())
+                    .returning(UploadJob.id)
+                    .execution_options(synchronize_session=False)
                 )
             )
+            if claimed:
+                item = s.get_one(Item, item_id)
+                if item.state == State.QUEUED.value:
+                    transition(s, item, State.UPLOADING, "uploading", "")
+        if not claimed:
             return
+        if len(claimed) < len(rows):  # paused or cancelled meanwhile: send only the rest
+            keep = {r.sha256 for r in rows if r.id in claimed}
+            blobs = [b for b in blobs if b[0] in keep]
+            job_of = {sha: [j for j in ids if j in claimed] for sha, ids in job_of.items()}
+            job_of = {sha: ids for sha, ids in job_of.items() if ids}
+        attempts = rows[0].attempts + 1
         ids = [jid for group in job_of.values() for jid in group]
         try:
             result = self.client.upload_batch(registry_id, blobs)
@@ -470,8 +535,7 @@ class UploadWorkers:
             self._set_states([UploadJob.id.in_(ids)], "pending", ("uploading",))
             return
         except RegistryUnavailable as exc:
-            for jid in ids:
-                self._job_retry_later(jid, exc, attempts)
+            self._jobs_retry_later(ids, exc, attempts)
             return
         except (RegistryRefused, OSError) as exc:
             reason = getattr(exc, "message", None) or str(exc)
@@ -481,10 +545,10 @@ class UploadWorkers:
         done = [jid for sha in (*result.stored, *result.present) for jid in job_of.get(sha, [])]
         with disk_guard(), self._ctx.db.session() as s:
             now = utcnow()
-            for start in range(0, len(done), 500):
+            for start in range(0, len(done), IN_LIMIT):
                 s.execute(
                     update(UploadJob)
-                    .where(UploadJob.id.in_(done[start : start + 500]))
+                    .where(UploadJob.id.in_(done[start : start + IN_LIMIT]))
                     .values(
                         state="done",
                         bytes_confirmed=UploadJob.size,
@@ -502,8 +566,11 @@ class UploadWorkers:
                     if job.state == "uploading":
                         job.state = "paused"
         self._online()
-        for jid in done:
-            self._emit(QueueEvent("job", item_id=item_id, job_id=jid, message="done"))
+        self._emit_many(
+            [QueueEvent("job", item_id=item_id, job_id=jid, message="done") for jid in done]
+            if self._listeners
+            else []
+        )
         self._emit(QueueEvent("progress", item_id=item_id))
 
     def _save_many(self, job_ids: list[int], **values: object) -> None:
@@ -531,3 +598,39 @@ class UploadWorkers:
 
 def _message(exc: BaseException) -> str:
     return exc.message if isinstance(exc, KnownError) else str(exc)
+
+
+def _entry_stats(s: Session, item_id: int, paths: list[str]) -> dict[str, tuple[int, int]]:
+    """path → (size, mtime_ns) as catalogued, for the given paths of one item (Core rows)."""
+    out: dict[str, tuple[int, int]] = {}
+    for start in range(0, len(paths), IN_LIMIT):
+        for path, size, mtime_ns in s.execute(
+            select(FileEntry.path, FileEntry.size, FileEntry.mtime_ns).where(
+                FileEntry.item_id == item_id, FileEntry.path.in_(paths[start : start + IN_LIMIT])
+            )
+        ):
+            out[path] = (size, mtime_ns)
+    return out
+
+
+def _read_unchanged(
+    root: str, paths: Sequence[str], size: int, entries: dict[str, tuple[int, int]]
+) -> tuple[bytes | None, str]:
+    """The bytes of the first file carrying a blob that is unchanged since submit, or why
+    there is none (same messages as UploadWorkers._source)."""
+    why = ""
+    for rel in paths:
+        entry = entries.get(rel)
+        try:
+            data = (
+                read_if_unchanged(os.path.join(root, rel), size, entry[1])
+                if entry is not None and entry[0] == size
+                else None
+            )
+        except OSError:
+            why = why or f"{rel} is missing (it was moved or deleted after submit)"
+            continue
+        if data is not None:
+            return data, ""
+        why = why or f"{rel} was modified after submit"
+    return None, why

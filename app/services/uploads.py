@@ -30,7 +30,9 @@ from sqlalchemy.orm import Session, aliased
 from app.domain.states import State
 from app.services.history import transition
 from app.services.upload_state import (
+    JOB_COLUMNS,
     ContributionSnapshot,
+    JobRow,
     JobSnapshot,
     QueueEvent,
     QueueSnapshot,
@@ -92,7 +94,7 @@ class UploadQueue(UploadWorkers):
     def snapshot(self) -> QueueSnapshot:
         """An immutable picture of the queue (DB rows + live progress); thread-safe."""
         with self._ctx.db.session() as s:
-            jobs = list(s.scalars(select(UploadJob).order_by(UploadJob.id)))
+            jobs = [JobRow(*r) for r in s.execute(select(*JOB_COLUMNS).order_by(UploadJob.id))]
             ids = {j.item_id for j in jobs}
             items = list(s.scalars(select(Item).where(Item.id.in_(ids)))) if ids else []
         next_probe = None
