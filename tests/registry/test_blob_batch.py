@@ -196,3 +196,20 @@ def test_a_batch_becomes_one_pack_and_a_damaged_pack_is_asked_for_again(
     for sha, _, data in blobs[:3]:
         with app.state.blobs.open(sha) as fh:
             assert fh.read() == data
+
+
+def test_finalize_with_packed_blobs_asks_only_for_the_one_not_sent(
+    client: TestClient, alice: Contributor, app: FastAPI
+) -> None:
+    files = {f"f{i:04d}.txt": f"packed {i}\n".encode() for i in range(40)}
+    cid = _contribution(client, alice, files)
+    blobs = [(_sha(d), len(d), d) for d in files.values()]
+    held_back = blobs.pop(17)
+    assert len(_post(client, alice, cid, _body(blobs)).json()["stored"]) == 39
+    assert len(list((app.state.settings.blobs_dir / "packs").glob("*.pack"))) == 1
+    r = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
+    assert r.status_code == 409
+    assert r.json()["error"]["details"]["missingBlobs"] == [held_back[0]]
+    assert _post(client, alice, cid, _body([held_back])).json()["stored"] == [held_back[0]]
+    fin = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
+    assert fin.json()["state"] == "accepted", fin.text
