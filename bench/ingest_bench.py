@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,18 +173,29 @@ def backend_cpu(session: Session) -> float:
 
 
 def ingest_ours(
-    sessions: sessionmaker[Session], batches: list[list[EventIn]]
+    sessions: sessionmaker[Session], batches: list[list[EventIn]], writers: int = 1
 ) -> tuple[float, float, float]:
-    """Wall seconds, our process's CPU seconds, the database server's CPU seconds."""
-    server = 0.0
-    start, cpu = time.perf_counter(), time.process_time()
-    for batch in batches:
+    """Wall seconds, our process's CPU seconds, the database server's CPU seconds.
+
+    With `writers` > 1, that many threads ingest batches at once, each in its own session and
+    transaction, as the server does for concurrent POST /v1/usage requests.
+    """
+
+    def one(batch: list[EventIn]) -> float:
         with sessions() as s:
             before = backend_cpu(s)
             result = ingest_events(s, operator=OPERATOR, events=batch, share_ppm=SHARE)
             s.commit()
-            server += backend_cpu(s) - before
+            used = backend_cpu(s) - before
         assert len(result.accepted) == len(batch), result.rejected[:1]
+        return used
+
+    start, cpu = time.perf_counter(), time.process_time()
+    if writers == 1:
+        server = sum(one(batch) for batch in batches)
+    else:
+        with ThreadPoolExecutor(writers) as pool:
+            server = sum(pool.map(one, batches))
     return time.perf_counter() - start, time.process_time() - cpu, server
 
 
@@ -344,6 +356,16 @@ def bench_db(label: str, new_url: Callable[[], str], args: argparse.Namespace) -
         f" {base_cpu / (ours_cpu + server_cpu):.2f}x",
         flush=True,
     )
+    if args.writers > 1:
+        w_engine, w_sessions, w_cids = prepared(new_url())
+        w_batches = make_batches(w_cids, args.batches, seed=1, tag="t")
+        w_s, w_cpu, w_server = ingest_ours(w_sessions, w_batches, args.writers)
+        w_engine.dispose()
+        print(
+            f"[{label}] ingest {n:,} events, {args.writers} concurrent writers: "
+            f"{n / w_s:,.0f} events/s, {n / (w_cpu + w_server):,.0f} per CPU second",
+            flush=True,
+        )
     if args.events > n:
         remaining = (args.events - n) // BATCH
         fill = fill_cpu = 0.0
@@ -449,6 +471,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=30, help="batches timed against the baseline")
     ap.add_argument("--only", choices=["sqlite", "postgres"])
     ap.add_argument("--http", action="store_true", help="also time POST /v1/usage end to end")
+    ap.add_argument("--writers", type=int, default=2, help="concurrent writers of the second run")
     args = ap.parse_args()
     # A terminated bench still stops its PostgreSQL cluster and removes its files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

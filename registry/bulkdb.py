@@ -197,7 +197,12 @@ class BulkDb:
                     f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
                 self._copy(cur, table_, scratch, columns, rows)
-                cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {scratch} {conflict}")
+                # In key order: concurrent upserts lock shared rows in the same order.
+                order = ", ".join(key)
+                cur.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {scratch} "
+                    f"ORDER BY {order} {conflict}"
+                )
                 cur.execute(f"DELETE FROM {scratch}")
             return
         self._sqlite_values(

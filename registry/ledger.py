@@ -11,8 +11,12 @@ one entry without an event (a quarter fewer ledger rows to write than one per ev
   `fee - sum(its contributor entries)`, both recomputable from the stored rows alone.
 
 Ledger ids are the contributors' sync cursor and must become visible in id order. SQLite has a
-single writer; on PostgreSQL ingestion takes a transaction-scoped advisory lock before it
-allocates ids, so a transaction with lower ids always commits before one with higher ids.
+single writer; on PostgreSQL ingestion takes a transaction-scoped advisory lock just before it
+inserts the ledger rows (which allocates their ids), so a transaction with lower ids always
+commits before one with higher ids. Validation, the split, the events and the bucket upserts
+come before the lock, so concurrent batches overlap everywhere except ledger insert + commit;
+a transaction holding the lock never waits for a row lock (its own upserts are done), so the
+lock cannot take part in a deadlock.
 """
 
 from __future__ import annotations
@@ -171,8 +175,9 @@ def _quick_weights(
     owners: dict[str, str],
     latest: datetime,
     max_attributions: int,
-) -> list[int] | None:
-    """The weights in ppm if the event is valid, else None (then `_validate` says why).
+) -> tuple[list[int], datetime] | None:
+    """The weights in ppm and the time in UTC if the event is valid, else None (then
+    `_validate` says why).
 
     The common case on the hot path: same rules as `_validate`, without building reasons.
     `models` holds only the operator's own models, `owners` only accepted contributions, so
@@ -187,9 +192,10 @@ def _quick_weights(
     if at.tzinfo is None or not 0 <= event.fee_micro <= MAX_FEE_MICRO:
         return None
     try:
-        if at.astimezone(UTC) > latest:
-            return None
+        at = at.astimezone(UTC)
     except OverflowError:
+        return None
+    if at > latest:
         return None
     attrs = event.attributions
     if not attrs or len(attrs) > max_attributions:
@@ -215,7 +221,7 @@ def _quick_weights(
         return None
     if not any(weights):
         return None
-    return weights
+    return weights, at
 
 
 def _validate(
@@ -395,7 +401,6 @@ def _ingest(
     now = now or datetime.now(UTC)
     contributor_pool(0, share_ppm)  # validates the share once; the loop inlines the formula
     result = IngestResult()
-    _lock_ledger(session)
     db = BulkDb(session)
     db.tune_for_bulk_writes()
     existing = _existing_event_ids(db, filter(storable, {e.event_id for e in events}))
@@ -407,17 +412,17 @@ def _ingest(
     own_models = {mid: demo for mid, (op, demo) in models.items() if op == operator}
     owners = {cid: c.owner for cid, c in contributions.items() if c.state == STATE_ACCEPTED}
 
-    when = db.render_datetime
     # SQLite stores datetimes as "YYYY-MM-DD HH:MM:SS.ffffff": its day is the first 10 chars.
     text_dates = db.dialect == "sqlite"
     latest = now + FUTURE_SKEW
-    now_v = when(now)
+    now_v = db.render_datetime(now)
     event_rows: list[tuple[Any, ...]] = []
     ledger_rows: list[tuple[Any, ...]] = []
     buckets: dict[tuple[Any, ...], list[int]] = {}
     protocol: dict[str, int] = {}
     seen_in_batch: set[str] = set()
     add_event, add_ledger = event_rows.append, ledger_rows.append
+    add_seen, add_accepted = seen_in_batch.add, result.accepted.append
     # Each contribution id as a JSON string, once per batch (they are registry ids, but quoting
     # them properly costs nothing here); methods are known constants.
     quoted = {cid: json.dumps(cid) for cid in owners}
@@ -427,8 +432,8 @@ def _ingest(
         if eid in existing or eid in seen_in_batch:
             result.duplicates.append(eid)
             continue
-        weights = _quick_weights(event, own_models, owners, latest, max_attributions)
-        if weights is None:
+        valid = _quick_weights(event, own_models, owners, latest, max_attributions)
+        if valid is None:
             reasons, _ = _validate(
                 event,
                 operator=operator,
@@ -440,12 +445,15 @@ def _ingest(
             assert reasons, "the quick and the full validation disagree"
             result.rejected.append(Rejection(eid, tuple(reasons)))
             continue
+        weights, at = valid
         model_id, fee = event.model_id, event.fee_micro
-        seen_in_batch.add(eid)
-        result.accepted.append(eid)
-        at = event.at.astimezone(UTC)
-        at_v = when(at)
-        day = at_v[:10] if text_dates else at.date()
+        add_seen(eid)
+        add_accepted(eid)
+        if text_dates:  # naive UTC text: the UTC isoformat without its "+00:00"
+            at_v: Any = at.isoformat(" ", "microseconds")[:26]
+            day: Any = at_v[:10]
+        else:
+            at_v, day = at, at.date()
         demo = own_models[model_id]
         pool = fee * share_ppm // PPM  # == contributor_pool(fee, share_ppm)
         amounts = split_integers(pool, weights)
@@ -480,14 +488,21 @@ def _ingest(
         )
 
     if event_rows:
+        # Events in id order and buckets in key order: concurrent batches then take their row
+        # and unique-index locks in the same order, so they wait for each other, never
+        # deadlock (and the B-trees are written front to back).
+        event_rows.sort()
         db.insert(EVENTS, EVENT_COLUMNS, event_rows)
-        db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
         db.upsert_add(
             BUCKETS,
             BUCKET_COLUMNS,
             BUCKET_KEY,
             [(*key, n, sh, rw) for key, (n, sh, rw) in sorted(buckets.items())],
         )
+        # Only now the ledger lock (PostgreSQL): ids are allocated from here to the commit, so
+        # everything above runs concurrently with other batches (see module doc).
+        _lock_ledger(session)
+        db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
     return result
 
 
