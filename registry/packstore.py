@@ -169,11 +169,28 @@ class PackStore:
         self.dir = root / "packs"
         self.tmp_dir = tmp_dir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.index = PackIndex(self.dir / "index.sqlite3")
+        self._index_path = self.dir / "index.sqlite3"
+        self._index: PackIndex | None = None
+        self._index_lock = threading.Lock()
         self.recover()
 
+    @property
+    def index(self) -> PackIndex:
+        """The index, created with the first pack (a store of loose blobs only has none)."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = PackIndex(self._index_path)
+            return self._index
+
+    def _index_if_any(self) -> PackIndex | None:
+        """The index if packs exist (no file is created just to answer "not packed")."""
+        if self._index is None and not self._index_path.exists():
+            return None
+        return self.index
+
     def close(self) -> None:
-        self.index.close()
+        if self._index is not None:
+            self._index.close()
 
     def recover(self) -> None:
         """Index packs that were renamed into place but not recorded (crash between the two),
@@ -185,8 +202,11 @@ class PackStore:
                     tmp.unlink()
             except FileNotFoundError:
                 pass
+        packs = sorted(self.dir.glob("*" + PACK_SUFFIX))
+        if not packs:
+            return
         known = self.index.pack_sizes()
-        for path in sorted(self.dir.glob("*" + PACK_SUFFIX)):
+        for path in packs:
             if path.name in known:
                 continue
             try:
@@ -237,7 +257,10 @@ class PackStore:
 
     def _sound(self, shas: Sequence[str]) -> dict[str, Location]:
         """Locations of the shas whose pack exists with the size it was recorded with."""
-        found = self.index.lookup(shas)
+        index = self._index_if_any()
+        if index is None:
+            return {}
+        found = index.lookup(shas)
         actual: dict[str, int | None] = {}
         out: dict[str, Location] = {}
         for sha, (loc, recorded) in found.items():

@@ -107,6 +107,7 @@ def test_pack_renamed_but_not_indexed_is_recovered_on_reopen(
 def test_temp_pack_of_a_dead_writer_is_invisible_and_cleaned(tmp_path: Path) -> None:
     root = tmp_path / "blobs"
     FileBlobStore(root).close()
+    assert not (root / "packs" / "index.sqlite3").exists()  # no packs, no index file
     sha, _, data = _blob(1)
     stale = root / ".tmp" / "pack-1-dead.pack"
     stale.write_bytes(data)  # half a pack: bytes but no trailer, never renamed
