@@ -205,13 +205,19 @@ class ProgressBook:
         """(bytes sent, bytes per second) of a running job, None when not running."""
         with self._lock:
             live = self._live.get(job_id)
-            if live is None:
-                return None
-            (t0, b0), (t1, b1) = live.samples[0], live.samples[-1]
+            return None if live is None else _rate(live, time.monotonic())
+
+    def views(self) -> dict[int, tuple[int, float]]:
+        """`view` of every running job at once (one lock, not one per job of the queue)."""
+        with self._lock:
             now = time.monotonic()
-            span = max(now - t0, 1e-6)
-            rate = (b1 - b0) / span if t1 > t0 else 0.0
-            return live.sent, rate
+            return {job_id: _rate(live, now) for job_id, live in self._live.items()}
+
+
+def _rate(live: _Live, now: float) -> tuple[int, float]:
+    (t0, b0), (t1, b1) = live.samples[0], live.samples[-1]
+    span = max(now - t0, 1e-6)
+    return live.sent, (b1 - b0) / span if t1 > t0 else 0.0
 
 
 def _eta(left: int, rate: float) -> float | None:
@@ -266,8 +272,9 @@ def build_snapshot(
     running: bool,
 ) -> QueueSnapshot:
     job_views: list[JobSnapshot] = []
+    live_views = book.views()
     for j in jobs:
-        live = book.view(j.id)
+        live = live_views.get(j.id)
         sent, rate = live if live is not None else (j.bytes_confirmed, 0.0)
         if j.state == "done":
             sent = j.size
@@ -277,7 +284,7 @@ def build_snapshot(
                 item_id=j.item_id,
                 kind=j.kind,
                 sha256=j.sha256,
-                paths=tuple(str(p) for p in j.paths),
+                paths=tuple(j.paths),
                 size=j.size,
                 state=j.state,
                 attempts=j.attempts,

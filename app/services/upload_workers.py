@@ -7,11 +7,10 @@ out so each module stays about one thing: this one is "do one unit of upload wor
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import KnownError, RegistryRefused, RegistryUnavailable
 from app.domain.states import State
-from app.registry_client.api import BatchUnsupported, RegistryClient, read_if_unchanged
+from app.registry_client.api import BatchUnsupported, RegistryClient
 from app.registry_client.http import RetryPolicy, Timeouts, Unreachable
 from app.registry_client.tus import (
     BandwidthLimiter,
@@ -40,6 +39,7 @@ from app.services.history import record_event, transition
 from app.services.identity import PassphraseFn
 from app.services.signing import unlock_signer
 from app.services.submit import create_remote, finalize_remote
+from app.services.upload_batch import claim, id_in, load_batch, mark_done, read_unchanged
 from app.services.upload_state import ProgressBook, QueueEvent, RegistryStatus
 from app.settings import UPLOAD_BANDWIDTH_KBPS, UPLOAD_CHUNK_MB, UPLOAD_CONCURRENCY
 from app.store.models import FileEntry, Item, utcnow
@@ -50,7 +50,6 @@ ACTIVE_ITEM_STATES = (State.QUEUED.value, State.UPLOADING.value)
 Listener = Callable[[QueueEvent], None]
 
 
-IN_LIMIT = 900  # ids per "IN (...)": under SQLite's old 999-variable limit
 SMALL_BLOB = 256 * 1024  # blobs up to this size travel in batches, not one tus upload each
 BATCH_COUNT = 2000
 
@@ -282,22 +281,20 @@ class UploadWorkers:
         )
         now = utcnow()
         with disk_guard(), self._ctx.db.session() as s:
-            for start in range(0, len(job_ids), IN_LIMIT):
-                s.execute(
-                    update(UploadJob)
-                    .where(UploadJob.id.in_(job_ids[start : start + IN_LIMIT]))
-                    .where(UploadJob.state == "uploading")
-                    .values(state="pending")
+            s.execute(
+                update(UploadJob)
+                .where(id_in(UploadJob.id, job_ids), UploadJob.state == "uploading")
+                .values(state="pending")
+            )
+            s.execute(
+                update(UploadJob)
+                .where(id_in(UploadJob.id, job_ids))
+                .values(
+                    last_error=str(exc),
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    updated_at=now,
                 )
-                s.execute(
-                    update(UploadJob)
-                    .where(UploadJob.id.in_(job_ids[start : start + IN_LIMIT]))
-                    .values(
-                        last_error=str(exc),
-                        next_attempt_at=now + timedelta(seconds=delay),
-                        updated_at=now,
-                    )
-                )
+            )
         if retry_after is None:
             self._offline(exc)
 
@@ -463,108 +460,66 @@ class UploadWorkers:
     def _upload_batch(self, job_ids: tuple[int, ...]) -> None:
         """Many small blobs of one contribution in one request (POST /v1/uploads/batch).
 
-        Core SQL, not ORM objects: a batch is up to BATCH_COUNT jobs and building, flushing
-        and committing that many ORM rows one by one cost the client more CPU than reading
-        the files. Each file is read and checked (size + mtime against the catalogue) on one
-        open descriptor before the jobs are claimed in ONE transaction (UPDATE … RETURNING),
-        so a crash leaves them either pending or uploading, and `_recover` makes both pending.
-        """
+        Each file is read and checked (size + mtime against the catalogue) before the jobs are
+        claimed in ONE transaction (UPDATE … RETURNING), so a crash leaves them all pending or
+        all uploading, and `_recover` makes uploading ones pending (the registry answers
+        'present' for what it already stored: no duplicates). SQL in upload_batch.py."""
         with disk_guard(), self._ctx.db.session() as s:
-            rows = s.execute(
-                select(
-                    UploadJob.id,
-                    UploadJob.item_id,
-                    UploadJob.sha256,
-                    UploadJob.size,
-                    UploadJob.paths,
-                    UploadJob.attempts,
-                )
-                .where(UploadJob.id.in_(job_ids), UploadJob.state == "pending")
-                .order_by(UploadJob.id)
-            ).all()
-            if not rows:
-                return
-            item_id = rows[0].item_id
-            head = s.execute(
-                select(Item.source_path, Item.registry_id).where(Item.id == item_id)
-            ).one()
-            if head.registry_id is None:
-                return
-            entries = _entry_stats(s, item_id, [str(p) for r in rows for p in r.paths])
-        registry_id: str = head.registry_id
+            batch = load_batch(s, job_ids)
+        if batch is None or batch.registry_id is None:
+            return
+        item_id, registry_id = batch.item_id, batch.registry_id
         blobs: list[tuple[str, int, Path | bytes]] = []
         job_of: dict[str, list[int]] = {}
-        for row in rows:
-            data, why = _read_unchanged(head.source_path, row.paths, row.size, entries)
+        for job in batch.jobs:
+            data, why = read_unchanged(batch.source_path, job)
             if data is None:
                 with disk_guard(), self._ctx.db.session() as s:
                     item = s.get_one(Item, item_id)
-                    job = s.get_one(UploadJob, row.id)
-                    self._stop_contribution(s, item, job, why)
-                self._emit(QueueEvent("contribution", item_id=item_id, job_id=row.id, message=why))
+                    self._stop_contribution(s, item, s.get_one(UploadJob, job.id), why)
+                self._emit(QueueEvent("contribution", item_id=item_id, job_id=job.id, message=why))
                 return
-            blobs.append((row.sha256, row.size, data))
-            job_of.setdefault(row.sha256, []).append(row.id)
+            blobs.append((job.sha256, job.size, data))
+            job_of.setdefault(job.sha256, []).append(job.id)
         with self._start_lock, disk_guard(), self._ctx.db.session() as s:
-            claimed = set(
-                s.scalars(
-                    update(UploadJob)
-                    .where(UploadJob.id.in_([r.id for r in rows]), UploadJob.state == "pending")
-                    .values(state="uploading", attempts=UploadJob.attempts + 1, updated_at=utcnow())
-                    .returning(UploadJob.id)
-                    .execution_options(synchronize_session=False)
-                )
-            )
+            claimed = claim(s, (j.id for j in batch.jobs))
             if claimed:
                 item = s.get_one(Item, item_id)
                 if item.state == State.QUEUED.value:
                     transition(s, item, State.UPLOADING, "uploading", "")
         if not claimed:
             return
-        if len(claimed) < len(rows):  # paused or cancelled meanwhile: send only the rest
-            keep = {r.sha256 for r in rows if r.id in claimed}
-            blobs = [b for b in blobs if b[0] in keep]
+        if len(claimed) < len(batch.jobs):  # paused or cancelled meanwhile: send the rest
             job_of = {sha: [j for j in ids if j in claimed] for sha, ids in job_of.items()}
             job_of = {sha: ids for sha, ids in job_of.items() if ids}
-        attempts = rows[0].attempts + 1
+            blobs = [b for b in blobs if b[0] in job_of]
+        attempts = batch.jobs[0].attempts + 1
         ids = [jid for group in job_of.values() for jid in group]
         try:
             result = self.client.upload_batch(registry_id, blobs)
         except BatchUnsupported:
             self._batch_ok = False
-            self._set_states([UploadJob.id.in_(ids)], "pending", ("uploading",))
+            self._set_states([id_in(UploadJob.id, ids)], "pending", ("uploading",))
             return
         except RegistryUnavailable as exc:
             self._jobs_retry_later(ids, exc, attempts)
             return
         except (RegistryRefused, OSError) as exc:
             reason = getattr(exc, "message", None) or str(exc)
-            self._set_states([UploadJob.id.in_(ids)], "failed", ("uploading",))
+            self._set_states([id_in(UploadJob.id, ids)], "failed", ("uploading",))
             self._save_many(ids, last_error=reason)
             return
         done = [jid for sha in (*result.stored, *result.present) for jid in job_of.get(sha, [])]
         with disk_guard(), self._ctx.db.session() as s:
-            now = utcnow()
-            for start in range(0, len(done), IN_LIMIT):
-                s.execute(
-                    update(UploadJob)
-                    .where(UploadJob.id.in_(done[start : start + IN_LIMIT]))
-                    .values(
-                        state="done",
-                        bytes_confirmed=UploadJob.size,
-                        last_error="",
-                        next_attempt_at=None,
-                        updated_at=now,
-                    )
-                )
+            mark_done(s, done)
             if result.rejected:
                 item = s.get_one(Item, item_id)
                 sha, why = next(iter(result.rejected.items()))
                 bad = s.get_one(UploadJob, job_of[sha][0])
                 self._stop_contribution(s, item, bad, f"{bad.paths[0]}: rejected ({why})")
-                for job in s.scalars(select(UploadJob).where(UploadJob.id.in_(ids))):
-                    if job.state == "uploading":
-                        job.state = "paused"
+                for row in s.scalars(select(UploadJob).where(id_in(UploadJob.id, ids))):
+                    if row.state == "uploading":
+                        row.state = "paused"
         self._online()
         self._emit_many(
             [QueueEvent("job", item_id=item_id, job_id=jid, message="done") for jid in done]
@@ -598,39 +553,3 @@ class UploadWorkers:
 
 def _message(exc: BaseException) -> str:
     return exc.message if isinstance(exc, KnownError) else str(exc)
-
-
-def _entry_stats(s: Session, item_id: int, paths: list[str]) -> dict[str, tuple[int, int]]:
-    """path → (size, mtime_ns) as catalogued, for the given paths of one item (Core rows)."""
-    out: dict[str, tuple[int, int]] = {}
-    for start in range(0, len(paths), IN_LIMIT):
-        for path, size, mtime_ns in s.execute(
-            select(FileEntry.path, FileEntry.size, FileEntry.mtime_ns).where(
-                FileEntry.item_id == item_id, FileEntry.path.in_(paths[start : start + IN_LIMIT])
-            )
-        ):
-            out[path] = (size, mtime_ns)
-    return out
-
-
-def _read_unchanged(
-    root: str, paths: Sequence[str], size: int, entries: dict[str, tuple[int, int]]
-) -> tuple[bytes | None, str]:
-    """The bytes of the first file carrying a blob that is unchanged since submit, or why
-    there is none (same messages as UploadWorkers._source)."""
-    why = ""
-    for rel in paths:
-        entry = entries.get(rel)
-        try:
-            data = (
-                read_if_unchanged(os.path.join(root, rel), size, entry[1])
-                if entry is not None and entry[0] == size
-                else None
-            )
-        except OSError:
-            why = why or f"{rel} is missing (it was moved or deleted after submit)"
-            continue
-        if data is not None:
-            return data, ""
-        why = why or f"{rel} was modified after submit"
-    return None, why

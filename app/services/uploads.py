@@ -94,7 +94,8 @@ class UploadQueue(UploadWorkers):
     def snapshot(self) -> QueueSnapshot:
         """An immutable picture of the queue (DB rows + live progress); thread-safe."""
         with self._ctx.db.session() as s:
-            jobs = [JobRow(*r) for r in s.execute(select(*JOB_COLUMNS).order_by(UploadJob.id))]
+            conn = s.connection()  # Core rows: no ORM bookkeeping for 10,000s of jobs
+            jobs = [JobRow(*r) for r in conn.execute(select(*JOB_COLUMNS).order_by(UploadJob.id))]
             ids = {j.item_id for j in jobs}
             items = list(s.scalars(select(Item).where(Item.id.in_(ids)))) if ids else []
         next_probe = None
