@@ -59,6 +59,9 @@ class Location(NamedTuple):
 
 
 def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (POSIX; Windows cannot open a folder, NTFS journals it)."""
+    if os.name == "nt":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
