@@ -30,14 +30,13 @@ from sqlalchemy.orm import Session, aliased
 from app.domain.states import State
 from app.services.history import transition
 from app.services.upload_state import (
-    JOB_COLUMNS,
     ContributionSnapshot,
-    JobRow,
     JobSnapshot,
     QueueEvent,
     QueueSnapshot,
     RegistryStatus,
     build_snapshot,
+    read_jobs,
 )
 from app.services.upload_workers import (
     ACTIVE_ITEM_STATES,
@@ -94,8 +93,7 @@ class UploadQueue(UploadWorkers):
     def snapshot(self) -> QueueSnapshot:
         """An immutable picture of the queue (DB rows + live progress); thread-safe."""
         with self._ctx.db.session() as s:
-            conn = s.connection()  # Core rows: no ORM bookkeeping for 10,000s of jobs
-            jobs = [JobRow(*r) for r in conn.execute(select(*JOB_COLUMNS).order_by(UploadJob.id))]
+            jobs = read_jobs(s.connection())
             ids = {j.item_id for j in jobs}
             items = list(s.scalars(select(Item).where(Item.id.in_(ids)))) if ids else []
         next_probe = None
@@ -212,7 +210,8 @@ class UploadQueue(UploadWorkers):
         )
         taken: set[int] = set(busy)
         batching = self._batch_ok and self.options.batch_bytes > 0
-        for jid, kind, item_id, size in s.execute(base.limit(limit + len(busy))):
+        conn = s.connection()  # Core rows: a batch is thousands of them
+        for jid, kind, item_id, size in conn.execute(base.limit(limit + len(busy))):
             if jid in taken or len(out) >= limit:
                 continue
             if kind == JOB_CREATE:
@@ -222,7 +221,7 @@ class UploadQueue(UploadWorkers):
             elif batching and size <= SMALL_BLOB:
                 ids = [jid]
                 total = size
-                for other_id, other_size in s.execute(
+                for other_id, other_size in conn.execute(
                     select(UploadJob.id, UploadJob.size)
                     .where(
                         UploadJob.item_id == item_id,
