@@ -141,9 +141,8 @@ class FileBlobStore(BlobStoreBase):
 
     def sizes(self, shas: Sequence[str]) -> dict[str, int | None]:
         """Packed blobs by index queries (one per 500, a stat per pack); the rest by a stat
-        each, on a few threads when there are many (stats release the GIL)."""
-        for sha in shas:
-            _check(sha)  # before any query
+        each, on a few threads when there are many (stats release the GIL). Names are checked
+        where they become paths (path_for); in queries they are only parameters."""
         out: dict[str, int | None] = dict(self.packs.sizes(shas))
         rest = [sha for sha in dict.fromkeys(shas) if sha not in out]
         if len(rest) < _PARALLEL_STATS:

@@ -122,7 +122,8 @@ def _insert_rows(session: Session, rows: list[tuple[str, int]]) -> None:
         conn = session.connection()
         table = cast(Table, Blob.__table__)
         now: object = datetime.now(UTC)
-        to_db = table.c.stored_at.type.bind_processor(conn.dialect)
+        column_type = table.c.stored_at.type.dialect_impl(conn.dialect)
+        to_db = column_type.bind_processor(conn.dialect)
         if to_db is not None:
             now = to_db(now)  # once for the batch, not once per row
         mark = _POSITIONAL.get(conn.dialect.paramstyle)

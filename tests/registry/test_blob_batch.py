@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from registry.auth import as_utc
 from registry.blobstore import FileBlobStore
+from registry.db.models import Blob
 from tests.registry.conftest import TEST_REGISTRY
 from tests.support.registry_actors import Contributor, contribution_body
 
@@ -213,3 +217,24 @@ def test_finalize_with_packed_blobs_asks_only_for_the_one_not_sent(
     assert _post(client, alice, cid, _body([held_back])).json()["stored"] == [held_back[0]]
     fin = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
     assert fin.json()["state"] == "accepted", fin.text
+
+
+def test_batch_rows_record_when_each_blob_was_stored(
+    client: TestClient, alice: Contributor, app: FastAPI
+) -> None:
+    cid = _contribution(client, alice, FILES)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    blobs = [(_sha(d), len(d), d) for d in FILES.values()]
+    assert _post(client, alice, cid, _body(blobs)).status_code == 200
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    with app.state.sessions() as session:
+        rows = session.scalars(select(Blob).where(Blob.sha256.in_([s for s, _, _ in blobs])))
+        stamps = [(r.size, as_utc(r.stored_at)) for r in rows]
+    assert sorted(n for n, _ in stamps) == sorted(n for _, n, _ in blobs)
+    assert all(before <= t <= after for _, t in stamps), stamps
+    if app.state.engine.dialect.name == "sqlite":  # stored as the ORM stores it (no "+00:00")
+        with app.state.engine.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT stored_at FROM blobs").scalars().all()
+        assert raw and all(
+            re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", v) for v in raw
+        ), raw
