@@ -424,6 +424,7 @@ class UploadWorkers:
                     on_sent=lambda n: self._book.sent(job_id, n),
                 ),
                 stop=stop,
+                sha256=sha,
             )
         except UploadStopped:
             with disk_guard(), self._ctx.db.session() as s:

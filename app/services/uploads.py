@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.domain.states import State
 from app.services.history import transition
+from app.services.upload_batch import id_in
 from app.services.upload_state import (
     ContributionSnapshot,
     JobSnapshot,
@@ -211,7 +212,9 @@ class UploadQueue(UploadWorkers):
         taken: set[int] = set(busy)
         batching = self._batch_ok and self.options.batch_bytes > 0
         conn = s.connection()  # Core rows: a batch is thousands of them
-        for jid, kind, item_id, size in conn.execute(base.limit(limit + len(busy))):
+        if busy:  # in flight, maybe not claimed yet: one JSON parameter, not len(busy) rows
+            base = base.where(~id_in(UploadJob.id, busy))
+        for jid, kind, item_id, size in conn.execute(base.limit(limit)):
             if jid in taken or len(out) >= limit:
                 continue
             if kind == JOB_CREATE:
@@ -229,10 +232,11 @@ class UploadQueue(UploadWorkers):
                         UploadJob.state == "pending",
                         UploadJob.size <= SMALL_BLOB,
                         UploadJob.id != jid,
+                        ~id_in(UploadJob.id, taken),
                         due,
                     )
                     .order_by(UploadJob.id)
-                    .limit(BATCH_COUNT + len(taken))
+                    .limit(BATCH_COUNT)
                 ):
                     if other_id in taken:
                         continue
