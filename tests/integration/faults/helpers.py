@@ -21,6 +21,7 @@ from app.services.context import ServiceContext
 from app.services.identity import IdentityService
 from app.services.submit import SubmitResult, SubmitService
 from app.services.uploads import QueueOptions, UploadQueue
+from registry.blobstore import FileBlobStore
 from tests.support.registry_server import RegistryProcess
 
 FAST_RETRY = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.2, max_retry_after_s=2.0)
@@ -57,10 +58,6 @@ def registry_fixture(tmp_path: Path) -> Iterator[RegistryProcess]:
         yield proc
     finally:
         proc.kill(signal.SIGTERM)
-
-
-def blob_path(reg: RegistryProcess, sha: str) -> Path:
-    return reg.blobs_dir / sha[:2] / sha[2:4] / sha
 
 
 def sha256(data: bytes) -> str:
@@ -128,10 +125,16 @@ def desk_fixture(
 
 
 def assert_blobs_equal(reg: RegistryProcess, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        p = blob_path(reg, sha256(data))
-        assert p.is_file(), f"blob of {rel} missing at the registry"
-        assert p.read_bytes() == data, f"blob of {rel} differs"
+    """Every file's bytes are in the registry's blob store (loose or packed), unchanged."""
+    store = FileBlobStore(reg.blobs_dir)
+    try:
+        for rel, data in files.items():
+            sha = sha256(data)
+            assert store.has(sha), f"blob of {rel} missing at the registry"
+            with store.open(sha) as fh:
+                assert fh.read() == data, f"blob of {rel} differs"
+    finally:
+        store.close()
 
 
 def leftover_partials(reg: RegistryProcess) -> list[str]:
