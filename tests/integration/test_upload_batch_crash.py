@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.services import upload_workers
+from app.services import upload_batch
 from app.store.queue_models import UploadJob
 from tests.integration.faults.helpers import (
     Desk,
@@ -126,18 +126,18 @@ def test_crash_after_the_registry_stored_a_batch_resends_it_without_duplicates(
 ) -> None:
     item = desk.add("many", FILES)
     desk.submit(item)
-    real = upload_workers.mark_done
+    target = "app.services.upload_workers.mark_done"  # the name the worker calls
 
     def crash(*args: object) -> None:
         raise _CrashAfterSend
 
-    monkeypatch.setattr(upload_workers, "mark_done", crash)
+    monkeypatch.setattr(target, crash)
     queue = desk.queue(concurrency=1)
     with pytest.raises(_CrashAfterSend):
         queue.run()
     queue.close()
     assert _states(desk.ctx.data_dir).get("done", 0) == 0  # nothing was recorded
-    monkeypatch.setattr(upload_workers, "mark_done", real)
+    monkeypatch.setattr(target, upload_batch.mark_done)
     queue = desk.queue(concurrency=2)
     snap = queue.run()  # jobs left 'uploading' are pending again; the registry has them
     queue.close()
