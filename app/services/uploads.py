@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Connection, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.domain.states import State
@@ -209,46 +210,32 @@ class UploadQueue(UploadWorkers):
                 UploadJob.kind != JOB_CREATE, UploadJob.item_id, UploadJob.size.desc(), UploadJob.id
             )
         )
-        taken: set[int] = set(busy)
+        taken: set[int] = set(busy)  # in flight, maybe not claimed yet, or planned here
         batching = self._batch_ok and self.options.batch_bytes > 0
         conn = s.connection()  # Core rows: a batch is thousands of them
-        if busy:  # in flight, maybe not claimed yet: one JSON parameter, not len(busy) rows
-            base = base.where(~id_in(UploadJob.id, busy))
-        for jid, kind, item_id, size in conn.execute(base.limit(limit)):
-            if jid in taken or len(out) >= limit:
-                continue
-            if kind == JOB_CREATE:
-                if item_id not in busy_items:
-                    out.append(Task("create", (jid,), item_id))
-                    busy_items.add(item_id)
-            elif batching and size <= SMALL_BLOB:
-                ids = [jid]
-                total = size
-                for other_id, other_size in conn.execute(
-                    select(UploadJob.id, UploadJob.size)
-                    .where(
-                        UploadJob.item_id == item_id,
-                        UploadJob.kind == JOB_BLOB,
-                        UploadJob.state == "pending",
-                        UploadJob.size <= SMALL_BLOB,
-                        UploadJob.id != jid,
-                        ~id_in(UploadJob.id, taken),
-                        due,
-                    )
-                    .order_by(UploadJob.id)
-                    .limit(BATCH_COUNT)
-                ):
-                    if other_id in taken:
-                        continue
-                    if len(ids) >= BATCH_COUNT or total + other_size > self.options.batch_bytes:
-                        break
-                    ids.append(other_id)
-                    total += other_size
-                taken.update(ids)
-                out.append(Task("batch", tuple(ids), item_id))
-            else:
-                taken.add(jid)
-                out.append(Task("blob", (jid,), item_id))
+        # Re-query after each pass: one small-blob batch takes thousands of the rows behind
+        # the one that started it, and a single LIMIT-ed read would then leave the other
+        # workers idle (the batches of one contribution went out one at a time).
+        while len(out) < limit:
+            rows = conn.execute(
+                (base.where(~id_in(UploadJob.id, taken)) if taken else base).limit(limit - len(out))
+            ).all()
+            if not rows:
+                break
+            for jid, kind, item_id, size in rows:
+                if jid in taken or len(out) >= limit:
+                    continue
+                taken.add(jid)  # also a create skipped below: not looked at again here
+                if kind == JOB_CREATE:
+                    if item_id not in busy_items:
+                        out.append(Task("create", (jid,), item_id))
+                        busy_items.add(item_id)
+                elif batching and size <= SMALL_BLOB:
+                    ids = self._batch_of(conn, jid, item_id, size, taken, due)
+                    taken.update(ids)
+                    out.append(Task("batch", tuple(ids), item_id))
+                else:
+                    out.append(Task("blob", (jid,), item_id))
         other = aliased(UploadJob)
         unfinished = exists().where(other.item_id == Item.id, other.state != "done")
         mono = time.monotonic()
@@ -264,6 +251,31 @@ class UploadQueue(UploadWorkers):
                 out.append(Task("finalize", (), item_id))
                 busy_items.add(item_id)
         return out
+
+    def _batch_of(
+        self, conn: Connection, jid: int, item_id: int, size: int, taken: set[int], due: Any
+    ) -> list[int]:
+        """`jid` and the next small pending blobs of its contribution, up to one batch."""
+        ids, total = [jid], size
+        for other_id, other_size in conn.execute(
+            select(UploadJob.id, UploadJob.size)
+            .where(
+                UploadJob.item_id == item_id,
+                UploadJob.kind == JOB_BLOB,
+                UploadJob.state == "pending",
+                UploadJob.size <= SMALL_BLOB,
+                UploadJob.id != jid,
+                ~id_in(UploadJob.id, taken),
+                due,
+            )
+            .order_by(UploadJob.id)
+            .limit(BATCH_COUNT)
+        ):
+            if len(ids) >= BATCH_COUNT or total + other_size > self.options.batch_bytes:
+                break
+            ids.append(other_id)
+            total += other_size
+        return ids
 
     def _has_work(self, s: Session) -> tuple[bool, datetime | None]:
         """(anything left to do now or later, earliest next_attempt_at)."""
