@@ -100,6 +100,21 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 SEND_BUFFER = 4 * 1024 * 1024
 
 
+def send_buffer_options(
+    wmem_max_file: str = "/proc/sys/net/core/wmem_max",
+) -> list[tuple[int, int, int]]:
+    """SO_SNDBUF = SEND_BUFFER, unless the system would cap it below that: on Linux an
+    explicit size is capped by net.core.wmem_max (often 208 KiB) and turns autotuning
+    (which may grow to 4 MiB) off, so it would make things worse there."""
+    try:
+        with open(wmem_max_file) as fh:
+            if int(fh.read().strip() or 0) < SEND_BUFFER:
+                return []
+    except (OSError, ValueError):
+        pass  # not Linux: the size is taken as asked
+    return [(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)]
+
+
 class _BigBlockAdapter(HTTPAdapter):
     """urllib3 sends file-like bodies in `blocksize` pieces; 16 KiB costs throughput. A 4 MiB
     socket send buffer lets each 1 MiB block go out without waiting for the peer to drain a
@@ -110,7 +125,7 @@ class _BigBlockAdapter(HTTPAdapter):
         kwargs["blocksize"] = 1024 * 1024
         kwargs["socket_options"] = [
             *HTTPConnection.default_socket_options,
-            (socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER),
+            *send_buffer_options(),
         ]
         super().init_poolmanager(*args, **kwargs)
 
