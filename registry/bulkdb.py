@@ -2,7 +2,7 @@
 
 Usage ingestion writes ~11 rows per event; SQLAlchemy's per-row parameter processing costs more
 than SQLite's inserts themselves, so the hot path talks to the driver: PostgreSQL gets COPY and
-`= ANY(array)` lookups, SQLite gets multi-row INSERT ... VALUES statements and
+`= ANY(<JSON array>)` lookups, SQLite gets multi-row INSERT ... VALUES statements and
 `IN (SELECT value FROM json_each(?))`.
 Values must already be in storage form: callers render dates through render_datetime /
 render_date, which produce exactly what SQLAlchemy's SQLite types store (naive UTC text), so
@@ -123,7 +123,13 @@ class BulkDb:
             return []
         cols = ", ".join(columns)
         if self.dialect == "postgresql":
-            return self._run(f"SELECT {cols} FROM {table} WHERE {key} = ANY(%s)", (wanted,))
+            # One JSON text parameter: psycopg dumps a Python list as a text array with a regex
+            # escape check per element, which cost more client CPU than the query itself.
+            return self._run(
+                f"SELECT {cols} FROM {table} "
+                f"WHERE {key} = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))",
+                (json.dumps(wanted),),
+            )
         return self._run(
             f"SELECT {cols} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))",
             (json.dumps(wanted),),
