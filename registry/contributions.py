@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from app.signing.identity import load_public_hex
 from app.signing.statement import check_statement, parse_statement
 from registry.auth import Principal
 from registry.blobstore import BlobStore
+from registry.bulkdb import BulkDb
 from registry.datanets import Reason, evaluate_rules
 from registry.db.models import (
     STATE_ACCEPTED,
@@ -85,6 +86,18 @@ def missing_blobs(session: Session, contribution_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _missing_of(session: Session, manifest: Manifest) -> list[str]:
+    """missing_blobs() for a new contribution, from its manifest: one lookup of its distinct
+    sha256s in the blobs table instead of joining back the 10,000 file rows just written
+    (which took the live server ~0.1 s)."""
+    wanted = {e.sha256 for e in manifest.files}
+    held = {
+        row[0]
+        for row in BulkDb(session).select_in(Blob.__tablename__, "sha256", ("sha256",), wanted)
+    }
+    return sorted(wanted - held)
+
+
 def _verify_envelope(raw: dict[str, Any], public_key_hex: str, fpr: str) -> dsse.Envelope:
     try:
         env = dsse.Envelope.from_dict(raw)
@@ -104,10 +117,19 @@ def _verify_envelope(raw: dict[str, Any], public_key_hex: str, fpr: str) -> dsse
     return env
 
 
+class Created(NamedTuple):
+    """What create_contribution did; `missing` is None when the caller must ask
+    missing_blobs() itself (the contribution existed already)."""
+
+    contribution: Contribution
+    created: bool
+    missing: list[str] | None
+
+
 def create_contribution(
     session: Session, principal: Principal, data: CreateInput, registry_url: str
-) -> tuple[Contribution, bool]:
-    """Validate and store; returns (contribution, created). Re-posts return the original."""
+) -> Created:
+    """Validate and store; re-posts return the original (created False)."""
     env = _verify_envelope(data.envelope, principal.public_key, principal.fingerprint)
     env_digest = envelope_digest(env)
     existing = session.scalar(
@@ -116,7 +138,7 @@ def create_contribution(
     if existing is not None:
         if existing.owner_fingerprint not in principal.all_fingerprints:
             raise ApiError(409, "conflict", "This envelope was already submitted.")
-        return existing, False
+        return Created(existing, False, None)
     try:
         manifest_bytes = base64.b64decode(data.manifest_b64, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -186,6 +208,7 @@ def create_contribution(
     session.add(contribution)
     session.flush()
     _insert_files(session, contribution.id, manifest)
+    missing = _missing_of(session, manifest) if not reasons else []
     try:
         session.commit()
     except IntegrityError:
@@ -196,8 +219,8 @@ def create_contribution(
         )
         if again is None:
             raise
-        return again, False
-    return contribution, True
+        return Created(again, False, None)
+    return Created(contribution, True, missing)
 
 
 def _insert_files(session: Session, contribution_id: str, manifest: Manifest) -> None:

@@ -40,6 +40,7 @@ PACK_SUFFIX = ".pack"
 TMP_PREFIX = "pack-"
 STALE_TMP_S = 600  # a temp pack this old belongs to a dead writer (a batch takes seconds)
 _IN_CHUNK = 500  # values per IN (...) query
+_ROWS_PER_INSERT = 200  # 800 parameters: under SQLite's oldest default limit (999)
 
 
 class CorruptBlobError(OSError):
@@ -154,11 +155,15 @@ class PackIndex:
                 self._conn.execute(
                     "INSERT OR REPLACE INTO packs (name, size) VALUES (?, ?)", (name, size)
                 )
-                self._conn.executemany(
-                    'INSERT OR REPLACE INTO blobs (sha256, pack, "offset", size) '
-                    "VALUES (?, ?, ?, ?)",
-                    ((sha, name, off, n) for sha, off, n in entries),
-                )
+                # Multi-row VALUES: executemany's statement step per row cost ~3x the inserts.
+                rows = [(sha, name, off, n) for sha, off, n in entries]
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    part = rows[start : start + _ROWS_PER_INSERT]
+                    self._conn.execute(
+                        'INSERT OR REPLACE INTO blobs (sha256, pack, "offset", size) VALUES '
+                        + ", ".join(["(?, ?, ?, ?)"] * len(part)),
+                        [v for row in part for v in row],
+                    )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

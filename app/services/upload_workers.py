@@ -51,7 +51,7 @@ Listener = Callable[[QueueEvent], None]
 
 
 SMALL_BLOB = 256 * 1024  # blobs up to this size travel in batches, not one tus upload each
-BATCH_COUNT = 2000
+BATCH_COUNT = 1000
 
 
 class Task(NamedTuple):

@@ -103,7 +103,9 @@ class Contribution(Base):
     signer_fingerprint: Mapped[str] = mapped_column(String(64), ForeignKey("keys.fingerprint"))
     envelope: Mapped[dict[str, Any]] = mapped_column(JSON)
     envelope_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    # Kept for audit, never needed to answer a request: loaded only when read (a 10,000-file
+    # manifest is ~1 MB, and every upload batch and finalize loads its contribution row).
+    manifest: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     manifest_sha256: Mapped[str] = mapped_column(String(64), index=True)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
     kind: Mapped[str] = mapped_column(String(32))

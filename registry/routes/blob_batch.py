@@ -20,14 +20,14 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from registry.auth import CurrentPrincipal, Principal
 from registry.blobstore import BlobStore, is_sha256
 from registry.contributions import get_owned
-from registry.db.models import STATE_SUBMITTED, Blob, ContributionFile
+from registry.db.models import STATE_SUBMITTED, Blob
 from registry.errors import ERROR_RESPONSES, ApiError
 
 router = APIRouter(tags=["uploads"], responses=ERROR_RESPONSES)
@@ -36,7 +36,6 @@ MAX_BLOB_BYTES = 1024 * 1024
 MAX_BLOBS = 4096
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 MAX_INDEX_BYTES = 1024 * 1024
-_IN_CHUNK = 500  # values per IN (...) query: well under SQLite's and PostgreSQL's limits
 _POSITIONAL = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # sqlite3; psycopg takes %s
 
 
@@ -90,27 +89,33 @@ def _batch_rows(
     session: Session, contribution_id: str, shas: list[str]
 ) -> tuple[dict[str, int], set[str]]:
     """Manifest sizes of the batch's blobs in this contribution, and which of them have a Blob
-    row: one joined query per 500 listed shas, never the whole manifest (a batch of 2,000 must
-    not load a 100,000-file manifest's rows every time)."""
+    row: one joined query with the listed shas as ONE JSON parameter (no statement with
+    thousands of placeholders to build), never the whole manifest (a batch of 2,000 must not
+    load a 100,000-file manifest's rows every time)."""
     expected: dict[str, int] = {}
     have: set[str] = set()
-    files = cast(Table, ContributionFile.__table__).c
-    blob_rows = cast(Table, Blob.__table__).c
-    conn = session.connection()  # Core rows: no ORM row processing for thousands of results
-    for start in range(0, len(shas), _IN_CHUNK):
-        for sha, size, row in conn.execute(
-            select(files.sha256, files.size, blob_rows.sha256)
-            .outerjoin(Blob, blob_rows.sha256 == files.sha256)
-            .where(
-                # `|| ''` keeps the planner on the sha256 index (a probe per listed blob)
-                # instead of scanning the whole manifest by primary key for every chunk.
-                (files.contribution_id + "") == contribution_id,
-                files.sha256.in_(shas[start : start + _IN_CHUNK]),
-            )
-        ):
-            expected[sha] = size
-            if row is not None:
-                have.add(sha)
+    if not shas:
+        return expected, have
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        listed = "ANY(ARRAY(SELECT json_array_elements_text(CAST(:shas AS json))))"
+        in_list = f"= {listed}"
+    else:
+        in_list = "IN (SELECT value FROM json_each(:shas))"
+    # `|| ''` keeps the planner on the sha256 index (a probe per listed blob) instead of
+    # scanning the whole manifest by primary key.
+    rows = conn.execute(
+        text(
+            "SELECT f.sha256, f.size, b.sha256 FROM contribution_files f "
+            "LEFT OUTER JOIN blobs b ON b.sha256 = f.sha256 "
+            f"WHERE f.contribution_id || '' = :cid AND f.sha256 {in_list}"
+        ),
+        {"cid": contribution_id, "shas": json.dumps(shas)},
+    )
+    for sha, size, row in rows:
+        expected[sha] = size
+        if row is not None:
+            have.add(sha)
     return expected, have
 
 

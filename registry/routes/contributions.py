@@ -129,10 +129,11 @@ def create(
         parent=body.metadata.parent,
         license=body.metadata.license,
     )
-    row, created = create_contribution(session, principal, data, registry_url(request))
+    row, created, missing = create_contribution(session, principal, data, registry_url(request))
     if not created:
         response.status_code = 200
-    missing = missing_blobs(session, row.id) if row.state == "submitted" else []
+    if missing is None:
+        missing = missing_blobs(session, row.id) if row.state == "submitted" else []
     return ContributionCreated(
         id=row.id,
         state=row.state,
