@@ -66,8 +66,9 @@ def load_batch(s: Session, job_ids: Iterable[int]) -> Batch | None:
     """The still-pending jobs among `job_ids` and their files (one query, one item)."""
     jobs: dict[int, BatchJob] = {}
     item_id: int | None = None
-    for jid, iid, sha, size, attempts, path, fsize, mtime in s.connection().execute(
-        _LOAD, {"ids": json.dumps(list(job_ids))}
+    # .all(): one fetchall; iterating the result would fetch (and process) row by row.
+    for jid, iid, sha, size, attempts, path, fsize, mtime in (
+        s.connection().execute(_LOAD, {"ids": json.dumps(list(job_ids))}).all()
     ):
         job = jobs.get(jid)
         if job is None:
@@ -111,7 +112,7 @@ def claim(s: Session, job_ids: Iterable[int]) -> set[int]:
         .values(state="uploading", attempts=UploadJob.attempts + 1, updated_at=utcnow())
         .returning(UploadJob.id)
     )
-    return {int(jid) for (jid,) in s.connection().execute(stmt)}
+    return {int(jid) for (jid,) in s.connection().execute(stmt).all()}
 
 
 def mark_done(s: Session, job_ids: Iterable[int]) -> None:
