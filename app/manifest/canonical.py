@@ -47,16 +47,20 @@ def path_problem(path: str) -> str | None:
         return "path contains a NUL character"
     if "\\" in path:
         return "path contains a backslash (paths must use '/')"
-    if path.startswith("/") or re.match(r"^[A-Za-z]:(/|$)", path):
+    if path.startswith("/") or _DRIVE.match(path):
         return "path is absolute"
     parts = path.split("/")
-    if any(p in ("", ".") for p in parts):
+    if "" in parts or "." in parts:
         return "path has an empty or '.' component"
     if ".." in parts:
         return "path contains '..'"
-    if unicodedata.normalize("NFC", path) != path:
+    # is_normalized() answers from a quick check for most text, without building a copy.
+    if not (path.isascii() or unicodedata.is_normalized("NFC", path)):
         return "path is not NFC-normalised"
     return None
+
+
+_DRIVE = re.compile(r"[A-Za-z]:(/|$)")
 
 
 def _utf8_key(path: str) -> bytes:
