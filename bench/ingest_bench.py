@@ -3,18 +3,18 @@
 1. Throughput: batches of 1,000 events with 3 attributions each through
    `registry.ledger.ingest_events` (validation, exact split, ledger, day buckets, one
    transaction per batch) — against a baseline in the same run: the driver's raw `executemany`
-   of the very same precomputed rows (events, attributions, ledger, buckets) into the same
+   of the very same precomputed rows (events with attributions, ledger, buckets) into the same
    schema, one transaction per batch. ours/baseline shows what validation, splitting and
    aggregation cost on top of the bare inserts. Target: >= 20,000 events/s.
    With --http, also end-to-end through `POST /v1/usage` of a live `contributor-registry serve`.
 2. Latency: after `--events` (default 1,000,000) events, the usage time series of one
    contribution attributed in every event (90 days, by model and method, from the buckets),
-   against a baseline query that computes the same series by scanning events + attributions.
+   against a baseline query that computes the same series by scanning the events.
    Target: < 100 ms.
 
 PostgreSQL is a throwaway cluster (initdb + pg_ctl on a random port, fsync on, like a real
 server). Run: .venv/bin/python bench/ingest_bench.py [--events 1000000] [--batches 30]
-[--only sqlite|postgres] [--http]
+[--only sqlite|postgres] [--http] [--writers 2]
 """
 
 from __future__ import annotations
