@@ -231,7 +231,11 @@ class UploadQueue(UploadWorkers):
                         out.append(Task("create", (jid,), item_id))
                         busy_items.add(item_id)
                 elif batching and size <= SMALL_BLOB:
-                    ids = self._batch_of(conn, jid, item_id, size, taken, due)
+                    # With nothing in flight the first batch is half size, so the workers
+                    # run out of phase: one reads files while the other waits for the
+                    # registry, instead of both reading, then both waiting.
+                    count = BATCH_COUNT // 2 if not busy and not out else BATCH_COUNT
+                    ids = self._batch_of(conn, jid, item_id, size, taken, due, count)
                     taken.update(ids)
                     out.append(Task("batch", tuple(ids), item_id))
                 else:
@@ -253,7 +257,14 @@ class UploadQueue(UploadWorkers):
         return out
 
     def _batch_of(
-        self, conn: Connection, jid: int, item_id: int, size: int, taken: set[int], due: Any
+        self,
+        conn: Connection,
+        jid: int,
+        item_id: int,
+        size: int,
+        taken: set[int],
+        due: Any,
+        count: int = BATCH_COUNT,
     ) -> list[int]:
         """`jid` and the next small pending blobs of its contribution, up to one batch."""
         ids, total = [jid], size
@@ -269,9 +280,9 @@ class UploadQueue(UploadWorkers):
                 due,
             )
             .order_by(UploadJob.id)
-            .limit(BATCH_COUNT)
+            .limit(count)
         ):
-            if len(ids) >= BATCH_COUNT or total + other_size > self.options.batch_bytes:
+            if len(ids) >= count or total + other_size > self.options.batch_bytes:
                 break
             ids.append(other_id)
             total += other_size
