@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -20,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from registry.packstore import CorruptBlobError, PackStore, fsync_dir
+from app.manifest.canonical import is_sha256_hex
+from app.manifest.durable import fsync_dir
+from registry.packstore import CorruptBlobError, PackStore
 
 __all__ = [
     "BlobStore",
@@ -28,22 +29,15 @@ __all__ = [
     "CorruptBlobError",
     "FileBlobStore",
     "fsync_dir",
-    "is_sha256",
 ]
 
 PACK_MIN_BLOBS = 16  # fewer blobs than this in one put_many are stored as loose files
 PACK_MAX_BLOB = 1024 * 1024  # larger blobs are always loose files
 _PARALLEL_STATS = 256  # loose blobs from which sizes() stats them on threads
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def is_sha256(value: str) -> bool:
-    """A lowercase hex sha256 (the only names a blob can have: no path tricks)."""
-    return _SHA256.fullmatch(value) is not None
 
 
 def _check(sha256: str) -> None:
-    if _SHA256.fullmatch(sha256) is None:
+    if not is_sha256_hex(sha256):
         raise ValueError("not a lowercase hex sha256")
 
 
@@ -175,10 +169,7 @@ class FileBlobStore(BlobStoreBase):
             small = []
         packed = {sha for sha, _ in small}
         self.packs.write(small)
-        for sha, size, data in items:
-            if sha not in packed:
-                tmp = _write_tmp(self.tmp_dir / f"put-{secrets.token_hex(8)}", data)
-                self.put_from_file(tmp, sha, size)
+        super().put_many([item for item in items if item[0] not in packed])
 
     def put_from_file(self, tmp_path: Path, sha256: str, size: int) -> None:
         dest = self.path_for(sha256)

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from app.manifest.durable import fsync_dir
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"CDPACK01"
@@ -57,17 +59,6 @@ class Location(NamedTuple):
     pack: str
     offset: int
     size: int
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable (POSIX; Windows cannot open a folder, NTFS journals it)."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_trailer(entries: Sequence[tuple[str, int, int]], index_offset: int) -> bytes:

@@ -19,6 +19,7 @@ from pathlib import Path
 from app import __version__
 from app.domain.errors import BadInputError
 from app.manifest.canonical import Manifest
+from app.manifest.durable import fsync_dir
 
 BAGIT_VERSION = "1.0"
 _LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -87,11 +88,11 @@ def write_bag(
             digest = hashlib.sha256((tmp / name).read_bytes()).hexdigest()
             tag_lines.append(f"{digest}  {name}\n")
         _write_text(tmp / "tagmanifest-sha256.txt", "".join(tag_lines))
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if out.exists():
             raise BadInputError(f"{out} already exists", hint="choose a new folder name")
         os.rename(tmp, out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -128,13 +129,3 @@ def _write_text(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

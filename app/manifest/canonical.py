@@ -24,6 +24,14 @@ from app.manifest.scan import ScannedFile, scan_paths
 SCHEMA = "contributor-desk/manifest/v1"
 HASH_ALG = "sha256"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256_hex(value: object) -> bool:
+    """64 lowercase hex digits: how every blob is named (in manifests, statements, the blob
+    store and the upload protocol), so never a path trick."""
+    return isinstance(value, str) and _SHA256_RE.fullmatch(value) is not None
+
+
 _TOP_KEYS = frozenset({"schema", "hashAlg", "files", "fileCount", "totalSize", "root"})
 _FILE_KEYS = frozenset({"path", "size", "sha256"})
 
@@ -191,7 +199,7 @@ def _parse_entry(i: int, f: Any) -> ManifestEntry:
         raise VerificationError(f"bad path in files[{i}]: not a string")
     if not _is_int(size) or size < 0:
         raise VerificationError(f"bad size for {path!r}: {size!r}")
-    if not isinstance(sha, str) or not _SHA256_RE.fullmatch(sha):
+    if not is_sha256_hex(sha):
         raise VerificationError(f"bad sha256 for {path!r}: must be 64 lowercase hex digits")
     return ManifestEntry(path, size, sha)
 
@@ -204,7 +212,7 @@ def _validate_entries(files: tuple[ManifestEntry, ...]) -> None:
             raise VerificationError(f"bad path {e.path!r}: {reason}")
         if not _is_int(e.size) or e.size < 0:
             raise VerificationError(f"bad size for {e.path!r}: {e.size!r}")
-        if not isinstance(e.sha256, str) or not _SHA256_RE.fullmatch(e.sha256):
+        if not is_sha256_hex(e.sha256):
             raise VerificationError(f"bad sha256 for {e.path!r}: must be 64 lowercase hex digits")
         key = _utf8_key(e.path)
         if key == previous:

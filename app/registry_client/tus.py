@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from app.domain.errors import RegistryUnavailable
+from app.manifest.canonical import is_sha256_hex
 from app.registry_client.http import (
     ApiRefused,
     RegistryHttp,
@@ -146,10 +147,6 @@ def chunk_digest(path: Path, start: int, length: int) -> bytes:
     return h.digest()
 
 
-def _is_sha256_hex(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
-
-
 def encode_metadata(meta: Mapping[str, str]) -> str:
     return ",".join(
         f"{k} {base64.b64encode(v.encode('utf-8')).decode('ascii')}" for k, v in meta.items()
@@ -258,7 +255,7 @@ class TusClient:
         is then sent from offset 0 in ONE PATCH whose Upload-Checksum is that digest, so the
         client does not hash those bytes again (the registry still checks them)."""
         hooks = hooks or UploadHooks()
-        known = bytes.fromhex(sha256) if sha256 and _is_sha256_hex(sha256) else None
+        known = bytes.fromhex(sha256) if sha256 and is_sha256_hex(sha256.lower()) else None
         budget = max_transient if max_transient is not None else self.http.retry.attempts
         failures = 0
         bad_checksums = 0

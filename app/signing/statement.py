@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.domain.errors import VerificationError
+from app.manifest.canonical import is_sha256_hex
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://contributor-desk.dev/contribution/v1"
 SUBJECT_NAME = "manifest.json"
-_HEX = frozenset("0123456789abcdef")
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -32,10 +32,6 @@ def utc_timestamp(at: datetime | None = None) -> str:
 
 def normalise_registry(url: str) -> str:
     return url.strip().rstrip("/")
-
-
-def _is_sha256_hex(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +88,7 @@ def build_statement(
     created_at: str | None = None,
 ) -> bytes:
     """The canonical statement bytes to sign."""
-    if not _is_sha256_hex(manifest_digest) or not _is_sha256_hex(root):
+    if not is_sha256_hex(manifest_digest) or not is_sha256_hex(root):
         raise ValueError("manifest digest and root must be lowercase sha256 hex")
     predicate = ContributionPredicate(
         registry=normalise_registry(registry),
@@ -141,14 +137,14 @@ def parse_statement(payload: bytes) -> ContributionStatement:
     if subject.get("name") != SUBJECT_NAME:
         raise VerificationError(f"statement subject is {subject.get('name')!r}, not the manifest")
     digest = subject.get("digest")
-    if not isinstance(digest, dict) or not _is_sha256_hex(digest.get("sha256")):
+    if not isinstance(digest, dict) or not is_sha256_hex(digest.get("sha256")):
         raise VerificationError("statement subject has no sha256 digest")
     pred = obj.get("predicate")
     if not isinstance(pred, dict):
         raise VerificationError("statement has no predicate object")
     values = {n: _str_field(pred, n) for n in ("registry", "datanet", "title", "kind")}
     values.update({n: _str_field(pred, n) for n in ("license", "root", "createdAt")})
-    if not _is_sha256_hex(values["root"]):
+    if not is_sha256_hex(values["root"]):
         raise VerificationError("statement predicate 'root' is not a sha256 hex digest")
     predicate = ContributionPredicate(
         registry=values["registry"] or "",

@@ -24,8 +24,9 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.manifest.canonical import is_sha256_hex
 from registry.auth import CurrentPrincipal, Principal
-from registry.blobstore import BlobStore, is_sha256
+from registry.blobstore import BlobStore
 from registry.contributions import get_owned
 from registry.db.models import STATE_SUBMITTED, Blob
 from registry.errors import ERROR_RESPONSES, ApiError
@@ -74,7 +75,7 @@ def _parse(body: bytes) -> list[tuple[str, int, int]]:
     out: list[tuple[str, int, int]] = []
     pos = 4 + n
     for sha, size in listed:
-        if not is_sha256(sha):
+        if not is_sha256_hex(sha):
             raise _bad(f"{sha!r} is not a hex sha256.")
         if size < 0 or size > MAX_BLOB_BYTES:
             raise _bad(f"Blob {sha} is not a small blob (at most {MAX_BLOB_BYTES} bytes).")
