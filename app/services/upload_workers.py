@@ -10,6 +10,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -183,6 +184,10 @@ class UploadWorkers:
         self._fatal: BaseException | None = None
         self._rng = random.Random()
         self._batch_ok = True  # until the registry says it has no batch route
+        # Small-blob batches planned per contribution, and the planned batch each worker
+        # thread has in hand (see UploadQueue._plan_batches); both under self._lock.
+        self._plans: dict[int, deque[tuple[int, ...]]] = {}
+        self._in_hand: dict[int, tuple[int, ...]] = {}
 
     def close(self) -> None:
         if self._own_client:
@@ -202,22 +207,84 @@ class UploadWorkers:
             self._emit(event)
 
     def _set_states(self, where: list[object], to: str, from_states: tuple[str, ...]) -> int:
+        """Move the matching jobs that are in `from_states` to `to`, in ONE statement: a
+        select-then-write could overwrite a state a worker wrote in between (a batch marked
+        done while it was being paused would have been sent again)."""
+        values: dict[str, object] = {"state": to, "updated_at": utcnow()}
+        if to == "pending":
+            values["next_attempt_at"] = None
         with disk_guard(), self._ctx.db.session() as s:
-            rows = s.scalars(
-                select(UploadJob).where(*where, UploadJob.state.in_(from_states))  # type: ignore[arg-type]
-            ).all()
-            for job in rows:
-                job.state = to
-                job.updated_at = utcnow()
-                if to == "pending":
-                    job.next_attempt_at = None
-                if to in ("paused", "cancelled") and job.id in self._job_stops:
-                    self._job_stops[job.id].set()
-            ids = [j.id for j in rows]
+            moved = s.connection().execute(
+                update(UploadJob)
+                .where(*where, UploadJob.state.in_(from_states))  # type: ignore[arg-type]
+                .values(**values)
+                .returning(UploadJob.id)
+            )
+            ids = [int(jid) for (jid,) in moved.all()]
+        if to in ("paused", "cancelled"):
+            for jid in ids:
+                stop = self._job_stops.get(jid)
+                if stop is not None:
+                    stop.set()
+        self._drop_plans()  # a plan names jobs that may have changed: re-plan from the rows
         for jid in ids:
             self._emit(QueueEvent("job", job_id=jid, message=to))
         self._wake.set()
         return len(ids)
+
+    # -- planned small-blob batches ---------------------------------------------------------
+
+    def _take_planned(self, limit: int) -> list[Task]:
+        """Up to `limit` planned batches, as tasks (lowest contribution id first)."""
+        out: list[Task] = []
+        with self._lock:
+            for item_id in sorted(self._plans):
+                plan = self._plans[item_id]
+                while plan and len(out) < limit:
+                    out.append(Task("batch", plan.popleft(), item_id))
+                if not plan:
+                    del self._plans[item_id]
+        return out
+
+    def _planned_ids(self) -> set[int]:
+        """Jobs of planned batches and of those a worker took from a plan (not claimed yet
+        maybe): the scheduler must not plan them again."""
+        with self._lock:
+            ids = {jid for plan in self._plans.values() for batch in plan for jid in batch}
+            ids.update(jid for batch in self._in_hand.values() for jid in batch)
+        return ids
+
+    def _drop_plans(self) -> None:
+        with self._lock:
+            self._plans.clear()
+
+    def _next_planned(self, item_id: int) -> tuple[int, ...]:
+        """The next planned batch of the contribution for this worker, or () when there is
+        none or the worker should go back to the scheduler (stopping, registry offline)."""
+        if self._stop.is_set() or self._fatal is not None:
+            return ()
+        if self._status is not RegistryStatus.ONLINE:
+            return ()
+        with self._lock:
+            plan = self._plans.get(item_id)
+            if not plan:
+                return ()
+            ids = plan.popleft()
+            if not plan:
+                del self._plans[item_id]
+            self._in_hand[threading.get_ident()] = ids
+        return ids
+
+    def _upload_batches(self, item_id: int, job_ids: tuple[int, ...]) -> None:
+        """A batch, then the contribution's next planned ones while all goes well."""
+        me = threading.get_ident()
+        try:
+            while job_ids:
+                self._upload_batch(job_ids)
+                job_ids = self._next_planned(item_id)
+        finally:
+            with self._lock:
+                self._in_hand.pop(me, None)
 
     # -- registry status -------------------------------------------------------------------
 

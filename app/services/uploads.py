@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import Connection, exists, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from app.domain.states import State
@@ -213,9 +214,11 @@ class UploadQueue(UploadWorkers):
         taken: set[int] = set(busy)  # in flight, maybe not claimed yet, or planned here
         batching = self._batch_ok and self.options.batch_bytes > 0
         conn = s.connection()  # Core rows: a batch is thousands of them
-        # Re-query after each pass: one small-blob batch takes thousands of the rows behind
+        # Batches planned earlier and left over (their chain stopped, e.g. offline) go first.
+        out.extend(self._take_planned(limit - len(out)))
+        # Re-query after each pass: one small-blob plan takes thousands of the rows behind
         # the one that started it, and a single LIMIT-ed read would then leave the other
-        # workers idle (the batches of one contribution went out one at a time).
+        # workers idle.
         while len(out) < limit:
             rows = conn.execute(
                 (base.where(~id_in(UploadJob.id, taken)) if taken else base).limit(limit - len(out))
@@ -234,10 +237,11 @@ class UploadQueue(UploadWorkers):
                     # With nothing in flight the first batch is half size, so the workers
                     # run out of phase: one reads files while the other waits for the
                     # registry, instead of both reading, then both waiting.
-                    count = BATCH_COUNT // 2 if not busy and not out else BATCH_COUNT
-                    ids = self._batch_of(conn, jid, item_id, size, taken, due, count)
-                    taken.update(ids)
-                    out.append(Task("batch", tuple(ids), item_id))
+                    first = BATCH_COUNT // 2 if not busy and not out else BATCH_COUNT
+                    planned = self._plan_batches(conn, item_id, taken - {jid}, due, first)
+                    for ids in planned:
+                        taken.update(ids)
+                    out.extend(self._take_planned(limit - len(out)))
                 else:
                     out.append(Task("blob", (jid,), item_id))
         other = aliased(UploadJob)
@@ -256,37 +260,45 @@ class UploadQueue(UploadWorkers):
                 busy_items.add(item_id)
         return out
 
-    def _batch_of(
-        self,
-        conn: Connection,
-        jid: int,
-        item_id: int,
-        size: int,
-        taken: set[int],
-        due: Any,
-        count: int = BATCH_COUNT,
-    ) -> list[int]:
-        """`jid` and the next small pending blobs of its contribution, up to one batch."""
-        ids, total = [jid], size
-        for other_id, other_size in conn.execute(
+    def _plan_batches(
+        self, conn: Connection, item_id: int, taken: set[int], due: Any, first: int
+    ) -> list[tuple[int, ...]]:
+        """Every small pending blob of the contribution, cut into batches (the first of
+        `first` blobs, then BATCH_COUNT, each within batch_bytes), planned in ONE query.
+
+        The plan is kept in memory (UploadWorkers._plans) and each worker that finishes a
+        batch takes the next one itself, without a round through the scheduler: per batch
+        that saved two queries over thousands of rows and the workers' idle time between.
+        The jobs stay pending in the database until a worker claims them, so a plan is only
+        a hint: paused, cancelled or retried jobs are dropped from it (`_set_states`), and a
+        job claimed elsewhere is simply not claimed again."""
+        rows = conn.execute(
             select(UploadJob.id, UploadJob.size)
             .where(
                 UploadJob.item_id == item_id,
                 UploadJob.kind == JOB_BLOB,
                 UploadJob.state == "pending",
                 UploadJob.size <= SMALL_BLOB,
-                UploadJob.id != jid,
-                ~id_in(UploadJob.id, taken),
+                ~id_in(UploadJob.id, taken) if taken else true(),
                 due,
             )
             .order_by(UploadJob.id)
-            .limit(count)
-        ):
-            if len(ids) >= count or total + other_size > self.options.batch_bytes:
-                break
-            ids.append(other_id)
-            total += other_size
-        return ids
+        ).all()
+        batches: list[tuple[int, ...]] = []
+        ids: list[int] = []
+        total, count = 0, first
+        for jid, size in rows:
+            if ids and (len(ids) >= count or total + size > self.options.batch_bytes):
+                batches.append(tuple(ids))
+                ids, total, count = [], 0, BATCH_COUNT
+            ids.append(jid)
+            total += size
+        if ids:
+            batches.append(tuple(ids))
+        if batches:
+            with self._lock:
+                self._plans.setdefault(item_id, deque()).extend(batches)
+        return batches
 
     def _has_work(self, s: Session) -> tuple[bool, datetime | None]:
         """(anything left to do now or later, earliest next_attempt_at)."""
@@ -332,6 +344,7 @@ class UploadQueue(UploadWorkers):
                         self._wake.clear()
                         continue
                 busy = {jid for t in futures.values() for jid in t.job_ids}
+                busy |= self._planned_ids()
                 busy_items = {t.item_id for t in futures.values() if t.kind != "blob"}
                 free = self.options.concurrency - len(futures)
                 if free > 0:
@@ -365,6 +378,7 @@ class UploadQueue(UploadWorkers):
                 ev.set()
             pool.shutdown(wait=True)
             self._reap(futures)
+            self._drop_plans()
             self._running = False
         if self._fatal is not None:
             raise self._fatal
@@ -385,7 +399,7 @@ class UploadQueue(UploadWorkers):
             elif task.kind == "finalize":
                 self._finalize(task.item_id)
             elif task.kind == "batch":
-                self._upload_batch(task.job_ids)
+                self._upload_batches(task.item_id, task.job_ids)
             else:
                 self._upload_blob(task.job_ids[0])
         finally:

@@ -198,6 +198,41 @@ def test_pause_resume_and_cancel(desk: Desk) -> None:
     assert desk.state(a) == "accepted"
 
 
+def test_planned_batches_go_out_once_and_stop_at_pause(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small blobs are planned in batches that the workers take one after the other; a pause
+    between two batches drops the plan (nothing more is sent), resume re-plans the rest."""
+    from app.services import uploads
+
+    monkeypatch.setattr(uploads, "BATCH_COUNT", 10)
+    files = {f"d/f{i:03d}.txt": f"small {i}\n".encode() for i in range(95)}
+    item = desk.add("many", files)
+    desk.submit(item)
+    queue = desk.queue(concurrency=2)
+    sent: list[int] = []
+    real = queue.client.upload_batch
+
+    def counting(contribution: str, blobs: list[tuple[str, int, object]]) -> object:
+        sent.append(len(blobs))
+        if len(sent) == 3:
+            queue.pause(item)
+        return real(contribution, blobs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queue.client, "upload_batch", counting)
+    queue.run()
+    # The batch that paused and the other worker's batch in flight were already claimed;
+    # no planned batch started after the pause.
+    assert len(sent) <= 4 and all(n <= 10 for n in sent)
+    with desk.ctx.db.session() as s:
+        states = [r.state for r in s.scalars(select(UploadJob).where(UploadJob.kind == "blob"))]
+    assert states.count("done") == sum(sent) and states.count("paused") == 95 - sum(sent)
+    assert queue.resume(item) == 95 - sum(sent)
+    queue.run()
+    assert desk.state(item) == "accepted"
+    assert sum(sent) == 95  # each blob went out exactly once, over both runs
+
+
 def test_snapshot_is_immutable_and_jobs_are_persisted(desk: Desk) -> None:
     item = desk.add("ds", FILES)
     desk.submit(item)
