@@ -37,7 +37,7 @@ from app.services.catalogue import CatalogueService, ImportRequest  # noqa: E402
 def _py_spy(out: str, pid: int) -> subprocess.Popen[bytes]:
     """py-spy sampling the registry (pip install py-spy; needs ptrace rights)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    cmd = [spy, "record", *([] if os.environ.get("SPY_NOGIL") else ["--gil"]), "--format", "raw", "--rate", os.environ.get("SPY_RATE", "250"), "-o", out, "--pid", str(pid)]
+    cmd = [spy, "record", "--nonblocking", *([] if os.environ.get("SPY_NOGIL") else ["--gil"]), "--format", "raw", "--rate", os.environ.get("SPY_RATE", "250"), "-o", out, "--pid", str(pid)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attached before the timed run starts
     return proc

@@ -19,6 +19,7 @@ so the client is asked for them again).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -29,7 +30,7 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from app.manifest.durable import fsync_dir
 
@@ -41,7 +42,6 @@ FOOTER = struct.Struct(">QQ32s8s")  # index offset, count, sha256(index bytes), 
 PACK_SUFFIX = ".pack"
 TMP_PREFIX = "pack-"
 STALE_TMP_S = 600  # a temp pack this old belongs to a dead writer (a batch takes seconds)
-_IN_CHUNK = 500  # values per IN (...) query
 _ROWS_PER_INSERT = 200  # 800 parameters: under SQLite's oldest default limit (999)
 
 
@@ -123,19 +123,27 @@ class PackIndex:
 
     def lookup(self, shas: Sequence[str]) -> dict[str, tuple[Location, int]]:
         """{sha: (location, recorded pack size)} for the shas the index knows."""
-        found: dict[str, tuple[Location, int]] = {}
+        return {
+            sha: (Location(pack, off, n), pack_size)
+            for sha, pack, off, n, pack_size in self._rows('b."offset", b.size', shas)
+        }
+
+    def sized(self, shas: Sequence[str]) -> list[tuple[str, str, int, int]]:
+        """[(sha, pack, blob size, recorded pack size)] for the shas the index knows."""
+        return self._rows("b.size", shas)
+
+    def _rows(self, columns: str, shas: Sequence[str]) -> list[Any]:
+        """sha, pack, `columns`, pack size of the listed shas: ONE statement, the shas as one
+        JSON parameter (finalize asks for 10,000 at once; IN lists of 500 took ~3x longer)."""
+        if not shas:
+            return []
         with self._lock:
-            for start in range(0, len(shas), _IN_CHUNK):
-                part = shas[start : start + _IN_CHUNK]
-                marks = ",".join("?" * len(part))
-                rows = self._conn.execute(
-                    'SELECT b.sha256, b.pack, b."offset", b.size, p.size FROM blobs b '
-                    f"JOIN packs p ON p.name = b.pack WHERE b.sha256 IN ({marks})",
-                    part,
-                )
-                for sha, pack, off, n, pack_size in rows:
-                    found[sha] = (Location(pack, off, n), pack_size)
-        return found
+            return self._conn.execute(
+                f"SELECT b.sha256, b.pack, {columns}, p.size FROM blobs b "
+                "JOIN packs p ON p.name = b.pack "
+                "WHERE b.sha256 IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(shas)),),
+            ).fetchall()
 
     def add_pack(self, name: str, size: int, entries: Iterable[tuple[str, int, int]]) -> None:
         """Record a durable pack; a sha already recorded elsewhere now points here (the old
@@ -260,24 +268,30 @@ class PackStore:
         if index is None:
             return {}
         found = index.lookup(shas)
-        actual: dict[str, int | None] = {}
-        out: dict[str, Location] = {}
-        for sha, (loc, recorded) in found.items():
-            if loc.pack not in actual:
-                try:
-                    actual[loc.pack] = (self.dir / loc.pack).stat().st_size
-                except FileNotFoundError:
-                    actual[loc.pack] = None
-                if actual[loc.pack] != recorded:
-                    log.error("blob pack %s is damaged: its blobs are absent", loc.pack)
-            if actual[loc.pack] == recorded:
-                out[sha] = loc
-        return out
+        packs = {(loc.pack, recorded) for loc, recorded in found.values()}
+        sound = {pack for pack, recorded in packs if self._pack_ok(pack, recorded)}
+        return {sha: loc for sha, (loc, _) in found.items() if loc.pack in sound}
 
     def sizes(self, shas: Sequence[str]) -> dict[str, int]:
-        """Sizes of the packed blobs among `shas` (absent ones are left out): one query per
-        500 shas and one stat per pack, instead of a stat per blob."""
-        return {sha: loc.size for sha, loc in self._sound(shas).items()}
+        """Sizes of the packed blobs among `shas` whose pack is sound (absent ones are left
+        out): one query and one stat per pack, instead of a stat per blob."""
+        index = self._index_if_any()
+        if index is None:
+            return {}
+        rows = index.sized(shas)
+        sound = {
+            pack for pack, recorded in {(r[1], r[3]) for r in rows} if self._pack_ok(pack, recorded)
+        }
+        return {sha: size for sha, pack, size, _ in rows if pack in sound}
+
+    def _pack_ok(self, pack: str, recorded: int) -> bool:
+        try:
+            actual: int | None = (self.dir / pack).stat().st_size
+        except FileNotFoundError:
+            actual = None
+        if actual != recorded:
+            log.error("blob pack %s is damaged: its blobs are absent", pack)
+        return actual == recorded
 
     def read(self, sha256: str) -> bytes | None:
         """The verified bytes of a packed blob, None if not packed; CorruptBlobError if its

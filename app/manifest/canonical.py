@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ class Manifest:
     """Files sorted by the UTF-8 bytes of their path; build it with from_entries."""
 
     files: tuple[ManifestEntry, ...]
+    # `root` once computed (hashes every entry; parse, signing and the registry all ask).
+    _root: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_entries(cls, entries: Iterable[ManifestEntry]) -> Manifest:
@@ -99,10 +101,13 @@ class Manifest:
     @property
     def root(self) -> str:
         """sha256 over "<sha256> <size> <path>\\n" lines: one short value naming the content."""
-        h = hashlib.sha256()
-        for e in self.files:
-            h.update(f"{e.sha256} {e.size} {e.path}\n".encode())
-        return h.hexdigest()
+        if self._root is None:
+            h = hashlib.sha256()
+            for e in self.files:
+                h.update(f"{e.sha256} {e.size} {e.path}\n".encode())
+            object.__setattr__(self, "_root", h.hexdigest())
+        assert self._root is not None
+        return self._root
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
@@ -132,9 +137,20 @@ class Manifest:
         except UnicodeDecodeError as exc:
             raise VerificationError(f"manifest is not valid UTF-8: {exc}") from None
         try:
-            obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            obj = json.loads(text)
         except (ValueError, RecursionError) as exc:
             raise VerificationError(f"manifest is not valid JSON: {exc}") from None
+        try:
+            return cls._from_json(obj, data)
+        except VerificationError:
+            # A duplicate key is the first thing to say about a bad manifest. Looked for only
+            # now: with it, loads() would call back into Python for each of the 10,000s of
+            # objects, and a manifest that passes is canonical, so it has none.
+            json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            raise
+
+    @classmethod
+    def _from_json(cls, obj: Any, data: bytes) -> Manifest:
         if not isinstance(obj, dict):
             raise VerificationError("manifest is not a JSON object")
         keys = set(obj)
@@ -151,7 +167,7 @@ class Manifest:
         manifest = cls(tuple(entries))
         if [_utf8_key(e.path) for e in entries] != sorted(_utf8_key(e.path) for e in entries):
             raise VerificationError("manifest is not canonical: files not sorted by UTF-8 path")
-        _validate_entries(manifest.files)
+        _validate_entries(manifest.files, fields_checked=True)
         if not _is_int(obj["fileCount"]) or obj["fileCount"] != manifest.file_count:
             raise VerificationError(
                 f"fileCount mismatch: says {obj['fileCount']!r}, lists {manifest.file_count}"
@@ -204,15 +220,19 @@ def _parse_entry(i: int, f: Any) -> ManifestEntry:
     return ManifestEntry(path, size, sha)
 
 
-def _validate_entries(files: tuple[ManifestEntry, ...]) -> None:
+def _validate_entries(files: tuple[ManifestEntry, ...], *, fields_checked: bool = False) -> None:
+    """Paths, sizes and digests valid, no path twice, no file that is also a folder.
+    fields_checked: sizes and digests were already checked (by _parse_entry)."""
     previous: bytes | None = None
     for e in files:
         reason = path_problem(e.path)
         if reason is not None:
             raise VerificationError(f"bad path {e.path!r}: {reason}")
-        if not _is_int(e.size) or e.size < 0:
+        if fields_checked:
+            pass
+        elif not _is_int(e.size) or e.size < 0:
             raise VerificationError(f"bad size for {e.path!r}: {e.size!r}")
-        if not is_sha256_hex(e.sha256):
+        elif not is_sha256_hex(e.sha256):
             raise VerificationError(f"bad sha256 for {e.path!r}: must be 64 lowercase hex digits")
         key = _utf8_key(e.path)
         if key == previous:

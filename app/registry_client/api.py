@@ -26,6 +26,7 @@ from app.registry_client.http import (
     Timeouts,
     parse_json_object,
 )
+from app.registry_client.tokens import TokenCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +207,19 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         pool_size: int = 8,
         sleep: SleepFn | None = None,
+        tokens: TokenCache | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {}
         if sleep is not None:
             kwargs["sleep"] = sleep
         self.http = RegistryHttp(
-            base_url, signer, timeouts=timeouts, retry=retry, pool_size=pool_size, **kwargs
+            base_url,
+            signer,
+            timeouts=timeouts,
+            retry=retry,
+            pool_size=pool_size,
+            tokens=tokens,
+            **kwargs,
         )
 
     @property

@@ -26,6 +26,7 @@ from urllib3.connection import HTTPConnection
 
 from app import __version__
 from app.domain.errors import RegistryRefused, RegistryUnavailable
+from app.registry_client.tokens import TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,10 @@ class RegistryHttp:
         pool_size: int = 8,
         sleep: SleepFn = time.sleep,
         rng: random.Random | None = None,
+        tokens: TokenCache | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._shared_tokens = tokens
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self._signer = signer
@@ -203,10 +206,20 @@ class RegistryHttp:
         return token
 
     def token(self, *, refresh_from: str | None = None) -> str:
-        """The cached token; a new one if none or if `refresh_from` is the stale one."""
+        """The cached token; a new one if none or if `refresh_from` is the stale one. With a
+        shared TokenCache, a token another client of this process got for the same registry
+        and key is used first."""
         with self._token_lock:
             if self._token is None or self._token == refresh_from:
-                self._token = self._login()
+                shared = self._shared_tokens
+                pub = public_hex(self._signer()) if shared and self._signer else None
+                known = shared.get(self.base_url, pub) if shared and pub else None
+                if known is not None and known != refresh_from:
+                    self._token = known
+                else:
+                    self._token = self._login()
+                    if shared and pub:
+                        shared.put(self.base_url, pub, self._token)
             return self._token
 
     def drop_token(self) -> None:

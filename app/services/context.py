@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.registry_client.tokens import TokenCache
 from app.settings import REGISTRY_URL, Settings, default_data_dir
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class ServiceContext:
             pass
         self._registry_override = registry_url
         self.signers = SignerCache()
+        self.tokens = TokenCache()  # registry session tokens, shared by this context's clients
 
     @cached_property
     def settings(self) -> Settings:
@@ -94,5 +96,6 @@ class ServiceContext:
 
     def close(self) -> None:
         self.signers.clear()
+        self.tokens.clear()
         if "db" in self.__dict__:
             self.db.dispose()

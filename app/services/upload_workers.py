@@ -126,7 +126,8 @@ def make_client(
     pool_size: int = 8,
 ) -> RegistryClient:
     """A client for ctx.registry_url that loads the identity key when first needed (once per
-    session: the context's SignerCache is shared with signing and submit)."""
+    session: the context's SignerCache is shared with signing and submit) and shares its
+    session token with the context's other clients (one login for submit + upload)."""
     lock = threading.Lock()
     cached: list[Ed25519PrivateKey] = []
 
@@ -137,7 +138,12 @@ def make_client(
             return cached[0]
 
     return RegistryClient(
-        ctx.registry_url, signer, timeouts=timeouts, retry=retry, pool_size=pool_size
+        ctx.registry_url,
+        signer,
+        timeouts=timeouts,
+        retry=retry,
+        pool_size=pool_size,
+        tokens=ctx.tokens,
     )
 
 

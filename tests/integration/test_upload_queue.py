@@ -233,6 +233,40 @@ def test_planned_batches_go_out_once_and_stop_at_pause(
     assert sum(sent) == 95  # each blob went out exactly once, over both runs
 
 
+def test_submit_and_upload_log_in_once_and_a_stale_shared_token_is_replaced(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.registry_client.http import RegistryHttp
+    from app.services.signing import unlock_signer
+    from app.signing.identity import public_hex
+
+    logins: list[str] = []
+    real = RegistryHttp._login
+
+    def counting(self: RegistryHttp) -> str:
+        token = real(self)
+        logins.append(token)
+        return token
+
+    monkeypatch.setattr(RegistryHttp, "_login", counting)
+    a = desk.add("a", {"a.txt": b"first\n"})
+    desk.submit(a)
+    desk.queue().run()
+    assert desk.state(a) == "accepted"
+    assert len(logins) == 1  # the queue's client used the token submit's client got
+
+    # A token the registry no longer accepts (expired, or the registry restarted): the
+    # client that meets the 401 logs in again and shares the new token.
+    pub = public_hex(unlock_signer(desk.ctx, None))
+    desk.ctx.tokens.put(desk.ctx.registry_url, pub, "stale-token")
+    b = desk.add("b", {"b.txt": b"second\n"})
+    desk.submit(b)
+    desk.queue().run()
+    assert desk.state(b) == "accepted"
+    assert len(logins) == 2
+    assert desk.ctx.tokens.get(desk.ctx.registry_url, pub) == logins[1]
+
+
 def test_snapshot_is_immutable_and_jobs_are_persisted(desk: Desk) -> None:
     item = desk.add("ds", FILES)
     desk.submit(item)
