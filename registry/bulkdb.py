@@ -101,7 +101,10 @@ class BulkDb:
         ((cache,),) = self._run("PRAGMA cache_size")  # > 0: pages; < 0: KiB
         if cache > -SQLITE_CACHE_KIB:
             self._run(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-            self._run(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
+            # Not lowered where a background checkpointer set a larger backstop (db/checkpointer).
+            ((pages,),) = self._run("PRAGMA wal_autocheckpoint")
+            if pages < SQLITE_CHECKPOINT_PAGES:
+                self._run(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
 
     def _run(self, sql: str, params: Any = None, *, many: bool = False) -> list[tuple[Any, ...]]:
         cur = self.raw.cursor()

@@ -12,6 +12,8 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.db.checkpointer import attach_checkpointer
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -35,6 +37,8 @@ def make_engine(db_url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 15},
         )
         event.listen(engine, "connect", _sqlite_on_connect)
+        if path and path != ":memory:":
+            attach_checkpointer(engine, path)
         return engine
     return create_engine(db_url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
