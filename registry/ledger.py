@@ -21,11 +21,9 @@ lock cannot take part in a deadlock.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -35,6 +33,7 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.domain.gcpause import gc_paused
 from app.domain.rewards import PPM, contributor_pool, split_integers
 from registry.bulkdb import BulkDb
 from registry.db.models import STATE_ACCEPTED, Contribution
@@ -369,25 +368,6 @@ def ingest_events(
     """
     with gc_paused():
         return _ingest(session, operator, events, share_ppm, now, max_attributions)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a batch is built and written.
-
-    A batch allocates ~15,000 row tuples (none in a reference cycle); the collections their
-    allocation triggers, full ones over the whole server heap included, cost about a third of
-    ingestion's Python time. Reference counting still frees everything as usual; the collector
-    is only switched back on if it was on (so nested or concurrent batches cannot turn on a
-    collector someone else switched off; at worst one runs earlier than it would have).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _ingest(

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.domain.errors import KnownError, RegistryRefused, RegistryUnavailable
+from app.domain.gcpause import gc_paused
 from app.domain.states import State
 from app.registry_client.api import BatchUnsupported, RegistryClient
 from app.registry_client.http import RetryPolicy, Timeouts, Unreachable
@@ -286,7 +287,8 @@ class UploadWorkers:
         me = threading.get_ident()
         try:
             while job_ids:
-                self._upload_batch(job_ids)
+                with gc_paused():  # ~10,000 row objects and buffers per batch
+                    self._upload_batch(job_ids)
                 job_ids = self._next_planned(item_id)
         finally:
             with self._lock:

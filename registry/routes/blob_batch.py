@@ -24,6 +24,7 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.domain.gcpause import gc_paused
 from app.manifest.canonical import is_sha256_hex
 from registry.auth import CurrentPrincipal, Principal
 from registry.blobstore import BlobStore
@@ -157,6 +158,13 @@ def _insert_rows(session: Session, rows: list[tuple[str, int]]) -> None:
 
 
 def _store(
+    request: Request, principal: Principal, contribution_id: str, body: bytes
+) -> BatchResult:
+    with gc_paused():  # thousands of row tuples and blob slices per batch
+        return _store_batch(request, principal, contribution_id, body)
+
+
+def _store_batch(
     request: Request, principal: Principal, contribution_id: str, body: bytes
 ) -> BatchResult:
     entries = _parse(body)

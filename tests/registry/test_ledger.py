@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
+from app.domain.gcpause import gc_paused
 from app.domain.rewards import contributor_pool
 from registry.db.usage_models import LedgerEntry, UsageBucket, UsageEvent
-from registry.ledger import MAX_FEE_MICRO, gc_paused, ledger_totals, weight_to_ppm
+from registry.ledger import MAX_FEE_MICRO, ledger_totals, weight_to_ppm
 from tests.support.usage_data import UsageWorld, usage_world
 
 METHODS = ["influence", "exact-match", "retrieval"]
