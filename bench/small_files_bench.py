@@ -10,7 +10,6 @@ Run: .venv/bin/python bench/small_files_bench.py [--files 10000] [--file-kb 4]
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import subprocess
@@ -34,10 +33,13 @@ from submit_bench import (  # noqa: E402
 from app.services.catalogue import CatalogueService, ImportRequest  # noqa: E402
 
 
-def _py_spy(out: str, pid: int) -> subprocess.Popen[bytes]:
-    """py-spy sampling the registry (pip install py-spy; needs ptrace rights)."""
+def _py_spy(out: str, pid: int, rate: int, wall: bool) -> subprocess.Popen[bytes]:
+    """py-spy sampling the registry (pip install py-spy; needs ptrace rights) without pausing
+    it; only threads holding the GIL unless `wall` (then waits on the GIL count too)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    cmd = [spy, "record", "--nonblocking", *([] if os.environ.get("SPY_NOGIL") else ["--gil"]), "--format", "raw", "--rate", os.environ.get("SPY_RATE", "250"), "-o", out, "--pid", str(pid)]
+    cmd = [spy, "record", "--nonblocking", "--format", "raw", "--rate", str(rate)]
+    cmd += [] if wall else ["--gil"]
+    cmd += ["-o", out, "--pid", str(pid)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attached before the timed run starts
     return proc
@@ -52,6 +54,10 @@ def main() -> int:
         "--py-spy",
         metavar="OUT",
         help="profile the registry during the small-files run with py-spy (raw format to OUT)",
+    )
+    ap.add_argument("--py-spy-rate", type=int, default=250, help="samples per second")
+    ap.add_argument(
+        "--py-spy-wall", action="store_true", help="sample every thread, not only GIL holders"
     )
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="small-files-bench-"))
@@ -74,7 +80,11 @@ def main() -> int:
             runs: dict[str, tuple[float, int]] = {}
             cpu: dict[str, tuple[float, float]] = {}  # (client, registry) CPU seconds
             for name, item in (("big", big), ("small", small)):
-                spy = _py_spy(args.py_spy, pid) if name == "small" and args.py_spy else None
+                spy = (
+                    _py_spy(args.py_spy, pid, args.py_spy_rate, args.py_spy_wall)
+                    if name == "small" and args.py_spy
+                    else None
+                )
                 reg0, own0 = cpu_seconds(pid), cpu_seconds()
                 runs[name] = submit_and_upload(ctx, item, args.concurrency)
                 cpu[name] = (cpu_seconds() - own0, cpu_seconds(pid) - reg0)
