@@ -101,13 +101,14 @@ class Manifest:
     @property
     def root(self) -> str:
         """sha256 over "<sha256> <size> <path>\\n" lines: one short value naming the content."""
-        if self._root is None:
+        root = self._root
+        if root is None:
             h = hashlib.sha256()
             for e in self.files:
                 h.update(f"{e.sha256} {e.size} {e.path}\n".encode())
-            object.__setattr__(self, "_root", h.hexdigest())
-        assert self._root is not None
-        return self._root
+            root = h.hexdigest()
+            object.__setattr__(self, "_root", root)
+        return root
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
@@ -228,12 +229,13 @@ def _validate_entries(files: tuple[ManifestEntry, ...], *, fields_checked: bool 
         reason = path_problem(e.path)
         if reason is not None:
             raise VerificationError(f"bad path {e.path!r}: {reason}")
-        if fields_checked:
-            pass
-        elif not _is_int(e.size) or e.size < 0:
-            raise VerificationError(f"bad size for {e.path!r}: {e.size!r}")
-        elif not is_sha256_hex(e.sha256):
-            raise VerificationError(f"bad sha256 for {e.path!r}: must be 64 lowercase hex digits")
+        if not fields_checked:
+            if not _is_int(e.size) or e.size < 0:
+                raise VerificationError(f"bad size for {e.path!r}: {e.size!r}")
+            if not is_sha256_hex(e.sha256):
+                raise VerificationError(
+                    f"bad sha256 for {e.path!r}: must be 64 lowercase hex digits"
+                )
         key = _utf8_key(e.path)
         if key == previous:
             raise VerificationError(f"bad path {e.path!r}: listed twice")

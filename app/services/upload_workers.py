@@ -246,12 +246,19 @@ class UploadWorkers:
         out: list[Task] = []
         with self._lock:
             for item_id in sorted(self._plans):
-                plan = self._plans[item_id]
-                while plan and len(out) < limit:
-                    out.append(Task("batch", plan.popleft(), item_id))
-                if not plan:
-                    del self._plans[item_id]
+                while len(out) < limit and (ids := self._pop_plan(item_id)):
+                    out.append(Task("batch", ids, item_id))
         return out
+
+    def _pop_plan(self, item_id: int) -> tuple[int, ...]:
+        """The next planned batch of a contribution, or (); caller holds self._lock."""
+        plan = self._plans.get(item_id)
+        if not plan:
+            return ()
+        ids = plan.popleft()
+        if not plan:
+            del self._plans[item_id]
+        return ids
 
     def _planned_ids(self) -> set[int]:
         """Jobs of planned batches and of those a worker took from a plan (not claimed yet
@@ -273,13 +280,9 @@ class UploadWorkers:
         if self._status is not RegistryStatus.ONLINE:
             return ()
         with self._lock:
-            plan = self._plans.get(item_id)
-            if not plan:
-                return ()
-            ids = plan.popleft()
-            if not plan:
-                del self._plans[item_id]
-            self._in_hand[threading.get_ident()] = ids
+            ids = self._pop_plan(item_id)
+            if ids:
+                self._in_hand[threading.get_ident()] = ids
         return ids
 
     def _upload_batches(self, item_id: int, job_ids: tuple[int, ...]) -> None:

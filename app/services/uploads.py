@@ -97,29 +97,27 @@ class UploadQueue(UploadWorkers):
 
     def snapshot(self) -> QueueSnapshot:
         """An immutable picture of the queue (DB rows + live progress); thread-safe."""
-        with gc_paused():  # 10,000s of row tuples: collections cost half the snapshot
-            return self._snapshot()
-
-    def _snapshot(self) -> QueueSnapshot:
-        with self._ctx.db.session() as s:
-            conn = s.connection()
-            jobs = read_jobs(conn)
-            items = read_items(conn, {j.item_id for j in jobs})
-        next_probe = None
-        if self._next_probe is not None and self._status is RegistryStatus.OFFLINE:
-            next_probe = datetime.now(UTC) + timedelta(
-                seconds=max(0.0, self._next_probe - time.monotonic())
+        # gc paused: 10,000s of row tuples, whose collections cost half the snapshot.
+        with gc_paused():
+            with self._ctx.db.session() as s:
+                conn = s.connection()
+                jobs = read_jobs(conn)
+                items = read_items(conn, {j.item_id for j in jobs})
+            next_probe = None
+            if self._next_probe is not None and self._status is RegistryStatus.OFFLINE:
+                next_probe = datetime.now(UTC) + timedelta(
+                    seconds=max(0.0, self._next_probe - time.monotonic())
+                )
+            return build_snapshot(
+                jobs,
+                items,
+                self._book,
+                registry_url=self.client.base_url,
+                status=self._status,
+                status_error=self._status_error,
+                next_probe_at=next_probe,
+                running=self._running,
             )
-        return build_snapshot(
-            jobs,
-            items,
-            self._book,
-            registry_url=self.client.base_url,
-            status=self._status,
-            status_error=self._status_error,
-            next_probe_at=next_probe,
-            running=self._running,
-        )
 
     # -- controls (any thread) -------------------------------------------------------------
 
@@ -278,35 +276,30 @@ class UploadQueue(UploadWorkers):
         The jobs stay pending in the database until a worker claims them, so a plan is only
         a hint: paused, cancelled or retried jobs are dropped from it (`_set_states`), and a
         job claimed elsewhere is simply not claimed again."""
-        with gc_paused():
-            return self._plan_rows(conn, item_id, taken, due, first)
-
-    def _plan_rows(
-        self, conn: Connection, item_id: int, taken: set[int], due: Any, first: int
-    ) -> list[tuple[int, ...]]:
-        rows = conn.execute(
-            select(UploadJob.id, UploadJob.size)
-            .where(
-                UploadJob.item_id == item_id,
-                UploadJob.kind == JOB_BLOB,
-                UploadJob.state == "pending",
-                UploadJob.size <= SMALL_BLOB,
-                ~id_in(UploadJob.id, taken) if taken else true(),
-                due,
-            )
-            .order_by(UploadJob.id)
-        ).all()
-        batches: list[tuple[int, ...]] = []
-        ids: list[int] = []
-        total, count = 0, first
-        for jid, size in rows:
-            if ids and (len(ids) >= count or total + size > self.options.batch_bytes):
+        with gc_paused():  # 10,000s of row tuples
+            rows = conn.execute(
+                select(UploadJob.id, UploadJob.size)
+                .where(
+                    UploadJob.item_id == item_id,
+                    UploadJob.kind == JOB_BLOB,
+                    UploadJob.state == "pending",
+                    UploadJob.size <= SMALL_BLOB,
+                    ~id_in(UploadJob.id, taken) if taken else true(),
+                    due,
+                )
+                .order_by(UploadJob.id)
+            ).all()
+            batches: list[tuple[int, ...]] = []
+            ids: list[int] = []
+            total, count = 0, first
+            for jid, size in rows:
+                if ids and (len(ids) >= count or total + size > self.options.batch_bytes):
+                    batches.append(tuple(ids))
+                    ids, total, count = [], 0, BATCH_COUNT
+                ids.append(jid)
+                total += size
+            if ids:
                 batches.append(tuple(ids))
-                ids, total, count = [], 0, BATCH_COUNT
-            ids.append(jid)
-            total += size
-        if ids:
-            batches.append(tuple(ids))
         if batches:
             with self._lock:
                 self._plans.setdefault(item_id, deque()).extend(batches)
