@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from tests.integration.faults.helpers import (
     assert_blobs_equal,
     desk_fixture,  # noqa: F401 - fixture 'desk'
     make_desk,
+    proxy_fixture,  # noqa: F401 - fixture 'proxy'
     registry_fixture,  # noqa: F401 - fixture 'registry'
     sha256,
 )
@@ -73,15 +73,6 @@ def _assert_one_done_job_per_blob(desk: Desk, item: int) -> None:
         ).all()
     assert len(rows) == len({sha256(v) for v in FILES.values()})
     assert all(n == 1 and state == "done" for _, n, state in rows)
-
-
-@pytest.fixture
-def proxy(registry: RegistryProcess) -> Iterator[FaultProxy]:
-    p = FaultProxy(registry.port)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def test_kill_9_with_a_batch_in_flight_then_restart_completes(

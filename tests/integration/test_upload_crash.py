@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from tests.integration.faults.helpers import (
     Desk,
     assert_blobs_equal,
     make_desk,
+    proxy_fixture,  # noqa: F401 - fixture 'proxy'
     random_bytes,
     registry_fixture,  # noqa: F401 - fixture 'registry'
 )
@@ -76,31 +76,22 @@ def _wait_for_progress(proc: subprocess.Popen[str], data_dir: Path, at_least: in
     raise AssertionError("the upload made no progress")
 
 
-@pytest.fixture
-def proxied(registry: RegistryProcess) -> Iterator[FaultProxy]:
-    p = FaultProxy(registry.port)  # no faults: it only counts the PATCH body bytes
-    try:
-        yield p
-    finally:
-        p.close()
-
-
 def test_kill_9_of_the_client_mid_upload_then_restart_completes(
     tmp_path: Path,
     data_dir: Path,
     isolated_keyring: Path,
     registry: RegistryProcess,
-    proxied: FaultProxy,
+    proxy: FaultProxy,
 ) -> None:
-    desk: Desk = make_desk(tmp_path, data_dir, proxied.url)
+    desk: Desk = make_desk(tmp_path, data_dir, proxy.url)
     item = desk.add("ds", FILES)
     desk.submit(item)
     desk.ctx.close()
-    first = _upload_cli(data_dir, proxied.url, "--limit-kbps", "512", "--concurrency", "1")
+    first = _upload_cli(data_dir, proxy.url, "--limit-kbps", "512", "--concurrency", "1")
     _wait_for_progress(first, data_dir, 2 * CHUNK)
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=10)  # reap it and close its pipes
-    again = _upload_cli(data_dir, proxied.url)
+    again = _upload_cli(data_dir, proxy.url)
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     assert "accepted" in out
@@ -108,7 +99,7 @@ def test_kill_9_of_the_client_mid_upload_then_restart_completes(
     assert_blobs_equal(registry, FILES)
     big = len(FILES["big.bin"])  # small.txt travels in a batch, not a PATCH
     # Everything was sent once, plus at most the one chunk that was in flight at the kill.
-    assert big <= proxied.patch_body_bytes <= big + CHUNK, proxied.patch_body_bytes
+    assert big <= proxy.patch_body_bytes <= big + CHUNK, proxy.patch_body_bytes
     desk.ctx.close()
 
 

@@ -22,6 +22,7 @@ from tests.integration.faults.helpers import (
     Desk,
     assert_blobs_equal,
     make_desk,
+    proxy_fixture,  # noqa: F401 - fixture 'proxy'
     random_bytes,
     registry_fixture,  # noqa: F401 - fixture 'registry'
 )
@@ -35,15 +36,6 @@ FILES = {
     "two.bin": random_bytes(500_000, 12),
     "three.txt": b"three\n" * 1000,
 }
-
-
-@pytest.fixture
-def proxy(registry: RegistryProcess) -> Iterator[FaultProxy]:
-    p = FaultProxy(registry.port)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 @pytest.fixture

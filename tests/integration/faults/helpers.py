@@ -1,7 +1,7 @@
 """Shared pieces of the upload tests: a live registry, a desk (catalogue + identity) using it.
 
 Fixtures are imported by the test modules that need them (`registry_fixture` provides
-`registry`, `desk_fixture` provides `desk`).
+`registry`, `desk_fixture` provides `desk`, `proxy_fixture` provides `proxy`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.services.identity import IdentityService
 from app.services.submit import SubmitResult, SubmitService
 from app.services.uploads import QueueOptions, UploadQueue
 from registry.blobstore import FileBlobStore
+from tests.integration.faults.proxy import FaultProxy
 from tests.support.registry_server import RegistryProcess
 
 FAST_RETRY = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.2, max_retry_after_s=2.0)
@@ -111,6 +112,16 @@ def make_desk(tmp_path: Path, data_dir: Path, url: str) -> Desk:
     root = tmp_path / "datasets"
     root.mkdir(exist_ok=True)
     return Desk(ctx, root)
+
+
+@pytest.fixture(name="proxy")
+def proxy_fixture(registry: RegistryProcess) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of `registry` (no faults until a test sets some)."""
+    p = FaultProxy(registry.port)
+    try:
+        yield p
+    finally:
+        p.close()
 
 
 @pytest.fixture(name="desk")
