@@ -10,6 +10,11 @@ one entry without an event (a quarter fewer ledger rows to write than one per ev
 - an event's contributor entries add up to `contributor_pool(fee)`, and its protocol part is
   `fee - sum(its contributor entries)`, both recomputable from the stored rows alone.
 
+A batch is planned first (`plan_batch`: lookups, validation, splits, aggregation; no writes) and
+then written (`write_batch`). On SQLite the plan runs outside any write transaction and the
+write waits for the in-process writer gate (`registry/db/writegate.py`), so one batch's Python
+work overlaps another's writes instead of polling SQLite's busy lock.
+
 Ledger ids are the contributors' sync cursor and must become visible in id order. SQLite has a
 single writer; on PostgreSQL ingestion takes a transaction-scoped advisory lock just before it
 inserts the ledger rows (which allocates their ids), so a transaction with lower ids always
@@ -46,6 +51,7 @@ from registry.db.usage_models import (
     UsageBucket,
     UsageEvent,
 )
+from registry.db.writegate import hold_write_gate
 
 MAX_EVENT_ID_LENGTH = 128
 MAX_ATTRIBUTIONS = 100
@@ -370,6 +376,16 @@ def ingest_events(
         return _ingest(session, operator, events, share_ppm, now, max_attributions)
 
 
+@dataclass
+class BatchRows:
+    """What one batch writes, in storage form: event rows (sorted by id), contributor and
+    protocol ledger rows, and bucket increments (sorted by key)."""
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    ledger: list[tuple[Any, ...]] = field(default_factory=list)
+    buckets: list[tuple[Any, ...]] = field(default_factory=list)
+
+
 def _ingest(
     session: Session,
     operator: str,
@@ -378,10 +394,25 @@ def _ingest(
     now: datetime | None,
     max_attributions: int,
 ) -> IngestResult:
+    db = BulkDb(session)
+    result, rows = plan_batch(db, operator, events, share_ppm, now, max_attributions)
+    write_batch(session, db, rows)
+    return result
+
+
+def plan_batch(
+    db: BulkDb,
+    operator: str,
+    events: Sequence[EventIn],
+    share_ppm: int,
+    now: datetime | None = None,
+    max_attributions: int = MAX_ATTRIBUTIONS,
+) -> tuple[IngestResult, BatchRows]:
+    """Look up what the batch names (outside any write transaction on SQLite), validate it and
+    compute every row it writes: the per-event checks, exact splits and bucket aggregation."""
     now = now or datetime.now(UTC)
     contributor_pool(0, share_ppm)  # validates the share once; the loop inlines the formula
     result = IngestResult()
-    db = BulkDb(session)
     db.tune_for_bulk_writes()
     existing = _existing_event_ids(db, filter(storable, {e.event_id for e in events}))
     models = _models(db, filter(storable, {e.model_id for e in events}))
@@ -467,23 +498,26 @@ def _ingest(
             (None, KIND_PROTOCOL, None, None, model_id, None, amount, now_v, own_models[model_id])
         )
 
-    if event_rows:
-        # Events in id order and buckets in key order: concurrent batches then take their row
-        # and unique-index locks in the same order, so they wait for each other, never
-        # deadlock (and the B-trees are written front to back).
-        event_rows.sort()
-        db.insert(EVENTS, EVENT_COLUMNS, event_rows)
-        db.upsert_add(
-            BUCKETS,
-            BUCKET_COLUMNS,
-            BUCKET_KEY,
-            [(*key, n, sh, rw) for key, (n, sh, rw) in sorted(buckets.items())],
-        )
-        # Only now the ledger lock (PostgreSQL): ids are allocated from here to the commit, so
-        # everything above runs concurrently with other batches (see module doc).
-        _lock_ledger(session)
-        db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
-    return result
+    # Events in id order and buckets in key order: concurrent batches then take their row and
+    # unique-index locks in the same order, so they wait for each other, never deadlock (and
+    # the B-trees are written front to back).
+    event_rows.sort()
+    bucket_rows = [(*key, n, sh, rw) for key, (n, sh, rw) in sorted(buckets.items())]
+    return result, BatchRows(event_rows, ledger_rows, bucket_rows)
+
+
+def write_batch(session: Session, db: BulkDb, rows: BatchRows) -> None:
+    """Write a planned batch in the session's transaction (the caller commits)."""
+    if not rows.events:
+        return
+    # SQLite: queue behind another batch's writes here, not earlier (see db/writegate).
+    hold_write_gate(session)
+    db.insert(EVENTS, EVENT_COLUMNS, rows.events)
+    db.upsert_add(BUCKETS, BUCKET_COLUMNS, BUCKET_KEY, rows.buckets)
+    # Only now the ledger lock (PostgreSQL): ids are allocated from here to the commit, so
+    # everything above runs concurrently with other batches (see module doc).
+    _lock_ledger(session)
+    db.insert(LEDGER, LEDGER_COLUMNS, rows.ledger)
 
 
 def ingest_with_retry(
