@@ -11,10 +11,15 @@
    contribution attributed in every event (90 days, by model and method, from the buckets),
    against a baseline query that computes the same series by scanning the events.
    Target: < 100 ms.
+3. Where the time goes: each run also prints the wall time of the database writes + commit
+   alone (rows already planned), which bounds what one writer can reach whatever the Python
+   before it costs. `--without-buckets` skips the day-bucket upsert altogether (not a valid
+   registry: no series, no summary) to show the most any design that defers or drops bucket
+   maintenance could reach on this machine.
 
 PostgreSQL is a throwaway cluster (initdb + pg_ctl on a random port, fsync on, like a real
 server). Run: .venv/bin/python bench/ingest_bench.py [--events 1000000] [--batches 30]
-[--only sqlite|postgres] [--http] [--writers 2]
+[--only sqlite|postgres] [--http] [--writers 2] [--without-buckets]
 """
 
 from __future__ import annotations
@@ -45,11 +50,13 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
+from app.domain.gcpause import gc_paused  # noqa: E402
 from registry.auth import Principal  # noqa: E402
+from registry.bulkdb import BulkDb  # noqa: E402
 from registry.db.models import ROLE_CONTRIBUTOR, ROLE_OPERATOR, Key  # noqa: E402
 from registry.db.session import make_engine, make_sessionmaker, migrate  # noqa: E402
 from registry.db.usage_models import Model  # noqa: E402
-from registry.ledger import AttributionIn, EventIn, ingest_events  # noqa: E402
+from registry.ledger import AttributionIn, EventIn, plan_batch, write_batch  # noqa: E402
 from registry.routes.reads import contribution_usage  # noqa: E402
 from tests.support.usage_data import add_contributions  # noqa: E402
 
@@ -172,31 +179,50 @@ def backend_cpu(session: Session) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Timing:
+    """Where a run's time went: wall, our CPU, the database server's CPU, and the wall time of
+    the database writes + commits alone (the part a single SQLite writer cannot overlap)."""
+
+    def __init__(self, wall: float, cpu: float, server: float, writes: float) -> None:
+        self.wall, self.cpu, self.server, self.writes = wall, cpu, server, writes
+
+
 def ingest_ours(
     sessions: sessionmaker[Session], batches: list[list[EventIn]], writers: int = 1
-) -> tuple[float, float, float]:
-    """Wall seconds, our process's CPU seconds, the database server's CPU seconds.
+) -> Timing:
+    """Ingest the batches exactly as `registry.ledger.ingest_events` + commit does (plan with
+    the cyclic GC paused, write, commit), timing the writes + commit of each batch apart.
 
     With `writers` > 1, that many threads ingest batches at once, each in its own session and
     transaction, as the server does for concurrent POST /v1/usage requests.
     """
 
-    def one(batch: list[EventIn]) -> float:
+    def one(batch: list[EventIn]) -> tuple[float, float]:
         with sessions() as s:
             before = backend_cpu(s)
-            result = ingest_events(s, operator=OPERATOR, events=batch, share_ppm=SHARE)
+            with gc_paused():
+                db = BulkDb(s)
+                result, rows = plan_batch(db, OPERATOR, batch, SHARE)
+                t = time.perf_counter()
+                write_batch(s, db, rows)
             s.commit()
+            writes = time.perf_counter() - t
             used = backend_cpu(s) - before
         assert len(result.accepted) == len(batch), result.rejected[:1]
-        return used
+        return used, writes
 
     start, cpu = time.perf_counter(), time.process_time()
     if writers == 1:
-        server = sum(one(batch) for batch in batches)
+        parts = [one(batch) for batch in batches]
     else:
         with ThreadPoolExecutor(writers) as pool:
-            server = sum(pool.map(one, batches))
-    return time.perf_counter() - start, time.process_time() - cpu, server
+            parts = list(pool.map(one, batches))
+    return Timing(
+        time.perf_counter() - start,
+        time.process_time() - cpu,
+        sum(p[0] for p in parts),
+        sum(p[1] for p in parts),
+    )
 
 
 # ----------------------------------------------------------------------------------- baseline
@@ -329,7 +355,8 @@ def scan_latency(engine: Engine, cid: str, runs: int = 3) -> float:
 def bench_db(label: str, new_url: Callable[[], str], args: argparse.Namespace) -> None:
     engine, sessions, cids = prepared(new_url())
     batches = make_batches(cids, args.batches, seed=1, tag="t")
-    ours_s, ours_cpu, server_cpu = ingest_ours(sessions, batches)
+    ours = ingest_ours(sessions, batches)
+    ours_s, ours_cpu, server_cpu = ours.wall, ours.cpu, ours.server
     base_engine, _, base_cids = prepared(new_url())
     rows = [baseline_rows(b, OWNER) for b in make_batches(base_cids, args.batches, 1, "t")]
     base_s, base_cpu = ingest_baseline(base_engine, rows)
@@ -356,10 +383,18 @@ def bench_db(label: str, new_url: Callable[[], str], args: argparse.Namespace) -
         f" {base_cpu / (ours_cpu + server_cpu):.2f}x",
         flush=True,
     )
+    # The writes + commit alone: one SQLite writer at a time can never ingest faster than this,
+    # whatever the Python before it costs.
+    print(
+        f"[{label}] writes + commit alone: {ours.writes / args.batches * 1000:.1f} ms per batch, "
+        f"a ceiling of {n / ours.writes:,.0f} events/s for one writer",
+        flush=True,
+    )
     if args.writers > 1:
         w_engine, w_sessions, w_cids = prepared(new_url())
         w_batches = make_batches(w_cids, args.batches, seed=1, tag="t")
-        w_s, w_cpu, w_server = ingest_ours(w_sessions, w_batches, args.writers)
+        w = ingest_ours(w_sessions, w_batches, args.writers)
+        w_s, w_cpu, w_server = w.wall, w.cpu, w.server
         w_engine.dispose()
         print(
             f"[{label}] ingest {n:,} events, {args.writers} concurrent writers: "
@@ -368,26 +403,34 @@ def bench_db(label: str, new_url: Callable[[], str], args: argparse.Namespace) -
         )
     if args.events > n:
         remaining = (args.events - n) // BATCH
-        fill = fill_cpu = 0.0
+        fill = fill_cpu = fill_writes = 0.0
         done = 0
         while done < remaining:
             chunk = min(50, remaining - done)
             more = make_batches(cids, chunk, seed=100 + done, tag=f"m{done}")
-            wall, cpu, server = ingest_ours(sessions, more)
-            fill, fill_cpu = fill + wall, fill_cpu + cpu + server
+            t = ingest_ours(sessions, more)
+            wall = t.wall
+            fill, fill_cpu = fill + wall, fill_cpu + t.cpu + t.server
+            fill_writes += t.writes
             done += chunk
             if done == remaining or done % 200 == 0:
                 print(
                     f"[{label}] {n + done * BATCH:,} events: last {chunk * BATCH:,} at "
                     f"{chunk * BATCH / wall:,.0f} events/s, "
-                    f"{chunk * BATCH / (cpu + server):,.0f} per CPU second",
+                    f"{chunk * BATCH / (t.cpu + t.server):,.0f} per CPU second, writes + commit "
+                    f"{t.writes / chunk * 1000:.1f} ms per batch",
                     flush=True,
                 )
         print(
             f"[{label}] filled to {args.events:,} events at {remaining * BATCH / fill:,.0f} "
-            f"events/s, {remaining * BATCH / fill_cpu:,.0f} per CPU second",
+            f"events/s, {remaining * BATCH / fill_cpu:,.0f} per CPU second; writes + commit "
+            f"alone {fill_writes / remaining * 1000:.1f} ms per batch (one writer's ceiling "
+            f"{remaining * BATCH / fill_writes:,.0f} events/s)",
             flush=True,
         )
+    if args.without_buckets:  # no buckets, no series to time
+        engine.dispose()
+        return
     if engine.dialect.name == "postgresql":
         with engine.connect() as c:
             c.execute(text("ANALYZE"))
@@ -472,7 +515,15 @@ def main() -> None:
     ap.add_argument("--only", choices=["sqlite", "postgres"])
     ap.add_argument("--http", action="store_true", help="also time POST /v1/usage end to end")
     ap.add_argument("--writers", type=int, default=2, help="concurrent writers of the second run")
+    ap.add_argument(
+        "--without-buckets",
+        action="store_true",
+        help="upper bound: skip the day-bucket upsert (not a valid registry)",
+    )
     args = ap.parse_args()
+    if args.without_buckets:
+        BulkDb.upsert_add = lambda *_a, **_k: None  # type: ignore[method-assign]
+        print("WITHOUT the day-bucket upsert: an upper bound, not a valid registry", flush=True)
     # A terminated bench still stops its PostgreSQL cluster and removes its files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"ingest bench: batches of {BATCH} events x {ATTRIBUTIONS} attributions", flush=True)
