@@ -169,14 +169,18 @@ def make_batches(cids: list[str], n_batches: int, seed: int, tag: str) -> list[l
     return out
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def backend_cpu(session: Session) -> float:
     """CPU seconds used so far by the PostgreSQL backend serving this session (0 on SQLite,
     whose work is already in our own process time)."""
     if session.get_bind().dialect.name != "postgresql":
         return 0.0
-    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
 class Timing:
@@ -301,8 +305,7 @@ def ingest_baseline(
 
 def _raw_backend_cpu(cur: Any) -> float:
     cur.execute("SELECT pg_backend_pid()")
-    fields = Path(f"/proc/{cur.fetchone()[0]}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu(cur.fetchone()[0])
 
 
 def _iso(v: Any) -> Any:
@@ -485,7 +488,7 @@ def http_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespac
             for m in MODELS:
                 http.post("/v1/models", json={"id": f"h{m}", "name": m}, headers=h)
             bodies = []
-            for b, batch in enumerate(make_batches(cids, args.batches, seed=7, tag="h")):
+            for b, batch in enumerate(make_batches(cids, 2 * args.batches, seed=7, tag="h")):
                 bodies.append(
                     {"events": [
                         {"eventId": f"http-{b}-{i}", "modelId": f"h{e.model_id}",
@@ -496,13 +499,42 @@ def http_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespac
                         for i, e in enumerate(batch)
                     ]}
                 )  # fmt: skip
-            t = time.perf_counter()
-            for body in bodies:
-                r = http.post("/v1/usage", json=body, headers=h)
+
+            def post(client: httpx.Client, body: dict[str, Any]) -> None:
+                r = client.post("/v1/usage", json=body, headers=h)
                 assert r.status_code == 200 and len(r.json()["accepted"]) == BATCH, r.text[:300]
+
+            sequential, concurrent = bodies[: args.batches], bodies[args.batches :]
+            assert server.proc is not None
+            pid = server.proc.pid
+            cpu = process_cpu(pid)
+            t = time.perf_counter()
+            for body in sequential:
+                post(http, body)
             took = time.perf_counter() - t
+            cpu = process_cpu(pid) - cpu
         n = args.batches * BATCH
-        print(f"[{label}] HTTP POST /v1/usage end to end: {n / took:,.0f} events/s", flush=True)
+        print(
+            f"[{label}] HTTP POST /v1/usage end to end: {n / took:,.0f} events/s "
+            f"(registry process {cpu / n * 1e6:.0f} us CPU per event)",
+            flush=True,
+        )
+        if args.writers > 1:  # as many operators posting at once, each on its own connection
+
+            def operator(k: int) -> None:
+                with httpx.Client(base_url=server.base_url, timeout=60) as client:
+                    for body in concurrent[k :: args.writers]:
+                        post(client, body)
+
+            t = time.perf_counter()
+            with ThreadPoolExecutor(args.writers) as pool:
+                list(pool.map(operator, range(args.writers)))
+            took = time.perf_counter() - t
+            print(
+                f"[{label}] HTTP POST /v1/usage, {args.writers} concurrent clients: "
+                f"{n / took:,.0f} events/s",
+                flush=True,
+            )
     finally:
         server.kill()
         shutil.rmtree(blobs, ignore_errors=True)
