@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -81,6 +81,33 @@ BUCKET_COLUMNS = (
     "reward_micro",
 )  # fmt: skip
 BUCKET_KEY = BUCKET_COLUMNS[:4]
+
+
+class AttributionLike(Protocol):
+    """What ingestion reads of one attribution: an `AttributionIn`, or the HTTP body's model as
+    it is (no copy per event on the request path)."""
+
+    @property
+    def contribution_id(self) -> str: ...
+    @property
+    def weight(self) -> float | int: ...
+    @property
+    def method(self) -> str: ...
+
+
+class EventLike(Protocol):
+    """What ingestion reads of one event (`EventIn`, or the HTTP body's model)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def fee_micro(self) -> int: ...
+    @property
+    def attributions(self) -> Sequence[AttributionLike]: ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +202,7 @@ def _contributions(db: BulkDb, ids: Iterable[str]) -> dict[str, _Owner]:
 
 
 def _quick_weights(
-    event: EventIn,
+    event: EventLike,
     models: dict[str, bool],
     owners: dict[str, str],
     latest: datetime,
@@ -230,7 +257,7 @@ def _quick_weights(
 
 
 def _validate(
-    event: EventIn,
+    event: EventLike,
     *,
     operator: str,
     models: dict[str, tuple[str, bool]],
@@ -362,7 +389,7 @@ def ingest_events(
     session: Session,
     *,
     operator: str,
-    events: Sequence[EventIn],
+    events: Sequence[EventLike],
     share_ppm: int,
     now: datetime | None = None,
     max_attributions: int = MAX_ATTRIBUTIONS,
@@ -389,7 +416,7 @@ class BatchRows:
 def _ingest(
     session: Session,
     operator: str,
-    events: Sequence[EventIn],
+    events: Sequence[EventLike],
     share_ppm: int,
     now: datetime | None,
     max_attributions: int,
@@ -403,7 +430,7 @@ def _ingest(
 def plan_batch(
     db: BulkDb,
     operator: str,
-    events: Sequence[EventIn],
+    events: Sequence[EventLike],
     share_ppm: int,
     now: datetime | None = None,
     max_attributions: int = MAX_ATTRIBUTIONS,
@@ -524,7 +551,7 @@ def ingest_with_retry(
     session: Session,
     *,
     operator: str,
-    events: Sequence[EventIn],
+    events: Sequence[EventLike],
     share_ppm: int,
     max_attributions: int = MAX_ATTRIBUTIONS,
     attempts: int = 3,

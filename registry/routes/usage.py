@@ -18,7 +18,7 @@ from registry.db.models import ROLE_OPERATOR
 from registry.db.session import DbSession
 from registry.db.usage_models import Model
 from registry.errors import ERROR_RESPONSES, ApiError, ErrorResponse
-from registry.ledger import AttributionIn, EventIn, IngestResult, ingest_with_retry
+from registry.ledger import IngestResult, ingest_with_retry
 from registry.settings import RegistrySettings
 
 router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
@@ -32,7 +32,9 @@ _FORBIDDEN: dict[int | str, dict[str, Any]] = {
 
 
 class AttributionBody(BaseModel):
-    contributionId: str
+    # snake_case attributes with the wire's camelCase as aliases: registry.ledger reads these
+    # models as they are (ledger.AttributionLike / EventLike), without a copy per event.
+    contribution_id: str = Field(alias="contributionId")
     weight: float = Field(
         description="Relative weight within the event (0 to 1e6, kept to 6 decimals)"
     )
@@ -40,10 +42,12 @@ class AttributionBody(BaseModel):
 
 
 class UsageEventBody(BaseModel):
-    eventId: str = Field(description="Operator-chosen idempotency key (1-128 characters)")
-    modelId: str
+    event_id: str = Field(
+        alias="eventId", description="Operator-chosen idempotency key (1-128 characters)"
+    )
+    model_id: str = Field(alias="modelId")
     at: datetime = Field(description="When the inference happened (RFC 3339 with offset)")
-    feeMicro: int = Field(description="Fee of the event in micro-units (>= 0)")
+    fee_micro: int = Field(alias="feeMicro", description="Fee of the event in micro-units (>= 0)")
     attributions: list[AttributionBody]
 
 
@@ -99,18 +103,6 @@ def _settings(request: Request) -> RegistrySettings:
     return settings
 
 
-def _event_in(body: UsageEventBody) -> EventIn:
-    return EventIn(
-        event_id=body.eventId,
-        model_id=body.modelId,
-        at=body.at,
-        fee_micro=body.feeMicro,
-        attributions=tuple(
-            AttributionIn(a.contributionId, a.weight, a.method) for a in body.attributions
-        ),
-    )
-
-
 def batch_result(result: IngestResult) -> UsageBatchResult:
     return UsageBatchResult(
         accepted=result.accepted,
@@ -144,11 +136,10 @@ def post_usage(
             f"Send at most {settings.usage_batch_max} events per batch.",
             {"max": settings.usage_batch_max, "received": len(body.events)},
         )
-    events = [_event_in(e) for e in body.events]
     result = ingest_with_retry(
         session,
         operator=operator.fingerprint,
-        events=events,
+        events=body.events,
         share_ppm=settings.contributor_share_ppm,
     )
     return batch_result(result)
