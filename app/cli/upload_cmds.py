@@ -1,4 +1,5 @@
-"""`submit ID`, `upload [--wait]`, `queue [--json]`, `sync`: getting contributions there.
+"""`submit ID`, `upload [--wait]`, `queue`, `sync`, `rewards`: getting contributions there and
+seeing what they earn.
 
 Only the parsers live here; the handlers (and the HTTP, SQL and crypto stacks they need) are
 imported when a command runs, so every other command starts fast.
@@ -41,7 +42,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("item", nargs="?", type=int, help="catalogue id for the action")
     p.set_defaults(func=lazy_handler(_HANDLERS, "cmd_queue"))
 
-    p = sub.add_parser("sync", help="refresh contribution states from the registry")
+    p = sub.add_parser(
+        "sync", help="refresh contribution states, usage and rewards from the registry"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _passphrase_arg(p)
     p.set_defaults(func=lazy_handler(_HANDLERS, "cmd_sync"))
+
+    p = sub.add_parser("rewards", help="usage and rewards kept on this computer (offline)")
+    p.add_argument("id", nargs="?", type=int, help="catalogue id (default: all contributions)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=lazy_handler(_HANDLERS, "cmd_rewards"))

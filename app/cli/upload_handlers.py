@@ -1,4 +1,4 @@
-"""Handlers of `submit`, `upload`, `queue` and `sync` (parsers in upload_cmds.py).
+"""Handlers of `submit`, `upload`, `queue`, `sync` and `rewards` (parsers in upload_cmds.py).
 
 Exit codes: 0 all done; 4 registry unreachable (queue kept) or refused/rejected; 3 a
 contribution stopped because its files changed.
@@ -14,6 +14,7 @@ from typing import Any
 
 from app.cli.identity_cmds import Passphrases
 from app.cli.output import human_size, print_json
+from app.domain.money import format_micro
 from app.services.context import ServiceContext
 from app.services.submit import SubmitService
 from app.services.upload_state import QueueEvent, QueueSnapshot, RegistryStatus
@@ -226,16 +227,120 @@ def cmd_queue(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.services.identity import IdentityService
+    from app.services.rewards import RewardsSync
+
     queue = UploadQueue(ctx, passphrase=_phr(args))
     try:
         changes = queue.sync()
+        ident = IdentityService(ctx).current()
+        report = None
+        if ident is not None:
+            progress = None if args.json else _progress_line()
+            report = RewardsSync(ctx, queue.client, ident.fingerprint).run(progress)
+            if progress is not None:
+                progress("")
     finally:
         queue.close()
     if args.json:
-        print_json([{"itemId": i, "state": s.value} for i, s in changes])
-    else:
-        for item_id, state in changes:
-            print(f"#{item_id}: {state.value}")
-        if not changes:
-            print("Nothing to sync.")
+        print_json(
+            {
+                "contributions": [{"itemId": i, "state": s.value} for i, s in changes],
+                "rewards": None
+                if report is None
+                else {
+                    "newEntries": report.new_entries,
+                    "newRewardMicro": report.new_reward_micro,
+                    "contributionsWithUsage": report.contributions,
+                    "models": report.models,
+                    "cursor": report.cursor,
+                },
+            }
+        )
+        return EXIT_OK
+    for item_id, state in changes:
+        print(f"#{item_id}: {state.value}")
+    if report is not None and report.new_entries:
+        print(
+            f"Rewards: {report.new_entries:,} new entries, "
+            f"+{format_micro(report.new_reward_micro)} (see: contributor-desk rewards)"
+        )
+    elif not changes:
+        print("Nothing to sync.")
+    return EXIT_OK
+
+
+def _progress_line() -> Any:
+    """A one-line progress display on a terminal (nothing when stderr is not one)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(text: str) -> None:
+        sys.stderr.write(f"\r\033[K{text}")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
+    from app.domain.errors import IdentityError
+    from app.services.identity import IdentityService
+    from app.services.rewards import RewardsReview
+
+    ident = IdentityService(ctx).current()
+    if ident is None:
+        raise IdentityError(
+            "no identity yet: rewards belong to your key",
+            hint="run: contributor-desk identity init",
+        )
+    review = RewardsReview(ctx, ctx.registry_url, ident.fingerprint)
+    view = review.overview(None if args.id is None else review.contribution_of(args.id))
+    if args.json:
+        print_json(
+            {
+                "registry": view.registry,
+                "totalMicro": view.total_micro,
+                "entries": view.entries,
+                "lastSync": view.last_sync.isoformat() if view.last_sync else None,
+                "contributions": [
+                    {
+                        "itemId": c.item_id,
+                        "contributionId": c.contribution_id,
+                        "title": c.title,
+                        "rewardMicro": c.reward_micro,
+                        "entries": c.entries,
+                    }
+                    for c in view.by_contribution
+                ],
+                "models": [
+                    {"modelId": m, "name": n, "demo": d, "rewardMicro": v}
+                    for m, n, d, v in view.by_model
+                ],
+                "methods": [{"method": m, "rewardMicro": v} for m, v in view.by_method],
+                "daily": [
+                    {"day": d.isoformat(), "events": e, "rewardMicro": r} for d, e, r in view.daily
+                ],
+            }
+        )
+        return EXIT_OK
+    when = view.last_sync.strftime("%Y-%m-%d %H:%M UTC") if view.last_sync else "never"
+    print(f"Rewards from {view.registry} (last synced: {when})")
+    if not view.entries:
+        print("No rewards yet." + ("" if view.last_sync else " Run: contributor-desk sync"))
+        return EXIT_OK
+    print(f"Total: {format_micro(view.total_micro)} from {view.entries:,} ledger entries")
+    print("By contribution:")
+    for c in view.by_contribution:
+        label = f"#{c.item_id} {c.title}" if c.item_id is not None else c.title
+        print(f"  {format_micro(c.reward_micro):>18}  {label}")
+    print("By model:")
+    for _mid, name, demo, micro in view.by_model:
+        print(f"  {format_micro(micro):>18}  {name}{' (demo)' if demo else ''}")
+    print("By attribution method:")
+    for method, micro in view.by_method:
+        print(f"  {format_micro(micro):>18}  {method}")
+    if view.daily:
+        events = sum(e for _d, e, _r in view.daily)
+        first, last = view.daily[0][0], view.daily[-1][0]
+        print(f"Usage: {events:,} attributed events from {first} to {last}")
     return EXIT_OK

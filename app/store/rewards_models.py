@@ -1,0 +1,91 @@
+"""The local copy of a contributor's usage and rewards, synced from registries.
+
+Everything here is a cache of registry data, keyed by the registry's URL (one catalogue can
+talk to several registries) and, for the ledger, the identity that reads it. It is what the
+rewards page and `contributor-desk rewards` show, online or not: a sync only ever adds entries
+and replaces usage days it fetched again, in one transaction per page, so an interrupted sync
+leaves the previous state (and its cursor) intact.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.store.models import Base, utcnow
+
+STREAM_REWARDS = "rewards"
+
+
+class SyncCursor(Base):
+    """How far a stream of one registry has been read for one identity."""
+
+    __tablename__ = "sync_cursors"
+
+    registry_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)  # key fingerprint
+    stream: Mapped[str] = mapped_column(String(200), primary_key=True)  # "rewards", "usage:<id>"
+    cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RewardRecord(Base):
+    """One ledger entry of the registry, as received (local id order == ledger order)."""
+
+    __tablename__ = "reward_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registry_url: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(64))
+    cursor: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(128))
+    contribution_id: Mapped[str] = mapped_column(String(128))
+    model_id: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    amount_micro: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("registry_url", "owner", "cursor", name="uq_reward_entries_cursor"),
+        Index("ix_reward_entries_contribution", "registry_url", "contribution_id"),
+    )
+
+
+class UsageDay(Base):
+    """One day of one contribution's usage by one model and method (the registry's bucket)."""
+
+    __tablename__ = "usage_days"
+
+    registry_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    contribution_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    share_ppm: Mapped[int] = mapped_column(BigInteger, default=0)
+    reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class KnownModel(Base):
+    """A model registered at a registry (names for the charts; demo models are labelled)."""
+
+    __tablename__ = "registry_models"
+
+    registry_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)

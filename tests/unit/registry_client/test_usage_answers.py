@@ -1,0 +1,114 @@
+"""Usage and rewards answers of the wrong shape are 'unreadable' at the edge, never half-used."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from app.domain.errors import RegistryUnavailable
+from app.registry_client import usage
+
+
+class FakeHttp:
+    def __init__(self, *answers: dict[str, Any]) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        self.calls.append((path, dict(kw.get("params", {}))))
+        return self.answers.pop(0)
+
+
+class FakeClient:
+    def __init__(self, *answers: dict[str, Any]) -> None:
+        self.http = FakeHttp(*answers)
+
+
+ENTRY = {
+    "cursor": "7",
+    "eventId": "e1",
+    "contributionId": "c1",
+    "modelId": "m1",
+    "method": "influence",
+    "amountMicro": 1234,
+    "at": "2026-11-20T10:00:00Z",
+    "demo": False,
+}
+
+
+def test_a_page_of_rewards_is_parsed_exactly() -> None:
+    client = FakeClient({"items": [ENTRY], "nextCursor": "7", "hasMore": False})
+    page = usage.rewards_after(client, "6")  # type: ignore[arg-type]
+    (e,) = page.items
+    assert (e.cursor, e.amount_micro, e.at.tzinfo is not None) == ("7", 1234, True)
+    assert client.http.calls == [("/v1/me/rewards", {"limit": 500, "after": "6"})]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"amountMicro": "1234"},  # text, not a number
+        {"amountMicro": True},  # a bool is not an amount
+        {"amountMicro": -1},
+        {"at": "yesterday"},
+        {"at": "2026-11-20T10:00:00"},  # no timezone
+        {"cursor": None},
+        {"demo": "no"},
+    ],
+)
+def test_a_malformed_reward_is_unreadable(bad: dict[str, Any]) -> None:
+    client = FakeClient({"items": [{**ENTRY, **bad}], "nextCursor": "7", "hasMore": False})
+    with pytest.raises(RegistryUnavailable):
+        usage.rewards_after(client, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"items": "nope"},
+        {"items": [ENTRY], "nextCursor": 7, "hasMore": True},
+        {},
+    ],
+)
+def test_a_malformed_page_is_unreadable(answer: dict[str, Any]) -> None:
+    with pytest.raises(RegistryUnavailable):
+        usage.rewards_after(FakeClient(answer), None)  # type: ignore[arg-type]
+
+
+def test_usage_window_and_its_garbage() -> None:
+    good = {
+        "contributionId": "c1",
+        "bucket": "day",
+        "since": "2026-11-01",
+        "until": "2026-11-26",
+        "series": [
+            {
+                "modelId": "m1",
+                "method": "retrieval",
+                "points": [{"start": "2026-11-02", "events": 3, "sharePpm": 5, "rewardMicro": 9}],
+            }
+        ],
+        "totals": {"events": 3, "rewardMicro": 9},
+    }
+    w = usage.usage_window(FakeClient(good), "c1", since=date(2026, 11, 1))  # type: ignore[arg-type]
+    assert w.points[0].start == date(2026, 11, 2) and w.points[0].reward_micro == 9
+    for broken in (
+        {**good, "series": {"not": "a list"}},
+        {**good, "since": "2026-13-01"},
+        {**good, "series": [{"modelId": "m1", "method": "x", "points": [{"start": "x"}]}]},
+        {**good, "series": [{"modelId": "m1", "method": "x", "points": [None]}]},
+    ):
+        with pytest.raises(RegistryUnavailable):
+            usage.usage_window(FakeClient(broken), "c1")  # type: ignore[arg-type]
+
+
+def test_models_are_read_page_after_page() -> None:
+    client = FakeClient(
+        {"items": [{"id": "a", "name": "A", "demo": True}], "nextCursor": "a", "hasMore": True},
+        {"items": [{"id": "b", "name": "B"}], "nextCursor": "b", "hasMore": False},
+    )
+    models = list(usage.all_models(client))  # type: ignore[arg-type]
+    assert [(m.id, m.demo) for m in models] == [("a", True), ("b", False)]
+    assert client.http.calls[1] == ("/v1/models", {"limit": 200, "after": "a"})
