@@ -124,6 +124,8 @@ def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) ->
         ctx = own_ctx
     session = GuiSession(ctx, app, debug)
     session.demo = demo_registry
+    if demo_registry is not None:
+        session.services.demo_seed = demo_registry.seed
     window = session.build_window()
     install_excepthook(lambda: session.window.errors if session.window else None)
     QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: session.follow_os_scheme())

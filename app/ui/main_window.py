@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.demo_url: str | None = None
         self.registry_state = "unknown"
         self._rewards: RewardsView | None = None
+        self._syncing = False
         self.tray: QSystemTrayIcon | None = None
         self.quitting = False
         self.setWindowTitle(APP_NAME)
@@ -173,9 +174,32 @@ class MainWindow(QMainWindow):
             from app.ui.rewards_view import RewardsView  # charts are loaded on first visit
 
             self._rewards = RewardsView(self.theme)
+            self._rewards.syncRequested.connect(self.sync)
             self.pages.insertWidget(2, self._rewards)
             self.pages.removeWidget(self.rewards_placeholder)
+        if row == 2:
+            self.load_rewards()
         self.pages.setCurrentIndex(row)
+
+    def load_rewards(self) -> None:
+        """The Rewards page from the catalogue's synced copy (no network)."""
+        view = self._rewards
+        if view is None:
+            return
+
+        from app.ui.rewards_view import local_time
+
+        def loaded(overview: Any) -> None:
+            view.show_overview(overview)
+            when = local_time(overview.last_sync) if overview is not None else None
+            if when is not None and not self._syncing:
+                self.sync_label.setText(f"Last sync: {when:%H:%M}")
+            if overview is not None and overview.last_sync is None:
+                self.sync()  # never synced with this registry: fetch now, once
+
+        self.runner.start(
+            self.services.rewards.overview, on_result=loaded, on_error=self.errors.show
+        )
 
     def show_page(self, key: str) -> None:
         keys = [k for k, _ in PAGES]
@@ -320,21 +344,36 @@ class MainWindow(QMainWindow):
         self.registry_label.setToolTip(self.registry_url)
 
     def sync(self) -> None:
-        """F5: refresh what we can. Usage/reward sync arrives with its own service."""
+        """F5: refresh the catalogue and the registry state, then pull usage and rewards."""
         self.catalogue.load()
         self.check_registry()
-        sync_service = getattr(self.services, "sync", None)
-        if sync_service is None:
-            self.statusBar().showMessage(
-                "Catalogue refreshed. Syncing usage and rewards becomes available with the sync "
-                "service.",
-                6000,
-            )
+        if self._syncing:
             return
-        self.runner.start(sync_service.sync, on_result=self._synced, on_error=self.errors.show)
+        self._syncing = True
+        if self._rewards is not None:
+            self._rewards.set_syncing(True)
+        self.sync_label.setText("Syncing…")
+        self.runner.start(
+            self.services.rewards.sync, on_result=self._synced, on_error=self._sync_failed
+        )
 
-    def _synced(self, _result: Any) -> None:
+    def _synced(self, overview: Any) -> None:
+        self._syncing = False
         self.sync_label.setText(f"Last sync: {datetime.now().strftime('%H:%M')}")
+        if self._rewards is not None:
+            self._rewards.set_syncing(False)
+            self._rewards.show_overview(overview)
+        if overview is None:
+            self.statusBar().showMessage(
+                "Catalogue refreshed. Create your identity to sync usage and rewards.", 6000
+            )
+
+    def _sync_failed(self, exc: BaseException) -> None:
+        self._syncing = False
+        self.sync_label.setText("Last sync: failed")
+        if self._rewards is not None:
+            self._rewards.set_syncing(False)
+        self.errors.show(exc)
 
     # -- adding --------------------------------------------------------------------------
     def focus_search(self) -> None:

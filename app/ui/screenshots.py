@@ -165,6 +165,16 @@ def shoot(
     window.show_page("uploads")
     save(window, "uploads")
     window.show_page("rewards")
+    _wait(
+        app,
+        lambda: (
+            window._rewards is not None
+            and window._rewards.overview is not None
+            and window._rewards.overview.last_sync is not None
+            and not window._syncing
+        ),
+        timeout=60,
+    )
     save(window, "rewards")
     window.show_page("settings")
     window.settings_view.refresh_identity()
@@ -264,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 services.signing.sign_item(ids["diabetes"], registry_url=url, datanet="open-data")
             if demo is not None and services.uploads is not None:
                 submit_and_wait(app, services, [ids["coco"], ids["air"]])
+                services.demo_seed = demo.seed  # simulated (demo) usage for the Rewards page
             for name in args.themes.split(","):
                 saved += shoot(
                     args.out, name.strip(), services, ids, root / "src", demo and demo.url

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ def _module_available(name: str) -> bool:
 class Services:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        # Demo mode: simulates usage for accepted contributions before a sync (seed-demo).
+        self.demo_seed: Callable[[], None] | None = None
 
     @cached_property
     def catalogue(self) -> CatalogueService:
@@ -78,6 +81,13 @@ class Services:
         if not self.uploads_available:
             return None
         return self._optional("app.ui.upload_adapter", "GuiUploadQueue")
+
+    @cached_property
+    def rewards(self) -> Any:
+        """Usage and rewards sync + offline review (app.ui.rewards_adapter.GuiRewards)."""
+        from app.ui.rewards_adapter import GuiRewards
+
+        return GuiRewards(self.ctx, self.demo_seed)
 
     def _optional(self, module: str, cls: str) -> Any | None:
         if not _module_available(module):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from app.domain.errors import RegistryUnavailable
@@ -21,10 +19,9 @@ from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import Desk, make_desk, start_registry
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
+from tests.support.rewards_flow import accepted_items, post_usage, usage_events
 
 pytestmark = pytest.mark.slow
-
-NOW = datetime.now(UTC)
 
 
 @pytest.fixture
@@ -50,50 +47,6 @@ def desk(
         yield d
     finally:
         d.ctx.close()
-
-
-def _accepted(desk: Desk, *names: str) -> list[str]:
-    """Catalogue, submit and upload one small dataset per name; their registry ids."""
-    items = [desk.add(n, {f"{n}.csv": f"a,b\n{n},1\n".encode()}) for n in names]
-    ids = [desk.submit(i).registry_id for i in items]
-    desk.queue().run()
-    assert all(desk.state(i) == "accepted" for i in items)
-    return [str(i) for i in ids]
-
-
-def _events(tag: str, cids: list[str], n: int) -> list[dict[str, Any]]:
-    """n events over the last 30 days, each attributing two contributions."""
-    out = []
-    for i in range(n):
-        a, b = cids[i % len(cids)], cids[(i + 1) % len(cids)]
-        out.append(
-            {
-                "eventId": f"{tag}-{i}",
-                "modelId": "sync-model",
-                "at": (NOW - timedelta(hours=7 * i % (30 * 24))).isoformat(),
-                "feeMicro": 1_000 + 37 * i,
-                "attributions": [
-                    {"contributionId": a, "weight": 0.6, "method": "influence"},
-                    {"contributionId": b, "weight": 0.4, "method": "retrieval"},
-                ],
-            }
-        )
-    return out
-
-
-def _post(registry: RegistryProcess, operator: Contributor, events: list[dict[str, Any]]) -> None:
-    with httpx.Client(base_url=registry.base_url, timeout=30) as http:
-        operator.sign_in(http)
-        http.post(
-            "/v1/models",
-            json={"id": "sync-model", "name": "Sync Model"},
-            headers=operator.headers,
-        )
-        for i in range(0, len(events), 500):
-            r = http.post(
-                "/v1/usage", json={"events": events[i : i + 500]}, headers=operator.headers
-            )
-            assert r.status_code == 200 and not r.json()["rejected"], r.text[:300]
 
 
 def _registry_summary(desk: Desk) -> dict[str, Any]:
@@ -126,8 +79,8 @@ def test_sync_is_exact_incremental_and_reviewable_offline(
     operator: Contributor,
     data_dir: Path,
 ) -> None:
-    cids = _accepted(desk, "alpha", "beta")
-    _post(registry, operator, _events("a", cids, 600))  # 1,200 entries: three pages
+    cids = accepted_items(desk, "alpha", "beta")
+    post_usage(registry, operator, usage_events("a", cids, 600))  # 1,200 entries: three pages
 
     first = _sync(desk)
     summary = _registry_summary(desk)
@@ -146,7 +99,7 @@ def test_sync_is_exact_incremental_and_reviewable_offline(
     again = _sync(desk)
     assert again.new_entries == 0 and _review(desk).total_micro == view.total_micro
 
-    _post(registry, operator, _events("b", cids, 10))
+    post_usage(registry, operator, usage_events("b", cids, 10))
     more = _sync(desk)
     assert more.new_entries == 20
     assert _review(desk).total_micro == _registry_summary(desk)["rewardMicro"]
@@ -174,8 +127,8 @@ def test_an_interrupted_sync_keeps_what_it_stored_and_continues_without_duplicat
     operator: Contributor,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cids = _accepted(desk, "gamma")
-    _post(registry, operator, _events("c", cids, 1100))  # 2 entries each (two methods)
+    cids = accepted_items(desk, "gamma")
+    post_usage(registry, operator, usage_events("c", cids, 1100))  # 2 entries each (two methods)
     real = usage_api.rewards_after
     calls = {"n": 0}
 

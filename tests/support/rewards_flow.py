@@ -1,0 +1,61 @@
+"""Getting usage and rewards into a real registry for app tests: accepted contributions of a
+desk, then usage posted by an operator (integration and GUI tests share these)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.integration.faults.helpers import Desk
+from tests.support.registry_actors import Contributor
+from tests.support.registry_server import RegistryProcess
+
+NOW = datetime.now(UTC)
+
+
+def accepted_items(desk: Desk, *names: str) -> list[str]:
+    """Catalogue, submit and upload one small dataset per name; their registry ids."""
+    items = [desk.add(n, {f"{n}.csv": f"a,b\n{n},1\n".encode()}) for n in names]
+    ids = [desk.submit(i).registry_id for i in items]
+    desk.queue().run()
+    assert all(desk.state(i) == "accepted" for i in items)
+    return [str(i) for i in ids]
+
+
+def usage_events(tag: str, cids: list[str], n: int) -> list[dict[str, Any]]:
+    """n events over the last 30 days, each attributing two contributions."""
+    out = []
+    for i in range(n):
+        a, b = cids[i % len(cids)], cids[(i + 1) % len(cids)]
+        out.append(
+            {
+                "eventId": f"{tag}-{i}",
+                "modelId": "sync-model",
+                "at": (NOW - timedelta(hours=7 * i % (30 * 24))).isoformat(),
+                "feeMicro": 1_000 + 37 * i,
+                "attributions": [
+                    {"contributionId": a, "weight": 0.6, "method": "influence"},
+                    {"contributionId": b, "weight": 0.4, "method": "retrieval"},
+                ],
+            }
+        )
+    return out
+
+
+def post_usage(
+    registry: RegistryProcess, operator: Contributor, events: list[dict[str, Any]]
+) -> None:
+    with httpx.Client(base_url=registry.base_url, timeout=30) as http:
+        operator.sign_in(http)
+        http.post(
+            "/v1/models",
+            json={"id": "sync-model", "name": "Sync Model"},
+            headers=operator.headers,
+        )
+        for i in range(0, len(events), 500):
+            r = http.post(
+                "/v1/usage", json={"events": events[i : i + 500]}, headers=operator.headers
+            )
+            assert r.status_code == 200 and not r.json()["rejected"], r.text[:300]
