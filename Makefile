@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test check lint typecheck pytest screenshots icons bench bench-gui clean
+.PHONY: run test check lint typecheck pytest screenshots icons package bench bench-gui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ screenshots: $(VENV)/.dev-installed
 
 icons: $(VENV)/.dev-installed
 	$(BIN)/python resources/generate_icons.py
+
+# The installable bundle: dist/contributor-desk/ (Linux, Windows), "Contributor Desk.app" (macOS).
+package: $(VENV)/.dev-installed
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/contributor-desk.spec
 
 bench-gui: $(VENV)/.dev-installed
 	$(BIN)/python bench/gui_startup_bench.py

@@ -22,7 +22,13 @@ _BOOT = "import sys; from registry.cli import main; sys.exit(main())"
 STARTUP_TIMEOUT_S = 30.0
 
 
+# How a frozen bundle (packaging/entry.py) runs its embedded registry instead of `python -c`.
+FROZEN_REGISTRY_SWITCH = "--run-registry"
+
+
 def _registry_command(*args: str) -> list[str]:
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_REGISTRY_SWITCH, *args]
     return [sys.executable, "-c", _BOOT, *args]
 
 
