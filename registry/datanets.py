@@ -1,7 +1,8 @@
 """Datanet rules and their evaluation against a contribution (at create and at finalize).
 
-Rules are stored as JSON on the datanet row; empty lists mean "anything". The app evaluates the
-same rules locally before signing so users learn about rejections before uploading.
+Rules are stored as JSON on the datanet row; empty lists mean "anything". The evaluation itself
+lives in app.domain.datanet_rules: the app runs the same code before signing, so users learn
+about rejections before uploading.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.domain import datanet_rules as domain_rules
 from registry.auth import as_utc
 from registry.db.models import Datanet
 
@@ -59,11 +61,6 @@ def datanet_out(row: Datanet) -> DatanetOut:
     )
 
 
-def _extension(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
-
-
 def evaluate_rules(
     rules_json: dict[str, Any],
     *,
@@ -71,39 +68,11 @@ def evaluate_rules(
     license: str | None,
     files: Sequence[tuple[str, int]],
 ) -> list[Reason]:
-    """Every rule the contribution breaks, as reasons (empty list = acceptable)."""
-    rules = DatanetRules.model_validate(rules_json)
-    reasons: list[Reason] = []
-    if rules.kinds and kind not in rules.kinds:
-        reasons.append(
-            Reason(code="kind_not_accepted", message=f"This datanet does not accept {kind!r}.")
-        )
-    if rules.licenses and (license or "") not in rules.licenses:
-        reasons.append(
-            Reason(
-                code="license_not_accepted",
-                message=f"License {license!r} is not one of {', '.join(rules.licenses)}.",
-            )
-        )
-    if rules.maxFiles is not None and len(files) > rules.maxFiles:
-        reasons.append(Reason(code="too_many_files", message=f"More than {rules.maxFiles} files."))
-    total = sum(size for _, size in files)
-    if rules.maxTotalSize is not None and total > rules.maxTotalSize:
-        reasons.append(
-            Reason(
-                code="too_large",
-                message=f"Total size {total} bytes exceeds {rules.maxTotalSize} bytes.",
-            )
-        )
-    if rules.formats:
-        allowed = {f.lower().lstrip(".") for f in rules.formats}
-        for path, _ in files:
-            if _extension(path) not in allowed:
-                reasons.append(
-                    Reason(
-                        code="format_not_accepted",
-                        message="This file type is not accepted by the datanet.",
-                        path=path,
-                    )
-                )
-    return reasons
+    """Every rule the contribution breaks, as reasons (empty list = acceptable); the same
+    evaluation the app runs before signing (app.domain.datanet_rules)."""
+    rules = DatanetRules.model_validate(rules_json)  # the API's defaults and types
+    checked = domain_rules.DatanetRules.from_json(rules.model_dump())
+    return [
+        Reason(code=p.code, message=p.message, path=p.path)
+        for p in domain_rules.evaluate(checked, kind=kind, license=license, files=files)
+    ]

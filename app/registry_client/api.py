@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from app.domain.errors import RegistryUnavailable
 from app.registry_client.http import (
@@ -288,6 +289,17 @@ class RegistryClient:
             if isinstance(r, dict):
                 rejected[str(r.get("sha256", ""))] = str(r.get("reason", ""))
         return BatchResult(_strings(out, "stored"), _strings(out, "present"), rejected)
+
+    def datanet_rules(self, datanet: str) -> dict[str, Any]:
+        """The rules of one datanet (public: no sign-in), as the registry's JSON."""
+        # One try: this is a pre-check, and an unreachable registry must not delay an offline
+        # submit (which then queues as usual).
+        path = f"/v1/datanets/{quote(datanet, safe='')}"
+        body = self.http.json("GET", path, auth=False, retry=False)
+        rules = body.get("rules")
+        if not isinstance(rules, dict):
+            raise _unreadable("field 'rules' is not an object")
+        return rules
 
     def finalize(self, contribution_id: str) -> ContributionStatus:
         """Ask the registry to verify and decide; idempotent, so retrying is safe."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from app.store.queue_models import JOB_BLOB, JOB_CREATE, UploadJob
 DEFAULT_DATANET = "open-data"
 LOCAL_STATES = frozenset({State.DRAFT, State.SIGNED, State.REJECTED})
 SHOWN = 10
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +359,40 @@ class SubmitService:
             s.add(UploadJob(item_id=item_id, kind=JOB_CREATE, state="pending"))
             transition(s, item, State.QUEUED, "queued", f"for {url} datanet {net}")
 
+    def check_datanet(self, item_id: int, datanet: str | None, client: RegistryClient) -> None:
+        """Before anything is signed: the datanet's rules, evaluated here exactly as the
+        registry will (app.domain.datanet_rules). Broken rules raise BadInputError listing
+        them all; a registry that cannot be reached skips the check (it is re-run by the
+        registry, and the queue reports a rejection)."""
+        from app.domain.datanet_rules import DatanetRules, evaluate
+        from app.domain.errors import RegistryUnavailable
+
+        net = datanet or self._ctx.settings.get(DATANET) or DEFAULT_DATANET
+        try:
+            rules_json = client.datanet_rules(net)
+        except RegistryUnavailable:
+            log.info("datanet rules of %s not checked: the registry is unreachable", net)
+            return
+        try:
+            rules = DatanetRules.from_json(rules_json)
+        except ValueError as exc:
+            log.warning("datanet %s has rules this app cannot read: %s", net, exc)
+            return
+        with self._ctx.db.session() as s:
+            item = s.get(Item, item_id)
+            if item is None or State(item.state) not in LOCAL_STATES:
+                return  # prepare() explains why it will not submit, with a hint
+            files = [(f.path, f.size) for f in catalogued_files(s, item_id)]
+            problems = evaluate(rules, kind=item.kind, license=item.license, files=files)
+        if problems:
+            shown = [f"{p.path}: {p.message}" if p.path else p.message for p in problems]
+            more = f" and {len(shown) - SHOWN} more" if len(shown) > SHOWN else ""
+            raise BadInputError(
+                f"item #{item_id} would be rejected by datanet {net!r}: "
+                f"{' '.join(shown[:SHOWN])}{more}",
+                hint="nothing was signed or sent; change the item or choose another datanet",
+            )
+
     def submit(
         self,
         item_id: int,
@@ -369,13 +405,14 @@ class SubmitService:
         from app.domain.errors import RegistryUnavailable
         from app.services.uploads import make_client
 
-        # Paused collector: a 10,000-file submit builds ~100,000 small objects (file rows,
-        # manifest entries, the missing-blob list) that are never in a reference cycle.
-        with gc_paused():
-            self.prepare(item_id, datanet=datanet, passphrase=passphrase)
         own = client is None
         client = client or make_client(self._ctx, passphrase=passphrase)
         try:
+            self.check_datanet(item_id, datanet, client)
+            # Paused collector: a 10,000-file submit builds ~100,000 small objects (file rows,
+            # manifest entries, the missing-blob list) that are never in a reference cycle.
+            with gc_paused():
+                self.prepare(item_id, datanet=datanet, passphrase=passphrase)
             with gc_paused():
                 return create_remote(self._ctx, client, item_id)
         except RegistryUnavailable as exc:
