@@ -4,10 +4,10 @@ Sync (`RewardsSync.run`) is incremental and interruptible:
 - ledger entries are read after the stored cursor, a page at a time; each page and the cursor
   that follows it are written in one transaction, so a crash or a dropped connection keeps
   every page already stored and the next sync continues after it, never storing one twice;
-- the day buckets of each accepted contribution are fetched from the day after the previous
-  fetch (at most the registry's 731-day range; the first time the registry's 90 days) and
-  replace the local days of that window in one transaction; older days stay, so history the
-  registry no longer shows by default is kept;
+- the day buckets of each accepted contribution are fetched for the last 90 days, or from the
+  last day fetched when that is older (at most the registry's 731-day range), and replace the
+  local days of that window in one transaction; older days stay, so history the registry no
+  longer shows by default is kept;
 - model names are refreshed (charts label models by name; demo models are marked).
 
 Review (`RewardsReview`) reads only the catalogue: totals, per contribution, per model, per
@@ -185,10 +185,11 @@ class RewardsSync:
         with self._ctx.db.session() as s:
             row = self._cursor(s, stream)
             last = date.fromisoformat(row.cursor) if row and row.cursor else None
-        if last is None:
-            since = today - timedelta(days=FIRST_WINDOW_DAYS - 1)
-        else:  # refetch the last day fetched: it may have grown since
-            since = max(min(last, today), today - timedelta(days=MAX_WINDOW_DAYS - 1))
+        # Always the registry's last 90 days (operators may post late events for recent days),
+        # and back to the last day fetched when that is older (a long time offline).
+        since = today - timedelta(days=FIRST_WINDOW_DAYS - 1)
+        if last is not None:
+            since = max(min(last, since), today - timedelta(days=MAX_WINDOW_DAYS - 1))
         window = usage_window(self.client, contribution_id, since=since)
         self._store_window(window)
 

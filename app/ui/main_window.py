@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.registry_state = "unknown"
         self._rewards: RewardsView | None = None
         self._syncing = False
+        self._quiet_sync = False  # the automatic first sync fails without a dialog
         self.tray: QSystemTrayIcon | None = None
         self.quitting = False
         self.setWindowTitle(APP_NAME)
@@ -194,8 +195,11 @@ class MainWindow(QMainWindow):
             when = local_time(overview.last_sync) if overview is not None else None
             if when is not None and not self._syncing:
                 self.sync_label.setText(f"Last sync: {when:%H:%M}")
-            if overview is not None and overview.last_sync is None:
-                self.sync()  # never synced with this registry: fetch now, once
+            if overview is not None and overview.last_sync is None and not self._syncing:
+                # Never synced with this registry: fetch now, once. Offline, that is no reason
+                # for a dialog: the status bar says so and F5 retries.
+                self._quiet_sync = True
+                self.sync()
 
         self.runner.start(
             self.services.rewards.overview, on_result=loaded, on_error=self.errors.show
@@ -359,6 +363,7 @@ class MainWindow(QMainWindow):
 
     def _synced(self, overview: Any) -> None:
         self._syncing = False
+        self._quiet_sync = False
         self.sync_label.setText(f"Last sync: {datetime.now().strftime('%H:%M')}")
         if self._rewards is not None:
             self._rewards.set_syncing(False)
@@ -373,6 +378,10 @@ class MainWindow(QMainWindow):
         self.sync_label.setText("Last sync: failed")
         if self._rewards is not None:
             self._rewards.set_syncing(False)
+        if self._quiet_sync:
+            self._quiet_sync = False
+            self.statusBar().showMessage(f"Usage and rewards not synced: {exc}", 8000)
+            return
         self.errors.show(exc)
 
     # -- adding --------------------------------------------------------------------------

@@ -109,3 +109,19 @@ def test_first_visit_syncs_from_the_registry_and_f5_fetches_new_usage(
     finally:
         registry.kill(signal.SIGTERM)
         desk.ctx.close()
+
+
+def test_the_automatic_first_sync_fails_quietly_offline(
+    qtbot: Any, window: Any, services: Any
+) -> None:
+    services.identity.init()
+    shown: list[BaseException] = []
+    window.errors.show = lambda exc, title="": shown.append(exc)
+    window.show_page("rewards")  # never synced and the registry is down
+    qtbot.waitUntil(lambda: window.sync_label.text() == "Last sync: failed", timeout=30_000)
+    assert shown == []  # no dialog for a page visit
+    assert "not synced" in window.statusBar().currentMessage()
+    view = window._rewards
+    assert view.stack.currentIndex() == 0 and view.sync_button.isEnabled()
+    qtbot.keyClick(window, Qt.Key.Key_F5)  # asked for explicitly: now the error is shown
+    qtbot.waitUntil(lambda: bool(shown), timeout=30_000)
