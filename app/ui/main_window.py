@@ -176,11 +176,27 @@ class MainWindow(QMainWindow):
 
             self._rewards = RewardsView(self.theme)
             self._rewards.syncRequested.connect(self.sync)
+            self._rewards.scopeChanged.connect(self._rewards_scope)
             self.pages.insertWidget(2, self._rewards)
             self.pages.removeWidget(self.rewards_placeholder)
         if row == 2:
             self.load_rewards()
         self.pages.setCurrentIndex(row)
+
+    def _rewards_scope(self, contribution_id: str | None) -> None:
+        view = self._rewards
+        if view is not None:
+
+            def loaded(overview: Any) -> None:
+                if view.scope.currentData() == contribution_id:  # not a stale answer
+                    view.show_scoped(overview)
+
+            self.runner.start(
+                self.services.rewards.overview,
+                contribution_id,
+                on_result=loaded,
+                on_error=self.errors.show,
+            )
 
     def load_rewards(self) -> None:
         """The Rewards page from the catalogue's synced copy (no network)."""

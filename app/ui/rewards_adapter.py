@@ -41,11 +41,11 @@ class GuiRewards:
             client.close()
         return self.overview()
 
-    def overview(self) -> RewardsOverview | None:
-        """What the catalogue holds (works offline)."""
+    def overview(self, contribution_id: str | None = None) -> RewardsOverview | None:
+        """What the catalogue holds (works offline), for all contributions or one."""
         from app.services.rewards import RewardsReview
 
         owner = self._owner()
         if owner is None:
             return None
-        return RewardsReview(self._ctx, self._ctx.registry_url, owner).overview()
+        return RewardsReview(self._ctx, self._ctx.registry_url, owner).overview(contribution_id)

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.money import format_micro
-from app.services.rewards import RewardsOverview
+from app.services.rewards import ContributionRewards, RewardsOverview
 from app.ui.theme import Theme
 from app.ui.widgets import EmptyState, page_header
 
@@ -86,17 +87,23 @@ def _table(headers: list[str]) -> QTableWidget:
     return table
 
 
-def _fill(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
+def _label(c: ContributionRewards) -> str:
+    return c.title if c.item_id is None else f"#{c.item_id}  {c.title}"
+
+
+def _fill(table: QTableWidget, rows: list[tuple[str, ...]], keys: list[str] | None = None) -> None:
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             item = QTableWidgetItem(text)
+            if c == 0 and keys is not None:
+                item.setData(Qt.ItemDataRole.UserRole, keys[r])
             if c > 0:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(r, c, item)
 
 
-def _titled(title: str, widget: QWidget) -> QWidget:
+def _titled(title: str, widget: QWidget) -> tuple[QWidget, QLabel]:
     box = QWidget()
     layout = QVBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 0)
@@ -107,16 +114,23 @@ def _titled(title: str, widget: QWidget) -> QWidget:
     label.setFont(font)
     layout.addWidget(label)
     layout.addWidget(widget, 1)
-    return box
+    return box, label
 
 
 class RewardsView(QWidget):
+    """`show_overview` takes the whole history (fills the contribution list); the chart,
+    tiles and model/method tables then show the chosen scope: all contributions, or the one
+    picked in the *Show* box or the contributions table (`scopeChanged` asks the window for
+    that contribution's overview, which comes back through `show_scoped`)."""
+
     syncRequested = Signal()
+    scopeChanged = Signal(object)  # a registry contribution id, or None for all
 
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.theme = theme
         self.overview: RewardsOverview | None = None
+        self._filling = False  # programmatic changes to the scope box and the table
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 16)
         layout.setSpacing(14)
@@ -131,6 +145,16 @@ class RewardsView(QWidget):
         self.sync_button = QPushButton("Sync now")
         self.sync_button.setToolTip("Fetch new usage and rewards from the registry (F5)")
         self.sync_button.clicked.connect(self.syncRequested)
+        show = QLabel("Show")
+        show.setStyleSheet(f"color: {theme.colors['muted']};")
+        self.scope = QComboBox()
+        self.scope.setMinimumWidth(220)
+        self.scope.setToolTip("All contributions, or one of them")
+        self.scope.addItem("All contributions", None)
+        self.scope.currentIndexChanged.connect(self._scope_picked)
+        top.addWidget(show, 0, Qt.AlignmentFlag.AlignBottom)
+        top.addWidget(self.scope, 0, Qt.AlignmentFlag.AlignBottom)
+        top.addSpacing(12)
         top.addWidget(self.last_sync, 0, Qt.AlignmentFlag.AlignBottom)
         top.addWidget(self.sync_button, 0, Qt.AlignmentFlag.AlignBottom)
         layout.addLayout(top)
@@ -188,14 +212,17 @@ class RewardsView(QWidget):
         )
         self.bars.setZValue(10)  # over the grid lines
         self.chart.addItem(self.bars)
-        grid.addWidget(_titled("Earned per day (from usage by day)", self.chart), 1, 0, 1, 3)
+        chart_box, self.chart_title = _titled("Earned per day, all contributions", self.chart)
+        grid.addWidget(chart_box, 1, 0, 1, 3)
 
         self.by_contribution = _table(["Contribution", "Earned", "Entries"])
+        self.by_contribution.setToolTip("Select a contribution to chart it alone")
+        self.by_contribution.itemSelectionChanged.connect(self._row_picked)
         self.by_model = _table(["Model", "Earned"])
         self.by_method = _table(["Attribution method", "Earned"])
-        grid.addWidget(_titled("By contribution", self.by_contribution), 2, 0)
-        grid.addWidget(_titled("By model", self.by_model), 2, 1)
-        grid.addWidget(_titled("By attribution method", self.by_method), 2, 2)
+        grid.addWidget(_titled("By contribution", self.by_contribution)[0], 2, 0)
+        grid.addWidget(_titled("By model", self.by_model)[0], 2, 1)
+        grid.addWidget(_titled("By attribution method", self.by_method)[0], 2, 2)
         grid.setRowStretch(1, 3)
         grid.setRowStretch(2, 2)
         grid.setColumnStretch(0, 3)
@@ -234,6 +261,38 @@ class RewardsView(QWidget):
             )
             self.stack.setCurrentIndex(0)
             return
+        self._filling = True
+        try:
+            chosen = self.scope.currentData()
+            self.scope.clear()
+            self.scope.addItem("All contributions", None)
+            for c in overview.by_contribution:
+                self.scope.addItem(_label(c), c.contribution_id)
+            index = max(0, self.scope.findData(chosen)) if chosen is not None else 0
+            self.scope.setCurrentIndex(index)
+            _fill(
+                self.by_contribution,
+                [
+                    (_label(c), format_micro(c.reward_micro), f"{c.entries:,}")
+                    for c in overview.by_contribution
+                ],
+                [c.contribution_id for c in overview.by_contribution],
+            )
+        finally:
+            self._filling = False
+        self.contrib_value.setText(str(len(overview.by_contribution)))
+        self.contrib_note.setText("with rewards")
+        self.stack.setCurrentIndex(1)
+        scope = self.scope.currentData()
+        if scope is None:
+            self.show_scoped(overview)
+        else:
+            self.scopeChanged.emit(scope)  # the window loads that contribution's overview
+
+    def show_scoped(self, overview: RewardsOverview | None) -> None:
+        """Tiles, chart and model/method tables for the current scope."""
+        if overview is None:
+            return
         events = sum(e for _d, e, _r in overview.daily)
         self.total_value.setText(format_micro(overview.total_micro))
         self.total_note.setText(f"{overview.entries:,} ledger entries")
@@ -243,8 +302,6 @@ class RewardsView(QWidget):
             self.events_note.setText(f"{first:%d %b %Y} – {last:%d %b %Y}")
         else:
             self.events_note.setText("")
-        self.contrib_value.setText(str(len(overview.by_contribution)))
-        self.contrib_note.setText("with rewards")
         self.models_value.setText(str(len(overview.by_model)))
         demo = sum(1 for m in overview.by_model if m[2])
         self.models_note.setText(f"{demo} demo (simulated)" if demo else "")
@@ -255,16 +312,9 @@ class RewardsView(QWidget):
         heights = [r / 1_000_000 for _d, _e, r in overview.daily]
         self.bars.setOpts(x=xs, height=heights, width=DAY_SECONDS * 0.8)
         self.chart.enableAutoRange()
-        _fill(
-            self.by_contribution,
-            [
-                (
-                    c.title if c.item_id is None else f"#{c.item_id}  {c.title}",
-                    format_micro(c.reward_micro),
-                    f"{c.entries:,}",
-                )
-                for c in overview.by_contribution
-            ],
+        scope = self.scope.currentText() if self.scope.currentData() is not None else ""
+        self.chart_title.setText(
+            f"Earned per day: {scope}" if scope else "Earned per day, all contributions"
         )
         _fill(
             self.by_model,
@@ -280,4 +330,35 @@ class RewardsView(QWidget):
             self.by_method,
             [(METHOD_LABELS.get(m, m), format_micro(v)) for m, v in overview.by_method],
         )
-        self.stack.setCurrentIndex(1)
+
+    def _scope_picked(self, _index: int) -> None:
+        if self._filling:
+            return
+        scope = self.scope.currentData()
+        self._filling = True
+        try:  # keep the table's selection in step with the box
+            ids = [
+                self.by_contribution.item(r, 0).data(Qt.ItemDataRole.UserRole)
+                for r in range(self.by_contribution.rowCount())
+            ]
+            if scope in ids:
+                self.by_contribution.selectRow(ids.index(scope))
+            else:
+                self.by_contribution.clearSelection()
+        finally:
+            self._filling = False
+        if scope is None and self.overview is not None:
+            self.show_scoped(self.overview)
+        else:
+            self.scopeChanged.emit(scope)
+
+    def _row_picked(self) -> None:
+        if self._filling:
+            return
+        rows = self.by_contribution.selectionModel().selectedRows()
+        if not rows:
+            return
+        cid = self.by_contribution.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        index = self.scope.findData(cid)
+        if index >= 0:
+            self.scope.setCurrentIndex(index)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
+from app.domain.money import format_micro
 from app.services.rewards import ContributionRewards, RewardsOverview
 from tests.integration.faults.helpers import make_desk, start_registry
 from tests.support.registry_actors import Contributor
@@ -55,6 +56,19 @@ def test_states_of_the_page(qtbot: Any, theme: Any) -> None:
     with qtbot.waitSignal(view.syncRequested, timeout=1000):
         qtbot.mouseClick(view.sync_button, Qt.MouseButton.LeftButton)
 
+    # Picking a contribution in the table asks for its own overview and moves the Show box.
+    assert view.scope.count() == 2 and view.scope.currentData() is None
+    with qtbot.waitSignal(view.scopeChanged, timeout=1000) as picked:
+        view.by_contribution.selectRow(0)
+    assert picked.args == ["c1"] and view.scope.currentData() == "c1"
+    view.show_scoped(_overview(total_micro=7, entries=1, daily=((date(2026, 11, 1), 1, 7),)))
+    assert view.total_value.text() == "0.000007" and view.chart_title.text().endswith("Birds")
+    assert view.contrib_value.text() == "1"  # the contribution list stays the whole history
+    view.scope.setCurrentIndex(0)  # all contributions: shown from the overview in hand
+    assert view.total_value.text() == "3.500001"
+    assert view.chart_title.text().endswith("all contributions")
+    assert not view.by_contribution.selectionModel().selectedRows()
+
 
 @pytest.mark.slow
 def test_first_visit_syncs_from_the_registry_and_f5_fetches_new_usage(
@@ -88,6 +102,18 @@ def test_first_visit_syncs_from_the_registry_and_f5_fetches_new_usage(
             "#2  gulls",
         }
         assert view.events_value.text() == "80"
+        # One contribution alone: its own total and chart, from the catalogue.
+        wrens = next(c for c in view.overview.by_contribution if c.title == "wrens")
+        view.scope.setCurrentIndex(view.scope.findData(wrens.contribution_id))
+        qtbot.waitUntil(
+            lambda: view.total_value.text() == format_micro(wrens.reward_micro), timeout=10_000
+        )
+        assert view.chart_title.text().endswith("wrens")
+        view.scope.setCurrentIndex(0)
+        qtbot.waitUntil(
+            lambda: view.total_value.text() == format_micro(view.overview.total_micro),
+            timeout=10_000,
+        )
 
         post_usage(registry, operator, usage_events("h", cids, 5))
         qtbot.keyClick(win, Qt.Key.Key_F5)
