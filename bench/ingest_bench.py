@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -183,12 +184,15 @@ def backend_cpu(session: Session) -> float:
     return process_cpu(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
+@dataclass(frozen=True)
 class Timing:
     """Where a run's time went: wall, our CPU, the database server's CPU, and the wall time of
     the database writes + commits alone (the part a single SQLite writer cannot overlap)."""
 
-    def __init__(self, wall: float, cpu: float, server: float, writes: float) -> None:
-        self.wall, self.cpu, self.server, self.writes = wall, cpu, server, writes
+    wall: float
+    cpu: float
+    server: float
+    writes: float
 
 
 def ingest_ours(

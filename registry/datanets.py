@@ -70,9 +70,8 @@ def evaluate_rules(
 ) -> list[Reason]:
     """Every rule the contribution breaks, as reasons (empty list = acceptable); the same
     evaluation the app runs before signing (app.domain.datanet_rules)."""
-    rules = DatanetRules.model_validate(rules_json)  # the API's defaults and types
-    checked = domain_rules.DatanetRules.from_json(rules.model_dump())
+    rules = domain_rules.DatanetRules.from_json(rules_json)
     return [
         Reason(code=p.code, message=p.message, path=p.path)
-        for p in domain_rules.evaluate(checked, kind=kind, license=license, files=files)
+        for p in domain_rules.evaluate(rules, kind=kind, license=license, files=files)
     ]

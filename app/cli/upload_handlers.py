@@ -10,6 +10,7 @@ import argparse
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from app.cli.identity_cmds import Passphrases
@@ -227,17 +228,16 @@ def cmd_queue(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
-    from app.services.identity import IdentityService
-    from app.services.rewards import RewardsSync
+    from app.services.rewards import RewardsSync, current_owner
 
     queue = UploadQueue(ctx, passphrase=_phr(args))
     try:
         changes = queue.sync()
-        ident = IdentityService(ctx).current()
+        owner = current_owner(ctx)
         report = None
-        if ident is not None:
+        if owner is not None:
             progress = None if args.json else _progress_line()
-            report = RewardsSync(ctx, queue.client, ident.fingerprint).run(progress)
+            report = RewardsSync(ctx, queue.client, owner).run(progress)
             if progress is not None:
                 progress("")
     finally:
@@ -270,7 +270,7 @@ def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
     return EXIT_OK
 
 
-def _progress_line() -> Any:
+def _progress_line() -> Callable[[str], None] | None:
     """A one-line progress display on a terminal (nothing when stderr is not one)."""
     if not sys.stderr.isatty():
         return None
@@ -284,16 +284,15 @@ def _progress_line() -> Any:
 
 def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
     from app.domain.errors import IdentityError
-    from app.services.identity import IdentityService
-    from app.services.rewards import RewardsReview
+    from app.services.rewards import RewardsReview, current_owner
 
-    ident = IdentityService(ctx).current()
-    if ident is None:
+    owner = current_owner(ctx)
+    if owner is None:
         raise IdentityError(
             "no identity yet: rewards belong to your key",
             hint="run: contributor-desk identity init",
         )
-    review = RewardsReview(ctx, ctx.registry_url, ident.fingerprint)
+    review = RewardsReview(ctx, ctx.registry_url, owner)
     view = review.overview(None if args.id is None else review.contribution_of(args.id))
     if args.json:
         print_json(

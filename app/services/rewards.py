@@ -60,6 +60,15 @@ class SyncReport:
     cursor: str | None
 
 
+def current_owner(ctx: ServiceContext) -> str | None:
+    """The fingerprint whose rewards are synced and shown: the active identity's (None
+    without one: rewards belong to a key)."""
+    from app.services.identity import IdentityService
+
+    info = IdentityService(ctx).current()
+    return info.fingerprint if info is not None else None
+
+
 def _usage_stream(contribution_id: str) -> str:
     return f"usage:{contribution_id}"
 

@@ -316,7 +316,7 @@ class SubmitService:
     ) -> None:
         """Re-check files, sign if needed, and queue locally (no network)."""
         url = normalise_registry(registry_url or self._ctx.registry_url)
-        net = datanet or self._ctx.settings.get(DATANET) or DEFAULT_DATANET
+        net = self._datanet(datanet)
         with self._ctx.db.session() as s:
             item = s.get(Item, item_id)
             if item is None:
@@ -359,6 +359,10 @@ class SubmitService:
             s.add(UploadJob(item_id=item_id, kind=JOB_CREATE, state="pending"))
             transition(s, item, State.QUEUED, "queued", f"for {url} datanet {net}")
 
+    def _datanet(self, datanet: str | None) -> str:
+        """The datanet a submit goes to: the one asked for, else the setting, else the default."""
+        return datanet or self._ctx.settings.get(DATANET) or DEFAULT_DATANET
+
     def check_datanet(self, item_id: int, datanet: str | None, client: RegistryClient) -> None:
         """Before anything is signed: the datanet's rules, evaluated here exactly as the
         registry will (app.domain.datanet_rules). Broken rules raise BadInputError listing
@@ -367,7 +371,7 @@ class SubmitService:
         from app.domain.datanet_rules import DatanetRules, evaluate
         from app.domain.errors import RegistryUnavailable
 
-        net = datanet or self._ctx.settings.get(DATANET) or DEFAULT_DATANET
+        net = self._datanet(datanet)
         try:
             rules_json = client.datanet_rules(net)
         except RegistryUnavailable:

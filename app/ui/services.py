@@ -87,7 +87,12 @@ class Services:
         """Usage and rewards sync + offline review (app.ui.rewards_adapter.GuiRewards)."""
         from app.ui.rewards_adapter import GuiRewards
 
-        return GuiRewards(self.ctx, self.demo_seed)
+        return GuiRewards(self.ctx, self._seed_demo)
+
+    def _seed_demo(self) -> None:
+        """Read at each sync, so a demo registry attached after first use still counts."""
+        if self.demo_seed is not None:
+            self.demo_seed()
 
     def _optional(self, module: str, cls: str) -> Any | None:
         if not _module_available(module):

@@ -16,7 +16,11 @@ from app.services.identity import IdentityService
 from app.services.rewards import RewardsReview, RewardsSync
 from app.services.upload_workers import make_client
 from tests.integration.cli_helpers import run_cli
-from tests.integration.faults.helpers import Desk, make_desk, start_registry
+from tests.integration.faults.helpers import (
+    Desk,
+    desk_fixture,  # noqa: F401 - fixture 'desk', on this module's 'registry'
+    start_registry,
+)
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
 from tests.support.rewards_flow import accepted_items, post_usage, usage_events
@@ -36,17 +40,6 @@ def registry_with_operator(tmp_path: Path, operator: Contributor) -> Iterator[Re
         yield proc
     finally:
         proc.kill(signal.SIGTERM)
-
-
-@pytest.fixture
-def desk(
-    tmp_path: Path, data_dir: Path, isolated_keyring: Path, registry: RegistryProcess
-) -> Iterator[Desk]:
-    d = make_desk(tmp_path, data_dir, registry.base_url)
-    try:
-        yield d
-    finally:
-        d.ctx.close()
 
 
 def _registry_summary(desk: Desk) -> dict[str, Any]:
