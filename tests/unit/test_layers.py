@@ -1,4 +1,4 @@
-"""The layer arrows of DESIGN.md, enforced: a forbidden import fails this test."""
+"""The layer arrows of docs/design.md, enforced: a forbidden import fails this test."""
 
 from __future__ import annotations
 
