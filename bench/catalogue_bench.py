@@ -144,8 +144,8 @@ def main() -> int:
                 f"  baseline python3 start: {base * 1000:.0f} ms wall, {base_cpu * 1000:.0f} ms "
                 f"CPU; ratio {ours / base:.1f}x wall, {ours_cpu / base_cpu:.1f}x CPU"
             )
-            verdict = "PASS" if ours < 1.0 else ("PASS by CPU time" if ours_cpu < 1.0 else "FAIL")
-            print(f"  target < 1000 ms: {verdict}")
+            # The target is wall time, what the user waits for; CPU time above is only context.
+            print(f"  target < 1000 ms wall: {'PASS' if ours < 1.0 else 'FAIL'}")
 
         big = Path(tmp) / "rows" / "big.csv"
         big.parent.mkdir()

@@ -202,7 +202,9 @@ def main() -> int:
     args = ap.parse_args()
     size = args.size_mib * 1024 * 1024
     chunk = args.chunk_mib * 1024 * 1024
-    work = Path(tempfile.mkdtemp(prefix="tus-bench-", dir=ROOT / "bench" / "out"))
+    out = ROOT / "bench" / "out"  # git-ignored; a fresh clone does not have it yet
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="tus-bench-", dir=out))
     procs: list[subprocess.Popen[str]] = []
     try:
         blob = work / "blob.bin"
@@ -233,6 +235,7 @@ def main() -> int:
                 "0",
             ],
             work / "registry.log",
+            cwd=ROOT,
         )
         procs.append(ours)
         key = Ed25519PrivateKey.generate()
