@@ -3,11 +3,18 @@
 The GUI and the CLI call exactly these methods. Adding is crash-safe: hashing happens first
 (hash-cache rows are committed as they come, which only speeds up a retry), then the item, its
 files, its manifest and its first history row are written in ONE transaction.
+
+Test hook: with CONTRIBUTOR_DESK_PAUSE_AT="<point>:<file>" in the environment, `add` stops once
+at <point> (`hashing`: inside hash_files; `db-write`: every row written, not committed;
+`committed`: after the commit, before returning), writes its pid to <file> and waits until the
+file is removed (at most a minute), so a test can kill -9 it there. Unset (always, outside
+tests) it costs one environment lookup per point.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +48,26 @@ CancelFn = Callable[[], bool]
 
 ANNOTATION_FORMATS = frozenset({"coco", "voc", "yolo-ultralytics", "yolo-darknet", "label-studio"})
 FILES_SHOWN = 1000
+PAUSE_ENV = "CONTRIBUTOR_DESK_PAUSE_AT"
+_paused: set[str] = set()
+
+
+def _pause_point(name: str) -> None:
+    """Hold `add` at `name` when PAUSE_ENV asks for it (see the module docstring)."""
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    point, _, path = spec.partition(":")
+    if point != name or not path or name in _paused:
+        return
+    _paused.add(name)
+    flag = Path(path)
+    flag.write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 ORDER_COLUMNS = {
     "id": Item.id,
     "title": Item.title,
@@ -354,8 +381,13 @@ class CatalogueService:
         if not scan.files:
             raise BadInputError("cannot add: no files found")
         report = detect(scan.root, files=[f.rel_path for f in scan.files], cancel=cancel)
+
+        def cancel_hashing() -> bool:
+            _pause_point("hashing")
+            return cancel is not None and cancel()
+
         hashed = hash_files(
-            scan.files, cache=StoreHashCache(self._db), progress=progress, cancel=cancel
+            scan.files, cache=StoreHashCache(self._db), progress=progress, cancel=cancel_hashing
         )
         blocking = _blocking(hashed.problems)
         if blocking:
@@ -432,7 +464,10 @@ class CatalogueService:
                 )
             )
             s.flush()
-            return ItemSummary.of(item)
+            summary = ItemSummary.of(item)
+            _pause_point("db-write")
+        _pause_point("committed")
+        return summary
 
     # -- reads --------------------------------------------------------------------------
 

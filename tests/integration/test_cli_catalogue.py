@@ -235,37 +235,86 @@ def test_exports_validate(tmp_path: Path, data_dir: Path) -> None:
     bagit.Bag(str(bag)).validate()
 
 
-def test_killing_add_leaves_a_valid_database(tmp_path: Path, data_dir: Path) -> None:
-    """kill -9 in the middle of hashing; the next add completes and nothing is half-written."""
+KILL_POINTS = [
+    # (where add is held, whether the item must be there after kill -9)
+    ("hashing", False),  # inside hash_files: nothing written yet
+    ("db-write", False),  # every row written in the transaction, not committed
+    ("committed", True),  # committed, add not yet returned
+]
+
+
+@pytest.mark.parametrize(("point", "item_kept"), KILL_POINTS)
+def test_killing_add_leaves_a_valid_database(
+    tmp_path: Path, data_dir: Path, point: str, item_kept: bool
+) -> None:
+    """kill -9 at a known point of `add`: either no trace of the item or the whole item."""
     folder = tmp_path / "big"
     folder.mkdir()
-    for i in range(40):
-        with open(folder / f"f{i:02}.bin", "wb") as fh:
-            fh.write(os.urandom(1024) * 1024 * 4)  # 4 MiB each, 160 MiB total
+    for i in range(8):
+        (folder / f"f{i:02}.bin").write_bytes(os.urandom(1024 * 1024))
     keep = tmp_path / "keep"
     keep.mkdir()
     _csv(keep / "k.csv")
     assert run_cli("add", keep, data_dir=data_dir).code == 0
-    env = dict(os.environ, CONTRIBUTOR_DESK_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
+    flag = tmp_path / "paused"
+    env = dict(
+        os.environ,
+        CONTRIBUTOR_DESK_DATA_DIR=str(data_dir),
+        PYTHONPATH=str(ROOT),
+        CONTRIBUTOR_DESK_PAUSE_AT=f"{point}:{flag}",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "add", str(folder)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    conn = sqlite3.connect(data_dir / "catalogue.sqlite3")
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    titles = [r[0] for r in conn.execute("SELECT title FROM items")]
-    conn.close()
-    assert titles in (["Keep"], ["Keep", "Big"])  # never a half item
-    if titles == ["Keep"]:
+    db = data_dir / "catalogue.sqlite3"
+    try:
+        deadline = time.monotonic() + 60
+        while not (flag.exists() and flag.read_text() == str(proc.pid)):
+            if proc.poll() is not None:
+                assert proc.stderr is not None
+                pytest.fail(f"add ended before {point}: {proc.stderr.read().decode()}")
+            assert time.monotonic() < deadline, f"add never reached {point}"
+            time.sleep(0.01)
+        if point == "db-write":  # the rows are in the open transaction, not visible yet
+            with sqlite3.connect(db) as peek:
+                assert peek.execute("SELECT count(*) FROM items").fetchone()[0] == 1
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        titles = [r[0] for r in conn.execute("SELECT title FROM items ORDER BY id")]
+        rows = {
+            table: conn.execute(
+                f"SELECT count(*) FROM {table} WHERE item_id IN "
+                "(SELECT id FROM items WHERE title = 'Big')"
+            ).fetchone()[0]
+            for table in ("files", "manifests", "history")
+        }
+    finally:
+        conn.close()
+    if item_kept:
+        assert titles == ["Keep", "Big"]
+        assert rows == {"files": 8, "manifests": 1, "history": 1}
+        again = run_cli("add", folder, data_dir=data_dir)
+        assert again.code == 3 and "already in the catalogue" in again.err
+    else:
+        assert titles == ["Keep"]
+        assert rows == {"files": 0, "manifests": 0, "history": 0}
         r = run_cli("add", folder, "--json", data_dir=data_dir)
         assert r.code == 0, r.err
-        assert r.json()["fileCount"] == 40
+        assert r.json()["fileCount"] == 8
     assert _count(data_dir) == 2
 
 
