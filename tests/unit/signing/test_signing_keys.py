@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
+from keyrings.alt.file import PlaintextKeyring
 
 from app.domain.errors import IdentityError, VerificationError
 from app.signing import keyfile
@@ -25,7 +26,7 @@ from app.signing.identity import (
     public_raw,
 )
 from app.signing.keystore import SERVICE_NAME, KeyringUnavailable, KeyStore
-from tests.support.keyrings import BrokenKeyring, FileTestKeyring, PlaintextKeyring
+from tests.support.keyrings import BrokenKeyring, FileTestKeyring
 
 PASS = "correct horse battery"
 
@@ -94,26 +95,49 @@ class ChainerBackend(KeyringBackend):
         return None
 
 
+def _alt(cls: type[Any], folder: Path) -> Any:
+    """A real keyrings.alt file backend writing into `folder` (never the user's data root)."""
+    backend = cls()
+    backend.file_path = str(folder / f"{cls.__name__}.cfg")
+    return backend
+
+
 @pytest.mark.parametrize(
-    ("backend", "reason"),
+    ("make", "reason"),
     [
-        (fail.Keyring(), "keyring.backends.fail.Keyring does not protect secrets"),
-        (PlaintextKeyring(), "keyrings.alt.file.PlaintextKeyring does not protect secrets"),
-        (ChainerBackend([]), "no usable keyring backend"),
-        (ChainerBackend([FileTestKeyring(), PlaintextKeyring()]), "PlaintextKeyring"),
+        (lambda _d: fail.Keyring(), "keyring.backends.fail.Keyring does not protect secrets"),
+        (
+            lambda d: _alt(PlaintextKeyring, d),
+            "keyrings.alt.file.PlaintextKeyring does not protect secrets",
+        ),
+        (lambda _d: ChainerBackend([]), "no usable keyring backend"),
+        (
+            lambda d: ChainerBackend([FileTestKeyring(), _alt(PlaintextKeyring, d)]),
+            "PlaintextKeyring",
+        ),
     ],
+    ids=["fail", "alt-plaintext", "empty-chainer", "chainer-with-plaintext"],
 )
 def test_insecure_backends_are_refused(
-    backend: KeyringBackend, reason: str, key: Ed25519PrivateKey
+    make: Any, reason: str, key: Ed25519PrivateKey, tmp_path: Path
 ) -> None:
+    backend = make(tmp_path)
     store = KeyStore(backend)
     status = store.status()
     assert not status.secure
     assert reason in status.reason
     with pytest.raises(KeyringUnavailable, match="no secure keyring"):
         store.store(fingerprint(key), private_raw(key))
-    if isinstance(backend, PlaintextKeyring):
-        assert backend.data == {}  # nothing was written, not even briefly
+    assert list(tmp_path.iterdir()) == []  # nothing was written, not even briefly
+
+
+def test_real_plaintext_keyring_would_store_the_key_in_clear(tmp_path: Path) -> None:
+    """Why it is refused: the real backend writes what it is given to a readable file."""
+    backend = _alt(PlaintextKeyring, tmp_path)
+    backend.set_password(SERVICE_NAME, "probe", "secret-value-123")
+    assert backend.get_password(SERVICE_NAME, "probe") == "secret-value-123"
+    stored = (tmp_path / "PlaintextKeyring.cfg").read_text("utf-8")
+    assert base64.b64encode(b"secret-value-123").decode() in stored
 
 
 def test_chainer_of_secure_backends_is_accepted(isolated_keyring: Path) -> None:

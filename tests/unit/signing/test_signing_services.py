@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from keyring.backends import fail
+from keyrings.alt.file import PlaintextKeyring
 from sqlalchemy import select
 
 from app.domain.errors import (
@@ -32,7 +33,7 @@ from app.signing.keyfile import read_key_file
 from app.signing.keystore import KeyStore
 from app.signing.rotation import verify_rotation
 from app.store.models import Envelope, HistoryEntry, Identity, Item, ManifestRecord
-from tests.support.keyrings import PlaintextKeyring, find_key_leaks
+from tests.support.keyrings import find_key_leaks
 
 PASS = "a long enough passphrase"
 REGISTRY = "http://127.0.0.1:8765"
@@ -133,6 +134,9 @@ def test_insecure_backend_offers_encrypted_key_file(
     ctx: ServiceContext, tmp_path: Path, backend: type
 ) -> None:
     instance = backend()
+    alt_file = tmp_path / "alt-keyring.cfg"
+    if isinstance(instance, PlaintextKeyring):  # the real keyrings.alt backend, in tmp_path
+        instance.file_path = str(alt_file)
     svc = IdentityService(ctx, KeyStore(instance))
     with pytest.raises(PassphraseRequired, match="does not protect secrets") as exc:
         svc.init()
@@ -144,8 +148,7 @@ def test_insecure_backend_offers_encrypted_key_file(
     path = ctx.data_dir / "identity.key"
     assert info.key_file == str(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    if isinstance(instance, PlaintextKeyring):
-        assert instance.data == {}
+    assert not alt_file.exists()  # the plaintext backend never received the key
     with pytest.raises(PassphraseRequired, match="passphrase is needed"):
         svc.load_signer()
     with pytest.raises(IdentityError, match="wrong passphrase"):
