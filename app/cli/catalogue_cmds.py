@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli.output import human_size, plural, print_json
 from app.domain.states import Kind
+from app.domain.units import problem_location
 
 if TYPE_CHECKING:
     from app.services.catalogue import CatalogueService
@@ -119,7 +120,7 @@ def cmd_add(args: argparse.Namespace, ctx: ServiceContext) -> int:
         )
         problems = service.get(item.id).problems + service.get(item.id).report.all_problems()
         for p in problems[:10]:
-            where = f"{p.path}: " if p.path else ""
+            where = problem_location(p.path)
             print(f"  {p.severity.value}: {where}{p.message}")
         if len(problems) > 10:
             print(f"  … and {len(problems) - 10} more (see `contributor-desk show {item.id}`)")
@@ -171,7 +172,7 @@ def cmd_show(args: argparse.Namespace, ctx: ServiceContext) -> int:
         classes = f", classes: {', '.join(part.classes)}" if part.classes else ""
         print(f"  part {part.path}: {part.format}{count}{classes}")
     for p in detail.problems + detail.report.all_problems():
-        where = f"{p.path}: " if p.path else ""
+        where = problem_location(p.path)
         print(f"  {p.severity.value}: {where}{p.message}")
     print("  history:")
     for h in detail.history:

@@ -8,6 +8,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from app.domain.units import format_size
+from app.domain.units import plural as units_plural
+
 
 def print_json(obj: Any) -> None:
     """Indented for a person at a terminal; compact (C encoder, ~10x faster) for scripts."""
@@ -20,16 +23,12 @@ def print_json(obj: Any) -> None:
 
 
 def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    """The same size text as the GUI (app.domain.units)."""
+    return format_size(n)
 
 
 def plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+    return units_plural(n, noun)
 
 
 def lazy_handler(module: str, name: str) -> Callable[[Any, Any], int]:

@@ -16,6 +16,7 @@ from typing import Any
 from app.cli.identity_cmds import Passphrases
 from app.cli.output import human_size, print_json
 from app.domain.money import format_micro
+from app.domain.units import method_label
 from app.services.context import ServiceContext
 from app.services.submit import SubmitService
 from app.services.upload_state import QueueEvent, QueueSnapshot, RegistryStatus
@@ -337,7 +338,7 @@ def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
         print(f"  {format_micro(micro):>18}  {name}{' (demo)' if demo else ''}")
     print("By attribution method:")
     for method, micro in view.by_method:
-        print(f"  {format_micro(micro):>18}  {method}")
+        print(f"  {format_micro(micro):>18}  {method_label(method)}")
     if view.daily:
         events = sum(e for _d, e, _r in view.daily)
         first, last = view.daily[0][0], view.daily[-1][0]

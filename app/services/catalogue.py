@@ -26,6 +26,7 @@ from sqlalchemy import Select, String, func, insert, or_, select, type_coerce
 from app.domain.errors import BadInputError, NotFoundError, UsageError
 from app.domain.problems import Problem, Severity
 from app.domain.states import Kind, State
+from app.domain.units import plural
 from app.formats.base import DetectionReport
 from app.services.context import ServiceContext
 from app.services.history import record_event
@@ -460,7 +461,7 @@ class CatalogueService:
                     from_state=None,
                     to_state=State.DRAFT.value,
                     event="added",
-                    detail=f"{manifest.file_count} files, {report.primary_format}",
+                    detail=f"{plural(manifest.file_count, 'file')}, {report.primary_format}",
                 )
             )
             s.flush()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from app.domain.errors import UsageError
+from app.domain.units import plural
 from app.manifest.bagit import write_bag
 from app.manifest.canonical import Manifest
 from app.manifest.croissant import CroissantMeta, write_croissant
@@ -19,7 +20,7 @@ def export_item(
 ) -> Path:
     s = detail.summary
     description = (
-        f"{s.kind.value.capitalize()} of {s.file_count} files ({s.format}), "
+        f"{s.kind.value.capitalize()} of {plural(s.file_count, 'file')} ({s.format}), "
         f"manifest root sha256:{s.manifest_root}."
     )
     if fmt == "croissant":

@@ -22,6 +22,7 @@ from PySide6.QtCore import (
 )
 
 from app.domain.states import Kind
+from app.domain.units import plural
 from app.ui.text import human_count, human_size, local_timestamp, relative_time
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ class CatalogueModel(QAbstractTableModel):
                 lines.append(f"Annotates registry contribution {item.parent_registry_id}")
             return "\n".join(lines)
         if col == COL_SIZE:
-            return f"{item.total_size:,} bytes in {item.file_count:,} files"
+            return f"{item.total_size:,} bytes in {plural(item.file_count, 'file')}"
         if col == COL_UPDATED:
             return local_timestamp(item.updated_at)
         return self._display(item, col)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.problems import Severity
+from app.domain.units import plural, problem_location
 from app.ui.catalogue_model import KIND_LABELS
 from app.ui.resources import themed_icon
 from app.ui.text import human_count, human_size, local_timestamp
@@ -266,7 +267,7 @@ class DetailPane(QFrame):
             self.f_parent.setText(f"Registry contribution {s.parent_registry_id}")
         else:
             self.f_parent.setText("—")
-        self.f_files.setText(f"{s.file_count:,} files, {s.total_size:,} bytes")
+        self.f_files.setText(f"{plural(s.file_count, 'file')}, {s.total_size:,} bytes")
         root = s.manifest_root
         self.f_root.setText(f"{root[:32]}\n{root[32:]}" if len(root) > 32 else (root or "—"))
         self.f_root.setToolTip(root)
@@ -375,7 +376,7 @@ class DetailPane(QFrame):
                 color = {"error": c["danger"], "warning": c["warning"]}.get(
                     str(p.severity), c["muted"]
                 )
-                where = f"<code>{esc(p.path)}</code>: " if p.path else ""
+                where = f"<code>{esc(p.path)}</code>: " if problem_location(p.path) else ""
                 out.append(
                     f"<li><span style='color:{color}'>{esc(str(p.severity))}</span> "
                     f"{where}{esc(p.message)}</li>"

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from app.domain.units import format_count, format_size
+
 
 def human_size(n: int | None) -> str:
-    if n is None:
-        return "—"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{int(value)} B"
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-        value /= 1000
-    return f"{n} B"  # pragma: no cover - loop always returns
+    return format_size(n)
 
 
 def human_count(n: int | None) -> str:
-    return "—" if n is None else f"{n:,}"
+    return format_count(n)
 
 
 def as_utc(dt: datetime) -> datetime:
