@@ -119,6 +119,13 @@ class IdentityService:
         current = self.current()
         return current is not None and current.storage == STORAGE_FILE
 
+    def key_in_file(self) -> bool:
+        """Whether the active key is in an encrypted key file (so using it needs the
+        passphrase); cheap: reads the catalogue only, never probes the keyring."""
+        with self._ctx.db.session() as s:
+            row = self._active_row(s)
+            return row is not None and row.storage == STORAGE_FILE
+
     def current(self) -> IdentityInfo | None:
         with self._ctx.db.session() as s:
             row = self._active_row(s)

@@ -38,6 +38,10 @@ _MIN_LOG2_N, _MAX_LOG2_N = 14, 22  # refuse files that would take forever or be 
 MIN_PASSPHRASE_LEN = 8
 
 
+class WrongPassphrase(IdentityError):
+    """The passphrase does not open this key file (the file itself is fine): ask again."""
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -154,7 +158,7 @@ def decrypt_key(data: bytes, passphrase: str, where: Path | str = "(data)") -> E
         raise _corrupt(where, "the fingerprint does not match the public key")
     aes_key, expected_check = _derive(passphrase, salt, n, r, p)
     if not hmac.compare_digest(check, expected_check):
-        raise IdentityError(
+        raise WrongPassphrase(
             f"wrong passphrase for key file {where}",
             hint="type the passphrase you chose when the key file was written",
         )

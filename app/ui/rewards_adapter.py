@@ -17,16 +17,17 @@ class GuiRewards:
         self._ctx = ctx
         self._demo_seed = demo_seed  # simulates demo usage; a no-op outside demo mode
 
-    def sync(self) -> RewardsOverview | None:
+    def sync(self, passphrase: str | None = None) -> RewardsOverview | None:
         """Pull usage and rewards (demo mode first simulates usage for accepted
-        contributions, labelled demo), then the overview."""
+        contributions, labelled demo), then the overview. `passphrase` unlocks a key kept in
+        an encrypted file (signing in needs the key), exactly as the CLI's prompt does."""
         from app.services.upload_workers import make_client
 
         owner = current_owner(self._ctx)
         if owner is None:
             return None
         self._demo_seed()
-        client = make_client(self._ctx)
+        client = make_client(self._ctx, passphrase=passphrase)
         try:
             RewardsSync(self._ctx, client, owner).run()
         finally:

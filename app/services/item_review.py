@@ -1,0 +1,153 @@
+"""What a contributor checks before signing: the review of an item, and editing its details.
+
+Why here and not in the GUI: the review evaluates the datanet's rules with the same domain
+evaluator the registry and `submit` use, so the sheet can never approve what the registry
+will reject for a rule. Editing a draft's title or license changes what the signed statement
+says, so a signed item goes back to draft (its signature no longer describes it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.domain.errors import BadInputError, KnownError, NotFoundError, RegistryUnavailable
+from app.domain.states import State
+from app.registry_client.api import RegistryClient
+from app.services.context import ServiceContext
+from app.services.history import transition
+from app.settings import DATANET
+from app.store.models import Item
+
+EDITABLE_STATES = (State.DRAFT, State.SIGNED, State.REJECTED)
+MAX_TITLE = 200
+_SPDX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+\-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitReview:
+    """The review sheet's content. `problems` block signing; `note` explains a rule check
+    that could not run (offline), which does not block: the registry checks again."""
+
+    item_id: int
+    title: str
+    license: str
+    kind: str
+    datanet: str
+    registry_url: str
+    file_count: int
+    total_size: int
+    problems: tuple[str, ...]
+    rules_checked: bool
+    note: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems
+
+
+def _datanet(ctx: ServiceContext, datanet: str | None) -> str:
+    """The datanet a submit goes to (the same rule as SubmitService)."""
+    from app.services.submit import DEFAULT_DATANET
+
+    return datanet or ctx.settings.get(DATANET) or DEFAULT_DATANET
+
+
+def review_item(
+    ctx: ServiceContext,
+    item_id: int,
+    *,
+    datanet: str | None = None,
+    client: RegistryClient | None = None,
+) -> SubmitReview:
+    """Title, license, datanet and the datanet's rules for one item (rules need no sign-in)."""
+    from app.domain.datanet_rules import DatanetRules, evaluate
+    from app.services.submit import catalogued_files
+    from app.services.upload_workers import make_client
+
+    net = _datanet(ctx, datanet)
+    with ctx.db.session() as s:
+        item = s.get(Item, item_id)
+        if item is None:
+            raise NotFoundError(f"there is no item #{item_id} in the catalogue")
+        title, license_, kind = item.title, item.license or "", item.kind
+        count, size = item.file_count, item.total_size
+        files = [(f.path, f.size) for f in catalogued_files(s, item_id)]
+    problems: list[str] = []
+    if not license_:
+        problems.append("No license is chosen: edit the details and choose one.")
+    own = client is None
+    client = client or make_client(ctx)
+    checked, note = False, ""
+    try:
+        rules = DatanetRules.from_json(client.datanet_rules(net))
+        problems += [
+            f"{p.path}: {p.message}" if p.path else p.message
+            for p in evaluate(rules, kind=kind, license=license_, files=files)
+        ]
+        checked = True
+    except RegistryUnavailable:
+        note = (
+            "The registry is offline, so its rules were not checked here; "
+            "it checks them again when the contribution arrives."
+        )
+    except ValueError as exc:
+        note = f"This datanet's rules could not be read ({exc}); the registry checks them."
+    except KnownError as exc:
+        problems.append(f"Datanet {net!r}: {exc.message}.")
+    finally:
+        if own:
+            client.close()
+    return SubmitReview(
+        item_id=item_id,
+        title=title,
+        license=license_,
+        kind=kind,
+        datanet=net,
+        registry_url=ctx.registry_url,
+        file_count=count,
+        total_size=size,
+        problems=tuple(problems),
+        rules_checked=checked,
+        note=note,
+    )
+
+
+def update_details(ctx: ServiceContext, item_id: int, *, title: str, license: str) -> None:
+    """Change a draft's title and license (a signed item goes back to draft)."""
+    title = " ".join(title.split())
+    license = license.strip()
+    if not title:
+        raise BadInputError("the title is empty", hint="give the item a short descriptive title")
+    if len(title) > MAX_TITLE:
+        raise BadInputError(
+            f"the title is {len(title)} characters long", hint=f"keep it under {MAX_TITLE}"
+        )
+    if license and not _SPDX.match(license):
+        raise BadInputError(
+            f"“{license}” is not an SPDX license id",
+            hint="pick one from the list, or type an id such as CC-BY-4.0",
+        )
+    with ctx.db.session() as s:
+        item = s.get(Item, item_id)
+        if item is None:
+            raise NotFoundError(f"there is no item #{item_id} in the catalogue")
+        state = State(item.state)
+        if state not in EDITABLE_STATES:
+            raise BadInputError(
+                f"item #{item_id} is {state.value}; its details are fixed now",
+                hint="only drafts, signed and rejected items can be edited",
+            )
+        changes = []
+        if item.title != title:
+            changes.append(f"title “{item.title}” → “{title}”")
+        if (item.license or "") != license:
+            changes.append(f"license {item.license or 'none'} → {license or 'none'}")
+        if not changes:
+            return
+        item.title, item.license = title, license
+        detail = "; ".join(changes)
+        if state is State.DRAFT:
+            transition(s, item, State.DRAFT, "edited", detail)
+        else:
+            transition(s, item, State.DRAFT, "edited", detail + "; sign again to submit")
