@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar, cast
 import platformdirs
 
 from app import APP_ID
+from app.domain import boundedjson
+from app.domain.limits import MAX_SETTINGS_BYTES, read_limited
 
 T = TypeVar("T")
 
@@ -30,15 +32,27 @@ class Option(Generic[T]):
     type: type[T]
     default: T
     doc: str
+    # For numbers: the range a stored value must be in (else the default is used).
+    minimum: int | None = None
+    maximum: int | None = None
 
 
 REGISTRY_URL = Option("registry.url", str, DEFAULT_REGISTRY, "Base URL of the registry.")
 DATANET = Option("registry.datanet", str, "", "Datanet id contributions are submitted to.")
-UPLOAD_CONCURRENCY = Option("upload.concurrency", int, 2, "Blobs uploaded at the same time.")
-UPLOAD_BANDWIDTH_KBPS = Option(
-    "upload.bandwidthKBps", int, 0, "Upload bandwidth limit in KB/s; 0 = unlimited."
+UPLOAD_CONCURRENCY = Option(
+    "upload.concurrency", int, 2, "Blobs uploaded at the same time.", minimum=1, maximum=64
 )
-UPLOAD_CHUNK_MB = Option("upload.chunkMB", int, 16, "tus PATCH chunk size in MiB.")
+UPLOAD_BANDWIDTH_KBPS = Option(
+    "upload.bandwidthKBps",
+    int,
+    0,
+    "Upload bandwidth limit in KB/s; 0 = unlimited.",
+    minimum=0,
+    maximum=10**9,
+)
+UPLOAD_CHUNK_MB = Option(
+    "upload.chunkMB", int, 16, "tus PATCH chunk size in MiB.", minimum=1, maximum=1024
+)
 THEME = Option("ui.theme", str, "system", "system | light | dark")
 CLOSE_TO_TRAY = Option("ui.closeToTray", bool, False, "Keep uploading when the window closes.")
 FOLLOW_SYMLINKS = Option("import.followSymlinks", bool, False, "Follow symlinks when importing.")
@@ -91,8 +105,8 @@ class Settings:
         self.path = data_dir / self.FILE_NAME
         self._values: dict[str, Any] = {}
         if self.path.exists():
-            try:
-                loaded = json.loads(self.path.read_text("utf-8"))
+            try:  # a damaged, huge or deeply nested file: the defaults (TooLarge is a ValueError)
+                loaded = boundedjson.loads(read_limited(self.path, MAX_SETTINGS_BYTES))
                 if isinstance(loaded, dict):
                     self._values = loaded
             except (OSError, ValueError):
@@ -105,6 +119,11 @@ class Settings:
         if option.type is int and isinstance(value, bool):
             return option.default
         if not isinstance(value, option.type):
+            return option.default
+        if isinstance(value, int) and not (
+            (option.minimum is None or value >= option.minimum)
+            and (option.maximum is None or value <= option.maximum)
+        ):
             return option.default
         return value
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli.output import print_json
 from app.domain.errors import BadInputError, IdentityError, UsageError
+from app.domain.limits import MAX_PASSPHRASE_BYTES, TooLarge, read_first_line
 from app.settings import DATANET, write_private_file
 
 if TYPE_CHECKING:  # services are imported on use: `--help` and `list` must start fast
@@ -37,11 +38,15 @@ class Passphrases:
 
         if self._file is not None:
             try:
-                text = self._file.read_text("utf-8")
+                text = read_first_line(self._file, MAX_PASSPHRASE_BYTES, "its first line")
             except OSError as exc:
                 raise UsageError(
                     f"cannot read passphrase file {self._file}: {exc.strerror}"
                 ) from None
+            except TooLarge as exc:
+                raise UsageError(f"passphrase file {self._file}: {exc}") from None
+            except UnicodeDecodeError:
+                raise UsageError(f"passphrase file {self._file} is not UTF-8 text") from None
             lines = text.splitlines()
             return lines[0] if lines else ""
         env = os.environ.get(ENV_PASSPHRASE)

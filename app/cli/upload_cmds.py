@@ -8,12 +8,30 @@ imported when a command runs, so every other command starts fast.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app.cli.output import lazy_handler
 
 _HANDLERS = "app.cli.upload_handlers"
+MAX_CHUNK_MB = 1024
+MAX_CONCURRENCY = 64
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high] (else a usage error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
 
 
 def _passphrase_arg(p: argparse.ArgumentParser) -> None:
@@ -30,9 +48,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     p = sub.add_parser("upload", help="upload everything queued (resumable)")
     p.add_argument("--wait", action="store_true", help="wait while the registry is offline")
-    p.add_argument("--concurrency", type=int, help="blobs uploaded at the same time")
-    p.add_argument("--limit-kbps", type=int, help="bandwidth limit in KB/s (0 = none)")
-    p.add_argument("--chunk-mb", type=int, help="tus chunk size in MiB")
+    p.add_argument(
+        "--concurrency", type=_int_in(1, MAX_CONCURRENCY), help="blobs uploaded at the same time"
+    )
+    p.add_argument(
+        "--limit-kbps", type=_int_in(0, 10**9), help="bandwidth limit in KB/s (0 = none)"
+    )
+    p.add_argument("--chunk-mb", type=_int_in(1, MAX_CHUNK_MB), help="tus chunk size in MiB")
     _passphrase_arg(p)
     p.set_defaults(func=lazy_handler(_HANDLERS, "cmd_upload"))
 

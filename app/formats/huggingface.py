@@ -24,6 +24,7 @@ from app.formats.files import (
     read_small,
     under,
 )
+from app.formats.jsondata import JsonTooDeep, load_data_json
 from app.formats.parquet import read_parquet_meta
 from app.formats.schema import arrow_schema
 
@@ -80,8 +81,8 @@ def _load_json(ctx: ScanContext, rel: str, problems: list[Problem]) -> Any:
     if raw is None:
         return None
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return load_data_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, JsonTooDeep) as exc:
         problems.append(Problem(Severity.ERROR, f"'{rel}' is not valid JSON: {exc}.", rel))
         return None
 
@@ -187,7 +188,7 @@ def _card(ctx: ScanContext, readme: str) -> dict[str, Any] | None:
         return None
     try:
         loaded = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # RecursionError: nested thousands of levels
         return None
     return loaded if isinstance(loaded, dict) else None
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from app.domain.boundedjson import too_deep
 from app.domain.problems import Problem, Severity
 from app.formats.base import FormatReport
 from app.formats.files import (
@@ -25,6 +26,9 @@ from app.formats.files import (
 from app.formats.schema import RecordSchema, json_value_type
 
 FULL_PARSE_LIMIT = 256 * 1024 * 1024
+# Data nests a few levels; deeper is refused as a problem of the file (the json module
+# recurses once per level, and 100,000 levels would end in RecursionError).
+MAX_DATA_DEPTH = 200
 ELEMENT_LIMIT = 64 * 1024 * 1024
 CHUNK_CHARS = 1 << 20
 SCHEMA_RECORDS = 1000
@@ -70,12 +74,34 @@ def sniff_json(entry: FileEntry) -> JsonSniff:
     except UnicodeDecodeError:
         return JsonSniff("error", problem=_not_utf8(entry.rel))
     try:
-        doc = json.loads(raw.decode("utf-8-sig"))
+        doc = load_data_json(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         return JsonSniff("error", problem=_not_utf8(entry.rel))
     except json.JSONDecodeError as exc:
         return JsonSniff("error", problem=_decode_problem(entry, exc))
+    except JsonTooDeep as exc:
+        problem = Problem(Severity.ERROR, f"'{entry.rel}' {exc}.", entry.rel)
+        return JsonSniff("error", problem=problem)
     return JsonSniff("object" if isinstance(doc, dict) else "scalar", document=doc)
+
+
+class JsonTooDeep(ValueError):
+    """The document nests deeper than MAX_DATA_DEPTH; the message is user-facing."""
+
+    def __init__(self) -> None:
+        super().__init__(f"nests deeper than {MAX_DATA_DEPTH} levels, so it was not read")
+
+
+def load_data_json(text: str | bytes) -> Any:
+    """json.loads of a data file or one of its elements, with the nesting bounded
+    (JsonTooDeep); json.JSONDecodeError as usual for what is not JSON."""
+    try:
+        doc = json.loads(text)
+    except RecursionError:  # the C decoder stops cleanly at the interpreter's limit
+        raise JsonTooDeep() from None
+    if too_deep(text, MAX_DATA_DEPTH):  # valid, but deeper than the code after us expects
+        raise JsonTooDeep()
+    return doc
 
 
 def _not_utf8(rel: str) -> Problem:
@@ -149,6 +175,10 @@ def iter_array(fh: BinaryIO) -> Iterator[Any]:
         while True:
             try:
                 value, end = json_decoder.raw_decode(buf, pos)
+            except RecursionError:
+                raise JsonStreamError(
+                    f"has an element at line {where()} that {JsonTooDeep()}"
+                ) from None
             except json.JSONDecodeError as exc:
                 unterminated = exc.msg.startswith("Unterminated")
                 if eof and (unterminated or _cut_at(buf, exc.pos)):
@@ -171,6 +201,10 @@ def iter_array(fh: BinaryIO) -> Iterator[Any]:
         if not eof and len(buf) - end < _LOOKAHEAD:
             fill(True)
             continue
+        if buf.count("[", pos, end) + buf.count("{", pos, end) >= MAX_DATA_DEPTH and too_deep(
+            buf[pos:end], MAX_DATA_DEPTH - 1
+        ):
+            raise JsonStreamError(f"has an element at line {where()} that {JsonTooDeep()}")
         pos = end
         yield value
         if not skip_ws():
@@ -258,7 +292,7 @@ def detect_jsonl(entry: FileEntry, ctx: ScanContext) -> FormatReport:
         report.problems.append(empty_file_problem(entry.rel))
         return report
     schema = RecordSchema(SCHEMA_RECORDS)
-    count = bad = 0
+    count = bad = deep = 0
     bad_lines: list[int] = []
     truncated_last = False
     try:
@@ -271,8 +305,9 @@ def detect_jsonl(entry: FileEntry, ctx: ScanContext) -> FormatReport:
                 if not raw.strip():
                     continue
                 try:
-                    record = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                    record = load_data_json(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError, JsonTooDeep) as exc:
+                    deep += isinstance(exc, JsonTooDeep)
                     bad += 1
                     if len(bad_lines) < MAX_LISTED_LINES:
                         bad_lines.append(number)
@@ -288,6 +323,8 @@ def detect_jsonl(entry: FileEntry, ctx: ScanContext) -> FormatReport:
     if bad:
         shown = ", ".join(str(n) for n in bad_lines)
         extra = " The last line looks truncated." if truncated_last else ""
+        if deep:
+            extra += f" {deep} of them nest deeper than {MAX_DATA_DEPTH} levels."
         report.details["badLines"] = bad
         report.problems.append(
             Problem(

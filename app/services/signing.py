@@ -17,6 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select
 
 from app.domain.errors import BadInputError, NotFoundError, UsageError, VerificationError
+from app.domain.limits import (
+    MAX_ENVELOPE_BYTES,
+    MAX_MANIFEST_BYTES,
+    TooLarge,
+    describe_bytes,
+    read_limited,
+)
 from app.domain.problems import Problem
 from app.domain.states import InvalidTransition, State
 from app.manifest.canonical import Manifest, verify_against_folder
@@ -276,9 +283,15 @@ class SigningService:
 
 
 def _read(path: Path, what: str) -> bytes:
+    """A file given to verify, read with a bound (it may be /dev/zero or a FIFO)."""
+    limit = MAX_ENVELOPE_BYTES if what == "envelope" else MAX_MANIFEST_BYTES
     try:
-        return path.read_bytes()
+        return read_limited(path, limit)
     except FileNotFoundError:
         raise BadInputError(f"{what} file {path} does not exist") from None
     except OSError as exc:
         raise BadInputError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except TooLarge:
+        raise BadInputError(
+            f"{what} file {path} is larger than {describe_bytes(limit)}; it was not read"
+        ) from None

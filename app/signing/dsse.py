@@ -18,8 +18,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from app.domain import boundedjson
 from app.domain.errors import VerificationError
-from app.signing.identity import SIGNATURE_LEN, fingerprint
+from app.signing.identity import SIGNATURE_LEN, fingerprint, verify_strict
 
 PAYLOAD_TYPE_INTOTO = "application/vnd.in-toto+json"
 
@@ -136,7 +137,9 @@ class Envelope:
     @classmethod
     def from_json(cls, data: bytes) -> Envelope:
         try:
-            obj = json.loads(data.decode("utf-8"))
+            obj = boundedjson.loads(data.decode("utf-8"))
+        except boundedjson.JsonLimitError as exc:
+            raise VerificationError(f"envelope is not valid JSON: {exc}") from None
         except (UnicodeDecodeError, ValueError):
             raise VerificationError("envelope is not valid JSON") from None
         return cls.from_dict(obj)
@@ -181,7 +184,7 @@ def verify(
         if fingerprint(key) != s.keyid:
             raise VerificationError(f"trusted key for {s.keyid} has a different fingerprint")
         try:
-            key.verify(s.sig, message)
+            verify_strict(key, s.sig, message)
         except InvalidSignature:
             raise VerificationError(
                 f"signature by key {s.keyid} does not match the payload "

@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from app.domain import boundedjson
 from app.domain.errors import IdentityError
+from app.domain.limits import MAX_KEY_FILE_BYTES, TooLarge, read_limited
 from app.settings import write_private_file
 from app.signing.identity import (
     fingerprint,
@@ -109,7 +111,7 @@ def encrypt_key(key: Ed25519PrivateKey, passphrase: str, *, n: int = DEFAULT_N) 
 
 def _parse(data: bytes, where: Path | str) -> dict[str, Any]:
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = boundedjson.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise _corrupt(where, "it is not a JSON key file") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -179,9 +181,11 @@ def write_key_file(path: Path, key: Ed25519PrivateKey, passphrase: str) -> None:
 
 def read_key_file(path: Path, passphrase: str) -> Ed25519PrivateKey:
     try:
-        data = path.read_bytes()
+        data = read_limited(path, MAX_KEY_FILE_BYTES)
     except FileNotFoundError:
         raise IdentityError(f"key file {path} does not exist") from None
     except OSError as exc:
         raise IdentityError(f"cannot read key file {path}: {exc.strerror}") from None
+    except TooLarge:
+        raise _corrupt(path, "it is far larger than a key file") from None
     return decrypt_key(data, passphrase, path)

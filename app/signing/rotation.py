@@ -17,12 +17,12 @@ createdAt on, the holder of oldKey also speaks as newKey".
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from app.domain import boundedjson
 from app.domain.errors import VerificationError
 from app.signing import dsse
 from app.signing.identity import fingerprint, load_public_hex, public_hex
@@ -78,7 +78,7 @@ def parse_rotation(envelope: dsse.Envelope) -> Rotation:
             f"payloadType is {envelope.payload_type!r}, expected {ROTATION_PAYLOAD_TYPE!r}"
         )
     try:
-        obj = json.loads(envelope.payload.decode("utf-8"))
+        obj = boundedjson.loads(envelope.payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise VerificationError("rotation payload is not JSON") from None
     if not isinstance(obj, dict) or obj.get("_type") != ROTATION_TYPE:

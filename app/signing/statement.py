@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from app.domain import boundedjson
 from app.domain.errors import VerificationError
 from app.manifest.canonical import is_sha256_hex
 
@@ -117,7 +118,7 @@ def _str_field(pred: dict[str, Any], name: str, *, optional: bool = False) -> st
 def parse_statement(payload: bytes) -> ContributionStatement:
     """Parse the received payload (not re-serialised) and check its fixed types."""
     try:
-        obj = json.loads(payload.decode("utf-8"))
+        obj = boundedjson.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise VerificationError("envelope payload is not a JSON statement") from None
     if not isinstance(obj, dict):
