@@ -11,12 +11,13 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from app import __version__
+from app.signing.identity import public_key_problem
 from registry.auth import fingerprint_of
 from registry.blobstore import FileBlobStore
 from registry.db.models import ROLE_OPERATOR, Key, Upload
 from registry.db.session import make_engine, make_sessionmaker, migrate
 from registry.errors import install_error_handlers
-from registry.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from registry.middleware import AccessLogMiddleware, BodyLimitMiddleware, TextGuardMiddleware
 from registry.routes import auth as auth_routes
 from registry.routes import bench as bench_routes
 from registry.routes import blob_batch as blob_batch_routes
@@ -41,6 +42,10 @@ class UploadRuntime:
 
 
 def _register_operators(app: FastAPI, settings: RegistrySettings) -> None:
+    for pub in settings.operator_keys:
+        reason = public_key_problem(bytes.fromhex(pub))
+        if reason is not None:
+            raise ValueError(f"operator key {pub[:16]}… is refused: {reason}")
     with app.state.sessions() as session:
         for pub in settings.operator_keys:
             fpr = fingerprint_of(pub)
@@ -103,6 +108,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         ratelimit = importlib.import_module("registry.ratelimit")
         ratelimit.install(app, settings)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TextGuardMiddleware, loopback_hosts_only=settings.loopback_hosts_only)
     if settings.access_log:
         app.add_middleware(AccessLogMiddleware)
     return app

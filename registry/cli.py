@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from registry.settings import RegistrySettings
 
@@ -29,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--blobs", default=DEFAULT_BLOBS, help="blob store directory")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8750, help="0 = pick a free port")
-    serve.add_argument("--public-url", default=None, help="URL contributors sign (default: Host)")
+    serve.add_argument(
+        "--public-url",
+        default=None,
+        help="URL contributors sign and reach this registry at; required unless --host is a "
+        "loopback address (then the loopback URL the client called is used)",
+    )
     serve.add_argument("--operator-key", action="append", default=[], help="operator pubkey hex")
     serve.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
     serve.add_argument("--token-ttl", type=int, default=15 * 60, help="seconds")
@@ -58,11 +64,43 @@ def _configure_logging() -> None:
         logger.propagate = False
 
 
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _serve_settings_problem(args: argparse.Namespace) -> str | None:
+    from app.signing.identity import public_key_problem
+    from registry.middleware import is_loopback
+
+    for key in args.operator_key:
+        try:
+            raw = bytes.fromhex(key)
+        except ValueError:
+            return f"--operator-key {key[:20]!r} is not hexadecimal"
+        reason = public_key_problem(raw)
+        if reason is not None:
+            return f"--operator-key {key[:20]!r} is refused: {reason}"
+    if args.public_url is None and not is_loopback(args.host):
+        return (
+            f"--public-url is required when serving on {args.host} (not a loopback address): "
+            "contributors sign the registry's URL, and it must not come from the Host header"
+        )
+    if args.public_url is not None:
+        parsed = urlsplit(args.public_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            return f"--public-url {args.public_url!r} is not an http(s) URL"
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from registry.app import create_app
 
+    problem = _serve_settings_problem(args)
+    if problem is not None:
+        return _usage_error(problem)
     _configure_logging()
     settings = RegistrySettings(
         db_url=args.db,
@@ -71,6 +109,8 @@ def _serve(args: argparse.Namespace) -> int:
         token_ttl_s=args.token_ttl,
         rate_limit_per_minute=args.rate_limit,
         public_url=args.public_url,
+        # Without a public URL the server is on loopback: only loopback Host headers may name it.
+        loopback_hosts_only=args.public_url is None,
         operator_keys=tuple(k.lower() for k in args.operator_key),
         enable_bench_put=args.enable_bench_put,
     )
@@ -98,6 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_operator(args: argparse.Namespace) -> int:
+    from app.signing.identity import public_key_problem
     from registry.auth import fingerprint_of
     from registry.db.models import ROLE_OPERATOR, Key
     from registry.db.session import make_engine, make_sessionmaker, migrate
@@ -108,8 +149,10 @@ def _add_operator(args: argparse.Namespace) -> int:
             raise ValueError
         fpr = fingerprint_of(pub)
     except ValueError:
-        print("error: the public key must be 64 hex characters (raw Ed25519)", file=sys.stderr)
-        return 2
+        return _usage_error("the public key must be 64 hex characters (raw Ed25519)")
+    reason = public_key_problem(bytes.fromhex(pub))
+    if reason is not None:
+        return _usage_error(f"the public key is refused: {reason}")
     engine = make_engine(args.db)
     migrate(engine)
     with make_sessionmaker(engine)() as session:

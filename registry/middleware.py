@@ -5,12 +5,17 @@ Pure ASGI (not BaseHTTPMiddleware) so tus PATCH bodies stream through untouched 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.domain import boundedjson
+from registry.tus import parse_uint
 
 access_log = logging.getLogger("registry.access")
 
@@ -43,7 +48,11 @@ async def _send_problem(send: Send, status: int, code: str, message: str) -> Non
 
 class BodyLimitMiddleware:
     """413 for JSON bodies over the limit (by Content-Length or while streaming), 415 for
-    bodies that are not JSON."""
+    bodies that are not JSON, 400 for JSON outside the limits of app.domain.boundedjson
+    (too deep, NaN/Infinity, numbers out of range) or with a NUL character in any string.
+
+    The body is read here (it is at most max_body_bytes) and replayed to the app, so the checks
+    hold for every route and both databases alike (PostgreSQL cannot store NUL in text)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -58,7 +67,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         length_header = _header(scope, b"content-length")
-        declared = int(length_header) if length_header and length_header.isdigit() else None
+        declared = parse_uint(length_header)
         if declared is not None and declared > self.max_body_bytes:
             await _send_problem(
                 send,
@@ -74,18 +83,17 @@ class BodyLimitMiddleware:
                 send, 415, "unsupported_media_type", "Send the request body as application/json."
             )
             return
-        if declared is not None:
-            await self.app(scope, receive, send)  # the server enforces Content-Length
-            return
-        # Chunked body of unknown length: buffer up to the limit, then replay it to the app.
+        # Buffer the body (up to the limit), check it, then replay it to the app.
         buffered: list[Message] = []
+        chunks: list[bytes] = []
         seen = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 buffered.append(message)
                 break
-            seen += len(message.get("body", b""))
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.max_body_bytes:
                 await _send_problem(
                     send,
@@ -94,9 +102,14 @@ class BodyLimitMiddleware:
                     f"The request body is larger than the limit of {self.max_body_bytes} bytes.",
                 )
                 return
+            chunks.append(chunk)
             buffered.append(message)
             if not message.get("more_body", False):
                 break
+        problem = json_body_problem(b"".join(chunks))
+        if problem is not None:
+            await _send_problem(send, 400, *problem)
+            return
 
         async def replay() -> Message:
             if buffered:
@@ -104,6 +117,88 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+# Text that may hold a number out of range or a NaN/Infinity constant: only then is the body
+# parsed here (the app parses it anyway); ordinary bodies pass on cheap scans alone.
+_SUSPECT_NUMBER = re.compile(rb"NaN|Infinity|[0-9.][eE][+-]?[0-9]{3}|[0-9]{300}")
+
+
+def json_body_problem(body: bytes) -> tuple[str, str] | None:
+    """(code, message) if a JSON body breaks the input limits, None if it may go on (bodies
+    that are not JSON at all are left to the app's own 400)."""
+    if not body:
+        return None
+    if boundedjson.too_deep(body):
+        return (
+            "json_too_deep",
+            f"The JSON body is nested deeper than {boundedjson.MAX_JSON_DEPTH} levels.",
+        )
+    suspect_nul = b"\\u0000" in body
+    if not suspect_nul and _SUSPECT_NUMBER.search(body) is None:
+        return None
+    try:
+        value = boundedjson.loads(body)
+    except boundedjson.JsonLimitError as exc:
+        return ("malformed_json", f"The request body is not acceptable JSON: {exc}.")
+    except (ValueError, UnicodeDecodeError):
+        return None  # not JSON: the app answers its own malformed_json
+    if suspect_nul and boundedjson.has_nul(value):
+        return ("invalid_characters", "Strings must not contain the NUL character (U+0000).")
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: only processes of this machine can reach the server."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(host_header: str) -> str:
+    """The host part of a Host header (`[::1]:8750` -> `::1`, `a:80` -> `a`)."""
+    if host_header.startswith("["):
+        return host_header[1 : host_header.find("]")] if "]" in host_header else host_header
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+class TextGuardMiddleware:
+    """400 for a NUL character in the path or the query string, on every route: ids and
+    filters reach the database, and PostgreSQL cannot hold NUL in text (SQLite can), so both
+    refuse it here alike. With loopback_hosts_only, also 400 for a Host header that does not
+    name a loopback address (the registry's URL then comes from Host, so it must be local)."""
+
+    def __init__(self, app: ASGIApp, loopback_hosts_only: bool = False) -> None:
+        self.app = app
+        self.loopback_hosts_only = loopback_hosts_only
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if self.loopback_hosts_only and not is_loopback(
+                _host_name(_header(scope, b"host") or "")
+            ):
+                await _send_problem(
+                    send,
+                    400,
+                    "bad_host",
+                    "This registry has no public URL configured and answers only on loopback "
+                    "addresses; call it at 127.0.0.1 or localhost.",
+                )
+                return
+            query: bytes = scope.get("query_string", b"")
+            if "\x00" in scope["path"] or b"\x00" in query or b"%00" in query:
+                await _send_problem(
+                    send,
+                    400,
+                    "invalid_characters",
+                    "The path and query must not contain the NUL character (%00).",
+                )
+                return
+        await self.app(scope, receive, send)
 
 
 class AccessLogMiddleware:

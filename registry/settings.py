@@ -23,8 +23,12 @@ class RegistrySettings:
     upload_rate_limit_per_minute: int = 6000
     # Largest blob accepted through tus (Tus-Max-Size).
     max_upload_bytes: int = 64 * 1024 * 1024 * 1024
-    # The URL contributors sign into their envelopes' predicate.registry; None = request base URL.
+    # The URL contributors sign into their envelopes' predicate.registry; None = request base URL
+    # (in-process apps and loopback servers only: `serve` requires it on other addresses).
     public_url: str | None = None
+    # Refuse requests whose Host header is not a loopback name (400): what `serve` sets for a
+    # loopback server without public_url, so a spoofed Host cannot become the signed URL.
+    loopback_hosts_only: bool = False
     # Ed25519 public keys (hex) that are model operators from the start.
     operator_keys: tuple[str, ...] = field(default_factory=tuple)
     # Bench-only plain PUT handler (/v1/bench/put); never enabled in production.

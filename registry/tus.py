@@ -43,6 +43,21 @@ from registry.blobstore import BlobStore
 from registry.db.models import Blob, Upload
 
 HASH_CHUNK = 8 * 1024 * 1024
+# Upload-Length and Upload-Offset: ASCII digits only, at most this many (a signed 64-bit int).
+MAX_UINT_DIGITS = 19
+
+
+def parse_uint(header: str | None) -> int | None:
+    """A tus size or offset header: ASCII digits only (str.isdigit() also accepts '²' and
+    other Unicode digits that int() refuses), bounded in length; None if it is not one."""
+    if (
+        not header
+        or len(header) > MAX_UINT_DIGITS
+        or not header.isascii()
+        or not header.isdigit()
+    ):
+        return None
+    return int(header)
 
 
 def parse_metadata(header: str | None) -> dict[str, str]:
@@ -57,10 +72,15 @@ def parse_metadata(header: str | None) -> dict[str, str]:
         key, _, value = part.partition(" ")
         if not key or key in out:
             raise ValueError(f"bad or duplicate metadata key {key!r}")
+        if not key.isascii() or not key.isprintable():
+            raise ValueError(f"metadata key {key!r} is not printable ASCII")
         try:
-            out[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise ValueError(f"metadata {key!r} is not base64 of UTF-8") from exc
+        if "\x00" in text:
+            raise ValueError(f"metadata {key!r} contains a NUL character")
+        out[key] = text
     return out
 
 

@@ -12,11 +12,12 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 
+from app.domain.errors import VerificationError
+from app.signing.identity import load_public_raw, public_key_problem, verify_strict
 from registry.auth import as_utc, auth_message, fingerprint_of, token_digest
 from registry.db.models import ROLE_CONTRIBUTOR, AuthChallenge, Key, Token
 from registry.db.session import DbSession
@@ -60,6 +61,9 @@ def _settings(request: Request) -> RegistrySettings:
 @router.post("/v1/auth/challenge", response_model=ChallengeResponse)
 def challenge(body: ChallengeRequest, request: Request, session: DbSession) -> ChallengeResponse:
     """A fresh single-use nonce for this key, valid for a few minutes."""
+    reason = public_key_problem(bytes.fromhex(body.publicKey))
+    if reason is not None:
+        raise ApiError(422, "weak_key", f"This public key is refused: {reason}.")
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=_settings(request).challenge_ttl_s)
     nonce = secrets.token_hex(32)
@@ -100,10 +104,9 @@ def token(body: TokenRequest, request: Request, session: DbSession) -> TokenResp
         raise _bad_login("The challenge has expired; request a new one.")
     try:
         signature = base64.b64decode(body.signature, validate=True)
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(
-            signature, auth_message(body.nonce)
-        )
-    except (binascii.Error, ValueError, InvalidSignature) as exc:
+        pub = load_public_raw(bytes.fromhex(public_key))
+        verify_strict(pub, signature, auth_message(body.nonce))
+    except (binascii.Error, ValueError, VerificationError, InvalidSignature) as exc:
         raise _bad_login("The signature does not verify with this public key.") from exc
     fpr = fingerprint_of(public_key)
     key = session.get(Key, fpr)

@@ -100,9 +100,18 @@ def _owned_upload(session: DbSession, principal: CurrentPrincipal, upload_id: st
 
 
 @router.options("/v1/uploads/", status_code=204, response_class=Response)
-@router.options("/v1/uploads/{upload_id}", status_code=204, response_class=Response)
 def tus_options(request: Request) -> Response:
     """Server capabilities (tus discovery); no authentication needed."""
+    return _capabilities(request)
+
+
+@router.options("/v1/uploads/{upload_id}", status_code=204, response_class=Response)
+def tus_upload_options(upload_id: UploadId, request: Request) -> Response:
+    """The same capabilities, asked on an upload's URL (tus clients may do either)."""
+    return _capabilities(request)
+
+
+def _capabilities(request: Request) -> Response:
     return Response(
         status_code=204,
         headers={
@@ -134,9 +143,11 @@ def create_upload(
 
     Upload-Metadata must carry `sha256` (hex of the whole blob) and `contribution` (its id).
     """
-    if upload_length is None or not upload_length.isdigit():
-        raise tus_error(400, "bad_length", "Upload-Length (bytes) is required.")
-    length = int(upload_length)
+    length = tus.parse_uint(upload_length)
+    if length is None:
+        raise tus_error(
+            400, "bad_length", "Upload-Length (bytes, at most 19 ASCII digits) is required."
+        )
     if length > _settings(request).max_upload_bytes:
         raise tus_error(413, "too_large", "The blob is larger than Tus-Max-Size.")
     try:
@@ -189,7 +200,9 @@ def create_upload(
     session.add(upload)
     session.commit()
     tus.partial_path(request.app.state.uploads_dir, upload.id).touch(mode=0o600)
-    location = str(request.base_url).rstrip("/") + f"/v1/uploads/{upload.id}"
+    # The configured public URL, not the request's Host header (which the caller chooses).
+    base = _settings(request).public_url or str(request.base_url)
+    location = base.rstrip("/") + f"/v1/uploads/{upload.id}"
     return Response(
         status_code=201,
         headers={
@@ -329,9 +342,11 @@ async def patch_upload(
         raise tus_error(
             415, "bad_content_type", "Use Content-Type: application/offset+octet-stream."
         )
-    if upload_offset is None or not upload_offset.isdigit():
-        raise tus_error(400, "bad_offset", "Upload-Offset is required.")
-    offset = int(upload_offset)
+    offset = tus.parse_uint(upload_offset)
+    if offset is None:
+        raise tus_error(
+            400, "bad_offset", "Upload-Offset (bytes, at most 19 ASCII digits) is required."
+        )
     try:
         checksum = tus.parse_checksum(upload_checksum)
     except ValueError as exc:
