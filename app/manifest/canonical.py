@@ -43,16 +43,31 @@ class ManifestEntry:
     sha256: str  # lowercase hex
 
 
+# Longest manifest path and path component, in UTF-8 bytes. Common file systems allow 255-byte
+# names; the whole path stays well under what a database index row can hold (PostgreSQL's
+# btree rows end near 2.7 KB), so every registry stores every valid manifest.
+MAX_PATH_BYTES = 1024
+MAX_NAME_BYTES = 255
+# C0 controls, DEL and C1 controls: a newline would make the root's "<sha256> <size> <path>\n"
+# lines ambiguous, and none of them belongs in a file name people can read.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def path_problem(path: str) -> str | None:
     """Why `path` cannot be a manifest path, or None if it can."""
     if not isinstance(path, str) or not path:
         return "path is empty"
     try:
-        path.encode("utf-8")
+        encoded = path.encode("utf-8")
     except UnicodeEncodeError:
         return "path is not valid UTF-8"
     if "\x00" in path:
         return "path contains a NUL character"
+    control = _CONTROL.search(path)
+    if control is not None:
+        return f"path contains the control character U+{ord(control.group()):04X}"
+    if len(encoded) > MAX_PATH_BYTES:
+        return f"path is longer than {MAX_PATH_BYTES} bytes (UTF-8)"
     if "\\" in path:
         return "path contains a backslash (paths must use '/')"
     if path.startswith("/") or _DRIVE.match(path):
@@ -62,6 +77,10 @@ def path_problem(path: str) -> str | None:
         return "path has an empty or '.' component"
     if ".." in parts:
         return "path contains '..'"
+    if len(encoded) > MAX_NAME_BYTES and any(
+        len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts
+    ):
+        return f"a path component is longer than {MAX_NAME_BYTES} bytes (UTF-8)"
     # is_normalized() answers from a quick check for most text, without building a copy.
     if not (path.isascii() or unicodedata.is_normalized("NFC", path)):
         return "path is not NFC-normalised"

