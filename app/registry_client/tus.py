@@ -49,31 +49,57 @@ class ChecksumFailed(Exception):
 
 
 class BandwidthLimiter:
-    """A token bucket shared by every worker: `rate` bytes per second, small bursts."""
+    """A token bucket shared by every worker: `rate` bytes per second, small bursts.
+
+    The rate can change while uploads run (`set_rate`, 0 = unlimited): the next block obeys
+    it, and a worker waiting under the old rate wakes up and waits only what the new rate
+    asks."""
 
     def __init__(self, rate_bytes_per_s: int, *, clock: Callable[[], float] = time.monotonic):
-        if rate_bytes_per_s <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = float(rate_bytes_per_s)
-        self.capacity = max(self.rate / 4, 16 * 1024.0)
-        self._tokens = self.capacity
+        if rate_bytes_per_s < 0:
+            raise ValueError("rate must not be negative")
         self._clock = clock
+        self._cond = threading.Condition()
+        self.rate = 0.0
+        self.capacity = float(READ_BLOCK)
+        self._tokens = 0.0
         self._last = clock()
-        self._lock = threading.Lock()
+        self.set_rate(rate_bytes_per_s)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate <= 0
+
+    def set_rate(self, rate_bytes_per_s: int) -> None:
+        if rate_bytes_per_s < 0:
+            raise ValueError("rate must not be negative")
+        with self._cond:
+            self.rate = float(rate_bytes_per_s)
+            self.capacity = max(self.rate / 4, 16 * 1024.0) if self.rate else float(READ_BLOCK)
+            self._tokens = min(self._tokens, self.capacity) if self.rate else self.capacity
+            self._last = self._clock()
+            self._cond.notify_all()
 
     def block_size(self) -> int:
-        """Read this much at a time so a stop flag is seen within ~0.25 s."""
+        """Read this much at a time so a stop flag (or a new rate) is seen within ~0.25 s."""
         return max(4096, min(READ_BLOCK, int(self.capacity)))
 
-    def acquire(self, n: int) -> None:
-        with self._lock:
-            now = self._clock()
+    def _refill(self) -> None:
+        now = self._clock()
+        if self.rate > 0:
             self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-            self._last = now
+        self._last = now
+
+    def acquire(self, n: int) -> None:
+        with self._cond:
+            if self.rate <= 0:
+                return
+            self._refill()
             self._tokens -= n
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            time.sleep(wait)
+            while self.rate > 0 and self._tokens < 0:
+                # Woken early by set_rate: the debt is then paid at the new rate.
+                self._cond.wait(-self._tokens / self.rate)
+                self._refill()
 
 
 class FileSlice:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.domain.errors import KnownError, RegistryRefused, RegistryUnavailable
 from app.domain.gcpause import gc_paused
 from app.domain.states import State
+from app.domain.units import KB
 from app.registry_client.api import BatchUnsupported, RegistryClient
 from app.registry_client.http import RetryPolicy, Timeouts, Unreachable
 from app.registry_client.tus import (
@@ -113,9 +114,17 @@ class QueueOptions:
             bandwidth_bytes_per_s=(
                 bandwidth_bytes_per_s
                 if bandwidth_bytes_per_s is not None
-                else max(0, s.get(UPLOAD_BANDWIDTH_KBPS)) * 1024
+                else bandwidth_from_settings(ctx)
             ),
         )
+
+
+MAX_CONCURRENCY = 8  # the most parallel uploads the settings offer
+
+
+def bandwidth_from_settings(ctx: ServiceContext) -> int:
+    """The user's bandwidth limit in bytes per second (KB/s × 1000, as sizes are shown)."""
+    return max(0, ctx.settings.get(UPLOAD_BANDWIDTH_KBPS)) * KB
 
 
 def make_client(
@@ -167,14 +176,13 @@ class UploadWorkers:
             passphrase=passphrase,
             timeouts=self.options.timeouts,
             retry=self.options.retry,
-            pool_size=self.options.concurrency + 2,
+            pool_size=max(self.options.concurrency, MAX_CONCURRENCY) + 2,
         )
-        limiter = (
-            BandwidthLimiter(self.options.bandwidth_bytes_per_s)
-            if self.options.bandwidth_bytes_per_s > 0
-            else None
+        # Always present (0 = unlimited) so a limit set while uploads run applies at once.
+        self.limiter = BandwidthLimiter(self.options.bandwidth_bytes_per_s)
+        self.tus = TusClient(
+            self.client.http, chunk_size=self.options.chunk_size, limiter=self.limiter
         )
-        self.tus = TusClient(self.client.http, chunk_size=self.options.chunk_size, limiter=limiter)
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._book = ProgressBook()
@@ -195,6 +203,30 @@ class UploadWorkers:
         # thread has in hand (see UploadQueue._plan_batches); both under self._lock.
         self._plans: dict[int, deque[tuple[int, ...]]] = {}
         self._in_hand: dict[int, tuple[int, ...]] = {}
+
+    def set_limits(
+        self, *, bandwidth_bytes_per_s: int | None = None, concurrency: int | None = None
+    ) -> None:
+        """Apply a new bandwidth limit (0 = unlimited) or parallelism to running uploads:
+        the next block read obeys the rate, the scheduler's next round the parallelism."""
+        if bandwidth_bytes_per_s is not None:
+            self.limiter.set_rate(max(0, bandwidth_bytes_per_s))
+            self.options = replace(self.options, bandwidth_bytes_per_s=bandwidth_bytes_per_s)
+        if concurrency is not None:
+            n = min(MAX_CONCURRENCY, max(1, concurrency))
+            self.options = replace(self.options, concurrency=n)
+        self._wake.set()
+
+    def _paced(self, nbytes: int) -> bool:
+        """Wait until the bandwidth limit allows sending `nbytes` (a batch body), a block at
+        a time so a stop is seen; False when the queue is stopping."""
+        while nbytes > 0 and not self.limiter.unlimited:
+            if self._stop.is_set():
+                return False
+            n = min(nbytes, self.limiter.block_size())
+            self.limiter.acquire(n)
+            nbytes -= n
+        return not self._stop.is_set()
 
     def close(self) -> None:
         if self._own_client:
@@ -560,6 +592,8 @@ class UploadWorkers:
                 return
             blobs.append((job.sha256, job.size, data))
             job_of.setdefault(job.sha256, []).append(job.id)
+        if not self._paced(sum(b[1] for b in blobs)):
+            return  # stopping: the jobs are still pending
         with self._start_lock, disk_guard(), self._ctx.db.session() as s:
             claimed = claim(s, (j.id for j in batch.jobs))
             if claimed:

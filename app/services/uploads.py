@@ -46,6 +46,7 @@ from app.services.upload_state import (
 from app.services.upload_workers import (
     ACTIVE_ITEM_STATES,
     BATCH_COUNT,
+    MAX_CONCURRENCY,
     SMALL_BLOB,
     DiskFullError,
     Listener,
@@ -332,7 +333,10 @@ class UploadQueue(UploadWorkers):
         self._running = True
         self._recover()
         futures: dict[Future[None], Task] = {}
-        pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="upload")
+        # Threads start lazily; room for the most the settings allow, so set_limits can raise
+        # the parallelism of a running queue.
+        workers = max(self.options.concurrency, MAX_CONCURRENCY)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="upload")
         try:
             while not self._stop.is_set():
                 self._reap(futures)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.errors import KnownError
+from app.domain.units import KB
 from app.settings import (
     CLOSE_TO_TRAY,
     REGISTRY_URL,
@@ -337,10 +338,26 @@ class SettingsView(QWidget):
         _add(form, "Parallel uploads", self.concurrency)
         _add(form, "Bandwidth limit", self.bandwidth)
         _add(form, "", self.tray)
-        self.concurrency.valueChanged.connect(lambda v: self._save(UPLOAD_CONCURRENCY, int(v)))
-        self.bandwidth.valueChanged.connect(lambda v: self._save(UPLOAD_BANDWIDTH_KBPS, int(v)))
+        self.concurrency.valueChanged.connect(self._concurrency_changed)
+        self.bandwidth.valueChanged.connect(self._bandwidth_changed)
         self.tray.toggled.connect(lambda v: self._save(CLOSE_TO_TRAY, bool(v)))
         return card
+
+    def _running_queue(self) -> Any:
+        """The upload queue if this session started it (never started just for a setting)."""
+        return self.services.__dict__.get("uploads")
+
+    def _bandwidth_changed(self, kbps: int) -> None:
+        self._save(UPLOAD_BANDWIDTH_KBPS, int(kbps))
+        queue = self._running_queue()
+        if queue is not None:
+            queue.set_limits(bandwidth_bytes_per_s=int(kbps) * KB)
+
+    def _concurrency_changed(self, n: int) -> None:
+        self._save(UPLOAD_CONCURRENCY, int(n))
+        queue = self._running_queue()
+        if queue is not None:
+            queue.set_limits(concurrency=int(n))
 
     def _appearance_card(self) -> QFrame:
         card, form = _card("Appearance and storage")
