@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.services.context import ServiceContext
+from app.services.upload_state import RegistryStatus
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0
@@ -42,12 +43,28 @@ class ContributionProgress:
     files: tuple[FileProgress, ...] = field(default_factory=tuple)
 
 
-def _shown_state(c: Any) -> str:
-    """'paused' when every unfinished job of a contribution is paused, else its state."""
+ACTIVE = ("queued", "uploading")
+
+
+def _shown_state(c: Any, offline: bool) -> str:
+    """What a contribution is doing, as the user can act on it.
+
+    'paused' when every unfinished job is paused; 'failed' when the only unfinished work is
+    failed jobs; 'offline' when it would upload but the registry cannot be reached;
+    'queued' for an 'uploading' contribution that moves no bytes yet; else its state."""
+    state = str(c.state)
+    if state not in ACTIVE:
+        return state
     unfinished = c.jobs_total - c.jobs_done - c.jobs_failed
     if c.jobs_paused and c.jobs_paused >= unfinished:
         return "paused"
-    return str(c.state)
+    if c.jobs_failed and unfinished <= c.jobs_paused:
+        return "failed"
+    if offline:
+        return "offline"
+    if state == "uploading" and not c.rate_bps:
+        return "queued"
+    return state
 
 
 class GuiUploadQueue:
@@ -61,6 +78,7 @@ class GuiUploadQueue:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.last_failure: BaseException | None = None
+        self.offline = False  # as of the last jobs() snapshot
 
     # -- the queue thread ---------------------------------------------------------------
     def ensure_running(self) -> None:
@@ -102,11 +120,13 @@ class GuiUploadQueue:
             files.setdefault(job.item_id, []).append(
                 FileProgress(label, job.state, job.bytes_sent, job.size, job.last_error)
             )
+        offline = snap.registry_status == RegistryStatus.OFFLINE
+        self.offline = offline
         return [
             ContributionProgress(
                 item_id=c.item_id,
                 title=c.title,
-                state=_shown_state(c),
+                state=_shown_state(c, offline),
                 bytes_done=c.bytes_sent,
                 bytes_total=c.total_bytes,
                 rate_bps=c.rate_bps,
@@ -119,6 +139,12 @@ class GuiUploadQueue:
 
     def registry_status(self) -> str:
         return str(self._queue.registry_status)
+
+    def set_limits(
+        self, *, bandwidth_bytes_per_s: int | None = None, concurrency: int | None = None
+    ) -> None:
+        """A new bandwidth limit or parallelism, applied to uploads already running."""
+        self._queue.set_limits(bandwidth_bytes_per_s=bandwidth_bytes_per_s, concurrency=concurrency)
 
     def pause(self, item_id: int) -> None:
         self._queue.pause(item_id)

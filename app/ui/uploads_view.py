@@ -1,8 +1,9 @@
 """Uploads page: the persistent upload queue, against a small interface defined here.
 
-The upload service (issue 5) is not in this build yet; until it is, the page shows an honest
-empty state. When a service satisfying UploadQueue is present, the page polls it in the
-background once a second and offers Pause / Resume / Retry / Cancel.
+Without an upload service the page shows an honest empty state. With one, the page polls it
+in the background once a second, says what each contribution is really doing (uploading,
+queued, waiting for an offline registry, paused, failed) and enables only the actions that
+state allows.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.domain.units import format_duration, format_rate
 from app.ui.tasks import TaskRunner
 from app.ui.text import human_size
 from app.ui.theme import Theme
@@ -50,11 +52,70 @@ class UploadQueue(Protocol):
     def cancel(self, item_id: int) -> None: ...
 
 
-def _eta(seconds: float | None) -> str:
-    if seconds is None:
+# How each shown state reads, and which buttons it allows.
+STATE_LABELS = {
+    "offline": "Waiting (offline)",
+    "queued": "Queued",
+    "uploading": "Uploading",
+    "paused": "Paused",
+    "failed": "Failed",
+    "submitted": "Submitted",
+    "accepted": "Accepted",
+    "rejected": "Rejected",
+    "draft": "Cancelled",
+}
+ACTIONS_BY_STATE: dict[str, frozenset[str]] = {
+    "offline": frozenset({"pause", "retry", "cancel"}),  # retry = try the registry now
+    "queued": frozenset({"pause", "cancel"}),
+    "uploading": frozenset({"pause", "cancel"}),
+    "paused": frozenset({"resume", "cancel"}),
+    "failed": frozenset({"retry", "cancel"}),
+}
+ACTION_TIPS = {
+    "pause": "Pause the selected upload; Resume continues where it stopped",
+    "resume": "Continue the selected paused upload",
+    "retry": "Try the failed parts again now (or the registry, when it is offline)",
+    "cancel": "Stop uploading the selected contribution; it goes back to your catalogue",
+}
+STATE_ROLE = Qt.ItemDataRole.UserRole + 1
+TITLE_MIN_WIDTH = 220
+FIXED_WIDTHS = {1: 140, 2: 150, 3: 96, 4: 80}  # State, Progress, Rate, ETA
+ERROR_MIN_WIDTH = 140
+
+
+def _eta(state: str, rate_bps: float, seconds: float | None) -> str:
+    """Only a moving upload has an ETA; anything else (offline, queued, paused) has none."""
+    if state != "uploading" or not rate_bps or seconds is None or seconds <= 0:
         return "—"
-    s = int(seconds)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+    return format_duration(seconds)
+
+
+def queue_summary(states: list[str]) -> str:
+    """The status bar's words for the queue: what is moving, waiting, paused or failed."""
+    counts = {s: states.count(s) for s in set(states)}
+    parts = []
+    for state, words in (
+        ("uploading", "uploading"),
+        ("queued", "queued"),
+        ("offline", "waiting for the registry"),
+        ("paused", "paused"),
+        ("failed", "failed"),
+    ):
+        if counts.get(state):
+            parts.append(f"{counts[state]:,} {words}")
+    return ", ".join(parts) if parts else "queue idle"
+
+
+class _QueueTree(QTreeWidget):
+    """The queue table; it re-fits its columns whenever it is resized."""
+
+    def __init__(self, on_resize: Any) -> None:
+        super().__init__()
+        self._on_resize = on_resize
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._on_resize()
 
 
 class _EventBridge(QObject):
@@ -102,18 +163,19 @@ class UploadsView(QWidget):
         table_page = QWidget()
         tl = QVBoxLayout(table_page)
         tl.setContentsMargins(0, 0, 0, 0)
-        self.table = QTreeWidget()
+        self.table = _QueueTree(self._fit_columns)
         self.table.setAccessibleName("Upload queue")
         self.table.setHeaderLabels(
             ["Contribution", "State", "Progress", "Rate", "ETA", "Last error"]
         )
         self.table.setUniformRowHeights(True)
         self.table.setAlternatingRowColors(False)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header = self.table.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
-        for col, width in ((1, 110), (2, 200), (3, 90), (4, 80), (5, 260)):
-            self.table.setColumnWidth(col, width)
+        header.setMinimumSectionSize(60)
+        for col in range(6):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
         tl.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         self.buttons: dict[str, QPushButton] = {}
@@ -121,10 +183,13 @@ class UploadsView(QWidget):
             b = QPushButton(name)
             b.setAccessibleName(f"{name} upload")
             action = name.lower()
+            b.setToolTip(ACTION_TIPS[action])
+            b.setEnabled(False)
             b.clicked.connect(lambda _=False, n=action: self._act(n))
             buttons.addWidget(b)
             self.buttons[action] = b
         buttons.addStretch(1)
+        self.table.currentItemChanged.connect(lambda *_a: self._update_buttons())
         tl.addLayout(buttons)
         self.stack.addWidget(table_page)
         layout.addWidget(self.stack, 1)
@@ -159,33 +224,71 @@ class UploadsView(QWidget):
     def _poll_done(self) -> None:
         self._polling = False
 
+    def _fit_columns(self) -> None:
+        """Fixed State/Progress/Rate/ETA; the rest is shared by the name and the error, the
+        name first: it never gets less than TITLE_MIN_WIDTH (the error text is in its
+        tooltip)."""
+        header = self.table.header()
+        available = self.table.viewport().width()
+        for col, width in FIXED_WIDTHS.items():
+            header.resizeSection(col, width)
+        rest = max(0, available - sum(FIXED_WIDTHS.values()))
+        title = max(TITLE_MIN_WIDTH, self._title_width_wanted(), rest - 360)
+        title = min(title, max(TITLE_MIN_WIDTH, rest - ERROR_MIN_WIDTH))
+        header.resizeSection(0, title)
+        header.resizeSection(5, max(ERROR_MIN_WIDTH, rest - title))
+
+    def _title_width_wanted(self) -> int:
+        fm = self.table.fontMetrics()
+        widest = 0
+        for i in range(self.table.topLevelItemCount()):
+            widest = max(widest, fm.horizontalAdvance(self.table.topLevelItem(i).text(0)))
+        return widest + self.table.indentation() + 24
+
     def _show(self, jobs: list[Any]) -> None:
         self.stack.setCurrentIndex(1 if jobs else 0)
         selected = self.selected_item_id()
         self.table.clear()
-        active = 0
+        states: list[str] = []
         for job in jobs:
-            moving = job.state in ("queued", "uploading")
-            rate = f"{human_size(int(job.rate_bps))}/s" if job.rate_bps and moving else "—"
-            eta = _eta(job.eta_s) if moving else "—"
-            item = QTreeWidgetItem(
-                [job.title, job.state.capitalize(), "", rate, eta, job.last_error]
-            )
-            item.setForeground(1, self.theme.state_color(job.state))
+            state = str(job.state)
+            rate = format_rate(job.rate_bps) if state == "uploading" else "—"
+            eta = _eta(state, job.rate_bps, job.eta_s)
+            label = STATE_LABELS.get(state, state.capitalize())
+            item = QTreeWidgetItem([job.title, label, "", rate, eta, job.last_error])
+            item.setForeground(1, self.theme.state_color("queued" if state == "offline" else state))
             item.setData(0, Qt.ItemDataRole.UserRole, job.item_id)
+            item.setData(0, STATE_ROLE, state)
+            item.setToolTip(0, job.title)
             item.setToolTip(5, job.last_error)
             self.table.addTopLevelItem(item)
             self._bar(item, job.title, job.bytes_done, job.bytes_total)
             for f in getattr(job, "files", ()):  # per-file progress under the contribution
                 child = QTreeWidgetItem([f.label, f.state.capitalize(), "", "", "", f.last_error])
                 child.setData(0, Qt.ItemDataRole.UserRole, job.item_id)
+                child.setData(0, STATE_ROLE, state)
+                child.setToolTip(0, f.label)
                 item.addChild(child)
                 self._bar(child, f.label, f.bytes_done, f.bytes_total)
-            item.setExpanded(job.state in ("queued", "uploading"))
+            item.setExpanded(state in ("queued", "uploading"))
             if job.item_id == selected:
                 self.table.setCurrentItem(item)
-            active += job.state in ("queued", "uploading")
-        self.summaryChanged.emit(f"{active} uploading" if active else "queue idle")
+            states.append(state)
+        self._fit_columns()
+        self._update_buttons()
+        self.summaryChanged.emit(queue_summary(states))
+
+    def selected_state(self) -> str | None:
+        item = self.table.currentItem()
+        if item is None:
+            return None
+        value = item.data(0, STATE_ROLE)
+        return str(value) if value is not None else None
+
+    def _update_buttons(self) -> None:
+        allowed = ACTIONS_BY_STATE.get(self.selected_state() or "", frozenset())
+        for action, button in self.buttons.items():
+            button.setEnabled(self.queue is not None and action in allowed)
 
     def _bar(self, item: QTreeWidgetItem, title: str, done: int, total: int) -> None:
         holder = QWidget()
@@ -212,6 +315,10 @@ class UploadsView(QWidget):
         item_id = self.selected_item_id()
         if self.queue is None or item_id is None:
             return
+        if action not in ACTIONS_BY_STATE.get(self.selected_state() or "", frozenset()):
+            return
+        for button in self.buttons.values():  # until the queue's answer is shown
+            button.setEnabled(False)
         self.runner.start(getattr(self.queue, action), item_id, on_finished=self.poll)
 
     def stop(self) -> None:

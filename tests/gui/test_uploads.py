@@ -39,15 +39,36 @@ def test_submit_offline_queues_then_pause_and_cancel(
     row = view.table.topLevelItem(0)
     assert row.text(0) == "To upload"
     assert view.stack.currentIndex() == 1
-    assert "uploading" in win.queue_label.text() or "idle" in win.queue_label.text()
 
-    view.table.setCurrentItem(row)
+    # Offline: it waits for the registry; nothing claims to be uploading or to end at 0m 00s.
+    qtbot.waitUntil(
+        lambda: view.table.topLevelItem(0).text(1) == "Waiting (offline)", timeout=10_000
+    )
+    qtbot.waitUntil(lambda: "waiting for the registry" in win.queue_label.text(), timeout=5000)
+    assert win.queue_label.text() == "Uploads: 1 waiting for the registry"
+    assert view.table.topLevelItem(0).text(4) == "—"  # no ETA
+    assert view.table.topLevelItem(0).text(3) == "—"  # no rate
+
+    def enabled() -> set[str]:
+        return {name for name, b in view.buttons.items() if b.isEnabled()}
+
+    view.table.setCurrentItem(None)
+    assert enabled() == set()  # nothing selected: nothing to act on
+    view.table.setCurrentItem(view.table.topLevelItem(0))
+    assert enabled() == {"pause", "retry", "cancel"}
+
     qtbot.mouseClick(view.buttons["pause"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.table.topLevelItem(0).text(1) == "Paused", timeout=10_000)
+    qtbot.waitUntil(lambda: win.queue_label.text() == "Uploads: 1 paused", timeout=5000)
     view.table.setCurrentItem(view.table.topLevelItem(0))
+    assert enabled() == {"resume", "cancel"}
     qtbot.mouseClick(view.buttons["resume"], Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: view.table.topLevelItem(0).text(1) == "Queued", timeout=10_000)
+    qtbot.waitUntil(
+        lambda: view.table.topLevelItem(0).text(1) in ("Queued", "Waiting (offline)"),
+        timeout=10_000,
+    )
     view.table.setCurrentItem(view.table.topLevelItem(0))
+    assert "cancel" in enabled() and "resume" not in enabled()
     qtbot.mouseClick(view.buttons["cancel"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(
         lambda: str(services.catalogue.get(item.id).summary.state) == "draft", timeout=10_000
