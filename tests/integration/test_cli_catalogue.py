@@ -98,7 +98,7 @@ def test_empty_folder_is_bad_input(tmp_path: Path, data_dir: Path) -> None:
     (tmp_path / "empty").mkdir()
     r = run_cli("add", tmp_path / "empty", data_dir=data_dir)
     assert r.code == 3
-    assert "empty" in r.err
+    assert "folder is empty: there are no files to add" in r.err
     assert _count(data_dir) == 0
 
 
@@ -167,7 +167,8 @@ def test_non_utf8_name_is_refused_clearly(tmp_path: Path, data_dir: Path) -> Non
         fh.write(b"x")
     r = run_cli("add", folder, data_dir=data_dir)
     assert r.code == 3
-    assert "bad" in r.err
+    assert r.err.startswith("error: cannot add: bad\\xff.txt: ")
+    assert "is not valid UTF-8" in r.err
     assert _count(data_dir) == 0
 
 

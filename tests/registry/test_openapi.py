@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from registry.cli import openapi_document, render_openapi
@@ -35,4 +34,7 @@ def test_error_shape_is_documented() -> None:
     doc = openapi_document()
     schemas = doc["components"]["schemas"]  # type: ignore[index]
     assert set(schemas["ErrorResponse"]["properties"]) == {"error"}
-    assert json.dumps(doc["paths"]["/v1/contributions"]["post"]["responses"]["401"])  # type: ignore[index]
+    unauthorized = doc["paths"]["/v1/contributions"]["post"]["responses"]["401"]  # type: ignore[index]
+    assert unauthorized["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
