@@ -1,10 +1,16 @@
-"""Demo data: a demo operator, a few "demo-" models and simulated usage over the last days.
+"""Demo data: a demo operator, a few "demo-" models and simulated usage of accepted
+contributions.
 
 Everything is labelled demo (model ids start with "demo-", models/events/ledger rows carry
 demo=True) and goes through the same ingestion code as POST /v1/usage, so the ledger invariant
-holds for demo data too. Event ids are derived from (seed, contribution, day, model, n), which
-makes re-running idempotent: a second run the same day only reports duplicates, and a run after
-new contributions were accepted adds usage for those alone.
+holds for demo data too.
+
+Usage is a history that only grows, like real usage: each contribution and model has one
+deterministic stream of events that starts when the contribution was accepted (a burst of
+first uses in its first minutes, then a daily rate that grows over weeks, quieter weekends).
+Each run sends the events of that stream up to `now` (at most `days` back); event ids are the
+stream's sequence numbers, so a run sends again only what earlier runs sent (duplicates) plus
+what happened since. Past days therefore never change, and no usage predates acceptance.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -35,6 +41,9 @@ from registry.settings import RegistrySettings
 
 DEFAULT_SEED = 20261126
 BATCH = 1000
+GROWTH_DAYS = 90  # the daily rate grows from 30 % to 150 % over this many days after acceptance
+LAUNCH_PER_DAY = 600.0  # extra rate per model at acceptance (0.4 a minute): a demo shows usage
+LAUNCH_MINUTES = 20.0  # soon after a submission; it fades with this time constant
 
 
 @dataclass(frozen=True)
@@ -129,21 +138,18 @@ def _ensure_models(session: Session, operator: str) -> None:
             )
 
 
-def _popularity(day_index: int, days: int, day: date, rng: random.Random) -> float:
-    """Growth over the window, quieter weekends, some noise: charts that look like usage."""
-    growth = 0.3 + 1.2 * (day_index + 1) / days
-    weekly = 0.6 if day.weekday() >= 5 else 1.0
-    return growth * weekly * rng.uniform(0.7, 1.3)
+def _day_noise(seed: int, cid: str, model_id: str, day: date) -> float:
+    return random.Random(f"{seed}/{cid}/{model_id}/{day.isoformat()}").uniform(0.7, 1.3)
 
 
-def _poisson(mean: float, rng: random.Random) -> int:
-    # Knuth's method; means here are small (< 20).
-    limit, k, p = math.exp(-mean), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
+def _rate_per_day(model: DemoModel, age: timedelta, moment: datetime, noise: float) -> float:
+    """Events per day of one model for one contribution `age` after its acceptance: a burst of
+    first uses, then growth over weeks, quieter weekends, some day-to-day noise."""
+    days = age.total_seconds() / 86_400
+    growth = 0.3 + 1.2 * min(days, GROWTH_DAYS) / GROWTH_DAYS
+    weekly = 0.6 if moment.weekday() >= 5 else 1.0
+    launch = LAUNCH_PER_DAY * math.exp(-age.total_seconds() / 60 / LAUNCH_MINUTES)
+    return model.daily_events * growth * weekly * noise + launch
 
 
 def _pick(choices: tuple[tuple[str, float], ...], rng: random.Random) -> str:
@@ -155,36 +161,51 @@ def _pick(choices: tuple[tuple[str, float], ...], rng: random.Random) -> str:
     return choices[-1][0]
 
 
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def simulated_events(
-    contribution_ids: list[str], *, days: int, seed: int, now: datetime
+    accepted: list[tuple[str, datetime]], *, days: int, seed: int, now: datetime
 ) -> Iterator[EventIn]:
-    """Deterministic simulated events for each contribution over the `days` days up to now."""
-    today = now.astimezone(UTC).date()
-    for cid in contribution_ids:
-        others = [c for c in contribution_ids if c != cid]
-        for day_index in range(days):
-            day = today - timedelta(days=days - 1 - day_index)
-            for model in DEMO_MODELS:
-                rng = random.Random(f"{seed}/{cid}/{day.isoformat()}/{model.id}")
-                mean = model.daily_events * _popularity(day_index, days, day, rng)
-                for n in range(_poisson(mean, rng)):
-                    at = datetime.combine(day, time(0, tzinfo=UTC)) + timedelta(
-                        seconds=rng.randrange(86_400)
-                    )
-                    if at > now:
-                        at = now - timedelta(seconds=rng.randrange(1, 3600))
-                    method = _pick(model.methods, rng)
-                    attributions = [(cid, round(rng.uniform(0.3, 1.0), 3), method)]
-                    if others and rng.random() < 0.3:
-                        attributions.append((rng.choice(others), round(rng.uniform(0.05, 0.3), 3),
-                                             method))  # fmt: skip
-                    yield EventIn(
-                        event_id=f"demo-{seed}-{cid}-{day:%Y%m%d}-{model.id}-{n}",
-                        model_id=model.id,
-                        at=at,
-                        fee_micro=rng.randint(*model.fee_micro),
-                        attributions=tuple(AttributionIn(c, w, m) for c, w, m in attributions),
-                    )
+    """The simulated events of each (contribution, acceptance time) from `now - days` to
+    `now`. Each contribution and model is one stream drawn from its own generator, from the
+    acceptance on: what a later `now` yields is this run's events plus newer ones."""
+    now = _as_utc(now)
+    earliest = now - timedelta(days=days)
+    accepted = sorted(((cid, _as_utc(at)) for cid, at in accepted), key=lambda c: (c[1], c[0]))
+    for cid, start in accepted:
+        for model in DEMO_MODELS:
+            rng = random.Random(f"{seed}/{cid}/{model.id}")
+            at, n, noise_day, noise = start, 0, None, 1.0
+            while True:
+                if at.date() != noise_day:
+                    noise_day, noise = at.date(), _day_noise(seed, cid, model.id, at.date())
+                rate = _rate_per_day(model, at - start, at, noise)
+                at = at + timedelta(days=rng.expovariate(rate))
+                # Every draw below happens for every event, sent or not: the stream is fixed.
+                fee = rng.randint(*model.fee_micro)
+                method = _pick(model.methods, rng)
+                weight = round(rng.uniform(0.3, 1.0), 3)
+                share, pick, other_weight = rng.random(), rng.random(), rng.uniform(0.05, 0.3)
+                if at > now:
+                    break
+                n += 1
+                if at < earliest:
+                    continue
+                attributions = [AttributionIn(cid, weight, method)]
+                # Another contribution accepted before this use may share it.
+                others = [c for c, when in accepted if c != cid and when < at]
+                if others and share < 0.3:
+                    other = others[int(pick * len(others))]
+                    attributions.append(AttributionIn(other, round(other_weight, 3), method))
+                yield EventIn(
+                    event_id=f"demo-{seed}-{cid}-{model.id}-{n}",
+                    model_id=model.id,
+                    at=at,
+                    fee_micro=fee,
+                    attributions=tuple(attributions),
+                )
 
 
 def seed_demo(
@@ -195,20 +216,23 @@ def seed_demo(
     share_ppm: int = RegistrySettings.contributor_share_ppm,
     now: datetime | None = None,
 ) -> SeedReport:
-    """Create the demo operator and models, then simulated usage for accepted contributions."""
+    """Create the demo operator and models, then the simulated usage of accepted
+    contributions up to `now` (at most `days` back)."""
     now = now or datetime.now(UTC)
     with session_factory() as session:
         operator = _ensure_operator(session, seed)
         session.flush()
         _ensure_models(session, operator)
         session.commit()
-        cids = list(
-            session.scalars(
-                select(Contribution.id)
+        # An accepted contribution's last change is its acceptance (nothing changes after it).
+        accepted = [
+            (str(cid), at)
+            for cid, at in session.execute(
+                select(Contribution.id, Contribution.updated_at)
                 .where(Contribution.state == STATE_ACCEPTED)
                 .order_by(Contribution.seq)
             )
-        )
+        ]
     total = IngestResult()
     batch: list[EventIn] = []
 
@@ -223,7 +247,7 @@ def seed_demo(
         total.rejected.extend(result.rejected)
         batch.clear()
 
-    for ev in simulated_events(cids, days=days, seed=seed, now=now):
+    for ev in simulated_events(accepted, days=days, seed=seed, now=now):
         batch.append(ev)
         if len(batch) >= BATCH:
             flush()
@@ -232,7 +256,7 @@ def seed_demo(
     return SeedReport(
         operator=operator,
         models=tuple(m.id for m in DEMO_MODELS),
-        contributions=len(cids),
+        contributions=len(accepted),
         accepted=len(total.accepted),
         duplicates=len(total.duplicates),
         rejected=len(total.rejected),

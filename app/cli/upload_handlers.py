@@ -285,7 +285,7 @@ def _progress_line() -> Callable[[str], None] | None:
 
 def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
     from app.domain.errors import IdentityError
-    from app.services.rewards import RewardsReview, current_owner
+    from app.services.rewards import current_owner, open_review
 
     owner = current_owner(ctx)
     if owner is None:
@@ -293,12 +293,14 @@ def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
             "no identity yet: rewards belong to your key",
             hint="run: contributor-desk identity init",
         )
-    review = RewardsReview(ctx, ctx.registry_url, owner)
+    # The same service and registry key as the GUI's Rewards page (--demo: the demo registry).
+    review = open_review(ctx, owner, demo=bool(getattr(args, "demo", False)))
     view = review.overview(None if args.id is None else review.contribution_of(args.id))
     if args.json:
         print_json(
             {
                 "registry": view.registry,
+                "registryId": view.registry_id,
                 "totalMicro": view.total_micro,
                 "entries": view.entries,
                 "lastSync": view.last_sync.isoformat() if view.last_sync else None,

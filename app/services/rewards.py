@@ -10,13 +10,20 @@ Sync (`RewardsSync.run`) is incremental and interruptible:
   longer shows by default is kept;
 - model names are refreshed (charts label models by name; demo models are marked).
 
+Everything is stored under the registry's key (app.services.registry_identity): the identity
+the registry names itself by, learned at the start of each sync, never the URL it was reached
+at. Answers are checked against what was asked before anything is written: a usage window for
+another contribution or another range is refused whole.
+
 Review (`RewardsReview`) reads only the catalogue: totals, per contribution, per model, per
-method and per day, for the registry and identity in use, so the whole history is there
-offline. Money is integer micro-units throughout.
+method and per day, for one registry key and identity, so the whole history is there offline.
+`open_review` picks the key for a URL (or the demo registry) the same way for the GUI and the
+CLI, so both show the same numbers. Money is integer micro-units throughout.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +33,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.domain.errors import NotFoundError, UsageError
+from app.domain.errors import NotFoundError, RegistryUnavailable, UsageError
 from app.domain.gcpause import gc_paused
 from app.registry_client.api import RegistryClient
+from app.registry_client.http import UNREADABLE
 from app.registry_client.usage import (
     RewardsPage,
     UsageWindow,
@@ -37,17 +45,24 @@ from app.registry_client.usage import (
     usage_window,
 )
 from app.services.context import ServiceContext
+from app.services.registry_identity import RegistryDirectory
 from app.store.models import Item
 from app.store.rewards_models import (
     STREAM_REWARDS,
+    URL_KEY_PREFIX,
     KnownModel,
     RewardRecord,
     SyncCursor,
     UsageDay,
+    url_key,
 )
 
 FIRST_WINDOW_DAYS = 90  # what the registry shows by default
 MAX_WINDOW_DAYS = 731  # the registry's largest range per request
+CLOCK_SKEW_DAYS = 1  # the registry's "today" may be a day ahead of ours
+MAX_STORED_INT = 2**63 - 1  # SQLite's INTEGER
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_METHOD = re.compile(r"[a-z][a-z0-9-]{0,15}")
 ProgressFn = Callable[[str], None]
 
 
@@ -74,20 +89,31 @@ def _usage_stream(contribution_id: str) -> str:
 
 
 class RewardsSync:
-    """One sync of usage and rewards for `owner` (a key fingerprint) at `client`'s registry."""
+    """One sync of usage and rewards for `owner` (a key fingerprint) at `client`'s registry.
 
-    def __init__(self, ctx: ServiceContext, client: RegistryClient, owner: str) -> None:
+    `demo`: the registry is the embedded demo registry (`contributor-desk --demo rewards`
+    then finds it again whatever port it was started on)."""
+
+    def __init__(
+        self, ctx: ServiceContext, client: RegistryClient, owner: str, *, demo: bool = False
+    ) -> None:
         self._ctx = ctx
         self.client = client
-        self.registry = client.base_url
+        self.directory = RegistryDirectory(ctx)
+        self.registry = ""  # the registry's key, learned first thing in `run`
         self.owner = owner
+        self.demo = demo
 
     def run(self, progress: ProgressFn | None = None, *, today: date | None = None) -> SyncReport:
         say = progress or (lambda _msg: None)
+        say("Registry")
+        self.registry = self.directory.learn(self.client, demo=self.demo)
         say("Models")
         models = self._sync_models()
         say("Rewards")
         entries, amount, cursor = self._sync_rewards(say)
+        # Rows kept from addresses this registry had before (the demo's earlier ports).
+        self.directory.adopt_by_evidence(self.registry, self.owner)
         contributions = self._accepted()
         for n, cid in enumerate(contributions, 1):
             say(f"Usage of contribution {n} of {len(contributions)}")
@@ -102,7 +128,7 @@ class RewardsSync:
     def _set_cursor(self, s: Session, stream: str, value: str | None) -> None:
         row = self._cursor(s, stream)
         if row is None:
-            row = SyncCursor(registry_url=self.registry, owner=self.owner, stream=stream)
+            row = SyncCursor(registry_key=self.registry, owner=self.owner, stream=stream)
             s.add(row)
         row.cursor = value
         row.synced_at = datetime.now(UTC)
@@ -112,7 +138,7 @@ class RewardsSync:
         with self._ctx.db.session() as s:
             for m in models:
                 stmt = sqlite_insert(KnownModel).values(
-                    registry_url=self.registry,
+                    registry_key=self.registry,
                     id=m.id,
                     name=m.name,
                     description=m.description,
@@ -120,7 +146,7 @@ class RewardsSync:
                 )
                 s.execute(
                     stmt.on_conflict_do_update(
-                        index_elements=["registry_url", "id"],
+                        index_elements=["registry_key", "id"],
                         set_={"name": m.name, "description": m.description, "demo": m.demo},
                     )
                 )
@@ -152,11 +178,11 @@ class RewardsSync:
             if page.items:
                 s.execute(
                     sqlite_insert(RewardRecord).on_conflict_do_nothing(
-                        index_elements=["registry_url", "owner", "cursor"]
+                        index_elements=["registry_key", "owner", "cursor"]
                     ),
                     [
                         {
-                            "registry_url": self.registry,
+                            "registry_key": self.registry,
                             "owner": self.owner,
                             "cursor": e.cursor,
                             "event_id": e.event_id,
@@ -175,19 +201,25 @@ class RewardsSync:
         return len(page.items), sum(e.amount_micro for e in page.items)
 
     def _accepted(self) -> list[str]:
+        """Registry ids of this registry's accepted catalogue items (submitted at any of its
+        addresses, or named in its ledger), in catalogue order."""
         with self._ctx.db.session() as s:
-            return [
-                str(r)
-                for r in s.scalars(
-                    select(Item.registry_id)
+            earning = set(
+                s.scalars(
+                    select(RewardRecord.contribution_id)
                     .where(
-                        Item.registry_url == self.registry,
-                        Item.registry_id.is_not(None),
-                        Item.state == "accepted",
+                        RewardRecord.registry_key == self.registry, RewardRecord.owner == self.owner
                     )
-                    .order_by(Item.id)
+                    .distinct()
                 )
-            ]
+            )
+            ours = self.directory.item_ids(s, self.registry, earning)
+            accepted = s.execute(
+                select(Item.id, Item.registry_id)
+                .where(Item.registry_id.is_not(None), Item.state == "accepted")
+                .order_by(Item.id)
+            ).all()
+        return [str(rid) for _iid, rid in accepted if str(rid) in ours]
 
     def _sync_usage(self, contribution_id: str, today: date) -> None:
         stream = _usage_stream(contribution_id)
@@ -200,13 +232,14 @@ class RewardsSync:
         if last is not None:
             since = max(min(last, since), today - timedelta(days=MAX_WINDOW_DAYS - 1))
         window = usage_window(self.client, contribution_id, since=since)
+        check_window(window, contribution_id, since, today)
         self._store_window(window)
 
     def _store_window(self, window: UsageWindow) -> None:
         with self._ctx.db.session() as s:
             s.execute(
                 delete(UsageDay).where(
-                    UsageDay.registry_url == self.registry,
+                    UsageDay.registry_key == self.registry,
                     UsageDay.contribution_id == window.contribution_id,
                     UsageDay.day >= window.since,
                     UsageDay.day <= window.until,
@@ -223,7 +256,7 @@ class RewardsSync:
                     sqlite_insert(UsageDay),
                     [
                         {
-                            "registry_url": self.registry,
+                            "registry_key": self.registry,
                             "contribution_id": window.contribution_id,
                             "day": d,
                             "model_id": model_id,
@@ -237,6 +270,36 @@ class RewardsSync:
                 )
             self._set_cursor(s, _usage_stream(window.contribution_id), window.until.isoformat())
             s.commit()
+
+
+def check_window(window: UsageWindow, contribution_id: str, since: date, today: date) -> None:
+    """Refuse a usage answer that is not the one asked for, before anything is written: the
+    contribution and first day asked, a last day not before it nor past the registry's today,
+    points inside that range, once each, with ids and amounts that can be stored."""
+
+    def bad(why: str) -> RegistryUnavailable:
+        return RegistryUnavailable(UNREADABLE, hint=f"usage of {contribution_id}: {why}")
+
+    if window.contribution_id != contribution_id:
+        raise bad("the answer is for another contribution")
+    if window.since != since:
+        raise bad(f"the answer starts on {window.since}, not on {since} as asked")
+    if not since <= window.until <= today + timedelta(days=CLOCK_SKEW_DAYS):
+        raise bad(f"the answer ends on {window.until}, outside {since} .. {today}")
+    seen: set[tuple[date, str, str]] = set()
+    totals = [0, 0, 0]
+    for p in window.points:
+        if not window.since <= p.start <= window.until:
+            raise bad(f"a point on {p.start} is outside the range asked")
+        if not _MODEL_ID.fullmatch(p.model_id) or not _METHOD.fullmatch(p.method):
+            raise bad("a point names a model or method that is not an id")
+        if (p.start, p.model_id, p.method) in seen:
+            raise bad(f"two points for {p.start}, {p.model_id}, {p.method}")
+        seen.add((p.start, p.model_id, p.method))
+        for n, value in enumerate((p.events, p.share_ppm, p.reward_micro)):
+            totals[n] += value
+            if value < 0 or totals[n] > MAX_STORED_INT:
+                raise bad("an amount is out of range")
 
 
 # -- offline review --------------------------------------------------------------------------
@@ -253,7 +316,7 @@ class ContributionRewards:
 
 @dataclass(frozen=True)
 class RewardsOverview:
-    registry: str
+    registry: str  # where it was seen last: a URL, or "the demo registry"
     owner: str
     total_micro: int
     entries: int
@@ -263,15 +326,58 @@ class RewardsOverview:
     by_method: tuple[tuple[str, int], ...]
     # (day, events, reward micro) from the usage buckets, oldest first
     daily: tuple[tuple[date, int, int], ...] = field(default=())
+    registry_id: str | None = None  # the identity the registry names itself by, if it does
+
+
+def open_review(
+    ctx: ServiceContext, owner: str, *, url: str | None = None, demo: bool = False
+) -> RewardsReview:
+    """The review of what is stored for the registry at `url` (default: the configured one),
+    or for the demo registry: the registry's key is looked up, never guessed from the URL
+    alone, so the GUI and the CLI read the same rows. No network."""
+    directory = RegistryDirectory(ctx)
+    if demo:
+        key = directory.demo_key()
+        return RewardsReview(ctx, key or url_key("demo"), owner, shown_as="the demo registry")
+    url = (url or ctx.registry_url).rstrip("/")
+    return RewardsReview(ctx, directory.key_for(url) or url_key(url), owner, shown_as=url)
 
 
 class RewardsReview:
-    """What the catalogue holds about usage and rewards (no network)."""
+    """What the catalogue holds about usage and rewards (no network) for one registry key."""
 
-    def __init__(self, ctx: ServiceContext, registry: str, owner: str) -> None:
+    def __init__(
+        self, ctx: ServiceContext, registry: str, owner: str, *, shown_as: str | None = None
+    ) -> None:
         self._ctx = ctx
         self.registry = registry
         self.owner = owner
+        self.directory = RegistryDirectory(ctx)
+        self.shown_as = shown_as or (
+            registry.removeprefix(URL_KEY_PREFIX)
+            if registry.startswith(URL_KEY_PREFIX)
+            else registry
+        )
+
+    @property
+    def registry_id(self) -> str | None:
+        return None if self.registry.startswith(URL_KEY_PREFIX) else self.registry
+
+    def _contributions(self, s: Session) -> set[str]:
+        """Contribution ids of `owner` at this registry: in its ledger or with usage synced."""
+        ledger = s.scalars(
+            select(RewardRecord.contribution_id)
+            .where(RewardRecord.registry_key == self.registry, RewardRecord.owner == self.owner)
+            .distinct()
+        )
+        streams = s.scalars(
+            select(SyncCursor.stream).where(
+                SyncCursor.registry_key == self.registry,
+                SyncCursor.owner == self.owner,
+                SyncCursor.stream.startswith(_usage_stream("")),
+            )
+        )
+        return set(ledger) | {st.removeprefix(_usage_stream("")) for st in streams}
 
     def contribution_of(self, item_id: int) -> str:
         """The registry id of catalogue item `item_id` (for `overview`), or a clear error."""
@@ -279,16 +385,17 @@ class RewardsReview:
             item = s.get(Item, item_id)
             if item is None:
                 raise NotFoundError(f"item #{item_id} is not in the catalogue")
-            if not item.registry_id or item.registry_url != self.registry:
+            ours = self.directory.item_ids(s, self.registry, self._contributions(s))
+            if not item.registry_id or item.registry_id not in ours:
                 raise UsageError(
-                    f"item #{item_id} has not been submitted to {self.registry}",
+                    f"item #{item_id} has not been submitted to {self.shown_as}",
                     hint="submit it first: contributor-desk submit " + str(item_id),
                 )
             return item.registry_id
 
     def overview(self, contribution_id: str | None = None) -> RewardsOverview:
         with self._ctx.db.session() as s:
-            mine = (RewardRecord.registry_url == self.registry) & (RewardRecord.owner == self.owner)
+            mine = (RewardRecord.registry_key == self.registry) & (RewardRecord.owner == self.owner)
             if contribution_id is not None:
                 mine = mine & (RewardRecord.contribution_id == contribution_id)
             total, n = s.execute(
@@ -305,18 +412,12 @@ class RewardsReview:
                 .where(mine)
                 .group_by(RewardRecord.contribution_id)
             ).all()
-            items = {
-                str(rid): (iid, title)
-                for iid, rid, title in s.execute(
-                    select(Item.id, Item.registry_id, Item.title).where(
-                        Item.registry_url == self.registry, Item.registry_id.is_not(None)
-                    )
-                )
-            }
+            contributions = self._contributions(s)
+            items = self.directory.item_ids(s, self.registry, contributions)
             names = {
                 m.id: (m.name, m.demo)
                 for m in s.scalars(
-                    select(KnownModel).where(KnownModel.registry_url == self.registry)
+                    select(KnownModel).where(KnownModel.registry_key == self.registry)
                 )
             }
             per_model = s.execute(
@@ -330,18 +431,14 @@ class RewardsReview:
                 .group_by(RewardRecord.method)
             ).all()
             cursor = s.get(SyncCursor, (self.registry, self.owner, STREAM_REWARDS))
-            days = UsageDay.registry_url == self.registry
-            if contribution_id is not None:
-                days = days & (UsageDay.contribution_id == contribution_id)
-            else:
-                days = days & UsageDay.contribution_id.in_([str(r) for r in items])
+            scope = sorted(contributions) if contribution_id is None else [contribution_id]
             daily = s.execute(
                 select(UsageDay.day, func.sum(UsageDay.events), func.sum(UsageDay.reward_micro))
-                .where(days)
+                .where(UsageDay.registry_key == self.registry, UsageDay.contribution_id.in_(scope))
                 .group_by(UsageDay.day)
                 .order_by(UsageDay.day)
             ).all()
-        contributions = sorted(
+        by_contribution = sorted(
             (
                 ContributionRewards(
                     items.get(cid, (None, ""))[0],
@@ -365,13 +462,14 @@ class RewardsReview:
         for method, v in per_method:
             by_method[method] += int(v)
         return RewardsOverview(
-            registry=self.registry,
+            registry=self.shown_as,
             owner=self.owner,
             total_micro=int(total),
             entries=int(n),
             last_sync=cursor.synced_at if cursor else None,
-            by_contribution=tuple(contributions),
+            by_contribution=tuple(by_contribution),
             by_model=tuple(by_model),
             by_method=tuple(sorted(by_method.items(), key=lambda m: (-m[1], m[0]))),
             daily=tuple((d, int(e), int(r)) for d, e, r in daily),
+            registry_id=self.registry_id,
         )

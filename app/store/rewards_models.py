@@ -1,10 +1,16 @@
 """The local copy of a contributor's usage and rewards, synced from registries.
 
-Everything here is a cache of registry data, keyed by the registry's URL (one catalogue can
-talk to several registries) and, for the ledger, the identity that reads it. It is what the
-rewards page and `contributor-desk rewards` show, online or not: a sync only ever adds entries
-and replaces usage days it fetched again, in one transaction per page, so an interrupted sync
-leaves the previous state (and its cursor) intact.
+Everything here is a cache of registry data, keyed by the registry's *key* (one catalogue can
+talk to several registries) and, for the ledger, the identity that reads it. A registry key is
+the identity the registry names itself by (GET /v1/health `registryId`), never the URL it was
+reached at: the same registry at a new address (the demo registry on a new port, a moved
+host) keeps its history. `KnownRegistry` and `RegistryAddress` record which URLs each identity
+was seen at. Rows synced before identities existed, or from a registry that names none, are
+keyed `url:<URL>` until the registry at that URL names itself; they are then re-keyed.
+
+It is what the rewards page and `contributor-desk rewards` show, online or not: a sync only
+ever adds entries and replaces usage days it fetched again, in one transaction per page, so an
+interrupted sync leaves the previous state (and its cursor) intact.
 """
 
 from __future__ import annotations
@@ -27,6 +33,32 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.store.models import Base, utcnow
 
 STREAM_REWARDS = "rewards"
+URL_KEY_PREFIX = "url:"  # a registry known only by its URL (no identity learned yet)
+
+
+def url_key(url: str) -> str:
+    return URL_KEY_PREFIX + url.rstrip("/")
+
+
+class KnownRegistry(Base):
+    """A registry identity this catalogue has talked to (a string the registry named)."""
+
+    __tablename__ = "known_registries"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)  # the embedded demo registry
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RegistryAddress(Base):
+    """A URL and the registry key last seen there (`url:<URL>` until the registry named one)."""
+
+    __tablename__ = "registry_addresses"
+
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    registry_key: Mapped[str] = mapped_column(Text, index=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class SyncCursor(Base):
@@ -34,7 +66,7 @@ class SyncCursor(Base):
 
     __tablename__ = "sync_cursors"
 
-    registry_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), primary_key=True)  # key fingerprint
     stream: Mapped[str] = mapped_column(String(200), primary_key=True)  # "rewards", "usage:<id>"
     cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -47,7 +79,7 @@ class RewardRecord(Base):
     __tablename__ = "reward_entries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registry_url: Mapped[str] = mapped_column(Text)
+    registry_key: Mapped[str] = mapped_column(Text)
     owner: Mapped[str] = mapped_column(String(64))
     cursor: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(128))
@@ -59,8 +91,8 @@ class RewardRecord(Base):
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
-        UniqueConstraint("registry_url", "owner", "cursor", name="uq_reward_entries_cursor"),
-        Index("ix_reward_entries_contribution", "registry_url", "contribution_id"),
+        UniqueConstraint("registry_key", "owner", "cursor", name="uq_reward_entries_cursor"),
+        Index("ix_reward_entries_contribution", "registry_key", "contribution_id"),
     )
 
 
@@ -69,7 +101,7 @@ class UsageDay(Base):
 
     __tablename__ = "usage_days"
 
-    registry_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
     contribution_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -84,7 +116,7 @@ class KnownModel(Base):
 
     __tablename__ = "registry_models"
 
-    registry_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")

@@ -1,21 +1,37 @@
 """The GUI's side of usage and rewards: sync in the background, review from the catalogue.
 
 No widgets here: the main window runs `sync()` and `overview()` on its task runner and hands
-the result (a RewardsOverview, or None without an identity) to the Rewards page.
+the result (a RewardsOverview, or None without an identity) to the Rewards page. The numbers
+come from the same service as `contributor-desk rewards` (RewardsReview, found by
+`open_review`), keyed by the registry's identity, so the two always agree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.domain.errors import KnownError
 from app.services.context import ServiceContext
-from app.services.rewards import RewardsOverview, RewardsReview, RewardsSync, current_owner
+from app.services.registry_identity import RegistryDirectory
+from app.services.rewards import (
+    RewardsOverview,
+    RewardsReview,
+    RewardsSync,
+    current_owner,
+    open_review,
+)
 
 
 class GuiRewards:
-    def __init__(self, ctx: ServiceContext, demo_seed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        demo_seed: Callable[[], None],
+        is_demo: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._ctx = ctx
         self._demo_seed = demo_seed  # simulates demo usage; a no-op outside demo mode
+        self._is_demo = is_demo  # the registry is the embedded demo registry
 
     def sync(self, passphrase: str | None = None) -> RewardsOverview | None:
         """Pull usage and rewards (demo mode first simulates usage for accepted
@@ -29,7 +45,7 @@ class GuiRewards:
         self._demo_seed()
         client = make_client(self._ctx, passphrase=passphrase)
         try:
-            RewardsSync(self._ctx, client, owner).run()
+            RewardsSync(self._ctx, client, owner, demo=self._is_demo()).run()
         finally:
             client.close()
         return self._review(owner).overview()
@@ -40,4 +56,24 @@ class GuiRewards:
         return None if owner is None else self._review(owner).overview(contribution_id)
 
     def _review(self, owner: str) -> RewardsReview:
-        return RewardsReview(self._ctx, self._ctx.registry_url, owner)
+        url = self._ctx.registry_url
+        if RegistryDirectory(self._ctx).key_for(url) is None:
+            self._learn(url)
+        return open_review(self._ctx, owner, url=url)
+
+    def _learn(self, url: str) -> None:
+        """A registry at an address never seen (the demo registry's new port): ask it who it
+        is, once, so the history kept under its identity shows before the first sync.
+        Unreachable: nothing is known about that address yet."""
+        from app.registry_client.http import RetryPolicy, Timeouts
+        from app.services.upload_workers import make_client
+
+        client = make_client(
+            self._ctx, retry=RetryPolicy(attempts=1), timeouts=Timeouts(connect=3.0, read=10.0)
+        )
+        try:
+            RegistryDirectory(self._ctx).learn(client, demo=self._is_demo())
+        except KnownError:
+            pass
+        finally:
+            client.close()

@@ -87,7 +87,7 @@ class Services:
         """Usage and rewards sync + offline review (app.ui.rewards_adapter.GuiRewards)."""
         from app.ui.rewards_adapter import GuiRewards
 
-        return GuiRewards(self.ctx, self._seed_demo)
+        return GuiRewards(self.ctx, self._seed_demo, lambda: self.demo_seed is not None)
 
     def _seed_demo(self) -> None:
         """Read at each sync, so a demo registry attached after first use still counts."""

@@ -13,7 +13,7 @@ import pytest
 from app.domain.errors import RegistryUnavailable
 from app.registry_client import usage as usage_api
 from app.services.identity import IdentityService
-from app.services.rewards import RewardsReview, RewardsSync
+from app.services.rewards import RewardsSync, open_review
 from app.services.upload_workers import make_client
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
@@ -63,7 +63,7 @@ def _sync(desk: Desk) -> Any:
 def _review(desk: Desk, contribution: str | None = None) -> Any:
     owner = IdentityService(desk.ctx).current()
     assert owner is not None
-    return RewardsReview(desk.ctx, desk.ctx.registry_url, owner.fingerprint).overview(contribution)
+    return open_review(desk.ctx, owner.fingerprint).overview(contribution)
 
 
 def test_sync_is_exact_incremental_and_reviewable_offline(

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from registry.db.models import STATE_SUBMITTED
+from registry.db.models import STATE_SUBMITTED, Contribution
 from registry.db.usage_models import LedgerEntry, Model, UsageEvent
 from registry.ledger import ledger_totals
 from registry.seed import DEMO_MODELS, seed_demo
@@ -24,6 +24,9 @@ def test_seed_demo_is_labelled_exact_and_idempotent(db_url: str, tmp_path: Path)
         a = world.contributors[0]
         with world.sessions() as s:
             pending = add_contributions(s, a.fingerprint, 1, state=STATE_SUBMITTED)[0]
+            # Accepted 40 days before NOW: usage of the last 30 days is simulated.
+            s.execute(update(Contribution).values(updated_at=NOW - timedelta(days=40)))
+            s.commit()
         first = seed_demo(world.sessions, days=30, now=NOW)
         assert first.contributions == 4
         assert first.accepted > 4 * 30  # a few events per contribution, model and day
@@ -84,3 +87,60 @@ def test_seed_demo_cli(tmp_path: Path) -> None:
             assert s.scalar(select(func.count()).select_from(Model)) == len(DEMO_MODELS)
     finally:
         engine.dispose()
+
+
+def _buckets(world: object, cids: list[str]) -> dict[tuple[str, str, str, str], tuple[int, int]]:
+    from registry.db.usage_models import UsageBucket
+
+    with world.sessions() as s:  # type: ignore[attr-defined]
+        return {
+            (str(c), str(d), m, me): (int(e), int(r))
+            for c, d, m, me, e, r in s.execute(
+                select(
+                    UsageBucket.contribution_id,
+                    UsageBucket.bucket_start,
+                    UsageBucket.model_id,
+                    UsageBucket.method,
+                    UsageBucket.events,
+                    UsageBucket.reward_micro,
+                ).where(UsageBucket.contribution_id.in_(cids))
+            )
+        }
+
+
+def test_demo_usage_starts_at_acceptance_and_past_days_never_change(
+    db_url: str, tmp_path: Path
+) -> None:
+    with usage_world(db_url, tmp_path, contributors=1, per_contributor=2) as world:
+        old, new = world.ids_of(world.contributors[0])
+        accepted = {old: NOW - timedelta(days=12, hours=5), new: NOW - timedelta(minutes=1)}
+        with world.sessions() as s:
+            for cid, at in accepted.items():
+                s.execute(update(Contribution).where(Contribution.id == cid).values(updated_at=at))
+            s.commit()
+        seed_demo(world.sessions, now=NOW)
+        before = _buckets(world, [old, new])
+        seed_demo(world.sessions, now=NOW + timedelta(minutes=30))
+        seed_demo(world.sessions, now=NOW + timedelta(days=3, hours=2))
+        after = _buckets(world, [old, new])
+        with world.sessions() as s:
+            firsts = dict(
+                s.execute(
+                    select(LedgerEntry.contribution_id, func.min(LedgerEntry.at))
+                    .where(LedgerEntry.contribution_id.in_([old, new]))
+                    .group_by(LedgerEntry.contribution_id)
+                ).all()
+            )
+    # No use before acceptance; the one accepted a minute ago was used within half an hour.
+    for cid, first in firsts.items():
+        first = first.replace(tzinfo=UTC) if first.tzinfo is None else first
+        assert first >= accepted[cid], cid
+    assert new in firsts and firsts[new].replace(tzinfo=UTC) < NOW + timedelta(minutes=30)
+    assert {k[1] for k in after if k[0] == old} >= {
+        str((NOW - timedelta(days=d)).date()) for d in range(12)
+    }  # every day since acceptance
+    # Days before the first run's day are exactly as they were; later runs only add.
+    past = {k: v for k, v in before.items() if k[1] < str(NOW.date())}
+    assert past and {k: after[k] for k in past} == past
+    assert {k for k in after if k[1] < str(NOW.date())} == set(past)
+    assert sum(e for e, _r in after.values()) > sum(e for e, _r in before.values())

@@ -1,0 +1,240 @@
+"""Which registry is which: a registry's identity, not its URL, keys what we keep of it.
+
+A registry names itself in GET /v1/health (`registryId`: random, made once per database; later
+a transparency-log origin and key). The catalogue records every URL an identity was seen at
+(`RegistryAddress`) and keys its rewards cache to the identity, so the same registry reached
+at a new address (the demo registry on a new port, a moved host) keeps its history, and the
+GUI and the CLI find the same rows whatever URL they were started with.
+
+Rows stored before identities existed, or from a registry that names none, are keyed
+`url:<URL>`. They are shown as they are until the registry at that URL names itself, and then
+re-keyed to its identity in one transaction (`learn`). Rows of an address that is never
+reached again (the demo registry's old ports) are re-keyed when a registry proves it knows
+them: its ledger, read by the same key, has their random contribution ids (`adopt_by_evidence`).
+
+The identity is not authenticated yet: a registry that lies about it can only mix its own
+answers into the copy kept under the identity it claims; sync still stores only what it
+asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session, aliased
+
+from app.domain.errors import RegistryUnavailable
+from app.registry_client.api import RegistryClient
+from app.registry_client.http import UNREADABLE
+from app.services.context import ServiceContext
+from app.store.models import Item
+from app.store.rewards_models import (
+    URL_KEY_PREFIX,
+    KnownModel,
+    KnownRegistry,
+    RegistryAddress,
+    RewardRecord,
+    SyncCursor,
+    UsageDay,
+    url_key,
+)
+
+# Printable ASCII without spaces: random ids today, "origin+key" strings later.
+_IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:/+=@-]{0,255}")
+
+
+def parse_identity(body: dict[str, object]) -> str | None:
+    """The identity a health answer names (None: the registry names none), or a clear error."""
+    value = body.get("registryId")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not _IDENTITY.fullmatch(value)
+        or value.startswith(URL_KEY_PREFIX)
+    ):
+        raise RegistryUnavailable(UNREADABLE, hint="field 'registryId' is not a registry identity")
+    return value
+
+
+class RegistryDirectory:
+    """The registries this catalogue has seen, by identity, with the URLs they were seen at."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    # -- reading (no network) ------------------------------------------------------------------
+
+    def key_for(self, url: str) -> str | None:
+        """The key of what is stored for the registry at `url`, None if it was never seen."""
+        with self._ctx.db.session() as s:
+            row = s.get(RegistryAddress, url.rstrip("/"))
+            return row.registry_key if row is not None else None
+
+    def demo_key(self) -> str | None:
+        """The embedded demo registry's key (the one seen last), None if it was never synced."""
+        with self._ctx.db.session() as s:
+            return s.scalar(
+                select(KnownRegistry.key)
+                .where(KnownRegistry.demo.is_(True))
+                .order_by(KnownRegistry.last_seen.desc())
+                .limit(1)
+            )
+
+    def addresses(self, s: Session, key: str) -> list[str]:
+        urls = list(
+            s.scalars(select(RegistryAddress.url).where(RegistryAddress.registry_key == key))
+        )
+        if key.startswith(URL_KEY_PREFIX) and key[len(URL_KEY_PREFIX) :] not in urls:
+            urls.append(key[len(URL_KEY_PREFIX) :])
+        return urls
+
+    # -- learning (one request) ----------------------------------------------------------------
+
+    def learn(self, client: RegistryClient, *, demo: bool = False) -> str:
+        """Ask the registry at `client` who it is; record the address; re-key rows stored
+        under its URL. Returns the key to store and read its data under."""
+        body = client.http.json("GET", "/v1/health", auth=False)
+        identity = parse_identity(body)
+        return self.record(client.base_url, identity, demo=demo)
+
+    def record(self, url: str, identity: str | None, *, demo: bool = False) -> str:
+        url = url.rstrip("/")
+        key = identity if identity is not None else url_key(url)
+        now = datetime.now(UTC)
+        with self._ctx.db.session() as s:
+            known = s.get(KnownRegistry, key)
+            if known is None:
+                s.add(KnownRegistry(key=key, demo=demo, first_seen=now, last_seen=now))
+            else:
+                known.last_seen = now
+                known.demo = known.demo or demo
+            address = s.get(RegistryAddress, url)
+            if address is None:
+                s.add(RegistryAddress(url=url, registry_key=key, seen_at=now))
+            else:
+                address.registry_key = key
+                address.seen_at = now
+            if key != url_key(url):
+                _rekey(s, url_key(url), key)
+            s.commit()
+        return key
+
+    def adopt_by_evidence(self, key: str, owner: str) -> list[str]:
+        """Re-key rows of addresses never reached again whose contributions the registry `key`
+        has in its ledger for `owner` (contribution ids are random: the same registry)."""
+        adopted: list[str] = []
+        with self._ctx.db.session() as s:
+            mine = set(
+                s.scalars(
+                    select(RewardRecord.contribution_id)
+                    .where(RewardRecord.registry_key == key, RewardRecord.owner == owner)
+                    .distinct()
+                )
+            )
+            if not mine:
+                return []
+            legacy = set(
+                s.scalars(
+                    select(RewardRecord.registry_key)
+                    .where(RewardRecord.registry_key.startswith(URL_KEY_PREFIX))
+                    .distinct()
+                )
+            )
+            for old in sorted(legacy):
+                theirs = set(
+                    s.scalars(
+                        select(RewardRecord.contribution_id)
+                        .where(RewardRecord.registry_key == old, RewardRecord.owner == owner)
+                        .distinct()
+                    )
+                )
+                if theirs & mine:
+                    _rekey(s, old, key)
+                    s.execute(
+                        update(RegistryAddress)
+                        .where(RegistryAddress.registry_key == old)
+                        .values(registry_key=key)
+                    )
+                    adopted.append(old)
+            s.commit()
+        return adopted
+
+    def item_ids(
+        self, s: Session, key: str, contribution_ids: set[str]
+    ) -> dict[str, tuple[int, str]]:
+        """Catalogue items of the registry `key`: submitted at one of its addresses, or with a
+        contribution id it answered with. {registry id: (item id, title)}"""
+        urls = self.addresses(s, key)
+        rows = s.execute(
+            select(Item.id, Item.registry_id, Item.registry_url, Item.title).where(
+                Item.registry_id.is_not(None)
+            )
+        ).all()
+        return {
+            str(rid): (iid, title)
+            for iid, rid, url, title in rows
+            if rid in contribution_ids or (url is not None and url.rstrip("/") in urls)
+        }
+
+
+def _rekey(s: Session, old: str, new: str) -> None:
+    """Move every row stored under `old` to `new`; rows `new` already has win (they are the
+    same registry's data, read again)."""
+    if old == new:
+        return
+    # Ledger entries: one per (owner, cursor) of the registry.
+    theirs = aliased(RewardRecord)
+    s.execute(
+        delete(RewardRecord).where(
+            RewardRecord.registry_key == old,
+            exists().where(
+                theirs.registry_key == new,
+                theirs.owner == RewardRecord.owner,
+                theirs.cursor == RewardRecord.cursor,
+            ),
+        )
+    )
+    s.execute(update(RewardRecord).where(RewardRecord.registry_key == old).values(registry_key=new))
+
+    days = {
+        (c, d, m, me)
+        for c, d, m, me in s.execute(
+            select(
+                UsageDay.contribution_id, UsageDay.day, UsageDay.model_id, UsageDay.method
+            ).where(UsageDay.registry_key == new)
+        )
+    }
+    fetched = {c for c, _d, _m, _me in days}
+    # A contribution whose days the new key already has keeps those (fetched later).
+    if fetched:
+        s.execute(
+            delete(UsageDay).where(
+                UsageDay.registry_key == old, UsageDay.contribution_id.in_(sorted(fetched))
+            )
+        )
+    s.execute(update(UsageDay).where(UsageDay.registry_key == old).values(registry_key=new))
+
+    kept = aliased(SyncCursor)
+    s.execute(
+        delete(SyncCursor).where(
+            SyncCursor.registry_key == old,
+            exists().where(
+                kept.registry_key == new,
+                kept.owner == SyncCursor.owner,
+                kept.stream == SyncCursor.stream,
+            ),
+        )
+    )
+    s.execute(update(SyncCursor).where(SyncCursor.registry_key == old).values(registry_key=new))
+
+    models = set(s.scalars(select(KnownModel.id).where(KnownModel.registry_key == new)))
+    if models:
+        s.execute(
+            delete(KnownModel).where(
+                KnownModel.registry_key == old, KnownModel.id.in_(sorted(models))
+            )
+        )
+    s.execute(update(KnownModel).where(KnownModel.registry_key == old).values(registry_key=new))
