@@ -195,10 +195,8 @@ class CatalogueView(QWidget):
             can_submit=self.services.uploads_available,
         )
         self.detail.verifyRequested.connect(self.verify)
-        self.detail.signRequested.connect(self.sign)
         self.detail.exportRequested.connect(self.export)
         self.detail.revealRequested.connect(self.reveal)
-        self.detail.submitRequested.connect(self.submit)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
@@ -339,6 +337,7 @@ class CatalogueView(QWidget):
         envelope = json.dumps(detail.envelope).encode("utf-8")
         folder = detail.source_path
         self.message.emit("Verifying the signature and re-hashing every file…")
+        self.detail.show_current_result("Verifying the signature and re-hashing every file…")
         self.runner.start(
             signing.verify_envelope_bytes,
             envelope,
@@ -351,6 +350,7 @@ class CatalogueView(QWidget):
         problems = list(getattr(result, "problems", []))
         if not problems:
             self.message.emit("Verified: the signature is valid and every file matches")
+            self.detail.show_current_result("✓ Verified: the signature is valid", "success")
             self.last_verify_ok = True
             return
         self.last_verify_ok = False
@@ -362,69 +362,5 @@ class CatalogueView(QWidget):
         box.setInformativeText("Add the folder again to catalogue the new version.")
         box.setDetailedText(lines)
         box.open()
+        self.detail.show_current_result("Files changed since they were signed", "danger")
         self.verify_box = box
-
-    def sign(self, item_id: int, passphrase: str | None = None) -> None:
-        signing = self.services.signing
-        if signing is None:
-            return
-        from app.settings import DATANET
-
-        self.message.emit("Signing…")
-        self.runner.start(
-            signing.sign_item,
-            item_id,
-            registry_url=self.services.ctx.registry_url,
-            datanet=self.services.ctx.settings.get(DATANET),
-            passphrase=passphrase,
-            on_result=lambda _r: self._signed(item_id),
-            on_error=lambda exc: self._sign_failed(item_id, exc),
-        )
-
-    def _signed(self, item_id: int) -> None:
-        self.message.emit("Signed: your signature now binds these exact files")
-        self.model.refresh()
-        self.select_item(item_id)
-
-    def _sign_failed(self, item_id: int, exc: BaseException) -> None:
-        self._retry_with_passphrase(exc, lambda pw: self.sign(item_id, pw))
-
-    def _retry_with_passphrase(self, exc: BaseException, retry: Any) -> None:
-        """A key in an encrypted file needs its passphrase: ask, then run `retry(passphrase)`;
-        any other failure is shown as usual."""
-        from app.services.identity import PassphraseRequired
-
-        if not isinstance(exc, PassphraseRequired):
-            self.errors.show(exc)
-            return
-        from app.ui.dialogs import PassphraseDialog
-
-        dialog = PassphraseDialog(
-            "Unlock your key",
-            "Your private key is in an encrypted key file. Enter its passphrase to sign.",
-            confirm=False,
-            parent=self,
-        )
-        if dialog.exec():
-            retry(dialog.passphrase())
-
-    def submit(self, item_id: int, passphrase: str | None = None) -> None:
-        uploads = self.services.uploads
-        if uploads is None:
-            return
-        self.message.emit("Checking, signing and queueing for upload…")
-        self.runner.start(
-            uploads.submit,
-            item_id,
-            passphrase=passphrase,
-            on_result=lambda r: self._submitted(item_id, r),
-            on_error=lambda exc: self._submit_failed(item_id, exc),
-        )
-
-    def _submitted(self, item_id: int, result: Any) -> None:
-        self.message.emit(str(getattr(result, "message", "") or "Queued for upload"))
-        self.model.refresh()
-        self.select_item(item_id)
-
-    def _submit_failed(self, item_id: int, exc: BaseException) -> None:
-        self._retry_with_passphrase(exc, lambda pw: self.submit(item_id, pw))

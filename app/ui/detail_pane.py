@@ -59,6 +59,7 @@ class DetailPane(QFrame):
     exportRequested = Signal(int, str)  # item id, "croissant" | "bagit"
     revealRequested = Signal(int)
     submitRequested = Signal(int)
+    editRequested = Signal(int)
 
     def __init__(
         self,
@@ -73,6 +74,9 @@ class DetailPane(QFrame):
         self.setAccessibleName("Item details")
         self.theme = theme
         self.detail: ItemDetail | None = None
+        # The last result of an action (sign, verify, submit…) per item: shown in the pane
+        # while that item is, and kept across the refresh that follows the action.
+        self._results: dict[int, tuple[str, str]] = {}
         self._can_sign = can_sign
         self._can_submit = can_submit
         self.setMinimumWidth(420)
@@ -108,6 +112,13 @@ class DetailPane(QFrame):
         layout.addLayout(head)
         layout.addWidget(self.subtitle)
         layout.addLayout(actions)
+        self.result = QLabel()
+        self.result.setObjectName("actionResult")
+        self.result.setAccessibleName("Result of the last action")
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result.hide()
+        layout.addWidget(self.result)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Item detail sections")
         self.tabs.setDocumentMode(True)
@@ -152,9 +163,18 @@ class DetailPane(QFrame):
         self.reveal_button = self._button(
             "Reveal", "reveal", "Open the source folder in your file manager"
         )
+        self.edit_button = QPushButton("Edit…")
+        self.edit_button.setAccessibleName("Edit details")
+        self.edit_button.setToolTip("Change the title or choose a license (before submitting)")
         self.submit_button = self._button("Submit", "submit", "Upload to the registry")
         self.submit_button.setObjectName("primary")
-        for w in (self.sign_button, self.verify_button, self.export_button, self.reveal_button):
+        for w in (
+            self.edit_button,
+            self.sign_button,
+            self.verify_button,
+            self.export_button,
+            self.reveal_button,
+        ):
             row.addWidget(w)
         row.addStretch(1)
 
@@ -162,6 +182,7 @@ class DetailPane(QFrame):
         self.verify_button.clicked.connect(lambda: self._emit(self.verifyRequested))
         self.reveal_button.clicked.connect(lambda: self._emit(self.revealRequested))
         self.submit_button.clicked.connect(lambda: self._emit(self.submitRequested))
+        self.edit_button.clicked.connect(lambda: self._emit(self.editRequested))
         self.export_croissant.triggered.connect(lambda: self._emit_export("croissant"))
         self.export_bagit.triggered.connect(lambda: self._emit_export("bagit"))
         return row
@@ -251,16 +272,50 @@ class DetailPane(QFrame):
         self.detail = None
         self.stack.setCurrentIndex(0)
 
+    def show_result(self, item_id: int, text: str, tone: str) -> None:
+        """The outcome of an action on `item_id`, where the user is looking ('' clears it)."""
+        if text:
+            self._results = {item_id: (text, tone)}  # one at a time: the latest action
+        else:
+            self._results.pop(item_id, None)
+        if self.detail is not None and self.detail.summary.id == item_id:
+            self._render_result(item_id)
+
+    def show_current_result(self, text: str, tone: str = "muted") -> None:
+        """show_result for the item on display (if any)."""
+        if self.detail is not None:
+            self.show_result(self.detail.summary.id, text, tone)
+
+    def _render_result(self, item_id: int) -> None:
+        text, tone = self._results.get(item_id, ("", "muted"))
+        self.result.setText(text)
+        self.result.setVisible(bool(text))
+        c = self.theme.colors
+        color = c.get(tone, c["muted"])
+        self.result.setStyleSheet(
+            f"QLabel#actionResult {{ color: {color}; border: 1px solid {color}; "
+            "border-radius: 6px; padding: 6px 10px; }"
+        )
+
     def show_detail(self, detail: ItemDetail) -> None:
         self.detail = detail
         s = detail.summary
+        if s.id not in self._results:
+            self._results.clear()  # another item: the old result is no longer relevant
+        self._render_result(s.id)
         self.stack.setCurrentIndex(1)
         self.title.setText(s.title)
         kind = KIND_LABELS.get(str(s.kind), str(s.kind))
         parts = [kind, s.format, f"{human_count(s.record_count)} items", human_size(s.total_size)]
         self.subtitle.setText(" · ".join(parts) + f" · {str(s.state).capitalize()}")
         self.f_source.setText(str(detail.source_path))
-        self.f_license.setText(s.license or "Not set — choose one before submitting")
+        editable = str(s.state) in ("draft", "signed", "rejected")
+        if s.license:
+            self.f_license.setText(s.license)
+        elif editable:
+            self.f_license.setText("Not set — choose one with Edit… before submitting")
+        else:
+            self.f_license.setText("None given")
         if s.parent_id is not None:
             self.f_parent.setText(f"Catalogue item #{s.parent_id}")
         elif s.parent_registry_id:
@@ -287,6 +342,7 @@ class DetailPane(QFrame):
 
     def _update_actions(self, detail: ItemDetail) -> None:
         state = str(detail.summary.state)
+        self.edit_button.setEnabled(state in ("draft", "signed", "rejected"))
         self.sign_button.setVisible(self._can_sign)
         self.sign_button.setEnabled(self._can_sign and state in ("draft", "signed", "rejected"))
         can_verify = self._can_sign and detail.envelope is not None

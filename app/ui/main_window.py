@@ -40,6 +40,7 @@ from app import APP_NAME, __version__
 from app.ui.catalogue_view import CatalogueView
 from app.ui.drop_overlay import DropOverlay
 from app.ui.errors import ErrorPresenter
+from app.ui.key_unlock import KeyAction, KeyUnlocker
 from app.ui.registry_probe import check_registry
 from app.ui.resources import app_icon, themed_icon
 from app.ui.settings_view import SettingsView
@@ -86,6 +87,8 @@ class MainWindow(QMainWindow):
         self.theme = theme
         self.runner = TaskRunner(parent=self)
         self.errors = ErrorPresenter(self, log_path)
+        # Every action that needs the private key (sync, sign, submit, rotate) unlocks it here.
+        self.unlocker = KeyUnlocker(services, self.runner, self.errors, theme, self)
         self.ui_state = QSettings(
             str(services.ctx.data_dir / UI_STATE_FILE), QSettings.Format.IniFormat
         )
@@ -149,11 +152,23 @@ class MainWindow(QMainWindow):
 
         self.pages = QStackedWidget()
         self.catalogue = CatalogueView(self.services, self.runner, self.theme, self.errors)
+        from app.ui.item_actions import ItemActions
+
+        self.item_actions = ItemActions(
+            self.services,
+            self.runner,
+            self.errors,
+            self.theme,
+            self.unlocker,
+            self.catalogue,
+            self,
+        )
         self.uploads = UploadsView(
             None, self.runner, self.theme, available=self.services.uploads_available
         )
         self.rewards_placeholder = QWidget()  # the Rewards page is built on first visit
         self.settings_view = SettingsView(self.services, self.runner, self.theme, self.errors)
+        self.settings_view.unlocker = self.unlocker
         for page in (self.catalogue, self.uploads, self.rewards_placeholder, self.settings_view):
             self.pages.addWidget(page)
         root.addWidget(self.pages, 1)
@@ -163,6 +178,8 @@ class MainWindow(QMainWindow):
         self.catalogue.addFilesRequested.connect(self.add_files)
         self.catalogue.addFolderRequested.connect(self.add_folder)
         self.catalogue.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.item_actions.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.unlocker.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.catalogue.search.setAcceptDrops(False)
         self.settings_view.themeChanged.connect(self.themeChangeRequested)
         self.settings_view.registryChanged.connect(lambda _u: self.check_registry())
@@ -373,9 +390,32 @@ class MainWindow(QMainWindow):
         if self._rewards is not None:
             self._rewards.set_syncing(True)
         self.sync_label.setText("Syncing…")
-        self.runner.start(
-            self.services.rewards.sync, on_result=self._synced, on_error=self._sync_failed
+        self.unlocker.run(
+            KeyAction(
+                "sync usage and rewards",
+                self.services.rewards.sync,
+                on_result=self._synced,
+                on_error=self._sync_failed,
+                on_cancel=self._sync_cancelled,
+                preflight=self._sync_preflight,
+            )
         )
+
+    def _sync_preflight(self) -> None:
+        """On a worker, before the key is asked for: an unreachable registry is reported as
+        that (RegistryUnavailable), not as a locked key. Without an identity there is
+        nothing to sync, so nothing to check."""
+        from app.services.rewards import current_owner
+
+        if current_owner(self.services.ctx) is not None:
+            check_registry(self.services.ctx.registry_url)
+
+    def _sync_cancelled(self) -> None:
+        self._syncing = False
+        self._quiet_sync = False
+        self.sync_label.setText("Last sync: key locked")
+        if self._rewards is not None:
+            self._rewards.set_syncing(False)
 
     def _synced(self, overview: Any) -> None:
         self._syncing = False
@@ -394,9 +434,14 @@ class MainWindow(QMainWindow):
         self.sync_label.setText("Last sync: failed")
         if self._rewards is not None:
             self._rewards.set_syncing(False)
+        from app.domain.errors import RegistryUnavailable
+
+        if isinstance(exc, RegistryUnavailable):
+            self._registry_down(exc)
         if self._quiet_sync:
             self._quiet_sync = False
-            self.statusBar().showMessage(f"Usage and rewards not synced: {exc}", 8000)
+            why = "the registry is offline" if isinstance(exc, RegistryUnavailable) else exc
+            self.statusBar().showMessage(f"Usage and rewards not synced: {why}", 8000)
             return
         self.errors.show(exc)
 

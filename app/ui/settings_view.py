@@ -39,6 +39,7 @@ from app.settings import (
     Option,
 )
 from app.ui.dialogs import PassphraseDialog
+from app.ui.key_unlock import KeyAction
 from app.ui.registry_probe import check_registry
 from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
@@ -46,6 +47,7 @@ from app.ui.widgets import page_header, two_lines
 
 if TYPE_CHECKING:
     from app.ui.errors import ErrorPresenter
+    from app.ui.key_unlock import KeyUnlocker
     from app.ui.services import Services
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,15 @@ THEME_CHOICES = (("system", "Follow system"), ("light", "Light"), ("dark", "Dark
 
 
 LABEL_WIDTH = 130
+
+
+def sentence(text: str) -> str:
+    """'the registry is unreachable' → 'The registry is unreachable.'"""
+    text = text.strip()
+    if not text:
+        return ""
+    text = text[:1].upper() + text[1:]
+    return text if text[-1] in ".!?" else f"{text}."
 
 
 def _row_label(text: str) -> QLabel:
@@ -113,6 +124,7 @@ class SettingsView(QWidget):
         self.theme = theme
         self.errors = errors
         self.identity_info: dict[str, Any] | None = None
+        self.unlocker: KeyUnlocker | None = None  # set by the main window
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         scroll = QScrollArea()
@@ -150,13 +162,19 @@ class SettingsView(QWidget):
         self.registry_status = QLabel("")
         self.registry_status.hide()
         self.registry_status.setWordWrap(True)
+        self.registry_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.registry_status.setAccessibleName("Connection status")
         _add(form, "Registry URL", row)
-        _add(form, "", self.registry_status)
-        self._registry_form = form
+        # Under the form, not in it: a wrapped label in a form row gets one line's height
+        # and long errors were cut off.
+        status_row = QHBoxLayout()
+        status_row.setContentsMargins(LABEL_WIDTH + form.horizontalSpacing(), 0, 0, 0)
+        status_row.addWidget(self.registry_status, 1)
+        outer = card.layout()
+        assert isinstance(outer, QVBoxLayout)
+        outer.addLayout(status_row)
         self.registry_edit.editingFinished.connect(self._registry_edited)
         self.test_button.clicked.connect(self.test_connection)
-        form.setRowVisible(1, False)
         return card
 
     def _registry_edited(self) -> None:
@@ -183,8 +201,9 @@ class SettingsView(QWidget):
 
     def _test_failed(self, exc: BaseException) -> None:
         if isinstance(exc, KnownError):
-            text = exc.message[:1].upper() + exc.message[1:]
-            self._status(self.registry_status, f"{text}. {exc.hint or ''}".strip(), "danger")
+            text = sentence(exc.message)
+            hint = sentence(exc.hint) if exc.hint else ""
+            self._status(self.registry_status, f"{text} {hint}".strip(), "danger")
         else:
             self._status(self.registry_status, "Testing failed unexpectedly.", "danger")
             self.errors.show(exc)
@@ -257,19 +276,6 @@ class SettingsView(QWidget):
         else:
             self.storage.setText(f"Encrypted key file {info.key_file} (passphrase-protected)")
 
-    def _unlock(self) -> str | None:
-        """The current key's passphrase when it lives in an encrypted file, else None."""
-        info = self.identity_info or {}
-        if info.get("storage") != "encrypted-file":
-            return None
-        dialog = PassphraseDialog(
-            "Unlock your key",
-            "Enter the passphrase of your encrypted key file.",
-            confirm=False,
-            parent=self,
-        )
-        return dialog.passphrase() if dialog.exec() else ""
-
     def export_identity(self) -> None:
         identity = self.services.identity
         if identity is None:
@@ -286,32 +292,32 @@ class SettingsView(QWidget):
             confirm=True,
             parent=self,
         )
-        if not dialog.exec():
+        if not dialog.exec() or self.unlocker is None:
             return
-        unlock = self._unlock()
-        if unlock == "":
-            return
-        self.runner.start(
-            identity.export,
-            Path(path),
-            dialog.passphrase(),
-            unlock=unlock,
-            on_result=lambda info: self._status(self.storage, info.note.capitalize(), "success"),
-            on_error=self.errors.show,
+        backup = dialog.passphrase()
+        self.unlocker.run(
+            KeyAction(
+                "back up your key",
+                lambda unlock: identity.export(Path(path), backup, unlock=unlock),
+                on_result=lambda info: self._status(
+                    self.storage, info.note.capitalize(), "success"
+                ),
+            )
         )
 
     def rotate_identity(self) -> None:
         identity = self.services.identity
-        if identity is None:
+        if identity is None or self.unlocker is None:
             return
-        unlock = self._unlock()
-        if unlock == "":
-            return
-        self.runner.start(
-            identity.rotate,
-            unlock=unlock,
-            on_result=lambda _r: (self.refresh_identity(), self.identityChanged.emit()),
-            on_error=self.errors.show,
+        # The new key goes where the old one is; in a key file, under the same passphrase
+        # (as `identity rotate` does), so the passphrase is asked for even when remembered.
+        self.unlocker.run(
+            KeyAction(
+                "rotate your key",
+                lambda passphrase: identity.rotate(passphrase, unlock=passphrase),
+                on_result=lambda _r: (self.refresh_identity(), self.identityChanged.emit()),
+                needs_passphrase_anyway=True,
+            )
         )
 
     # -- uploads & appearance ------------------------------------------------------------
@@ -406,8 +412,6 @@ class SettingsView(QWidget):
         self.runner.start(self.settings.save, on_error=self.errors.show)
 
     def _status(self, label: QLabel, text: str, tone: str) -> None:
-        if label is self.registry_status:
-            self._registry_form.setRowVisible(1, True)
         label.show()
         label.setStyleSheet(f"color: {self.theme.colors.get(tone, self.theme.colors['muted'])};")
         label.setText(text)

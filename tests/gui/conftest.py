@@ -145,3 +145,14 @@ def make_csv(folder: Path, name: str = "data.csv", rows: int = 5) -> Path:
     lines = ["a,b"] + [f"{i},{name}" for i in range(rows)]
     (folder / name).write_text("\n".join(lines) + "\n", "utf-8")
     return folder
+
+
+def accept_review(qtbot: Any, window: Any) -> Any:
+    """Submit and Sign open the review sheet first: wait for it and press its main button."""
+    qtbot.waitUntil(lambda: window.item_actions.sheet is not None, timeout=20_000)
+    sheet = window.item_actions.sheet
+    assert sheet.go_button.isEnabled(), sheet.rules.text()
+    from PySide6.QtCore import Qt
+
+    qtbot.mouseClick(sheet.go_button, Qt.MouseButton.LeftButton)
+    return sheet

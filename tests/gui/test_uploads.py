@@ -8,14 +8,16 @@ from typing import Any
 from PySide6.QtCore import Qt
 
 from app.ui.main_window import MainWindow
-from tests.gui.conftest import add_item, make_csv
+from tests.gui.conftest import accept_review, add_item, make_csv
 
 
 def test_submit_offline_queues_then_pause_and_cancel(
     qtbot: Any, services: Any, theme: Any, tmp_path: Path
 ) -> None:
     services.identity.init()
-    item = add_item(services, make_csv(tmp_path / "a", "a.csv", rows=20), title="To upload")
+    item = add_item(
+        services, make_csv(tmp_path / "a", "a.csv", rows=20), title="To upload", license="MIT"
+    )
     win = MainWindow(services, theme, check_registry_on_start=False)
     qtbot.addWidget(win)
     win.show()
@@ -24,6 +26,7 @@ def test_submit_offline_queues_then_pause_and_cancel(
     pane = win.catalogue.detail
     qtbot.waitUntil(lambda: pane.detail is not None, timeout=5000)
     qtbot.mouseClick(pane.submit_button, Qt.MouseButton.LeftButton)
+    accept_review(qtbot, win)  # offline: the rules are not checked, the license is set
 
     # The registry is down: submitting still succeeds locally and the item waits in the queue.
     qtbot.waitUntil(
