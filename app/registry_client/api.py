@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from app.domain.errors import RegistryUnavailable
+from app.manifest.canonical import is_sha256_hex
 from app.registry_client.http import (
     UNREADABLE,
     ApiRefused,
@@ -69,8 +71,24 @@ class ContributionStatus:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
+# What a registry id (contribution, model, method) may look like: it goes into URL paths
+# and the catalogue, so "../x?y#", spaces, controls and long strings are refused on arrival.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:-]{0,127}")
+MAX_TEXT_CHARS = 10_000  # titles, names, messages: longer is cut, never refused
+
+
+MAX_PAGES = 2000  # pages of one listing per call: 400,000 contributions at 200 a page
+
+
 def _unreadable(why: str) -> RegistryUnavailable:
     return RegistryUnavailable(UNREADABLE, hint=why)
+
+
+def too_many_pages(what: str) -> RegistryUnavailable:
+    return RegistryUnavailable(
+        f"the registry kept sending more pages of {what} (over {MAX_PAGES:,}); stopped",
+        hint="nothing more was stored from it",
+    )
 
 
 def _str(body: dict[str, Any], key: str) -> str:
@@ -80,11 +98,35 @@ def _str(body: dict[str, Any], key: str) -> str:
     return value
 
 
+def _text(value: Any) -> str:
+    """Free text from the registry, bounded (shown through app.domain.text.display_text)."""
+    return str(value)[:MAX_TEXT_CHARS] if value is not None else ""
+
+
+def registry_id(value: Any, what: str = "id") -> str:
+    """A registry id checked against ID_PATTERN (RegistryUnavailable otherwise)."""
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise _unreadable(f"field {what!r} is not a registry id")
+    return value
+
+
+def segment(value: str) -> str:
+    """`value` as one URL path segment: every reserved character escaped."""
+    return quote(value, safe="")
+
+
 def _strings(body: dict[str, Any], key: str) -> tuple[str, ...]:
     value = body.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _unreadable(f"field {key!r} is not a list of text")
     return tuple(value)
+
+
+def _digests(body: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = _strings(body, key)
+    if not all(is_sha256_hex(v) for v in value):
+        raise _unreadable(f"field {key!r} is not a list of sha256 digests")
+    return value
 
 
 def _reasons(body: dict[str, Any]) -> tuple[Reason, ...]:
@@ -97,22 +139,35 @@ def _reasons(body: dict[str, Any]) -> tuple[Reason, ...]:
             raise _unreadable("a rejection reason is not an object")
         path = r.get("path")
         out.append(
-            Reason(str(r.get("code", "")), str(r.get("message", "")), str(path) if path else None)
+            Reason(
+                _text(r.get("code", ""))[:200],
+                _text(r.get("message", "")),
+                _text(path) if path else None,
+            )
         )
+        if len(out) > 10_000:
+            raise _unreadable("more than 10,000 rejection reasons")
     return tuple(out)
 
 
 def parse_status(body: dict[str, Any]) -> ContributionStatus:
     return ContributionStatus(
-        id=_str(body, "id"),
-        state=_str(body, "state"),
+        id=registry_id(body.get("id"), "id"),
+        state=_state(body),
         reasons=_reasons(body),
-        missing_blobs=_strings(body, "missingBlobs"),
-        title=str(body.get("title", "")),
-        datanet=str(body.get("datanet", "")),
-        cursor=str(body.get("cursor", "")),
+        missing_blobs=_digests(body, "missingBlobs"),
+        title=_text(body.get("title", "")),
+        datanet=_text(body.get("datanet", ""))[:200],
+        cursor=_text(body.get("cursor", ""))[:200],
         extra=body,
     )
+
+
+def _state(body: dict[str, Any]) -> str:
+    value = _str(body, "state")
+    if not ID_PATTERN.fullmatch(value):
+        raise _unreadable("field 'state' is not a state name")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,9 +311,9 @@ class RegistryClient:
         )
         body = parse_json_object(resp)
         return Created(
-            id=_str(body, "id"),
-            state=_str(body, "state"),
-            missing_blobs=_strings(body, "missingBlobs"),
+            id=registry_id(body.get("id"), "id"),
+            state=_state(body),
+            missing_blobs=_digests(body, "missingBlobs"),
             reasons=_reasons(body),
             already_existed=resp.status_code == 200,
         )
@@ -294,7 +349,7 @@ class RegistryClient:
         """The rules of one datanet (public: no sign-in), as the registry's JSON."""
         # One try: this is a pre-check, and an unreachable registry must not delay an offline
         # submit (which then queues as usual).
-        path = f"/v1/datanets/{quote(datanet, safe='')}"
+        path = f"/v1/datanets/{segment(datanet)}"
         body = self.http.json("GET", path, auth=False, retry=False)
         rules = body.get("rules")
         if not isinstance(rules, dict):
@@ -304,18 +359,21 @@ class RegistryClient:
     def finalize(self, contribution_id: str) -> ContributionStatus:
         """Ask the registry to verify and decide; idempotent, so retrying is safe."""
         return parse_status(
-            self.http.json("POST", f"/v1/contributions/{contribution_id}/finalize", ok=(200,))
+            self.http.json(
+                "POST", f"/v1/contributions/{segment(contribution_id)}/finalize", ok=(200,)
+            )
         )
 
     def get_contribution(self, contribution_id: str) -> ContributionStatus:
-        return parse_status(self.http.json("GET", f"/v1/contributions/{contribution_id}"))
+        return parse_status(self.http.json("GET", f"/v1/contributions/{segment(contribution_id)}"))
 
     def list_mine(
         self, *, after: str | None = None, limit: int = 200
     ) -> Iterator[ContributionStatus]:
-        """Every contribution of the caller, page after page (cursor order)."""
+        """Every contribution of the caller, page after page (cursor order), at most
+        MAX_PAGES pages (a registry that says `hasMore` forever is refused)."""
         cursor = after
-        while True:
+        for _page in range(MAX_PAGES):
             params: dict[str, Any] = {"mine": "true", "limit": limit}
             if cursor is not None:
                 params["after"] = cursor
@@ -331,3 +389,4 @@ class RegistryClient:
             if not body.get("hasMore") or not isinstance(nxt, str) or nxt == cursor:
                 return
             cursor = nxt
+        raise too_many_pages("contributions")

@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import heapq
+import itertools
 import logging
 import random
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from app import __version__
+from app.domain import boundedjson
 from app.domain.errors import RegistryRefused, RegistryUnavailable
+from app.domain.limits import MIB, describe_bytes
+from app.domain.text import display_text
 from app.registry_client.tokens import TokenCache
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,11 @@ class Unreachable(RegistryUnavailable):
         self.retry_after = retry_after
 
 
+class OutOfBounds(RegistryUnavailable):
+    """An answer outside what this client accepts: too slow in total, too large, redirected,
+    or pointing at another host. Never retried (a registry that did it once will again)."""
+
+
 class ApiRefused(RegistryRefused):
     """The registry answered 4xx: `status`, its error `code` and its message."""
 
@@ -64,9 +77,114 @@ class Timeouts:
 
     connect: float = 5.0
     read: float = 60.0
+    # The whole exchange (connect, request, answer) of anything but a tus PATCH: per-read
+    # timeouts alone let a registry that drips a byte every few seconds hold a call forever.
+    total: float = 90.0
 
     def pair(self) -> tuple[float, float]:
         return (self.connect, self.read)
+
+
+MAX_ANSWER_BYTES = 32 * MIB  # the largest answer body read (a 731-day usage window fits)
+SLOWEST_SEND_BPS = 64 * 1024  # a request body adds len/this seconds to the total time
+NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,256}")
+
+
+class _Watch:
+    """The connection one exchange of this thread uses, so the watchdog can cut it."""
+
+    def __init__(self) -> None:
+        self.conn: HTTPConnection | None = None
+        self.done = False
+        self.fired = False
+
+    def cut(self) -> None:
+        if self.done:
+            return
+        self.fired = True
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Watchdog:
+    """One thread for every deadline of the process: when an exchange runs past its total
+    time, its socket is shut down, which ends whatever read or write is blocked on it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch, deadline: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._seq), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="registry-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait(30.0)
+                    if not self._heap:
+                        self._thread = None
+                        return
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(min(wait, 1.0))
+                    continue
+                heapq.heappop(self._heap)[2].cut()
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.conn = self
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.conn = self
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the default port made explicit."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = -1  # not a port: matches no registry
+    return scheme, (parts.hostname or "").lower(), port
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +247,11 @@ class _BigBlockAdapter(HTTPAdapter):
             *send_buffer_options(),
         ]
         super().init_poolmanager(*args, **kwargs)
+        # connections that tell the deadline watchdog which socket to cut
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
 
 
 def public_hex(key: Ed25519PrivateKey) -> str:
@@ -138,10 +261,10 @@ def public_hex(key: Ed25519PrivateKey) -> str:
 def error_message(resp: requests.Response) -> tuple[str, str, Any]:
     """(code, message, details) from the registry's error body, or a generic one."""
     try:
-        body = resp.json()
+        body = boundedjson.loads(resp.content)
         err = body["error"]
-        return str(err.get("code", "")), str(err["message"]), err.get("details")
-    except (ValueError, KeyError, TypeError):
+        return str(err.get("code", ""))[:200], str(err["message"])[:2000], err.get("details")
+    except (ValueError, KeyError, TypeError, AttributeError, RegistryUnavailable):
         reason = resp.reason or "error"
         return f"http_{resp.status_code}", f"HTTP {resp.status_code} {reason}", None
 
@@ -181,9 +304,21 @@ class RegistryHttp:
         self.session.close()
 
     def url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
+        """The absolute URL of `path`; an absolute URL only on the registry's own origin
+        (scheme, host and port), so the token and the file bytes never go anywhere else."""
+        if "://" in path:
+            self.check_origin(path)
             return path
+        if not path.startswith("/"):
+            raise OutOfBounds(UNREADABLE, hint=f"not a path: {display_text(path[:100])}")
         return self.base_url + path
+
+    def check_origin(self, url: str) -> None:
+        if origin(url) != origin(self.base_url):
+            raise OutOfBounds(
+                f"the registry at {self.base_url} pointed to another host "
+                f"({display_text(url[:200])}); nothing was sent there"
+            )
 
     # -- auth ------------------------------------------------------------------------------
 
@@ -196,7 +331,9 @@ class RegistryHttp:
         ch = self.json(
             "POST", "/v1/auth/challenge", json={"publicKey": pub}, auth=False, retry=False
         )
-        nonce = str(ch["nonce"])
+        nonce = ch.get("nonce")
+        if not isinstance(nonce, str) or not NONCE_PATTERN.fullmatch(nonce):
+            raise RegistryUnavailable(UNREADABLE, hint="no usable nonce in the sign-in challenge")
         sig = key.sign(AUTH_DOMAIN + nonce.encode("ascii"))
         body = {"publicKey": pub, "nonce": nonce, "signature": base64.b64encode(sig).decode()}
         tok = self.json("POST", "/v1/auth/token", json=body, auth=False, retry=False)
@@ -242,42 +379,89 @@ class RegistryHttp:
         auth: bool = True,
         headers: Mapping[str, str] | None = None,
         timeout: tuple[float, float] | None = None,
+        total: float | None | bool = True,
         **kwargs: Any,
     ) -> requests.Response:
-        """One HTTP exchange (re-login once on 401); transport failures → RegistryUnavailable."""
+        """One HTTP exchange (re-login once on 401); transport failures → RegistryUnavailable.
+
+        The whole exchange, answer body included, must end within `total` seconds (True:
+        Timeouts.total, plus time to send a request body; None: per-read timeouts only, for
+        tus PATCH bodies sent at a bandwidth limit). The body is read here, at most
+        MAX_ANSWER_BYTES, unless the caller asks for stream=True. Redirects are never
+        followed."""
         hdrs = dict(headers or {})
+        url = self.url(path)
         token = self.token() if auth else None
+        caller_streams = bool(kwargs.pop("stream", False))
+        if total is True:
+            data = kwargs.get("data")
+            sent = len(data) if isinstance(data, bytes | bytearray) else 0
+            total = self.timeouts.total + sent / SLOWEST_SEND_BPS
+        limit = float(total) if total else None
         for again in (False, True):
             if token is not None:
                 hdrs["Authorization"] = f"Bearer {token}"
+            watch = _Watch()
             try:
+                if limit is not None:
+                    _current.watch = watch
+                    _WATCHDOG.add(watch, time.monotonic() + limit)
                 resp = self.session.request(
                     method,
-                    self.url(path),
+                    url,
                     headers=hdrs,
                     timeout=timeout or self.timeouts.pair(),
+                    stream=True,
+                    allow_redirects=False,
                     **kwargs,
                 )
-            except requests.Timeout as exc:
-                raise RegistryUnavailable(
-                    f"the registry at {self.base_url} did not answer in time",
-                    hint="it will be retried",
-                ) from exc
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                raise RegistryUnavailable(
-                    f"cannot reach the registry at {self.base_url}",
-                    hint="check the network; it will be retried",
-                ) from exc
-            except requests.RequestException as exc:
-                raise RegistryUnavailable(
-                    f"cannot talk to the registry at {self.base_url}: {type(exc).__name__}"
-                ) from exc
+                if not caller_streams:
+                    _read_answer(resp, method)
+            except OutOfBounds:
+                raise
+            except (requests.RequestException, OSError) as exc:
+                if watch.fired:
+                    raise OutOfBounds(
+                        f"the registry at {self.base_url} did not finish its answer "
+                        f"within {limit or 0:.0f} s",
+                        hint="a registry that slow is not waited for",
+                    ) from None
+                raise self._transport_error(exc) from exc
+            finally:
+                watch.done = True
+                _current.watch = None
+            if 300 <= resp.status_code < 400:
+                where = resp.headers.get("Location", "")
+                resp.close()
+                raise OutOfBounds(
+                    f"the registry at {self.base_url} answered {method} {path.split('?')[0]} "
+                    f"with a redirect (HTTP {resp.status_code} to {display_text(where[:200])}); "
+                    "redirects are not followed"
+                )
             if resp.status_code == 401 and auth and not again and _replayable(kwargs):
                 resp.close()
                 token = self.token(refresh_from=token)
                 continue
             return resp
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transport_error(self, exc: Exception) -> RegistryUnavailable:
+        """A transport failure as the error the queue understands (retried later)."""
+        if isinstance(exc, requests.Timeout):
+            return RegistryUnavailable(
+                f"the registry at {self.base_url} did not answer in time",
+                hint="it will be retried",
+            )
+        if isinstance(
+            exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError | OSError
+        ):
+            return RegistryUnavailable(
+                f"cannot reach the registry at {self.base_url}",
+                hint="check the network; it will be retried",
+            )
+        return RegistryUnavailable(
+            f"cannot talk to the registry at {self.base_url}: {type(exc).__name__}"
+        )
 
     def request(
         self,
@@ -297,6 +481,8 @@ class RegistryHttp:
             wait: float | None = None
             try:
                 resp = self.send_once(method, path, auth=auth, headers=headers, **kwargs)
+            except OutOfBounds:
+                raise
             except RegistryUnavailable as exc:
                 last = exc
             else:
@@ -340,9 +526,32 @@ class RegistryHttp:
         return parse_json_object(resp)
 
 
+def _read_answer(resp: requests.Response, method: str) -> None:
+    """Read the answer body into resp (as requests would), refusing more than
+    MAX_ANSWER_BYTES: a registry cannot make the client hold a 300 MB answer."""
+    too_big = OutOfBounds(
+        f"the registry's answer is larger than {describe_bytes(MAX_ANSWER_BYTES)}",
+        hint="an answer that large is not read",
+    )
+    declared = resp.headers.get("Content-Length", "")
+    if method != "HEAD" and declared.isascii() and declared.isdigit():
+        if len(declared) > 12 or int(declared) > MAX_ANSWER_BYTES:
+            resp.close()
+            raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            resp.close()
+            raise too_big
+        chunks.append(chunk)
+    resp._content = b"".join(chunks)
+
+
 def parse_json_object(resp: requests.Response) -> dict[str, Any]:
     try:
-        body = resp.json()
+        body = boundedjson.loads(resp.content)
     except ValueError:
         raise RegistryUnavailable(
             UNREADABLE, hint=f"HTTP {resp.status_code} without a JSON body"

@@ -26,6 +26,7 @@ from app.domain.errors import RegistryUnavailable
 from app.manifest.canonical import is_sha256_hex
 from app.registry_client.http import (
     ApiRefused,
+    OutOfBounds,
     RegistryHttp,
     Unreachable,
     error_message,
@@ -234,7 +235,10 @@ class TusClient:
         resp.close()
         if not location:
             raise Unreachable("the registry sent an unreadable answer", hint="no Location")
-        return urljoin(self.http.url(self.endpoint), location)
+        url = urljoin(self.http.url(self.endpoint), location)
+        # The token and the file's bytes go to this URL: only on the registry's own origin.
+        self.http.check_origin(url)
+        return url
 
     def offset(self, url: str, *, retry: bool = True) -> int:
         """HEAD: the offset the registry has safely stored."""
@@ -306,6 +310,8 @@ class TusClient:
                 log.info("upload %s is gone; starting a new one", url)
                 url, offset = None, None
                 continue
+            except OutOfBounds:
+                raise  # not a passing failure: retrying would do the same
             except RegistryUnavailable as exc:
                 failures += 1
                 offset = None  # ask the server where it stands before the next try
@@ -364,6 +370,7 @@ class TusClient:
                 "PATCH",
                 url,
                 data=body,
+                total=None,  # a chunk at a bandwidth limit may take long: per-read timeouts
                 headers=self._headers(
                     {
                         "Upload-Offset": str(offset),

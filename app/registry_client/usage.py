@@ -12,11 +12,24 @@ from datetime import date, datetime
 from typing import Any
 
 from app.domain.errors import RegistryUnavailable
-from app.registry_client.api import RegistryClient
+from app.registry_client.api import (
+    MAX_PAGES,
+    RegistryClient,
+    registry_id,
+    segment,
+    too_many_pages,
+)
 from app.registry_client.http import UNREADABLE
 
 REWARDS_PAGE = 500
 MODELS_PAGE = 200
+# Every integer from the registry is 0 <= n <= MAX_INT (what SQLite stores); sums of them are
+# checked against the same bound before they are stored.
+MAX_INT = 2**63 - 1
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 10_000
+CURSOR_DIGITS = 19  # rewards cursors are decimal ledger ids (docs/protocol.md)
+MAX_EVENT_ID_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +99,23 @@ def _count(body: dict[str, Any], key: str) -> int:
     value = _field(body, key, int)
     if value < 0:
         raise _bad(f"field {key!r} is negative")
+    if value > MAX_INT:
+        raise _bad(f"field {key!r} is larger than {MAX_INT:,} (2^63 - 1)")
     return int(value)
+
+
+def _cursor(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not (
+        value.isascii() and value.isdigit() and len(value) <= CURSOR_DIGITS
+    ):
+        raise _bad(f"field {key!r} is not a decimal cursor")
+    return value
+
+
+def _event_id(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_EVENT_ID_CHARS:
+        raise _bad("field 'eventId' is not an event id")
+    return value
 
 
 def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,11 +144,11 @@ def _date(text: str, key: str) -> date:
 
 def parse_reward(body: dict[str, Any]) -> RewardEntry:
     return RewardEntry(
-        cursor=_field(body, "cursor", str),
-        event_id=_field(body, "eventId", str),
-        contribution_id=_field(body, "contributionId", str),
-        model_id=_field(body, "modelId", str),
-        method=_field(body, "method", str),
+        cursor=_cursor(body.get("cursor"), "cursor"),
+        event_id=_event_id(body.get("eventId")),
+        contribution_id=registry_id(body.get("contributionId"), "contributionId"),
+        model_id=registry_id(body.get("modelId"), "modelId"),
+        method=registry_id(body.get("method"), "method"),
         amount_micro=_count(body, "amountMicro"),
         at=_datetime(_field(body, "at", str), "at"),
         demo=bool(_field(body, "demo", bool)),
@@ -134,10 +163,21 @@ def rewards_after(
     if after is not None:
         params["after"] = after
     body = client.http.json("GET", "/v1/me/rewards", params=params)
-    items = tuple(parse_reward(i) for i in _items(body))
+    raw = _items(body)
+    if len(raw) > limit:
+        raise _bad(f"{len(raw)} entries on a page of at most {limit}")
+    items = tuple(parse_reward(i) for i in raw)
     nxt = body.get("nextCursor")
-    if nxt is not None and not isinstance(nxt, str):
-        raise _bad("field 'nextCursor' is not text")
+    if nxt is not None:
+        nxt = _cursor(nxt, "nextCursor")
+    # Cursors only grow: entries and nextCursor after the one asked for, in order.
+    floor = int(after) if after is not None and after.isdigit() else -1
+    for e in items:
+        if int(e.cursor) <= floor:
+            raise _bad("the entries are not in increasing cursor order after the one asked")
+        floor = int(e.cursor)
+    if nxt is not None and items and int(nxt) < floor:
+        raise _bad("field 'nextCursor' is before the entries of its page")
     return RewardsPage(items, nxt, bool(body.get("hasMore")))
 
 
@@ -149,7 +189,8 @@ def usage_window(
     params: dict[str, Any] = {"bucket": "day"}
     if since is not None:
         params["since"] = since.isoformat()
-    body = client.http.json("GET", f"/v1/contributions/{contribution_id}/usage", params=params)
+    path = f"/v1/contributions/{segment(contribution_id)}/usage"
+    body = client.http.json("GET", path, params=params)
     series = body.get("series")
     if not isinstance(series, list):
         raise _bad("field 'series' is not a list")
@@ -157,7 +198,8 @@ def usage_window(
     for s in series:
         if not isinstance(s, dict) or not isinstance(s.get("points"), list):
             raise _bad("a usage series is not an object with points")
-        model_id, method = _field(s, "modelId", str), _field(s, "method", str)
+        model_id = registry_id(s.get("modelId"), "modelId")
+        method = registry_id(s.get("method"), "method")
         for p in s["points"]:
             if not isinstance(p, dict):
                 raise _bad("a usage point is not an object")
@@ -180,21 +222,26 @@ def usage_window(
 
 
 def all_models(client: RegistryClient) -> Iterator[ModelInfo]:
-    """Every model registered at the registry, page after page."""
+    """Every model registered at the registry, page after page (at most MAX_PAGES: a
+    registry that says `hasMore` forever is refused)."""
     cursor: str | None = None
-    while True:
+    for _page in range(MAX_PAGES):
         params: dict[str, Any] = {"limit": MODELS_PAGE}
         if cursor is not None:
             params["after"] = cursor
         body = client.http.json("GET", "/v1/models", params=params)
-        for m in _items(body):
+        items = _items(body)
+        if len(items) > MODELS_PAGE:
+            raise _bad(f"{len(items)} models on a page of at most {MODELS_PAGE}")
+        for m in items:
             yield ModelInfo(
-                id=_field(m, "id", str),
-                name=_field(m, "name", str),
-                description=str(m.get("description", "")),
+                id=registry_id(m.get("id"), "id"),
+                name=_field(m, "name", str)[:MAX_NAME_CHARS],
+                description=str(m.get("description", ""))[:MAX_DESCRIPTION_CHARS],
                 demo=bool(m.get("demo", False)),
             )
         nxt = body.get("nextCursor")
         if not body.get("hasMore") or not isinstance(nxt, str) or nxt == cursor:
             return
         cursor = nxt
+    raise too_many_pages("models")

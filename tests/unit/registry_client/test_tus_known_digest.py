@@ -47,6 +47,9 @@ class FakeHttp:
     def url(self, path: str) -> str:
         return "http://registry" + path
 
+    def check_origin(self, url: str) -> None:
+        assert url.startswith("http://registry/")
+
     def request(self, method: str, path: str, **kw: Any) -> _Resp:
         if method == "HEAD":  # after a refused chunk: where does the registry stand?
             return _Resp(200, {"Upload-Offset": "0"})
