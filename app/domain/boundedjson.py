@@ -65,11 +65,15 @@ def _no_constant(name: str) -> Any:
 def loads(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """json.loads within the limits; JsonLimitError (a ValueError) for what exceeds them and
     json.JSONDecodeError (also a ValueError) for what is not JSON at all. Integers keep
-    Python's own bound (4,300 digits, ValueError)."""
+    Python's own bound (4,300 digits)."""
     if too_deep(data, max_depth):
         raise JsonLimitError(f"JSON is nested deeper than {max_depth} levels (or unbalanced)")
     try:
         return json.loads(data, parse_float=_finite_float, parse_constant=_no_constant)
+    except (json.JSONDecodeError, JsonLimitError):
+        raise
+    except ValueError:  # int(): more digits than sys.get_int_max_str_digits()
+        raise JsonLimitError("an integer has too many digits") from None
     except RecursionError:  # pragma: no cover - too_deep() refuses such text first
         raise JsonLimitError(f"JSON is nested deeper than {max_depth} levels") from None
 
