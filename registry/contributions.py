@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
@@ -24,9 +25,9 @@ from app.manifest.canonical import Manifest
 from app.signing import dsse
 from app.signing.identity import load_public_hex
 from app.signing.statement import check_statement, parse_statement
+from registry import possession
 from registry.auth import Principal
 from registry.blobstore import BlobStore
-from registry.bulkdb import BulkDb
 from registry.datanets import Reason, evaluate_rules
 from registry.db.models import (
     STATE_ACCEPTED,
@@ -69,33 +70,24 @@ def envelope_digest(env: dsse.Envelope) -> str:
     return hashlib.sha256(env.to_json()).hexdigest()
 
 
-def missing_blobs(session: Session, contribution_id: str) -> list[str]:
-    """Distinct sha256s of this contribution's files the registry does not hold yet."""
-    cf, blob = cast(Table, ContributionFile.__table__).c, cast(Table, Blob.__table__).c
+def missing_blobs(session: Session, contribution_id: str, holders: Sequence[str]) -> list[str]:
+    """Distinct sha256s of this contribution's files that its key (`holders`: the key and the
+    keys it succeeded) must still send or prove: not held by it, or not stored any more.
+    Whether another key stored a blob makes no difference to the answer."""
+    cf = cast(Table, ContributionFile.__table__).c
     rows = (
         session.connection()  # Core rows: ORM row processing of 10,000 shas cost ~0.15 s
-        .execute(
-            select(cf.sha256)
-            .outerjoin(Blob, blob.sha256 == cf.sha256)
-            .where(cf.contribution_id == contribution_id, blob.sha256.is_(None))
-            .distinct()
-            .order_by(cf.sha256)
-        )
+        .execute(select(cf.sha256).where(cf.contribution_id == contribution_id).distinct())
         .all()
     )
-    return [r[0] for r in rows]
+    return possession.missing_for(session, holders, (r[0] for r in rows))
 
 
-def _missing_of(session: Session, manifest: Manifest) -> list[str]:
-    """missing_blobs() for a new contribution, from its manifest: one lookup of its distinct
-    sha256s in the blobs table instead of joining back the 10,000 file rows just written
-    (which took the live server ~0.1 s)."""
-    wanted = {e.sha256 for e in manifest.files}
-    held = {
-        row[0]
-        for row in BulkDb(session).select_in(Blob.__tablename__, "sha256", ("sha256",), wanted)
-    }
-    return sorted(wanted - held)
+def _missing_of(session: Session, manifest: Manifest, holders: Sequence[str]) -> list[str]:
+    """missing_blobs() for a new contribution, from its manifest: lookups of its distinct
+    sha256s instead of joining back the 10,000 file rows just written (which took the live
+    server ~0.1 s)."""
+    return possession.missing_for(session, holders, {e.sha256 for e in manifest.files})
 
 
 def _verify_envelope(raw: dict[str, Any], public_key_hex: str, fpr: str) -> dsse.Envelope:
@@ -208,7 +200,7 @@ def create_contribution(
     session.add(contribution)
     session.flush()
     _insert_files(session, contribution.id, manifest)
-    missing = _missing_of(session, manifest) if not reasons else []
+    missing = _missing_of(session, manifest, principal.all_fingerprints) if not reasons else []
     try:
         session.commit()
     except IntegrityError:
@@ -290,8 +282,13 @@ def get_owned(session: Session, principal: Principal, contribution_id: str) -> C
     return row
 
 
-def finalize(session: Session, blobs: BlobStore, contribution: Contribution) -> Contribution:
-    """Verify signature and bytes; move to accepted, or rejected with reasons. Idempotent."""
+def finalize(
+    session: Session, blobs: BlobStore, contribution: Contribution, holders: Sequence[str]
+) -> Contribution:
+    """Verify signature and bytes; move to accepted, or rejected with reasons. Idempotent.
+
+    `holders` are the owner's fingerprints (the key and those it succeeded): a blob counts as
+    present only if the registry stores it AND one of them uploaded or proved it."""
     if contribution.state in (STATE_ACCEPTED, STATE_REJECTED):
         return contribution
     reasons: list[Reason] = []
@@ -316,13 +313,14 @@ def finalize(session: Session, blobs: BlobStore, contribution: Contribution) -> 
     )
     # The store's own sizes (a file lost or damaged behind the database's back is absent):
     # one bulk call (for packed blobs an index query per 500 and a stat per pack).
-    stored_sizes = blobs.sizes(
-        sorted({sha for _, _, sha, row_size in files if row_size is not None})
-    )
+    stored = {sha for _, _, sha, row_size in files if row_size is not None}
+    stored_sizes = blobs.sizes(sorted(stored))
+    # Stored by someone is not enough: the owner must have sent or proved the bytes.
+    owned = possession.held(session, holders, stored)
     absent: list[tuple[str, str]] = []
     for path, size, sha, row_size in files:
         on_disk = stored_sizes.get(sha)
-        if row_size is None or on_disk is None:
+        if row_size is None or on_disk is None or sha not in owned:
             absent.append((path, sha))
         elif row_size != size or on_disk != size:
             reasons.append(
@@ -373,5 +371,8 @@ def finalize(session: Session, blobs: BlobStore, contribution: Contribution) -> 
     contribution.state = STATE_REJECTED if reasons else STATE_ACCEPTED
     contribution.reasons = [r.model_dump(exclude_none=True) for r in reasons]
     contribution.updated_at = datetime.now(UTC)
+    if not reasons:
+        possession.record_uploads(session, contribution.id, contribution.owner_fingerprint)
+    possession.forget_challenges(session, contribution.id)
     session.commit()
     return contribution

@@ -170,3 +170,31 @@ class Upload(Base):
     # "hash_mismatch" when the finished bytes did not match the declared sha256.
     failure: Mapped[str | None] = mapped_column(String(32), nullable=True)
     claim: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class BlobPossession(Base):
+    """A key that holds a blob's bytes: it uploaded them (batch, or a finished tus upload of a
+    contribution that was then finalized) or answered a possession challenge. Only such keys
+    may reference the blob in a contribution without sending it (docs/protocol.md)."""
+
+    __tablename__ = "blob_possessions"
+
+    fingerprint: Mapped[str] = mapped_column(
+        String(64), ForeignKey("keys.fingerprint"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    how: Mapped[str] = mapped_column(String(16))  # upload | proof | migrated
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PossessionChallenge(Base):
+    """The live nonce for proving possession of one blob of one contribution (single use)."""
+
+    __tablename__ = "possession_challenges"
+
+    contribution_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("contributions.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -2,9 +2,11 @@
 
 Why: 10,000 files of 4 KB sent as 10,000 tus uploads cost 20,000 round trips; one batch of a
 few MiB costs one. Only small blobs (<= MAX_BLOB_BYTES) that the caller's contribution lists
-as missing are accepted; each is verified by sha256 and size, then the batch is made durable
+are accepted; each is verified by sha256 and size, then the batch is made durable
 by BlobStore.put_many (on the filesystem: one pack file, fsynced and renamed into place)
 before the Blob rows say the blobs exist — a blob is either complete or absent, never partial.
+Every blob whose bytes the caller sent and that hashed right (stored, or already present) is
+recorded as held by the caller's key (registry/possession.py).
 
 Body (Content-Type: application/octet-stream):
     4-byte big-endian length N, then N bytes of JSON {"blobs": [{"sha256", "size"}, ...]},
@@ -26,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.domain.gcpause import gc_paused
 from app.manifest.canonical import is_sha256_hex
+from registry import possession
 from registry.auth import CurrentPrincipal, Principal
 from registry.blobstore import BlobStore
 from registry.contributions import get_owned
@@ -199,6 +202,10 @@ def _store_batch(
                 to_write[sha] = (sha, size, data)
                 result.stored.append(sha)
         blobs.put_many(list(to_write.values()))  # durable before the rows say they exist
+        # The caller sent these bytes: it holds them (committed with the blob rows).
+        possession.grant(
+            session, principal.fingerprint, [*result.stored, *result.present], possession.HOW_UPLOAD
+        )
         _insert_rows(
             session, [(sha, size) for sha, size, _ in to_write.values() if sha not in have]
         )

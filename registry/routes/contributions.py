@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.domain.gcpause import gc_paused
+from registry import possession
 from registry.auth import CurrentPrincipal, as_utc
 from registry.contributions import (
     CreateInput,
@@ -19,9 +20,9 @@ from registry.contributions import (
     missing_blobs,
 )
 from registry.datanets import Reason
-from registry.db.models import Contribution
+from registry.db.models import STATE_SUBMITTED, Contribution
 from registry.db.session import DbSession
-from registry.errors import ERROR_RESPONSES, ErrorResponse
+from registry.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 
 router = APIRouter(tags=["contributions"], responses=ERROR_RESPONSES)
 
@@ -135,7 +136,11 @@ def create(
     if not created:
         response.status_code = 200
     if missing is None:
-        missing = missing_blobs(session, row.id) if row.state == "submitted" else []
+        missing = (
+            missing_blobs(session, row.id, principal.all_fingerprints)
+            if row.state == "submitted"
+            else []
+        )
     return ContributionCreated(
         id=row.id,
         state=row.state,
@@ -158,7 +163,7 @@ def finalize_contribution(
     """Verify signature and every blob; accepted or rejected with reasons. Idempotent."""
     row = get_owned(session, principal, contribution_id)
     with gc_paused():
-        row = finalize(session, request.app.state.blobs, row)
+        row = finalize(session, request.app.state.blobs, row, principal.all_fingerprints)
     return ContributionDetail(**_out(row), missingBlobs=[])
 
 
@@ -193,5 +198,112 @@ def get_contribution(
 ) -> ContributionDetail:
     """One of the caller's contributions, with the blobs still missing (404 if not theirs)."""
     row = get_owned(session, principal, contribution_id)
-    missing = missing_blobs(session, row.id) if row.state == "submitted" else []
+    missing = (
+        missing_blobs(session, row.id, principal.all_fingerprints)
+        if row.state == "submitted"
+        else []
+    )
     return ContributionDetail(**_out(row), missingBlobs=missing)
+
+
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", min_length=64, max_length=64)]
+
+
+class ChallengeRequest(BaseModel):
+    blobs: list[Sha256Hex] = Field(
+        min_length=1,
+        max_length=possession.MAX_CHALLENGES,
+        description="sha256s of blobs this contribution lists",
+    )
+
+
+class PossessionChallengeOut(BaseModel):
+    sha256: str
+    nonce: str = Field(description="64 hex: 32 random bytes, single use")
+    expiresAt: datetime
+
+
+class ChallengeAnswer(BaseModel):
+    challenges: list[PossessionChallengeOut]
+
+
+class ProofIn(BaseModel):
+    sha256: Sha256Hex
+    proof: Sha256Hex = Field(description="hex possession proof over the nonce and the content")
+
+
+class ProofRequest(BaseModel):
+    proofs: list[ProofIn] = Field(min_length=1, max_length=possession.MAX_PROOFS)
+
+
+class ProofAnswer(BaseModel):
+    proven: list[str] = Field(description="Recorded as yours: no need to upload them")
+    notProven: list[str] = Field(description="Upload these (the answer never says why)")
+
+
+def _submitted(
+    session: DbSession, principal: CurrentPrincipal, contribution_id: str
+) -> Contribution:
+    row = get_owned(session, principal, contribution_id)
+    if row.state != STATE_SUBMITTED:
+        raise ApiError(409, "not_uploadable", f"The contribution is {row.state}.")
+    return row
+
+
+_POSSESSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The contribution is not submitted"}
+}
+
+
+@router.post(
+    "/v1/contributions/{contribution_id}/possession/challenges",
+    response_model=ChallengeAnswer,
+    responses=_POSSESSION_ERRORS,
+)
+def possession_challenges(
+    contribution_id: ContributionId,
+    body: ChallengeRequest,
+    principal: CurrentPrincipal,
+    session: DbSession,
+) -> ChallengeAnswer:
+    """A fresh nonce for each listed blob of your contribution, to prove you hold its bytes
+    instead of uploading them. The same answer whether or not the registry stores the blob."""
+    row = _submitted(session, principal, contribution_id)
+    listed = possession.manifest_sizes(session, row.id, body.blobs)
+    unknown = sorted(set(body.blobs) - listed.keys())
+    if unknown:
+        raise ApiError(
+            422,
+            "blob_not_expected",
+            f"{len(unknown)} blob(s) are not listed by this contribution.",
+            {"blobs": unknown[:100]},
+        )
+    issued = possession.issue(session, row, body.blobs)
+    return ChallengeAnswer(
+        challenges=[
+            PossessionChallengeOut(sha256=c.sha256, nonce=c.nonce, expiresAt=c.expires_at)
+            for c in issued
+        ]
+    )
+
+
+@router.post(
+    "/v1/contributions/{contribution_id}/possession/proofs",
+    response_model=ProofAnswer,
+    responses=_POSSESSION_ERRORS,
+)
+def possession_proofs(
+    contribution_id: ContributionId,
+    body: ProofRequest,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: DbSession,
+) -> ProofAnswer:
+    """Answers to possession challenges: each nonce is used up by its first answer. A proven
+    blob counts as uploaded by you; upload the others."""
+    row = _submitted(session, principal, contribution_id)
+    proofs = {p.sha256: p.proof for p in body.proofs}
+    proven, not_proven = possession.check(
+        session, request.app.state.blobs, row, principal.fingerprint, proofs
+    )
+    return ProofAnswer(proven=proven, notProven=not_proven)

@@ -91,13 +91,17 @@ def test_full_flow_upload_finalize_accepted(client: TestClient, alice: Contribut
     assert again.json()["state"] == "accepted"
 
 
-def test_known_blobs_are_not_requested_across_contributors(
+def test_known_blobs_are_requested_from_other_contributors_too(
     client: TestClient, alice: Contributor, bob: Contributor
 ) -> None:
+    """Storage is shared, possession is not: bob must send (or prove) what alice stored
+    (tests/registry/test_possession.py covers the proofs)."""
     cid = create(client, alice).json()["id"]
     upload(client, alice, cid, FILES["readme.txt"])
     r = create(client, bob, {"mine.txt": FILES["readme.txt"], "other.bin": b"\x00\x01"})
-    assert r.json()["missingBlobs"] == [_sha(b"\x00\x01")]
+    assert r.json()["missingBlobs"] == sorted([_sha(FILES["readme.txt"]), _sha(b"\x00\x01")])
+    again = create(client, alice, {"again.txt": FILES["readme.txt"]}, title="Again")
+    assert again.json()["missingBlobs"] == []
 
 
 def test_signature_by_another_key_is_refused(
