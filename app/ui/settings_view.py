@@ -309,8 +309,8 @@ class SettingsView(QWidget):
         identity = self.services.identity
         if identity is None or self.unlocker is None:
             return
-        # The new key goes where the old one is; in a key file, under the same passphrase
-        # (as `identity rotate` does), so the passphrase is asked for even when remembered.
+        # As `identity rotate`: the passphrase unlocks the old key and, when the new key goes
+        # to a key file, protects it too, so it is asked for even when the key is remembered.
         self.unlocker.run(
             KeyAction(
                 "rotate your key",
