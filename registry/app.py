@@ -42,10 +42,6 @@ class UploadRuntime:
 
 
 def _register_operators(app: FastAPI, settings: RegistrySettings) -> None:
-    for pub in settings.operator_keys:
-        reason = public_key_problem(bytes.fromhex(pub))
-        if reason is not None:
-            raise ValueError(f"operator key {pub[:16]}… is refused: {reason}")
     with app.state.sessions() as session:
         for pub in settings.operator_keys:
             fpr = fingerprint_of(pub)
@@ -66,6 +62,10 @@ def _release_stale_claims(app: FastAPI) -> None:
 
 def create_app(settings: RegistrySettings) -> FastAPI:
     """The whole registry: routes, error shape, middleware, DB and blob store on app.state."""
+    for pub in settings.operator_keys:
+        reason = public_key_problem(bytes.fromhex(pub))
+        if reason is not None:
+            raise ValueError(f"operator key {pub[:16]}… is refused: {reason}")
     app = FastAPI(
         title="Contributor Desk registry",
         version=__version__,

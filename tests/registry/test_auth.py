@@ -6,6 +6,7 @@ import base64
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -13,6 +14,13 @@ from sqlalchemy import update
 
 from registry.db.models import AuthChallenge, Token
 from tests.support.registry_actors import AUTH_DOMAIN, Contributor
+from tests.support.weak_ed25519 import (
+    FORGED_SIGNATURE,
+    IDENTITY,
+    NON_CANONICAL_HEX,
+    SMALL_ORDER_HEX,
+    non_canonical_s,
+)
 
 
 def _challenge(client: TestClient, who: Contributor) -> str:
@@ -109,3 +117,57 @@ def test_operator_role_from_settings(make_app: Callable[..., FastAPI], db_url: s
         other = Contributor()
         r2 = _token_request(c, other, _challenge(c, other), other.key)
         assert r2.json()["role"] == "contributor"
+
+
+@pytest.mark.parametrize("hex_key", SMALL_ORDER_HEX + NON_CANONICAL_HEX)
+def test_weak_or_non_canonical_keys_get_no_challenge(client: TestClient, hex_key: str) -> None:
+    r = client.post("/v1/auth/challenge", json={"publicKey": hex_key})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "weak_key"
+
+
+def test_forged_sign_in_with_the_identity_key_is_refused(client: TestClient, app: FastAPI) -> None:
+    """Even with a challenge on record for the identity point (as one issued before weak keys
+    were refused would be), its message-independent "signature" does not sign in."""
+    nonce = "ab" * 32
+    with app.state.sessions() as s:
+        s.add(
+            AuthChallenge(
+                nonce=nonce,
+                public_key=IDENTITY.hex(),
+                expires_at=datetime.now(UTC) + timedelta(minutes=5),
+            )
+        )
+        s.commit()
+    r = client.post(
+        "/v1/auth/token",
+        json={
+            "publicKey": IDENTITY.hex(),
+            "nonce": nonce,
+            "signature": base64.b64encode(FORGED_SIGNATURE).decode(),
+        },
+    )
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "auth_failed"
+
+
+def test_non_canonical_signature_does_not_sign_in(client: TestClient) -> None:
+    who = Contributor()
+    nonce = _challenge(client, who)
+    sig = non_canonical_s(who.key.sign(AUTH_DOMAIN + nonce.encode()))
+    r = client.post(
+        "/v1/auth/token",
+        json={
+            "publicKey": who.public_key,
+            "nonce": nonce,
+            "signature": base64.b64encode(sig).decode(),
+        },
+    )
+    assert r.status_code == 401
+
+
+def test_weak_operator_key_is_refused_at_start(
+    make_app: Callable[..., FastAPI], db_url: str
+) -> None:
+    with pytest.raises(ValueError, match="small-order"):
+        make_app(db_url, operator_keys=(IDENTITY.hex(),))

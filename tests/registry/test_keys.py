@@ -6,9 +6,13 @@ import base64
 
 from fastapi.testclient import TestClient
 
-from app.signing.rotation import build_rotation
+from app.signing import dsse
+from app.signing.identity import fingerprint_raw
+from app.signing.rotation import ROTATION_PAYLOAD_TYPE, ROTATION_TYPE, build_rotation
+from app.signing.statement import canonical_json
 from tests.registry.conftest import TEST_REGISTRY
 from tests.support.registry_actors import Contributor, contribution_body
+from tests.support.weak_ed25519 import FORGED_SIGNATURE, IDENTITY
 
 
 def test_rotation_moves_contributions_and_retires_old_key(
@@ -86,3 +90,29 @@ def test_rotating_twice_to_different_keys_conflicts(client: TestClient, alice: C
     )
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "already_rotated"
+
+
+def test_rotation_to_a_small_order_key_is_refused(client: TestClient, alice: Contributor) -> None:
+    """The identity point's countersignature can be forged for any payload: a rotation to it
+    would hand alice's contributions to a key nobody holds (or everybody does)."""
+    old_pub = bytes.fromhex(alice.public_key)
+    payload = canonical_json(
+        {
+            "_type": ROTATION_TYPE,
+            "oldKey": {"publicKey": alice.public_key, "fingerprint": fingerprint_raw(old_pub)},
+            "newKey": {"publicKey": IDENTITY.hex(), "fingerprint": fingerprint_raw(IDENTITY)},
+            "createdAt": "2026-12-01T00:00:00Z",
+        }
+    )
+    honest = dsse.sign(payload, ROTATION_PAYLOAD_TYPE, [alice.key])
+    forged = dsse.Envelope(
+        payload,
+        ROTATION_PAYLOAD_TYPE,
+        (*honest.signatures, dsse.Signature(fingerprint_raw(IDENTITY), FORGED_SIGNATURE)),
+    )
+    r = client.post("/v1/keys/rotate", json={"envelope": forged.to_dict()}, headers=alice.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "invalid_rotation"
+    assert "small-order" in r.json()["error"]["message"]
+    # alice keeps her key: her token still works.
+    assert client.get("/v1/contributions", headers=alice.headers).status_code == 200
