@@ -81,7 +81,10 @@ def _skip_notice(terminalreporter: pytest.TerminalReporter) -> None:
         return
     total = sum(counts.values())
     terminalreporter.write_sep(
-        "!", f"{total} TESTS SKIPPED: NOT TESTED ON THIS MACHINE", red=True, bold=True
+        "!",
+        f"{total} TEST{'S' if total > 1 else ''} SKIPPED: NOT TESTED ON THIS MACHINE",
+        red=True,
+        bold=True,
     )
     for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         terminalreporter.write_line(f"{n:5} skipped: {reason}", red=True, bold=True)

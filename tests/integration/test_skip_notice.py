@@ -23,7 +23,7 @@ TARGETS = [
     "-k",
     "postgres or node_reference_server",
 ]
-NOTICE = "TESTS SKIPPED: NOT TESTED ON THIS MACHINE"
+NOTICE = "SKIPPED: NOT TESTED ON THIS MACHINE"
 
 
 def _pytest(tmp_path: Path, *, ci: bool) -> subprocess.CompletedProcess[str]:
@@ -52,6 +52,7 @@ def test_skipped_requirements_are_named_loudly_at_the_end(tmp_path: Path) -> Non
     # after the -ra short summary, so it is the last thing before the totals
     assert out.index(NOTICE) > out.index("short test summary info")
     notice = out[out.index(NOTICE) :]
+    assert re.search(r"!! \d+ TESTS SKIPPED: NOT TESTED", out)
     assert re.search(r"\d+ skipped: PostgreSQL server binaries not installed\n", notice)
     assert "in tests/registry/test_migrations.py\n" in notice
     assert "install: sudo apt-get install postgresql-15" in notice
