@@ -236,3 +236,18 @@ def test_control_characters_in_manifest_paths_are_refused(
     r = client.post("/v1/contributions", json=good, headers=alice.headers)
     assert 400 <= r.status_code < 500, r.text
     assert "control character" in r.text
+
+
+@pytest.mark.parametrize("where", ["manifest", "payload"])
+def test_deep_json_inside_base64_fields_is_4xx(
+    client: TestClient, alice: Contributor, where: str
+) -> None:
+    """The body's own depth is fine; the manifest or the signed payload inside is not."""
+    deep = base64.b64encode(b"[" * 50_000 + b"]" * 50_000).decode()
+    body = contribution_body(alice.key, {"a": b"a"}, registry=TEST_REGISTRY)
+    if where == "manifest":
+        body["manifest"] = deep
+    else:
+        body["envelope"]["payload"] = deep
+    r = client.post("/v1/contributions", json=body, headers=alice.headers)
+    assert 400 <= r.status_code < 500, r.text
