@@ -75,8 +75,9 @@ class _Health(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def live_health() -> Iterator[str]:
-    """A real HTTP server answering /v1/health (only the endpoint the GUI probes)."""
+def health_stub() -> Iterator[str]:
+    """A stub that answers /v1/health only: enough for the connection test and the status
+    bar, nothing else (flows that talk to the registry use the real one)."""
     server = HTTPServer(("127.0.0.1", 0), _Health)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

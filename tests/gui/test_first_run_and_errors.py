@@ -49,32 +49,62 @@ def test_first_run_can_be_skipped(qtbot: Any, window: MainWindow, services: Any)
 
 
 def test_first_run_restores_identity_from_backup(
-    qtbot: Any, window: MainWindow, services: Any, tmp_path: Path
+    qtbot: Any, theme: Any, tmp_path: Path, isolated_keyring: Path
 ) -> None:
-    identity = services.identity
-    identity.init()
-    original = identity.current()
+    """The backup written on one computer is what the wizard restores on another."""
+    from app.services.context import ServiceContext
+    from app.services.identity import IdentityService
+    from app.signing.identity import fingerprint
+    from app.ui.services import Services
+
+    old_ctx = ServiceContext(tmp_path / "old-computer")
+    original = IdentityService(old_ctx).init()
     backup = tmp_path / "backup.key"
-    identity.export(backup, "correct horse battery")
-    # a fresh data dir would have no identity; simulate by restoring over the same one
-    wizard = window.show_first_run()
-    wizard.next()
-    page = wizard.identity_page
-    qtbot.waitUntil(page.isComplete, timeout=5000)  # existing identity is recognised
-    assert page.fingerprint.text().split() == original.grouped.split()
+    IdentityService(old_ctx).export(backup, "correct horse battery")
+    old_ctx.close()
+    (isolated_keyring / "keyring.json").unlink()  # the old computer's keyring is gone too
+
+    new_ctx = ServiceContext(tmp_path / "new-computer")
+    try:
+        services = Services(new_ctx)
+        win = MainWindow(services, theme, check_registry_on_start=False)
+        qtbot.addWidget(win)
+        win.show()
+        wizard = win.show_first_run()
+        wizard.next()
+        page = wizard.identity_page
+        assert not page.isComplete()  # nothing to recognise: a fresh data folder
+        page.import_radio.setChecked(True)
+        page.file_edit.setText(str(backup))
+        page.passphrase.setText("not the passphrase")
+        qtbot.mouseClick(page.go_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "wrong passphrase" in page.status.text().lower(), timeout=20_000)
+        assert services.identity.current() is None
+        page.passphrase.setText("correct horse battery")
+        qtbot.mouseClick(page.go_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(page.isComplete, timeout=20_000)
+        restored = services.identity.current()
+        assert restored is not None and restored.fingerprint == original.fingerprint
+        assert page.fingerprint.text().split() == original.grouped.split()
+        # The restored private key is the one in the backup: it signs as the old identity.
+        assert fingerprint(services.identity.load_signer()) == original.fingerprint
+        wizard.reject()
+        win.close()
+    finally:
+        new_ctx.close()
 
 
 def test_settings_test_connection_reports_unreachable_then_connected(
-    qtbot: Any, window: MainWindow, live_health: str
+    qtbot: Any, window: MainWindow, health_stub: str
 ) -> None:
     window.show_page("settings")
     view = window.settings_view
     qtbot.mouseClick(view.test_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "unreachable" in view.registry_status.text(), timeout=10_000)
     view.registry_edit.clear()
-    qtbot.keyClicks(view.registry_edit, live_health)
+    qtbot.keyClicks(view.registry_edit, health_stub)
     qtbot.keyClick(view.registry_edit, Qt.Key.Key_Return)
-    assert window.services.ctx.settings.get(REGISTRY_URL) == live_health
+    assert window.services.ctx.settings.get(REGISTRY_URL) == health_stub
     qtbot.mouseClick(view.test_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Connected" in view.registry_status.text(), timeout=10_000)
 

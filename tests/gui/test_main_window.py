@@ -149,10 +149,10 @@ def test_status_bar_says_offline_when_registry_is_down(qtbot: Any, window: MainW
     assert "offline" in window.registry_label.text()
 
 
-def test_status_bar_online_with_a_live_registry(
-    qtbot: Any, window: MainWindow, live_health: str
+def test_status_bar_says_demo_when_the_demo_address_answers_health(
+    qtbot: Any, window: MainWindow, health_stub: str
 ) -> None:
-    window.set_demo(live_health)
+    window.set_demo(health_stub)
     qtbot.waitUntil(lambda: window.registry_state == "demo", timeout=10_000)
     assert "demo" in window.registry_label.text()
 
