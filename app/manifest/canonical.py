@@ -19,7 +19,7 @@ from typing import Any
 from app.domain.errors import VerificationError
 from app.domain.problems import Problem, Severity
 from app.manifest.hashing import hash_files
-from app.manifest.scan import ScannedFile, scan_paths
+from app.manifest.scan import CONTROL_CHARS, ScannedFile, scan_paths
 
 SCHEMA = "contributor-desk/manifest/v1"
 HASH_ALG = "sha256"
@@ -48,9 +48,9 @@ class ManifestEntry:
 # btree rows end near 2.7 KB), so every registry stores every valid manifest.
 MAX_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
-# C0 controls, DEL and C1 controls: a newline would make the root's "<sha256> <size> <path>\n"
-# lines ambiguous, and none of them belongs in a file name people can read.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters (CONTROL_CHARS: C0, DEL, C1): a newline would make the root's
+# "<sha256> <size> <path>\n" lines ambiguous, and none belongs in a name people can read.
+_CONTROL = CONTROL_CHARS
 
 
 def path_problem(path: str) -> str | None:

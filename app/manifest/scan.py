@@ -8,6 +8,7 @@ whole list at once; only a path that does not exist at all is an error.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from pathlib import Path
 from app.domain.errors import BadInputError, Cancelled
 from app.domain.problems import Problem, Severity
 
+# C0 controls, DEL and C1 controls: never in a manifest path (app.manifest.canonical).
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CANCEL_EVERY = 256  # entries between cancel() checks: cheap, yet well under 0.5 s
 
 
@@ -123,6 +126,14 @@ class _Walker:
                 Severity.ERROR,
                 "the name contains a backslash, which manifests (and Windows) do not allow; "
                 "rename it and add the folder again",
+                rel,
+            )
+            return None
+        if CONTROL_CHARS.search(entry.name):
+            self.problem(
+                Severity.ERROR,
+                "the name contains a control character (such as a newline or a tab), which "
+                "manifests do not allow; rename it and add the folder again",
                 rel,
             )
             return None

@@ -150,13 +150,29 @@ def test_odd_names_work_and_are_nfc(tmp_path: Path, data_dir: Path) -> None:
     folder.mkdir()
     nfd = unicodedata.normalize("NFD", "café ü.csv")
     _csv(folder / nfd)
-    (folder / "with\nnewline.txt").write_text("x")
     (folder / "sp ace s.txt").write_text("y")
     r = run_cli("add", folder, "--json", data_dir=data_dir)
     assert r.code == 0, r.err
     paths = {f["path"] for f in r.json()["files"]}
     assert unicodedata.normalize("NFC", "café ü.csv") in paths
-    assert "with\nnewline.txt" in paths
+    assert "sp ace s.txt" in paths
+
+
+@pytest.mark.parametrize("name", ["with\nnewline.txt", "tab\there.txt", "esc\x1b[31m.txt"])
+def test_control_character_in_a_name_is_refused_clearly(
+    tmp_path: Path, data_dir: Path, name: str
+) -> None:
+    """Manifest paths cannot hold control characters (a newline would make the root
+    ambiguous): the file is named, nothing is added."""
+    folder = tmp_path / "ctrl"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("ok")
+    (folder / name).write_text("x")
+    r = run_cli("add", folder, data_dir=data_dir)
+    assert r.code == 3, r.err
+    assert r.err.startswith("error: cannot add: "), r.err
+    assert "control character" in r.err
+    assert _count(data_dir) == 0
 
 
 def test_non_utf8_name_is_refused_clearly(tmp_path: Path, data_dir: Path) -> None:

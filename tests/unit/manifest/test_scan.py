@@ -71,14 +71,29 @@ def test_zero_byte_files_included_with_warning(tmp_path: Path) -> None:
 
 def test_odd_names_work_and_nfd_becomes_nfc(tmp_path: Path) -> None:
     nfd = unicodedata.normalize("NFD", "café")
-    for name in ["with space.txt", "new\nline.txt", nfd, "☃"]:
+    for name in ["with space.txt", "per%cent, comma.txt", nfd, "☃"]:
         (tmp_path / name).write_bytes(b"x")
     result = scan_paths([tmp_path])
     names = [f.rel_path for f in result.files]
-    assert sorted(names) == sorted(["with space.txt", "new\nline.txt", "café", "☃"])
+    assert sorted(names) == sorted(["with space.txt", "per%cent, comma.txt", "café", "☃"])
     cafe = next(f for f in result.files if f.rel_path == "café")
     assert cafe.abs_path.name == nfd  # still opens the real file
     assert result.problems == []
+
+
+def test_control_characters_in_names_are_errors(tmp_path: Path) -> None:
+    """Manifest paths refuse control characters, so the scan names such files up front."""
+    names = ["new\nline.txt", "tab\t.txt", "esc\x1b.txt", "del\x7f.txt", "c1\x85.txt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub\rdir").mkdir()
+    (tmp_path / "sub\rdir" / "inside.txt").write_bytes(b"x")
+    (tmp_path / "ok.txt").write_bytes(b"y")
+    result = scan_paths([tmp_path])
+    assert [f.rel_path for f in result.files] == ["ok.txt"]
+    errors = _messages(result.problems, Severity.ERROR)
+    assert sorted(errors) == sorted([*names, "sub\rdir"])
+    assert all("control character" in m for m in errors.values())
 
 
 def test_nfc_collision_is_an_error(tmp_path: Path) -> None:
