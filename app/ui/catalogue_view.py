@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QItemSelection, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QItemSelection, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -22,13 +22,13 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QSplitter,
     QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from app.domain.units import problem_location
 from app.ui.catalogue_model import (
     COL_FORMAT,
     COL_ITEMS,
@@ -43,7 +43,7 @@ from app.ui.detail_pane import DetailPane
 from app.ui.resources import themed_icon
 from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
-from app.ui.widgets import CatalogueDelegate, EmptyState, page_header
+from app.ui.widgets import CatalogueDelegate, EmptyState, GripSplitter, page_header
 
 if TYPE_CHECKING:
     from app.services.catalogue import ItemDetail
@@ -52,6 +52,138 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SEARCH_DEBOUNCE_MS = 150
+TITLE_MIN_WIDTH = 240  # the Title column never gets narrower than this
+TABLE_MIN_WIDTH = 340
+MIN_SECTION = 40  # narrower than this, a column counts as collapsed
+# Columns given up, in this order, when the table is too narrow for all of them beside a
+# readable Title; they come back when there is room again.
+OPTIONAL_COLUMNS = (COL_UPDATED, COL_FORMAT, COL_ITEMS, COL_SIZE)
+
+
+class CatalogueHeader(QHeaderView):
+    """The catalogue's column header: a Title that never collapses, columns that fit.
+
+    Columns are sized from the font (so '12,500' or 'Submitted' always fits); when the table
+    is narrow, optional columns are hidden rather than squeezing the Title or adding a
+    horizontal scrollbar. A saved layout with a collapsed column is refused on restore and
+    never written: the default layout is saved instead."""
+
+    def __init__(self, table: QTableView) -> None:
+        super().__init__(Qt.Orientation.Horizontal, table)
+        self._table = table
+        self._fitting = False
+        self.setMinimumSectionSize(MIN_SECTION)
+        self.sectionResized.connect(self._section_resized)
+
+    # -- widths --------------------------------------------------------------------------
+    def natural_widths(self) -> dict[int, int]:
+        """Widths that show the header text and any value of each column unelided."""
+        fm = self.fontMetrics()
+        cell = self._table.fontMetrics()
+        pad = 28  # delegate margins + the sort indicator
+
+        def fit(header: str, *samples: str) -> int:
+            return (
+                max(fm.horizontalAdvance(header), *(cell.horizontalAdvance(s) for s in samples))
+                + pad
+            )
+
+        return {
+            COL_KIND: fit("Kind", "Annotation set"),
+            COL_FORMAT: fit("Format", "label-studio"),
+            COL_ITEMS: fit("Items", "88,888,888"),
+            COL_SIZE: fit("Size", "888.8 MB"),
+            COL_STATE: fit("State", "Submitted") + 8,  # the pill's own padding
+            COL_UPDATED: fit("Last activity", "88 Mmm 8888", "yesterday"),
+        }
+
+    def setup_columns(self) -> None:
+        """The default layout: a stretching Title, the other columns at their natural width."""
+        self.setSectionHidden(COL_TITLE, False)
+        self.setSectionResizeMode(COL_TITLE, QHeaderView.ResizeMode.Stretch)
+        for col, width in self.natural_widths().items():
+            self.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+            self.resizeSection(col, width)
+        self.setSectionHidden(COL_KIND, True)  # kind is the title's icon (and tooltip)
+
+    def minimum_width(self, col: int) -> int:
+        """Numbers and state pills are never cut ('600,…'); other columns stay readable."""
+        if col == COL_TITLE:
+            return TITLE_MIN_WIDTH
+        if col in (COL_ITEMS, COL_SIZE, COL_STATE):
+            return self.natural_widths()[col]
+        return MIN_SECTION
+
+    def _section_resized(self, col: int, _old: int, new: int) -> None:
+        if self._fitting or col == COL_TITLE or self.isSectionHidden(col):
+            return
+        floor = self.minimum_width(col)
+        if new < floor:  # dragged too narrow: snap back to a readable width
+            self._fitting = True
+            try:
+                self.resizeSection(col, floor)
+            finally:
+                self._fitting = False
+
+    def fit(self) -> None:
+        """Hide optional columns until the Title has TITLE_MIN_WIDTH; show them again when
+        there is room."""
+        if self._fitting:
+            return
+        self._fitting = True
+        try:
+            available = self._table.viewport().width()
+            for col in OPTIONAL_COLUMNS:
+                self.setSectionHidden(col, False)
+            for col in (COL_ITEMS, COL_SIZE, COL_STATE):  # the font may have changed
+                self.resizeSection(col, max(self.sectionSize(col), self.minimum_width(col)))
+
+            def others() -> int:
+                return sum(
+                    self.sectionSize(c)
+                    for c in range(self.count())
+                    if c != COL_TITLE and not self.isSectionHidden(c)
+                )
+
+            for col in OPTIONAL_COLUMNS:
+                if available - others() >= TITLE_MIN_WIDTH:
+                    break
+                self.setSectionHidden(col, True)
+        finally:
+            self._fitting = False
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Resize:
+            self.fit()
+        return False
+
+    # -- saved layout --------------------------------------------------------------------
+    def layout_ok(self) -> bool:
+        """False for a layout with a hidden Title or a collapsed column."""
+        if self.count() == 0 or self.isSectionHidden(COL_TITLE):
+            return False
+        return all(
+            self.sectionSize(c) >= MIN_SECTION or self.isSectionHidden(c)
+            for c in range(self.count())
+            if c != COL_TITLE
+        )
+
+    def saveState(self) -> QByteArray:  # noqa: N802 - Qt API
+        if self.layout_ok():
+            return super().saveState()
+        return QByteArray()  # nothing rather than a collapsed layout
+
+    def restoreState(self, state: QByteArray | bytes) -> bool:  # noqa: N802 - Qt API
+        before = super().saveState()
+        if not state or not super().restoreState(state) or not self.layout_ok():
+            super().restoreState(before)
+            self.setup_columns()  # a collapsed layout, restored or current, is replaced
+            self.fit()
+            return False
+        self.setSectionResizeMode(COL_TITLE, QHeaderView.ResizeMode.Stretch)
+        self.setSectionHidden(COL_KIND, True)
+        self.fit()
+        return True
 
 
 class _LazySource:
@@ -169,24 +301,15 @@ class CatalogueView(QWidget):
         vh.setVisible(False)
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vh.setDefaultSectionSize(CatalogueDelegate.ROW_HEIGHT)
-        hh = self.table.horizontalHeader()
+        hh = CatalogueHeader(self.table)
+        self.table.setHorizontalHeader(hh)
         hh.setHighlightSections(False)
         hh.setSortIndicatorShown(True)
         hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # catalogue order until asked
         self.table.setSortingEnabled(True)
-        hh.setSectionResizeMode(COL_TITLE, QHeaderView.ResizeMode.Stretch)
-        widths = {
-            COL_KIND: 110,
-            COL_FORMAT: 92,
-            COL_ITEMS: 64,
-            COL_SIZE: 76,
-            COL_STATE: 92,
-            COL_UPDATED: 108,
-        }
-        for col, width in widths.items():
-            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            self.table.setColumnWidth(col, width)
-        self.table.setColumnHidden(COL_KIND, True)  # kind is the title's icon (and tooltip)
+        hh.setup_columns()
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.viewport().installEventFilter(hh)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
 
         self.detail = DetailPane(
@@ -198,11 +321,14 @@ class CatalogueView(QWidget):
         self.detail.exportRequested.connect(self.export)
         self.detail.revealRequested.connect(self.reveal)
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = GripSplitter(self.theme)
+        self.splitter.setObjectName("catalogueSplitter")
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setHandleWidth(12)
+        self.table.setMinimumWidth(TABLE_MIN_WIDTH)
         self.splitter.addWidget(self.table)
         self.splitter.addWidget(self.detail)
+        self.splitter.handle(1).setToolTip("Drag to resize the list and the details")
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setSizes([620, 430])
@@ -354,7 +480,7 @@ class CatalogueView(QWidget):
             self.last_verify_ok = True
             return
         self.last_verify_ok = False
-        lines = "\n".join(f"• {p.path + ': ' if p.path else ''}{p.message}" for p in problems[:20])
+        lines = "\n".join(f"• {problem_location(p.path)}{p.message}" for p in problems[:20])
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle("Verification found differences")

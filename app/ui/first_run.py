@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.domain.errors import KnownError
 from app.settings import REGISTRY_URL
-from app.ui.dialogs import validate_passphrase
+from app.ui.dialogs import PassphraseDialog, validate_passphrase
 from app.ui.registry_probe import check_registry
 from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
@@ -135,7 +135,25 @@ class IdentityPage(QWizardPage):
         self.fingerprint.hide()
         layout.addWidget(self.status)
         layout.addWidget(self.fingerprint)
+        # Shown once a new key exists: without a backup, a lost computer is a lost identity.
+        self.backup_box = QWidget()
+        backup = QHBoxLayout(self.backup_box)
+        backup.setContentsMargins(0, 4, 0, 0)
+        self.backup_note = QLabel(
+            "<b>Back up your key now.</b> If this computer is lost, the backup is the only way "
+            "to keep signing as you."
+        )
+        self.backup_note.setWordWrap(True)
+        self.backup_button = QPushButton("Export backup…")
+        self.backup_button.setAccessibleName("Export identity backup")
+        self.backup_button.clicked.connect(self.export_backup)
+        backup.addWidget(self.backup_note, 1)
+        backup.addWidget(self.backup_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self.backup_box.hide()
+        layout.addWidget(self.backup_box)
         layout.addStretch(1)
+        self._unlock: str | None = None  # the new key file's passphrase, for the backup
+        self.backup_path: Path | None = None
         self.needs_passphrase = False
         self.create_radio.toggled.connect(self._mode_changed)
         self.browse.clicked.connect(self._browse)
@@ -199,6 +217,7 @@ class IdentityPage(QWizardPage):
                     return
                 passphrase = self.passphrase.text()
             fn, args = identity.init, (passphrase,)
+            self._unlock = passphrase
         self.busy = True
         self.go_button.setEnabled(False)
         self._say("Working…", "muted")
@@ -241,15 +260,66 @@ class IdentityPage(QWizardPage):
         self.fingerprint.setText(two_lines(info.grouped))
         self.fingerprint.setToolTip(info.fingerprint)
         self.fingerprint.show()
-        for w in (
-            self.create_radio,
-            self.import_radio,
-            self.go_button,
-            self.passphrase,
-            self.repeat,
-        ):
+        for w in (self.create_radio, self.import_radio):
             w.setEnabled(False)
+        # The form did its job: hide it, so the result (and the backup offer) has the room.
+        for w in (self.file_row, self.passphrase, self.repeat):
+            w.hide()
+            label = self.form.labelForField(w)
+            if label is not None:
+                label.hide()
+        self.passphrase_note.hide()
+        self.go_button.hide()
+        created = not prefix and not self.import_radio.isChecked()
+        self.backup_box.setVisible(created)
         self.completeChanged.emit()
+
+    def export_backup(self) -> None:
+        """Write an encrypted backup of the new key (its own passphrase, asked here)."""
+        identity = self.services.identity
+        if identity is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export identity backup", "contributor-desk-identity.key", "Key file (*.key)"
+        )
+        if not path:
+            return
+        dialog = PassphraseDialog(
+            "Protect the backup",
+            "The backup is encrypted with this passphrase. Keep both somewhere safe: anyone "
+            "with the file and the passphrase can sign as you.",
+            confirm=True,
+            parent=self,
+        )
+        if not dialog.exec():
+            return
+        self.export_backup_to(Path(path), dialog.passphrase())
+
+    def export_backup_to(self, path: Path, passphrase: str) -> None:
+        identity = self.services.identity
+        if identity is None:
+            return
+        self.backup_button.setEnabled(False)
+        self.runner.start(
+            identity.export,
+            path,
+            passphrase,
+            unlock=self._unlock,
+            on_result=lambda _info: self._backed_up(path),
+            on_error=self._backup_failed,
+        )
+
+    def _backed_up(self, path: Path) -> None:
+        self.backup_path = path
+        self.backup_note.setText(f"Backup written to {path}. Keep it and its passphrase safe.")
+        self.backup_button.hide()
+
+    def _backup_failed(self, exc: BaseException) -> None:
+        self.backup_button.setEnabled(True)
+        if isinstance(exc, KnownError):
+            self._say(f"{exc.message[:1].upper()}{exc.message[1:]}.", "danger")
+        else:
+            self._say(f"The backup failed unexpectedly: {exc}", "danger")
 
     def isComplete(self) -> bool:
         return self.info is not None
@@ -327,7 +397,7 @@ class FirstRunWizard(QWizard):
         self.setOption(QWizard.WizardOption.HaveCustomButton1, True)
         self.setButtonText(QWizard.WizardButton.CustomButton1, "Skip setup")
         self.customButtonClicked.connect(lambda _which: self.reject())
-        self.setMinimumSize(620, 480)
+        self.setMinimumSize(640, 540)
         self.welcome = WelcomePage()
         self.identity_page = IdentityPage(services, runner, theme)
         self.registry_page = RegistryPage(services, runner, theme)

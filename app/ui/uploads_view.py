@@ -79,7 +79,7 @@ ACTION_TIPS = {
 }
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1
 TITLE_MIN_WIDTH = 220
-FIXED_WIDTHS = {1: 140, 2: 150, 3: 96, 4: 80}  # State, Progress, Rate, ETA
+FIXED_WIDTHS = {1: 130, 2: 120, 3: 84, 4: 64}  # State, Progress, Rate, ETA
 ERROR_MIN_WIDTH = 140
 
 

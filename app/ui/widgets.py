@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSplitter,
+    QSplitterHandle,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -44,6 +48,49 @@ def page_header(title: str, subtitle: str = "") -> tuple[QWidget, QLabel]:
     layout.addWidget(t)
     layout.addWidget(s)
     return box, s
+
+
+class _GripHandle(QSplitterHandle):
+    """A splitter handle you can see: a short rounded bar, in the accent colour on hover."""
+
+    def __init__(self, orientation: Qt.Orientation, splitter: QSplitter, theme: Theme) -> None:
+        super().__init__(orientation, splitter)
+        self.theme = theme
+        self.setAttribute(Qt.WidgetAttribute.WA_Hover, True)
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        hovered = self.underMouse()
+        color = self.theme.color("accent" if hovered else "scroll")
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        r = self.rect()
+        if self.orientation() == Qt.Orientation.Horizontal:
+            grip = QRect(r.center().x() - 2, r.center().y() - 24, 4, 48)
+        else:
+            grip = QRect(r.center().x() - 24, r.center().y() - 2, 48, 4)
+        painter.drawRoundedRect(grip, 2, 2)
+        painter.end()
+
+    def enterEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        super().enterEvent(event)
+        self.update()
+
+    def leaveEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        super().leaveEvent(event)
+        self.update()
+
+
+class GripSplitter(QSplitter):
+    """A horizontal splitter whose handle shows where to drag."""
+
+    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.theme = theme
+
+    def createHandle(self) -> QSplitterHandle:  # noqa: N802 - Qt API
+        return _GripHandle(self.orientation(), self, self.theme)
 
 
 class EmptyState(QWidget):
