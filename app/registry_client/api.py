@@ -345,6 +345,37 @@ class RegistryClient:
                 rejected[str(r.get("sha256", ""))] = str(r.get("reason", ""))
         return BatchResult(_strings(out, "stored"), _strings(out, "present"), rejected)
 
+    def possession_challenges(self, contribution_id: str, shas: Sequence[str]) -> dict[str, bytes]:
+        """Fresh nonces {sha256: 32 bytes} to prove holding these blobs of a contribution
+        (docs/protocol.md, "Proof of possession"); only blobs that were asked for are kept."""
+        path = f"/v1/contributions/{quote(contribution_id, safe='')}/possession/challenges"
+        body = self.http.json("POST", path, json={"blobs": list(shas)}, ok=(200,))
+        items = body.get("challenges")
+        if not isinstance(items, list):
+            raise _unreadable("field 'challenges' is not a list")
+        asked, out = set(shas), {}
+        for c in items:
+            sha = c.get("sha256") if isinstance(c, dict) else None
+            nonce = c.get("nonce") if isinstance(c, dict) else None
+            if sha not in asked or not isinstance(nonce, str) or len(nonce) != 64:
+                raise _unreadable("a possession challenge is not one that was asked for")
+            try:
+                out[str(sha)] = bytes.fromhex(nonce)
+            except ValueError:
+                raise _unreadable("a possession nonce is not hex") from None
+        return out
+
+    def prove_possession(self, contribution_id: str, proofs: dict[str, str]) -> set[str]:
+        """Send {sha256: proof hex}; the blobs the registry now counts as ours (of those sent)."""
+        path = f"/v1/contributions/{quote(contribution_id, safe='')}/possession/proofs"
+        body = self.http.json(
+            "POST",
+            path,
+            json={"proofs": [{"sha256": s, "proof": p} for s, p in proofs.items()]},
+            ok=(200,),
+        )
+        return set(_strings(body, "proven")) & proofs.keys()
+
     def datanet_rules(self, datanet: str) -> dict[str, Any]:
         """The rules of one datanet (public: no sign-in), as the registry's JSON."""
         # One try: this is a pre-check, and an unreachable registry must not delay an offline

@@ -27,6 +27,7 @@ from app.registry_client.http import ApiRefused
 from app.services.context import ServiceContext
 from app.services.history import record_event, transition
 from app.services.identity import PassphraseFn
+from app.services.possession import prove_held
 from app.services.signing import SigningService
 from app.settings import DATANET
 from app.signing import dsse
@@ -158,6 +159,8 @@ def create_remote(ctx: ServiceContext, client: RegistryClient, item_id: int) -> 
 
     Idempotent: the registry returns the same contribution for the same envelope, and the jobs
     are (re)built from its answer in the same transaction that marks the create job done.
+    Larger missing blobs whose bytes the registry already stores are proved held instead of
+    queued (app/services/possession.py).
     Raises RegistryUnavailable (keep the job, try later) or RegistryRefused (job failed, item
     rejected with the registry's reason)."""
     with ctx.db.session() as s:
@@ -181,11 +184,17 @@ def create_remote(ctx: ServiceContext, client: RegistryClient, item_id: int) -> 
             item.rejection_reasons = [{"code": getattr(exc, "code", ""), "message": exc.message}]
             transition(s, item, State.REJECTED, "refused", exc.message)
         raise
+    to_send: Sequence[str] = created.missing_blobs
+    proven: set[str] = set()
+    if created.state == "submitted" and to_send:
+        # Bytes another key already stored: prove we hold them instead of sending them.
+        proven = prove_held(ctx, client, item_id, created.id, to_send)
+        to_send = [sha for sha in to_send if sha not in proven]
     with ctx.db.session() as s:
         item = s.get_one(Item, item_id)
         item.registry_id = created.id
         s.execute(delete(UploadJob).where(UploadJob.item_id == item_id))
-        missing, total = _enqueue_missing(s, item_id, created.missing_blobs)
+        missing, total = _enqueue_missing(s, item_id, to_send)
         blobs = s.scalar(
             select(func.count(distinct(FileEntry.sha256))).where(FileEntry.item_id == item_id)
         )
@@ -194,7 +203,8 @@ def create_remote(ctx: ServiceContext, client: RegistryClient, item_id: int) -> 
             item,
             "created",
             f"registry id {created.id}; {missing} blob(s) to upload, "
-            f"{(blobs or 0) - missing} already there",
+            f"{(blobs or 0) - missing} already there"
+            + (f" ({len(proven)} proved held, not sent)" if proven else ""),
         )
         if created.state == "rejected":
             item.rejection_reasons = _reasons_json(created.reasons)

@@ -45,7 +45,7 @@ def _alice_stores(client: TestClient, alice: Contributor, data: bytes = SECRET) 
     upload(client, alice, cid, data)
     r = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
     assert r.json()["state"] == "accepted", r.text
-    return cid
+    return str(cid)
 
 
 def _challenge(client: TestClient, who: Contributor, cid: str, *shas: str) -> dict[str, str]:
