@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text, update
 
 from app.manifest.possession import FULL_LIMIT, possession_proof, proof_ranges
+from app.signing.rotation import build_rotation
 from registry.db.models import PossessionChallenge
 from registry.db.session import alembic_config, make_engine
 from registry.possession import MAX_PROOFS
@@ -215,6 +216,24 @@ def test_resubmitting_own_data_is_free(client: TestClient, alice: Contributor) -
     assert r.status_code == 201
     assert r.json()["missingBlobs"] == []
     assert _finalize(client, alice, r.json()["id"]).json()["state"] == "accepted"
+
+
+def test_a_rotated_key_keeps_what_the_old_key_held(
+    client: TestClient, alice: Contributor, bob: Contributor
+) -> None:
+    _alice_stores(client, alice)  # via tus, recorded at finalize
+    cid = create(client, alice, {"b.bin": ABSENT}, title="Batch").json()["id"]
+    assert post_batch(client, alice, cid, [(_sha(ABSENT), len(ABSENT), ABSENT)]).status_code == 200
+    new = Contributor()
+    envelope = build_rotation(alice.key, new.key).to_dict()
+    r = client.post("/v1/keys/rotate", json={"envelope": envelope}, headers=alice.headers)
+    assert r.status_code == 200, r.text
+    new.sign_in(client)
+    again = create(client, new, {"s.bin": SECRET, "b.bin": ABSENT}, title="After rotation")
+    assert again.json()["missingBlobs"] == []
+    # Rotation passes holdings to the successor only, not to anyone else.
+    other = create(client, bob, {"s.bin": SECRET, "b.bin": ABSENT}, title="Bob")
+    assert other.json()["missingBlobs"] == sorted([_sha(SECRET), _sha(ABSENT)])
 
 
 def test_blob_lost_from_the_store_is_missing_even_for_its_holder(
