@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -57,8 +58,8 @@ class UnlockDialog(QDialog):
         self.setWindowTitle("Unlock your key")
         self.setAccessibleName("Unlock your key")
         self.setObjectName("unlockDialog")
-        self.setMinimumWidth(460)
-        self.setMaximumWidth(620)
+        # A fixed width lets the wrapped texts take the height they need (heightForWidth).
+        self.setFixedWidth(500)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(22, 20, 22, 16)
         layout.setSpacing(12)
@@ -73,13 +74,14 @@ class UnlockDialog(QDialog):
         title = QLabel(f"Enter your passphrase to {action}")
         title.setObjectName("sectionTitle")
         title.setWordWrap(True)
-        where = f" ({key_file})" if key_file else ""
+        name = f" ({Path(key_file).name})" if key_file else ""
         self.explanation = QLabel(
-            "Your signing key is kept in an encrypted key file"
-            f"{where}. Contributor Desk needs it to {action}."
+            f"Your signing key is kept in an encrypted key file{name}. Its passphrase "
+            "unlocks it; the passphrase itself is never stored."
         )
         self.explanation.setObjectName("muted")
         self.explanation.setWordWrap(True)
+        self.explanation.setToolTip(key_file)
         texts.addWidget(title)
         texts.addWidget(self.explanation)
         head.addLayout(texts, 1)
@@ -93,7 +95,7 @@ class UnlockDialog(QDialog):
         self.error = QLabel("")
         self.error.setObjectName("problemError")
         self.error.setStyleSheet(f"color: {theme.colors['danger']};")
-        self.error.setWordWrap(True)
+        self.error.setWordWrap(False)  # one short sentence; wrapping here left gaps
         self.error.setAccessibleName("Unlock problem")
         self.error.hide()
         layout.addWidget(self.error)
@@ -117,10 +119,12 @@ class UnlockDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.passphrase.setFocus()
+        self.adjustSize()
 
     def show_problem(self, text: str) -> None:
         self.error.setText(text)
         self.error.setVisible(bool(text))
+        self.adjustSize()
         self.passphrase.selectAll()
         self.passphrase.setFocus()
 

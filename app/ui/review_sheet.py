@@ -61,8 +61,7 @@ class ReviewSheet(QDialog):
         self.setWindowTitle(f"Review before signing — {review.title}")
         self.setAccessibleName("Review before signing")
         self.setObjectName("reviewSheet")
-        self.setMinimumWidth(520)
-        self.setMaximumWidth(680)
+        self.setFixedWidth(560)  # wrapped texts then get the height they need
         c = theme.colors
         layout = QVBoxLayout(self)
         layout.setContentsMargins(22, 20, 22, 16)
@@ -140,6 +139,7 @@ class ReviewSheet(QDialog):
         buttons.rejected.connect(self.reject)
         self.edit_button.clicked.connect(self._edit)
         layout.addWidget(buttons)
+        self.adjustSize()
 
     def _edit(self) -> None:
         self.edit_wanted = True
@@ -188,6 +188,9 @@ class EditDetailsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(22, 20, 22, 16)
         layout.setSpacing(12)
+        heading = QLabel("Edit details")
+        heading.setObjectName("sectionTitle")
+        layout.addWidget(heading)
         form = QFormLayout()
         form.setHorizontalSpacing(14)
         form.setVerticalSpacing(10)
@@ -199,6 +202,11 @@ class EditDetailsDialog(QDialog):
         self.license_combo.setEditable(True)
         self.license_combo.setAccessibleName("License")
         self.license_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        # The long license names must not widen the dialog (and squeeze the labels).
+        self.license_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.license_combo.setMinimumContentsLength(24)
         self.license_combo.addItem("", "")
         entries = []
         for spdx, name in SPDX_LICENSES:
@@ -216,8 +224,10 @@ class EditDetailsDialog(QDialog):
             self.license_combo.setCurrentIndex(index)
         else:
             self.license_combo.setEditText(license)
-        form.addRow("Title", self.title_edit)
-        form.addRow("License", self.license_combo)
+        for name, field in (("Title", self.title_edit), ("License", self.license_combo)):
+            label = QLabel(name)
+            label.setMinimumWidth(label.sizeHint().width())
+            form.addRow(label, field)
         layout.addLayout(form)
         if signed:
             note = QLabel("This item is signed: saving a change withdraws the signature.")

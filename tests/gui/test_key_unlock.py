@@ -87,7 +87,7 @@ def test_sync_asks_rejects_a_wrong_passphrase_then_remembers_the_key(
     win.sync_action.trigger()  # F5
     dialog = _dialog(qtbot, win)
     assert "sync usage and rewards" in dialog.findChild(type(dialog.error), "sectionTitle").text()
-    assert "identity.key" in dialog.explanation.text()
+    assert "identity.key" in dialog.explanation.text()  # the file name; its path in the tooltip
     assert not dialog.remember.isChecked()
 
     _enter(qtbot, dialog, "not the passphrase")
