@@ -207,7 +207,7 @@ def test_key_file_round_trip(tmp_path: Path, key: Ed25519PrivateKey) -> None:
 def test_wrong_passphrase(tmp_path: Path, key: Ed25519PrivateKey) -> None:
     path = tmp_path / "k.key"
     keyfile.write_key_file(path, key, PASS)
-    with pytest.raises(IdentityError, match="wrong passphrase for key file"):
+    with pytest.raises(keyfile.WrongPassphrase, match="wrong passphrase for key file"):
         keyfile.read_key_file(path, PASS + "!")
 
 
@@ -246,8 +246,10 @@ def _flip_b64(value: str) -> str:
     ],
 )
 def test_corrupt_key_file(key: Ed25519PrivateKey, change: Any, message: str) -> None:
-    with pytest.raises(IdentityError, match=message):
+    with pytest.raises(IdentityError, match=message) as err:
         keyfile.decrypt_key(_tampered(key, change), PASS)
+    # Only a wrong passphrase is worth asking again for; a damaged file is not.
+    assert isinstance(err.value, keyfile.WrongPassphrase) == (message == "wrong passphrase")
 
 
 def test_swapped_public_key_is_detected(key: Ed25519PrivateKey) -> None:
