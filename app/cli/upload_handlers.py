@@ -301,6 +301,7 @@ def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
             {
                 "registry": view.registry,
                 "registryId": view.registry_id,
+                "unit": view.unit,
                 "totalMicro": view.total_micro,
                 "entries": view.entries,
                 "lastSync": view.last_sync.isoformat() if view.last_sync else None,
@@ -330,7 +331,10 @@ def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
     if not view.entries:
         print("No rewards yet." + ("" if view.last_sync else " Run: contributor-desk sync"))
         return EXIT_OK
-    print(f"Total: {format_micro(view.total_micro)} from {view.entries:,} ledger entries")
+    print(
+        f"Total: {format_micro(view.total_micro, unit=view.unit)} "
+        f"from {view.entries:,} ledger entries"
+    )
     print("By contribution:")
     for c in view.by_contribution:
         label = f"#{c.item_id} {c.title}" if c.item_id is not None else c.title

@@ -43,6 +43,18 @@ from app.store.rewards_models import (
 
 # Printable ASCII without spaces: random ids today, "origin+key" strings later.
 _IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:/+=@-]{0,255}")
+_UNIT = re.compile(r"[A-Za-z][A-Za-z .-]{0,23}")
+DEFAULT_UNIT = "units"  # a registry that does not name its unit
+
+
+def parse_unit(body: dict[str, object]) -> str | None:
+    """The name of the registry's reward unit (shown next to amounts), None if it names none."""
+    value = body.get("unit")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _UNIT.fullmatch(value):
+        raise RegistryUnavailable(UNREADABLE, hint="field 'unit' is not a unit name")
+    return value.strip()
 
 
 def parse_identity(body: dict[str, object]) -> str | None:
@@ -97,20 +109,27 @@ class RegistryDirectory:
         """Ask the registry at `client` who it is; record the address; re-key rows stored
         under its URL. Returns the key to store and read its data under."""
         body = client.http.json("GET", "/v1/health", auth=False)
-        identity = parse_identity(body)
-        return self.record(client.base_url, identity, demo=demo)
+        return self.record(client.base_url, parse_identity(body), unit=parse_unit(body), demo=demo)
 
-    def record(self, url: str, identity: str | None, *, demo: bool = False) -> str:
+    def unit_of(self, key: str) -> str:
+        with self._ctx.db.session() as s:
+            known = s.get(KnownRegistry, key)
+            return (known.unit if known is not None else None) or DEFAULT_UNIT
+
+    def record(
+        self, url: str, identity: str | None, *, unit: str | None = None, demo: bool = False
+    ) -> str:
         url = url.rstrip("/")
         key = identity if identity is not None else url_key(url)
         now = datetime.now(UTC)
         with self._ctx.db.session() as s:
             known = s.get(KnownRegistry, key)
             if known is None:
-                s.add(KnownRegistry(key=key, demo=demo, first_seen=now, last_seen=now))
+                s.add(KnownRegistry(key=key, demo=demo, unit=unit, first_seen=now, last_seen=now))
             else:
                 known.last_seen = now
                 known.demo = known.demo or demo
+                known.unit = unit
             address = s.get(RegistryAddress, url)
             if address is None:
                 s.add(RegistryAddress(url=url, registry_key=key, seen_at=now))

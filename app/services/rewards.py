@@ -327,6 +327,7 @@ class RewardsOverview:
     # (day, events, reward micro) from the usage buckets, oldest first
     daily: tuple[tuple[date, int, int], ...] = field(default=())
     registry_id: str | None = None  # the identity the registry names itself by, if it does
+    unit: str = "units"  # the registry's name for its reward unit
 
 
 def open_review(
@@ -472,4 +473,5 @@ class RewardsReview:
             by_method=tuple(sorted(by_method.items(), key=lambda m: (-m[1], m[0]))),
             daily=tuple((d, int(e), int(r)) for d, e, r in daily),
             registry_id=self.registry_id,
+            unit=self.directory.unit_of(self.registry),
         )

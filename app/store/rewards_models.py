@@ -47,6 +47,7 @@ class KnownRegistry(Base):
 
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     demo: Mapped[bool] = mapped_column(Boolean, default=False)  # the embedded demo registry
+    unit: Mapped[str | None] = mapped_column(Text, nullable=True)  # name of its reward unit
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -194,6 +194,8 @@ class MainWindow(QMainWindow):
             self._rewards = RewardsView(self.theme)
             self._rewards.syncRequested.connect(self.sync)
             self._rewards.scopeChanged.connect(self._rewards_scope)
+            if self.registry_state == "offline":
+                self._rewards.set_offline(self.registry_label.toolTip())
             self.pages.insertWidget(2, self._rewards)
             self.pages.removeWidget(self.rewards_placeholder)
         if row == 2:
@@ -369,11 +371,15 @@ class MainWindow(QMainWindow):
         self.registry_state = "demo" if self.demo_url else "online"
         label = "Registry: demo (local)" if self.demo_url else "Registry: online"
         self._set_registry_label(label, "success")
+        if self._rewards is not None:
+            self._rewards.set_offline(None)
 
     def _registry_down(self, exc: BaseException) -> None:
         self.registry_state = "offline"
         self._set_registry_label("Registry: offline", "warning")
         self.registry_label.setToolTip(str(exc))
+        if self._rewards is not None:  # it keeps showing what is stored, saying from when
+            self._rewards.set_offline(str(exc))
 
     def _set_registry_label(self, text: str, tone: str) -> None:
         self.registry_label.setText(f"● {text}")

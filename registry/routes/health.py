@@ -1,25 +1,40 @@
-"""GET /v1/health: liveness plus a database round trip, for probes and the app's --demo."""
+"""GET /v1/health: liveness plus a database round trip, for probes and the app's --demo.
+
+It also names the registry's identity (`registryId`, made once per database): clients key
+what they keep of this registry to it, not to the URL they reached it at; and the name of its
+reward unit (`unit`), which clients show next to amounts.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app import __version__
 from registry.db.session import DbSession
 
 router = APIRouter(tags=["health"])
+REWARD_UNIT = "credits"  # what one unit of money is called; amounts are its micro-units
 
 
 class Health(BaseModel):
     status: str
     version: str
     database: str
+    registry_id: str = Field(
+        alias="registryId",
+        description="This registry's identity: random, made once per database, never changes",
+    )
+    unit: str = Field(description="Name of the reward unit; amounts are micro-units of it")
 
 
 @router.get("/v1/health", response_model=Health)
 def health(session: DbSession) -> Health:
-    session.execute(text("SELECT 1"))
+    registry_id = session.execute(
+        text("SELECT value FROM registry_meta WHERE key = 'registry_id'")
+    ).scalar_one()
     dialect = session.get_bind().dialect.name
-    return Health(status="ok", version=__version__, database=dialect)
+    return Health(
+        status="ok", version=__version__, database=dialect, registryId=registry_id, unit=REWARD_UNIT
+    )

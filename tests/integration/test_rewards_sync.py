@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from app.domain.errors import RegistryUnavailable
 from app.registry_client import usage as usage_api
+from app.services.context import ServiceContext
 from app.services.identity import IdentityService
 from app.services.rewards import RewardsSync, open_review
 from app.services.upload_workers import make_client
@@ -19,8 +22,10 @@ from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
     Desk,
     desk_fixture,  # noqa: F401 - fixture 'desk', on this module's 'registry'
+    make_desk,
     start_registry,
 )
+from tests.integration.faults.proxy import Fault, FaultProxy
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
 from tests.support.rewards_flow import accepted_items, post_usage, usage_events
@@ -141,3 +146,172 @@ def test_an_interrupted_sync_keeps_what_it_stored_and_continues_without_duplicat
     assert done.new_entries == 1700  # 2,200 entries in all, 500 of them stored before
     assert _review(desk).entries == 2200
     assert _review(desk).total_micro == _registry_summary(desk)["rewardMicro"]
+
+
+def _stored(desk: Desk) -> dict[str, Any]:
+    """Everything the rewards cache holds, as comparable data."""
+    from sqlalchemy import select
+
+    from app.store.rewards_models import RewardRecord, SyncCursor, UsageDay
+
+    with desk.ctx.db.session() as s:
+        return {
+            "entries": sorted(
+                (r.registry_key, r.cursor, r.contribution_id, r.amount_micro)
+                for r in s.scalars(select(RewardRecord))
+            ),
+            "days": sorted(
+                (d.registry_key, d.contribution_id, d.day, d.model_id, d.method, d.events)
+                for d in s.scalars(select(UsageDay))
+            ),
+            "cursors": sorted(
+                (c.registry_key, c.owner, c.stream, c.cursor) for c in s.scalars(select(SyncCursor))
+            ),
+        }
+
+
+def test_the_same_registry_at_a_new_url_is_the_same_registry(
+    desk: Desk, registry: RegistryProcess, operator: Contributor, tmp_path: Path
+) -> None:
+    cids = accepted_items(desk, "north", "south")
+    post_usage(registry, operator, usage_events("n", cids, 30))
+    first = _sync(desk)
+    before = _review(desk)
+    assert first.new_entries == 60 and before.registry_id is not None
+    assert before.registry_id.startswith("reg_") and before.unit == "credits"
+
+    # The registry moves (here: reached through another port); nothing is fetched twice and
+    # the history, titles and days are all there under either address.
+    relay = FaultProxy(registry.port)
+    try:
+        moved = ServiceContext(desk.ctx.data_dir, relay.url)
+        owner = IdentityService(moved).current()
+        assert owner is not None
+        assert open_review(moved, owner.fingerprint).overview().entries == 0  # never seen
+        client = make_client(moved)
+        try:
+            again = RewardsSync(moved, client, owner.fingerprint).run()
+        finally:
+            client.close()
+        assert again.new_entries == 0 and again.contributions == 2
+        there = open_review(moved, owner.fingerprint).overview()
+        assert replace(there, registry="") == replace(_review(desk), registry="")
+        assert there.total_micro == before.total_micro and there.daily == before.daily
+        assert {c.title for c in there.by_contribution} == {"north", "south"}
+        moved.close()
+    finally:
+        relay.close()
+
+
+def _crafted(cid: str, **fields: Any) -> bytes:
+    body: dict[str, Any] = {
+        "contributionId": cid,
+        "bucket": "day",
+        "since": fields.pop("since"),
+        "until": fields.pop("until"),
+        "series": [
+            {
+                "modelId": "sync-model",
+                "method": "influence",
+                "points": [
+                    {"start": fields.pop("start"), "events": 1, "sharePpm": 1, "rewardMicro": 1}
+                ],
+            }
+        ],
+        "totals": {"events": 1, "rewardMicro": 1},
+    }
+    body.update(fields)
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    "craft",
+    [
+        "another contribution, everything",  # the answer names the other contribution
+        "far future cursor",  # until 9999-12-31: the cursor would jump to the end of time
+        "earlier since",  # a wider window than asked: deletes days never fetched again
+        "point outside",  # a point before the window
+    ],
+)
+def test_a_crafted_usage_window_is_refused_and_nothing_is_written(
+    tmp_path: Path,
+    data_dir: Path,
+    isolated_keyring: Path,
+    registry: RegistryProcess,
+    operator: Contributor,
+    craft: str,
+) -> None:
+    relay = FaultProxy(registry.port)
+    desk = make_desk(tmp_path, data_dir, relay.url)
+    try:
+        a, b = accepted_items(desk, "asked", "other")
+        post_usage(registry, operator, usage_events("w", [a, b], 40))
+        _sync(desk)
+        kept = _stored(desk)
+        assert any(d[1] == b for d in kept["days"])
+        today = date.today()
+        since = (today - timedelta(days=89)).isoformat()
+        body = {
+            "another contribution, everything": _crafted(
+                b, since="2000-01-01", until="9999-12-31", start="2000-01-02"
+            ),
+            "far future cursor": _crafted(
+                a, since=since, until="9999-12-31", start=today.isoformat()
+            ),
+            "earlier since": _crafted(
+                a, since="2000-01-01", until=today.isoformat(), start=today.isoformat()
+            ),
+            "point outside": _crafted(a, since=since, until=today.isoformat(), start="2001-01-01"),
+        }[craft]
+        fault = relay.add(
+            Fault(
+                "answer", count=1, path_prefix=f"/v1/contributions/{a}/usage", status=200, body=body
+            )  # fmt: skip
+        )
+        with pytest.raises(RegistryUnavailable) as refused:
+            _sync(desk)
+        assert fault.applied == 1
+        assert f"usage of {a}" in (refused.value.hint or "")
+        assert _stored(desk) == kept  # no day deleted or added, no cursor moved
+    finally:
+        desk.ctx.close()
+        relay.close()
+
+
+def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
+    desk: Desk, registry: RegistryProcess, operator: Contributor
+) -> None:
+    """Migration 0004 keys existing rows `url:<URL>`; they show until the registry at that URL
+    names itself, then move to its identity. Rows of an address never reached again (the demo
+    registry's earlier ports) move when the registry's ledger has their contributions."""
+    from sqlalchemy import update
+
+    from app.store.rewards_models import RegistryAddress, RewardRecord, SyncCursor, UsageDay
+
+    cids = accepted_items(desk, "east", "west")
+    post_usage(registry, operator, usage_events("m", cids, 20))
+    _sync(desk)
+    synced = _review(desk)
+    key = synced.registry_id
+    assert key is not None
+    old_port = "http://127.0.0.1:9"  # where the same registry was before (a restart)
+    with desk.ctx.db.session() as s:  # as the migration leaves rows synced by URL
+        for table in (RewardRecord, UsageDay, SyncCursor):
+            s.execute(update(table).values(registry_key=f"url:{old_port}"))
+        s.execute(update(RegistryAddress).values(registry_key=f"url:{old_port}", url=old_port))
+        s.commit()
+    owner = IdentityService(desk.ctx).current()
+    assert owner is not None
+    offline = open_review(desk.ctx, owner.fingerprint, url=old_port).overview()
+    assert offline.total_micro == synced.total_micro and offline.registry_id is None
+    assert {c.title for c in offline.by_contribution} == {"east", "west"}
+
+    again = _sync(desk)  # the current address: the whole ledger again, old rows adopted
+    assert again.new_entries == synced.entries
+    after = _review(desk)
+    assert after.registry_id == key
+    assert after.total_micro == synced.total_micro and after.entries == synced.entries
+    assert after.daily == synced.daily
+    assert {r[0] for r in _stored(desk)["entries"]} == {key}  # nothing left under the URL
+    there = open_review(desk.ctx, owner.fingerprint, url=old_port).overview()
+    assert replace(there, registry="") == replace(after, registry="")

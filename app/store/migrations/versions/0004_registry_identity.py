@@ -30,6 +30,7 @@ def upgrade() -> None:
         "known_registries",
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("demo", sa.Boolean(), nullable=False),
+        sa.Column("unit", sa.Text(), nullable=True),
         sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key"),
