@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--registry", metavar="URL", help="registry base URL")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument(
-        "--demo", action="store_true", help="start the GUI with an embedded demo registry"
+        "--demo",
+        action="store_true",
+        help="start the GUI with an embedded demo registry (with `rewards`: show its rewards)",
     )
     parser.add_argument(
         "--self-test",
