@@ -226,10 +226,12 @@ class ItemDetail:
     registry_url: str | None
     datanet: str | None
     rejection_reasons: list[Any]
+    description: str = ""  # the contributor's own words; editable while a draft
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.summary.to_json(),
+            "description": self.description,
             "sourcePath": str(self.source_path),
             "report": self.report.to_dict(),
             "problems": [p.to_dict() for p in self.problems],
@@ -559,6 +561,7 @@ class CatalogueService:
                 registry_url=item.registry_url,
                 datanet=item.datanet,
                 rejection_reasons=list(item.rejection_reasons or []),
+                description=item.description or "",
             )
 
     @staticmethod

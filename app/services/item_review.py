@@ -15,12 +15,13 @@ from app.domain.errors import BadInputError, KnownError, NotFoundError, Registry
 from app.domain.states import State
 from app.registry_client.api import RegistryClient
 from app.services.context import ServiceContext
-from app.services.history import transition
+from app.services.history import record_event, transition
 from app.settings import DATANET
 from app.store.models import Item
 
 EDITABLE_STATES = (State.DRAFT, State.SIGNED, State.REJECTED)
 MAX_TITLE = 200
+MAX_DESCRIPTION = 5000
 _SPDX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+\-]{0,63}$")
 
 
@@ -40,6 +41,7 @@ class SubmitReview:
     problems: tuple[str, ...]
     rules_checked: bool
     note: str = ""
+    description: str = ""
 
     @property
     def ready(self) -> bool:
@@ -71,6 +73,7 @@ def review_item(
         if item is None:
             raise NotFoundError(f"there is no item #{item_id} in the catalogue")
         title, license_, kind = item.title, item.license or "", item.kind
+        description = item.description or ""
         count, size = item.file_count, item.total_size
         files = [(f.path, f.size) for f in catalogued_files(s, item_id)]
     problems: list[str] = []
@@ -110,13 +113,24 @@ def review_item(
         problems=tuple(problems),
         rules_checked=checked,
         note=note,
+        description=description,
     )
 
 
-def update_details(ctx: ServiceContext, item_id: int, *, title: str, license: str) -> None:
-    """Change a draft's title and license (a signed item goes back to draft)."""
+def update_details(
+    ctx: ServiceContext, item_id: int, *, title: str, license: str, description: str | None = None
+) -> None:
+    """Change a draft's title, license and description (a signed item whose title or license
+    changes goes back to draft: the statement it signed says otherwise)."""
     title = " ".join(title.split())
     license = license.strip()
+    if description is not None:
+        description = description.strip()
+        if len(description) > MAX_DESCRIPTION:
+            raise BadInputError(
+                f"the description is {len(description):,} characters long",
+                hint=f"keep it under {MAX_DESCRIPTION:,}",
+            )
     if not title:
         raise BadInputError("the title is empty", hint="give the item a short descriptive title")
     if len(title) > MAX_TITLE:
@@ -139,15 +153,21 @@ def update_details(ctx: ServiceContext, item_id: int, *, title: str, license: st
                 hint="only drafts, signed and rejected items can be edited",
             )
         changes = []
+        if description is not None and (item.description or "") != description:
+            item.description = description
+            changes.append("description")
         if item.title != title:
             changes.append(f"title “{item.title}” → “{title}”")
         if (item.license or "") != license:
             changes.append(f"license {item.license or 'none'} → {license or 'none'}")
         if not changes:
             return
+        signed_fields_changed = item.title != title or (item.license or "") != license
         item.title, item.license = title, license
         detail = "; ".join(changes)
         if state is State.DRAFT:
             transition(s, item, State.DRAFT, "edited", detail)
-        else:
+        elif signed_fields_changed:
             transition(s, item, State.DRAFT, "edited", detail + "; sign again to submit")
+        else:  # only the description (not part of the signed statement)
+            record_event(s, item, "edited", detail)

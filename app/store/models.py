@@ -58,6 +58,7 @@ class Item(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # domain.states.Kind
     title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     license: Mapped[str] = mapped_column(String(64), default="")
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("items.id", ondelete="SET NULL"), nullable=True

@@ -195,6 +195,7 @@ class DetailPane(QFrame):
         form.setVerticalSpacing(8)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.f_source = _value_label()
+        self.f_description = _value_label()
         self.f_license = _value_label()
         self.f_parent = _value_label()
         self.f_files = _value_label()
@@ -204,6 +205,7 @@ class DetailPane(QFrame):
         self.f_problems = _value_label()
         self.f_problems.setTextFormat(Qt.TextFormat.RichText)
         for label, field in (
+            ("Description", self.f_description),
             ("Source", self.f_source),
             ("License", self.f_license),
             ("Annotates", self.f_parent),
@@ -309,6 +311,7 @@ class DetailPane(QFrame):
         parts = [kind, s.format, f"{human_count(s.record_count)} items", human_size(s.total_size)]
         self.subtitle.setText(" · ".join(parts) + f" · {str(s.state).capitalize()}")
         self.f_source.setText(str(detail.source_path))
+        self.f_description.setText(detail.description or "—")
         editable = str(s.state) in ("draft", "signed", "rejected")
         if s.license:
             self.f_license.setText(s.license)

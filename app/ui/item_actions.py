@@ -188,7 +188,11 @@ class ItemActions(QObject):
             return
         s = detail.summary
         dialog = EditDetailsDialog(
-            s.title, s.license, signed=str(s.state) == "signed", parent=self._parent
+            s.title,
+            s.license,
+            description=detail.description,
+            signed=str(s.state) == "signed",
+            parent=self._parent,
         )
         self.editor = dialog
         dialog.finished.connect(lambda result: self._edited(dialog, item_id, result, then_review))
@@ -220,6 +224,7 @@ class ItemActions(QObject):
             item_id,
             title=dialog.title(),
             license=dialog.selected_license(),
+            description=dialog.description(),
             on_result=saved,
             on_error=self._failed(item_id, "Saving the details"),
         )

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -87,6 +88,7 @@ class ReviewSheet(QDialog):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.title_value = _value(review.title)
+        self.description_value = _value(review.description or "—")
         self.license_value = _value(review.license or "Not chosen")
         if not review.license:
             self.license_value.setStyleSheet(f"color: {c['danger']}; font-weight: 600;")
@@ -99,6 +101,7 @@ class ReviewSheet(QDialog):
         )
         for name, field in (
             ("Title", self.title_value),
+            ("Description", self.description_value),
             ("License", self.license_value),
             ("Datanet", self.datanet_value),
             ("Registry", self.registry_value),
@@ -177,6 +180,7 @@ class EditDetailsDialog(QDialog):
         title: str,
         license: str,
         *,
+        description: str = "",
         signed: bool = False,
         parent: QWidget | None = None,
     ) -> None:
@@ -198,6 +202,13 @@ class EditDetailsDialog(QDialog):
         self.title_edit = QLineEdit(title)
         self.title_edit.setAccessibleName("Title")
         self.title_edit.setMaxLength(200)
+        self.description_edit = QPlainTextEdit(description)
+        self.description_edit.setAccessibleName("Description")
+        self.description_edit.setPlaceholderText(
+            "What is in it, how it was collected, what it is good for"
+        )
+        self.description_edit.setTabChangesFocus(True)
+        self.description_edit.setFixedHeight(96)
         self.license_combo = QComboBox()
         self.license_combo.setEditable(True)
         self.license_combo.setAccessibleName("License")
@@ -224,13 +235,20 @@ class EditDetailsDialog(QDialog):
             self.license_combo.setCurrentIndex(index)
         else:
             self.license_combo.setEditText(license)
-        for name, field in (("Title", self.title_edit), ("License", self.license_combo)):
+        for name, field in (
+            ("Title", self.title_edit),
+            ("Description", self.description_edit),
+            ("License", self.license_combo),
+        ):
             label = QLabel(name)
             label.setMinimumWidth(label.sizeHint().width())
             form.addRow(label, field)
         layout.addLayout(form)
         if signed:
-            note = QLabel("This item is signed: saving a change withdraws the signature.")
+            note = QLabel(
+                "This item is signed: a new title or license withdraws the signature "
+                "(sign again to submit)."
+            )
             note.setObjectName("muted")
             note.setWordWrap(True)
             layout.addWidget(note)
@@ -249,3 +267,6 @@ class EditDetailsDialog(QDialog):
 
     def title(self) -> str:
         return self.title_edit.text().strip()
+
+    def description(self) -> str:
+        return self.description_edit.toPlainText().strip()

@@ -181,6 +181,7 @@ def test_sign_from_the_detail_pane_reviews_then_unlocks(
     qtbot.waitUntil(lambda: win.item_actions.editor is not None, timeout=5000)
     editor = win.item_actions.editor
     editor.title_edit.setText("Signed set")
+    editor.description_edit.setPlainText("Fifty rows of a test sensor.")
     editor.license_combo.setCurrentIndex(editor.license_combo.findData("CC-BY-4.0"))
     qtbot.mouseClick(editor.save_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(
@@ -189,6 +190,7 @@ def test_sign_from_the_detail_pane_reviews_then_unlocks(
     )
     sheet = win.item_actions.sheet
     assert sheet.title_value.text() == "Signed set" and sheet.license_value.text() == "CC-BY-4.0"
+    assert sheet.description_value.text() == "Fifty rows of a test sensor."
     assert "Meets every rule" in sheet.rules.text()
     accept_review(qtbot, win)
 
@@ -201,6 +203,7 @@ def test_sign_from_the_detail_pane_reviews_then_unlocks(
     assert pane.result.isVisible() and pane.detail.summary.id == item.id
     assert win.catalogue.current_id() == item.id  # the selection is kept
     assert pane.f_license.text() == "CC-BY-4.0" and pane.title.text() == "Signed set"
+    assert pane.f_description.text() == "Fifty rows of a test sensor."
     assert errors == []
 
     # Verify: the result is shown in the pane too.

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.domain.errors import BadInputError
+from app.services.catalogue import CatalogueService
 from app.services.item_review import review_item, update_details
 from app.services.signing import SigningService
 from app.store.models import HistoryEntry
@@ -60,6 +61,10 @@ def test_editing_a_signed_item_withdraws_the_signature(desk: Desk) -> None:
     item = desk.add("wrens", {"w.csv": b"a\n1\n"})
     SigningService(desk.ctx).sign_item(item, registry_url=desk.ctx.registry_url, datanet="d")
     assert desk.state(item) == "signed"
+    # The description is not in the signed statement: changing it keeps the signature.
+    update_details(desk.ctx, item, title="wrens", license="CC-BY-4.0", description=" Small. ")
+    assert desk.state(item) == "signed"
+    assert CatalogueService(desk.ctx).get(item).description == "Small."
     update_details(desk.ctx, item, title="  Wrens   of the  north ", license="CC-BY-4.0")
     with desk.ctx.db.session() as s:
         last = s.scalars(
