@@ -1,9 +1,11 @@
-"""Cold start to the first painted main window, against an empty QMainWindow baseline.
+"""Cold start until the catalogue's rows are visible, against an empty QMainWindow baseline.
 
-Each run is a fresh process (offscreen Qt). The clock runs from spawning the process until it
-reports its first paint; the median of 5 runs is taken. Catalogues of 10,000 and 100,000 items
-are inserted directly through app.store for setup speed. Targets (issue 6): ≤ 5× the baseline
-at 10,000 items, ≤ 8× at 100,000, peak RSS < 250 MB.
+Each run is a fresh process (offscreen Qt). The clock runs from spawning the process until the
+catalogue table paints with rows in it (the app is usable); the time of the window's first
+paint is reported from the same run. The median of 5 runs is taken. Catalogues of 10,000 and
+100,000 items are inserted directly through app.store for setup speed. Targets, judged on the
+time until rows are visible: ≤ 5× the baseline at 10,000 items, ≤ 8× at 100,000; peak RSS
+< 250 MB.
 
     .venv/bin/python bench/gui_startup_bench.py [--runs 5] [--sizes 10000,100000]
 """
@@ -33,10 +35,11 @@ def _peak_rss_mb():
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 class _Painted(QObject):
+    # The baseline's end: its first paint.
     def eventFilter(self, obj, event):
         if event.type() == QEvent.Type.Paint:
             rss = _peak_rss_mb()
-            sys.stdout.write(f"painted {rss}\\n"); sys.stdout.flush()
+            sys.stdout.write(f"rows {rss}\\n"); sys.stdout.flush()
             import os; os._exit(0)
         return False
 """
@@ -59,6 +62,13 @@ APP = (
 from pathlib import Path
 from app.services.context import ServiceContext
 from app.ui.app import GuiSession, ensure_app
+class _FirstPaint(QObject):
+    # The window's first paint: reported, then the run goes on until rows are visible.
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint:
+            sys.stdout.write("painted\\n"); sys.stdout.flush()
+            obj.removeEventFilter(self)
+        return False
 class _RowsPainted(_Painted):
     # The table's viewport painted with catalogue rows in it: the catalogue is usable.
     def eventFilter(self, obj, event):
@@ -69,10 +79,8 @@ app = ensure_app()
 ctx = ServiceContext(Path(sys.argv[1]), registry_url="http://127.0.0.1:9")
 session = GuiSession(ctx, app, debug=False)
 w = session.build_window()
-if sys.argv[2] == "rows":
-    probe = _RowsPainted(); w.catalogue.table.viewport().installEventFilter(probe)
-else:
-    probe = _Painted(); w.installEventFilter(probe)
+first = _FirstPaint(); w.installEventFilter(first)
+probe = _RowsPainted(); w.catalogue.table.viewport().installEventFilter(probe)
 w.show()
 app.exec()
 """
@@ -121,7 +129,8 @@ def populate(data_dir: Path, count: int) -> None:
     db.dispose()
 
 
-def run_once(code: str, *args: str) -> tuple[float, int]:
+def run_once(code: str, *args: str) -> tuple[float, float, int]:
+    """(seconds to the first paint, seconds until rows are visible, peak RSS in MB)."""
     env = dict(os.environ)
     env["QT_QPA_PLATFORM"] = "offscreen"
     env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"  # never the user's keyring
@@ -138,27 +147,33 @@ def run_once(code: str, *args: str) -> tuple[float, int]:
         cwd=ROOT,
     )
     assert proc.stdout is not None
+    painted = None
     line = proc.stdout.readline()
-    elapsed = time.perf_counter() - started
+    if line.startswith("painted"):
+        painted = time.perf_counter() - started
+        line = proc.stdout.readline()
+    rows = time.perf_counter() - started
     proc.wait(timeout=60)
-    if not line.startswith("painted"):
-        raise RuntimeError(f"child did not paint (exit {proc.returncode})")
-    return elapsed, int(line.split()[1])
+    if not line.startswith("rows"):
+        raise RuntimeError(f"child did not show its rows (exit {proc.returncode})")
+    return painted if painted is not None else rows, rows, int(line.split()[1])
 
 
-def measure(label: str, runs: int, code: str, *args: str) -> tuple[float, int]:
+def measure(label: str, runs: int, code: str, *args: str) -> tuple[float, float, int]:
+    """Medians of (first paint, rows visible) and the peak RSS over `runs` fresh processes."""
     run_once(code, *args)  # warm the OS file cache and .pyc files: "cold" = new process
-    times, rss = [], []
+    firsts, times, rss = [], [], []
     for _ in range(runs):
-        t, r = run_once(code, *args)
+        f, t, r = run_once(code, *args)
+        firsts.append(f)
         times.append(t)
         rss.append(r)
     median = statistics.median(times)
     print(
-        f"  {label:<28} median {median:6.3f} s   (runs: {', '.join(f'{t:.3f}' for t in times)})"
+        f"  {label:<32} median {median:6.3f} s   (runs: {', '.join(f'{t:.3f}' for t in times)})"
         f"   peak RSS {max(rss)} MB"
     )
-    return median, max(rss)
+    return statistics.median(firsts), median, max(rss)
 
 
 def main() -> int:
@@ -168,26 +183,25 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     targets = {10_000: 5.0, 100_000: 8.0}
-    print(f"GUI cold start to first paint, median of {args.runs} (offscreen)")
-    baseline, base_rss = measure("empty QMainWindow", args.runs, BASELINE)
+    print(f"GUI cold start until the catalogue rows are visible, median of {args.runs} (offscreen)")
+    _first, baseline, base_rss = measure("empty QMainWindow, first paint", args.runs, BASELINE)
     ok = True
     with tempfile.TemporaryDirectory(prefix="gui-bench-") as tmp:
         for size in sizes:
             data_dir = Path(tmp) / f"data-{size}"
             data_dir.mkdir()
             populate(data_dir, size)
-            t, rss = measure(
-                f"Contributor Desk, {size:,} items", args.runs, APP, str(data_dir), "window"
+            first, rows_t, rss = measure(
+                f"Contributor Desk, {size:,} items, rows", args.runs, APP, str(data_dir)
             )
-            rows_t, rows_rss = measure("  ... rows visible", args.runs, APP, str(data_dir), "rows")
-            rss = max(rss, rows_rss)
-            ratio = t / baseline
+            ratio = rows_t / baseline
             target = targets.get(size, 8.0)
             verdict = "ok" if ratio <= target and rss < 250 else "OVER TARGET"
             ok = ok and verdict == "ok"
             print(
-                f"    first paint {ratio:.2f}x the baseline (target <= {target:.0f}x); rows "
-                f"visible {rows_t / baseline:.2f}x; peak RSS {rss} MB (target < 250 MB): {verdict}"
+                f"    rows visible {ratio:.2f}x the baseline (target <= {target:.0f}x; first paint "
+                f"{first / baseline:.2f}x, not judged); peak RSS {rss} MB (target < 250 MB): "
+                f"{verdict}"
             )
     print(f"  baseline RSS {base_rss} MB")
     return 0 if ok else 1

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SEARCH_DEBOUNCE_MS = 150
+GLANCE_ROWS = 200  # the model's first page
+WARM_UP_MS = 300  # after the first rows are painted
 TITLE_MIN_WIDTH = 240  # the Title column never gets narrower than this
 TABLE_MIN_WIDTH = 340
 MIN_SECTION = 40  # narrower than this, a column counts as collapsed
@@ -187,21 +189,54 @@ class CatalogueHeader(QHeaderView):
 
 
 class _LazySource:
-    """A CatalogueSource that builds the real service on first use."""
+    """A CatalogueSource that builds the real service on first use.
 
-    def __init__(self, factory: Any) -> None:
+    The window's very first rows (catalogue order, no search) come from a plain sqlite3
+    glance at the database when one can be had: that skips importing SQLAlchemy and the
+    service before the user sees anything. Only the first refresh uses it (its count and
+    first page); everything after that asks the service."""
+
+    def __init__(self, factory: Any, data_dir: Path | None = None) -> None:
         self._factory = factory
         self._source: Any = None
+        self._data_dir = data_dir
+        self._pending: Any = None  # the glance, between the first count and first page
+        self.glanced = False
 
     def _get(self) -> Any:
         if self._source is None:
             self._source = self._factory()
         return self._source
 
+    @property
+    def built(self) -> bool:
+        return self._source is not None
+
     def count(self, **kw: Any) -> int:
+        if not self.glanced and self._source is None and self._data_dir is not None:
+            self.glanced = True  # one try, whatever it gives
+            if not kw.get("search") and kw.get("kind") is None:
+                from app.services.catalogue_glance import first_page
+
+                self._pending = first_page(self._data_dir, GLANCE_ROWS)
+                if self._pending is not None:
+                    return int(self._pending.total)
+        self._pending = None
         return int(self._get().count(**kw))
 
     def list_items(self, **kw: Any) -> list[Any]:
+        glance, self._pending = self._pending, None
+        wanted = kw.get("limit") or 0
+        if (
+            glance is not None
+            and kw.get("order_by", "id") == "id"
+            and not kw.get("descending")
+            and kw.get("offset", 0) == 0
+            and not kw.get("search")
+            and kw.get("kind") is None
+            and 0 < wanted <= GLANCE_ROWS
+        ):
+            return list(glance.items[:wanted])
         return list(self._get().list_items(**kw))
 
 
@@ -228,7 +263,8 @@ class CatalogueView(QWidget):
         self.verify_box: QMessageBox | None = None
         # The service (and SQLAlchemy behind it) is imported on first use, which may come
         # after the window's first paint (see MainWindow's defer_catalogue).
-        self.model = CatalogueModel(_LazySource(lambda: services.catalogue), parent=self)
+        self.source = _LazySource(lambda: services.catalogue, services.ctx.data_dir)
+        self.model = CatalogueModel(self.source, parent=self)
         self._build()
         self.model.totalChanged.connect(self._total_changed)
         self.model.modelReset.connect(self._model_reset)
@@ -346,6 +382,14 @@ class CatalogueView(QWidget):
     # -- model state ---------------------------------------------------------------------
     def load(self) -> None:
         self.model.refresh()
+        if self.source.glanced and not self.source.built:
+            # The first rows came from the glance: build the service in the background, so
+            # scrolling, searching and details do not wait for it later.
+            QTimer.singleShot(WARM_UP_MS, self._warm_up)
+
+    def _warm_up(self) -> None:
+        if not self.source.built:
+            self.runner.start(self.source._get)
 
     def _apply_search(self) -> None:
         self.model.set_search(self.search.text())

@@ -249,11 +249,14 @@ class SettingsView(QWidget):
         return card
 
     def refresh_identity(self) -> None:
-        identity = self.services.identity
-        if identity is None:
+        if not self.services.identity_available:
             return
+        # The service is built in the worker too: importing it on this thread right after
+        # start-up would hold up the catalogue's first rows.
         self.runner.start(
-            identity.current, on_result=self._show_identity, on_error=self.errors.show
+            self.services.current_identity,
+            on_result=self._show_identity,
+            on_error=self.errors.show,
         )
 
     def _show_identity(self, info: Any) -> None:
