@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.domain.errors import Cancelled, KnownError
 from app.domain.problems import Problem, Severity
 from app.domain.states import Kind
+from app.domain.units import problem_location
 from app.ui.licenses import SPDX_LICENSES
 from app.ui.resources import themed_icon
 from app.ui.tasks import Task, TaskRunner
@@ -245,7 +246,7 @@ class ImportDialog(QDialog):
             return "Nothing to add: there are no files here (the folder is empty)."
         if errors:
             first = errors[0]
-            where = f"{first.path}: " if first.path else ""
+            where = problem_location(first.path)
             return f"This cannot be added: {where}{first.message}."
         return "This cannot be added as it is."
 
@@ -275,7 +276,7 @@ class ImportDialog(QDialog):
         }
         for p in problems[:500]:
             name, color = icons.get(p.severity, icons[Severity.INFO])
-            text = f"{p.path}: {p.message}" if p.path else p.message
+            text = f"{problem_location(p.path)}{p.message}"
             item = QListWidgetItem(themed_icon(name, color), text)
             item.setToolTip(text)
             self.problems.addItem(item)

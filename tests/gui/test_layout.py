@@ -262,3 +262,24 @@ def test_disabled_fields_look_disabled(qtbot: Any, services: Any, theme: Any) ->
     # Disabled fields sit on the window background, not on the field's white surface.
     center = disabled.pixelColor(disabled.width() // 3, 3).name()
     assert center != colors["surface"]
+
+
+def test_problems_of_the_whole_folder_have_no_dot_prefix(
+    qtbot: Any, window: Any, tmp_path: Path
+) -> None:
+    from app.domain.problems import Problem, Severity
+
+    dialog = window.open_import([make_csv(tmp_path / "a", "a.csv")])
+    qtbot.waitUntil(lambda: dialog.preview is not None, timeout=10_000)
+    dialog._show_problems(
+        [
+            Problem(Severity.ERROR, "Cannot open folder '.': permission denied.", "."),
+            Problem(Severity.WARNING, "'b.csv' is empty (0 bytes).", "b.csv"),
+        ]
+    )
+    texts = [dialog.problems.item(i).text() for i in range(dialog.problems.count())]
+    assert texts == [
+        "Cannot open folder '.': permission denied.",
+        "b.csv: 'b.csv' is empty (0 bytes).",
+    ]
+    dialog.reject()
