@@ -316,7 +316,7 @@ def finalize(
     stored = {sha for _, _, sha, row_size in files if row_size is not None}
     stored_sizes = blobs.sizes(sorted(stored))
     # Stored by someone is not enough: the owner must have sent or proved the bytes.
-    owned = possession.held(session, holders, stored)
+    owned = possession.held(session, holders, {sha for _, _, sha, _ in files})
     absent: list[tuple[str, str]] = []
     for path, size, sha, row_size in files:
         on_disk = stored_sizes.get(sha)

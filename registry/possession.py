@@ -68,7 +68,9 @@ def missing_for(session: Session, fingerprints: Sequence[str], shas: Iterable[st
         row[0]
         for row in BulkDb(session).select_in(Blob.__tablename__, "sha256", ("sha256",), wanted)
     }
-    return sorted(wanted - held(session, fingerprints, stored))
+    # Held is looked up for every listed blob, not only the stored ones, so the work done
+    # does not depend on what other keys stored.
+    return sorted(wanted - (stored & held(session, fingerprints, wanted)))
 
 
 def grant(session: Session, fingerprint: str, shas: Collection[str], how: str) -> None:
