@@ -42,7 +42,7 @@ from registry.settings import RegistrySettings
 DEFAULT_SEED = 20261126
 BATCH = 1000
 GROWTH_DAYS = 90  # the daily rate grows from 30 % to 150 % over this many days after acceptance
-LAUNCH_PER_DAY = 600.0  # extra rate per model at acceptance (0.4 a minute): a demo shows usage
+LAUNCH_PER_DAY = 300.0  # extra rate per model at acceptance (0.2 a minute): a demo shows usage
 LAUNCH_MINUTES = 20.0  # soon after a submission; it fades with this time constant
 
 

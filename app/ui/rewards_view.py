@@ -48,7 +48,7 @@ METHOD_HELP = {
     "exact-match": "Exact match: the model's output repeated text from your data word for word.",
     "retrieval": "Retrieval: the model looked up your document to answer and cited it (RAG).",
 }
-WIDE_PX = 1180  # from this page width the three tables sit side by side
+WIDE_PX = 1000  # from this page width the three tables sit side by side
 TICK_GAP_PX = 78  # room per date label on the chart's axis
 
 
@@ -294,7 +294,7 @@ class RewardsView(QWidget):
         self.by_contribution.setToolTip("Select a contribution to chart it alone")
         self.by_contribution.itemSelectionChanged.connect(self._row_picked)
         self.by_model = _table(["Model", "Earned"])
-        self.by_method = _table(["Attribution method", "Earned"])
+        self.by_method = _table(["Method", "Earned"])
         self.by_method.horizontalHeaderItem(0).setToolTip("\n".join(METHOD_HELP.values()))
         for table in (self.by_contribution, self.by_model, self.by_method):
             table.setMinimumHeight(170)

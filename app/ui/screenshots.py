@@ -1,6 +1,7 @@
-"""Regenerate docs/screenshots: every main screen, light and dark, offscreen at 1280x800.
+"""Regenerate docs/screenshots: every main screen, light and dark, offscreen, at 1600x1000
+(NAME-THEME.png) and at 1024x700 (NAME-THEME-1024x700.png).
 
-    python -m app.ui.screenshots --out docs/screenshots
+    python -m app.ui.screenshots --out docs/screenshots [--sizes 1600x1000,1024x700]
 
 Builds a realistic catalogue in a throwaway data folder (test fixtures when run from a
 checkout, generated datasets otherwise) with a process-local keyring; never the user's data.
@@ -18,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-WIDTH, HEIGHT = 1280, 800
+WIDTH, HEIGHT = 1600, 1000
+SIZES = "1600x1000,1024x700"  # the first size's files have no size suffix
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "formats"
 
 
@@ -103,7 +105,14 @@ def build_catalogue(ctx: Any, src: Path) -> dict[str, int]:
 
 
 def shoot(
-    out: Path, theme_name: str, services: Any, ids: dict[str, int], src: Path, demo_url: str | None
+    out: Path,
+    theme_name: str,
+    services: Any,
+    ids: dict[str, int],
+    src: Path,
+    demo_url: str | None,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+    suffix: str = "",
 ) -> list[Path]:
     from PySide6.QtWidgets import QApplication
 
@@ -117,12 +126,12 @@ def shoot(
 
     def save(widget: Any, name: str) -> None:
         _settle(app)
-        path = out / f"{name}-{theme_name}.png"
+        path = out / f"{name}-{theme_name}{suffix}.png"
         widget.grab().save(str(path))
         saved.append(path)
 
     window = MainWindow(services, theme, check_registry_on_start=False)
-    window.resize(WIDTH, HEIGHT)
+    window.resize(*size)
     window.show_page("catalogue")
     window.show()
     if demo_url:  # a real embedded registry, so the status bar tells the truth
@@ -149,7 +158,7 @@ def shoot(
     save(window, "drop")
     window.overlay.hide()
 
-    new_data = src / "bird-songs"
+    new_data = src / f"bird-songs-{theme_name}{suffix}"
     from app.ui.sample_data import write_air_quality
 
     write_air_quality(new_data, rows=1200)
@@ -184,11 +193,18 @@ def shoot(
     window.close()
     window.deleteLater()
     _settle(app, 200)
-    saved.append(shoot_first_run(out, theme_name, services.ctx.data_dir.parent / "fresh"))
+    fresh = services.ctx.data_dir.parent / f"fresh-{theme_name}{suffix}"
+    saved.extend(shoot_first_run(out, theme_name, fresh, size, suffix))
     return saved
 
 
-def shoot_first_run(out: Path, theme_name: str, data_dir: Path) -> Path:
+def shoot_first_run(
+    out: Path,
+    theme_name: str,
+    data_dir: Path,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+    suffix: str = "",
+) -> list[Path]:
     """The wizard as a new user sees it: a fresh data folder without an identity."""
     from PySide6.QtWidgets import QApplication
 
@@ -201,19 +217,24 @@ def shoot_first_run(out: Path, theme_name: str, data_dir: Path) -> Path:
     ctx = ServiceContext(data_dir, registry_url="https://registry.example.org")
     try:
         window = MainWindow(Services(ctx), resolve_theme(theme_name), check_registry_on_start=False)
-        window.resize(WIDTH, HEIGHT)
+        window.resize(*size)
         window.show()
         wizard = window.show_first_run()
-        wizard.resize(680, 540)
         wizard.next()
         _settle(app, 400)
-        path = out / f"first-run-{theme_name}.png"
+        path = out / f"first-run-{theme_name}{suffix}.png"
         wizard.grab().save(str(path))
+        page = wizard.identity_page
+        page.run()  # the new key, and the offer to back it up
+        _wait(app, page.isComplete)
+        _settle(app, 300)
+        done = out / f"first-run-backup-{theme_name}{suffix}.png"
+        wizard.grab().save(str(done))
         wizard.reject()
         window.close()
         window.deleteLater()
         _settle(app, 200)
-        return path
+        return [path, done]
     finally:
         ctx.close()
 
@@ -232,6 +253,18 @@ def submit_and_wait(app: Any, services: Any, item_ids: list[int]) -> None:
     )
 
 
+def _backdate_acceptance(demo: Any, days: int) -> None:
+    """The Rewards page as a contributor with weeks of history sees it: the demo registry's
+    contributions count as accepted `days` ago (simulated usage starts at acceptance)."""
+    import sqlite3
+    from contextlib import closing
+    from datetime import UTC, datetime, timedelta
+
+    when = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with closing(sqlite3.connect(demo.db_url.removeprefix("sqlite:///"))) as db, db:
+        db.execute("UPDATE contributions SET updated_at = ? WHERE state = 'accepted'", (when,))
+
+
 def _start_demo(data_dir: Path) -> Any:
     try:
         from app.services.demo import start_demo_registry
@@ -246,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     parser.add_argument("--themes", default="light,dark")
+    parser.add_argument("--sizes", default=SIZES, help="WIDTHxHEIGHT,… (default: %(default)s)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import keyring
@@ -274,11 +308,22 @@ def main(argv: list[str] | None = None) -> int:
                 services.signing.sign_item(ids["diabetes"], registry_url=url, datanet="open-data")
             if demo is not None and services.uploads is not None:
                 submit_and_wait(app, services, [ids["coco"], ids["air"]])
+                _backdate_acceptance(demo, days=45)
                 services.demo_seed = demo.seed  # simulated (demo) usage for the Rewards page
-            for name in args.themes.split(","):
-                saved += shoot(
-                    args.out, name.strip(), services, ids, root / "src", demo and demo.url
-                )
+            sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+            for i, (w, h) in enumerate(sizes):
+                suffix = "" if i == 0 else f"-{w}x{h}"
+                for name in args.themes.split(","):
+                    saved += shoot(
+                        args.out,
+                        name.strip(),
+                        services,
+                        ids,
+                        root / "src",
+                        demo and demo.url,
+                        (w, h),
+                        suffix,
+                    )
         finally:
             uploads = services.__dict__.get("uploads") if "services" in locals() else None
             if uploads is not None:
