@@ -157,6 +157,7 @@ class KeyUnlocker(QObject):
 
     dialogOpened = Signal(object)  # the UnlockDialog, for tests and screenshots
     message = Signal(str)  # a transient status-bar message (e.g. "cancelled")
+    unlocked = Signal()  # an action that needed the key succeeded: this session holds it
 
     def __init__(
         self,
@@ -215,6 +216,7 @@ class KeyUnlocker(QObject):
         if passphrase is not None and self.dialog is not None:
             self.remembered = self.dialog.remember.isChecked()
         self._close_dialog()
+        self.unlocked.emit()
         action.on_result(value)
 
     def _failed(self, action: KeyAction, exc: BaseException, tried: str | None = None) -> None:

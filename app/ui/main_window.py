@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self._rewards: RewardsView | None = None
         self._syncing = False
         self._quiet_sync = False  # the automatic first sync fails without a dialog
+        self._told_key_wait = False  # "uploads are waiting for your key" said once
         self.tray: QSystemTrayIcon | None = None
         self.quitting = False
         self.setWindowTitle(APP_NAME)
@@ -180,6 +181,7 @@ class MainWindow(QMainWindow):
         self.catalogue.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.item_actions.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.unlocker.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.unlocker.unlocked.connect(self._key_unlocked)
         self.catalogue.search.setAcceptDrops(False)
         self.settings_view.themeChanged.connect(self.themeChangeRequested)
         self.settings_view.registryChanged.connect(lambda _u: self.check_registry())
@@ -275,7 +277,11 @@ class MainWindow(QMainWindow):
             )
         registry_menu = bar.addMenu("&Registry")
         self.sync_action = self._action("&Sync now", QKeySequence("F5"), self.sync, icon="sync")
-        registry_menu.addAction(self.sync_action)
+        self.unlock_action = self._action("&Unlock key…", None, self.unlock_key)
+        self.unlock_action.setToolTip(
+            "Unlock a key kept in an encrypted key file, e.g. so waiting uploads can continue"
+        )
+        registry_menu.addActions([self.sync_action, self.unlock_action])
         help_menu = bar.addMenu("&Help")
         about = self._action("&About Contributor Desk", None, self.about)
         about.setMenuRole(QAction.MenuRole.AboutRole)
@@ -336,7 +342,45 @@ class MainWindow(QMainWindow):
         )
 
     def _queue_summary(self, text: str) -> None:
+        if self._uploads_wait_for_key():
+            self.queue_label.setText("Uploads: waiting for your key")
+            if not self._told_key_wait:
+                self._told_key_wait = True
+                self.statusBar().showMessage(
+                    "Uploads are waiting for your key: choose Registry ▸ Unlock key…", 20_000
+                )
+            return
         self.queue_label.setText(f"Uploads: {text}")
+
+    def _uploads_wait_for_key(self) -> bool:
+        """The upload queue stopped because the key (in its encrypted file) is locked."""
+        from app.services.identity import PassphraseRequired
+
+        uploads = self.services.__dict__.get("uploads")  # only if it was ever started
+        return isinstance(getattr(uploads, "last_failure", None), PassphraseRequired)
+
+    def unlock_key(self) -> None:
+        """Registry ▸ Unlock key…: unlock now (e.g. for uploads queued in an earlier session)."""
+        from app.services.signing import unlock_signer
+
+        ctx = self.services.ctx
+        self.unlocker.run(
+            KeyAction(
+                "unlock it for this session",
+                lambda passphrase: unlock_signer(ctx, passphrase),
+                on_result=lambda _key: self.statusBar().showMessage(
+                    "Your key is unlocked for this session", 6000
+                ),
+            )
+        )
+
+    def _key_unlocked(self) -> None:
+        """The key is now held by this session: a queue that stopped for it starts again."""
+        uploads = self.services.__dict__.get("uploads")
+        if uploads is not None and self._uploads_wait_for_key():
+            uploads.last_failure = None
+            self._told_key_wait = False
+            self.runner.start(uploads.ensure_running)
 
     def _contribution_decided(self, item_id: int, state: str) -> None:
         """Accepted/rejected: tell the user even when the window is in the tray."""

@@ -236,3 +236,41 @@ def test_rotate_from_settings_asks_for_the_passphrase(
     # the same passphrase; either way it is usable with what the user typed.
     assert locked.identity.load_signer(PASS).public_key() is not None
     assert errors == [] and not [w for w in win.findChildren(QMessageBox) if w.isVisible()]
+
+
+def test_uploads_from_an_earlier_session_wait_for_the_key_then_continue(
+    qtbot: Any, data_dir: Path, isolated_keyring: Path, registry: RegistryProcess, theme: Any
+) -> None:
+    from app.services.submit import SubmitService
+
+    earlier = ServiceContext(data_dir, registry_url=registry.base_url)
+    try:
+        Services(earlier).identity.init(PASS, use_key_file=True)
+        item = add_item(
+            Services(earlier), make_csv(data_dir.parent / "q", "q.csv"), title="Q", license="MIT"
+        )
+        result = SubmitService(earlier).submit(item.id, passphrase=PASS)  # not uploaded yet
+        assert result.registry_id and str(result.state.value) in ("queued", "uploading")
+    finally:
+        earlier.close()
+
+    ctx = ServiceContext(data_dir, registry_url=registry.base_url)  # the app restarted
+    try:
+        services = Services(ctx)
+        win = _window(qtbot, services, theme)
+        errors = _capture_errors(win)
+        qtbot.waitUntil(
+            lambda: win.queue_label.text() == "Uploads: waiting for your key", timeout=30_000
+        )
+        assert "Unlock key" in win.statusBar().currentMessage()
+        assert str(services.catalogue.get(item.id).summary.state) != "accepted"
+        win.unlock_action.trigger()
+        _enter(qtbot, _dialog(qtbot, win), PASS)
+        qtbot.waitUntil(
+            lambda: str(services.catalogue.get(item.id).summary.state) == "accepted",
+            timeout=60_000,
+        )
+        assert errors == []
+        win.close()
+    finally:
+        ctx.close()
