@@ -14,9 +14,11 @@ from tests.integration.faults.helpers import (
     assert_blobs_equal,
     desk_fixture,  # noqa: F401 - fixture 'desk'
     make_desk,
+    proxy_fixture,  # noqa: F401 - fixture 'proxy'
     random_bytes,
     registry_fixture,  # noqa: F401 - fixture 'registry'
 )
+from tests.integration.faults.proxy import Fault, FaultProxy
 from tests.support.registry_server import RegistryProcess
 
 pytestmark = pytest.mark.slow  # each test starts its own registry process
@@ -82,3 +84,26 @@ def test_resubmitting_own_data_sends_zero_bytes(desk: Desk, registry: RegistryPr
     desk.queue().run()
     assert desk.state(again) == "accepted"
     assert _stored(registry) == before  # no upload began, no blob or pack was written
+
+
+def test_a_registry_without_the_proof_routes_gets_the_bytes(
+    desk: Desk, tmp_path: Path, registry: RegistryProcess, proxy: FaultProxy
+) -> None:
+    """An older registry (404 for the possession routes): everything is uploaded, as before."""
+    first = desk.add("a", FILES)
+    desk.submit(first)
+    desk.queue().run()
+    old = b'{"error":{"code":"not_found","message":"Not Found","details":null}}'
+    fault = proxy.add(
+        Fault("answer", 1, method="POST", path_prefix="/v1/contributions/", status=404, body=old)
+    )
+    other = make_desk(tmp_path, tmp_path / "data-b", proxy.url)
+    try:
+        item = other.add("b", FILES)
+        result = other.submit(item)
+        assert fault.applied == 1
+        assert not result.offline and result.blobs_to_upload == 3
+        other.queue().run()
+        assert other.state(item) == "accepted"
+    finally:
+        other.ctx.close()
