@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import NotFoundError, RegistryUnavailable, UsageError
 from app.domain.gcpause import gc_paused
-from app.registry_client.api import RegistryClient
+from app.registry_client.api import MAX_PAGES, RegistryClient, too_many_pages
 from app.registry_client.http import UNREADABLE
 from app.registry_client.usage import (
     RewardsPage,
@@ -158,8 +158,10 @@ class RewardsSync:
             row = self._cursor(s, STREAM_REWARDS)
             cursor = row.cursor if row else None
         new = amount = 0
-        while True:
+        stored = self._stored_total()
+        for _page in range(MAX_PAGES):
             page = rewards_after(self.client, cursor)
+            check_ledger_total(stored + amount, page)
             with gc_paused():
                 new_here, amount_here = self._store_page(page, cursor)
             new, amount = new + new_here, amount + amount_here
@@ -168,6 +170,16 @@ class RewardsSync:
             if not page.has_more or page.next_cursor in (None, cursor):
                 return new, amount, page.next_cursor or cursor
             cursor = page.next_cursor
+        raise too_many_pages("rewards")  # the pages stored so far stay; the next sync goes on
+
+    def _stored_total(self) -> int:
+        with self._ctx.db.session() as s:
+            total = s.scalar(
+                select(func.coalesce(func.sum(RewardRecord.amount_micro), 0)).where(
+                    RewardRecord.registry_key == self.registry, RewardRecord.owner == self.owner
+                )
+            )
+        return int(total or 0)
 
     def _store_page(self, page: RewardsPage, after: str | None) -> tuple[int, int]:
         """The page's entries and the cursor after them, in one transaction."""
@@ -300,6 +312,17 @@ def check_window(window: UsageWindow, contribution_id: str, since: date, today: 
             totals[n] += value
             if value < 0 or totals[n] > MAX_STORED_INT:
                 raise bad("an amount is out of range")
+
+
+def check_ledger_total(stored: int, page: RewardsPage) -> None:
+    """Refuse a page (before it is written) whose amounts would take the ledger copy's total
+    past what SQLite sums: every total, per contribution, model or method, stays below it."""
+    if stored + sum(e.amount_micro for e in page.items) > MAX_STORED_INT:
+        raise RegistryUnavailable(
+            UNREADABLE,
+            hint=f"its rewards would add up to more than {MAX_STORED_INT:,} micro-units; "
+            "nothing of that page was stored",
+        )
 
 
 # -- offline review --------------------------------------------------------------------------
