@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "app.signing": {"app.domain", "app.manifest", "app.settings"},
     "app.store": {"app.domain", "app.manifest", "app.settings"},
     "app.registry_client": {"app.domain", "app.manifest", "app.signing", "app.settings"},
+    "app.tlog": {"app.domain", "app.signing"},
     "app.services": {
         "app.domain",
         "app.formats",
@@ -28,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
         "app.store",
         "app.registry_client",
         "app.settings",
+        "app.tlog",
     },
     "app.cli": {"app.domain", "app.services", "app.settings", "app.ui.app"},
     "app.ui": {
@@ -39,7 +41,7 @@ ALLOWED: dict[str, set[str]] = {
         "app.store",
         "app.signing",
     },
-    "registry": {"app.domain", "app.manifest", "app.signing", "app.formats"},
+    "registry": {"app.domain", "app.manifest", "app.signing", "app.formats", "app.tlog"},
 }
 
 
