@@ -65,6 +65,7 @@ def _progress_printer() -> Any:
     """A rich progress bar on a terminal; silence otherwise (scripts, CI logs)."""
     if not sys.stderr.isatty():
         return None, None
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     bar = Progress(
@@ -73,6 +74,7 @@ def _progress_printer() -> Any:
         DownloadColumn(),
         TransferSpeedColumn(),
         transient=True,
+        console=Console(stderr=True),  # stdout is for results (and is display-sanitised)
     )
     task = bar.add_task("hashing", total=None)
 

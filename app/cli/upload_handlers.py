@@ -16,6 +16,7 @@ from typing import Any
 from app.cli.identity_cmds import Passphrases
 from app.cli.output import human_size, print_json
 from app.domain.money import format_micro
+from app.domain.text import display_text
 from app.domain.units import method_label
 from app.services.context import ServiceContext
 from app.services.submit import SubmitService
@@ -74,10 +75,10 @@ class _Plain:
                 return
             self.last = now
         if event.kind == "registry":
-            sys.stderr.write(f"registry {event.message}\n")
+            sys.stderr.write(f"registry {display_text(event.message)}\n")
         elif event.kind in ("job", "contribution") and event.message:
             who = f"#{event.item_id}" if event.item_id is not None else ""
-            sys.stderr.write(f"{who} job {event.job_id or '-'}: {event.message}\n")
+            sys.stderr.write(f"{who} job {event.job_id or '-'}: {display_text(event.message)}\n")
         elif event.kind == "progress":
             snap = self.queue.snapshot()
             sys.stderr.write(
@@ -89,6 +90,7 @@ class _Plain:
 
 def _run_with_rich(queue: UploadQueue, run: Any) -> QueueSnapshot:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -123,7 +125,7 @@ def _run_with_rich(queue: UploadQueue, run: Any) -> QueueSnapshot:
             while worker.is_alive():
                 snap = queue.snapshot()
                 for c in snap.contributions:
-                    label = f"#{c.item_id} {c.title[:30]} [{c.state}]"
+                    label = escape(f"#{c.item_id} {display_text(c.title[:30])} [{c.state}]")
                     if snap.registry_status is RegistryStatus.OFFLINE:
                         label += " (registry offline)"
                     if c.item_id not in tasks:
@@ -187,8 +189,8 @@ def _report(snap: QueueSnapshot) -> int:
     if snap.registry_status is RegistryStatus.OFFLINE and snap.active:
         sys.stderr.write(
             f"error: the registry at {snap.registry_url} is unreachable "
-            f"({snap.registry_error}); the queue is kept — run `contributor-desk upload --wait` "
-            "to wait for it\n"
+            f"({display_text(snap.registry_error)}); the queue is kept — run "
+            "`contributor-desk upload --wait` to wait for it\n"
         )
         return EXIT_REGISTRY
     return code
