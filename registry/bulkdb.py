@@ -76,6 +76,7 @@ class BulkDb:
     """
 
     def __init__(self, session: Session) -> None:
+        self.session = session
         connection = session.connection()
         self.dialect = connection.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):  # pragma: no cover
@@ -114,6 +115,18 @@ class BulkDb:
                 return []
             cur.execute(sql, () if params is None else params)
             return list(cur.fetchall()) if cur.description else []
+        finally:
+            cur.close()
+
+    def _changes(self, sql: str, params: Any, *, many: bool = False) -> int:
+        """Run a write statement; the number of rows it inserted or updated."""
+        cur = self.raw.cursor()
+        try:
+            if many:
+                cur.executemany(sql, params)
+            else:
+                cur.execute(sql, params)
+            return int(cur.rowcount)
         finally:
             cur.close()
 
@@ -156,8 +169,9 @@ class BulkDb:
         cols = ", ".join(columns)
         self._sqlite_values(f"INSERT INTO {table.name} ({cols}) VALUES {{}}", len(columns), rows)
 
-    def _sqlite_values(self, template: str, width: int, rows: list[tuple[Any, ...]]) -> None:
-        """Run `template` with multi-row VALUES lists of up to SQLITE_ROWS rows each.
+    def _sqlite_values(self, template: str, width: int, rows: list[tuple[Any, ...]]) -> int:
+        """Run `template` with multi-row VALUES lists of up to SQLITE_ROWS rows each; the number
+        of rows written (inserted or updated).
 
         One statement step per row (executemany) costs sqlite3 about three times the engine's
         own insert work; a few hundred rows per statement leave only the engine's share. The
@@ -169,11 +183,14 @@ class BulkDb:
         flat = list(chain.from_iterable(rows))
         step = per * width
         full, rest = divmod(len(rows), per)
+        written = 0
         if full:
             sql = template.format(", ".join([one] * per))
-            self._run(sql, [flat[i : i + step] for i in range(0, full * step, step)], many=True)
+            chunks = [flat[i : i + step] for i in range(0, full * step, step)]
+            written += self._changes(sql, chunks, many=True)
         if rest:
-            self._run(template.format(", ".join([one] * rest)), flat[full * step :])
+            written += self._changes(template.format(", ".join([one] * rest)), flat[full * step :])
+        return written
 
     def _sqlite_max_params(self) -> int:
         try:
@@ -187,33 +204,84 @@ class BulkDb:
         columns: Sequence[str],
         key: Sequence[str],
         rows: list[tuple[Any, ...]],
-    ) -> None:
-        """Insert rows; where `key` exists already, add the other columns to the stored ones."""
+        limits: dict[str, int] | None = None,
+    ) -> int:
+        """Insert rows; where `key` exists already, add the other columns to the stored ones.
+
+        With `limits` ({column: maximum}), a stored row whose sum would exceed a maximum is left
+        unchanged. Returns the number of rows inserted or updated: fewer than `len(rows)` means
+        some stored rows were at their limits (the caller decides what that means; new rows are
+        inserted as given, so the caller keeps each increment within the limits)."""
         if not rows:
-            return
+            return 0
         table = table_.name
         sums = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns if c not in key)
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sums}"
+        if limits:
+            # Limits are code constants (ints), never user input.
+            conflict += " WHERE " + " AND ".join(
+                f"{table}.{c} + excluded.{c} <= {int(m)}" for c, m in sorted(limits.items())
+            )
         cols = ", ".join(columns)
         if self.dialect == "postgresql":
             # COPY into a scratch table, then one set-based upsert. (One INSERT ... SELECT FROM
             # unnest() of binary arrays costs the server the same, but psycopg builds binary
             # arrays in Python: ~3x the client CPU of a binary COPY.)
-            scratch = f"{table}_batch"
+            scratch = self._pg_scratch(table_, columns, rows)
             with self.raw.cursor() as cur:
-                cur.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
-                    f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                )
-                self._copy(cur, table_, scratch, columns, rows)
                 # In key order: concurrent upserts lock shared rows in the same order.
                 order = ", ".join(key)
                 cur.execute(
                     f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {scratch} "
                     f"ORDER BY {order} {conflict}"
                 )
+                written = int(cur.rowcount)
                 cur.execute(f"DELETE FROM {scratch}")
-            return
-        self._sqlite_values(
+            return written
+        return self._sqlite_values(
             f"INSERT INTO {table} ({cols}) VALUES {{}} {conflict}", len(columns), rows
         )
+
+    def _pg_scratch(
+        self, table_: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> str:
+        """COPY rows into this session's scratch copy of `table_` (emptied at commit); its name."""
+        scratch = f"{table_.name}_batch"
+        with self.raw.cursor() as cur:
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
+                f"(LIKE {table_.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            self._copy(cur, table_, scratch, columns, rows)
+        return scratch
+
+    def insert_new(
+        self, table_: Table, columns: Sequence[str], key: str, rows: list[tuple[Any, ...]]
+    ) -> set[Any]:
+        """Insert the rows whose `key` (a unique column, first in `columns`) is not stored yet;
+        the keys inserted. A row that a concurrent transaction is inserting is waited for, then
+        skipped if that transaction commits: no unique violation, whatever the overlap."""
+        if not rows:
+            return set()
+        table = table_.name
+        cols = ", ".join(columns)
+        conflict = f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+        if self.dialect == "postgresql":
+            scratch = self._pg_scratch(table_, columns, rows)
+            with self.raw.cursor() as cur:
+                cur.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {scratch} "
+                    f"ORDER BY {key} {conflict}"
+                )
+                inserted = {r[0] for r in cur.fetchall()}
+                cur.execute(f"DELETE FROM {scratch}")
+            return inserted
+        width = len(columns)
+        per = max(1, min(SQLITE_ROWS, self._sqlite_max_params() // width))
+        one = "(" + ", ".join("?" * width) + ")"
+        inserted = set()
+        for i in range(0, len(rows), per):
+            part = rows[i : i + per]
+            sql = f"INSERT INTO {table} ({cols}) VALUES {', '.join([one] * len(part))} {conflict}"
+            inserted.update(r[0] for r in self._run(sql, list(chain.from_iterable(part))))
+        return inserted

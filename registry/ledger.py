@@ -22,17 +22,32 @@ commits before one with higher ids. Validation, the split, the events and the bu
 come before the lock, so concurrent batches overlap everywhere except ledger insert + commit;
 a transaction holding the lock never waits for a row lock (its own upserts are done), so the
 lock cannot take part in a deadlock.
+
+Money is bounded so that no stored amount and no sum of them can leave a signed 64-bit integer
+(BIGINT, SQLite INTEGER): per event `MAX_FEE_MICRO`, per batch `MAX_BATCH_FEE_MICRO`, per day
+bucket `MAX_BUCKET_REWARD_MICRO` and `MAX_BUCKET_EVENTS`, and for the whole ledger
+`MAX_LEDGER_TOTAL_MICRO`. Every reward sum a reader can ask for is part of the ledger total, so
+it is bounded too. Events that would cross a limit are rejected with a reason, like any other
+invalid event. The ledger total is kept per database connection as a running sum over the
+ledger ids it has not seen yet (the ledger is append-only and its ids become visible in order,
+so that sum is exact), and checked again under the ledger lock before the ledger rows go in.
+
+The first attempt at a batch takes the fast path (plain bulk inserts). If a concurrent batch
+stored one of its event ids first, or a limit was reached meanwhile, the transaction is rolled
+back and the batch is redone carefully: events are inserted with ON CONFLICT DO NOTHING (which
+waits for a concurrent inserter of the same id and then skips it: a duplicate), and the day
+buckets the batch touches are read first so that events that would overfill one are rejected.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -56,9 +71,19 @@ from registry.db.writegate import hold_write_gate
 MAX_EVENT_ID_LENGTH = 128
 MAX_ATTRIBUTIONS = 100
 MAX_WEIGHT = 1_000_000
-MAX_FEE_MICRO = 10**15  # one billion units per event; keeps every sum far inside BIGINT
+# Money limits in micro-units (docs/protocol.md, "Limits of usage and money"). Every sum the
+# database computes from them stays below 2**63 - 1 (about 9.2e18).
+MAX_FEE_MICRO = 10**15  # one event: one billion units
+MAX_BATCH_FEE_MICRO = 10**17  # the accepted fees of one batch (also bounds a protocol entry)
+MAX_BUCKET_REWARD_MICRO = 10**17  # one day bucket's rewardMicro
+MAX_BUCKET_EVENTS = 10**12  # one day bucket's events (sharePpm <= 10**6 per event: <= 10**18)
+MAX_LEDGER_TOTAL_MICRO = 10**18  # all ledger entries (= all stored fees) together
+# A batch's increment of one bucket is at most its fee total, so a new bucket row is always
+# within the limit and a stored one plus an increment never overflows during the check.
+assert MAX_BATCH_FEE_MICRO <= MAX_BUCKET_REWARD_MICRO <= MAX_LEDGER_TOTAL_MICRO < 2**62
 FUTURE_SKEW = timedelta(minutes=5)
 _METHOD_SET = frozenset(METHODS)
+T = TypeVar("T")
 # Key of the PostgreSQL advisory lock that orders ledger id allocation with commit order.
 LEDGER_LOCK_KEY = 0x4C454447  # "LEDG"
 
@@ -139,6 +164,7 @@ class Reason:
 class Rejection:
     event_id: str
     reasons: tuple[Reason, ...]
+    index: int = -1  # position of the event in its batch
 
 
 @dataclass
@@ -260,6 +286,7 @@ def _validate(
     event: EventLike,
     *,
     operator: str,
+    operator_keys: frozenset[str],
     models: dict[str, tuple[str, bool]],
     contributions: dict[str, _Owner],
     now: datetime,
@@ -373,6 +400,15 @@ def _validate(
                     f"{at}.contributionId",
                 )
             )
+        elif owner.owner in operator_keys:
+            reasons.append(
+                Reason(
+                    "self_attribution",
+                    f"Contribution {attr.contribution_id!r} is your own: an operator cannot "
+                    "attribute usage to contributions of its own key.",
+                    f"{at}.contributionId",
+                )
+            )
     if event.attributions and not bad_weight and sum(weights) == 0:
         reasons.append(
             Reason("weights_all_zero", "At least one weight must be above zero.", "attributions")
@@ -393,14 +429,33 @@ def ingest_events(
     share_ppm: int,
     now: datetime | None = None,
     max_attributions: int = MAX_ATTRIBUTIONS,
+    operator_keys: Iterable[str] = (),
+    careful: bool = False,
 ) -> IngestResult:
     """Validate and write one batch in the session's transaction (the caller commits).
 
     Events already stored (or repeated within the batch) are reported as duplicates and change
     nothing; invalid events are rejected with every reason; the rest are written.
+    `operator_keys` are further keys of the operator (keys it rotated from): contributions of
+    those are its own too. `careful` is the retry path (see the module doc). Raises
+    `LimitMoved` (roll back and redo carefully) if a concurrent batch used up a limit this
+    batch was planned against.
     """
     with gc_paused():
-        return _ingest(session, operator, events, share_ppm, now, max_attributions)
+        return _ingest(
+            session,
+            operator,
+            events,
+            share_ppm,
+            now or datetime.now(UTC),
+            max_attributions,
+            frozenset(operator_keys),
+            careful,
+        )
+
+
+class LimitMoved(Exception):
+    """A concurrent batch filled the ledger or a day bucket after this batch was planned."""
 
 
 @dataclass
@@ -411,6 +466,8 @@ class BatchRows:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     ledger: list[tuple[Any, ...]] = field(default_factory=list)
     buckets: list[tuple[Any, ...]] = field(default_factory=list)
+    fees_micro: int = 0  # accepted fees of the batch (== the ledger rows' total)
+    events_written: bool = False  # the careful path inserted the events already
 
 
 def _ingest(
@@ -418,13 +475,75 @@ def _ingest(
     operator: str,
     events: Sequence[EventLike],
     share_ppm: int,
-    now: datetime | None,
+    now: datetime,
     max_attributions: int,
+    operator_keys: frozenset[str],
+    careful: bool,
 ) -> IngestResult:
     db = BulkDb(session)
-    result, rows = plan_batch(db, operator, events, share_ppm, now, max_attributions)
+    result, rows = plan_batch(
+        db, operator, events, share_ppm, now, max_attributions,
+        operator_keys=operator_keys, careful=careful,
+    )  # fmt: skip
+    if careful and rows.events:
+        hold_write_gate(session)
+        planned = [r[0] for r in rows.events]
+        inserted = db.insert_new(EVENTS, EVENT_COLUMNS, "event_id", rows.events)
+        if len(inserted) < len(planned):
+            # Stored meanwhile by a concurrent batch: duplicates. The rest is planned again
+            # (their events are in, so the plan must not look them up as existing).
+            mine = [e for e in events if e.event_id in inserted]
+            _, rows = plan_batch(
+                db, operator, mine, share_ppm, now, max_attributions,
+                operator_keys=operator_keys, careful=True, assume_new=True,
+            )  # fmt: skip
+            if {r[0] for r in rows.events} != inserted:
+                raise LimitMoved("a limit was reached while the events were inserted")
+            taken = set(planned) - inserted
+            result.accepted = [eid for eid in result.accepted if eid not in taken]
+            result.duplicates.extend(eid for eid in planned if eid in taken)
+        rows.events_written = True
     write_batch(session, db, rows)
     return result
+
+
+_TOTAL_KEY = "registry.ledger_total"
+
+
+def ledger_total(session: Session) -> int:
+    """The sum of all ledger entries visible now, exact: a running sum kept on the database
+    connection, advanced over the ledger ids it has not counted yet (one index range read).
+
+    Exact because the ledger is append-only and its ids become visible in increasing order
+    (see the module doc), so no entry can appear below an id already counted.
+    """
+    connection = session.connection()
+    last_id, total = connection.info.get(_TOTAL_KEY, (0, 0))
+    top, added = connection.execute(
+        text("SELECT max(id), coalesce(sum(amount_micro), 0) FROM ledger WHERE id > :last"),
+        {"last": last_id},
+    ).one()
+    if top is not None:
+        last_id, total = int(top), total + int(added)
+        connection.info[_TOTAL_KEY] = (last_id, total)
+    return int(total)
+
+
+def _stored_buckets(
+    db: BulkDb, cids: Iterable[str], days: set[Any]
+) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """(events, reward) of the stored buckets of these contributions on these days."""
+    rows = db.select_in(
+        BUCKETS.name,
+        "contribution_id",
+        ("contribution_id", "bucket_start", "model_id", "method", "events", "reward_micro"),
+        cids,
+    )
+    return {
+        (cid, day, model, method): (int(n), int(reward))
+        for cid, day, model, method, n, reward in rows
+        if day in days
+    }
 
 
 def plan_batch(
@@ -434,21 +553,41 @@ def plan_batch(
     share_ppm: int,
     now: datetime | None = None,
     max_attributions: int = MAX_ATTRIBUTIONS,
+    *,
+    operator_keys: frozenset[str] = frozenset(),
+    careful: bool = False,
+    assume_new: bool = False,
 ) -> tuple[IngestResult, BatchRows]:
     """Look up what the batch names (outside any write transaction on SQLite), validate it and
-    compute every row it writes: the per-event checks, exact splits and bucket aggregation."""
+    compute every row it writes: the per-event checks, exact splits and bucket aggregation.
+
+    `careful` also reads the day buckets the batch touches and rejects events that would
+    overfill one; `assume_new` skips the lookup of stored event ids (the careful path, after
+    it inserted the events itself)."""
     now = now or datetime.now(UTC)
     contributor_pool(0, share_ppm)  # validates the share once; the loop inlines the formula
     result = IngestResult()
     db.tune_for_bulk_writes()
-    existing = _existing_event_ids(db, filter(storable, {e.event_id for e in events}))
+    session_keys = operator_keys | {operator}
+    existing = (
+        set()
+        if assume_new
+        else _existing_event_ids(db, filter(storable, {e.event_id for e in events}))
+    )
     models = _models(db, filter(storable, {e.model_id for e in events}))
     cids = {a.contribution_id for e in events for a in e.attributions}
     contributions = _contributions(db, filter(storable, cids))
     # What the hot loop needs, in one lookup each: the operator's own models (-> demo flag) and
-    # the accepted contributions (-> owner).
+    # the accepted contributions of other keys (-> owner).
     own_models = {mid: demo for mid, (op, demo) in models.items() if op == operator}
-    owners = {cid: c.owner for cid, c in contributions.items() if c.state == STATE_ACCEPTED}
+    owners = {
+        cid: c.owner
+        for cid, c in contributions.items()
+        if c.state == STATE_ACCEPTED and c.owner not in session_keys
+    }
+    # Fees this batch may still accept: its own limit and what is left of the ledger's.
+    room = min(MAX_BATCH_FEE_MICRO, MAX_LEDGER_TOTAL_MICRO - ledger_total(db.session))
+    fees = 0
 
     # SQLite stores datetimes as "YYYY-MM-DD HH:MM:SS.ffffff": its day is the first 10 chars.
     text_dates = db.dialect == "sqlite"
@@ -465,7 +604,19 @@ def plan_batch(
     # them properly costs nothing here); methods are known constants.
     quoted = {cid: json.dumps(cid) for cid in owners}
 
-    for event in events:
+    stored: dict[tuple[Any, ...], tuple[int, int]] | None = None
+    if careful:
+        days = set()
+        for e in events:
+            if e.at.tzinfo is not None:
+                try:
+                    d = e.at.astimezone(UTC).date()
+                except OverflowError:
+                    continue
+                days.add(db.render_date(d))
+        stored = _stored_buckets(db, owners, days)
+
+    for index, event in enumerate(events):
         eid = event.event_id
         if eid in existing or eid in seen_in_batch:
             result.duplicates.append(eid)
@@ -475,26 +626,36 @@ def plan_batch(
             reasons, _ = _validate(
                 event,
                 operator=operator,
+                operator_keys=session_keys,
                 models=models,
                 contributions=contributions,
                 now=now,
                 max_attributions=max_attributions,
             )
             assert reasons, "the quick and the full validation disagree"
-            result.rejected.append(Rejection(eid, tuple(reasons)))
+            result.rejected.append(Rejection(eid, tuple(reasons), index))
             continue
         weights, at = valid
         model_id, fee = event.model_id, event.fee_micro
-        add_seen(eid)
-        add_accepted(eid)
+        if fees + fee > room:
+            result.rejected.append(Rejection(eid, (_room_reason(fees, fee),), index))
+            continue
         if text_dates:  # naive UTC text: the UTC isoformat without its "+00:00"
             at_v: Any = at.isoformat(" ", "microseconds")[:26]
             day: Any = at_v[:10]
         else:
             at_v, day = at, at.date()
-        demo = own_models[model_id]
         pool = fee * share_ppm // PPM  # == contributor_pool(fee, share_ppm)
         amounts = split_integers(pool, weights)
+        if stored is not None:
+            full = _overfilled(event, day, amounts, stored, buckets)
+            if full is not None:
+                result.rejected.append(Rejection(eid, (full,), index))
+                continue
+        fees += fee
+        add_seen(eid)
+        add_accepted(eid)
+        demo = own_models[model_id]
         # Weights that already add up to 1 (normalised by the operator) are their own shares.
         shares = weights if sum(weights) == PPM else split_integers(PPM, weights)
         items = []
@@ -530,20 +691,73 @@ def plan_batch(
     # the B-trees are written front to back).
     event_rows.sort()
     bucket_rows = [(*key, n, sh, rw) for key, (n, sh, rw) in sorted(buckets.items())]
-    return result, BatchRows(event_rows, ledger_rows, bucket_rows)
+    return result, BatchRows(event_rows, ledger_rows, bucket_rows, fees)
+
+
+def _room_reason(fees: int, fee: int) -> Reason:
+    if fees + fee > MAX_BATCH_FEE_MICRO:
+        return Reason(
+            "batch_fees_too_large",
+            f"The accepted fees of one batch add up to at most {MAX_BATCH_FEE_MICRO} "
+            "micro-units; send this event in another batch.",
+            "feeMicro",
+        )
+    return Reason(
+        "ledger_full",
+        f"The ledger holds at most {MAX_LEDGER_TOTAL_MICRO} micro-units in total; "
+        "this registry accepts no more fees.",
+        "feeMicro",
+    )
+
+
+def _overfilled(
+    event: EventLike,
+    day: Any,
+    amounts: list[int],
+    stored: dict[tuple[Any, ...], tuple[int, int]],
+    pending: dict[tuple[Any, ...], list[int]],
+) -> Reason | None:
+    """Why the event would push one of its day buckets over a limit (stored + this batch so
+    far + the event), or None."""
+    for i, (attr, amount) in enumerate(zip(event.attributions, amounts, strict=True)):
+        key = (attr.contribution_id, day, event.model_id, attr.method)
+        n, reward = stored.get(key, (0, 0))
+        mine = pending.get(key)
+        if mine is not None:
+            n, reward = n + mine[0], reward + mine[2]
+        if n + 1 > MAX_BUCKET_EVENTS or reward + amount > MAX_BUCKET_REWARD_MICRO:
+            return Reason(
+                "bucket_full",
+                f"Contribution {attr.contribution_id!r} reached the limit of one day bucket "
+                f"({MAX_BUCKET_EVENTS} events or {MAX_BUCKET_REWARD_MICRO} micro-units per "
+                "day, model and method).",
+                f"attributions[{i}]",
+            )
+    return None
+
+
+BUCKET_LIMITS = {"events": MAX_BUCKET_EVENTS, "reward_micro": MAX_BUCKET_REWARD_MICRO}
 
 
 def write_batch(session: Session, db: BulkDb, rows: BatchRows) -> None:
-    """Write a planned batch in the session's transaction (the caller commits)."""
+    """Write a planned batch in the session's transaction (the caller commits).
+
+    Raises LimitMoved if a day bucket or the ledger total would now exceed its limit (a
+    concurrent batch used it up after this one was planned): roll back and redo carefully."""
     if not rows.events:
         return
     # SQLite: queue behind another batch's writes here, not earlier (see db/writegate).
     hold_write_gate(session)
-    db.insert(EVENTS, EVENT_COLUMNS, rows.events)
-    db.upsert_add(BUCKETS, BUCKET_COLUMNS, BUCKET_KEY, rows.buckets)
+    if not rows.events_written:
+        db.insert(EVENTS, EVENT_COLUMNS, rows.events)
+    written = db.upsert_add(BUCKETS, BUCKET_COLUMNS, BUCKET_KEY, rows.buckets, BUCKET_LIMITS)
+    if written != len(rows.buckets):
+        raise LimitMoved("a day bucket is full")
     # Only now the ledger lock (PostgreSQL): ids are allocated from here to the commit, so
     # everything above runs concurrently with other batches (see module doc).
     _lock_ledger(session)
+    if ledger_total(session) + rows.fees_micro > MAX_LEDGER_TOTAL_MICRO:
+        raise LimitMoved("the ledger is full")
     db.insert(LEDGER, LEDGER_COLUMNS, rows.ledger)
 
 
@@ -554,10 +768,18 @@ def ingest_with_retry(
     events: Sequence[EventLike],
     share_ppm: int,
     max_attributions: int = MAX_ATTRIBUTIONS,
-    attempts: int = 3,
-) -> IngestResult:
-    """Ingest and commit; if a concurrent batch stored one of our event ids first (unique
-    violation), roll back and redo, which then reports that event as a duplicate."""
+    operator_keys: Iterable[str] = (),
+    render: Callable[[IngestResult], T] | None = None,
+    attempts: int = 4,
+) -> tuple[IngestResult, T | None]:
+    """Ingest and commit, and `render` the answer before the commit (so that once the batch is
+    stored, nothing can fail any more).
+
+    If a concurrent batch stored one of our event ids first (unique violation) or used up a
+    limit, roll back and redo carefully: duplicates are then skipped by the database itself and
+    full buckets are read first, so a redo fails again only if yet another batch fills a limit
+    in between."""
+    careful = False
     for attempt in range(attempts):
         try:
             result = ingest_events(
@@ -566,13 +788,17 @@ def ingest_with_retry(
                 events=events,
                 share_ppm=share_ppm,
                 max_attributions=max_attributions,
+                operator_keys=operator_keys,
+                careful=careful,
             )
+            rendered = render(result) if render is not None else None
             session.commit()
-            return result
+            return result, rendered
         except Exception as exc:
-            if not _is_integrity_error(session, exc):
+            if not (isinstance(exc, LimitMoved) or _is_integrity_error(session, exc)):
                 raise
             session.rollback()
+            careful = True
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover

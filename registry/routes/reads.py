@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, literal_column, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from registry.auth import CurrentPrincipal, as_utc
 from registry.contributions import get_owned
@@ -113,6 +114,28 @@ class ModelPage(BaseModel):
     items: list[ModelOut]
     nextCursor: str | None = Field(description="Give as ?after= for the next page")
     hasMore: bool
+
+
+_LOW_BITS = 32
+
+
+def exact_sum(column: InstrumentedAttribute[int]) -> tuple[ColumnElement[int], ColumnElement[int]]:
+    """SUM of a non-negative BIGINT column as two sums that cannot overflow (high and low 32
+    bits, each under 2**63 for fewer than 2**31 rows); `join_sum` adds them up in Python.
+
+    Each stored value is bounded (registry.ledger), but a sum over many buckets of events or
+    sharePpm is not, and SQLite's SUM raises "integer overflow" past 2**63 - 1."""
+    # Integer division and remainder (both databases, non-negative values); a literal, so
+    # PostgreSQL types it as BIGINT.
+    base: ColumnElement[int] = literal_column(str(1 << _LOW_BITS))
+    high = func.coalesce(func.sum(column.op("/")(base)), 0)
+    low = func.coalesce(func.sum(column.op("%")(base)), 0)
+    return high, low
+
+
+def join_sum(high: Any, low: Any) -> int:
+    """The exact total of an `exact_sum` pair (ints, or Decimals on PostgreSQL)."""
+    return (int(high) << _LOW_BITS) + int(low)
 
 
 def _week_start(day: date) -> date:
@@ -253,23 +276,18 @@ def my_summary(
 ) -> SummaryResponse:
     owned = Contribution.owner_fingerprint.in_(principal.all_fingerprints)
     join = UsageBucket.contribution_id == Contribution.id
-    events, reward = session.execute(
-        select(
-            func.coalesce(func.sum(UsageBucket.events), 0),
-            func.coalesce(func.sum(UsageBucket.reward_micro), 0),
-        )
+    events_sum = exact_sum(UsageBucket.events)
+    share_sum = exact_sum(UsageBucket.share_ppm_sum)
+    reward_sum = exact_sum(UsageBucket.reward_micro)
+    totals = session.execute(
+        select(*events_sum, *reward_sum)
         .select_from(UsageBucket)
         .join(Contribution, join)
         .where(owned)
     ).one()
+    events, reward = join_sum(totals[0], totals[1]), join_sum(totals[2], totals[3])
     per_contribution = (
-        select(
-            Contribution.id,
-            Contribution.title,
-            func.coalesce(func.sum(UsageBucket.events), 0),
-            func.coalesce(func.sum(UsageBucket.share_ppm_sum), 0),
-            func.coalesce(func.sum(UsageBucket.reward_micro), 0),
-        )
+        select(Contribution.id, Contribution.title, *events_sum, *share_sum, *reward_sum)
         .select_from(Contribution)
         .outerjoin(UsageBucket, join)
         .where(owned)
@@ -284,13 +302,7 @@ def my_summary(
     more = len(crow) > limit
     crow = crow[:limit]
     mrows = session.execute(
-        select(
-            UsageBucket.model_id,
-            Model.name,
-            Model.demo,
-            func.sum(UsageBucket.events),
-            func.sum(UsageBucket.reward_micro),
-        )
+        select(UsageBucket.model_id, Model.name, Model.demo, *events_sum, *reward_sum)
         .select_from(UsageBucket)
         .join(Contribution, join)
         .join(Model, Model.id == UsageBucket.model_id)
@@ -299,20 +311,26 @@ def my_summary(
     ).all()
     models = sorted(
         (
-            ModelTotals(modelId=m, name=n, demo=d, events=int(e), rewardMicro=int(r))
-            for m, n, d, e, r in mrows
+            ModelTotals(
+                modelId=m, name=n, demo=d, events=join_sum(eh, el), rewardMicro=join_sum(rh, rl)
+            )
+            for m, n, d, eh, el, rh, rl in mrows
         ),
         key=lambda t: (-t.rewardMicro, t.modelId),
     )
     return SummaryResponse(
-        rewardMicro=int(reward),
-        events=int(events),
+        rewardMicro=reward,
+        events=events,
         contributions=ContributionTotalsPage(
             items=[
                 ContributionTotals(
-                    contributionId=c, title=t, events=int(e), sharePpm=int(s), rewardMicro=int(r)
+                    contributionId=c,
+                    title=t,
+                    events=join_sum(eh, el),
+                    sharePpm=join_sum(sh, sl),
+                    rewardMicro=join_sum(rh, rl),
                 )
-                for c, t, e, s, r in crow
+                for c, t, eh, el, sh, sl, rh, rl in crow
             ],
             nextCursor=crow[-1][0] if more and crow else None,
             hasMore=more,

@@ -2,16 +2,20 @@
 
 Usage bodies are validated per event, not per batch: an operator's pipeline must not stall
 because one event of a thousand names an unknown contribution, so only a structurally broken
-body is refused as a whole (422); everything else is answered event by event.
+body is refused as a whole (422); everything else is answered event by event. "Structurally"
+is strict: JSON strings for text, JSON integers for integers, numbers for numbers (no "100",
+no true, no 1.0 for an integer), RFC 3339 text for times.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, BeforeValidator, Field, StrictFloat, StrictInt, StrictStr
 
 from registry.auth import Principal, as_utc, require_role
 from registry.db.models import ROLE_OPERATOR
@@ -31,23 +35,39 @@ _FORBIDDEN: dict[int | str, dict[str, Any]] = {
 }
 
 
+_RFC3339_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _rfc3339_text(value: object) -> object:
+    """Only text that starts like an RFC 3339 date-time (pydantic alone would also take Unix
+    timestamps, numeric strings and bare dates)."""
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise ValueError("must be an RFC 3339 date-time text, e.g. 2026-11-26T07:59:58Z")
+    return value
+
+
 class AttributionBody(BaseModel):
     # snake_case attributes with the wire's camelCase as aliases: registry.ledger reads these
     # models as they are (ledger.AttributionLike / EventLike), without a copy per event.
-    contribution_id: str = Field(alias="contributionId")
-    weight: float = Field(
+    contribution_id: StrictStr = Field(alias="contributionId")
+    # Integers stay integers (exact ppm, and 10**400 is "too large", not a type error).
+    weight: StrictInt | StrictFloat = Field(
         description="Relative weight within the event (0 to 1e6, kept to 6 decimals)"
     )
-    method: str = Field(description="influence | exact-match | retrieval")
+    method: StrictStr = Field(description="influence | exact-match | retrieval")
 
 
 class UsageEventBody(BaseModel):
-    event_id: str = Field(
+    event_id: StrictStr = Field(
         alias="eventId", description="Operator-chosen idempotency key (1-128 characters)"
     )
-    model_id: str = Field(alias="modelId")
-    at: datetime = Field(description="When the inference happened (RFC 3339 with offset)")
-    fee_micro: int = Field(alias="feeMicro", description="Fee of the event in micro-units (>= 0)")
+    model_id: StrictStr = Field(alias="modelId")
+    at: Annotated[datetime, BeforeValidator(_rfc3339_text)] = Field(
+        description="When the inference happened (RFC 3339 with offset)"
+    )
+    fee_micro: StrictInt = Field(
+        alias="feeMicro", description="Fee of the event in micro-units (0 to 10^15)"
+    )
     attributions: list[AttributionBody]
 
 
@@ -62,7 +82,11 @@ class ReasonOut(BaseModel):
 
 
 class RejectedEvent(BaseModel):
-    eventId: str
+    eventId: str = Field(
+        description="As sent; text that cannot be encoded as UTF-8 (lone surrogates) is "
+        "echoed with those characters as \\uXXXX escapes"
+    )
+    index: int = Field(description="Position of the event in the batch (from 0)")
     reasons: list[ReasonOut]
 
 
@@ -103,18 +127,39 @@ def _settings(request: Request) -> RegistrySettings:
     return settings
 
 
+def echoable(text: str) -> str:
+    """`text` if it can be sent as UTF-8, else with its unencodable characters (lone
+    surrogates) as backslash escapes, so an answer naming it can always be sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def batch_result(result: IngestResult) -> UsageBatchResult:
+    """The answer; accepted and duplicate ids were stored or looked up, so they are valid text,
+    and rejected ids are made echoable."""
     return UsageBatchResult(
         accepted=result.accepted,
         duplicates=result.duplicates,
         rejected=[
             RejectedEvent(
-                eventId=r.event_id,
-                reasons=[ReasonOut(code=x.code, message=x.message, path=x.path) for x in r.reasons],
+                eventId=echoable(r.event_id),
+                index=r.index,
+                reasons=[
+                    ReasonOut(code=x.code, message=echoable(x.message), path=x.path)
+                    for x in r.reasons
+                ],
             )
             for r in result.rejected
         ],
     )
+
+
+def _render(result: IngestResult) -> JSONResponse:
+    """The answer as bytes, built before the batch commits: encoding can no longer fail after."""
+    return JSONResponse(batch_result(result).model_dump(mode="json"))
 
 
 @router.post(
@@ -125,7 +170,7 @@ def batch_result(result: IngestResult) -> UsageBatchResult:
 )
 def post_usage(
     body: UsageBatch, request: Request, session: DbSession, operator: Operator
-) -> UsageBatchResult:
+) -> JSONResponse:
     """Ingest events idempotently: accepted, duplicates (already stored, unchanged) and
     rejected-with-reasons are listed separately; accepted ones are in the ledger on return."""
     settings = _settings(request)
@@ -136,13 +181,16 @@ def post_usage(
             f"Send at most {settings.usage_batch_max} events per batch.",
             {"max": settings.usage_batch_max, "received": len(body.events)},
         )
-    result = ingest_with_retry(
+    _, answer = ingest_with_retry(
         session,
         operator=operator.fingerprint,
+        operator_keys=operator.previous_fingerprints,
         events=body.events,
         share_ppm=settings.contributor_share_ppm,
+        render=_render,
     )
-    return batch_result(result)
+    assert answer is not None
+    return answer
 
 
 @router.post(

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import sessionmaker
 
 from registry.db.models import STATE_SUBMITTED
+from registry.db.session import make_engine
 from registry.db.usage_models import LedgerEntry, UsageEvent
 from registry.ledger import ledger_totals
+from tests.registry.conftest import fresh_pg_database
 from tests.support.registry_actors import Contributor
+from tests.support.registry_server import RegistryProcess
 from tests.support.usage_data import UsageWorld, add_contributions, event, usage_world
 
 
@@ -108,7 +115,6 @@ def test_invalid_events_are_rejected_with_reasons_valid_ones_kept(world: UsageWo
         event("future", "test-model", [(c[0], 1, "influence")], at=future),
         event("naive", "test-model", [(c[0], 1, "influence")], at="2026-11-01T10:00:00"),
         event("x" * 129, "test-model", [(c[0], 1, "influence")]),
-        event("nul\x00id", "test-model", [("c\x00", 1, "influence")]),
     ]
     r = world.post_usage(batch)
     assert r.status_code == 200, r.text
@@ -128,7 +134,6 @@ def test_invalid_events_are_rejected_with_reasons_valid_ones_kept(world: UsageWo
     assert _codes(body, "future") == {"time_in_future"}
     assert _codes(body, "naive") == {"invalid_time"}
     assert _codes(body, "x" * 129) == {"invalid_event_id"}
-    assert _codes(body, "nul\x00id") == {"invalid_event_id", "unknown_contribution"}
     reasons = next(x for x in body["rejected"] if x["eventId"] == "neg-weight")["reasons"]
     assert reasons[0]["path"] == "attributions[0].weight"
     with world.sessions() as s:
@@ -279,3 +284,240 @@ def test_concurrent_resends_store_each_event_once(world: UsageWorld) -> None:
     with world.sessions() as s:
         totals = ledger_totals(s)
     assert totals.events == 200 and totals.ledger_micro == totals.fees_micro == 200_000_000
+
+
+# Bad input, by class: every typed field of the usage body with every wrong JSON type. A wrong
+# type refuses the whole body (422) and stores nothing, the valid event next to it included.
+_OK_EVENT = {"eventId": "fine", "modelId": "test-model", "at": "2026-11-26T07:59:58Z",
+             "feeMicro": 100, "attributions": []}  # fmt: skip
+_WRONG_VALUES: dict[str, tuple[object, ...]] = {
+    "feeMicro": ("100", True, False, 1.0, 1.5, None, [], {}),
+    "weight": ("1", "0.5", True, None, [], {}),
+    "eventId": (1, True, None, 1.5, [], {}),
+    "modelId": (1, True, None, []),
+    "contributionId": (1, True, None, []),
+    "method": (1, True, None, []),
+    "at": (1_700_000_000, 1.7e9, "1700000000", "2026-11-26", True, None, []),
+    "attributions": ("x", 1, True, {}),
+}
+_WRONG_TYPES = [(f, v) for f, values in _WRONG_VALUES.items() for v in values]
+
+
+def _with(field: str, value: object, c: str) -> dict[str, object]:
+    attr: dict[str, object] = {"contributionId": c, "weight": 1, "method": "influence"}
+    body: dict[str, object] = dict(_OK_EVENT, eventId=f"bad-{field}", attributions=[attr])
+    if field in attr:
+        attr[field] = value
+    else:
+        body[field] = value
+    return body
+
+
+def test_wrong_json_types_refuse_the_whole_body(world: UsageWorld) -> None:
+    c = world.ids_of(world.contributors[0])[0]
+    good = dict(_OK_EVENT, attributions=[{"contributionId": c, "weight": 1, "method": "influence"}])
+    answers = {}
+    for field, value in _WRONG_TYPES:
+        r = world.post_usage([good, _with(field, value, c)])
+        answers[(field, repr(value))] = (r.status_code, r.json().get("error", {}).get("code"))
+    assert answers == {k: (422, "invalid_request") for k in answers}
+    with world.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(UsageEvent)) == 0
+    assert world.post_usage([good]).json()["accepted"] == ["fine"]
+
+
+def test_out_of_range_values_are_rejected_per_event(world: UsageWorld) -> None:
+    """Right type, wrong value: rejected with a reason, the rest of the batch is stored."""
+    c = world.ids_of(world.contributors[0])[0]
+    cases: list[tuple[str, object, set[str]]] = [
+        ("feeMicro", -1, {"negative_fee"}),
+        ("feeMicro", -(10**30), {"negative_fee"}),
+        ("feeMicro", 10**15 + 1, {"fee_too_large"}),
+        ("feeMicro", 2**63, {"fee_too_large"}),
+        ("feeMicro", 10**4000, {"fee_too_large"}),
+        ("weight", -1, {"negative_weight"}),
+        ("weight", -1e-300, {"negative_weight"}),
+        ("weight", 10**6 + 1, {"weight_too_large"}),
+        ("weight", 10**400, {"weight_too_large"}),
+        ("weight", 1.7976931348623157e308, {"weight_too_large"}),
+        ("weight", 0, {"weights_all_zero"}),
+        ("eventId", "", {"invalid_event_id"}),
+        ("eventId", "x" * 129, {"invalid_event_id"}),
+        ("modelId", "x" * 10_000, {"unknown_model"}),
+        ("contributionId", "c_" + "x" * 10_000, {"unknown_contribution"}),
+        ("method", "x" * 10_000, {"unknown_method"}),
+        ("at", "2026-11-26T07:59:58", {"invalid_time"}),
+        ("at", "0001-01-01T00:00:00+05:00", {"invalid_time"}),
+    ]
+    good = dict(_OK_EVENT, attributions=[{"contributionId": c, "weight": 1, "method": "influence"}])
+    batch = [good]
+    for i, (field, value, _) in enumerate(cases):
+        bad = _with(field, value, c)
+        if field != "eventId":
+            bad["eventId"] = f"case-{i}"
+        batch.append(bad)
+    r = world.post_usage(batch)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == ["fine"]
+    got = {x["index"]: ({y["code"] for y in x["reasons"]}, x["eventId"]) for x in body["rejected"]}
+    assert {i: codes for i, (codes, _) in got.items()} == {
+        i + 1: codes for i, (_, _, codes) in enumerate(cases)
+    }
+    assert all(got[i][1] == batch[i]["eventId"] for i in got)
+
+
+def test_nul_in_any_id_stores_nothing_of_it(world: UsageWorld) -> None:
+    """NUL cannot be stored on PostgreSQL: the event is rejected, or the body refused whole
+    (the HTTP layer may refuse NUL in any JSON string); never a 500, never stored."""
+    c = world.ids_of(world.contributors[0])[0]
+    good = event("ok", "test-model", [(c, 1, "influence")])
+    for field in ("eventId", "modelId", "contributionId", "method"):
+        bad = dict(_with(field, "a\x00b", c), eventId=f"nul-{field}")
+        if field == "eventId":
+            bad["eventId"] = "nul\x00id"
+        r = world.post_usage([good, bad])
+        assert r.status_code in (200, 400), r.text
+        if r.status_code == 200:
+            assert bad["eventId"] not in r.json()["accepted"]
+            assert r.json()["rejected"][0]["index"] == 1
+    with world.sessions() as s:
+        ids = s.scalars(select(UsageEvent.event_id)).all()
+    assert set(ids) <= {"ok"}
+
+
+def test_ids_that_cannot_be_echoed_are_rejected_and_the_answer_is_sent(world: UsageWorld) -> None:
+    """A lone surrogate is valid JSON (\\udc80) but not UTF-8: such ids are rejected per event,
+    echoed escaped, and the answer never fails after the batch was stored (nor on retry)."""
+    c = world.ids_of(world.contributors[0])[0]
+    events = [
+        event("ok", "test-model", [(c, 1, "influence")], fee_micro=10),
+        event("@bad-id@", "test-model", [(c, 1, "influence")], fee_micro=10),
+        event("m", "@bad-model@", [("@bad-c@", 1, "@bad-method@")], fee_micro=10),
+    ]
+    # JSON escapes of lone surrogates (json.dumps cannot write them from a str of ours here).
+    body = (
+        json.dumps({"events": events})
+        .replace("@bad-id@", "bad\\udc80id")
+        .replace("@bad-model@", "\\ud800")
+        .replace("@bad-c@", "c_\\udfff")
+        .replace("@bad-method@", "influ\\udc00ence")
+    )
+    for attempt in range(2):
+        r = world.client.post(
+            "/v1/usage",
+            content=body.encode(),
+            headers={**world.operator.headers, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["accepted" if attempt == 0 else "duplicates"] == ["ok"]
+        rejected = {x["index"]: x for x in answer["rejected"]}
+        assert rejected[1]["eventId"] == "bad\\udc80id"
+        assert {y["code"] for y in rejected[1]["reasons"]} == {"invalid_event_id"}
+        assert {y["code"] for y in rejected[2]["reasons"]} == {
+            "unknown_model",
+            "unknown_contribution",
+            "unknown_method",
+        }
+    with world.sessions() as s:
+        assert s.scalars(select(UsageEvent.event_id)).all() == ["ok"]
+
+
+def test_an_operator_cannot_attribute_to_its_own_contributions(world: UsageWorld) -> None:
+    """Self-dealing is refused: usage of a contribution owned by the operator's own key earns
+    nothing, also when the event names other contributions too."""
+    op = world.operator
+    other = world.ids_of(world.contributors[0])[0]
+    with world.sessions() as s:
+        mine = add_contributions(s, op.fingerprint, 1)[0]
+    r = world.post_usage(
+        [
+            event("self", "test-model", [(mine, 1, "influence")], fee_micro=10**15),
+            event("mixed", "test-model", [(other, 1, "influence"), (mine, 1, "retrieval")]),
+            event("fair", "test-model", [(other, 1, "influence")]),
+        ]
+    )
+    body = r.json()
+    assert body["accepted"] == ["fair"]
+    assert _codes(body, "self") == {"self_attribution"}
+    assert _codes(body, "mixed") == {"self_attribution"}
+    reasons = next(x for x in body["rejected"] if x["eventId"] == "mixed")["reasons"]
+    assert reasons[0]["path"] == "attributions[1].contributionId"
+    with world.sessions() as s:
+        owners = set(s.scalars(select(LedgerEntry.owner_fingerprint)).all())
+    assert op.fingerprint not in owners
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_overlapping_batches_from_many_clients_never_fail(pg_url: str, tmp_path: Path) -> None:
+    """Many pipelines post overlapping batches at once to a real registry on PostgreSQL: every
+    answer is 200, every event id is accepted exactly once, every other sending of it is a
+    duplicate, and the ledger matches the stored fees."""
+    db_url = fresh_pg_database(pg_url)
+    operator = Contributor()
+    engine = make_engine(db_url)
+    try:
+        with sessionmaker(engine)() as s:
+            cids = add_contributions(s, Contributor().fingerprint, 4)
+    finally:
+        engine.dispose()
+    threads, rounds, size, span = 6, 12, 120, 200
+    server = RegistryProcess(
+        db_url,
+        tmp_path / "blobs",
+        extra_args=("--operator-key", operator.public_key, "--rate-limit", "0"),
+    )
+    with server, httpx.Client(base_url=server.base_url, timeout=60) as http:
+        operator.sign_in(cast(Any, http))
+        model = {"id": "test-model", "name": "T"}
+        r = http.post("/v1/models", json=model, headers=operator.headers)
+        assert r.status_code == 201, r.text
+        barrier = threading.Barrier(threads)
+        sent: list[list[str]] = []
+        answers: list[tuple[int, dict[str, list[str]] | str]] = []
+        lock = threading.Lock()
+
+        def pipeline(t: int) -> None:
+            with httpx.Client(base_url=server.base_url, timeout=60) as client:
+                for rnd in range(rounds):
+                    # Each round's ids come from one window; every id is in several batches.
+                    ids = [f"r{rnd}-{(t * 37 + k * 7) % span}" for k in range(size)]
+                    batch = [
+                        event(i, "test-model", [(cids[k % 4], 1, "influence")], fee_micro=1000)
+                        for k, i in enumerate(ids)
+                    ]
+                    barrier.wait()
+                    resp = client.post(
+                        "/v1/usage", json={"events": batch}, headers=operator.headers
+                    )
+                    body = resp.json() if resp.status_code == 200 else resp.text
+                    with lock:
+                        sent.append(ids)
+                        answers.append((resp.status_code, body))
+
+        workers = [threading.Thread(target=pipeline, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    assert [a for a in answers if a[0] != 200] == []
+    accepted: list[str] = []
+    duplicates = 0
+    for ids, (_, body) in zip(sent, answers, strict=True):
+        assert isinstance(body, dict) and body["rejected"] == []
+        assert sorted(body["accepted"] + body["duplicates"]) == sorted(ids)
+        accepted += body["accepted"]
+        duplicates += len(body["duplicates"])
+    unique = {i for ids in sent for i in ids}
+    assert sorted(accepted) == sorted(unique)  # each id accepted exactly once
+    assert duplicates == sum(len(ids) for ids in sent) - len(unique)
+    engine = make_engine(db_url)
+    try:
+        with sessionmaker(engine)() as s:
+            totals = ledger_totals(s)
+    finally:
+        engine.dispose()
+    assert totals.events == len(unique)
+    assert totals.ledger_micro == totals.fees_micro == 1000 * len(unique)

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from app.signing.rotation import build_rotation
-from registry.db.usage_models import LedgerEntry
+from registry.db.usage_models import LedgerEntry, UsageBucket
+from registry.ledger import MAX_BUCKET_EVENTS
 from tests.support.registry_actors import Contributor
 from tests.support.usage_data import UsageWorld, event, usage_world
 
@@ -233,3 +234,42 @@ def test_rewards_follow_a_rotated_key(world: UsageWorld) -> None:
     summary = world.client.get("/v1/me/summary", headers=new.headers).json()
     assert summary["rewardMicro"] == 2100
     assert world.client.get("/v1/me/rewards", headers=a.headers).status_code == 401
+
+
+def test_summary_sums_are_exact_beyond_64_bits(world: UsageWorld) -> None:
+    """Each stored bucket is within its limits (at most 10^12 events, so at most 10^18 ppm of
+    shares), but the sum over many buckets is not bounded: it is added up without overflow
+    (SQLite's SUM raised 'integer overflow', a 500)."""
+    a = world.contributors[0]
+    ca = world.ids_of(a)[0]
+    days = 12
+    events, share = MAX_BUCKET_EVENTS, MAX_BUCKET_EVENTS * 1_000_000
+    with world.sessions() as s:
+        for d in range(days):
+            s.add(
+                UsageBucket(
+                    contribution_id=ca,
+                    bucket_start=date(2026, 1, 1) + timedelta(days=d),
+                    model_id="test-model",
+                    method="influence",
+                    events=events,
+                    share_ppm_sum=share,
+                    reward_micro=7,
+                )
+            )
+        s.commit()
+    r = world.client.get("/v1/me/summary", headers=a.headers)
+    assert r.status_code == 200, r.text
+    summary = r.json()
+    assert summary["events"] == days * events
+    assert summary["rewardMicro"] == days * 7
+    item = next(i for i in summary["contributions"]["items"] if i["contributionId"] == ca)
+    assert item["sharePpm"] == days * share > 2**63
+    assert summary["models"][0]["events"] == days * events
+    usage = world.client.get(
+        f"/v1/contributions/{ca}/usage?bucket=week&since=2026-01-01&until=2026-01-31",
+        headers=a.headers,
+    )
+    assert usage.status_code == 200, usage.text
+    points = usage.json()["series"][0]["points"]
+    assert sum(p["sharePpm"] for p in points) == days * share
