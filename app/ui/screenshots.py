@@ -170,6 +170,7 @@ def shoot(
     dialog.adjustSize()
     save(dialog, "import")
     dialog.reject()
+    saved.extend(shoot_key_dialogs(out, f"{theme_name}{suffix}", window, services, ids))
 
     window.show_page("uploads")
     save(window, "uploads")
@@ -237,6 +238,50 @@ def shoot_first_run(
         return [path, done]
     finally:
         ctx.close()
+
+
+def shoot_key_dialogs(
+    out: Path, tag: str, window: Any, services: Any, ids: dict[str, int]
+) -> list[Path]:
+    """The review sheet and the unlock dialog, each over the dimmed window it belongs to."""
+    from PySide6.QtGui import QColor, QPainter
+    from PySide6.QtWidgets import QApplication
+
+    from app.services.item_review import review_item
+    from app.ui.key_unlock import UnlockDialog
+    from app.ui.review_sheet import ReviewSheet
+
+    app = QApplication.instance()
+    saved: list[Path] = []
+
+    def over_window(dialog: Any, name: str) -> None:
+        dialog.show()
+        _settle(app)
+        shot = window.grab()
+        painter = QPainter(shot)
+        painter.fillRect(shot.rect(), QColor(0, 0, 0, 90))
+        front = dialog.grab()
+        painter.drawPixmap(
+            (shot.width() - front.width()) // 2, (shot.height() - front.height()) // 3, front
+        )
+        painter.end()
+        path = out / f"{name}-{tag}.png"
+        shot.save(str(path))
+        saved.append(path)
+        dialog.reject()
+
+    item = ids.get("voc", next(iter(ids.values())))  # a draft: what Submit would review
+    review = review_item(services.ctx, item)
+    over_window(ReviewSheet(review, window.theme, submit=True, parent=window), "review")
+    unlock = UnlockDialog(
+        f"sign and submit “{review.title}”",
+        window.theme,
+        key_file=str(services.ctx.data_dir / "identity.key"),
+        parent=window,
+    )
+    unlock.show_problem("That passphrase does not open your key file. Try again.")
+    over_window(unlock, "unlock")
+    return saved
 
 
 def submit_and_wait(app: Any, services: Any, item_ids: list[int]) -> None:
