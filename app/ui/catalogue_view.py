@@ -92,7 +92,7 @@ class CatalogueHeader(QHeaderView):
 
         return {
             COL_KIND: fit("Kind", "Annotation set"),
-            COL_FORMAT: fit("Format", "label-studio"),
+            COL_FORMAT: fit("Format", "yolo-ultralytics"),
             COL_ITEMS: fit("Items", "88,888,888"),
             COL_SIZE: fit("Size", "888.8 MB"),
             COL_STATE: fit("State", "Submitted") + 8,  # the pill's own padding

@@ -31,6 +31,15 @@ def _settle(app: Any, ms: int = 150) -> None:
         time.sleep(0.01)
 
 
+def _delete_closed(app: Any) -> None:
+    """Really delete the windows closed with deleteLater (processEvents alone does not), so
+    the next theme's stylesheet never re-polishes a half-deleted widget (a crash)."""
+    from PySide6.QtCore import QEvent
+
+    app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
+
+
 def _wait(app: Any, done: Callable[[], bool], timeout: float = 30.0) -> None:
     end = time.monotonic() + timeout
     while not done() and time.monotonic() < end:
@@ -194,6 +203,7 @@ def shoot(
     window.close()
     window.deleteLater()
     _settle(app, 200)
+    _delete_closed(app)
     fresh = services.ctx.data_dir.parent / f"fresh-{theme_name}{suffix}"
     saved.extend(shoot_first_run(out, theme_name, fresh, size, suffix))
     return saved
@@ -235,6 +245,7 @@ def shoot_first_run(
         window.close()
         window.deleteLater()
         _settle(app, 200)
+        _delete_closed(app)
         return [path, done]
     finally:
         ctx.close()
