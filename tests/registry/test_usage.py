@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import sessionmaker
 
+from app.signing.rotation import build_rotation
 from registry.db.models import STATE_SUBMITTED
 from registry.db.session import make_engine
 from registry.db.usage_models import LedgerEntry, UsageEvent
@@ -521,3 +522,19 @@ def test_overlapping_batches_from_many_clients_never_fail(pg_url: str, tmp_path:
         engine.dispose()
     assert totals.events == len(unique)
     assert totals.ledger_micro == totals.fees_micro == 1000 * len(unique)
+
+
+def test_contributions_rotated_into_the_operator_key_are_its_own(world: UsageWorld) -> None:
+    """A contributor key rotated into the operator's key hands its contributions over: from
+    then on they are the operator's own and cannot earn from its usage."""
+    a = world.contributors[0]
+    ca = world.ids_of(a)[0]
+    assert world.post_usage([event("before", "test-model", [(ca, 1, "influence")])]).json()[
+        "accepted"
+    ] == ["before"]
+    envelope = build_rotation(a.key, world.operator.key).to_dict()
+    r = world.client.post("/v1/keys/rotate", json={"envelope": envelope}, headers=a.headers)
+    assert r.status_code == 200, r.text
+    body = world.post_usage([event("after", "test-model", [(ca, 1, "influence")])]).json()
+    assert body["accepted"] == []
+    assert _codes(body, "after") == {"self_attribution"}
