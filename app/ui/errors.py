@@ -57,14 +57,25 @@ def setup_file_logging(log_dir: Path, debug: bool) -> Path:
     return path
 
 
+def _gui_hint(exc: KnownError) -> str | None:
+    """The hint in the GUI's terms: a locked key file is unlocked from the menu here, not
+    with the CLI's --passphrase-file or environment variable."""
+    from app.services.identity import PassphraseRequired
+
+    if isinstance(exc, PassphraseRequired) and "passphrase-file" in (exc.hint or ""):
+        return "use Registry ▸ Unlock key…, then try again"
+    return exc.hint
+
+
 def known_error_box(parent: QWidget | None, exc: KnownError, title: str = "") -> QMessageBox:
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle(title or "Contributor Desk")
     message = exc.message
     box.setText(message[:1].upper() + message[1:])
-    if exc.hint:
-        box.setInformativeText(exc.hint[:1].upper() + exc.hint[1:] + ".")
+    hint = _gui_hint(exc)
+    if hint:
+        box.setInformativeText(hint[:1].upper() + hint[1:] + ".")
     box.setStandardButtons(QMessageBox.StandardButton.Ok)
     box.setAccessibleName("Error message")
     return box

@@ -178,3 +178,18 @@ def test_background_failure_reaches_the_user(qtbot: Any, window: MainWindow) -> 
     box = _top(QMessageBox)
     assert "unreachable" in box.text()
     box.accept()
+
+
+def test_a_locked_key_is_explained_in_the_gui_s_terms(qtbot: Any, window: MainWindow) -> None:
+    from app.services.identity import PassphraseRequired
+
+    dialog = window.errors.show(
+        PassphraseRequired(
+            "the private key is in the encrypted key file k; its passphrase is needed",
+            hint="give it via --passphrase-file, CONTRIBUTOR_DESK_PASSPHRASE or the prompt",
+        )
+    )
+    assert isinstance(dialog, QMessageBox)
+    assert "passphrase-file" not in dialog.informativeText()
+    assert dialog.informativeText() == "Use Registry ▸ Unlock key…, then try again."
+    dialog.accept()
