@@ -146,7 +146,7 @@ class Verifier:
         """Parse ``name+hash+key``; the hash must be the key ID of that name and key."""
         if len(vkey) > MAX_KEY_CHARS:
             raise MalformedError("verifier key is too long")
-        parts = vkey.split("+")
+        parts = vkey.split("+", 2)  # the base64 key may itself contain "+"
         if len(parts) != 3:
             raise MalformedError("a verifier key has the form name+hash+key")
         name, hash_hex, b64 = parts
@@ -200,7 +200,7 @@ class Signer:
     def from_skey(cls, skey: str) -> Signer:
         if len(skey) > MAX_KEY_CHARS:
             raise MalformedError("signer key is too long")
-        parts = skey.split("+")
+        parts = skey.split("+", 4)
         if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
             raise MalformedError("a signer key has the form PRIVATE+KEY+name+hash+key")
         _, _, name, hash_hex, b64 = parts

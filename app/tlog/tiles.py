@@ -97,7 +97,7 @@ def parse_tile_path(path: str) -> Tile:
         raise MalformedError(f"tile index with a leading zero element: {path!r}")
     index = int("".join(e.lstrip("x") for e in elements))
     width = int(width_s) if width_s else TILE_WIDTH
-    if width >= TILE_WIDTH:
+    if width_s and width >= TILE_WIDTH:
         raise MalformedError(f"partial tile width {width} is not below {TILE_WIDTH}: {path!r}")
     level = None if level_s == ENTRIES else int(level_s)
     return Tile(level, index, width)
@@ -204,7 +204,7 @@ class HashSource:
         self._cache: OrderedDict[tuple[int, int, int], list[list[bytes]]] = OrderedDict()
         self._cache_tiles = cache_tiles
 
-    def _tile_levels(self, level: int, index: int) -> list[list[bytes]]:
+    def tile_levels(self, level: int, index: int) -> list[list[bytes]]:
         width = tile_width(self.size, level, index)
         if width == 0:
             raise TlogError(f"tile {level}/{index} is outside the tree of size {self.size}")
@@ -232,7 +232,7 @@ class HashSource:
         level, inner = divmod(height, TILE_HEIGHT)
         pos = index << inner
         tile_index, offset = divmod(pos, TILE_WIDTH)
-        return self._tile_levels(level, tile_index)[inner][offset >> inner]
+        return self.tile_levels(level, tile_index)[inner][offset >> inner]
 
     def subtree(self, lo: int, hi: int) -> bytes:
         """The Merkle tree hash of leaves [lo, hi), for the ranges RFC 6962 proofs use."""
@@ -435,13 +435,14 @@ class TileReader:
         width = tile_width(self.size, 0, bundle_index)
         if width == 0:
             raise TlogError(f"entry bundle {bundle_index} is outside the tree of size {self.size}")
-        hashes = self.hashes._tile_levels(0, bundle_index)[0]
+        levels = self.hashes.tile_levels(0, bundle_index)
+        hashes = levels[0]
         if (0, bundle_index) not in self._checked_tiles:
             lo = bundle_index * TILE_WIDTH
             if width == TILE_WIDTH:
                 # the tile's root is a complete node of height 8: its audit path is the one of
                 # its first leaf without the 8 hashes inside the tile
-                top = self.hashes.node(TILE_HEIGHT, bundle_index)
+                top = levels[TILE_HEIGHT][0]  # from this tile, not from the level above
                 path = self.hashes.inclusion_proof(lo)[TILE_HEIGHT:]
                 units = -(-self.size // TILE_WIDTH)
                 verify_inclusion(bundle_index, units, top, path, self.root)
