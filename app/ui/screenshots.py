@@ -167,7 +167,7 @@ def shoot(
     save(window, "drop")
     window.overlay.hide()
 
-    new_data = src / f"bird-songs-{theme_name}{suffix}"
+    new_data = src / f"new-{theme_name}{suffix}" / "bird-songs"
     from app.ui.sample_data import write_air_quality
 
     write_air_quality(new_data, rows=1200)
