@@ -38,6 +38,7 @@ from app.domain.gcpause import gc_paused
 from app.registry_client.api import MAX_PAGES, RegistryClient, too_many_pages
 from app.registry_client.http import UNREADABLE
 from app.registry_client.usage import (
+    REWARDS_PAGE,
     RewardsPage,
     UsageWindow,
     all_models,
@@ -63,6 +64,8 @@ CLOCK_SKEW_DAYS = 1  # the registry's "today" may be a day ahead of ours
 MAX_STORED_INT = 2**63 - 1  # SQLite's INTEGER
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _METHOD = re.compile(r"[a-z][a-z0-9-]{0,15}")
+_CURSOR = re.compile(r"[0-9]{1,18}")  # a ledger id
+_CONTRIBUTION_ID = re.compile(r"[A-Za-z0-9._-]{1,40}")
 ProgressFn = Callable[[str], None]
 
 
@@ -161,6 +164,7 @@ class RewardsSync:
         stored = self._stored_total()
         for _page in range(MAX_PAGES):
             page = rewards_after(self.client, cursor)
+            check_page(page, cursor)
             check_ledger_total(stored + amount, page)
             with gc_paused():
                 new_here, amount_here = self._store_page(page, cursor)
@@ -282,6 +286,35 @@ class RewardsSync:
                 )
             self._set_cursor(s, _usage_stream(window.contribution_id), window.until.isoformat())
             s.commit()
+
+
+def check_page(page: RewardsPage, after: str | None) -> None:
+    """Refuse a ledger page that is not the one asked for, before anything is written: at most
+    a page of entries, each after `after` in ledger order, once, with ids that can be stored,
+    and the cursor that follows them (unchanged when there is nothing new): a cursor that
+    jumps ahead would skip entries for good."""
+
+    def bad(why: str) -> RegistryUnavailable:
+        return RegistryUnavailable(UNREADABLE, hint=f"rewards after {after or 'the start'}: {why}")
+
+    if len(page.items) > REWARDS_PAGE:
+        raise bad("more entries than asked for")
+    last = int(after) if after is not None and _CURSOR.fullmatch(after) else -1
+    for e in page.items:
+        if not _CURSOR.fullmatch(e.cursor) or int(e.cursor) <= last:
+            raise bad(f"entry {e.cursor[:20]!r} is not after the one before it")
+        last = int(e.cursor)
+        if not (
+            _CONTRIBUTION_ID.fullmatch(e.contribution_id)
+            and _MODEL_ID.fullmatch(e.model_id)
+            and _METHOD.fullmatch(e.method)
+            and 0 < len(e.event_id) <= 128
+        ):
+            raise bad(f"entry {e.cursor} names an id that is not one")
+    # No next cursor only keeps the one asked with (the entries come again, stored once).
+    expected = page.items[-1].cursor if page.items else after
+    if page.next_cursor not in (expected, None):
+        raise bad("the next cursor is not the last entry's")
 
 
 def check_window(window: UsageWindow, contribution_id: str, since: date, today: date) -> None:

@@ -315,3 +315,71 @@ def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
     assert {r[0] for r in _stored(desk)["entries"]} == {key}  # nothing left under the URL
     there = open_review(desk.ctx, owner.fingerprint, url=old_port).overview()
     assert replace(there, registry="") == replace(after, registry="")
+
+
+def _entry(cursor: str, cid: str) -> dict[str, Any]:
+    return {
+        "cursor": cursor,
+        "eventId": f"forged-{cursor}",
+        "contributionId": cid,
+        "modelId": "sync-model",
+        "method": "influence",
+        "amountMicro": 1,
+        "at": "2026-12-01T00:00:00Z",
+        "demo": False,
+    }
+
+
+@pytest.mark.parametrize(
+    "craft",
+    [
+        "cursor jumps ahead",  # nothing new, but the cursor skips every future entry
+        "entries go back",  # entries before the cursor asked for
+        "cursor not the last entry's",
+    ],
+)
+def test_a_crafted_rewards_page_is_refused_and_nothing_is_written(
+    tmp_path: Path,
+    data_dir: Path,
+    isolated_keyring: Path,
+    registry: RegistryProcess,
+    operator: Contributor,
+    craft: str,
+) -> None:
+    relay = FaultProxy(registry.port)
+    desk = make_desk(tmp_path, data_dir, relay.url)
+    try:
+        (a,) = accepted_items(desk, "ledger")
+        post_usage(registry, operator, usage_events("p", [a], 10))
+        _sync(desk)
+        kept = _stored(desk)
+        last = max(int(e[1]) for e in kept["entries"])
+        page = {
+            "cursor jumps ahead": {"items": [], "nextCursor": str(last + 10**9), "hasMore": False},
+            "entries go back": {
+                "items": [_entry(str(last - 1), a)],
+                "nextCursor": str(last - 1),
+                "hasMore": False,
+            },
+            "cursor not the last entry's": {
+                "items": [_entry(str(last + 1), a)],
+                "nextCursor": str(last + 50),
+                "hasMore": False,
+            },
+        }[craft]
+        fault = relay.add(
+            Fault(
+                "answer",
+                count=1,
+                path_prefix="/v1/me/rewards",
+                status=200,
+                body=json.dumps(page).encode(),
+            )  # fmt: skip
+        )
+        with pytest.raises(RegistryUnavailable):
+            _sync(desk)
+        assert fault.applied == 1
+        assert _stored(desk) == kept
+    finally:
+        desk.ctx.close()
+        relay.close()
