@@ -205,16 +205,40 @@ class KeyUnlocker(QObject):
             self._attempt(action, None)
 
     def _attempt(self, action: KeyAction, passphrase: str | None) -> None:
+        """With a passphrase, unlock first (a fraction of a second) so the dialog closes as
+        soon as the key opens, then the action runs with its own progress display."""
+        if passphrase is None:
+            self._run_work(action, None)
+            return
         self.runner.start(
-            action.work,
+            self._unlock,
             passphrase,
-            on_result=lambda value: self._done(action, value, passphrase),
+            on_result=lambda _key: self._unlocked_with(action, passphrase),
             on_error=lambda exc: self._failed(action, exc, passphrase),
         )
 
-    def _done(self, action: KeyAction, value: Any, passphrase: str | None) -> None:
-        if passphrase is not None and self.dialog is not None:
+    def _unlock(self, passphrase: str) -> Any:
+        """On a worker: open the key file with the passphrase (the session keeps the key)."""
+        from app.services.signing import unlock_signer
+
+        return unlock_signer(self.services.ctx, passphrase)
+
+    def _unlocked_with(self, action: KeyAction, passphrase: str) -> None:
+        if self.dialog is not None:
             self.remembered = self.dialog.remember.isChecked()
+        self._close_dialog()
+        self.unlocked.emit()
+        self._run_work(action, passphrase)
+
+    def _run_work(self, action: KeyAction, passphrase: str | None) -> None:
+        self.runner.start(
+            action.work,
+            passphrase,
+            on_result=lambda value: self._done(action, value),
+            on_error=lambda exc: self._failed(action, exc, passphrase),
+        )
+
+    def _done(self, action: KeyAction, value: Any) -> None:
         self._close_dialog()
         self.unlocked.emit()
         action.on_result(value)
