@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -12,10 +13,13 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from registry import tus
+from registry.db.usage_models import UsageEvent
 from tests.registry.conftest import TEST_REGISTRY
 from tests.support.registry_actors import Contributor, contribution_body, tus_metadata
+from tests.support.usage_data import event, usage_world
 
 
 @pytest.fixture
@@ -142,3 +146,31 @@ def test_disk_full_is_507_and_nothing_visible(
         assert visible == [], visible
         r = client.get(f"/v1/contributions/{cid}", headers=who.headers)
         assert r.json()["missingBlobs"] == [sha]
+
+
+def test_usage_bodies_beyond_the_json_limits_store_nothing(db_url: str, tmp_path: Path) -> None:
+    """The usage body is held to the JSON limits like every body: non-finite numbers in any
+    number field, numbers that overflow a float, deep nesting and oversized bodies are refused
+    whole (4xx, the error shape), nothing of the batch is stored, and the next batch works."""
+    with usage_world(db_url, tmp_path, contributors=1, max_body_bytes=64 * 1024) as w:
+        c = w.ids_of(w.contributors[0])[0]
+        good = json.dumps(event("ok", "test-model", [(c, 1, "influence")]))
+        weight = '"weight": 1'
+        assert weight in good
+        bad_weights = ("NaN", "Infinity", "-Infinity", "1e400", "-1e400")
+        bodies = [good.replace(weight, f'"weight": {v}') for v in bad_weights]
+        bodies += [good.replace('"feeMicro": 1000000', f'"feeMicro": {v}') for v in bad_weights]
+        bodies += [good.replace(weight, '"weight": ' + "[" * 100_000 + "]" * 100_000)]
+        bodies += [good.replace('"eventId": "ok"', '"eventId": "' + "x" * 70_000 + '"')]
+        answers = []
+        for bad in bodies:
+            r = w.client.post(
+                "/v1/usage",
+                content=('{"events": [' + good.replace('"ok"', '"first"') + ", " + bad + "]}"),
+                headers={**w.operator.headers, "Content-Type": "application/json"},
+            )
+            answers.append((r.status_code, sorted(r.json())))
+        assert all(400 <= s < 500 and keys == ["error"] for s, keys in answers), answers
+        with w.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(UsageEvent)) == 0
+        assert w.post_usage([json.loads(good)]).json()["accepted"] == ["ok"]
