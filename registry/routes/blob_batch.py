@@ -26,6 +26,7 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.domain import boundedjson
 from app.domain.gcpause import gc_paused
 from app.manifest.canonical import is_sha256_hex
 from registry import possession
@@ -67,7 +68,7 @@ def _parse(body: bytes) -> list[tuple[str, int, int]]:
     if n > MAX_INDEX_BYTES or 4 + n > len(body):
         raise _bad("The index length is larger than the body or the limit.")
     try:
-        index = json.loads(body[4 : 4 + n])
+        index = boundedjson.loads(body[4 : 4 + n])  # depth, NaN/Infinity, 1e400: ValueError
         entries = index["blobs"]
         if not isinstance(entries, list):
             raise TypeError

@@ -251,3 +251,23 @@ def test_deep_json_inside_base64_fields_is_4xx(
         body["envelope"]["payload"] = deep
     r = client.post("/v1/contributions", json=body, headers=alice.headers)
     assert 400 <= r.status_code < 500, r.text
+
+
+@pytest.mark.parametrize(
+    "size",
+    ["1e400", "-1e400", "Infinity", "NaN", "[" * 50_000 + "1" + "]" * 50_000],
+    ids=["1e400", "-1e400", "Infinity", "NaN", "deep"],
+)
+def test_batch_index_outside_the_json_limits_is_400(
+    client: TestClient, alice: Contributor, size: str
+) -> None:
+    created = _submit(client, alice, {"a.txt": b"abc"})
+    assert created.status_code == 201, created.text
+    index = ('{"blobs": [{"sha256": "' + "a" * 64 + '", "size": ' + size + "}]}").encode()
+    r = client.post(
+        "/v1/uploads/batch",
+        params={"contribution": created.json()["id"]},
+        content=len(index).to_bytes(4, "big") + index,
+        headers={**alice.headers, "Content-Type": "application/octet-stream"},
+    )
+    assert (r.status_code, _code(r)) == (400, "bad_batch"), r.text
