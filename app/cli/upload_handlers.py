@@ -332,6 +332,8 @@ def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
     print(f"Rewards from {view.registry} (last synced: {when})")
     if not view.entries:
         print("No rewards yet." + ("" if view.last_sync else " Run: contributor-desk sync"))
+        if not getattr(args, "demo", False) and review.directory.demo_key() is not None:
+            print("The demo registry's rewards: contributor-desk --demo rewards")
         return EXIT_OK
     print(
         f"Total: {format_micro(view.total_micro, unit=view.unit)} "

@@ -282,6 +282,10 @@ def test_a_restarted_demo_registry_on_a_new_port_keeps_the_pages_rewards(
             "#2  gulls",
         }  # titles, never raw ids
         _assert_page_matches_cli(view, _cli_rewards(data_dir, "--demo"))
+        from tests.integration.cli_helpers import run_cli
+
+        plain = run_cli("rewards", data_dir=data_dir)  # the configured registry: points to it
+        assert plain.code == 0 and "contributor-desk --demo rewards" in plain.out
         _close(win)
     finally:
         again.stop()
