@@ -26,6 +26,7 @@ TOOL_PACKAGES = {
     "appstreamcli": "appstream",
     "dbus-run-session": "dbus-daemon",
     "gnome-keyring-daemon": "gnome-keyring",
+    "go": "golang-go",
     "node": "nodejs",
     "npm": "npm",
 }
@@ -35,6 +36,8 @@ OTHER_INSTALL_HINTS = {
         "sudo apt-get install postgresql-15 (Debian 12: postgresql); "
         "another version: PG_BIN=/usr/lib/postgresql/<N>/bin"
     ),
+    # tests/unit/tlog: the Go reference implementation of signed notes and tiled logs
+    "golang.org/x/mod sources not installed": "sudo apt-get install golang-golang-x-mod-dev",
 }
 
 
