@@ -383,8 +383,9 @@ class MainWindow(QMainWindow):
             self.runner.start(uploads.ensure_running)
 
     def _contribution_decided(self, item_id: int, state: str) -> None:
-        """Accepted/rejected: tell the user even when the window is in the tray."""
-        self.catalogue.model.refresh()
+        """Accepted/rejected: tell the user even when the window is in the tray, and in the
+        detail pane when that item is the one shown."""
+        self._refresh_catalogue()
         if state not in ("accepted", "rejected", "submitted"):
             return
         text = {
@@ -393,6 +394,8 @@ class MainWindow(QMainWindow):
             "submitted": f"Contribution #{item_id} is uploaded and waiting for the registry",
         }[state]
         self.statusBar().showMessage(text, 10_000)
+        tone = {"accepted": "success", "rejected": "danger"}.get(state, "muted")
+        self.catalogue.detail.show_result(item_id, text, tone)
         if self.tray is not None:
             self.tray.showMessage("Contributor Desk", text)
 
@@ -430,9 +433,16 @@ class MainWindow(QMainWindow):
         self.registry_label.setStyleSheet(f"color: {self.theme.colors[tone]};")
         self.registry_label.setToolTip(self.registry_url)
 
+    def _refresh_catalogue(self) -> None:
+        """Re-read the catalogue (states changed) and keep the selected item selected."""
+        current = self.catalogue.current_id()
+        self.catalogue.load()
+        if current is not None:
+            self.catalogue.select_item(current)
+
     def sync(self) -> None:
         """F5: refresh the catalogue and the registry state, then pull usage and rewards."""
-        self.catalogue.load()
+        self._refresh_catalogue()
         self.check_registry()
         if self._syncing:
             return

@@ -88,6 +88,9 @@ def test_add_sign_submit_upload_accept_sync_rewards(
             lambda: str(services.catalogue.get(item_id).summary.state) == "accepted",
             timeout=60_000,
         )
+        # The decision is shown where the user is looking, on the item still selected.
+        qtbot.waitUntil(lambda: "accepted" in pane.result.text(), timeout=20_000)
+        assert win.catalogue.current_id() == item_id
         registry_id = services.catalogue.get(item_id).registry_id
         assert registry_id
         win.show_page("uploads")

@@ -179,3 +179,26 @@ def test_deferred_catalogue_loads_right_after_the_first_paint(
     qtbot.waitUntil(lambda: win.catalogue.model.total == 1, timeout=5000)
     assert win.catalogue.stack.currentWidget() is win.catalogue.splitter
     assert win.catalogue.model.index(0, 0).data() == "Loaded later"
+
+
+def test_f5_keeps_the_selected_item_selected(
+    qtbot: Any, services: Any, theme: Any, tmp_path: Path
+) -> None:
+    add_item(services, make_csv(tmp_path / "a", "a.csv"), title="First")
+    second = add_item(services, make_csv(tmp_path / "b", "b.csv"), title="Second")
+    win = MainWindow(services, theme, check_registry_on_start=False)
+    qtbot.addWidget(win)
+    win.show()
+    win.catalogue.select_item(second.id)
+    qtbot.waitUntil(lambda: win.catalogue.detail.detail is not None, timeout=5000)
+    win.sync_action.trigger()  # F5: the catalogue is re-read
+    assert win.catalogue.current_id() == second.id
+    qtbot.waitUntil(
+        lambda: (
+            win.catalogue.detail.detail is not None
+            and win.catalogue.detail.detail.summary.id == second.id
+        ),
+        timeout=5000,
+    )
+    win.runner.cancel_all()
+    win.runner.wait(20_000)
