@@ -90,6 +90,14 @@ SLOWEST_SEND_BPS = 64 * 1024  # a request body adds len/this seconds to the tota
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,256}")
 
 
+def header_offset(value: str | None) -> int | None:
+    """A tus Upload-Offset/Upload-Length header as an int: ASCII digits only, at most 19 of
+    them (an int64); None otherwise ('²' or 5,000 digits are not offsets)."""
+    if value is None or not (value.isascii() and value.isdigit() and len(value) <= 19):
+        return None
+    return int(value)
+
+
 class _Watch:
     """The connection one exchange of this thread uses, so the watchdog can cut it."""
 
@@ -205,8 +213,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return float(value[:12])  # capped by RetryPolicy.max_retry_after_s anyway
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

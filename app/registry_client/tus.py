@@ -30,6 +30,7 @@ from app.registry_client.http import (
     RegistryHttp,
     Unreachable,
     error_message,
+    header_offset,
     retry_after_seconds,
 )
 
@@ -252,10 +253,10 @@ class TusClient:
         resp.close()
         if resp.status_code in (404, 410):
             raise UploadGone(url)
-        value = resp.headers.get("Upload-Offset", "")
-        if not value.isdigit():
+        value = header_offset(resp.headers.get("Upload-Offset"))
+        if value is None:
             raise Unreachable("the registry sent an unreadable answer", hint="no Upload-Offset")
-        return int(value)
+        return value
 
     def terminate(self, url: str) -> None:
         resp = self.http.request(
@@ -384,11 +385,11 @@ class TusClient:
                 body.close()
         status = resp.status_code
         if status in (200, 204):
-            value = resp.headers.get("Upload-Offset", "")
+            value = header_offset(resp.headers.get("Upload-Offset"))
             resp.close()
-            if not value.isdigit():
+            if value is None:
                 raise Unreachable("the registry sent an unreadable answer", hint="no offset")
-            return int(value)
+            return value
         if status == 460:
             code, message, _ = error_message(resp)
             resp.close()

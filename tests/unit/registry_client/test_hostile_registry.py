@@ -246,3 +246,29 @@ def test_error_messages_are_bounded(hostile: HostileRegistry) -> None:
     with _client(hostile) as client, pytest.raises(Exception) as caught:
         client.get_contribution("c_1")
     assert len(str(caught.value)) < 2100  # not the 100 kB the registry sent
+
+
+@pytest.mark.parametrize("offset", ["²", "9" * 5000, "-1", "1e3", ""])
+def test_upload_offsets_must_be_ascii_digits(hostile: HostileRegistry, offset: str) -> None:
+    hostile.route("HEAD", "/v1/uploads/u1", lambda h: h.send_raw(200, {"Upload-Offset": offset}))
+    with _client(hostile) as client, pytest.raises(RegistryUnavailable, match="unreadable"):
+        TusClient(client.http).offset(f"{hostile.url}/v1/uploads/u1", retry=False)
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 5000, "soon"])
+def test_odd_retry_after_values_are_ignored(hostile: HostileRegistry, value: str) -> None:
+    hostile.route(
+        "GET",
+        "/v1/health",
+        lambda h: h.send_json(
+            503, {"error": {"code": "busy", "message": "busy"}}, {"Retry-After": value}
+        ),
+    )
+    slept: list[float] = []
+    key = Ed25519PrivateKey.generate()
+    client = RegistryClient(
+        hostile.url, lambda: key, timeouts=FAST, retry=RetryPolicy(attempts=2), sleep=slept.append
+    )
+    with client, pytest.raises(RegistryUnavailable, match="HTTP 503"):
+        client.health()
+    assert len(slept) == 1 and slept[0] <= RetryPolicy().max_retry_after_s
