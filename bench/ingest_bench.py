@@ -239,7 +239,7 @@ def ingest_ours(
 def baseline_rows(batch: list[EventIn], owner: str) -> dict[str, list[tuple[Any, ...]]]:
     """The rows ingestion writes for a batch, computed before the baseline's timing starts."""
     from app.domain.rewards import contributor_pool, split_largest_remainder
-    from registry.ledger import weight_to_ppm
+    from registry.usage_rules import weight_to_ppm
 
     events: list[tuple[Any, ...]] = []
     ledger: list[tuple[Any, ...]] = []

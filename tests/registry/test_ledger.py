@@ -20,19 +20,15 @@ from app.domain.gcpause import gc_paused
 from app.domain.rewards import contributor_pool
 from registry.bulkdb import BulkDb
 from registry.db.usage_models import LedgerEntry, UsageBucket, UsageEvent
-from registry.ledger import (
+from registry.ledger import LimitMoved, ingest_events, ledger_totals, plan_batch, write_batch
+from registry.routes.usage import UsageBatch
+from registry.usage_rules import (
     MAX_BATCH_FEE_MICRO,
     MAX_BUCKET_REWARD_MICRO,
     MAX_FEE_MICRO,
     MAX_LEDGER_TOTAL_MICRO,
-    LimitMoved,
-    ingest_events,
-    ledger_totals,
-    plan_batch,
     weight_to_ppm,
-    write_batch,
 )
-from registry.routes.usage import UsageBatch
 from tests.support.usage_data import UsageWorld, event, usage_world
 
 METHODS = ["influence", "exact-match", "retrieval"]

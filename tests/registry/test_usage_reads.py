@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.signing.rotation import build_rotation
 from registry.db.usage_models import LedgerEntry, UsageBucket
-from registry.ledger import MAX_BUCKET_EVENTS
+from registry.usage_rules import MAX_BUCKET_EVENTS
 from tests.support.registry_actors import Contributor
 from tests.support.usage_data import UsageWorld, event, usage_world
 
