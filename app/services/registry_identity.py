@@ -23,6 +23,7 @@ import re
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from app.domain.errors import RegistryUnavailable
@@ -123,19 +124,22 @@ class RegistryDirectory:
         key = identity if identity is not None else url_key(url)
         now = datetime.now(UTC)
         with self._ctx.db.session() as s:
-            known = s.get(KnownRegistry, key)
-            if known is None:
-                s.add(KnownRegistry(key=key, demo=demo, unit=unit, first_seen=now, last_seen=now))
-            else:
-                known.last_seen = now
-                known.demo = known.demo or demo
-                known.unit = unit
-            address = s.get(RegistryAddress, url)
-            if address is None:
-                s.add(RegistryAddress(url=url, registry_key=key, seen_at=now))
-            else:
-                address.registry_key = key
-                address.seen_at = now
+            # Upserts: the page and a sync may learn the same registry at the same moment.
+            s.execute(
+                sqlite_insert(KnownRegistry)
+                .values(key=key, demo=demo, unit=unit, first_seen=now, last_seen=now)
+                .on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={"last_seen": now, "unit": unit, "demo": KnownRegistry.demo | demo},
+                )
+            )
+            s.execute(
+                sqlite_insert(RegistryAddress)
+                .values(url=url, registry_key=key, seen_at=now)
+                .on_conflict_do_update(
+                    index_elements=["url"], set_={"registry_key": key, "seen_at": now}
+                )
+            )
             if key != url_key(url):
                 _rekey(s, url_key(url), key)
             s.commit()
