@@ -487,7 +487,7 @@ def ingest_with_retry(
             session.commit()
             return result, rendered
         except Exception as exc:
-            if not (isinstance(exc, LimitMoved) or _is_integrity_error(session, exc)):
+            if not (isinstance(exc, LimitMoved) or _is_retryable(session, exc)):
                 raise
             session.rollback()
             careful = True
@@ -496,13 +496,22 @@ def ingest_with_retry(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _is_integrity_error(session: Session, exc: Exception) -> bool:
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+# and may simply be run again.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _is_retryable(session: Session, exc: Exception) -> bool:
     """Unique/foreign-key violations, from SQLAlchemy or from the driver (bulk writes go
-    straight to the driver, so its own IntegrityError arrives unwrapped)."""
+    straight to the driver, so its own IntegrityError arrives unwrapped), and a deadlock or
+    serialization failure that PostgreSQL resolved by aborting this transaction."""
     if isinstance(exc, IntegrityError):
         return True
     dbapi = session.get_bind().dialect.loaded_dbapi
-    return isinstance(exc, dbapi.IntegrityError)
+    if isinstance(exc, dbapi.IntegrityError):
+        return True
+    driver_error = getattr(exc, "orig", exc)
+    return getattr(driver_error, "sqlstate", None) in _RETRY_SQLSTATES
 
 
 @dataclass(frozen=True)
