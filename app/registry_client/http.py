@@ -136,7 +136,8 @@ class _Watchdog:
                     target=self._run, name="registry-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif self._heap[0][2] is watch:  # earlier than what the thread waits for
+                self._cond.notify()
 
     def _run(self) -> None:
         with self._cond:
