@@ -261,3 +261,22 @@ def _rekey(s: Session, old: str, new: str) -> None:
             )
         )
     s.execute(update(KnownModel).where(KnownModel.registry_key == old).values(registry_key=new))
+
+
+def learn_quietly(ctx: ServiceContext, *, demo: bool = False) -> str | None:
+    """One quick question to the registry at ctx's URL (never seen there before: the demo
+    registry's new port) so what is kept under its identity shows before the first sync.
+    None when it cannot be reached: nothing is known about that address yet."""
+    from app.domain.errors import KnownError
+    from app.registry_client.http import RetryPolicy, Timeouts
+    from app.services.upload_workers import make_client
+
+    client = make_client(
+        ctx, retry=RetryPolicy(attempts=1), timeouts=Timeouts(connect=3.0, read=10.0)
+    )
+    try:
+        return RegistryDirectory(ctx).learn(client, demo=demo)
+    except KnownError:
+        return None
+    finally:
+        client.close()

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.domain.errors import KnownError
 from app.services.context import ServiceContext
-from app.services.registry_identity import RegistryDirectory
+from app.services.registry_identity import RegistryDirectory, learn_quietly
 from app.services.rewards import (
     RewardsOverview,
     RewardsReview,
@@ -58,22 +57,5 @@ class GuiRewards:
     def _review(self, owner: str) -> RewardsReview:
         url = self._ctx.registry_url
         if RegistryDirectory(self._ctx).key_for(url) is None:
-            self._learn(url)
+            learn_quietly(self._ctx, demo=self._is_demo())
         return open_review(self._ctx, owner, url=url)
-
-    def _learn(self, url: str) -> None:
-        """A registry at an address never seen (the demo registry's new port): ask it who it
-        is, once, so the history kept under its identity shows before the first sync.
-        Unreachable: nothing is known about that address yet."""
-        from app.registry_client.http import RetryPolicy, Timeouts
-        from app.services.upload_workers import make_client
-
-        client = make_client(
-            self._ctx, retry=RetryPolicy(attempts=1), timeouts=Timeouts(connect=3.0, read=10.0)
-        )
-        try:
-            RegistryDirectory(self._ctx).learn(client, demo=self._is_demo())
-        except KnownError:
-            pass
-        finally:
-            client.close()
