@@ -229,7 +229,7 @@ class InclusionBatch:
             raise MalformedError("the root hash is not 32 bytes")
         self.size = size
         self.root = root
-        self._known: dict[tuple[int, int], bytes] = {}
+        self._known: dict[int, bytes] = {}  # (index << 6 | height) → verified hash
 
     def verify(self, index: int, leaf: bytes, proof: Sequence[bytes]) -> None:
         size = self.size
@@ -239,7 +239,8 @@ class InclusionBatch:
         if not 0 <= index < size:
             raise ProofError(f"leaf {index} is not in a tree of size {size}")
         known = self._known
-        seen: list[tuple[tuple[int, int], bytes]] = []
+        keys: list[int] = []
+        values: list[bytes] = []
         fn, sn, r, height = index, size - 1, leaf, 0
         sha = _sha256
         for p in proof:
@@ -257,23 +258,24 @@ class InclusionBatch:
             fn >>= 1
             sn >>= 1
             height += 1
-            key = (height, fn)
+            key = fn << 6 | height
             have = known.get(key)
             if have is not None:
                 if have != r:
                     raise ProofError(
                         f"inclusion proof for leaf {index} disagrees with verified nodes of {size}"
                     )
-                known.update(seen)
+                known.update(zip(keys, values, strict=True))
                 return
-            seen.append((key, r))
+            keys.append(key)
+            values.append(r)
         if sn != 0:
             raise ProofError(f"inclusion proof for leaf {index} of {size} is too short")
         if r != self.root:
             raise ProofError(
                 f"inclusion proof for leaf {index} does not lead to the root of size {size}"
             )
-        known.update(seen)
+        known.update(zip(keys, values, strict=True))
 
 
 class MemoryTree:
