@@ -283,3 +283,25 @@ def test_problems_of_the_whole_folder_have_no_dot_prefix(
         "b.csv: 'b.csv' is empty (0 bytes).",
     ]
     dialog.reject()
+
+
+def test_the_cli_and_the_gui_write_the_same_size(
+    qtbot: Any, services: Any, theme: Any, tmp_path: Path
+) -> None:
+    from tests.integration.cli_helpers import run_cli
+
+    folder = tmp_path / "sized"
+    folder.mkdir()
+    (folder / "blob.bin").write_bytes(b"\0" * 1_460_000)  # 1.46 MB, 1.39 MiB
+    item = add_item(services, folder, title="Sized")
+    win = _open(qtbot, services, theme, LARGE)
+    table = win.catalogue.table
+    qtbot.waitUntil(lambda: table.model().rowCount() == 1, timeout=5000)
+    shown = table.model().index(0, COL_SIZE).data()
+    assert shown == "1.5 MB"
+    listed = run_cli("list", data_dir=services.ctx.data_dir)
+    assert listed.code == 0, listed.err
+    row = next(line for line in listed.out.splitlines() if line.strip().startswith(str(item.id)))
+    assert shown in row, row
+    shown_cli = run_cli("show", str(item.id), data_dir=services.ctx.data_dir)
+    assert "(1.5 MB)" in shown_cli.out and "1 file " in shown_cli.out, shown_cli.out
