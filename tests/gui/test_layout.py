@@ -200,6 +200,28 @@ def test_uploads_rows_keep_their_names_at_1024x700(qtbot: Any, services: Any, th
     assert tree.topLevelItem(0).text(4) == "39s"
     assert tree.topLevelItem(1).text(4) == "—"  # offline: no ETA, never "0m 00s"
 
+    def enabled_for(row: int) -> set[str]:
+        tree.setCurrentItem(tree.topLevelItem(row))
+        return {name for name, b in view.buttons.items() if b.isEnabled()}
+
+    assert enabled_for(0) == {"pause", "cancel"}  # uploading
+    assert enabled_for(1) == {"pause", "retry", "cancel"}  # offline: retry = try now
+    assert enabled_for(2) == {"retry", "cancel"}  # failed
+    assert enabled_for(3) == {"resume", "cancel"}  # paused
+    assert enabled_for(4) == set()  # accepted: nothing to do
+
+
+def test_queue_summary_words() -> None:
+    from app.ui.uploads_view import queue_summary
+
+    assert queue_summary([]) == "queue idle"
+    assert queue_summary(["accepted", "rejected"]) == "queue idle"
+    assert queue_summary(["paused"]) == "1 paused"
+    assert queue_summary(["offline", "offline", "paused"]) == (
+        "2 waiting for the registry, 1 paused"
+    )
+    assert queue_summary(["uploading", "queued", "failed"]) == "1 uploading, 1 queued, 1 failed"
+
 
 def _label_fully_shown(label: QLabel) -> bool:
     return label.height() >= label.heightForWidth(label.width())
