@@ -120,10 +120,19 @@ class CatalogueHeader(QHeaderView):
         if self._fitting or col == COL_TITLE or self.isSectionHidden(col):
             return
         floor = self.minimum_width(col)
-        if new < floor:  # dragged too narrow: snap back to a readable width
+        others = sum(
+            self.sectionSize(c)
+            for c in range(self.count())
+            if c not in (col, COL_TITLE) and not self.isSectionHidden(c)
+        )
+        # Dragged too narrow: back to a readable width; too wide: the Title keeps its
+        # minimum (there is no horizontal scrollbar to reach columns pushed out of view).
+        ceiling = self._table.viewport().width() - others - TITLE_MIN_WIDTH
+        width = max(floor, min(new, ceiling)) if self._table.isVisible() else max(floor, new)
+        if width != new:
             self._fitting = True
             try:
-                self.resizeSection(col, floor)
+                self.resizeSection(col, width)
             finally:
                 self._fitting = False
 

@@ -327,3 +327,15 @@ def test_the_cli_and_the_gui_write_the_same_size(
     assert shown in row, row
     shown_cli = run_cli("show", str(item.id), data_dir=services.ctx.data_dir)
     assert "(1.5 MB)" in shown_cli.out and "1 file " in shown_cli.out, shown_cli.out
+
+
+def test_a_column_dragged_wide_leaves_the_title_its_room(
+    qtbot: Any, catalogue: Any, theme: Any
+) -> None:
+    win = _open(qtbot, catalogue, theme, LARGE)
+    table = win.catalogue.table
+    hh = table.horizontalHeader()
+    hh.resizeSection(COL_UPDATED, 5000)
+    qtbot.wait(20)
+    assert table.columnWidth(COL_TITLE) >= TITLE_MIN_WIDTH
+    assert _visible_columns_fit(table)
