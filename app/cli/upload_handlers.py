@@ -17,7 +17,7 @@ from app.cli.identity_cmds import Passphrases
 from app.cli.output import human_size, print_json
 from app.domain.money import format_micro
 from app.domain.text import display_text
-from app.domain.units import method_label
+from app.domain.units import KB, method_label
 from app.services.context import ServiceContext
 from app.services.submit import SubmitService
 from app.services.upload_state import QueueEvent, QueueSnapshot, RegistryStatus
@@ -151,7 +151,7 @@ def cmd_upload(args: argparse.Namespace, ctx: ServiceContext) -> int:
         ctx,
         concurrency=args.concurrency,
         chunk_size=args.chunk_mb * 1024 * 1024 if args.chunk_mb else None,
-        bandwidth_bytes_per_s=args.limit_kbps * 1024 if args.limit_kbps is not None else None,
+        bandwidth_bytes_per_s=args.limit_kbps * KB if args.limit_kbps is not None else None,
     )
     queue = UploadQueue(ctx, options=options, passphrase=_phr(args))
     try:
