@@ -391,6 +391,10 @@ class TiledLog:
 Fetch = Callable[[str], bytes]
 
 
+class TileNotFound(TlogError):
+    """Raised by a ``fetch`` function for a path the log does not serve (HTTP 404)."""
+
+
 class TileReader:
     """A tlog-tiles client view of a log at a verified checkpoint (``size``, ``root``).
 
@@ -410,7 +414,17 @@ class TileReader:
 
     def _load(self, level: int, index: int, width: int) -> bytes:
         path = tile_path(level, index, width)
-        data = self._fetch(path)
+        try:
+            data = self._fetch(path)
+        except TileNotFound:
+            if width == TILE_WIDTH:
+                raise
+            # a log may drop a partial tile once the full one exists: its prefix is the same
+            path = tile_path(level, index)
+            data = self._fetch(path)
+            if len(data) != FULL_TILE_BYTES:
+                raise MalformedError(f"{path} has {len(data)} bytes, not a full tile") from None
+            return data[: width * HASH_SIZE]
         if len(data) != width * HASH_SIZE:
             raise MalformedError(f"{path} has {len(data)} bytes, expected {width * HASH_SIZE}")
         return data
@@ -458,7 +472,13 @@ class TileReader:
         """The entries of one bundle, each checked to be the leaf the log committed to."""
         hashes = self.leaf_hashes(bundle_index)
         path = entries_path(bundle_index, len(hashes))
-        entries = decode_bundle(self._fetch(path), len(hashes))
+        try:
+            entries = decode_bundle(self._fetch(path), len(hashes))
+        except TileNotFound:
+            if len(hashes) == TILE_WIDTH:
+                raise
+            path = entries_path(bundle_index)
+            entries = decode_bundle(self._fetch(path), TILE_WIDTH)[: len(hashes)]
         for i, (e, h) in enumerate(zip(entries, hashes, strict=True)):
             if _sha256(b"\x00" + e).digest() != h:
                 raise TlogError(

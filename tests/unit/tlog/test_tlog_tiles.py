@@ -14,6 +14,7 @@ from app.tlog import (
     ProofError,
     Tile,
     TiledLog,
+    TileNotFound,
     TileReader,
     decode_bundle,
     encode_bundle,
@@ -187,3 +188,32 @@ def test_append_refuses_storage_behind_the_tree() -> None:
     with pytest.raises(TlogError):
         log.root(11)
     assert log.append([]) == 10
+
+
+def test_a_client_behind_uses_full_tiles_when_partial_ones_are_gone() -> None:
+    entries = _entries(600)
+    log = TiledLog(MemoryTileStorage())
+    log.append([leaf_hash(e) for e in entries[:300]])
+    old_size, old_root = log.size, log.root()
+    log.append([leaf_hash(e) for e in entries[300:]])
+    # the log serves the tiles of both sizes, except partial ones whose full tile now exists
+    # (tile/0/001.p/44 is gone, tile/1/000.p/1 must stay)
+    full = {t.path for t in tiles_for_size(600) if t.width == 256}
+    files = {
+        t.path: log.storage.read_tile(t.level or 0, t.index)[: 32 * t.width]
+        for t in tiles_for_size(300) + tiles_for_size(600)
+        if t.width == 256 or Tile(t.level, t.index).path not in full
+    }
+    assert "tile/0/001.p/44" not in files and "tile/1/000.p/1" in files
+    files[entries_path(1)] = encode_bundle(entries[256:512])
+
+    def fetch(path: str) -> bytes:
+        if path not in files:
+            raise TileNotFound(path)
+        return files[path]
+
+    reader = TileReader(fetch, old_size, old_root)
+    assert reader.inclusion_proof(299, leaf_hash(entries[299])) == log.inclusion_proof(299, 300)
+    assert reader.entries(1) == entries[256:300]
+    with pytest.raises(TileNotFound):
+        TileReader(fetch, 600, log.root()).entries(2)
