@@ -309,15 +309,26 @@ def submit_and_wait(app: Any, services: Any, item_ids: list[int]) -> None:
     )
 
 
-def _backdate_acceptance(demo: Any, days: int) -> None:
-    """The Rewards page as a contributor with weeks of history sees it: the demo registry's
-    contributions count as accepted `days` ago (simulated usage starts at acceptance)."""
+def _backdate_acceptance(demo: Any, days: int, accepted: int, timeout: float = 300.0) -> None:
+    """The Rewards page as a contributor with weeks of history sees it: once `accepted`
+    contributions are accepted (uploads can be slow on a busy machine), they count as accepted
+    `days` ago (simulated usage starts at acceptance)."""
     import sqlite3
     from contextlib import closing
     from datetime import UTC, datetime, timedelta
 
+    from PySide6.QtWidgets import QApplication
+
+    path = demo.db_url.removeprefix("sqlite:///")
+
+    def all_accepted() -> bool:
+        with closing(sqlite3.connect(path)) as db:
+            done = db.execute("SELECT count(*) FROM contributions WHERE state = 'accepted'")
+            return bool(done.fetchone()[0] >= accepted)
+
+    _wait(QApplication.instance(), all_accepted, timeout)
     when = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S.%f")
-    with closing(sqlite3.connect(demo.db_url.removeprefix("sqlite:///"))) as db, db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE contributions SET updated_at = ? WHERE state = 'accepted'", (when,))
 
 
@@ -364,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                 services.signing.sign_item(ids["diabetes"], registry_url=url, datanet="open-data")
             if demo is not None and services.uploads is not None:
                 submit_and_wait(app, services, [ids["coco"], ids["air"]])
-                _backdate_acceptance(demo, days=45)
+                _backdate_acceptance(demo, days=45, accepted=2)
                 services.demo_seed = demo.seed  # simulated (demo) usage for the Rewards page
             sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
             for i, (w, h) in enumerate(sizes):
