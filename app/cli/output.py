@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from app.domain.text import json_display_safe
 from app.domain.units import format_size
 from app.domain.units import plural as units_plural
 
@@ -18,7 +19,7 @@ def print_json(obj: Any) -> None:
         text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
     else:
         text = json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":"))
-    sys.stdout.write(text)
+    sys.stdout.write(json_display_safe(text))  # hidden characters as JSON escapes
     sys.stdout.write("\n")
 
 

@@ -4,7 +4,6 @@ settings, passphrase files): a file larger than its limit, or one that never end
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 KIB = 1024
@@ -59,10 +58,3 @@ def read_first_line(path: Path | str, limit: int, what: str = "the file") -> str
     if len(head) > limit:
         raise TooLarge(what, limit)
     return head.decode("utf-8").rstrip("\r\n")
-
-
-def is_regular_or_missing(path: Path) -> bool:
-    try:
-        return os.stat(path).st_mode & 0o170000 == 0o100000
-    except FileNotFoundError:
-        return True

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.domain.limits import TooLarge, read_first_line, read_limited
-from app.domain.text import REPLACEMENT, display_text, is_display_safe
+from app.domain.text import REPLACEMENT, display_text, is_display_safe, json_display_safe
 from app.settings import UPLOAD_CHUNK_MB, UPLOAD_CONCURRENCY, Settings
 
 
@@ -92,3 +92,11 @@ def test_out_of_range_numbers_in_settings_give_the_default(tmp_path: Path, value
     settings = Settings(tmp_path)
     assert settings.get(UPLOAD_CHUNK_MB) == UPLOAD_CHUNK_MB.default
     assert settings.get(UPLOAD_CONCURRENCY) == UPLOAD_CONCURRENCY.default
+
+
+def test_json_output_keeps_the_data_and_hides_nothing() -> None:
+    data = {"t": "a\u202eb\x1b[2J\x9b\x7f\U000e0001 日本 👩\u200d💻", "n": ["\u2028"]}
+    for text in (json.dumps(data, ensure_ascii=False), json.dumps(data, indent=2)):
+        safe = json_display_safe(text)
+        assert json.loads(safe) == data
+        assert display_text(safe, newlines=True) == safe  # nothing left to hide
