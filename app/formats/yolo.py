@@ -196,7 +196,7 @@ def find_ultralytics(ctx: ScanContext, available: set[str]) -> list[Claim]:
         raw = read_small(ctx.entries[rel], YAML_LIMIT, problems)
         try:
             config = yaml.safe_load(raw) if raw is not None else None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):  # RecursionError: nested thousands deep
             continue
         if not isinstance(config, dict) or "names" not in config:
             continue

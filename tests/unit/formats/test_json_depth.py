@@ -70,3 +70,9 @@ def test_deep_label_studio_and_coco_are_problems(tmp_path: Path) -> None:
         "ls.json",
         "instances.json",
     }, messages(problems)
+
+
+def test_deep_yaml_configs_are_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("names: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    (tmp_path / "README.md").write_text("---\nlicense: " + "[" * 50_000 + "\n---\n# card\n")
+    detect(tmp_path)  # finishes: the configs are simply not recognised
