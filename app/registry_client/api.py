@@ -84,10 +84,10 @@ def _unreadable(why: str) -> RegistryUnavailable:
     return RegistryUnavailable(UNREADABLE, hint=why)
 
 
-def too_many_pages(what: str) -> RegistryUnavailable:
+def too_many_pages(what: str, hint: str = "nothing of them was stored") -> RegistryUnavailable:
     return RegistryUnavailable(
         f"the registry kept sending more pages of {what} (over {MAX_PAGES:,}); stopped",
-        hint="nothing more was stored from it",
+        hint=hint,
     )
 
 

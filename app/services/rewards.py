@@ -174,7 +174,9 @@ class RewardsSync:
             if not page.has_more or page.next_cursor in (None, cursor):
                 return new, amount, page.next_cursor or cursor
             cursor = page.next_cursor
-        raise too_many_pages("rewards")  # the pages stored so far stay; the next sync goes on
+        raise too_many_pages(
+            "rewards", hint="the pages before are stored; the next sync continues after them"
+        )
 
     def _stored_total(self) -> int:
         with self._ctx.db.session() as s:
