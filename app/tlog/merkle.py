@@ -115,9 +115,11 @@ def consistency_proof(old_size: int, new_size: int, subtree: SubtreeHash) -> lis
 def _check_proof_shape(proof: Sequence[bytes]) -> None:
     if len(proof) > MAX_PROOF_HASHES:
         raise MalformedError(f"proof has {len(proof)} hashes, more than any tree needs")
-    for h in proof:
-        if len(h) != HASH_SIZE:
-            raise MalformedError(f"proof hash of {len(h)} bytes, expected {HASH_SIZE}")
+    sizes = set(map(len, proof))
+    if sizes and sizes != {HASH_SIZE}:
+        raise MalformedError(
+            f"proof hash of {min(sizes ^ {HASH_SIZE})} bytes, expected {HASH_SIZE}"
+        )
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
@@ -241,6 +243,7 @@ class InclusionBatch:
         known = self._known
         keys: list[int] = []
         values: list[bytes] = []
+        add_key, add_value, lookup = keys.append, values.append, known.get
         fn, sn, r, height = index, size - 1, leaf, 0
         sha = _sha256
         for p in proof:
@@ -259,7 +262,7 @@ class InclusionBatch:
             sn >>= 1
             height += 1
             key = fn << 6 | height
-            have = known.get(key)
+            have = lookup(key)
             if have is not None:
                 if have != r:
                     raise ProofError(
@@ -267,8 +270,8 @@ class InclusionBatch:
                     )
                 known.update(zip(keys, values, strict=True))
                 return
-            keys.append(key)
-            values.append(r)
+            add_key(key)
+            add_value(r)
         if sn != 0:
             raise ProofError(f"inclusion proof for leaf {index} of {size} is too short")
         if r != self.root:
