@@ -76,6 +76,8 @@ _STATUS_CODES = {
     429: "rate_limited",
 }
 
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
 # Documented on every route so the OpenAPI schema describes the error bodies too.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed request"},
@@ -110,6 +112,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+            # FastAPI's answer to a body json.loads() refused with a plain ValueError.
+            return error_response(400, "malformed_json", "The request body is not valid JSON.")
         code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(exc.status_code, code, str(exc.detail), None, dict(exc.headers or {}))
 

@@ -19,6 +19,7 @@ MAX_JSON_DEPTH = 64
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _STRING = re.compile(rb'"[^"]*"')
 _KEEP = b'[]{}"'
+_INNERMOST = re.compile(rb"\[\]|\{\}")
 _DROP = bytes(c for c in range(256) if c not in _KEEP)
 
 
@@ -40,11 +41,16 @@ def too_deep(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
     # brackets, then the strings: what is left is the bracket structure.
     if b"\\" in raw:
         raw = _ESCAPE.sub(b"", raw)
-    brackets = _STRING.sub(b"", raw.translate(None, _DROP))
+    structure = raw.translate(None, _DROP)
+    # Two adjacent quotes are an empty string or the end of one string and the start of the
+    # next (with nothing between): dropping them keeps every bracket outside strings where it
+    # was, and leaves the regex only strings that hold brackets.
+    structure = structure.replace(b'""', b"")
+    brackets = _STRING.sub(b"", structure) if b'"' in structure else structure
     for _level in range(max_depth):
         if not brackets:
             return False
-        reduced = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        reduced = _INNERMOST.sub(b"", brackets)  # exactly one level: both kinds at once
         if reduced == brackets:
             return True  # unbalanced: not JSON
         brackets = reduced
