@@ -187,21 +187,30 @@ def full_tile_root(data: bytes) -> bytes:
     return _levels(split_hashes(data))[-1][0]
 
 
+# (level, index, width) → the tile's hashes and the levels of complete subtrees above them
+TileCache = OrderedDict[tuple[int, int, int], list[list[bytes]]]
+
+
 class HashSource:
     """Merkle tree hashes of a tree of ``size`` leaves, computed from its hash tiles.
 
     ``load(level, index, width)`` returns the first ``width`` hashes of a tile (more bytes are
-    ignored). Full tiles never change, so their inner levels are kept in a bounded cache.
+    ignored). The first ``width`` hashes of a tile never change in an append-only log, so the
+    tiles' inner levels are kept in a bounded cache, which sources of one log may share.
     """
 
     def __init__(
-        self, size: int, load: Callable[[int, int, int], bytes], cache_tiles: int = 1024
+        self,
+        size: int,
+        load: Callable[[int, int, int], bytes],
+        cache_tiles: int = 1024,
+        cache: TileCache | None = None,
     ) -> None:
         if not 0 <= size < MAX_TREE_SIZE:
             raise MalformedError(f"tree size {size} is out of range")
         self.size = size
         self._load = load
-        self._cache: OrderedDict[tuple[int, int, int], list[list[bytes]]] = OrderedDict()
+        self._cache: TileCache = OrderedDict() if cache is None else cache
         self._cache_tiles = cache_tiles
 
     def tile_levels(self, level: int, index: int) -> list[list[bytes]]:
@@ -317,7 +326,8 @@ class TiledLog:
     ``append`` takes a whole batch of leaf hashes and writes every tile it changed in one
     ``write_tiles`` call: about two hashes per leaf, plus at most one partial tile read per
     level, however large the tree. The caller persists ``size`` with the tiles (typically in
-    the same transaction as the checkpoint it signs).
+    the same transaction as the checkpoint it signs); when that transaction fails, it drops
+    this object and opens a new one at the persisted size.
     """
 
     def __init__(self, storage: TileStorage, size: int = 0) -> None:
@@ -326,6 +336,7 @@ class TiledLog:
         self.storage = storage
         self.size = size
         self._sources: dict[int, HashSource] = {}
+        self._cache: TileCache = OrderedDict()
 
     def _load(self, level: int, index: int, width: int) -> bytes:
         return self.storage.read_tile(level, index)
@@ -336,8 +347,8 @@ class TiledLog:
             raise TlogError(f"tree size {size} is beyond the log's size {self.size}")
         src = self._sources.get(size)
         if src is None:
-            src = HashSource(size, self._load)
-            self._sources = {size: src}  # one size at a time: full tiles are cached inside
+            src = HashSource(size, self._load, cache=self._cache)
+            self._sources = {size: src}
         return src
 
     def append(self, leaf_hashes: Sequence[bytes]) -> int:
