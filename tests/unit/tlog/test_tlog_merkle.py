@@ -308,3 +308,38 @@ def test_a_tree_that_shrank_or_forked_fails_consistency(
         verify_consistency(m, n, tree.root(m), fork.root(n), fork.consistency_proof(m, n))
     with pytest.raises(ProofError):
         verify_consistency(m, n, tree.root(m), fork.root(n), good)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=8))
+def test_appending_in_any_batches_gives_the_same_tree(batches: list[int]) -> None:
+    total = sum(batches)
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(total)]
+    reference = MemoryTree(hashes)
+    log = TiledLog(MemoryTileStorage())
+    sizes = []
+    for b in batches:
+        log.append(hashes[log.size : log.size + b])
+        sizes.append(log.size)
+    for s in sizes:
+        assert log.root(s) == reference.root(s)
+        assert log.consistency_proof(sizes[0], s) == reference.consistency_proof(sizes[0], s)
+    last = total - 1
+    assert log.inclusion_proof(last) == reference.inclusion_proof(last)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 200), st.data())
+def test_a_batch_rejects_a_forged_leaf_wherever_it_comes(size: int, data: st.DataObject) -> None:
+    tree = MemoryTree([leaf_hash(i.to_bytes(2, "big")) for i in range(size)])
+    root = tree.root()
+    order = data.draw(st.permutations(range(size)))
+    forged_at = data.draw(st.integers(0, size - 1))
+    batch = InclusionBatch(size, root)
+    for i in order:
+        proof = tree.inclusion_proof(i)
+        if i == forged_at:
+            with pytest.raises(ProofError):
+                batch.verify(i, leaf_hash(b"forged"), proof)
+        else:
+            batch.verify(i, tree.hashes[i], proof)
