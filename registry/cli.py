@@ -1,4 +1,4 @@
-"""`contributor-registry`: serve, add-operator, seed-demo, openapi.
+"""`contributor-registry`: serve, add-operator, datanet, seed-demo, openapi.
 
 Exit codes follow the app: 0 ok, 2 usage, 1 internal bug.
 """
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     op = sub.add_parser("add-operator", help="make a public key a model operator")
     op.add_argument("public_key", help="Ed25519 public key, 64 hex chars")
     op.add_argument("--db", default=DEFAULT_DB)
+
+    from registry import datanet_cli
+
+    datanet_cli.add_parser(sub)
 
     seed = sub.add_parser("seed-demo", help="demo models + simulated usage (labelled demo)")
     seed.add_argument("--db", default=DEFAULT_DB)
@@ -207,9 +211,16 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _datanet(args: argparse.Namespace) -> int:
+    from registry import datanet_cli
+
+    return datanet_cli.run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {
+        "datanet": _datanet,
         "serve": _serve,
         "add-operator": _add_operator,
         "seed-demo": _seed_demo,

@@ -20,6 +20,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.domain.datanet_rules import DatanetRules, Part
 from app.domain.errors import VerificationError
 from app.manifest.canonical import Manifest
 from app.signing import dsse
@@ -28,9 +29,10 @@ from app.signing.statement import check_statement, parse_statement
 from registry import possession
 from registry.auth import Principal
 from registry.blobstore import BlobStore
-from registry.datanets import Reason, evaluate_rules
+from registry.datanets import Reason, evaluate_rules, held_digests
 from registry.db.models import (
     STATE_ACCEPTED,
+    STATE_PENDING_REVIEW,
     STATE_REJECTED,
     STATE_SUBMITTED,
     Blob,
@@ -56,6 +58,7 @@ class CreateInput:
     kind: str
     parent: str | None
     license: str | None
+    parts: tuple[Part, ...] = ()  # declared from the contributor's format report
 
 
 def new_contribution_id() -> str:
@@ -151,6 +154,23 @@ def create_contribution(
         )
     except VerificationError as exc:
         raise _invalid("statement_mismatch", str(exc)) from exc
+    datanet = session.get(Datanet, data.datanet)
+    if datanet is None:
+        raise _invalid("unknown_datanet", f"There is no datanet {data.datanet!r}.")
+    try:
+        # Signed for an older (or another) version of the rules: refused, never judged by
+        # rules the contributor did not see. No rulesVersion in the statement means 1.
+        check_statement(statement, rules_version=datanet.rules_version)
+    except VerificationError as exc:
+        raise ApiError(
+            422,
+            "rules_version_mismatch",
+            str(exc),
+            {
+                "signedRulesVersion": statement.predicate.signed_rules_version,
+                "rulesVersion": datanet.rules_version,
+            },
+        ) from exc
     pred = statement.predicate
     for name, signed, given in (
         ("title", pred.title, data.title),
@@ -163,9 +183,6 @@ def create_contribution(
                 "metadata_mismatch",
                 f"metadata.{name} is {given!r} but the signed statement says {signed!r}.",
             )
-    datanet = session.get(Datanet, data.datanet)
-    if datanet is None:
-        raise _invalid("unknown_datanet", f"There is no datanet {data.datanet!r}.")
     if data.kind not in KINDS:
         raise _invalid("invalid_kind", f"kind must be one of {', '.join(KINDS)}.")
     reasons = _static_reasons(session, datanet, data, manifest)
@@ -196,6 +213,9 @@ def create_contribution(
         total_size=manifest.total_size,
         created_at=now,
         updated_at=now,
+        rules_version=datanet.rules_version,
+        rules=datanet.rules,
+        tables={"parts": [p.to_json() for p in data.parts]},
     )
     session.add(contribution)
     session.flush()
@@ -247,11 +267,16 @@ def _parent_missing(reasons: list[Reason]) -> bool:
 def _static_reasons(
     session: Session, datanet: Datanet, data: CreateInput, manifest: Manifest
 ) -> list[Reason]:
+    digests = {e.path: e.sha256 for e in manifest.files}
+    held = _held_if_ruled(session, datanet.rules, datanet.id, digests.values())
     reasons = evaluate_rules(
         datanet.rules,
         kind=data.kind,
         license=data.license,
         files=[(e.path, e.size) for e in manifest.files],
+        parts=data.parts,
+        digests=digests,
+        held=held,
     )
     if data.kind == "annotation":
         if not data.parent:
@@ -274,6 +299,23 @@ def _static_reasons(
     return reasons
 
 
+def _held_if_ruled(
+    session: Session, rules_json: dict[str, Any], datanet_id: str, digests: Any
+) -> list[str]:
+    """The datanet's accepted digests among these, asked only when the rules forbid
+    duplicates (one indexed lookup per 500 digests)."""
+    try:
+        wanted = DatanetRules.from_json(rules_json).no_duplicates
+    except ValueError:
+        return []
+    return held_digests(session, datanet_id, digests) if wanted else []
+
+
+def stored_parts(contribution: Contribution) -> tuple[Part, ...]:
+    raw = (contribution.tables or {}).get("parts") or []
+    return tuple(Part.from_json(p) for p in raw)
+
+
 def get_owned(session: Session, principal: Principal, contribution_id: str) -> Contribution:
     """The caller's contribution, or 404 (the same answer whether it exists for others)."""
     row = session.scalar(select(Contribution).where(Contribution.id == contribution_id))
@@ -289,7 +331,7 @@ def finalize(
 
     `holders` are the owner's fingerprints (the key and those it succeeded): a blob counts as
     present only if the registry stores it AND one of them uploaded or proved it."""
-    if contribution.state in (STATE_ACCEPTED, STATE_REJECTED):
+    if contribution.state in (STATE_ACCEPTED, STATE_REJECTED, STATE_PENDING_REVIEW):
         return contribution
     reasons: list[Reason] = []
     signer = session.get(Key, contribution.signer_fingerprint)
@@ -359,16 +401,32 @@ def finalize(
             {"missingBlobs": sorted(set(missing))},
         )
     datanet = session.get(Datanet, contribution.datanet)
-    if datanet is not None:
+    # Judged by the rules of the version the statement signed (kept at create), even if the
+    # owner changed them since; rows from before rules were kept use the current ones.
+    rules = (
+        contribution.rules
+        if contribution.rules is not None
+        else (datanet.rules if datanet is not None else None)
+    )
+    review = False
+    if rules is not None:
+        digests = {path: sha for path, _, sha, _ in files}
         reasons.extend(
             evaluate_rules(
-                datanet.rules,
+                rules,
                 kind=contribution.kind,
                 license=contribution.license,
                 files=[(path, size) for path, size, _, _ in files],
+                parts=stored_parts(contribution),
+                digests=digests,
+                held=_held_if_ruled(session, rules, contribution.datanet, digests.values()),
             )
         )
-    contribution.state = STATE_REJECTED if reasons else STATE_ACCEPTED
+        review = bool(rules.get("review", False))
+    if reasons:
+        contribution.state = STATE_REJECTED
+    else:
+        contribution.state = STATE_PENDING_REVIEW if review else STATE_ACCEPTED
     contribution.reasons = [r.model_dump(exclude_none=True) for r in reasons]
     contribution.updated_at = datetime.now(UTC)
     if not reasons:

@@ -1,7 +1,9 @@
 """The in-toto Statement v1 that a contribution envelope carries.
 
 The subject is the canonical manifest; the predicate binds the signature to one registry,
-one datanet and one contribution, so a valid envelope cannot be replayed elsewhere.
+one datanet, one version of that datanet's rules and one contribution, so a valid envelope
+cannot be replayed elsewhere. `rulesVersion` is absent from statements made before datanets
+had versioned rules; an absent version means version 1 (the rules a datanet is created with).
 """
 
 from __future__ import annotations
@@ -45,9 +47,14 @@ class ContributionPredicate:
     license: str
     root: str
     created_at: str
+    rules_version: int | None = None  # None: not signed (read as version 1)
+
+    @property
+    def signed_rules_version(self) -> int:
+        return self.rules_version if self.rules_version is not None else 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "registry": self.registry,
             "datanet": self.datanet,
             "title": self.title,
@@ -57,6 +64,9 @@ class ContributionPredicate:
             "root": self.root,
             "createdAt": self.created_at,
         }
+        if self.rules_version is not None:
+            out["rulesVersion"] = self.rules_version
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +97,14 @@ def build_statement(
     license: str,
     root: str,
     created_at: str | None = None,
+    rules_version: int | None = None,
 ) -> bytes:
-    """The canonical statement bytes to sign."""
+    """The canonical statement bytes to sign (`rules_version`: the datanet's rules version
+    the contribution was checked against; None leaves it out, read as version 1)."""
     if not is_sha256_hex(manifest_digest) or not is_sha256_hex(root):
         raise ValueError("manifest digest and root must be lowercase sha256 hex")
+    if rules_version is not None and (isinstance(rules_version, bool) or rules_version < 1):
+        raise ValueError("the rules version is a positive integer")
     predicate = ContributionPredicate(
         registry=normalise_registry(registry),
         datanet=datanet,
@@ -100,6 +114,7 @@ def build_statement(
         license=license,
         root=root,
         created_at=created_at or utc_timestamp(),
+        rules_version=rules_version,
     )
     return ContributionStatement(manifest_digest, predicate).to_bytes()
 
@@ -156,8 +171,18 @@ def parse_statement(payload: bytes) -> ContributionStatement:
         license=values["license"] or "",
         root=values["root"] or "",
         created_at=values["createdAt"] or "",
+        rules_version=_rules_version(pred),
     )
     return ContributionStatement(str(digest["sha256"]), predicate)
+
+
+def _rules_version(pred: dict[str, Any]) -> int | None:
+    if "rulesVersion" not in pred:
+        return None
+    value = pred["rulesVersion"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise VerificationError("statement predicate 'rulesVersion' is not a positive integer")
+    return value
 
 
 def check_statement(
@@ -167,8 +192,10 @@ def check_statement(
     registry: str | None = None,
     datanet: str | None = None,
     root: str | None = None,
+    rules_version: int | None = None,
 ) -> None:
-    """Refuse a statement about other data, for another registry or datanet (replay)."""
+    """Refuse a statement about other data, for another registry, datanet or version of the
+    datanet's rules (replay)."""
     if manifest_digest is not None and statement.manifest_digest != manifest_digest:
         raise VerificationError(
             "the manifest does not match the signed statement: signed digest "
@@ -189,4 +216,11 @@ def check_statement(
         raise VerificationError(
             "statement is for another datanet (replay): signed for "
             f"{statement.predicate.datanet!r}, expected {datanet!r}"
+        )
+    if rules_version is not None and statement.predicate.signed_rules_version != rules_version:
+        raise VerificationError(
+            f"statement was signed against rules version "
+            f"{statement.predicate.signed_rules_version} of datanet "
+            f"{statement.predicate.datanet!r}; its rules are now version {rules_version}: "
+            "check the contribution against the current rules and sign again"
         )

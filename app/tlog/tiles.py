@@ -35,6 +35,7 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 MAX_LEVEL = 63
 MAX_ENTRY_BYTES = 0xFFFF
+MAX_BUNDLE_BYTES = TILE_WIDTH * (2 + MAX_ENTRY_BYTES)
 ENTRIES = "entries"
 
 
@@ -147,6 +148,8 @@ def encode_bundle(entries: Iterable[bytes]) -> bytes:
 
 def decode_bundle(data: bytes, count: int | None = None) -> list[bytes]:
     """The entries of a bundle; with ``count``, exactly that many or an error."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise MalformedError(f"entry bundle of {len(data)} bytes, more than 256 entries can fill")
     entries: list[bytes] = []
     pos, end = 0, len(data)
     while pos < end:

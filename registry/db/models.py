@@ -34,6 +34,7 @@ ROLE_OPERATOR = "operator"
 STATE_SUBMITTED = "submitted"
 STATE_ACCEPTED = "accepted"
 STATE_REJECTED = "rejected"
+STATE_PENDING_REVIEW = "pending-review"  # uploaded and verified; the datanet owner decides
 
 
 def utcnow() -> datetime:
@@ -90,6 +91,11 @@ class Datanet(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     rules: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The key that created it (None: made by an operator or a migration); only it may edit.
+    owner_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Increases by one on every change of the rules; contributions sign the version they meet.
+    rules_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Contribution(Base):
@@ -121,8 +127,19 @@ class Contribution(Base):
     total_size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The datanet's rules as they were at create (the version the statement signed): finalize
+    # judges by these even if the owner changed the rules meanwhile. None: made before 0007.
+    rules_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The contributor's declared tables (path -> columns, records) from the format report.
+    tables: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    review_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
-    __table_args__ = (Index("ix_contributions_owner_seq", "owner_fingerprint", "seq"),)
+    __table_args__ = (
+        Index("ix_contributions_owner_seq", "owner_fingerprint", "seq"),
+        Index("ix_contributions_datanet_state", "datanet", "state"),
+    )
 
 
 class ContributionFile(Base):

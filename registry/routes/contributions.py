@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from app.domain.datanet_rules import Part
 from app.domain.gcpause import gc_paused
 from registry import possession
 from registry.auth import CurrentPrincipal, as_utc
@@ -29,12 +30,27 @@ router = APIRouter(tags=["contributions"], responses=ERROR_RESPONSES)
 ContributionId = Annotated[str, Path(min_length=1, max_length=40)]
 
 
+class DeclaredPart(BaseModel):
+    path: str = Field(max_length=4096)
+    format: str = Field(max_length=64)
+    columns: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    records: int | None = Field(default=None, ge=0)
+
+
 class Metadata(BaseModel):
     datanet: str = Field(min_length=1, max_length=64)
     title: str = Field(min_length=1, max_length=500)
     kind: str = Field(description="dataset | annotation", max_length=32)
     parent: str | None = Field(default=None, max_length=40)
     license: str | None = Field(default=None, max_length=100)
+    parts: list[DeclaredPart] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="The contributor's format report (columns, records per part), declared: "
+        "the datanet's content rules judge it; the registry does not re-parse the files",
+    )
 
 
 class ContributionCreate(BaseModel):
@@ -53,7 +69,7 @@ class ContributionCreated(BaseModel):
 class ContributionOut(BaseModel):
     id: str
     cursor: str = Field(description="Monotonic position for ?after=")
-    state: str = Field(description="submitted | accepted | rejected")
+    state: str = Field(description="submitted | pending-review | accepted | rejected")
     reasons: list[Reason]
     datanet: str
     kind: str
@@ -130,6 +146,9 @@ def create(
         kind=body.metadata.kind,
         parent=body.metadata.parent,
         license=body.metadata.license,
+        parts=tuple(
+            Part(p.path, p.format, tuple(p.columns), p.records) for p in body.metadata.parts
+        ),
     )
     with gc_paused():  # a 10,000-file manifest is ~50,000 small objects, none in a cycle
         row, created, missing = create_contribution(session, principal, data, registry_url(request))

@@ -1,4 +1,9 @@
-"""GET /v1/datanets[/{id}]: the collections contributions go to, with their rules (public)."""
+"""Datanets: the collections contributions go to, with their owners and versioned rules.
+
+Reading is public; any registered key can create a datanet (and owns it); only the owner
+changes it. `held` answers which digests the datanet's accepted contributions hold, so the app
+can report exact duplicates before signing.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,26 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from sqlalchemy import select
 
-from registry.datanets import DatanetOut, DatanetPage, datanet_out
+from registry.auth import CurrentPrincipal
+from registry.datanets import (
+    DatanetCreate,
+    DatanetOut,
+    DatanetPage,
+    DatanetUpdate,
+    HeldAnswer,
+    HeldQuery,
+    create_datanet,
+    datanet_out,
+    held_digests,
+    update_datanet,
+)
 from registry.db.models import Datanet
 from registry.db.session import DbSession
 from registry.errors import ERROR_RESPONSES, ApiError
 
 router = APIRouter(tags=["datanets"], responses=ERROR_RESPONSES)
+
+DatanetId = Annotated[str, Path(max_length=64)]
 
 
 @router.get("/v1/datanets", response_model=DatanetPage)
@@ -21,9 +40,32 @@ def list_datanets(session: DbSession) -> DatanetPage:
     return DatanetPage(items=[datanet_out(r) for r in rows])
 
 
+@router.post("/v1/datanets", response_model=DatanetOut, status_code=201)
+def create(body: DatanetCreate, principal: CurrentPrincipal, session: DbSession) -> DatanetOut:
+    """A new datanet owned by the caller, at rules version 1."""
+    return datanet_out(create_datanet(session, body, principal.fingerprint))
+
+
 @router.get("/v1/datanets/{datanet_id}", response_model=DatanetOut)
-def get_datanet(session: DbSession, datanet_id: Annotated[str, Path(max_length=64)]) -> DatanetOut:
+def get_datanet(session: DbSession, datanet_id: DatanetId) -> DatanetOut:
     row = session.get(Datanet, datanet_id)
     if row is None:
         raise ApiError(404, "not_found", f"No datanet {datanet_id!r}.")
     return datanet_out(row)
+
+
+@router.patch("/v1/datanets/{datanet_id}", response_model=DatanetOut)
+def update(
+    body: DatanetUpdate, principal: CurrentPrincipal, session: DbSession, datanet_id: DatanetId
+) -> DatanetOut:
+    """Owner only. New rules replace the old whole and increment rulesVersion."""
+    return datanet_out(update_datanet(session, datanet_id, body, principal.all_fingerprints))
+
+
+@router.post("/v1/datanets/{datanet_id}/held", response_model=HeldAnswer)
+def held(body: HeldQuery, session: DbSession, datanet_id: DatanetId) -> HeldAnswer:
+    """Which of these sha256 digests the datanet's ACCEPTED contributions already hold (public:
+    that is the datanet's catalogue). Nothing is said about blobs outside it."""
+    if session.get(Datanet, datanet_id) is None:
+        raise ApiError(404, "not_found", f"No datanet {datanet_id!r}.")
+    return HeldAnswer(held=held_digests(session, datanet_id, body.digests))

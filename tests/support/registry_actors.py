@@ -79,8 +79,11 @@ def contribution_body(
     parent: str | None = None,
     license: str = "CC-BY-4.0",
     created_at: str = "2026-11-26T08:00:00Z",
+    rules_version: int | None = None,
+    parts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of POST /v1/contributions for these files, signed by `signer`."""
+    """The JSON body of POST /v1/contributions for these files, signed by `signer`
+    (`rules_version`: the datanet rules version signed; `parts`: declared format report)."""
     manifest = manifest_for(files)
     data = manifest.canonical_bytes()
     statement = build_statement(
@@ -93,6 +96,7 @@ def contribution_body(
         license=license,
         root=manifest.root,
         created_at=created_at,
+        rules_version=rules_version,
     )
     env = dsse.sign(statement, dsse.PAYLOAD_TYPE_INTOTO, [signer])
     return {
@@ -104,6 +108,7 @@ def contribution_body(
             "kind": kind,
             "parent": parent,
             "license": license,
+            **({"parts": parts} if parts is not None else {}),
         },
     }
 

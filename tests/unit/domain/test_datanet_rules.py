@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.datanet_rules import DatanetRules, evaluate
+from app.domain.datanet_rules import DatanetRules, Part, evaluate, parts_from_report
+from tests.support.datanet_rule_cases import CASES, RuleCase, sha
 
 STRICT = {
     "kinds": ["dataset"],
@@ -47,3 +48,60 @@ def test_empty_rules_accept_anything_and_defaults_apply() -> None:
 def test_rules_of_the_wrong_shape_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         DatanetRules.from_json(bad)
+
+
+# -- the shared case table (tests/registry/test_datanets.py runs the same cases) -------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_rule_case_in_the_app(case: RuleCase) -> None:
+    problems = evaluate(
+        DatanetRules.from_json(case.rules),
+        kind=case.kind,
+        license=case.license,
+        files=[(p, len(b)) for p, b in case.files.items()],
+        parts=[Part.from_json(p) for p in case.parts],
+        digests={p: sha(b) for p, b in case.files.items()},
+        held={sha(b) for b in case.held.values()},
+    )
+    assert {(p.code, p.path) for p in problems} == set(case.expected)
+    assert len(problems) == len(case.expected)
+
+
+def test_parts_from_a_stored_format_report() -> None:
+    report = {
+        "parts": [
+            {"format": "csv", "path": "a.csv", "recordCount": 2, "schema": {"id": "int"}},
+            {"format": "images", "path": "img", "recordCount": None, "schema": {}},
+            "not a part",
+        ]
+    }
+    assert parts_from_report(report) == [
+        Part("a.csv", "csv", ("id",), 2),
+        Part("img", "images", (), None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"requiredColumns": "id"},
+        {"requiredColumns": [""]},
+        {"requiredColumns": ["x" * 201]},
+        {"minRecords": -1},
+        {"minRecords": True},
+        {"noDuplicates": "yes"},
+        {"review": 1},
+    ],
+)
+def test_unreadable_new_rules_are_refused(rules: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        DatanetRules.from_json(rules)
+
+
+def test_rules_round_trip_through_json() -> None:
+    rules = DatanetRules.from_json(
+        {"requiredColumns": ["id"], "minRecords": 3, "noDuplicates": True, "review": True}
+    )
+    assert DatanetRules.from_json(rules.to_json()) == rules
+    assert "Required columns: id" in rules.summary()

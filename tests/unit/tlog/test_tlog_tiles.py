@@ -87,6 +87,8 @@ def test_entry_bundles() -> None:
         decode_bundle(data, 2)
     with pytest.raises(MalformedError):
         decode_bundle(encode_bundle([b"a"] * 257))
+    with pytest.raises(MalformedError, match="more than 256 entries can fill"):
+        decode_bundle(bytes(256 * 65537 + 1))
 
 
 def _entries(n: int) -> list[bytes]:
