@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -269,6 +269,7 @@ class RewardsSync:
                 day[0] += p.events
                 day[1] += p.share_ppm
                 day[2] += p.reward_micro
+            self._check_usage_total(s, days.values())
             if days:
                 s.execute(
                     sqlite_insert(UsageDay),
@@ -288,6 +289,28 @@ class RewardsSync:
                 )
             self._set_cursor(s, _usage_stream(window.contribution_id), window.until.isoformat())
             s.commit()
+
+    def _check_usage_total(self, s: Session, new: Iterable[list[int]]) -> None:
+        """With the window's old days deleted (in this transaction): the registry's stored
+        days plus the new ones must stay summable (events, share, reward each <= 2^63 - 1),
+        or nothing of the window is written."""
+        stored = s.execute(
+            select(
+                func.coalesce(func.sum(UsageDay.events), 0),
+                func.coalesce(func.sum(UsageDay.share_ppm), 0),
+                func.coalesce(func.sum(UsageDay.reward_micro), 0),
+            ).where(UsageDay.registry_key == self.registry)
+        ).one()
+        totals = [int(v) for v in stored]
+        for values in new:
+            for n, value in enumerate(values):
+                totals[n] += value
+        if max(totals) > MAX_STORED_INT:
+            raise RegistryUnavailable(
+                UNREADABLE,
+                hint=f"its usage would add up to more than {MAX_STORED_INT:,}; "
+                "nothing of that window was stored",
+            )
 
 
 def check_page(page: RewardsPage, after: str | None) -> None:
@@ -437,6 +460,14 @@ class RewardsReview:
             )
         )
         return set(ledger) | {st.removeprefix(_usage_stream("")) for st in streams}
+
+    @property
+    def ctx(self) -> ServiceContext:
+        return self._ctx
+
+    def contributions(self, s: Session) -> set[str]:
+        """Contribution ids of `owner` at this registry (see `_contributions`)."""
+        return self._contributions(s)
 
     def contribution_of(self, item_id: int) -> str:
         """The registry id of catalogue item `item_id` (for `overview`), or a clear error."""
