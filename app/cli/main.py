@@ -90,6 +90,13 @@ def _check_data_dir(data_dir: Path | None) -> None:
             f"the data folder {display_text(folder)} is a file, not a folder",
             hint="pass --data-dir with a folder (it is created if missing)",
         )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot use the data folder {display_text(folder)}: {exc.strerror or exc}",
+            hint="pass --data-dir with a folder you can write to",
+        ) from None
 
 
 def _quiet_broken_pipe() -> int:

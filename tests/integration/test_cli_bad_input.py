@@ -175,6 +175,9 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     _one_clear_error(r, 2)
     assert "is a file" in r.err
     _one_clear_error(run_cli("list", data_dir=afile), 2)  # CONTRIBUTOR_DESK_DATA_DIR too
+    under = run_cli("--data-dir", afile / "sub", "list", data_dir=tmp_path / "unused")
+    _one_clear_error(under, 2)
+    assert "Not a directory" in under.err
 
 
 @pytest.mark.parametrize(
