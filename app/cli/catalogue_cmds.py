@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,11 +185,46 @@ def cmd_show(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
 def cmd_history(args: argparse.Namespace, ctx: ServiceContext) -> int:
     rows = _service(ctx).history(args.id)
+    if args.id is not None:
+        return _timeline(args, ctx, rows)
     if args.json:
         print_json([h.to_json() for h in rows])
         return 0
     for h in rows:
         print(f"{h.at:%Y-%m-%d %H:%M:%S}  #{h.item_id:<5} {h.event:<10} → {h.to_state} {h.detail}")
+    return 0
+
+
+def _timeline(args: argparse.Namespace, ctx: ServiceContext, rows: list[Any]) -> int:
+    """`history ID`: the contribution's timeline (catalogued, signed, submitted, accepted or
+    rejected, first use by each model, first reward, monthly totals) from the local copy,
+    then every recorded event."""
+    from app.domain.money import format_amount, format_micro
+    from app.services.rewards import current_owner, open_review
+    from app.services.usage_history import contribution_timeline
+
+    owner = current_owner(ctx)
+    review = open_review(ctx, owner, demo=bool(getattr(args, "demo", False))) if owner else None
+    timeline = contribution_timeline(ctx, args.id, review)
+    if args.json:
+        print_json({**timeline.to_json(), "history": [h.to_json() for h in rows]})
+        return 0
+    print(f"#{timeline.item_id} {timeline.title}")
+    for m in timeline.milestones:
+        when = f"{m.at:%Y-%m-%d %H:%M}" if isinstance(m.at, datetime) else f"{m.at:%Y-%m-%d}"
+        detail = f"  ({m.detail})" if m.detail else ""
+        print(f"  {when:<16}  {m.text}{detail}")
+    if timeline.months:
+        print(f"Monthly totals ({timeline.unit}):")
+        for month in timeline.months:
+            print(
+                f"  {month.month}  {month.events:>12,} events  "
+                f"{format_micro(month.share_ppm):>16} effective  "
+                f"{format_amount(month.earned_micro):>14} earned"
+            )
+    print("Recorded events:")
+    for h in rows:
+        print(f"  {h.at:%Y-%m-%d %H:%M:%S} {h.event:<10} → {h.to_state} {h.detail}")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -74,4 +75,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("rewards", help="usage and rewards kept on this computer (offline)")
     p.add_argument("id", nargs="?", type=int, help="catalogue id (default: all contributions)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write one row per day, contribution, model and method (events, effective "
+        "usage, earned micro-units) to FILE",
+    )
+    p.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day (UTC) of --csv")
+    p.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day (UTC) of --csv")
     p.set_defaults(func=lazy_handler(_HANDLERS, "cmd_rewards"))
+
+
+def _day(text: str) -> date:
+    """A --since/--until day: YYYY-MM-DD (exit 2 with this message otherwise)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None

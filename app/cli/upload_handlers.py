@@ -285,6 +285,33 @@ def _progress_line() -> Callable[[str], None] | None:
     return show
 
 
+def _rewards_csv(args: argparse.Namespace, review: Any, scope: str | None) -> int:
+    """`rewards --csv FILE [--since D --until D]`: the same rows and file as the Rewards
+    page's CSV export (one service function writes both)."""
+    from pathlib import Path
+
+    from app.services.usage_history import export_csv
+
+    path = Path(args.csv)
+    report = export_csv(review, path, since=args.since, until=args.until, contribution_id=scope)
+    if args.json:
+        print_json(
+            {
+                "path": str(path),
+                "rows": report.rows,
+                "events": report.events,
+                "effectiveUsagePpm": report.share_ppm,
+                "earnedMicro": report.earned_micro,
+            }
+        )
+    else:
+        print(
+            f"wrote {report.rows:,} rows to {path}: {report.events:,} attributed events, "
+            f"{format_micro(report.earned_micro)} earned"
+        )
+    return EXIT_OK
+
+
 def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
     from app.domain.errors import IdentityError
     from app.services.rewards import current_owner, open_review
@@ -297,7 +324,14 @@ def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
         )
     # The same service and registry key as the GUI's Rewards page (--demo: the demo registry).
     review = open_review(ctx, owner, demo=bool(getattr(args, "demo", False)))
-    view = review.overview(None if args.id is None else review.contribution_of(args.id))
+    scope = None if args.id is None else review.contribution_of(args.id)
+    if getattr(args, "csv", None):
+        return _rewards_csv(args, review, scope)
+    if args.since is not None or args.until is not None:
+        from app.domain.errors import UsageError
+
+        raise UsageError("--since and --until go with --csv FILE")
+    view = review.overview(scope)
     if args.json:
         print_json(
             {
