@@ -24,6 +24,7 @@ from app.domain.text import display_text
 
 COMMAND_MODULES = (
     "app.cli.catalogue_cmds",
+    "app.cli.datanet_cmds",
     "app.cli.identity_cmds",
     "app.cli.upload_cmds",
 )

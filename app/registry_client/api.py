@@ -62,7 +62,7 @@ class Created:
 @dataclass(frozen=True, slots=True)
 class ContributionStatus:
     id: str
-    state: str  # submitted | accepted | rejected
+    state: str  # submitted | pending-review | accepted | rejected
     reasons: tuple[Reason, ...]
     missing_blobs: tuple[str, ...] = ()
     title: str = ""
@@ -77,6 +77,7 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:-]{0,127}")
 MAX_TEXT_CHARS = 10_000  # titles, names, messages: longer is cut, never refused
 
 
+HELD_CHUNK = 10_000  # digests per "which do you hold" request (the registry's limit)
 MAX_PAGES = 2000  # pages of one listing per call: 400,000 contributions at 200 a page
 
 
@@ -168,6 +169,40 @@ def _state(body: dict[str, Any]) -> str:
     if not ID_PATTERN.fullmatch(value):
         raise _unreadable("field 'state' is not a state name")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class DatanetInfo:
+    """A datanet as the registry describes it (GET /v1/datanets)."""
+
+    id: str
+    name: str
+    description: str
+    owner: str | None
+    rules: dict[str, Any]
+    rules_version: int
+
+
+def parse_datanet(body: Any) -> DatanetInfo:
+    if not isinstance(body, dict):
+        raise _unreadable("a datanet is not an object")
+    rules = body.get("rules")
+    version = body.get("rulesVersion", 1)
+    owner = body.get("owner")
+    if not isinstance(rules, dict):
+        raise _unreadable("field 'rules' is not an object")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _unreadable("field 'rulesVersion' is not a positive integer")
+    if owner is not None and not (isinstance(owner, str) and len(owner) <= 128):
+        raise _unreadable("field 'owner' is not a key fingerprint")
+    return DatanetInfo(
+        id=registry_id(body.get("id"), "id"),
+        name=_text(body.get("name", ""))[:200],
+        description=_text(body.get("description", "")),
+        owner=owner,
+        rules=rules,
+        rules_version=version,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +421,47 @@ class RegistryClient:
         if not isinstance(rules, dict):
             raise _unreadable("field 'rules' is not an object")
         return rules
+
+    def datanet(self, datanet: str) -> DatanetInfo:
+        """One datanet with its rules and rules version (public; one try, as datanet_rules)."""
+        return parse_datanet(
+            self.http.json("GET", f"/v1/datanets/{segment(datanet)}", auth=False, retry=False)
+        )
+
+    def datanets(self) -> list[DatanetInfo]:
+        """Every datanet of the registry (public; one try: the picker falls back to its cache)."""
+        body = self.http.json("GET", "/v1/datanets", auth=False, retry=False)
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise _unreadable("field 'items' is not a list")
+        return [parse_datanet(item) for item in items]
+
+    def held_digests(self, datanet: str, digests: Sequence[str]) -> set[str]:
+        """Which of these sha256s the datanet's accepted contributions already hold (only the
+        digests are sent, 10,000 a request)."""
+        wanted = sorted(set(digests))
+        held: set[str] = set()
+        for start in range(0, len(wanted), HELD_CHUNK):
+            chunk = wanted[start : start + HELD_CHUNK]
+            body = self.http.json(
+                "POST",
+                f"/v1/datanets/{segment(datanet)}/held",
+                json={"digests": chunk},
+                auth=False,
+                retry=False,
+                ok=(200,),
+            )
+            held |= set(_digests(body, "held")) & set(chunk)
+        return held
+
+    def create_datanet(self, body: dict[str, Any]) -> DatanetInfo:
+        """POST /v1/datanets: a new datanet owned by our key."""
+        return parse_datanet(self.http.json("POST", "/v1/datanets", json=body, ok=(201,)))
+
+    def update_datanet(self, datanet: str, body: dict[str, Any]) -> DatanetInfo:
+        """PATCH /v1/datanets/{id} (owner only); new rules bump the rules version."""
+        path = f"/v1/datanets/{segment(datanet)}"
+        return parse_datanet(self.http.json("PATCH", path, json=body, ok=(200,)))
 
     def finalize(self, contribution_id: str) -> ContributionStatus:
         """Ask the registry to verify and decide; idempotent, so retrying is safe."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.domain.errors import BadInputError, KnownError, NotFoundError, RegistryUnavailable
+from app.domain.errors import BadInputError, KnownError, NotFoundError
 from app.domain.states import State
 from app.registry_client.api import RegistryClient
 from app.services.context import ServiceContext
@@ -42,6 +42,11 @@ class SubmitReview:
     rules_checked: bool
     note: str = ""
     description: str = ""
+    datanet_name: str = ""
+    datanet_owner: str | None = None
+    datanet_description: str = ""
+    rule_lines: tuple[str, ...] = ()
+    rules_version: int | None = None
 
     @property
     def ready(self) -> bool:
@@ -62,9 +67,9 @@ def review_item(
     datanet: str | None = None,
     client: RegistryClient | None = None,
 ) -> SubmitReview:
-    """Title, license, datanet and the datanet's rules for one item (rules need no sign-in)."""
-    from app.domain.datanet_rules import DatanetRules, evaluate
-    from app.services.submit import catalogued_files
+    """Title, license, datanet and the datanet's rules for one item (rules need no sign-in);
+    the rule check is app.services.datanets' (the one `submit` and the registry apply)."""
+    from app.services.datanets import DatanetService
     from app.services.upload_workers import make_client
 
     net = _datanet(ctx, datanet)
@@ -75,27 +80,16 @@ def review_item(
         title, license_, kind = item.title, item.license or "", item.kind
         description = item.description or ""
         count, size = item.file_count, item.total_size
-        files = [(f.path, f.size) for f in catalogued_files(s, item_id)]
     problems: list[str] = []
     if not license_:
         problems.append("No license is chosen: edit the details and choose one.")
     own = client is None
     client = client or make_client(ctx)
-    checked, note = False, ""
+    checked, note, view, version = False, "", None, None
     try:
-        rules = DatanetRules.from_json(client.datanet_rules(net))
-        problems += [
-            f"{p.path}: {p.message}" if p.path else p.message
-            for p in evaluate(rules, kind=kind, license=license_, files=files)
-        ]
-        checked = True
-    except RegistryUnavailable:
-        note = (
-            "The registry is offline, so its rules were not checked here; "
-            "it checks them again when the contribution arrives."
-        )
-    except ValueError as exc:
-        note = f"This datanet's rules could not be read ({exc}); the registry checks them."
+        check = DatanetService(ctx).check_item(item_id, net, client)
+        problems += check.texts
+        checked, note, view, version = check.checked, check.note, check.view, check.rules_version
     except KnownError as exc:
         problems.append(f"Datanet {net!r}: {exc.message}.")
     finally:
@@ -114,6 +108,11 @@ def review_item(
         rules_checked=checked,
         note=note,
         description=description,
+        datanet_name=view.name if view else "",
+        datanet_owner=view.owner if view else None,
+        datanet_description=view.description if view else "",
+        rule_lines=tuple(view.rule_lines()) if view else (),
+        rules_version=version,
     )
 
 

@@ -118,6 +118,16 @@ def unlock_signer(
     return key
 
 
+def cached_rules_version(ctx: ServiceContext, registry_url: str, datanet: str) -> int | None:
+    """The rules version of the datanet as last read from this registry (None: never read)."""
+    from app.signing.statement import normalise_registry
+    from app.store.datanet_models import CachedDatanet
+
+    with ctx.db.session() as s:
+        row = s.get(CachedDatanet, (normalise_registry(registry_url), datanet))
+        return row.rules_version if row is not None else None
+
+
 class SigningService:
     def __init__(self, ctx: ServiceContext, identities: IdentityService | None = None) -> None:
         self._ctx = ctx
@@ -130,8 +140,13 @@ class SigningService:
         registry_url: str,
         datanet: str,
         passphrase: str | PassphraseFn | None = None,
+        rules_version: int | None = None,
     ) -> SignResult:
-        """Sign the item's latest manifest for one registry and datanet."""
+        """Sign the item's latest manifest for one registry and datanet, and the version of the
+        datanet's rules it was checked against (default: the cached datanet's; none cached:
+        left out, which the registry reads as version 1)."""
+        if rules_version is None:
+            rules_version = cached_rules_version(self._ctx, registry_url, datanet)
         with self._ctx.db.session() as s:
             if s.get(Item, item_id) is None:
                 raise NotFoundError(f"there is no item #{item_id} in the catalogue")
@@ -167,6 +182,7 @@ class SigningService:
                 parent=parent,
                 license=item.license,
                 root=rec.root,
+                rules_version=rules_version,
             )
             env = dsse.sign(payload, dsse.PAYLOAD_TYPE_INTOTO, [key])
             env_dict = env.to_dict()

@@ -19,7 +19,13 @@ from typing import Any, NamedTuple
 from sqlalchemy import delete, distinct, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from app.domain.errors import BadInputError, NotFoundError, RegistryRefused, UsageError
+from app.domain.errors import (
+    BadInputError,
+    NotFoundError,
+    RegistryRefused,
+    UsageError,
+    VerificationError,
+)
 from app.domain.gcpause import gc_paused
 from app.domain.states import State
 from app.registry_client.api import ContributionStatus, Reason, RegistryClient
@@ -28,7 +34,7 @@ from app.services.context import ServiceContext
 from app.services.history import record_event, transition
 from app.services.identity import PassphraseFn
 from app.services.possession import prove_held
-from app.services.signing import SigningService
+from app.services.signing import SigningService, cached_rules_version
 from app.settings import DATANET
 from app.signing import dsse
 from app.signing.statement import normalise_registry, parse_statement
@@ -131,8 +137,11 @@ def _manifest_bytes(s: Session, item_id: int) -> bytes:
     return rec.canonical
 
 
-def _metadata(envelope: dict[str, Any]) -> dict[str, Any]:
-    """The create metadata, taken from the signed statement so they cannot disagree."""
+def _metadata(envelope: dict[str, Any], report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The create metadata, taken from the signed statement so they cannot disagree, and the
+    parts of the item's format report (what the datanet's content rules judge)."""
+    from app.services.datanets import declared_parts
+
     pred = parse_statement(dsse.Envelope.from_dict(envelope).payload).predicate
     return {
         "datanet": pred.datanet,
@@ -140,7 +149,15 @@ def _metadata(envelope: dict[str, Any]) -> dict[str, Any]:
         "kind": pred.kind,
         "parent": pred.parent,
         "license": pred.license or None,
+        "parts": declared_parts(report or {}),
     }
+
+
+def _signed_rules_version(envelope: dict[str, Any]) -> int | None:
+    try:
+        return parse_statement(dsse.Envelope.from_dict(envelope).payload).predicate.rules_version
+    except VerificationError:
+        return None
 
 
 def _reasons_json(reasons: tuple[Reason, ...]) -> list[dict[str, Any]]:
@@ -171,8 +188,9 @@ def create_remote(ctx: ServiceContext, client: RegistryClient, item_id: int) -> 
         if env is None:
             raise UsageError(f"item #{item_id} is not signed")
         envelope, manifest = env.envelope, _manifest_bytes(s, item_id)
+        report = dict(item.report or {})
     try:
-        created = client.create_contribution(envelope, manifest, _metadata(envelope))
+        created = client.create_contribution(envelope, manifest, _metadata(envelope, report))
     except RegistryRefused as exc:
         with ctx.db.session() as s:
             item = s.get_one(Item, item_id)
@@ -358,6 +376,8 @@ class SubmitService:
                 and normalise_registry(env.registry_url) == url
                 and env.datanet == net
                 and env.manifest_digest == item.manifest_digest
+                and (_signed_rules_version(env.envelope) or 1)
+                == (cached_rules_version(self._ctx, url, net) or 1)
             )
         if not fresh:
             self._signing.sign_item(item_id, registry_url=url, datanet=net, passphrase=passphrase)
@@ -375,35 +395,26 @@ class SubmitService:
 
     def check_datanet(self, item_id: int, datanet: str | None, client: RegistryClient) -> None:
         """Before anything is signed: the datanet's rules, evaluated here exactly as the
-        registry will (app.domain.datanet_rules). Broken rules raise BadInputError listing
-        them all; a registry that cannot be reached skips the check (it is re-run by the
-        registry, and the queue reports a rejection)."""
-        from app.domain.datanet_rules import DatanetRules, evaluate
-        from app.domain.errors import RegistryUnavailable
+        registry will (app.services.datanets, app.domain.datanet_rules). Broken rules raise
+        BadInputError listing them all, each with its rule and file; a registry that cannot be
+        reached leaves the check to the cached rules (none cached: to the registry, and the
+        queue reports a rejection)."""
+        from app.services.datanets import DatanetService
 
         net = self._datanet(datanet)
-        try:
-            rules_json = client.datanet_rules(net)
-        except RegistryUnavailable:
-            log.info("datanet rules of %s not checked: the registry is unreachable", net)
-            return
-        try:
-            rules = DatanetRules.from_json(rules_json)
-        except ValueError as exc:
-            log.warning("datanet %s has rules this app cannot read: %s", net, exc)
-            return
         with self._ctx.db.session() as s:
             item = s.get(Item, item_id)
             if item is None or State(item.state) not in LOCAL_STATES:
                 return  # prepare() explains why it will not submit, with a hint
-            files = [(f.path, f.size) for f in catalogued_files(s, item_id)]
-            problems = evaluate(rules, kind=item.kind, license=item.license, files=files)
-        if problems:
-            shown = [f"{p.path}: {p.message}" if p.path else p.message for p in problems]
+        check = DatanetService(self._ctx).check_item(item_id, net, client)
+        if check.note:
+            log.info("datanet %s: %s", net, check.note)
+        if check.problems:
+            shown = list(check.texts)
             more = f" and {len(shown) - SHOWN} more" if len(shown) > SHOWN else ""
             raise BadInputError(
                 f"item #{item_id} would be rejected by datanet {net!r}: "
-                f"{' '.join(shown[:SHOWN])}{more}",
+                f"{'; '.join(shown[:SHOWN])}{more}",
                 hint="nothing was signed or sent; change the item or choose another datanet",
             )
 

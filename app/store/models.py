@@ -79,6 +79,7 @@ class Item(Base):
     registry_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     datanet: Mapped[str | None] = mapped_column(String(128), nullable=True)
     rejection_reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    review_note: Mapped[str | None] = mapped_column(Text, nullable=True)  # the owner's, if any
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -175,4 +176,5 @@ class HashCacheEntry(Base):
     sha256: Mapped[str] = mapped_column(String(64))
 
 
-from app.store import queue_models  # noqa: E402, F401  (upload queue tables, same metadata)
+# Tables kept in their own modules, on the same metadata (upload queue, datanets cache).
+from app.store import datanet_models, queue_models  # noqa: E402, F401

@@ -31,7 +31,7 @@ def test_review_lists_every_broken_rule_and_a_missing_license(
     item = desk.add("birds", {"a.csv": b"x,y\n1,2\n", "notes/readme.txt": b"hi"})
     review = review_item(desk.ctx, item, datanet="strict")
     assert review.rules_checked and not review.ready
-    assert "License 'CC-BY-4.0' is not one of CC0-1.0." in review.problems
+    assert "License 'CC-BY-4.0' is not one of CC0-1.0. (License rule)" in review.problems
     assert any(p.startswith("notes/readme.txt: ") for p in review.problems)
     assert (review.title, review.license, review.datanet) == ("birds", "CC-BY-4.0", "strict")
     assert review.file_count == 2
