@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from app import __version__
 from app.signing.identity import public_key_problem
+from registry import translog
 from registry.auth import fingerprint_of
 from registry.blobstore import FileBlobStore
 from registry.db.models import ROLE_OPERATOR, Key, Upload
@@ -25,6 +26,7 @@ from registry.routes import contributions as contribution_routes
 from registry.routes import datanets as datanet_routes
 from registry.routes import health as health_routes
 from registry.routes import keys as key_routes
+from registry.routes import log as log_routes
 from registry.routes import reads as read_routes
 from registry.routes import uploads as upload_routes
 from registry.routes import usage as usage_routes
@@ -99,8 +101,11 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         blob_batch_routes,
         usage_routes,
         read_routes,
+        log_routes,
     ):
         app.include_router(module.router)
+    with app.state.sessions() as session:
+        translog.identity(session)  # the log key is made at the first start
     if settings.enable_bench_put:
         app.include_router(bench_routes.router)
     if importlib.util.find_spec("registry.ratelimit") is not None:

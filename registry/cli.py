@@ -53,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed-demo", help="demo models + simulated usage (labelled demo)")
     seed.add_argument("--db", default=DEFAULT_DB)
 
+    lk = sub.add_parser(
+        "log-key", help="print the transparency log's verifier key (made if there is none)"
+    )
+    lk.add_argument("--db", default=DEFAULT_DB)
+    lk.add_argument(
+        "--rotate",
+        action="store_true",
+        help="retire the log key and make a new one (clients must pin the new key)",
+    )
+
     api = sub.add_parser("openapi", help="write the OpenAPI document")
     api.add_argument("--out", default="-", help="file path or - for stdout")
     return p
@@ -182,6 +192,23 @@ def _seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_key(args: argparse.Namespace) -> int:
+    from registry import translog
+    from registry.db.session import make_engine, make_sessionmaker, migrate
+
+    engine = make_engine(args.db)
+    migrate(engine)
+    with make_sessionmaker(engine)() as session:
+        origin, vkey = translog.identity(session)
+        if args.rotate:
+            old, vkey = translog.rotate_key(session)
+            session.commit()
+            print(f"retired {old}", file=sys.stderr)
+    engine.dispose()
+    print(vkey)
+    return 0
+
+
 def openapi_document() -> dict[str, object]:
     """The OpenAPI document of the code as it is (bench route excluded)."""
     import tempfile
@@ -225,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "add-operator": _add_operator,
         "seed-demo": _seed_demo,
         "openapi": _openapi,
+        "log-key": _log_key,
     }
     try:
         return handlers[args.command](args)

@@ -26,7 +26,7 @@ from app.manifest.canonical import Manifest
 from app.signing import dsse
 from app.signing.identity import load_public_hex
 from app.signing.statement import check_statement, parse_statement
-from registry import possession
+from registry import possession, translog
 from registry.auth import Principal
 from registry.blobstore import BlobStore
 from registry.datanets import Reason, evaluate_rules, held_digests
@@ -432,5 +432,18 @@ def finalize(
     if not reasons:
         possession.record_uploads(session, contribution.id, contribution.owner_fingerprint)
     possession.forget_challenges(session, contribution.id)
+    if contribution.state == STATE_ACCEPTED:
+        # The acceptance becomes a leaf of the transparency log, committed with it.
+        translog.append(session, [acceptance_leaf_of(contribution)])
     session.commit()
     return contribution
+
+
+def acceptance_leaf_of(contribution: Contribution) -> translog.Leaf:
+    return translog.acceptance_leaf(
+        contribution.id,
+        contribution.owner_fingerprint,
+        contribution.envelope_sha256,
+        contribution.manifest_sha256,
+        contribution.updated_at,
+    )

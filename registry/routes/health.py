@@ -2,7 +2,8 @@
 
 It also names the registry's identity (`registryId`, made once per database): clients key
 what they keep of this registry to it, not to the URL they reached it at; and the name of its
-reward unit (`unit`), which clients show next to amounts.
+reward unit (`unit`), which clients show next to amounts; and its transparency log's origin and
+verifier key (`logOrigin`, `logKey`; see registry.translog), which clients pin.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app import __version__
+from registry import translog
 from registry.db.session import DbSession
 
 router = APIRouter(tags=["health"])
@@ -27,6 +29,13 @@ class Health(BaseModel):
         description="This registry's identity: random, made once per database, never changes",
     )
     unit: str = Field(description="Name of the reward unit; amounts are micro-units of it")
+    log_origin: str = Field(
+        alias="logOrigin", description="Origin of the transparency log served under /v1/log/"
+    )
+    log_key: str = Field(
+        alias="logKey",
+        description="The log's verifier key (C2SP signed-note format name+hash+key)",
+    )
 
 
 @router.get("/v1/health", response_model=Health)
@@ -35,6 +44,13 @@ def health(session: DbSession) -> Health:
         text("SELECT value FROM registry_meta WHERE key = 'registry_id'")
     ).scalar_one()
     dialect = session.get_bind().dialect.name
+    origin, vkey = translog.identity(session)
     return Health(
-        status="ok", version=__version__, database=dialect, registryId=registry_id, unit=REWARD_UNIT
+        status="ok",
+        version=__version__,
+        database=dialect,
+        registryId=registry_id,
+        unit=REWARD_UNIT,
+        logOrigin=origin,
+        logKey=vkey,
     )

@@ -1,0 +1,198 @@
+"""The transparency log, served: C2SP tlog-tiles under /v1/log/ (checkpoint, hash tiles,
+entry bundles) and JSON inclusion / consistency proofs for clients that verify ready-made
+proofs instead of fetching tiles. Everything here is public: a log is meant to be read by
+anyone (monitors, other contributors comparing checkpoints)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from app.tlog import MalformedError, parse_tile_path
+from app.tlog.tiles import TILE_WIDTH
+from registry import translog
+from registry.db.session import DbSession
+from registry.errors import ERROR_RESPONSES, ApiError
+
+router = APIRouter(tags=["log"], responses=ERROR_RESPONSES)
+
+MAX_BATCH = 1000
+IMMUTABLE = "public, max-age=31536000, immutable"
+_SIZE = Annotated[int, Query(ge=0, le=2**62)]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class InclusionProof(BaseModel):
+    entryId: str = Field(description="The ledger entry id (or accepted contribution id)")
+    leafIndex: int
+    leaf: str = Field(description="The leaf bytes (canonical JSON), base64")
+    proof: list[str] = Field(description="RFC 6962 audit path, base64 hashes, leaf upwards")
+
+
+class InclusionProofs(BaseModel):
+    treeSize: int
+    checkpoint: str | None = Field(
+        description="The signed checkpoint of this tree size (null if none was published at "
+        "exactly this size)"
+    )
+    proofs: list[InclusionProof]
+    missing: list[str] = Field(default_factory=list, description="Ids not in the log yet")
+
+
+class InclusionRequest(BaseModel):
+    entryIds: list[str] = Field(default_factory=list, max_length=MAX_BATCH)
+    contributionIds: list[str] = Field(default_factory=list, max_length=MAX_BATCH)
+    treeSize: int | None = Field(default=None, ge=0, le=2**62)
+
+
+class ConsistencyProof(BaseModel):
+    fromSize: int = Field(alias="from")
+    toSize: int = Field(alias="to")
+    checkpoint: str | None = Field(description="The signed checkpoint of size `to`, if any")
+    proof: list[str]
+
+
+def _tree_size(session: DbSession, asked: int | None) -> int:
+    size = translog.tree_size(session)
+    if asked is None:
+        return size
+    if asked > size:
+        raise ApiError(404, "tree_size_unknown", f"The log has {size} leaves, not {asked}.")
+    return asked
+
+
+@router.get(
+    "/v1/log/checkpoint",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+    summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)",
+)
+def checkpoint(session: DbSession) -> Response:
+    translog.catch_up(session)
+    note = translog.latest_checkpoint(session)
+    return Response(
+        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get(
+    "/v1/log/tile/{path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    summary="A hash tile or entry bundle (C2SP tlog-tiles)",
+)
+def tile(session: DbSession, path: Annotated[str, Path(max_length=200)]) -> Response:
+    try:
+        t = parse_tile_path("tile/" + path)
+    except MalformedError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    size = translog.tree_size(session)
+    if t.level is None:
+        data = translog.entry_bundle(session, size, t.index, t.width)
+    else:
+        data = translog.hash_tile(session, size, t.level, t.index, t.width)
+    if data is None:
+        raise ApiError(404, "not_found", f"The log has no {t.path} (tree size {size}).")
+    cache = IMMUTABLE if t.width == TILE_WIDTH else "public, max-age=60"
+    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
+
+
+def _proofs(
+    session: DbSession, kind: str, ids: list[str], size: int
+) -> tuple[list[InclusionProof], list[str]]:
+    found = translog.leaf_of(session, kind, ids)
+    log = translog.tiled_log(session, translog.tree_size(session))
+    out: list[InclusionProof] = []
+    missing: list[str] = []
+    for ref in ids:
+        hit = found.get(ref)
+        if hit is None or hit[0] >= size:
+            missing.append(ref)
+            continue
+        idx, leaf = hit
+        out.append(
+            InclusionProof(
+                entryId=ref,
+                leafIndex=idx,
+                leaf=_b64(leaf),
+                proof=[_b64(h) for h in log.inclusion_proof(idx, size)],
+            )
+        )
+    return out, missing
+
+
+def _note(session: DbSession, size: int) -> str | None:
+    note = translog.checkpoint_at(session, size)
+    return None if note is None else note.decode("utf-8")
+
+
+@router.get(
+    "/v1/log/proof/inclusion",
+    response_model=InclusionProof,
+    summary="Inclusion proof of one ledger entry (or contribution acceptance)",
+)
+def inclusion(
+    session: DbSession,
+    entryId: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,  # noqa: N803
+    contributionId: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,40}$")] = None,  # noqa: N803
+    treeSize: _SIZE | None = None,  # noqa: N803
+) -> InclusionProof:
+    if (entryId is None) == (contributionId is None):
+        raise ApiError(422, "invalid_query", "Give exactly one of entryId and contributionId.")
+    translog.catch_up(session)
+    size = _tree_size(session, treeSize)
+    if entryId is not None:
+        proofs, _ = _proofs(session, translog.KIND_LEDGER, [str(int(entryId))], size)
+    else:
+        assert contributionId is not None
+        proofs, _ = _proofs(session, translog.KIND_ACCEPTANCE, [contributionId], size)
+    if not proofs:
+        raise ApiError(404, "not_in_log", f"That entry is not in the tree of size {size}.")
+    return proofs[0]
+
+
+@router.post(
+    "/v1/log/proof/inclusion",
+    response_model=InclusionProofs,
+    summary="Inclusion proofs of many ledger entries against one tree size",
+)
+def inclusion_batch(session: DbSession, body: InclusionRequest) -> InclusionProofs:
+    translog.catch_up(session)
+    size = _tree_size(session, body.treeSize)
+    for eid in body.entryIds:
+        if not eid.isascii() or not eid.isdigit() or len(eid) > 18:
+            raise ApiError(422, "invalid_entry_id", "Entry ids are ledger ids (digits).")
+    proofs, missing = _proofs(session, translog.KIND_LEDGER, body.entryIds, size)
+    more, missing2 = _proofs(session, translog.KIND_ACCEPTANCE, body.contributionIds, size)
+    return InclusionProofs(
+        treeSize=size, checkpoint=_note(session, size), proofs=proofs + more,
+        missing=missing + missing2,
+    )  # fmt: skip
+
+
+@router.get(
+    "/v1/log/proof/consistency",
+    response_model=ConsistencyProof,
+    summary="Consistency proof between two tree sizes",
+)
+def consistency(
+    session: DbSession,
+    from_: Annotated[int, Query(alias="from", ge=0, le=2**62)],
+    to: _SIZE | None = None,
+) -> ConsistencyProof:
+    translog.catch_up(session)
+    size = _tree_size(session, to)
+    if from_ > size:
+        raise ApiError(422, "invalid_range", f"from ({from_}) is larger than to ({size}).")
+    log = translog.tiled_log(session, translog.tree_size(session))
+    proof = log.consistency_proof(from_, size) if from_ else []
+    return ConsistencyProof.model_validate(
+        {"from": from_, "to": size, "checkpoint": _note(session, size),
+         "proof": [_b64(h) for h in proof]}
+    )  # fmt: skip

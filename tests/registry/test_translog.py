@@ -1,0 +1,152 @@
+"""The registry's transparency log: ledger entries become leaves, served as tlog-tiles with
+signed checkpoints, and the JSON proofs verify against them (app.tlog on the client side)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.tlog import (
+    SignatureError,
+    TileNotFound,
+    TileReader,
+    Verifier,
+    leaf_hash,
+    open_checkpoint,
+    verify_consistency,
+    verify_inclusion,
+)
+from registry import translog
+from registry.cli import main as registry_main
+from tests.support.usage_data import UsageWorld, event, usage_world
+
+DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[UsageWorld]:
+    with usage_world(db_url, tmp_path) as w:
+        yield w
+
+
+def _checkpoint(world: UsageWorld) -> tuple[int, bytes, bytes]:
+    health = world.client.get("/v1/health").json()
+    verifier = Verifier.from_vkey(health["logKey"])
+    assert verifier.name == health["logOrigin"]
+    r = world.client.get("/v1/log/checkpoint")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    cp, _ = open_checkpoint(r.content, verifier, health["logOrigin"])
+    return cp.size, cp.root, r.content
+
+
+def _usage(world: UsageWorld, tag: str, days: int) -> None:
+    a, b = world.contributors
+    ca, cb = world.ids_of(a)[0], world.ids_of(b)[0]
+    events = [
+        event(f"{tag}{d}", "test-model", [(ca, 3, "influence"), (cb, 1, "retrieval")],
+              fee_micro=1000 + d, at=DAY + timedelta(days=d))
+        for d in range(days)
+    ]  # fmt: skip
+    assert len(world.post_usage(events).json()["accepted"]) == days
+
+
+def test_ledger_entries_are_leaves_with_proofs(world: UsageWorld) -> None:
+    size0, root0, _ = _checkpoint(world)
+    _usage(world, "e", 5)
+    size1, root1, note1 = _checkpoint(world)
+    with world.sessions() as s:
+        ledger_rows = s.execute(text("SELECT count(*) FROM ledger")).scalar_one()
+    assert size1 == size0 + ledger_rows  # every ledger entry (contributor and protocol) logged
+    a = world.contributors[0]
+    items = world.client.get("/v1/me/rewards", headers=a.headers).json()["items"]
+    assert items
+    r = world.client.post(
+        "/v1/log/proof/inclusion",
+        json={"entryIds": [i["cursor"] for i in items], "treeSize": size1},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["checkpoint"] == note1.decode()
+    assert body["missing"] == []
+    by_id = {p["entryId"]: p for p in body["proofs"]}
+    for item in items:
+        p = by_id[item["cursor"]]
+        leaf = base64.b64decode(p["leaf"])
+        proof = [base64.b64decode(h) for h in p["proof"]]
+        verify_inclusion(p["leafIndex"], size1, leaf_hash(leaf), proof, root1)
+        obj = json.loads(leaf)
+        assert leaf == translog.canonical_json(obj)
+        assert obj["type"] == "ledger" and obj["kind"] == "contributor"
+        assert str(obj["id"]) == item["cursor"]
+        assert obj["amountMicro"] == item["amountMicro"]
+        assert obj["contributionId"] == item["contributionId"]
+        assert obj["owner"] == a.fingerprint
+        assert len(obj["usageDigest"]) == 64 and obj["events"] >= 1
+    # one entry by GET, and its proof against the same size
+    one = world.client.get(
+        "/v1/log/proof/inclusion", params={"entryId": items[0]["cursor"], "treeSize": size1}
+    )
+    assert one.status_code == 200 and one.json() == by_id[items[0]["cursor"]]
+    unknown = world.client.get("/v1/log/proof/inclusion", params={"entryId": "999999"})
+    assert unknown.status_code == 404
+
+    _usage(world, "f", 3)
+    size2, root2, _ = _checkpoint(world)
+    assert size2 > size1
+    c = world.client.get("/v1/log/proof/consistency", params={"from": size1, "to": size2})
+    assert c.status_code == 200, c.text
+    proof = [base64.b64decode(h) for h in c.json()["proof"]]
+    verify_consistency(size1, size2, root1, root2, proof)
+    too_big = world.client.get("/v1/log/proof/consistency", params={"from": 1, "to": size2 + 1})
+    assert too_big.status_code == 404
+
+    # a tlog-tiles client reads the same leaves from the tiles and bundles
+    def fetch(path: str) -> bytes:
+        resp = world.client.get("/v1/log/" + path)
+        if resp.status_code == 404:
+            raise TileNotFound(path)
+        assert resp.status_code == 200, resp.text
+        return resp.content
+
+    reader = TileReader(fetch, size2, root2)
+    reader.verify_root()
+    entries = reader.entries(0)
+    assert len(entries) == size2
+    for p in body["proofs"]:
+        assert entries[p["leafIndex"]] == base64.b64decode(p["leaf"])
+    assert world.client.get("/v1/log/tile/0/000.p/255").status_code == 404
+    assert world.client.get("/v1/log/tile/bogus").status_code == 404
+
+
+def test_log_key_rotation_cosigns_the_latest_checkpoint(world: UsageWorld, db_url: str) -> None:
+    _usage(world, "r", 2)
+    size, root, _ = _checkpoint(world)
+    old = Verifier.from_vkey(world.client.get("/v1/health").json()["logKey"])
+    assert registry_main(["log-key", "--db", db_url, "--rotate"]) == 0
+    new = Verifier.from_vkey(world.client.get("/v1/health").json()["logKey"])
+    assert new.key_id != old.key_id and new.name == old.name
+    note = world.client.get("/v1/log/checkpoint").content
+    cp_old, _ = open_checkpoint(note, old)
+    cp_new, _ = open_checkpoint(note, new)
+    assert (cp_old.size, cp_old.root) == (cp_new.size, cp_new.root) == (size, root)
+    _usage(world, "s", 1)
+    later = world.client.get("/v1/log/checkpoint").content
+    open_checkpoint(later, new)
+    with pytest.raises(SignatureError, match="not signed by a known key"):
+        open_checkpoint(later, old)
+
+
+def test_a_failed_transaction_leaves_the_log_as_it_was(world: UsageWorld) -> None:
+    size, root, note = _checkpoint(world)
+    with world.sessions() as s:
+        translog.append(s, [translog.Leaf("acceptance", "c_x", b'{"x":1}')])
+        assert translog.tree_size(s) == size + 1
+        s.rollback()
+    assert _checkpoint(world) == (size, root, note)
