@@ -41,7 +41,7 @@ from app.ui.catalogue_view import CatalogueView
 from app.ui.drop_overlay import DropOverlay
 from app.ui.errors import ErrorPresenter
 from app.ui.key_unlock import KeyAction, KeyUnlocker
-from app.ui.registry_probe import check_registry
+from app.services.registry_probe import check_registry
 from app.ui.resources import app_icon, themed_icon
 from app.ui.settings_view import SettingsView
 from app.ui.tasks import TaskRunner

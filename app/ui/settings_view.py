@@ -40,7 +40,7 @@ from app.settings import (
 )
 from app.ui.dialogs import PassphraseDialog
 from app.ui.key_unlock import KeyAction
-from app.ui.registry_probe import check_registry
+from app.services.registry_probe import check_registry
 from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
 from app.ui.widgets import page_header, two_lines

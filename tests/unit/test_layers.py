@@ -10,6 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 QT = ("PySide6", "shiboken6", "pyqtgraph")
+# The UI reaches registries only through services (which use app.registry_client's bounds).
+HTTP = ("requests", "urllib3", "httpx", "http", "urllib", "socket", "aiohttp")
 PACKAGE_CONSTANTS = {"app.__version__", "app.APP_NAME", "app.APP_ID"}
 
 # package → app/registry packages it may import (besides itself)
@@ -87,6 +89,8 @@ def _violations(module: str, imports: list[str]) -> list[str]:
             bad.append(f"{module} imports {name}: only app.ui may import Qt")
             continue
         if top not in ("app", "registry"):
+            if pkg == "app.ui" and top in HTTP:
+                bad.append(f"{module} imports {name}: the UI talks to registries through services")
             if pkg == "app.domain" and top in ("sqlalchemy", "requests", "keyring"):
                 bad.append(f"{module} imports {name}: domain has no I/O or storage")
             continue
