@@ -70,7 +70,7 @@ def _tree_size(session: DbSession, asked: int | None) -> int:
 @router.get(
     "/v1/log/checkpoint",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)",
 )
 def checkpoint(session: DbSession) -> Response:
@@ -84,7 +84,13 @@ def checkpoint(session: DbSession) -> Response:
 @router.get(
     "/v1/log/tile/{path:path}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            }
+        }
+    },
     summary="A hash tile or entry bundle (C2SP tlog-tiles)",
 )
 def tile(session: DbSession, path: Annotated[str, Path(max_length=200)]) -> Response:

@@ -28,8 +28,8 @@ def test_every_json_route_declares_its_response_schema() -> None:
     for path, ops in doc["paths"].items():  # type: ignore[union-attr]
         for method, op in ops.items():
             ok = op["responses"].get("200") or op["responses"].get("201")
-            if ok and "content" in ok:
-                schema = ok["content"].get("application/json", {}).get("schema", {})
+            if ok and "application/json" in ok.get("content", {}):
+                schema = ok["content"]["application/json"].get("schema", {})
                 if not schema or schema == {}:
                     untyped.append(f"{method.upper()} {path}")
     assert untyped == []
