@@ -15,6 +15,7 @@ from app.domain.errors import BadInputError, KnownError, NotFoundError
 from app.domain.states import State
 from app.registry_client.api import RegistryClient
 from app.services.context import ServiceContext
+from app.services.datanets import DatanetView
 from app.services.history import record_event, transition
 from app.settings import DATANET
 from app.store.models import Item
@@ -47,6 +48,8 @@ class SubmitReview:
     datanet_description: str = ""
     rule_lines: tuple[str, ...] = ()
     rules_version: int | None = None
+    choices: tuple[DatanetView, ...] = ()  # the datanets to pick from (with choices=True)
+    choices_note: str = ""
 
     @property
     def ready(self) -> bool:
@@ -66,6 +69,7 @@ def review_item(
     *,
     datanet: str | None = None,
     client: RegistryClient | None = None,
+    choices: bool = False,
 ) -> SubmitReview:
     """Title, license, datanet and the datanet's rules for one item (rules need no sign-in);
     the rule check is app.services.datanets' (the one `submit` and the registry apply)."""
@@ -86,7 +90,10 @@ def review_item(
     own = client is None
     client = client or make_client(ctx)
     checked, note, view, version = False, "", None, None
+    listing = None
     try:
+        if choices:
+            listing = DatanetService(ctx).listing(client)
         check = DatanetService(ctx).check_item(item_id, net, client)
         problems += check.texts
         checked, note, view, version = check.checked, check.note, check.view, check.rules_version
@@ -113,6 +120,8 @@ def review_item(
         datanet_description=view.description if view else "",
         rule_lines=tuple(view.rule_lines()) if view else (),
         rules_version=version,
+        choices=listing.items if listing else (),
+        choices_note=listing.note if listing else "",
     )
 
 

@@ -95,6 +95,7 @@ class ItemActions(QObject):
             self.services.ctx,
             item_id,
             datanet=self.services.ctx.settings.get(DATANET) or None,
+            choices=True,
             on_result=lambda r: self._show_sheet(r, submit),
             on_error=self._failed(item_id, "Review"),
         )
@@ -107,9 +108,27 @@ class ItemActions(QObject):
             review, self.theme, submit=submit, editable=state in EDITABLE, parent=self._parent
         )
         self.sheet = sheet
+        sheet.datanetPicked.connect(lambda net: self._recheck(sheet, net))
         sheet.finished.connect(lambda result: self._sheet_closed(sheet, result, submit))
         sheet.open()
         self.sheetOpened.emit(sheet)
+
+    def _recheck(self, sheet: ReviewSheet, datanet: str) -> None:
+        """The live rule check of the datanet just picked in the sheet."""
+        from app.services.item_review import review_item
+
+        def show(review: SubmitReview) -> None:
+            if self.sheet is sheet:
+                sheet.set_review(review)
+
+        self.runner.start(
+            review_item,
+            self.services.ctx,
+            sheet.review.item_id,
+            datanet=datanet,
+            on_result=show,
+            on_error=self._failed(sheet.review.item_id, "Rule check"),
+        )
 
     def _sheet_closed(self, sheet: ReviewSheet, result: int, submit: bool) -> None:
         if self.sheet is sheet:
@@ -119,12 +138,12 @@ class ItemActions(QObject):
         if sheet.edit_wanted:
             self.edit(item_id, then_review=submit)
         elif result:
-            (self._submit if submit else self._sign)(item_id, sheet.review.title)
+            (self._submit if submit else self._sign)(
+                item_id, sheet.review.title, sheet.review.datanet
+            )
 
     # -- sign and submit -----------------------------------------------------------------
-    def _sign(self, item_id: int, title: str) -> None:
-        from app.settings import DATANET
-
+    def _sign(self, item_id: int, title: str, datanet: str) -> None:
         signing = self.services.signing
         ctx = self.services.ctx
 
@@ -132,7 +151,7 @@ class ItemActions(QObject):
             return signing.sign_item(
                 item_id,
                 registry_url=ctx.registry_url,
-                datanet=ctx.settings.get(DATANET),
+                datanet=datanet,
                 passphrase=passphrase,
             )
 
@@ -151,13 +170,15 @@ class ItemActions(QObject):
         self._say(item_id, "✓ Signed: your signature now binds these exact files", "success")
         self._refresh_keep(item_id)
 
-    def _submit(self, item_id: int, title: str) -> None:
+    def _submit(self, item_id: int, title: str, datanet: str) -> None:
         uploads = self.services.uploads
         self._say(item_id, "Signing and queueing for upload…", "muted")
         self.unlocker.run(
             KeyAction(
                 f"sign and submit “{title}”",
-                lambda passphrase: uploads.submit(item_id, passphrase=passphrase),
+                lambda passphrase: uploads.submit(
+                    item_id, passphrase=passphrase, datanet=datanet
+                ),
                 on_result=lambda r: self._submitted(item_id, r),
                 on_error=self._failed(item_id, "Submitting"),
                 on_cancel=lambda: self._say(item_id, "Not submitted: cancelled", "muted"),

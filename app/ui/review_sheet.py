@@ -8,9 +8,9 @@ license or a broken rule found after submitting costs a rejection and a new sign
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QStringListModel, Qt
+from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -44,7 +44,13 @@ def _value(text: str) -> QLabel:
 
 
 class ReviewSheet(QDialog):
-    """Shows a SubmitReview; accepting it means "sign (and submit) this"."""
+    """Shows a SubmitReview; accepting it means "sign (and submit) this".
+
+    The datanet is picked here (a searchable list with each datanet's description, owner and
+    rules); picking one emits `datanetPicked` and the owner of the sheet answers with a new
+    review for it (`set_review`), so the rule check is always that of the shown datanet."""
+
+    datanetPicked = Signal(str)
 
     def __init__(
         self,
@@ -57,6 +63,7 @@ class ReviewSheet(QDialog):
     ) -> None:
         super().__init__(parent)
         self.review = review
+        self.theme = theme
         self.edit_wanted = False
         verb = "Sign and submit" if submit else "Sign"
         self.setWindowTitle(f"Review before signing — {review.title}")
@@ -92,7 +99,7 @@ class ReviewSheet(QDialog):
         self.license_value = _value(review.license or "Not chosen")
         if not review.license:
             self.license_value.setStyleSheet(f"color: {c['danger']}; font-weight: 600;")
-        self.datanet_value = _value(review.datanet)
+        self.datanet_picker = self._make_picker(review)
         self.registry_value = _value(review.registry_url)
         kind = KIND_NAMES.get(review.kind, review.kind)
         files = "file" if review.file_count == 1 else "files"
@@ -103,7 +110,7 @@ class ReviewSheet(QDialog):
             ("Title", self.title_value),
             ("Description", self.description_value),
             ("License", self.license_value),
-            ("Datanet", self.datanet_value),
+            ("Datanet", self.datanet_picker),
             ("Registry", self.registry_value),
             ("Contents", self.contents_value),
         ):
@@ -113,6 +120,30 @@ class ReviewSheet(QDialog):
             form.addRow(label, field)
         layout.addWidget(card)
 
+        self.datanet_card = QFrame()
+        self.datanet_card.setObjectName("card")
+        about = QFormLayout(self.datanet_card)
+        about.setContentsMargins(14, 10, 14, 10)
+        about.setHorizontalSpacing(16)
+        about.setVerticalSpacing(6)
+        about.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        about.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.datanet_value = _value(review.datanet)
+        self.datanet_about = _value("")
+        self.datanet_owner = _value("")
+        self.datanet_rules = _value("")
+        for name, field in (
+            ("Id", self.datanet_value),
+            ("About", self.datanet_about),
+            ("Owner", self.datanet_owner),
+            ("Rules", self.datanet_rules),
+        ):
+            label = QLabel(name)
+            label.setObjectName("muted")
+            field.setAccessibleName(f"Datanet {name.lower()}")
+            about.addRow(label, field)
+        layout.addWidget(self.datanet_card)
+
         rules_title = QLabel("Rule check")
         rules_title.setObjectName("sectionTitle")
         layout.addWidget(rules_title)
@@ -120,7 +151,6 @@ class ReviewSheet(QDialog):
         self.rules.setAccessibleName("Rule check")
         self.rules.setWordWrap(True)
         self.rules.setTextFormat(Qt.TextFormat.RichText)
-        self.rules.setText(self._rules_html(theme))
         layout.addWidget(self.rules)
 
         buttons = QDialogButtonBox()
@@ -133,16 +163,100 @@ class ReviewSheet(QDialog):
         self.go_button = QPushButton(verb)
         self.go_button.setAccessibleName(verb)
         self.go_button.setObjectName("primary")
-        self.go_button.setEnabled(review.ready)
-        self.go_button.setDefault(review.ready)
-        if not review.ready:
-            self.go_button.setToolTip("Fix the problems above first")
         buttons.addButton(self.go_button, QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         self.edit_button.clicked.connect(self._edit)
         layout.addWidget(buttons)
+        self._show_review()
+        self.datanet_picker.currentIndexChanged.connect(self._picked)
         self.adjustSize()
+
+    # -- the datanet picker --------------------------------------------------------------
+    def _make_picker(self, review: SubmitReview) -> QComboBox:
+        picker = QComboBox()
+        picker.setEditable(True)
+        picker.setAccessibleName("Datanet")
+        picker.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        picker.setMinimumContentsLength(24)
+        entries = []
+        ids = [v.id for v in review.choices]
+        if review.datanet not in ids:
+            picker.addItem(review.datanet, review.datanet)
+            entries.append(review.datanet)
+        for view in review.choices:
+            text = f"{view.name} — {view.id}" if view.name and view.name != view.id else view.id
+            picker.addItem(text, view.id)
+            entries.append(text)
+        completer = QCompleter(QStringListModel(entries, picker), picker)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        picker.setCompleter(completer)
+        line = picker.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("Search datanets by name or id")
+        picker.setCurrentIndex(max(0, picker.findData(review.datanet)))
+        picker.setToolTip(review.choices_note or "The datanet this contribution goes to")
+        return picker
+
+    def picked_datanet(self) -> str:
+        return str(self.datanet_picker.currentData() or self.review.datanet)
+
+    def _picked(self, index: int) -> None:
+        net = self.datanet_picker.itemData(index)
+        if not net or net == self.review.datanet:
+            return
+        self.go_button.setEnabled(False)
+        self.go_button.setToolTip("Checking the rules of the datanet you picked")
+        self._show_about(str(net))
+        self.rules.setText(
+            f"<p style='color:{self.theme.colors['muted']}; margin:0'>"
+            f"Checking the rules of <b>{html.escape(str(net))}</b>…</p>"
+        )
+        self.datanetPicked.emit(str(net))
+
+    def set_review(self, review: SubmitReview) -> None:
+        """The review for a picked datanet (a late answer for an earlier pick is dropped)."""
+        if review.item_id != self.review.item_id or review.datanet != self.picked_datanet():
+            return
+        choices = self.review.choices
+        self.review = review if review.choices else _with_choices(review, choices)
+        self._show_review()
+
+    def _show_about(self, net: str) -> None:
+        view = next((v for v in self.review.choices if v.id == net), None)
+        self.datanet_value.setText(net)
+        if view is None:
+            self.datanet_about.setText("—")
+            self.datanet_owner.setText("—")
+            self.datanet_rules.setText("Not known here yet")
+            return
+        self.datanet_about.setText(view.description or view.name or "—")
+        self.datanet_owner.setText(
+            f"Key {view.owner[:16]}…" if view.owner else "The registry's operator"
+        )
+        self.datanet_rules.setText(
+            "\n".join(view.rule_lines()) + f"\n(rules version {view.rules_version})"
+        )
+
+    def _show_review(self) -> None:
+        review = self.review
+        self._show_about(review.datanet)
+        if review.datanet_name or review.rule_lines:  # fresher than the list's copy
+            self.datanet_about.setText(review.datanet_description or review.datanet_name or "—")
+            self.datanet_owner.setText(
+                f"Key {review.datanet_owner[:16]}…"
+                if review.datanet_owner
+                else "The registry's operator"
+            )
+            self.datanet_rules.setText(
+                "\n".join(review.rule_lines) + f"\n(rules version {review.rules_version})"
+            )
+        self.rules.setText(self._rules_html(self.theme))
+        self.go_button.setEnabled(review.ready)
+        self.go_button.setDefault(review.ready)
+        self.go_button.setToolTip("" if review.ready else "Fix the problems above first")
 
     def _edit(self) -> None:
         self.edit_wanted = True
@@ -170,6 +284,12 @@ class ReviewSheet(QDialog):
         if r.note:
             parts.append(f"<p style='color:{c['muted']}; margin:4px 0 0 0'>{esc(r.note)}</p>")
         return "".join(parts)
+
+
+def _with_choices(review: SubmitReview, choices: tuple[Any, ...]) -> SubmitReview:
+    from dataclasses import replace
+
+    return replace(review, choices=choices)
 
 
 class EditDetailsDialog(QDialog):

@@ -160,8 +160,10 @@ class GuiUploadQueue:
     def cancel(self, item_id: int) -> None:
         self._queue.cancel(item_id)
 
-    def submit(self, item_id: int, passphrase: str | None = None) -> Any:
+    def submit(
+        self, item_id: int, passphrase: str | None = None, datanet: str | None = None
+    ) -> Any:
         """Sign if needed and queue (no network needed), then let the queue upload."""
-        result = self._submit.submit(item_id, passphrase=passphrase)
+        result = self._submit.submit(item_id, passphrase=passphrase, datanet=datanet)
         self.ensure_running()
         return result
