@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 from app.domain import datanet_rules as domain_rules
 from app.manifest.canonical import is_sha256_hex
 from registry.auth import as_utc
-from registry.db.models import STATE_ACCEPTED, Contribution, ContributionFile, Datanet
+from registry.db.models import (
+    STATE_ACCEPTED,
+    STATE_PENDING_REVIEW,
+    STATE_REJECTED,
+    Contribution,
+    ContributionFile,
+    Datanet,
+)
 from registry.errors import ApiError
 
 DATANET_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
@@ -239,3 +246,106 @@ def evaluate_rules(
             held=held,
         )
     ]
+
+
+# -- review -----------------------------------------------------------------------------------
+
+MAX_NOTE = 2000
+
+
+class ReviewItem(BaseModel):
+    """A contribution waiting for the owner: what the owner judges it by."""
+
+    id: str
+    datanet: str
+    contributor: str = Field(description="Fingerprint of the contributor's key")
+    title: str
+    kind: str
+    license: str | None
+    fileCount: int
+    totalSize: int
+    parts: list[dict[str, Any]] = Field(description="The declared format report")
+    rulesVersion: int | None = Field(description="The rules version it was signed and checked by")
+    reasons: list[Reason] = Field(description="Broken rules (none: it passed every rule)")
+    createdAt: datetime
+
+
+class ReviewQueue(BaseModel):
+    items: list[ReviewItem]
+
+
+class ReviewDecision(BaseModel):
+    decision: str = Field(pattern="^(accept|reject)$", description="accept | reject")
+    note: str = Field(default="", max_length=MAX_NOTE)
+
+
+def owned_datanet(session: Session, datanet_id: str, owners: Collection[str]) -> Datanet:
+    row = session.get(Datanet, datanet_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"No datanet {datanet_id!r}.")
+    if row.owner_fingerprint not in owners:
+        raise ApiError(403, "forbidden", "Only the datanet's owner reviews its contributions.")
+    return row
+
+
+def review_queue(session: Session, datanet: Datanet, limit: int = 500) -> ReviewQueue:
+    rows = session.scalars(
+        select(Contribution)
+        .where(Contribution.datanet == datanet.id, Contribution.state == STATE_PENDING_REVIEW)
+        .order_by(Contribution.seq)
+        .limit(limit)
+    ).all()
+    return ReviewQueue(
+        items=[
+            ReviewItem(
+                id=r.id,
+                datanet=r.datanet,
+                contributor=r.owner_fingerprint,
+                title=r.title,
+                kind=r.kind,
+                license=r.license,
+                fileCount=r.file_count,
+                totalSize=r.total_size,
+                parts=list((r.tables or {}).get("parts") or []),
+                rulesVersion=r.rules_version,
+                reasons=[Reason.model_validate(x) for x in r.reasons],
+                createdAt=as_utc(r.created_at),
+            )
+            for r in rows
+        ]
+    )
+
+
+def decide(
+    session: Session, contribution_id: str, body: ReviewDecision, owners: Collection[str]
+) -> Contribution:
+    """The owner's decision on a pending contribution: accepted (it may earn from then on) or
+    rejected with the note as its reason. Deciding again the same way answers the same."""
+    row = session.scalar(
+        select(Contribution).where(Contribution.id == contribution_id).with_for_update()
+    )
+    if row is None:
+        raise ApiError(404, "not_found", "No such contribution.")
+    owned_datanet(session, row.datanet, owners)
+    wanted = STATE_ACCEPTED if body.decision == "accept" else STATE_REJECTED
+    note = body.note.strip()
+    if row.state != STATE_PENDING_REVIEW:
+        if row.state == wanted and row.reviewed_at is not None:
+            return row
+        raise ApiError(
+            409, "conflict", f"This contribution is {row.state}, not waiting for a review."
+        )
+    now = datetime.now(UTC)
+    row.state = wanted
+    row.review_note = note or None
+    row.reviewed_at = now
+    row.updated_at = now
+    if wanted == STATE_REJECTED:
+        row.reasons = [
+            {
+                "code": "rejected_by_owner",
+                "message": note or "The datanet's owner rejected this contribution.",
+            }
+        ]
+    session.commit()
+    return row

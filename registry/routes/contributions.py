@@ -83,6 +83,10 @@ class ContributionOut(BaseModel):
     signer: str
     createdAt: datetime
     updatedAt: datetime
+    reviewNote: str | None = Field(
+        default=None, description="The datanet owner's note with an accept/reject decision"
+    )
+    reviewedAt: datetime | None = None
 
 
 class ContributionDetail(ContributionOut):
@@ -115,6 +119,8 @@ def _out(row: Contribution) -> dict[str, Any]:
         "signer": row.signer_fingerprint,
         "createdAt": as_utc(row.created_at),
         "updatedAt": as_utc(row.updated_at),
+        "reviewNote": row.review_note,
+        "reviewedAt": as_utc(row.reviewed_at) if row.reviewed_at is not None else None,
     }
 
 

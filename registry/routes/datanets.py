@@ -1,8 +1,9 @@
 """Datanets: the collections contributions go to, with their owners and versioned rules.
 
 Reading is public; any registered key can create a datanet (and owns it); only the owner
-changes it. `held` answers which digests the datanet's accepted contributions hold, so the app
-can report exact duplicates before signing.
+changes it and, with `review` on, accepts or rejects what waits in pending-review. `held`
+answers which digests the datanet's accepted contributions hold, so the app can report exact
+duplicates before signing.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from registry.auth import CurrentPrincipal
@@ -20,9 +22,14 @@ from registry.datanets import (
     DatanetUpdate,
     HeldAnswer,
     HeldQuery,
+    ReviewDecision,
+    ReviewQueue,
     create_datanet,
     datanet_out,
+    decide,
     held_digests,
+    owned_datanet,
+    review_queue,
     update_datanet,
 )
 from registry.db.models import Datanet
@@ -30,6 +37,13 @@ from registry.db.session import DbSession
 from registry.errors import ERROR_RESPONSES, ApiError
 
 router = APIRouter(tags=["datanets"], responses=ERROR_RESPONSES)
+
+
+class ReviewResult(BaseModel):
+    id: str
+    state: str = Field(description="accepted | rejected")
+    reviewNote: str | None
+
 
 DatanetId = Annotated[str, Path(max_length=64)]
 
@@ -69,3 +83,21 @@ def held(body: HeldQuery, session: DbSession, datanet_id: DatanetId) -> HeldAnsw
     if session.get(Datanet, datanet_id) is None:
         raise ApiError(404, "not_found", f"No datanet {datanet_id!r}.")
     return HeldAnswer(held=held_digests(session, datanet_id, body.digests))
+
+
+@router.get("/v1/datanets/{datanet_id}/reviews", response_model=ReviewQueue)
+def reviews(principal: CurrentPrincipal, session: DbSession, datanet_id: DatanetId) -> ReviewQueue:
+    """Owner only: the contributions waiting in pending-review, oldest first."""
+    return review_queue(session, owned_datanet(session, datanet_id, principal.all_fingerprints))
+
+
+@router.post("/v1/contributions/{contribution_id}/review", response_model=ReviewResult)
+def review(
+    body: ReviewDecision,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    contribution_id: Annotated[str, Path(min_length=1, max_length=40)],
+) -> ReviewResult:
+    """Owner of the contribution's datanet only: accept or reject it, with a note."""
+    row = decide(session, contribution_id, body, principal.all_fingerprints)
+    return ReviewResult(id=row.id, state=row.state, reviewNote=row.review_note)

@@ -227,3 +227,95 @@ def test_operator_cli_creates_lists_shows_and_updates(
     assert registry_main(["datanet", "create", "x", "--name", "n", *db]) == 3
     assert "lowercase" in capsys.readouterr().err
     assert registry_main(["datanet", "update", "tables", "--rules", "{nope", *db]) == 3
+
+
+def _pending(
+    client: TestClient, owner: Contributor, who: Contributor, files: dict[str, bytes]
+) -> str:
+    r = post(client, who, files, datanet="reviewed", parts=[
+        {"path": p, "format": "csv", "columns": ["id"], "records": 1} for p in files
+    ])  # fmt: skip
+    assert r.status_code == 201, r.text
+    cid = str(r.json()["id"])
+    for data in files.values():
+        upload(client, who, cid, data)
+    f = client.post(f"/v1/contributions/{cid}/finalize", headers=who.headers)
+    assert f.json()["state"] == "pending-review", f.text
+    return cid
+
+
+def test_with_review_on_the_owner_decides_with_a_note(
+    client: TestClient, alice: Contributor, bob: Contributor
+) -> None:
+    make_datanet(client, bob, "reviewed", {"review": True})
+    good = _pending(client, bob, alice, {"a.csv": CSV})
+    bad = _pending(client, bob, alice, {"b.csv": CSV2})
+    assert client.get(f"/v1/contributions/{good}", headers=alice.headers).json()["state"] == (
+        "pending-review"
+    )
+    # Only the owner sees the queue and decides.
+    assert client.get("/v1/datanets/reviewed/reviews", headers=alice.headers).status_code == 403
+    queue = client.get("/v1/datanets/reviewed/reviews", headers=bob.headers)
+    assert queue.status_code == 200, queue.text
+    items = queue.json()["items"]
+    assert [i["id"] for i in items] == [good, bad]
+    assert items[0]["contributor"] == alice.fingerprint and items[0]["rulesVersion"] == 1
+    assert items[0]["parts"][0]["columns"] == ["id"] and items[0]["reasons"] == []
+    by_alice = client.post(
+        f"/v1/contributions/{good}/review",
+        json={"decision": "accept", "note": "mine now"},
+        headers=alice.headers,
+    )
+    assert by_alice.status_code == 403
+    ok = client.post(
+        f"/v1/contributions/{good}/review",
+        json={"decision": "accept", "note": " Clean, thanks. "},
+        headers=bob.headers,
+    )
+    assert ok.status_code == 200 and ok.json()["state"] == "accepted", ok.text
+    no = client.post(
+        f"/v1/contributions/{bad}/review",
+        json={"decision": "reject", "note": "Too small"},
+        headers=bob.headers,
+    )
+    assert no.json()["state"] == "rejected"
+    seen = {
+        c["id"]: c for c in client.get("/v1/contributions", headers=alice.headers).json()["items"]
+    }
+    assert seen[good]["state"] == "accepted" and seen[good]["reviewNote"] == "Clean, thanks."
+    assert seen[good]["reviewedAt"] is not None
+    assert seen[bad]["reasons"] == [
+        {"code": "rejected_by_owner", "message": "Too small", "path": None}
+    ]
+    # Deciding again: the same decision answers the same, the other is a conflict.
+    again = client.post(
+        f"/v1/contributions/{good}/review", json={"decision": "accept"}, headers=bob.headers
+    )
+    assert again.status_code == 200
+    flip = client.post(
+        f"/v1/contributions/{good}/review", json={"decision": "reject"}, headers=bob.headers
+    )
+    assert flip.status_code == 409
+    assert client.get("/v1/datanets/reviewed/reviews", headers=bob.headers).json()["items"] == []
+    # Only accepted content counts as held (and earns): the rejected file is not held.
+    held = client.post("/v1/datanets/reviewed/held", json={"digests": [sha(CSV), sha(CSV2)]})
+    assert held.json() == {"held": [sha(CSV)]}
+
+
+def test_a_submission_without_review_is_not_reviewable(
+    client: TestClient, alice: Contributor, bob: Contributor
+) -> None:
+    make_datanet(client, bob, "plain")
+    cid = accepted(client, alice, {"a.csv": CSV}, datanet="plain")
+    r = client.post(
+        f"/v1/contributions/{cid}/review", json={"decision": "reject"}, headers=bob.headers
+    )
+    assert r.status_code == 409
+    bad = client.post(
+        f"/v1/contributions/{cid}/review", json={"decision": "maybe"}, headers=bob.headers
+    )
+    assert bad.status_code == 422
+    missing = client.post(
+        "/v1/contributions/c_nope/review", json={"decision": "accept"}, headers=bob.headers
+    )
+    assert missing.status_code == 404
