@@ -56,6 +56,15 @@ UPLOAD_CHUNK_MB = Option(
 THEME = Option("ui.theme", str, "system", "system | light | dark")
 CLOSE_TO_TRAY = Option("ui.closeToTray", bool, False, "Keep uploading when the window closes.")
 FOLLOW_SYMLINKS = Option("import.followSymlinks", bool, False, "Follow symlinks when importing.")
+SYNC_MINUTES = Option(
+    "rewards.syncMinutes",
+    int,
+    15,
+    "Minutes between automatic syncs of usage and rewards (also at start and on F5); "
+    "0 = only at start and on F5.",
+    minimum=0,
+    maximum=24 * 60,
+)
 
 OPTIONS: dict[str, Option[Any]] = {
     o.key: o
@@ -68,6 +77,7 @@ OPTIONS: dict[str, Option[Any]] = {
         THEME,
         CLOSE_TO_TRAY,
         FOLLOW_SYMLINKS,
+        SYNC_MINUTES,
     )
 }
 

@@ -463,6 +463,12 @@ class CatalogueView(QWidget):
         def done(detail: ItemDetail) -> None:
             if request == self._detail_request:  # ignore stale answers
                 self.detail.show_detail(detail)
+                self.runner.start(  # the History tab's timeline, from the local copy
+                    self.services.rewards.timeline,
+                    item_id,
+                    on_result=self.detail.show_timeline,
+                    on_error=lambda exc: log.warning("no timeline for #%s: %s", item_id, exc),
+                )
 
         self.runner.start(
             self.services.catalogue.get, item_id, on_result=done, on_error=self.errors.show

@@ -7,6 +7,7 @@ the catalogue view does the work in the background.
 from __future__ import annotations
 
 import html
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.domain.money import format_micro
 from app.domain.problems import Severity
 from app.domain.units import plural, problem_location
 from app.ui.catalogue_model import KIND_LABELS
@@ -37,6 +39,7 @@ from app.ui.theme import Theme
 
 if TYPE_CHECKING:
     from app.services.catalogue import ItemDetail
+    from app.services.usage_history import ContributionTimeline
 
 FILES_LIMIT_NOTE = 1000
 
@@ -250,15 +253,55 @@ class DetailPane(QFrame):
         return self.report
 
     def _build_history(self) -> QWidget:
+        """The contribution's timeline (milestones, first use per model, monthly totals;
+        filled by `show_timeline`) above every recorded event."""
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.setSpacing(4)
+        self.timeline = QTreeWidget()
+        self.timeline.setAccessibleName("Timeline")
+        self.timeline.setRootIsDecorated(False)
+        self.timeline.setHeaderLabels(["When", "Milestone", "Detail"])
         self.history = QTreeWidget()
         self.history.setAccessibleName("History")
         self.history.setRootIsDecorated(False)
         self.history.setHeaderLabels(["When", "Event", "State", "Detail"])
-        header = self.history.header()
-        for i in range(3):
-            header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        return self.history
+        for tree, fixed in ((self.timeline, 2), (self.history, 3)):
+            header = tree.header()
+            for i in range(fixed):
+                header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+            header.setStretchLastSection(True)
+        self.timeline_title = QLabel("Timeline")
+        self.timeline_title.setStyleSheet(f"color: {self.theme.colors['muted']};")
+        events_title = QLabel("Recorded events")
+        events_title.setStyleSheet(f"color: {self.theme.colors['muted']};")
+        layout.addWidget(self.timeline_title)
+        layout.addWidget(self.timeline, 3)
+        layout.addWidget(events_title)
+        layout.addWidget(self.history, 2)
+        return box
+
+    def show_timeline(self, timeline: ContributionTimeline) -> None:
+        """Milestones oldest first, then one row per month of use (from the local copy)."""
+        if self.detail is None or self.detail.summary.id != timeline.item_id:
+            return  # an answer for an item no longer shown
+        self.timeline.clear()
+        for m in timeline.milestones:
+            when = local_timestamp(m.at) if isinstance(m.at, datetime) else f"{m.at:%Y-%m-%d}"
+            row = QTreeWidgetItem([when, m.text, m.detail])
+            row.setToolTip(2, m.detail)
+            self.timeline.addTopLevelItem(row)
+        for month in timeline.months:
+            detail = (
+                f"{month.events:,} events, {format_micro(month.share_ppm)} effective, "
+                f"{format_micro(month.earned_micro, unit=timeline.unit)} earned"
+            )
+            self.timeline.addTopLevelItem(QTreeWidgetItem([month.month, "Month", detail]))
+        used = sum(m.events for m in timeline.months)
+        self.timeline_title.setText(
+            f"Timeline — {used:,} attributed events in all" if used else "Timeline"
+        )
 
     # -- intents -------------------------------------------------------------------------
     def _emit(self, signal: Signal) -> None:  # type: ignore[type-arg]
@@ -402,6 +445,8 @@ class DetailPane(QFrame):
 
     def _fill_history(self, detail: ItemDetail) -> None:
         self.history.clear()
+        self.timeline.clear()  # until the item's timeline is loaded (show_timeline)
+        self.timeline_title.setText("Timeline")
         for h in sorted(detail.history, key=lambda h: h.at, reverse=True):
             state = f"{h.from_state} → {h.to_state}" if h.from_state else h.to_state
             self.history.addTopLevelItem(

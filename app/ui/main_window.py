@@ -29,14 +29,14 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QMessageBox,
     QStackedWidget,
     QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
 
-from app import APP_NAME, __version__
+from app import APP_NAME
+from app.settings import SYNC_MINUTES
 from app.ui.catalogue_view import CatalogueView
 from app.ui.drop_overlay import DropOverlay
 from app.ui.errors import ErrorPresenter
@@ -119,6 +119,10 @@ class MainWindow(QMainWindow):
         self._registry_timer = QTimer(self)
         self._registry_timer.setInterval(REGISTRY_RECHECK_MS)
         self._registry_timer.timeout.connect(self.check_registry)
+        # Usage and rewards: synced at start, every N minutes (Settings) and on F5.
+        self._sync_timer = QTimer(self)
+        self._sync_timer.timeout.connect(self.auto_sync)
+        self.settings_view.syncIntervalChanged.connect(self.set_sync_interval)
 
     # -- layout --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -196,6 +200,7 @@ class MainWindow(QMainWindow):
             self._rewards = RewardsView(self.theme)
             self._rewards.syncRequested.connect(self.sync)
             self._rewards.scopeChanged.connect(self._rewards_scope)
+            self._rewards.csvRequested.connect(self._export_rewards_csv)
             if self.registry_state == "offline":
                 self._rewards.set_offline(self.registry_label.toolTip())
             self.pages.insertWidget(2, self._rewards)
@@ -333,6 +338,8 @@ class MainWindow(QMainWindow):
         if self._check_registry_on_start:
             self.check_registry()
             self._registry_timer.start()
+            self.auto_sync()
+            self.set_sync_interval(self.services.ctx.settings.get(SYNC_MINUTES))
 
     def _attach_uploads(self) -> None:
         self.runner.start(
@@ -459,6 +466,54 @@ class MainWindow(QMainWindow):
                 on_cancel=self._sync_cancelled,
                 preflight=self._sync_preflight,
             )
+        )
+
+    def set_sync_interval(self, minutes: int) -> None:
+        """Sync every `minutes` (0: only at start and on F5)."""
+        self._sync_timer.stop()
+        if minutes > 0:
+            self._sync_timer.start(minutes * 60_000)
+
+    def auto_sync(self) -> None:
+        """The sync at start and every N minutes: quiet when the registry is unreachable (the
+        Rewards page says "Offline — data from …"), and never a passphrase prompt: a key in
+        an encrypted file that this session has not unlocked waits for F5."""
+        if self._syncing:
+            return
+
+        def decided(unattended: bool) -> None:
+            if unattended and not self._syncing:
+                self._quiet_sync = True
+                self.sync()
+
+        self.runner.start(
+            self._can_sync_unattended,
+            on_result=decided,
+            on_error=lambda exc: log.warning("automatic sync skipped: %s", exc),
+        )
+
+    def _can_sync_unattended(self) -> bool:
+        from app.services.rewards import current_owner
+
+        identity = self.services.identity
+        if identity is None or current_owner(self.services.ctx) is None:
+            return False
+        return not identity.key_in_file() or self.unlocker.remembered
+
+    def _export_rewards_csv(
+        self, path: str, since: Any, until: Any, contribution_id: str | None
+    ) -> None:
+        """The Rewards page's CSV export, on a worker: the same service as the CLI's."""
+        self.runner.start(
+            self.services.rewards.export_csv,
+            path,
+            since,
+            until,
+            contribution_id,
+            on_result=lambda report: self.statusBar().showMessage(
+                f"Saved {report.rows:,} rows to {path}", 8000
+            ),
+            on_error=self.errors.show,
         )
 
     def _sync_preflight(self) -> None:
@@ -601,12 +656,10 @@ class MainWindow(QMainWindow):
             app.quit()
 
     def about(self) -> None:
-        QMessageBox.about(
-            self,
-            f"About {APP_NAME}",
-            f"<b>{APP_NAME}</b> {__version__}<br>Catalogue, sign and upload your datasets; "
-            "see which models use them and what they earn.",
-        )
+        from app.ui.about_dialog import AboutDialog
+
+        self.about_dialog = AboutDialog(self.registry_url, self)
+        self.about_dialog.open()
 
     # -- state ---------------------------------------------------------------------------
     def restore_state(self) -> None:

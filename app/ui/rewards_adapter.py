@@ -9,7 +9,11 @@ come from the same service as `contributor-desk rewards` (RewardsReview, found b
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
 
+from app.domain.errors import IdentityError
 from app.services.context import ServiceContext
 from app.services.registry_identity import RegistryDirectory, learn_quietly
 from app.services.rewards import (
@@ -19,6 +23,26 @@ from app.services.rewards import (
     current_owner,
     open_review,
 )
+from app.services.usage_history import (
+    ContributionTimeline,
+    CsvReport,
+    UsageData,
+    contribution_timeline,
+    export_csv,
+    usage_data,
+)
+
+
+@dataclass(frozen=True)
+class RewardsPageData(RewardsOverview):
+    """An overview with the usage buckets its charts draw (same scope)."""
+
+    usage: UsageData | None = None
+
+
+def with_usage(overview: RewardsOverview, usage: UsageData) -> RewardsPageData:
+    base = {f.name: getattr(overview, f.name) for f in fields(RewardsOverview)}
+    return RewardsPageData(**base, usage=usage)
 
 
 class GuiRewards:
@@ -47,12 +71,43 @@ class GuiRewards:
             RewardsSync(self._ctx, client, owner, demo=self._is_demo()).run()
         finally:
             client.close()
-        return self._review(owner).overview()
+        return self._page(self._review(owner), None)
 
     def overview(self, contribution_id: str | None = None) -> RewardsOverview | None:
-        """What the catalogue holds (works offline), for all contributions or one."""
+        """What the catalogue holds (works offline), for all contributions or one, with the
+        usage buckets of its charts."""
         owner = current_owner(self._ctx)
-        return None if owner is None else self._review(owner).overview(contribution_id)
+        return None if owner is None else self._page(self._review(owner), contribution_id)
+
+    def export_csv(
+        self,
+        path: str,
+        since: date | None = None,
+        until: date | None = None,
+        contribution_id: str | None = None,
+    ) -> CsvReport:
+        """The usage rows of [since, until] as CSV: the same service function (and file) as
+        `contributor-desk rewards --csv`."""
+        owner = current_owner(self._ctx)
+        if owner is None:
+            raise IdentityError("no identity yet: rewards belong to your key")
+        return export_csv(
+            self._review(owner),
+            Path(path),
+            since=since,
+            until=until,
+            contribution_id=contribution_id,
+        )
+
+    def timeline(self, item_id: int) -> ContributionTimeline:
+        """Catalogue item `item_id`'s timeline (its usage from this registry's copy when
+        there is an identity). No network."""
+        owner = current_owner(self._ctx)
+        review = self._review(owner) if owner is not None else None
+        return contribution_timeline(self._ctx, item_id, review)
+
+    def _page(self, review: RewardsReview, contribution_id: str | None) -> RewardsPageData:
+        return with_usage(review.overview(contribution_id), usage_data(review, contribution_id))
 
     def _review(self, owner: str) -> RewardsReview:
         url = self._ctx.registry_url

