@@ -6,6 +6,8 @@ answers only requests whose Host names a loopback address. tus Locations use the
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,34 +23,39 @@ from tests.support.registry_server import RegistryProcess
 from tests.support.weak_ed25519 import IDENTITY
 
 
-def _serve(tmp_path: Path, *args: str) -> int:
+def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`serve` as a process: one that starts serving instead of refusing fails the test (by
+    its timeout) rather than hanging it."""
     db = f"sqlite:///{tmp_path / 'r.sqlite3'}"
-    return main(["serve", "--db", db, "--blobs", str(tmp_path / "b"), "--port", "0", *args])
+    cmd = [sys.executable, "-m", "registry.cli", "serve", "--db", db]
+    cmd += ["--blobs", str(tmp_path / "b"), "--port", "0", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"serve {' '.join(args)} started serving instead of refusing")
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "registry.example"])
-def test_serve_off_loopback_needs_a_public_url(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], host: str
-) -> None:
-    assert _serve(tmp_path, "--host", host) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: --public-url is required"), err
+def test_serve_off_loopback_needs_a_public_url(tmp_path: Path, host: str) -> None:
+    done = _serve(tmp_path, "--host", host)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: --public-url is required"), done.stderr
     assert not (tmp_path / "r.sqlite3").exists()  # refused before anything was created
 
 
 @pytest.mark.parametrize("url", ["ftp://reg.example", "reg.example", "https://"])
-def test_serve_refuses_a_public_url_that_is_not_http(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
-) -> None:
-    assert _serve(tmp_path, "--host", "0.0.0.0", "--public-url", url) == 2
-    assert "is not an http(s) URL" in capsys.readouterr().err
+def test_serve_refuses_a_public_url_that_is_not_http(tmp_path: Path, url: str) -> None:
+    done = _serve(tmp_path, "--host", "0.0.0.0", "--public-url", url)
+    assert done.returncode == 2, done.stderr
+    assert "is not an http(s) URL" in done.stderr
 
 
 def test_serve_and_add_operator_refuse_a_weak_operator_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _serve(tmp_path, "--operator-key", IDENTITY.hex()) == 2
-    assert "small-order" in capsys.readouterr().err
+    done = _serve(tmp_path, "--operator-key", IDENTITY.hex())
+    assert done.returncode == 2, done.stderr
+    assert "small-order" in done.stderr
     db = f"sqlite:///{tmp_path / 'r.sqlite3'}"
     assert main(["add-operator", IDENTITY.hex(), "--db", db]) == 2
     assert "small-order" in capsys.readouterr().err
