@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test check lint typecheck pytest screenshots icons package bench bench-gui clean
+.PHONY: run test check lint typecheck pytest screenshots icons package deb bench bench-gui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,17 @@ icons: $(VENV)/.dev-installed
 	$(BIN)/python resources/generate_icons.py
 
 # The installable bundle: dist/contributor-desk/ (Linux, Windows), "Contributor Desk.app" (macOS).
+# `make package` also prints the bundle's size and its ten largest parts, and writes the
+# compressed archive next to it; `make deb` wraps the Linux bundle in a Debian package.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' app/__init__.py)
 package: $(VENV)/.dev-installed
-	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/contributor-desk.spec
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller packaging/contributor-desk.spec
+	$(BIN)/python packaging/sizes.py dist/contributor-desk \
+	  --archive dist/contributor-desk-$(VERSION)-$$($(BIN)/python -c 'import platform,sys; print(sys.platform + "-" + platform.machine().lower())').tar.gz
+
+deb: $(VENV)/.dev-installed
+	test -x dist/contributor-desk/contributor-desk || $(MAKE) package
+	$(BIN)/python packaging/linux/build_deb.py dist/contributor-desk --out dist
 
 bench-gui: $(VENV)/.dev-installed
 	$(BIN)/python bench/gui_startup_bench.py

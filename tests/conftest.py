@@ -29,6 +29,10 @@ TOOL_PACKAGES = {
     "go": "golang-go",
     "node": "nodejs",
     "npm": "npm",
+    "dpkg-shlibdeps": "dpkg-dev",
+    "lintian": "lintian",
+    "makensis": "nsis",
+    "mmdebstrap": "mmdebstrap",
 }
 # Skip reasons raised elsewhere (tests/registry/conftest.py), with what installs the part.
 OTHER_INSTALL_HINTS = {

@@ -7,37 +7,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import app
+from tests.packaging.conftest import EXE_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    work = tmp_path_factory.mktemp("pyinstaller")
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-            "--distpath", str(work / "dist"), "--workpath", str(work / "build"),
-            str(ROOT / "packaging" / "contributor-desk.spec"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=840,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    exe = work / "dist" / "contributor-desk" / "contributor-desk"
-    assert exe.is_file()
-    yield exe
+def bundle(bundle_dir: Path) -> Path:
+    return bundle_dir / EXE_NAME
 
 
 def _run(exe: Path, *args: str, data_dir: Path, env: dict[str, str] | None = None) -> Any:
