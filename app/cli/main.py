@@ -23,6 +23,7 @@ from app.domain.errors import KnownError, UsageError
 from app.domain.text import display_text
 
 COMMAND_MODULES = (
+    "app.cli.audit_cmds",
     "app.cli.catalogue_cmds",
     "app.cli.datanet_cmds",
     "app.cli.identity_cmds",

@@ -1,10 +1,12 @@
 """Which registry is which: a registry's identity, not its URL, keys what we keep of it.
 
-A registry names itself in GET /v1/health (`registryId`: random, made once per database; later
-a transparency-log origin and key). The catalogue records every URL an identity was seen at
-(`RegistryAddress`) and keys its rewards cache to the identity, so the same registry reached
-at a new address (the demo registry on a new port, a moved host) keeps its history, and the
-GUI and the CLI find the same rows whatever URL they were started with.
+A registry names itself in GET /v1/health (`registryId`: random, made once per database), and
+one with a transparency log by its log key (`logKey`, origin+hash+key, pinned on first
+contact): then the log key is the identity, and rows kept under its registryId are re-keyed.
+The catalogue records every URL an identity was seen at (`RegistryAddress`) and keys its
+rewards cache to the identity, so the same registry reached at a new address (the demo
+registry on a new port, a moved host) keeps its history, and the GUI and the CLI find the
+same rows whatever URL they were started with.
 
 Rows stored before identities existed, or from a registry that names none, are keyed
 `url:<URL>`. They are shown as they are until the registry at that URL names itself, and then
@@ -12,9 +14,9 @@ re-keyed to its identity in one transaction (`learn`). Rows of an address that i
 reached again (the demo registry's old ports) are re-keyed when a registry proves it knows
 them: its ledger, read by the same key, has their random contribution ids (`adopt_by_evidence`).
 
-The identity is not authenticated yet: a registry that lies about it can only mix its own
+A `registryId` is not authenticated: a registry that lies about it can only mix its own
 answers into the copy kept under the identity it claims; sync still stores only what it
-asked for.
+asked for. A log key is: it must be the pinned one, and every checkpoint must be signed by it.
 """
 
 from __future__ import annotations
@@ -108,8 +110,20 @@ class RegistryDirectory:
 
     def learn(self, client: RegistryClient, *, demo: bool = False) -> str:
         """Ask the registry at `client` who it is; record the address; re-key rows stored
-        under its URL. Returns the key to store and read its data under."""
+        under its URL. Returns the key to store and read its data under.
+
+        A registry with a transparency log is known by its log key (origin+hash+key), which
+        must be the one pinned for its origin (app.services.transparency); rows stored under
+        its `registryId` before are re-keyed to it."""
+        from app.services import transparency
+
         body = client.http.json("GET", "/v1/health", auth=False)
+        log_key = transparency.check_pin(self._ctx, body)
+        if log_key is not None:
+            return self.record(
+                client.base_url, log_key.vkey, unit=parse_unit(body), demo=demo,
+                formerly=parse_identity(body),
+            )  # fmt: skip
         return self.record(client.base_url, parse_identity(body), unit=parse_unit(body), demo=demo)
 
     def unit_of(self, key: str) -> str:
@@ -118,7 +132,13 @@ class RegistryDirectory:
             return (known.unit if known is not None else None) or DEFAULT_UNIT
 
     def record(
-        self, url: str, identity: str | None, *, unit: str | None = None, demo: bool = False
+        self,
+        url: str,
+        identity: str | None,
+        *,
+        unit: str | None = None,
+        demo: bool = False,
+        formerly: str | None = None,
     ) -> str:
         url = url.rstrip("/")
         key = identity if identity is not None else url_key(url)
@@ -142,6 +162,8 @@ class RegistryDirectory:
             )
             if key != url_key(url):
                 _rekey(s, url_key(url), key)
+            if formerly is not None and formerly != key:
+                _rekey(s, formerly, key)  # its registryId, before it named a log key
             s.commit()
         return key
 
@@ -269,7 +291,7 @@ def learn_quietly(ctx: ServiceContext, *, demo: bool = False) -> str | None:
     None when it cannot be reached: nothing is known about that address yet."""
     from app.domain.errors import KnownError
     from app.registry_client.http import RetryPolicy, Timeouts
-    from app.services.upload_workers import make_client
+    from app.services.clients import make_client
 
     client = make_client(
         ctx, retry=RetryPolicy(attempts=1), timeouts=Timeouts(connect=3.0, read=10.0)

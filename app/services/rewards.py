@@ -47,6 +47,7 @@ from app.registry_client.usage import (
 )
 from app.services.context import ServiceContext
 from app.services.registry_identity import RegistryDirectory
+from app.services.transparency import LogSync
 from app.store.models import Item
 from app.store.rewards_models import (
     STREAM_REWARDS,
@@ -106,11 +107,14 @@ class RewardsSync:
         self.registry = ""  # the registry's key, learned first thing in `run`
         self.owner = owner
         self.demo = demo
+        self.log: LogSync | None = None
 
     def run(self, progress: ProgressFn | None = None, *, today: date | None = None) -> SyncReport:
         say = progress or (lambda _msg: None)
         say("Registry")
         self.registry = self.directory.learn(self.client, demo=self.demo)
+        # Transparency log (app.services.transparency): checkpoint checked before any entry.
+        self.log = LogSync.start(self._ctx, self.client, self.registry, self.owner)
         say("Models")
         models = self._sync_models()
         say("Rewards")
@@ -121,6 +125,8 @@ class RewardsSync:
         for n, cid in enumerate(contributions, 1):
             say(f"Usage of contribution {n} of {len(contributions)}")
             self._sync_usage(cid, today or datetime.now(UTC).date())
+        if self.log is not None:
+            self.log.finish()  # entries still pending, and the summary against the entries
         return SyncReport(entries, amount, len(contributions), models, cursor)
 
     # -- parts -----------------------------------------------------------------------------
@@ -166,8 +172,11 @@ class RewardsSync:
             page = rewards_after(self.client, cursor)
             check_page(page, cursor)
             check_ledger_total(stored + amount, page)
+            proofs = self.log.verify(page.items) if self.log is not None else []
             with gc_paused():
                 new_here, amount_here = self._store_page(page, cursor)
+            if self.log is not None:
+                self.log.store(proofs)
             new, amount = new + new_here, amount + amount_here
             if new:
                 say(f"Rewards: {new:,} new entries")

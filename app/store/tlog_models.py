@@ -1,0 +1,63 @@
+"""What the app keeps of registries' transparency logs (app.services.transparency).
+
+`LogPin` is the log key trusted for a log origin: pinned on first contact or set by the user.
+`LogCheckpoint` keeps every verified signed checkpoint (the note exactly as served), per
+registry key; `LogProof` the verified inclusion proof of each stored ledger entry (its leaf
+bytes and audit path against a stored checkpoint); `LogFailure` every verification failure
+with its evidence (signed checkpoints and proofs, JSON). Rows are only ever added: a failed
+verification never overwrites what was stored before it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.store.models import Base, utcnow
+
+
+class LogPin(Base):
+    __tablename__ = "log_pins"
+
+    origin: Mapped[str] = mapped_column(Text, primary_key=True)
+    vkey: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)  # "first-contact" or "user"
+    pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LogCheckpoint(Base):
+    __tablename__ = "log_checkpoints"
+
+    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[bytes] = mapped_column(LargeBinary)
+    # The consistency proof from the checkpoint stored before this one (size prev_size).
+    prev_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    consistency: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LogProof(Base):
+    __tablename__ = "log_proofs"
+
+    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text, primary_key=True)  # the ledger entry id
+    leaf_index: Mapped[int] = mapped_column(BigInteger)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary)
+    proof: Mapped[bytes] = mapped_column(LargeBinary)  # concatenated 32-byte hashes
+
+
+class LogFailure(Base):
+    __tablename__ = "log_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registry_key: Mapped[str] = mapped_column(Text, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    what: Mapped[str] = mapped_column(Text)  # short: "signature", "consistency", "entry", ...
+    message: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text)  # JSON

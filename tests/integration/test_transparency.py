@@ -1,0 +1,346 @@
+"""The app verifies rewards against the registry's transparency log, against a real registry
+process whose database the tests tamper with (as a dishonest or broken registry would): each
+tampering is detected, what was stored stays as it was, and audit exports evidence that
+verifies."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from app.services.context import ServiceContext
+from app.services.identity import IdentityService
+from app.services.rewards import RewardsSync
+from app.services.transparency import LogVerificationFailed, audit, compare, export_evidence
+from app.store.rewards_models import RewardRecord
+from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof
+from app.tlog import Checkpoint, Signer, Verifier, open_checkpoint
+from registry import translog
+from tests.integration.cli_helpers import run_cli
+from tests.integration.faults.helpers import (
+    Desk,
+    desk_fixture,  # noqa: F401 - fixture 'desk', on this module's 'registry'
+    make_desk,
+    start_registry,
+)
+from tests.support.registry_actors import Contributor
+from tests.support.registry_server import RegistryProcess
+from tests.support.rewards_flow import accepted_items, post_usage, usage_events
+
+try:
+    from app.services.clients import make_client
+except ImportError:  # pragma: no cover - the module's earlier home
+    from app.services.upload_workers import make_client  # type: ignore[no-redef]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def operator() -> Contributor:
+    return Contributor()
+
+
+@pytest.fixture(name="registry")
+def registry_with_operator(tmp_path: Path, operator: Contributor) -> Iterator[RegistryProcess]:
+    proc = start_registry(tmp_path, "--operator-key", operator.public_key)
+    try:
+        yield proc
+    finally:
+        proc.kill(signal.SIGTERM)
+
+
+def _db(tmp_path: Path) -> Path:
+    return tmp_path / "registry" / "registry.sqlite3"
+
+
+def _tamper(tmp_path: Path, *statements: str) -> None:
+    """Change the registry's database behind its back (append-only triggers dropped)."""
+    con = sqlite3.connect(_db(tmp_path), timeout=30)
+    try:
+        con.execute("DROP TRIGGER IF EXISTS ledger_no_update")
+        con.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
+        for sql in statements:
+            con.execute(sql)
+        con.commit()
+    finally:
+        con.close()
+
+
+def _sync(desk: Desk) -> Any:
+    owner = IdentityService(desk.ctx).current()
+    assert owner is not None
+    client = make_client(desk.ctx)
+    try:
+        return RewardsSync(desk.ctx, client, owner.fingerprint).run()
+    finally:
+        client.close()
+
+
+def _snapshot(ctx: ServiceContext) -> dict[str, Any]:
+    """Everything the app stored about rewards and the log, except recorded failures."""
+    with ctx.db.session() as s:
+        return {
+            "records": sorted(
+                (r.registry_key, r.cursor, r.amount_micro, r.contribution_id)
+                for r in s.scalars(select(RewardRecord))
+            ),
+            "checkpoints": sorted(
+                (c.registry_key, c.size, c.note) for c in s.scalars(select(LogCheckpoint))
+            ),
+            "proofs": sorted(
+                (p.cursor, p.tree_size, p.leaf, p.proof) for p in s.scalars(select(LogProof))
+            ),
+            "pins": sorted((p.origin, p.vkey) for p in s.scalars(select(LogPin))),
+        }
+
+
+def _failures(ctx: ServiceContext) -> list[str]:
+    with ctx.db.session() as s:
+        return [f.what for f in s.scalars(select(LogFailure).order_by(LogFailure.id))]
+
+
+def _mine(desk: Desk, tmp_path: Path) -> list[int]:
+    """Ledger ids of the desk's contributor entries, from the registry's database."""
+    owner = IdentityService(desk.ctx).current()
+    assert owner is not None
+    con = sqlite3.connect(_db(tmp_path), timeout=30)
+    try:
+        rows = con.execute(
+            "SELECT id FROM ledger WHERE owner_fingerprint = ? ORDER BY id", (owner.fingerprint,)
+        ).fetchall()
+    finally:
+        con.close()
+    return [int(r[0]) for r in rows]
+
+
+@pytest.fixture
+def synced(desk: Desk, registry: RegistryProcess, operator: Contributor) -> tuple[Desk, list[str]]:
+    """A desk with accepted contributions, usage settled and synced once: all verified."""
+    cids = accepted_items(desk, "alpha", "beta")
+    post_usage(registry, operator, usage_events("first", cids, 40))
+    report = _sync(desk)
+    assert report.new_entries > 0
+    result = audit(desk.ctx)
+    assert result.ok, result.to_json()
+    [reg] = result.registries
+    assert reg["verifiedEntries"] == report.new_entries and reg["pendingEntries"] == 0
+    return desk, cids
+
+
+def test_sync_verifies_every_entry_and_audit_passes_offline(
+    synced: tuple[Desk, list[str]], registry: RegistryProcess, data_dir: Path
+) -> None:
+    desk, _ = synced
+    with desk.ctx.db.session() as s:
+        [pin] = s.scalars(select(LogPin)).all()
+        records = s.scalar(select(func.count()).select_from(RewardRecord))
+        proofs = s.scalar(select(func.count()).select_from(LogProof))
+        keys = set(s.scalars(select(RewardRecord.registry_key)))
+    assert pin.source == "first-contact"
+    assert keys == {pin.vkey}  # the registry's identity is its log key
+    assert records == proofs
+    keys = run_cli("log-key", "--json", data_dir=data_dir)
+    assert keys.code == 0, keys.err
+    assert json.loads(keys.out)["keys"][0]["logKey"] == pin.vkey
+    out = run_cli("audit", "--json", data_dir=data_dir)
+    assert out.code == 0 and json.loads(out.out)["ok"] is True
+
+
+def test_amount_changed_in_the_database_is_detected(
+    synced: tuple[Desk, list[str]],
+    registry: RegistryProcess,
+    operator: Contributor,
+    tmp_path: Path,
+    data_dir: Path,
+) -> None:
+    desk, cids = synced
+    before = _snapshot(desk.ctx)
+    known = set(_mine(desk, tmp_path))
+    post_usage(registry, operator, usage_events("second", cids, 10))
+    new = [i for i in _mine(desk, tmp_path) if i not in known]
+    _tamper(tmp_path, f"UPDATE ledger SET amount_micro = amount_micro + 1000 WHERE id = {new[0]}")
+    with pytest.raises(LogVerificationFailed, match=r"\(entry\).*amountMicro"):
+        _sync(desk)
+    after = _snapshot(desk.ctx)
+    assert after["records"] == before["records"] and after["proofs"] == before["proofs"]
+    assert _failures(desk.ctx) == ["entry"]
+    # the CLI says so too, with exit code 4, and the evidence verifies
+    res = run_cli("audit", "--export", str(tmp_path / "ev.json"), data_dir=data_dir)
+    assert res.code == 4 and "FAILED" in res.out
+    doc = json.loads((tmp_path / "ev.json").read_text())
+    [failure] = doc["logs"][0]["failures"]
+    _check_inclusion_evidence(failure["evidence"], doc["logs"][0]["logKey"])
+
+
+def _check_inclusion_evidence(ev: dict[str, Any], vkey: str) -> None:
+    """The exported leaf is in the signed checkpoint, and says another amount than reported."""
+    import base64
+
+    from app.tlog import leaf_hash, verify_inclusion
+
+    cp, _ = open_checkpoint(ev["checkpoint"].encode(), Verifier.from_vkey(vkey))
+    leaf = base64.b64decode(ev["leaf"])
+    proof = [base64.b64decode(h) for h in ev["proof"]]
+    verify_inclusion(ev["leafIndex"], cp.size, leaf_hash(leaf), proof, cp.root)
+    assert json.loads(leaf)["amountMicro"] != ev["reported"]["amountMicro"]
+
+
+def test_deleted_entry_is_detected_by_the_summary(
+    synced: tuple[Desk, list[str]],
+    registry: RegistryProcess,
+    operator: Contributor,
+    tmp_path: Path,
+) -> None:
+    desk, cids = synced
+    before = _snapshot(desk.ctx)
+    known = set(_mine(desk, tmp_path))
+    post_usage(registry, operator, usage_events("third", cids, 10))
+    new = [i for i in _mine(desk, tmp_path) if i not in known]
+    _tamper(tmp_path, f"DELETE FROM ledger WHERE id = {new[-1]}")
+    with pytest.raises(LogVerificationFailed, match=r"\(summary\)"):
+        _sync(desk)
+    after = _snapshot(desk.ctx)
+    # entries stored before are untouched (the verified new ones were added next to them)
+    assert set(before["records"]) <= set(after["records"])
+    assert set(before["checkpoints"]) <= set(after["checkpoints"])
+    assert _failures(desk.ctx) == ["summary"]
+
+
+@pytest.mark.parametrize("how", ["truncated", "replayed"])
+def test_truncated_log_or_replayed_checkpoint_is_detected(
+    synced: tuple[Desk, list[str]],
+    registry: RegistryProcess,
+    operator: Contributor,
+    tmp_path: Path,
+    data_dir: Path,
+    how: str,
+) -> None:
+    desk, cids = synced
+    post_usage(registry, operator, usage_events("fourth", cids, 5))
+    _sync(desk)  # a second checkpoint stored
+    before = _snapshot(desk.ctx)
+    sizes = sorted(size for _k, size, _n in before["checkpoints"])
+    old = sizes[-2]
+    if how == "truncated":
+        _tamper(
+            tmp_path,
+            f"DELETE FROM log_leaves WHERE idx >= {old}",
+            f"DELETE FROM log_checkpoints WHERE size > {old}",
+            f"UPDATE log_state SET size = {old}, ledger_id = (SELECT max(id) FROM ledger)",
+        )
+    else:  # the tree stays, the registry serves an older signed checkpoint
+        _tamper(tmp_path, f"DELETE FROM log_checkpoints WHERE size > {old}")
+    with pytest.raises(LogVerificationFailed, match=r"\(rollback\)"):
+        _sync(desk)
+    assert _snapshot(desk.ctx) == before
+    assert run_cli("audit", "--export", str(tmp_path / "ev.json"), data_dir=data_dir).code == 4
+    doc = json.loads((tmp_path / "ev.json").read_text())
+    [failure] = doc["logs"][0]["failures"]
+    vkey = doc["logs"][0]["logKey"]
+    newer, older = (
+        open_checkpoint(n.encode(), Verifier.from_vkey(vkey))[0]
+        for n in failure["evidence"]["checkpoints"]
+    )
+    assert older.size < newer.size  # both signed by the log key: the rollback is proven
+
+
+def test_checkpoint_signed_by_another_key_is_detected(
+    synced: tuple[Desk, list[str]], tmp_path: Path
+) -> None:
+    desk, _ = synced
+    before = _snapshot(desk.ctx)
+    engine = create_engine(f"sqlite:///{_db(tmp_path)}")
+    with Session(engine) as s:
+        origin = s.execute(text("SELECT value FROM registry_meta WHERE key='log_origin'")).scalar()
+        size = translog.tree_size(s)
+        root = translog.tiled_log(s, size).root()
+        forged = Checkpoint(str(origin), size + 1, root).sign(Signer.generate(str(origin)))
+        s.execute(
+            text(
+                "INSERT INTO log_checkpoints (size, note, created_at) VALUES (:s, :n, '2030-01-01')"
+            ),
+            {"s": size + 1, "n": forged},
+        )
+        s.commit()
+    engine.dispose()
+    with pytest.raises(LogVerificationFailed, match=r"\(signature\)"):
+        _sync(desk)
+    assert _snapshot(desk.ctx) == before
+
+
+def test_a_changed_log_key_is_refused(synced: tuple[Desk, list[str]], tmp_path: Path) -> None:
+    desk, _ = synced
+    before = _snapshot(desk.ctx)
+    engine = create_engine(f"sqlite:///{_db(tmp_path)}")
+    with Session(engine) as s:
+        origin = s.execute(text("SELECT value FROM registry_meta WHERE key='log_origin'")).scalar()
+        s.execute(
+            text("UPDATE registry_meta SET value = :v WHERE key = 'log_skey'"),
+            {"v": Signer.generate(str(origin)).skey},
+        )
+        s.commit()
+    engine.dispose()
+    with pytest.raises(LogVerificationFailed, match=r"\(key\).*log key changed"):
+        _sync(desk)
+    assert _snapshot(desk.ctx) == before
+
+
+def test_a_fork_served_to_two_clients_is_detected(
+    synced: tuple[Desk, list[str]],
+    registry: RegistryProcess,
+    tmp_path: Path,
+    isolated_keyring: Path,
+) -> None:
+    desk, _ = synced
+    # The registry rewrites its history (one protocol entry's leaf) and signs the new tree
+    # of the same size with its real key, then shows it to another contributor.
+    engine = create_engine(f"sqlite:///{_db(tmp_path)}")
+    with Session(engine) as s:
+        size = translog.tree_size(s)
+        leaves = [
+            translog.Leaf(k, r, bytes(leaf))
+            for k, r, leaf in s.execute(
+                text("SELECT kind, ref, leaf FROM log_leaves ORDER BY idx")
+            ).all()
+        ]
+        i = next(n for n, lf in enumerate(leaves) if b'"kind":"protocol"' in lf.data)
+        leaves[i] = translog.Leaf(
+            leaves[i].kind,
+            leaves[i].ref,
+            leaves[i].data.replace(b'"amountMicro":', b'"amountMicro":9'),
+        )
+        for table in ("log_leaves", "log_tiles", "log_checkpoints"):
+            s.execute(text(f"DELETE FROM {table}"))
+        s.execute(text("UPDATE log_state SET size = 0"))
+        translog.append(s, leaves)
+        assert translog.tree_size(s) == size
+        s.commit()
+    engine.dispose()
+    (tmp_path / "b").mkdir()
+    other = make_desk(tmp_path / "b", tmp_path / "b-data", registry.base_url)
+    try:
+        _sync(other)  # sees the forked tree only: nothing to notice on its own
+        export_evidence(other.ctx, tmp_path / "other.json")
+        # contributor A compares with B's export: two signed trees of one size
+        result = compare(desk.ctx, tmp_path / "other.json")
+        assert result.compared >= 1 and len(result.split_views) == 1
+        sv = result.split_views[0]
+        vkey = _snapshot(desk.ctx)["pins"][0][1]
+        ours = open_checkpoint(sv["ours"].encode(), Verifier.from_vkey(vkey))[0]
+        theirs = open_checkpoint(sv["theirs"].encode(), Verifier.from_vkey(vkey))[0]
+        assert ours.size == theirs.size and ours.root != theirs.root
+        # and A's own next sync sees the fork too
+        before = _snapshot(desk.ctx)
+        with pytest.raises(LogVerificationFailed, match=r"\(fork\)"):
+            _sync(desk)
+        assert _snapshot(desk.ctx) == before
+    finally:
+        other.ctx.close()
