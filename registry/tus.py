@@ -38,6 +38,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.domain import portable
 from registry.auth import as_utc
 from registry.blobstore import BlobStore
 from registry.db.models import Blob, Upload
@@ -178,13 +179,9 @@ def flush(sessions: sessionmaker[Session], live_path: Path, upload_id: str, targ
     """Make the first `target` bytes of the partial file durable, then record `target` as the
     upload's durable offset (never moving it backwards, never on a finished upload)."""
     try:
-        fd = os.open(live_path, os.O_RDONLY)
+        portable.sync_data(live_path)
     except FileNotFoundError:
         return  # completed (renamed into the blob store) or terminated meanwhile
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
     with sessions() as session:
         session.execute(
             update(Upload)
@@ -239,7 +236,7 @@ class PartialWriter:
             self.base = offset - offset % BLOCK
             self.fill = offset - self.base
             if self.fill:
-                head = os.pread(self.fd, self.fill, self.base)
+                head = portable.pread(self.fd, self.fill, self.base)
                 if len(head) != self.fill:
                     raise OSError(errno.EIO, "partial upload file is shorter than its offset")
                 self.buf[: self.fill] = head
@@ -271,7 +268,7 @@ class PartialWriter:
             try:
                 done = 0
                 while done < keep:
-                    done += os.pwrite(self.fd, view[done:keep], self.base + done)
+                    done += portable.pwrite(self.fd, view[done:keep], self.base + done)
             finally:
                 view.release()
         os.ftruncate(self.fd, self.offset)
@@ -286,7 +283,7 @@ class PartialWriter:
     def _write_buffered(self, parts: list[bytes]) -> None:
         views = [memoryview(p) for p in parts]
         while views:
-            n = os.writev(self.fd, views[:1024])
+            n = portable.writev(self.fd, views[:1024])
             while views and n >= len(views[0]):
                 n -= len(views[0])
                 views.pop(0)
@@ -312,7 +309,7 @@ class PartialWriter:
         try:
             done = 0
             while done < n:
-                done += os.pwrite(self.direct_fd, view[done:n], self.base + done)
+                done += portable.pwrite(self.direct_fd, view[done:n], self.base + done)
         finally:
             view.release()
         self.buf.move(0, n, self.fill - n)
@@ -326,7 +323,7 @@ class PartialWriter:
             try:
                 done = 0
                 while done < self.fill:
-                    done += os.pwrite(self.fd, view[done : self.fill], self.base + done)
+                    done += portable.pwrite(self.fd, view[done : self.fill], self.base + done)
             finally:
                 view.release()
             self.base += self.fill

@@ -22,8 +22,8 @@ def cmd_datanets(args: argparse.Namespace, ctx: Any) -> int:
 
     from app.cli.output import print_json
     from app.domain.text import display_text
+    from app.services.clients import make_client
     from app.services.datanets import DatanetService
-    from app.services.upload_workers import make_client
 
     client = make_client(ctx)
     try:

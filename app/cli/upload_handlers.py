@@ -20,8 +20,13 @@ from app.domain.text import display_text
 from app.domain.units import KB, method_label
 from app.services.context import ServiceContext
 from app.services.submit import SubmitService
-from app.services.upload_state import QueueEvent, QueueSnapshot, RegistryStatus
-from app.services.uploads import QueueOptions, UploadQueue
+from app.services.uploads import (
+    QueueEvent,
+    QueueOptions,
+    QueueSnapshot,
+    RegistryStatus,
+    UploadQueue,
+)
 
 EXIT_OK, EXIT_BAD_DATA, EXIT_REGISTRY = 0, 3, 4
 JOBS_SHOWN = 20

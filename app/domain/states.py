@@ -41,3 +41,30 @@ def check_transition(old: State, new: State) -> None:
     """Raise InvalidTransition unless old → new is a legal lifecycle step."""
     if new not in ALLOWED[old]:
         raise InvalidTransition(f"a contribution cannot go from {old} to {new}")
+
+
+class JobState(StrEnum):
+    """An upload job's state (a row of the persistent upload queue)."""
+
+    PENDING = "pending"
+    UPLOADING = "uploading"
+    DONE = "done"
+    FAILED = "failed"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+class JobKind(StrEnum):
+    """What an upload job asks of the registry."""
+
+    CREATE = "create"  # create the contribution (submitted while offline)
+    BLOB = "blob"  # upload one blob (sha256) through tus or a small-blob batch
+
+
+class TaskKind(StrEnum):
+    """One unit of work the upload scheduler hands to a worker thread."""
+
+    CREATE = "create"
+    BLOB = "blob"
+    BATCH = "batch"
+    FINALIZE = "finalize"

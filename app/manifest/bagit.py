@@ -8,7 +8,6 @@ so the bag states exactly what was signed. The bag is built in a temporary folde
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import hashlib
 import os
 import re
@@ -17,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from app import __version__
+from app.domain import portable
 from app.domain.errors import BadInputError
 from app.manifest.canonical import Manifest
 from app.manifest.durable import fsync_dir
@@ -113,15 +113,7 @@ def _bag_info_lines(manifest: Manifest, info: dict[str, str], today: dt.date) ->
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
-    try:
-        os.link(src, dest, follow_symlinks=True)
-        return
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-            raise
-    shutil.copyfile(src, dest)
-    with open(dest, "rb+") as fh:
-        os.fsync(fh.fileno())
+    portable.link_or_copy(src, dest)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -28,6 +26,18 @@ from app.domain.problems import Problem, Severity
 from app.domain.states import Kind, State
 from app.domain.units import plural
 from app.formats.base import DetectionReport
+from app.services.catalogue_views import (
+    JSON_KEYS,
+    ORDER_COLUMNS,
+    SUMMARY_COLUMNS,
+    FileView,
+    HistoryView,
+    ImportPreview,
+    ImportRequest,
+    ItemDetail,
+    ItemSummary,
+    stored_iso,
+)
 from app.services.context import ServiceContext
 from app.services.history import record_event
 from app.settings import FOLLOW_SYMLINKS
@@ -42,6 +52,17 @@ from app.store.models import (
 if TYPE_CHECKING:
     from app.manifest.canonical import Manifest
     from app.manifest.scan import ScanResult
+
+__all__ = [
+    "CatalogueService",
+    "FileView",
+    "HistoryView",
+    "ImportPreview",
+    "ImportRequest",
+    "ItemDetail",
+    "ItemSummary",
+    "ORDER_COLUMNS",
+]
 
 ProgressFn = Callable[[int, int], None]
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
@@ -67,208 +88,6 @@ def _pause_point(name: str) -> None:
     deadline = time.monotonic() + 60
     while flag.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-
-
-ORDER_COLUMNS = {
-    "id": Item.id,
-    "title": Item.title,
-    "kind": Item.kind,
-    "format": Item.format,
-    "items": Item.record_count,
-    "record_count": Item.record_count,
-    "size": Item.total_size,
-    "total_size": Item.total_size,
-    "state": Item.state,
-    "updated_at": Item.updated_at,
-    "created_at": Item.created_at,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ItemSummary:
-    id: int
-    kind: Kind
-    title: str
-    format: str
-    record_count: int | None
-    file_count: int
-    total_size: int
-    state: State
-    license: str
-    parent_id: int | None
-    parent_registry_id: str | None
-    manifest_root: str
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, item: Item) -> ItemSummary:
-        return cls.of_row(item)  # an ORM Item has the same attribute names as a summary row
-
-    @classmethod
-    def of_row(cls, row: Any) -> ItemSummary:
-        """From a row of _SUMMARY_COLUMNS or an Item."""
-        return cls(
-            row.id,
-            Kind(row.kind),
-            row.title,
-            row.format,
-            row.record_count,
-            row.file_count,
-            row.total_size,
-            State(row.state),
-            row.license,
-            row.parent_id,
-            row.parent_registry_id,
-            row.manifest_root,
-            row.created_at,
-            row.updated_at,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind.value,
-            "title": self.title,
-            "format": self.format,
-            "recordCount": self.record_count,
-            "fileCount": self.file_count,
-            "totalSize": self.total_size,
-            "state": self.state.value,
-            "license": self.license,
-            "parentId": self.parent_id,
-            "parentRegistryId": self.parent_registry_id,
-            "manifestRoot": self.manifest_root,
-            "createdAt": self.created_at.isoformat(),
-            "updatedAt": self.updated_at.isoformat(),
-        }
-
-
-_SUMMARY_COLUMNS = (
-    Item.id,
-    Item.kind,
-    Item.title,
-    Item.format,
-    Item.record_count,
-    Item.file_count,
-    Item.total_size,
-    Item.state,
-    Item.license,
-    Item.parent_id,
-    Item.parent_registry_id,
-    Item.manifest_root,
-    Item.created_at,
-    Item.updated_at,
-)
-
-
-_JSON_KEYS = (
-    "id",
-    "kind",
-    "title",
-    "format",
-    "recordCount",
-    "fileCount",
-    "totalSize",
-    "state",
-    "license",
-    "parentId",
-    "parentRegistryId",
-    "manifestRoot",
-    "createdAt",
-    "updatedAt",
-)
-
-
-def _iso(stored: str | None) -> str | None:
-    """SQLite keeps 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC); emit the ISO 8601 form."""
-    return None if stored is None else stored.replace(" ", "T", 1)
-
-
-@dataclass(frozen=True, slots=True)
-class FileView:
-    path: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryView:
-    item_id: int
-    at: datetime
-    from_state: str | None
-    to_state: str
-    event: str
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "itemId": self.item_id,
-            "at": self.at.isoformat(),
-            "from": self.from_state,
-            "to": self.to_state,
-            "event": self.event,
-            "detail": self.detail,
-        }
-
-
-@dataclass(slots=True)
-class ItemDetail:
-    summary: ItemSummary
-    source_path: Path
-    report: DetectionReport
-    problems: list[Problem]
-    files: list[FileView]
-    history: list[HistoryView]
-    envelope: dict[str, Any] | None
-    signed_by: str | None
-    registry_id: str | None
-    registry_url: str | None
-    datanet: str | None
-    rejection_reasons: list[Any]
-    description: str = ""  # the contributor's own words; editable while a draft
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.summary.to_json(),
-            "description": self.description,
-            "sourcePath": str(self.source_path),
-            "report": self.report.to_dict(),
-            "problems": [p.to_dict() for p in self.problems],
-            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
-            "filesShown": len(self.files),
-            "history": [h.to_json() for h in self.history],
-            "signedBy": self.signed_by,
-            "registryId": self.registry_id,
-            "registryUrl": self.registry_url,
-            "datanet": self.datanet,
-            "rejectionReasons": self.rejection_reasons,
-        }
-
-
-@dataclass(slots=True)
-class ImportPreview:
-    root: Path
-    paths: list[Path]
-    file_count: int
-    total_size: int
-    report: DetectionReport
-    problems: list[Problem]
-    suggested_title: str
-    suggested_kind: Kind
-    usable: bool
-    duplicate_of: int | None = None
-
-
-@dataclass(slots=True)
-class ImportRequest:
-    paths: list[Path]
-    kind: Kind | None = None
-    title: str | None = None
-    license: str = ""
-    parent_id: int | None = None
-    parent_registry_id: str | None = None
-    extra_problems: list[Problem] = field(default_factory=list)
 
 
 def _suggest_title(paths: Sequence[Path]) -> str:
@@ -503,7 +322,7 @@ class CatalogueService:
             raise UsageError(f"cannot sort by {order_by!r}")
         order = column.desc() if descending else column.asc()
         # Plain column rows, not ORM objects: listing 100k items stays well under a second.
-        stmt = self._filtered(select(*_SUMMARY_COLUMNS), search, kind).order_by(order, Item.id)
+        stmt = self._filtered(select(*SUMMARY_COLUMNS), search, kind).order_by(order, Item.id)
         stmt = stmt.offset(offset)
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -515,16 +334,16 @@ class CatalogueService:
         from rows (no dataclasses, enums or datetime parsing) so 100k items list quickly."""
         columns = [
             type_coerce(c, String).label(c.key) if c.key in ("created_at", "updated_at") else c
-            for c in _SUMMARY_COLUMNS
+            for c in SUMMARY_COLUMNS
         ]
         stmt = self._filtered(select(*columns), search, kind).order_by(Item.id)
-        keys = _JSON_KEYS
+        keys = JSON_KEYS
         with self._db.session() as s:
             rows = s.execute(stmt).all()
         out = [dict(zip(keys, row, strict=True)) for row in rows]
         for d in out:
-            d["createdAt"] = _iso(d["createdAt"])
-            d["updatedAt"] = _iso(d["updatedAt"])
+            d["createdAt"] = stored_iso(d["createdAt"])
+            d["updatedAt"] = stored_iso(d["updatedAt"])
         return out
 
     def _item(self, s: Any, item_id: int) -> Item:

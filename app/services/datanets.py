@@ -203,7 +203,7 @@ class DatanetService:
     # -- the rule check ------------------------------------------------------------------
     def check_item(self, item_id: int, datanet: str, client: RegistryClient) -> RuleCheck:
         """Judge the item as the registry will; offline, by the cached rules."""
-        from app.services.submit import catalogued_files
+        from app.services.recheck import catalogued_files
 
         view, online = self.lookup(datanet, client)
         if view is None:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.domain import portable
 from app.domain.errors import RegistryUnavailable
 
 _BOOT = "import sys; from registry.cli import main; sys.exit(main())"
@@ -30,16 +31,6 @@ def _registry_command(*args: str) -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, FROZEN_REGISTRY_SWITCH, *args]
     return [sys.executable, "-c", _BOOT, *args]
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the kernel sends the demo registry SIGTERM when the app dies, however it dies
-    (kill -9 included), so no orphaned server keeps the port and the database open."""
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @dataclass
@@ -91,7 +82,7 @@ def start_demo_registry(data_dir: Path, *, folder_name: str = "demo-registry") -
         stderr=log,
         text=True,
         env=env,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=portable.parent_death_hook(),  # the kernel stops it with the app (Linux)
     )
     log.close()
     assert proc.stdout is not None

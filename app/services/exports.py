@@ -12,7 +12,7 @@ from app.manifest.canonical import Manifest
 from app.manifest.croissant import CroissantMeta, write_croissant
 
 if TYPE_CHECKING:
-    from app.services.catalogue import ItemDetail
+    from app.services.catalogue_views import ItemDetail
 
 
 def export_item(

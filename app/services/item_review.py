@@ -73,8 +73,8 @@ def review_item(
 ) -> SubmitReview:
     """Title, license, datanet and the datanet's rules for one item (rules need no sign-in);
     the rule check is app.services.datanets' (the one `submit` and the registry apply)."""
+    from app.services.clients import make_client
     from app.services.datanets import DatanetService
-    from app.services.upload_workers import make_client
 
     net = _datanet(ctx, datanet)
     with ctx.db.session() as s:

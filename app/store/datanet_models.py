@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.store.models import Base, utcnow
+from app.store.base import Base, utcnow
 
 
 class CachedDatanet(Base):

@@ -12,10 +12,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.store.models import Base, utcnow
-
-JOB_CREATE = "create"  # create the contribution at the registry (submitted while offline)
-JOB_BLOB = "blob"  # upload one blob (sha256) through tus or a small-blob batch
+from app.domain.states import JobKind, JobState
+from app.store.base import Base, utcnow
 
 
 class UploadJob(Base):
@@ -25,12 +23,11 @@ class UploadJob(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16), default=JOB_BLOB)
+    kind: Mapped[str] = mapped_column(String(16), default=JobKind.BLOB.value)
     sha256: Mapped[str] = mapped_column(String(64), default="")
     paths: Mapped[list[Any]] = mapped_column(JSON, default=list)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
-    # pending | uploading | done | failed | paused | cancelled
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=JobState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     bytes_confirmed: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -60,7 +60,7 @@ class GuiRewards:
         """Pull usage and rewards (demo mode first simulates usage for accepted
         contributions, labelled demo), then the overview. `passphrase` unlocks a key kept in
         an encrypted file (signing in needs the key), exactly as the CLI's prompt does."""
-        from app.services.upload_workers import make_client
+        from app.services.clients import make_client
 
         owner = current_owner(self._ctx)
         if owner is None:

@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     import keyring
 
     from app.services.context import ServiceContext
-    from app.ui.app import ensure_app
+    from app.ui.session import ensure_app
     from app.ui.self_test import SelfTestKeyring
     from app.ui.services import Services
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.services.context import ServiceContext
-from app.services.upload_state import RegistryStatus
+from app.services.uploads import RegistryStatus
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0

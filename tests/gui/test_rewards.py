@@ -296,8 +296,8 @@ def test_a_restarted_demo_registry_on_a_new_port_keeps_the_pages_rewards(
 def test_an_offline_start_shows_what_is_stored_and_says_so(
     qtbot: Any, theme: Any, tmp_path: Path, data_dir: Path, isolated_keyring: Path
 ) -> None:
+    from app.services.clients import make_client
     from app.services.rewards import RewardsSync, current_owner
-    from app.services.upload_workers import make_client
     from app.ui.services import Services
 
     operator = Contributor()

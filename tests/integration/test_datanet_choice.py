@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from app.domain.errors import BadInputError
+from app.services.clients import make_client
 from app.services.datanets import DatanetService
 from app.services.item_review import review_item
 from app.services.submit import SubmitService
-from app.services.upload_workers import make_client
 from app.signing import dsse
 from app.signing.statement import parse_statement
 from app.store.models import Envelope

@@ -44,7 +44,7 @@ def _add_datanet(registry: RegistryProcess, datanet_id: str, rules: dict[str, ob
 
 
 def _registry_contributions(desk: Desk) -> int:
-    from app.services.upload_workers import make_client
+    from app.services.clients import make_client
 
     client = make_client(desk.ctx)
     try:

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from app.domain.errors import RegistryUnavailable
+from app.services.clients import make_client
 from app.services.identity import IdentityService
 from app.services.rewards import RewardsSync, open_review
-from app.services.upload_workers import make_client
 from tests.integration.faults.helpers import Desk, make_desk, start_registry
 from tests.integration.faults.proxy import Fault, FaultProxy
 from tests.support.registry_actors import Contributor

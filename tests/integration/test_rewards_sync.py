@@ -14,10 +14,10 @@ import pytest
 
 from app.domain.errors import RegistryUnavailable
 from app.registry_client import usage as usage_api
+from app.services.clients import make_client
 from app.services.context import ServiceContext
 from app.services.identity import IdentityService
 from app.services.rewards import RewardsSync, open_review
-from app.services.upload_workers import make_client
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
     Desk,

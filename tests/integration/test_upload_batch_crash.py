@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.services import upload_batch
+from app.services.uploads import batch_sql
 from app.store.queue_models import UploadJob
 from tests.integration.faults.helpers import (
     Desk,
@@ -117,7 +117,7 @@ def test_crash_after_the_registry_stored_a_batch_resends_it_without_duplicates(
 ) -> None:
     item = desk.add("many", FILES)
     desk.submit(item)
-    target = "app.services.upload_workers.mark_done"  # the name the worker calls
+    target = "app.services.uploads.workers.mark_done"  # the name the worker calls
 
     def crash(*args: object) -> None:
         raise _CrashAfterSend
@@ -128,7 +128,7 @@ def test_crash_after_the_registry_stored_a_batch_resends_it_without_duplicates(
         queue.run()
     queue.close()
     assert _states(desk.ctx.data_dir).get("done", 0) == 0  # nothing was recorded
-    monkeypatch.setattr(target, upload_batch.mark_done)
+    monkeypatch.setattr(target, batch_sql.mark_done)
     queue = desk.queue(concurrency=2)
     snap = queue.run()  # jobs left 'uploading' are pending again; the registry has them
     queue.close()

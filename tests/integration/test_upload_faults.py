@@ -140,7 +140,7 @@ def test_retry_after_is_honoured_and_5xx_retried(proxy: FaultProxy) -> None:
 def test_4xx_is_refused_with_the_registry_message(
     tmp_path: Path, data_dir: Path, isolated_keyring: Path, proxy: FaultProxy
 ) -> None:
-    from app.services.uploads import make_client
+    from app.services.clients import make_client
 
     d = make_desk(tmp_path, data_dir, proxy.url)
     client = make_client(d.ctx, retry=FAST_RETRY)

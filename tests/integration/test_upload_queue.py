@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.domain.errors import BadInputError, UsageError
 from app.services.catalogue import CatalogueService
-from app.services.upload_state import QueueEvent, RegistryStatus
+from app.services.uploads import QueueEvent, RegistryStatus
 from app.store.queue_models import UploadJob
 from tests.integration.faults.helpers import (
     Desk,
@@ -203,9 +203,9 @@ def test_planned_batches_go_out_once_and_stop_at_pause(
 ) -> None:
     """Small blobs are planned in batches that the workers take one after the other; a pause
     between two batches drops the plan (nothing more is sent), resume re-plans the rest."""
-    from app.services import uploads
+    from app.services.uploads import options
 
-    monkeypatch.setattr(uploads, "BATCH_COUNT", 10)
+    monkeypatch.setattr(options, "BATCH_COUNT", 10)
     files = {f"d/f{i:03d}.txt": f"small {i}\n".encode() for i in range(95)}
     item = desk.add("many", files)
     desk.submit(item)

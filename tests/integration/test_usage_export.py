@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.services.clients import make_client
 from app.services.identity import IdentityService
 from app.services.rewards import RewardsSync, open_review
-from app.services.upload_workers import make_client
 from app.services.usage_history import CSV_COLUMNS, contribution_timeline, export_csv, usage_rows
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (

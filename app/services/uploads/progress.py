@@ -7,10 +7,11 @@ rely on: QueueSnapshot and its parts are frozen dataclasses, safe to hand across
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,6 +23,7 @@ from app.store.models import Item
 from app.store.queue_models import UploadJob
 
 RATE_WINDOW_S = 5.0
+log = logging.getLogger(__name__)
 
 
 class RegistryStatus(StrEnum):
@@ -169,6 +171,44 @@ class _Live:
     confirmed: int
     sent: int
     samples: deque[tuple[float, int]]
+
+
+Listener = Callable[[QueueEvent], None]
+
+
+class Events:
+    """The queue's listeners; `emit` calls them on the emitting (worker) thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._listeners)
+
+    def subscribe(self, callback: Listener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def emit(self, event: QueueEvent) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for cb in listeners:
+            try:
+                cb(event)
+            except Exception:  # a broken listener must not break the upload
+                log.exception("queue listener failed")
+
+    def emit_many(self, events: list[QueueEvent]) -> None:
+        for event in events:
+            self.emit(event)
 
 
 class ProgressBook:

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from app.services.submit import CatalogFile, check_files
+from app.services.recheck import CatalogFile, check_files
 
 
 def _entry(root: Path, fid: int, rel: str) -> CatalogFile:

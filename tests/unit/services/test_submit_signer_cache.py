@@ -15,11 +15,12 @@ import pytest
 from app.domain.errors import IdentityError, KnownError
 from app.registry_client.http import RetryPolicy
 from app.services.catalogue import CatalogueService, ImportRequest
+from app.services.clients import make_client
 from app.services.context import ServiceContext
 from app.services.identity import IdentityService
 from app.services.signing import unlock_signer
 from app.services.submit import SubmitService
-from app.services.uploads import QueueOptions, UploadQueue, make_client
+from app.services.uploads import QueueOptions, UploadQueue
 from app.signing import keyfile
 from app.signing.identity import fingerprint
 
