@@ -434,16 +434,6 @@ def finalize(
     possession.forget_challenges(session, contribution.id)
     if contribution.state == STATE_ACCEPTED:
         # The acceptance becomes a leaf of the transparency log, committed with it.
-        translog.append(session, [acceptance_leaf_of(contribution)])
+        translog.contribution_accepted(session, contribution)
     session.commit()
     return contribution
-
-
-def acceptance_leaf_of(contribution: Contribution) -> translog.Leaf:
-    return translog.acceptance_leaf(
-        contribution.id,
-        contribution.owner_fingerprint,
-        contribution.envelope_sha256,
-        contribution.manifest_sha256,
-        contribution.updated_at,
-    )

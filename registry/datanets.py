@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.domain import datanet_rules as domain_rules
 from app.manifest.canonical import is_sha256_hex
+from registry import translog
 from registry.auth import as_utc
 from registry.db.models import (
     STATE_ACCEPTED,
@@ -347,5 +348,7 @@ def decide(
                 "message": note or "The datanet's owner rejected this contribution.",
             }
         ]
+    else:
+        translog.contribution_accepted(session, row)  # a leaf of the transparency log
     session.commit()
     return row

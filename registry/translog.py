@@ -158,6 +158,19 @@ def acceptance_leaf(
     return Leaf(KIND_ACCEPTANCE, contribution_id, canonical_json(obj))
 
 
+def contribution_accepted(session: Session, contribution: Any) -> None:
+    """Append the acceptance of `contribution` (a registry.db.models.Contribution that has just
+    become accepted) in the session's transaction."""
+    leaf = acceptance_leaf(
+        contribution.id,
+        contribution.owner_fingerprint,
+        contribution.envelope_sha256,
+        contribution.manifest_sha256,
+        contribution.updated_at,
+    )
+    append(session, [leaf])
+
+
 class SessionTileStorage:
     """Hash tiles in `log_tiles`, through the session's transaction; tiles written in this
     transaction are read back from memory."""

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.tlog import (
@@ -24,6 +25,7 @@ from app.tlog import (
 )
 from registry import translog
 from registry.cli import main as registry_main
+from tests.support.registry_actors import Contributor
 from tests.support.usage_data import UsageWorld, event, usage_world
 
 DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -150,3 +152,45 @@ def test_a_failed_transaction_leaves_the_log_as_it_was(world: UsageWorld) -> Non
         assert translog.tree_size(s) == size + 1
         s.rollback()
     assert _checkpoint(world) == (size, root, note)
+
+
+def test_acceptances_are_leaves(client: TestClient, alice: Contributor, bob: Contributor) -> None:
+    """A contribution accepted at finalize, and one accepted by the datanet owner's review,
+    each become a leaf; a rejected one does not."""
+    from tests.registry.test_contributions import FILES, create, upload
+    from tests.registry.test_datanets import CSV, CSV2, _pending, make_datanet
+
+    cid = create(client, alice).json()["id"]
+    for data in FILES.values():
+        upload(client, alice, cid, data)
+    assert (
+        client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers).json()["state"]
+        == "accepted"
+    )
+    make_datanet(client, bob, "reviewed", {"review": True})
+    good = _pending(client, bob, alice, {"a.csv": CSV})
+    bad = _pending(client, bob, alice, {"b.csv": CSV2})
+    for c, decision in ((good, "accept"), (bad, "reject")):
+        r = client.post(
+            f"/v1/contributions/{c}/review", json={"decision": decision}, headers=bob.headers
+        )
+        assert r.status_code == 200, r.text
+    health = client.get("/v1/health").json()
+    cp, _ = open_checkpoint(
+        client.get("/v1/log/checkpoint").content, Verifier.from_vkey(health["logKey"])
+    )
+    r = client.post(
+        "/v1/log/proof/inclusion",
+        json={"contributionIds": [cid, good, bad], "treeSize": cp.size},
+    )
+    body = r.json()
+    assert body["missing"] == [bad]
+    for p in body["proofs"]:
+        leaf = base64.b64decode(p["leaf"])
+        proof = [base64.b64decode(h) for h in p["proof"]]
+        verify_inclusion(p["leafIndex"], cp.size, leaf_hash(leaf), proof, cp.root)
+        obj = json.loads(leaf)
+        assert obj["type"] == "acceptance" and obj["contributionId"] == p["entryId"]
+        assert obj["owner"] == alice.fingerprint and len(obj["envelopeSha256"]) == 64
+    one = client.get("/v1/log/proof/inclusion", params={"contributionId": good})
+    assert one.status_code == 200 and one.json()["entryId"] == good
