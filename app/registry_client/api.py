@@ -206,6 +206,56 @@ def parse_datanet(body: Any) -> DatanetInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewEntry:
+    """A contribution waiting for the datanet owner's decision."""
+
+    id: str
+    datanet: str
+    contributor: str
+    title: str
+    kind: str
+    license: str
+    file_count: int
+    total_size: int
+    parts: tuple[dict[str, Any], ...]
+    rules_version: int | None
+    reasons: tuple[Reason, ...]
+    created_at: str
+
+
+def _count(body: dict[str, Any], key: str) -> int:
+    value = body.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _unreadable(f"field {key!r} is not a count")
+    return value
+
+
+def parse_review_entry(body: Any) -> ReviewEntry:
+    if not isinstance(body, dict):
+        raise _unreadable("a review entry is not an object")
+    parts = body.get("parts", [])
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise _unreadable("field 'parts' is not a list of objects")
+    version = body.get("rulesVersion")
+    return ReviewEntry(
+        id=registry_id(body.get("id"), "id"),
+        datanet=_text(body.get("datanet", ""))[:200],
+        contributor=_text(body.get("contributor", ""))[:128],
+        title=_text(body.get("title", "")),
+        kind=_text(body.get("kind", ""))[:32],
+        license=_text(body.get("license") or "")[:100],
+        file_count=_count(body, "fileCount"),
+        total_size=_count(body, "totalSize"),
+        parts=tuple(parts[:10_000]),
+        rules_version=version
+        if isinstance(version, int) and not isinstance(version, bool)
+        else None,
+        reasons=_reasons(body),
+        created_at=_text(body.get("createdAt", ""))[:40],
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class BatchResult:
     stored: tuple[str, ...]
     present: tuple[str, ...]
@@ -462,6 +512,24 @@ class RegistryClient:
         """PATCH /v1/datanets/{id} (owner only); new rules bump the rules version."""
         path = f"/v1/datanets/{segment(datanet)}"
         return parse_datanet(self.http.json("PATCH", path, json=body, ok=(200,)))
+
+    def review_queue(self, datanet: str) -> list[ReviewEntry]:
+        """GET /v1/datanets/{id}/reviews (owner only): what waits for our decision."""
+        body = self.http.json("GET", f"/v1/datanets/{segment(datanet)}/reviews")
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise _unreadable("field 'items' is not a list")
+        return [parse_review_entry(item) for item in items]
+
+    def review(self, contribution_id: str, decision: str, note: str) -> str:
+        """POST /v1/contributions/{id}/review (datanet owner only); the new state."""
+        body = self.http.json(
+            "POST",
+            f"/v1/contributions/{segment(contribution_id)}/review",
+            json={"decision": decision, "note": note},
+            ok=(200,),
+        )
+        return _state(body)
 
     def finalize(self, contribution_id: str) -> ContributionStatus:
         """Ask the registry to verify and decide; idempotent, so retrying is safe."""

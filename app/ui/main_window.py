@@ -60,6 +60,7 @@ PAGES = (
     ("catalogue", "Catalogue"),
     ("uploads", "Uploads"),
     ("rewards", "Rewards"),
+    ("datanets", "My datanets"),
     ("settings", "Settings"),
 )
 REGISTRY_RECHECK_MS = 60_000
@@ -174,7 +175,17 @@ class MainWindow(QMainWindow):
         self.rewards_placeholder = QWidget()  # the Rewards page is built on first visit
         self.settings_view = SettingsView(self.services, self.runner, self.theme, self.errors)
         self.settings_view.unlocker = self.unlocker
-        for page in (self.catalogue, self.uploads, self.rewards_placeholder, self.settings_view):
+        from app.ui.datanets_page import DatanetsPage
+
+        self.datanets = DatanetsPage(self.services.ctx, self.runner, self.theme, self.errors)
+        self.datanets.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        for page in (
+            self.catalogue,
+            self.uploads,
+            self.rewards_placeholder,
+            self.datanets,
+            self.settings_view,
+        ):
             self.pages.addWidget(page)
         root.addWidget(self.pages, 1)
         self.setCentralWidget(central)
@@ -207,6 +218,8 @@ class MainWindow(QMainWindow):
             self.pages.removeWidget(self.rewards_placeholder)
         if row == 2:
             self.load_rewards()
+        if PAGES[row][0] == "datanets" and not self.datanets.loaded:
+            self.datanets.refresh()
         self.pages.setCurrentIndex(row)
 
     def _rewards_scope(self, contribution_id: str | None) -> None:

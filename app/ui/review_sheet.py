@@ -236,9 +236,7 @@ class ReviewSheet(QDialog):
         self.datanet_owner.setText(
             f"Key {view.owner[:16]}…" if view.owner else "The registry's operator"
         )
-        self.datanet_rules.setText(
-            "\n".join(view.rule_lines()) + f"\n(rules version {view.rules_version})"
-        )
+        self.datanet_rules.setText(_rules_text(view.rule_lines(), view.rules_version))
 
     def _show_review(self) -> None:
         review = self.review
@@ -250,13 +248,23 @@ class ReviewSheet(QDialog):
                 if review.datanet_owner
                 else "The registry's operator"
             )
-            self.datanet_rules.setText(
-                "\n".join(review.rule_lines) + f"\n(rules version {review.rules_version})"
-            )
+            self.datanet_rules.setText(_rules_text(review.rule_lines, review.rules_version))
         self.rules.setText(self._rules_html(self.theme))
         self.go_button.setEnabled(review.ready)
         self.go_button.setDefault(review.ready)
         self.go_button.setToolTip("" if review.ready else "Fix the problems above first")
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Grow or shrink to the wrapped texts at the sheet's fixed width (adjustSize ignores
+        height-for-width and squeezed the rows)."""
+        layout = self.layout()
+        if layout is None or not self.isVisible():
+            return
+        layout.activate()
+        wanted = layout.totalHeightForWidth(self.width())
+        if wanted > 0 and wanted != self.height():
+            self.resize(self.width(), wanted)
 
     def _edit(self) -> None:
         self.edit_wanted = True
@@ -284,6 +292,13 @@ class ReviewSheet(QDialog):
         if r.note:
             parts.append(f"<p style='color:{c['muted']}; margin:4px 0 0 0'>{esc(r.note)}</p>")
         return "".join(parts)
+
+
+def _rules_text(lines: Any, version: int | None) -> str:
+    """The rules as one wrapped paragraph (a line each made the sheet taller than a laptop
+    screen), with the version they are at."""
+    text = " · ".join(lines) or "None"
+    return text + (f" (rules version {version})" if version else "")
 
 
 def _with_choices(review: SubmitReview, choices: tuple[Any, ...]) -> SubmitReview:

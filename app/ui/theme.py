@@ -62,6 +62,7 @@ STATE_COLORS = {
     "queued": ("#a15c00", "#f6c560"),
     "uploading": ("#7c3aed", "#b59bff"),
     "submitted": ("#0e7490", "#67d4e8"),
+    "pending-review": ("#a15c00", "#f6c560"),
     "accepted": ("#18794e", "#7fd3a0"),
     "rejected": ("#c5221f", "#f28b82"),
 }

@@ -60,6 +60,7 @@ STATE_LABELS = {
     "paused": "Paused",
     "failed": "Failed",
     "submitted": "Submitted",
+    "pending-review": "Pending review",
     "accepted": "Accepted",
     "rejected": "Rejected",
     "draft": "Cancelled",

@@ -29,6 +29,9 @@ def test_sidebar_clicks_switch_pages_and_rewards_loads_lazily(
     assert window.pages.currentWidget() is window._rewards
     assert "after your first accepted contribution" in window._rewards.empty.text.text()
     _click_sidebar(qtbot, window, 3)
+    assert window.pages.currentWidget() is window.datanets
+    qtbot.waitUntil(lambda: window.datanets.loaded, timeout=10_000)  # offline: the cache
+    _click_sidebar(qtbot, window, 4)
     assert window.pages.currentWidget() is window.settings_view
 
 

@@ -60,8 +60,8 @@ class Owner:
         return int(r.json()["rulesVersion"])
 
 
-@pytest.fixture
-def owner(registry: RegistryProcess) -> Any:
+@pytest.fixture(name="owner")
+def owner_fixture(registry: RegistryProcess) -> Any:
     o = Owner(registry)
     yield o
     o.http.close()
