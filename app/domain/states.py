@@ -1,4 +1,5 @@
-"""Contribution lifecycle: draft → signed → queued → uploading → submitted → accepted|rejected."""
+"""Contribution lifecycle: draft → signed → queued → uploading → submitted → accepted|rejected
+(through pending-review when the datanet's owner reviews)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class State(StrEnum):
     QUEUED = "queued"
     UPLOADING = "uploading"
     SUBMITTED = "submitted"
+    PENDING_REVIEW = "pending-review"  # uploaded and verified; the datanet's owner decides
     ACCEPTED = "accepted"
     REJECTED = "rejected"
 
@@ -27,7 +29,8 @@ ALLOWED: dict[State, frozenset[State]] = {
     State.SIGNED: frozenset({State.QUEUED, State.DRAFT, State.SIGNED}),
     State.QUEUED: frozenset({State.UPLOADING, State.SUBMITTED, State.DRAFT, State.REJECTED}),
     State.UPLOADING: frozenset({State.QUEUED, State.SUBMITTED, State.DRAFT, State.REJECTED}),
-    State.SUBMITTED: frozenset({State.ACCEPTED, State.REJECTED}),
+    State.SUBMITTED: frozenset({State.ACCEPTED, State.REJECTED, State.PENDING_REVIEW}),
+    State.PENDING_REVIEW: frozenset({State.ACCEPTED, State.REJECTED}),
     State.ACCEPTED: frozenset(),
     State.REJECTED: frozenset({State.DRAFT, State.SIGNED}),
 }

@@ -300,7 +300,7 @@ class UploadQueue:
             rows = s.execute(
                 select(Item.id, Item.registry_id).where(
                     Item.registry_id.is_not(None),
-                    Item.state.in_(("submitted", "uploading", "queued")),
+                    Item.state.in_(("submitted", "pending-review", "uploading", "queued")),
                     self._scheduler.ours(),
                 )
             ).all()

@@ -178,13 +178,22 @@ def apply_status(ctx: ServiceContext, item_id: int, status: ContributionStatus) 
     with ctx.db.session() as s:
         item = s.get_one(Item, item_id)
         state = State(item.state)
-        if status.state not in ("accepted", "rejected", "submitted"):
+        if status.state not in ("accepted", "rejected", "submitted", "pending-review"):
             return state
         if state in (State.QUEUED, State.UPLOADING):
             transition(s, item, State.SUBMITTED, "submitted", "all blobs uploaded")
-        if State(item.state) is State.SUBMITTED:
+        if State(item.state) is State.SUBMITTED and status.state == "pending-review":
+            transition(
+                s, item, State.PENDING_REVIEW, "pending-review", "the datanet's owner reviews it"
+            )
+        if State(item.state) in (State.SUBMITTED, State.PENDING_REVIEW):
+            note = status.extra.get("reviewNote")
+            reviewed = status.extra.get("reviewedAt") is not None
+            if reviewed and isinstance(note, str):
+                item.review_note = note[:2000]
+            by_owner = "the owner" + (f": {note[:2000]}" if isinstance(note, str) and note else "")
             if status.state == "accepted":
-                transition(s, item, State.ACCEPTED, "accepted", "")
+                transition(s, item, State.ACCEPTED, "accepted", by_owner if reviewed else "")
             elif status.state == "rejected":
                 item.rejection_reasons = _reasons_json(status.reasons)
                 transition(s, item, State.REJECTED, "rejected", _reasons_text(status.reasons))
