@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.domain.errors import KnownError
+from app.domain.errors import BadInputError, KnownError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -80,14 +81,26 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _migrate(self) -> None:
-        with self.engine.connect() as conn:
-            tables = {
-                row[0]
-                for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            current = None
-            if "alembic_version" in tables:
-                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        try:
+            with self.engine.connect() as conn:
+                tables = {
+                    row[0]
+                    for row in conn.exec_driver_sql(
+                        "SELECT name FROM sqlite_master WHERE type='table'"
+                    )
+                }
+                current = None
+                if "alembic_version" in tables:
+                    current = conn.exec_driver_sql(
+                        "SELECT version_num FROM alembic_version"
+                    ).scalar()
+        except DatabaseError as exc:
+            self.engine.dispose()
+            raise BadInputError(
+                f"this catalogue ({self.path}) is not a readable database (damaged, or not "
+                "a Contributor Desk catalogue); it was not changed",
+                hint="move it aside to start a new catalogue, or put a backup (*.bak) in its place",
+            ) from exc
         if current == HEAD_REVISION:
             return
         from alembic import command

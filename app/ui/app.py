@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) -> int:
+    from app.ui.display_check import require_display
+
+    require_display()  # a clear error instead of Qt aborting the process
     if self_test:
         from app.ui.self_test import run_self_test
 

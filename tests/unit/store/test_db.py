@@ -10,7 +10,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
-from app.domain.errors import KnownError
+from app.domain.errors import BadInputError, KnownError
 from app.store.db import DB_FILE_NAME, MIGRATIONS_DIR, Database
 from app.store.models import HistoryEntry, Item
 
@@ -84,6 +84,21 @@ def test_an_unknown_revision_is_refused_after_a_backup(tmp_path: Path) -> None:
     with pytest.raises(KnownError, match="newer version"):
         Database(tmp_path)
     assert len(list(tmp_path.glob("*.bak"))) == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"SQLite format 3\0" + b"\xff" * 200, bytes(range(256)) * 20],
+    ids=["header", "noise"],
+)
+def test_a_damaged_catalogue_is_refused_clearly_and_left_as_it_was(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / DB_FILE_NAME).write_bytes(content)
+    with pytest.raises(BadInputError, match="not a readable database") as caught:
+        Database(tmp_path)
+    assert caught.value.exit_code == 3 and caught.value.hint
+    assert (tmp_path / DB_FILE_NAME).read_bytes() == content
 
 
 def test_writes_roll_back_as_a_whole(tmp_path: Path) -> None:
