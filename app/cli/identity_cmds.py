@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from app.cli.output import print_json
 from app.domain.errors import BadInputError, IdentityError, UsageError
 from app.domain.limits import MAX_PASSPHRASE_BYTES, TooLarge, read_first_line
-from app.settings import DATANET, write_private_file
+from app.settings import write_private_file
 
 if TYPE_CHECKING:  # services are imported on use: `--help` and `list` must start fast
     from app.services.context import ServiceContext
@@ -262,11 +262,10 @@ def cmd_sign(args: argparse.Namespace, ctx: ServiceContext) -> int:
     from app.services.signing import SigningService
 
     phr = Passphrases(args.passphrase_file)
-    datanet = args.datanet if args.datanet is not None else ctx.settings.get(DATANET)
     result = SigningService(ctx).sign_item(
         args.id,
         registry_url=ctx.registry_url,
-        datanet=datanet,
+        datanet=args.datanet,
         passphrase=lambda: phr.get("Passphrase of your key file: "),
     )
     write_private_file(args.out, (json.dumps(result.envelope, indent=2) + "\n").encode("utf-8"))

@@ -17,7 +17,7 @@ from app.registry_client.api import RegistryClient
 from app.services.context import ServiceContext
 from app.services.datanets import DatanetView
 from app.services.history import record_event, transition
-from app.settings import DATANET
+from app.services.signing import datanet_for
 from app.store.models import Item
 
 EDITABLE_STATES = (State.DRAFT, State.SIGNED, State.REJECTED)
@@ -56,13 +56,6 @@ class SubmitReview:
         return not self.problems
 
 
-def _datanet(ctx: ServiceContext, datanet: str | None) -> str:
-    """The datanet a submit goes to (the same rule as SubmitService)."""
-    from app.services.submit import DEFAULT_DATANET
-
-    return datanet or ctx.settings.get(DATANET) or DEFAULT_DATANET
-
-
 def review_item(
     ctx: ServiceContext,
     item_id: int,
@@ -76,7 +69,7 @@ def review_item(
     from app.services.clients import make_client
     from app.services.datanets import DatanetService
 
-    net = _datanet(ctx, datanet)
+    net = datanet_for(ctx, datanet)
     with ctx.db.session() as s:
         item = s.get(Item, item_id)
         if item is None:

@@ -30,6 +30,7 @@ from app.manifest.canonical import Manifest, verify_against_folder
 from app.services.context import ServiceContext
 from app.services.history import transition
 from app.services.identity import STORAGE_FILE, IdentityService, PassphraseFn
+from app.settings import DATANET
 from app.signing import dsse
 from app.signing.identity import fingerprint, grouped, load_public_hex
 from app.signing.statement import (
@@ -38,7 +39,10 @@ from app.signing.statement import (
     check_statement,
     parse_statement,
 )
+from app.store.latest import latest_manifest
 from app.store.models import Envelope, Identity, Item, ManifestRecord
+
+DEFAULT_DATANET = "open-data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,13 @@ def unlock_signer(
     return key
 
 
+def datanet_for(ctx: ServiceContext, datanet: str | None) -> str:
+    """The datanet to sign for and submit to: the one asked for, else the user's setting, else
+    DEFAULT_DATANET. Sign, review and submit all use this rule, so an item signed for the
+    default is not signed again at submit."""
+    return datanet or ctx.settings.get(DATANET) or DEFAULT_DATANET
+
+
 def cached_rules_version(ctx: ServiceContext, registry_url: str, datanet: str) -> int | None:
     """The rules version of the datanet as last read from this registry (None: never read)."""
     from app.signing.statement import normalise_registry
@@ -138,13 +149,14 @@ class SigningService:
         item_id: int,
         *,
         registry_url: str,
-        datanet: str,
+        datanet: str | None = None,
         passphrase: str | PassphraseFn | None = None,
         rules_version: int | None = None,
     ) -> SignResult:
-        """Sign the item's latest manifest for one registry and datanet, and the version of the
-        datanet's rules it was checked against (default: the cached datanet's; none cached:
-        left out, which the registry reads as version 1)."""
+        """Sign the item's latest manifest for one registry and datanet (None: `datanet_for`'s
+        choice), and the version of the datanet's rules it was checked against (default: the
+        cached datanet's; none cached: left out, which the registry reads as version 1)."""
+        datanet = datanet_for(self._ctx, datanet)
         if rules_version is None:
             rules_version = cached_rules_version(self._ctx, registry_url, datanet)
         with self._ctx.db.session() as s:
@@ -157,11 +169,7 @@ class SigningService:
             item = s.get(Item, item_id)
             if item is None:
                 raise NotFoundError(f"there is no item #{item_id} in the catalogue")
-            rec = s.scalars(
-                select(ManifestRecord)
-                .where(ManifestRecord.item_id == item_id)
-                .order_by(ManifestRecord.id.desc())
-            ).first()
+            rec = latest_manifest(s, item_id)
             if rec is None:
                 raise BadInputError(f"item #{item_id} has no manifest yet; add it again")
             digest = hashlib.sha256(rec.canonical).hexdigest()

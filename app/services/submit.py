@@ -28,9 +28,13 @@ from app.services.datanets import DatanetService
 from app.services.history import transition
 from app.services.identity import PassphraseFn
 from app.services.recheck import catalogued_files, changed_message, check_files
-from app.services.signing import SigningService, cached_rules_version
+from app.services.signing import (
+    DEFAULT_DATANET,
+    SigningService,
+    cached_rules_version,
+    datanet_for,
+)
 from app.services.uploads.remote import SubmitResult, create_remote
-from app.settings import DATANET
 from app.signing import dsse
 from app.signing.statement import normalise_registry, parse_statement
 from app.store.latest import latest_envelope
@@ -39,7 +43,6 @@ from app.store.queue_models import UploadJob
 
 __all__ = ["DEFAULT_DATANET", "SubmitResult", "SubmitService"]
 
-DEFAULT_DATANET = "open-data"
 LOCAL_STATES = frozenset({State.DRAFT, State.SIGNED, State.REJECTED})
 SHOWN = 10
 log = logging.getLogger(__name__)
@@ -115,8 +118,7 @@ class SubmitService:
             transition(s, item, State.QUEUED, "queued", f"for {url} datanet {net}")
 
     def _datanet(self, datanet: str | None) -> str:
-        """The datanet a submit goes to: the one asked for, else the setting, else the default."""
-        return datanet or self._ctx.settings.get(DATANET) or DEFAULT_DATANET
+        return datanet_for(self._ctx, datanet)
 
     def check_datanet(self, item_id: int, datanet: str | None, client: RegistryClient) -> None:
         """Before anything is signed: the datanet's rules, evaluated here exactly as the
