@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed-demo", help="demo models + simulated usage (labelled demo)")
     seed.add_argument("--db", default=DEFAULT_DB)
+    seed.add_argument(
+        "--owner-key", default=None, help="public key (hex) that owns the demo datanet with review"
+    )
 
     lk = sub.add_parser(
         "log-key", help="print the transparency log's verifier key (made if there is none)"
@@ -187,7 +190,12 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
     engine = make_engine(args.db)
     migrate(engine)
-    print(seed_demo(make_sessionmaker(engine)).describe())
+    try:
+        report = seed_demo(make_sessionmaker(engine), owner_key=args.owner_key)
+    except ValueError as exc:
+        engine.dispose()
+        return _usage_error(str(exc))
+    print(report.describe())
     engine.dispose()
     return 0
 

@@ -37,6 +37,7 @@ from registry.db.usage_models import (
 )
 from registry.ledger import AttributionIn, EventIn, IngestResult, ingest_events
 from registry.routes.usage import DEMO_PREFIX
+from registry.seed_datanets import ensure_demo_datanets
 from registry.settings import RegistrySettings
 
 DEFAULT_SEED = 20261126
@@ -215,14 +216,17 @@ def seed_demo(
     seed: int = DEFAULT_SEED,
     share_ppm: int = RegistrySettings.contributor_share_ppm,
     now: datetime | None = None,
+    owner_key: str | None = None,
 ) -> SeedReport:
     """Create the demo operator and models, then the simulated usage of accepted
-    contributions up to `now` (at most `days` back)."""
+    contributions up to `now` (at most `days` back). Demo datanets too (registry.seed_datanets;
+    `owner_key`: the public key that owns the one with review)."""
     now = now or datetime.now(UTC)
     with session_factory() as session:
         operator = _ensure_operator(session, seed)
         session.flush()
         _ensure_models(session, operator)
+        ensure_demo_datanets(session, operator, owner_key)
         session.commit()
         # An accepted contribution's last change is its acceptance (nothing changes after it).
         accepted = [

@@ -42,10 +42,13 @@ class DemoRegistry:
     _drain: threading.Thread | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
-    def seed(self) -> None:
-        """Simulate model usage for accepted contributions (idempotent, labelled demo)."""
+    def seed(self, owner_key: str | None = None) -> None:
+        """Simulate model usage for accepted contributions (idempotent, labelled demo) and
+        create the demo datanets (`owner_key`: the user's public key, owner of the one with
+        review)."""
+        owner = ("--owner-key", owner_key) if owner_key else ()
         subprocess.run(
-            _registry_command("seed-demo", "--db", self.db_url),
+            _registry_command("seed-demo", "--db", self.db_url, *owner),
             check=True,
             capture_output=True,
             timeout=120,

@@ -44,7 +44,7 @@ def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) ->
     session = GuiSession(ctx, app, debug)
     session.demo = demo_registry
     if demo_registry is not None:
-        session.services.demo_seed = demo_registry.seed
+        session.services.demo_seed = lambda: demo_registry.seed(_own_public_key(ctx))
     window = session.build_window()
     install_excepthook(lambda: session.window.errors if session.window else None)
     QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: session.follow_os_scheme())
@@ -63,6 +63,14 @@ def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) ->
         session.stop()
         if own_ctx is not None:
             own_ctx.close()
+
+
+def _own_public_key(ctx: Any) -> str | None:
+    """The user's public key (owner of the demo datanet with review), if there is one yet."""
+    from app.services.identity import IdentityService
+
+    info = IdentityService(ctx).current()
+    return info.public_key if info is not None else None
 
 
 def _quit_on_terminal_signals(app: Any) -> Any:
