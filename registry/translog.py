@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session
 from app.tlog import Checkpoint, Signer, TiledLog, leaf_hash
 from app.tlog.merkle import EMPTY_ROOT
 from app.tlog.tiles import TILE_WIDTH, encode_bundle, tile_width
+from registry.bulkdb import BulkDb
 from registry.db.writegate import hold_write_gate
 
 LEAF_VERSION = 1
@@ -91,13 +93,18 @@ class Leaf:
     data: bytes
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def utc_z(value: Any) -> str:
     """A stored time as "YYYY-MM-DDTHH:MM:SS.ffffffZ" (SQLite naive text or a datetime)."""
     if isinstance(value, str):
+        if len(value) == 26 and value[10] == " ":  # SQLite's "YYYY-MM-DD HH:MM:SS.ffffff"
+            return value[:10] + "T" + value[11:] + "Z"
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -141,6 +148,38 @@ def ledger_leaf_obj(row: Mapping[str, Any], digest: str | None) -> dict[str, Any
         "seqTo": None if row["seq_to"] is None else int(row["seq_to"]),
         "sharePpm": None if row["share_ppm"] is None else int(row["share_ppm"]),
     }
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9 ._:/+=@~-]*")  # strings JSON writes as they are
+
+
+def _js(value: str | None) -> str:
+    if value is None:
+        return "null"
+    if _PLAIN.fullmatch(value):
+        return '"' + value + '"'
+    return _ENCODER.encode(value)
+
+
+def _num(value: Any) -> str:
+    return "null" if value is None else str(int(value))
+
+
+def ledger_leaf(row: Mapping[str, Any], digest: str | None) -> bytes:
+    """canonical_json(ledger_leaf_obj(row, digest)), written directly (the settlement path)."""
+    events = row["events"]
+    if events is None and row["kind"] == "contributor":
+        events = 1
+    return (
+        f'{{"amountMicro":{int(row["amount_micro"])},"at":"{utc_z(row["at"])}",'
+        f'"contributionId":{_js(row["contribution_id"])},'
+        f'"demo":{"true" if row["demo"] else "false"},"eventId":{_js(row["event_id"])},'
+        f'"events":{_num(events)},"id":{int(row["id"])},"kind":{_js(str(row["kind"]))},'
+        f'"method":{_js(row["method"])},"modelId":{_js(str(row["model_id"]))},'
+        f'"owner":{_js(row["owner_fingerprint"])},"seqFrom":{_num(row["seq_from"])},'
+        f'"seqTo":{_num(row["seq_to"])},"sharePpm":{_num(row["share_ppm"])},'
+        f'"type":"{KIND_LEDGER}","usageDigest":{_js(digest)},"v":{LEAF_VERSION}}}'
+    ).encode()
 
 
 def acceptance_leaf(
@@ -304,13 +343,15 @@ def _append_locked(session: Session, size: int, leaves: Sequence[Leaf]) -> int:
     signer = _signer_locked(session)
     log = TiledLog(SessionTileStorage(session), size)
     start = log.append([leaf_hash(leaf.data) for leaf in leaves])
-    session.execute(
-        sa.insert(LOG_LEAVES),
-        [
-            {"idx": start + i, "kind": leaf.kind, "ref": leaf.ref, "leaf": leaf.data}
-            for i, leaf in enumerate(leaves)
-        ],
-    )
+    rows = [(start + i, leaf.kind, leaf.ref, leaf.data) for i, leaf in enumerate(leaves)]
+    db = BulkDb(session)
+    if db.dialect == "postgresql":
+        with db.raw.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO log_leaves (idx, kind, ref, leaf) VALUES (%s, %s, %s, %s)", rows
+            )
+    else:
+        db.insert(LOG_LEAVES, ("idx", "kind", "ref", "leaf"), rows)
     _store_checkpoint(session, Checkpoint(signer.name, log.size, log.root()).sign(signer), log.size)
     session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(size=log.size))
     return start
@@ -359,14 +400,11 @@ def log_ledger(session: Session) -> int:
     size, logged = _lock(session)
     total = 0
     cols = ", ".join(LEDGER_COLUMNS)
+    db = BulkDb(session)
+    sql = f"SELECT {cols} FROM ledger WHERE id > ? ORDER BY id LIMIT ?"
     while True:
-        rows = [
-            dict(r._mapping)
-            for r in session.execute(
-                sa.text(f"SELECT {cols} FROM ledger WHERE id > :after ORDER BY id LIMIT :n"),
-                {"after": logged, "n": LEDGER_BATCH},
-            )
-        ]
+        batch = db.fetch(sql, (logged, LEDGER_BATCH))
+        rows = [dict(zip(LEDGER_COLUMNS, r, strict=True)) for r in batch]
         if not rows:
             break
         digests = _usage_digests(session, rows)
@@ -374,7 +412,7 @@ def log_ledger(session: Session) -> int:
             Leaf(
                 KIND_LEDGER,
                 str(r["id"]),
-                canonical_json(ledger_leaf_obj(r, digests.get(int(r["id"])))),
+                ledger_leaf(r, digests.get(int(r["id"]))),
             )
             for r in rows
         ]
