@@ -41,8 +41,8 @@ from app.services.catalogue_views import (
 from app.services.context import ServiceContext
 from app.services.history import record_event
 from app.settings import FOLLOW_SYMLINKS
+from app.store.latest import latest_envelope, latest_manifest
 from app.store.models import (
-    Envelope,
     FileEntry,
     HistoryEntry,
     Item,
@@ -157,6 +157,7 @@ class CatalogueService:
             suggested_kind=_suggest_kind(report),
             usable=bool(scan.files) and not _blocking(scan.problems),
             duplicate_of=self._same_source(scan.root, resolved),
+            scan=scan,
         )
 
     def _same_source(self, root: Path, paths: Sequence[Path]) -> int | None:
@@ -193,7 +194,15 @@ class CatalogueService:
                     raise NotFoundError(f"parent #{request.parent_id} is not in the catalogue")
                 if parent.kind != Kind.DATASET:
                     raise UsageError(f"parent #{request.parent_id} is not a dataset")
-        scan = self._scan(request.paths, cancel)
+        preview = request.preview
+        if (
+            preview is not None
+            and preview.scan is not None
+            and preview.paths == [Path(os.path.abspath(p)) for p in request.paths]
+        ):
+            scan, report = preview.scan, preview.report
+        else:
+            scan, report = self._scan(request.paths, cancel), None
         blocking = _blocking(scan.problems)
         if blocking:
             raise BadInputError(
@@ -202,7 +211,8 @@ class CatalogueService:
             )
         if not scan.files:
             raise BadInputError("cannot add: no files found")
-        report = detect(scan.root, files=[f.rel_path for f in scan.files], cancel=cancel)
+        if report is None:
+            report = detect(scan.root, files=[f.rel_path for f in scan.files], cancel=cancel)
 
         def cancel_hashing() -> bool:
             _pause_point("hashing")
@@ -364,9 +374,7 @@ class CatalogueService:
                 .order_by(FileEntry.id)
                 .limit(FILES_SHOWN)
             ).all()
-            envelope = s.scalars(
-                select(Envelope).where(Envelope.item_id == item_id).order_by(Envelope.id.desc())
-            ).first()
+            envelope = latest_envelope(s, item_id)
             return ItemDetail(
                 summary=ItemSummary.of(item),
                 source_path=Path(item.source_path),
@@ -400,11 +408,7 @@ class CatalogueService:
 
         with self._db.session() as s:
             self._item(s, item_id)
-            rec = s.scalars(
-                select(ManifestRecord)
-                .where(ManifestRecord.item_id == item_id)
-                .order_by(ManifestRecord.id.desc())
-            ).first()
+            rec = latest_manifest(s, item_id)
             if rec is None:
                 raise NotFoundError(f"item #{item_id} has no manifest")
             return Manifest.parse(rec.canonical)

@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.domain.problems import Problem
 from app.domain.states import Kind, State
 from app.formats.base import DetectionReport
 from app.store.models import Item
+
+if TYPE_CHECKING:
+    from app.manifest.scan import ScanResult
 
 ORDER_COLUMNS = {
     "id": Item.id,
@@ -202,6 +205,8 @@ class ImportPreview:
     suggested_kind: Kind
     usable: bool
     duplicate_of: int | None = None
+    # What the preview found, for `add` to reuse (give the preview in the ImportRequest).
+    scan: ScanResult | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -213,3 +218,5 @@ class ImportRequest:
     parent_id: int | None = None
     parent_registry_id: str | None = None
     extra_problems: list[Problem] = field(default_factory=list)
+    # The preview of these same paths: `add` then neither scans nor detects formats again.
+    preview: ImportPreview | None = None

@@ -316,6 +316,7 @@ class ImportDialog(QDialog):
             title=title,
             license=self.selected_license(),
             parent_id=parent_id,
+            preview=self.preview,
         )
         self._set_busy(True)
         self._set_status(f"Hashing {human_size(self.preview.total_size)}…", "muted")
