@@ -12,7 +12,8 @@ from typing import Any
 
 from app.domain.datanet_rules import DatanetRules
 from app.domain.errors import BadInputError
-from app.registry_client.api import RegistryClient, ReviewEntry
+from app.registry_client.api import RegistryClient
+from app.registry_client.api import ReviewEntry as ReviewEntry  # re-exported for app.ui
 from app.services.context import ServiceContext
 from app.services.datanets import DatanetListing, DatanetService, DatanetView
 from app.services.identity import IdentityService

@@ -36,9 +36,8 @@ from app.ui.text import human_size
 from app.ui.widgets import page_header
 
 if TYPE_CHECKING:
-    from app.registry_client.api import ReviewEntry
     from app.services.context import ServiceContext
-    from app.services.datanet_owner import OwnedDatanets
+    from app.services.datanet_owner import OwnedDatanets, ReviewEntry
     from app.services.datanets import DatanetView
     from app.ui.errors import ErrorPresenter
     from app.ui.tasks import TaskRunner
