@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.domain.errors import NotFoundError, RegistryUnavailable, UsageError
-from app.domain.gcpause import gc_paused
+from app.durable import gc_paused
 from app.registry_client.api import MAX_PAGES, RegistryClient, too_many_pages
 from app.registry_client.http import UNREADABLE
 from app.registry_client.usage import (
@@ -461,6 +461,10 @@ class RewardsReview:
             .where(RewardRecord.registry_key == self.registry, RewardRecord.owner == self.owner)
             .distinct()
         )
+        return set(ledger) | self.streamed(s)
+
+    def streamed(self, s: Session) -> set[str]:
+        """Contribution ids whose usage has been synced for `owner` at this registry."""
         streams = s.scalars(
             select(SyncCursor.stream).where(
                 SyncCursor.registry_key == self.registry,
@@ -468,7 +472,7 @@ class RewardsReview:
                 SyncCursor.stream.startswith(_usage_stream("")),
             )
         )
-        return set(ledger) | {st.removeprefix(_usage_stream("")) for st in streams}
+        return {st.removeprefix(_usage_stream("")) for st in streams}
 
     @property
     def ctx(self) -> ServiceContext:
@@ -497,21 +501,42 @@ class RewardsReview:
             mine = (RewardRecord.registry_key == self.registry) & (RewardRecord.owner == self.owner)
             if contribution_id is not None:
                 mine = mine & (RewardRecord.contribution_id == contribution_id)
-            total, n = s.execute(
-                select(func.coalesce(func.sum(RewardRecord.amount_micro), 0), func.count()).where(
-                    mine
+            # One pass over the ledger copy, grouped finely; every total is summed from it.
+            # All contributions: a plain table scan (the key column wrapped so no index is
+            # used: reading the whole table in order beats an index walk of random rows).
+            if contribution_id is None:
+                mine = (func.coalesce(RewardRecord.registry_key, "") == self.registry) & (
+                    RewardRecord.owner == self.owner
                 )
-            ).one()
-            per_contribution = s.execute(
+            groups = s.execute(
                 select(
                     RewardRecord.contribution_id,
+                    RewardRecord.model_id,
+                    RewardRecord.method,
                     func.sum(RewardRecord.amount_micro),
                     func.count(),
                 )
                 .where(mine)
-                .group_by(RewardRecord.contribution_id)
+                .group_by(RewardRecord.contribution_id, RewardRecord.model_id, RewardRecord.method)
             ).all()
-            contributions = self._contributions(s)
+            total = n = 0
+            contribution_sums: dict[str, list[int]] = {}
+            model_sums: dict[str, int] = defaultdict(int)
+            method_sums: dict[str, int] = defaultdict(int)
+            for cid, mid, method, micro, count in groups:
+                micro, count = int(micro), int(count)
+                total += micro
+                n += count
+                acc = contribution_sums.setdefault(cid, [0, 0])
+                acc[0] += micro
+                acc[1] += count
+                model_sums[mid] += micro
+                method_sums[method] += micro
+            per_contribution = [(cid, v[0], v[1]) for cid, v in contribution_sums.items()]
+            if contribution_id is None:
+                contributions = set(contribution_sums) | self.streamed(s)
+            else:
+                contributions = self._contributions(s)
             items = self.directory.item_ids(s, self.registry, contributions)
             names = {
                 m.id: (m.name, m.demo)
@@ -519,16 +544,8 @@ class RewardsReview:
                     select(KnownModel).where(KnownModel.registry_key == self.registry)
                 )
             }
-            per_model = s.execute(
-                select(RewardRecord.model_id, func.sum(RewardRecord.amount_micro))
-                .where(mine)
-                .group_by(RewardRecord.model_id)
-            ).all()
-            per_method = s.execute(
-                select(RewardRecord.method, func.sum(RewardRecord.amount_micro))
-                .where(mine)
-                .group_by(RewardRecord.method)
-            ).all()
+            per_model = list(model_sums.items())
+            per_method = list(method_sums.items())
             cursor = s.get(SyncCursor, (self.registry, self.owner, STREAM_REWARDS))
             scope = sorted(contributions) if contribution_id is None else [contribution_id]
             daily = s.execute(

@@ -108,7 +108,8 @@ def _labels(items: dict[str, tuple[int, str]], ids: set[str]) -> dict[str, str]:
 def usage_data(review: RewardsReview, contribution_id: str | None = None) -> UsageData:
     """The usage buckets of all contributions (or one), for the charts. No network."""
     with review.ctx.db.session() as s:
-        contributions = review.contributions(s)
+        # Usage days are stored for the contributions whose usage is synced (no ledger scan).
+        contributions = review.streamed(s)
         scope = sorted(contributions) if contribution_id is None else [contribution_id]
         mine = (UsageDay.registry_key == review.registry) & UsageDay.contribution_id.in_(scope)
         by_mm = s.execute(
@@ -255,6 +256,7 @@ MILESTONES = {
     "added": "Catalogued",
     "signed": "Signed",
     "submitted": "Submitted",
+    "pending-review": "Pending review",
     "accepted": "Accepted",
     "rejected": "Rejected",
 }

@@ -195,6 +195,22 @@ def shoot(
         timeout=60,
     )
     save(window, "rewards")
+    rewards = window._rewards
+    rewards.scroll.ensureWidgetVisible(rewards.ranking, 0, 0)  # usage and cumulative charts
+    rewards.scroll.verticalScrollBar().setValue(
+        rewards.usage_chart.parentWidget().y() - 4 if rewards.usage_chart.parentWidget() else 0
+    )
+    save(window, "rewards-usage")
+    rewards.scroll.verticalScrollBar().setValue(0)
+    window.show_page("catalogue")  # an accepted contribution's timeline (History tab)
+    accepted = ids.get("coco", next(iter(ids.values())))
+    window.catalogue.select_item(accepted)
+    pane = window.catalogue.detail
+    _wait(app, lambda: pane.detail is not None and pane.detail.summary.id == accepted)
+    pane.tabs.setCurrentIndex(pane.tabs.count() - 1)
+    _wait(app, lambda: pane.timeline.topLevelItemCount() > 0, timeout=15)
+    save(window, "history")
+    pane.tabs.setCurrentIndex(0)
     window.show_page("settings")
     window.settings_view.refresh_identity()
     _wait(app, lambda: window.settings_view.identity_info is not None)

@@ -172,7 +172,11 @@ class SeriesChart(QWidget):
             axis.setPen(pg.mkPen(colors["border"]))
             axis.setTextPen(pg.mkPen(colors["muted"]))
         self.view_box = self.plot.getPlotItem().vb
-        self.view_box.setAutoVisible(y=True)  # the value axis fits what is in view
+        # The value axis fits the visible series in the time range shown: computed here from
+        # the values (a slice of one array), not by asking every line for its bounds.
+        self.view_box.disableAutoRange(axis=pg.ViewBox.YAxis)
+        self._xs = np.zeros(0)
+        self._ys = np.zeros((0, 0))
         self.view_box.sigXRangeChanged.connect(self._x_changed)
         self.set_y_label(y_label)
         self.plot.setMinimumHeight(170)
@@ -213,18 +217,26 @@ class SeriesChart(QWidget):
             dtype=np.float64,
             count=len(self.buckets),
         )
+        self._xs = xs
+        self._ys = np.asarray([s.values for s in self.series], dtype=np.float64).reshape(
+            len(self.series), len(self.buckets)
+        ) / float(self.scale)
+        # Many lines: 1-pixel (cosmetic) pens, which Qt draws many times faster than wide ones.
+        width = 1.6 if len(self.series) <= 24 else 1.0
         self.legend.blockSignals(True)
         self.legend.clear()
         for n, s in enumerate(self.series):
             color = series_color(n)
-            ys = np.asarray(s.values, dtype=np.float64) / self.scale
             curve = pg.PlotDataItem(
-                xs, ys, pen=pg.mkPen(color, width=1.6), name=s.label, antialias=False
+                xs,
+                self._ys[n],
+                pen=pg.mkPen(color, width=width),
+                name=s.label,
+                antialias=False,
+                skipFiniteCheck=True,  # integers: never NaN
             )
             curve.setVisible(s.key not in self.hidden)
             plot.addItem(curve)
-            curve.setClipToView(True)  # only after it is in the view box
-            curve.setDownsampling(auto=True, method="peak")
             self.curves[s.key] = curve
             item = QListWidgetItem(_swatch(color), s.label)
             item.setData(Qt.ItemDataRole.UserRole, s.key)
@@ -235,6 +247,20 @@ class SeriesChart(QWidget):
             item.setToolTip(f"{s.label}\n{s.key}" if s.key != s.label else s.label)
             self.legend.addItem(item)
         self.legend.blockSignals(False)
+        self.fit_y()
+
+    def fit_y(self) -> None:
+        """The value axis from 0 to the largest visible value in the time range shown."""
+        ys = self._ys
+        if ys.size == 0:
+            self.view_box.setYRange(0, 1, padding=0)
+            return
+        low, high = self.view_box.viewRange()[0]
+        i = int(np.searchsorted(self._xs, low, side="left"))
+        j = int(np.searchsorted(self._xs, high, side="right"))
+        rows = [n for n, s in enumerate(self.series) if s.key not in self.hidden]
+        top = float(ys[rows, max(0, i - 1) : j + 1].max()) if rows and j > i else 0.0
+        self.view_box.setYRange(0, top * 1.05 if top > 0 else 1, padding=0)
 
     def set_visible(self, key: str, visible: bool) -> None:
         """Show or hide one series (as its legend box does)."""
@@ -253,7 +279,7 @@ class SeriesChart(QWidget):
                     self.legend.blockSignals(True)
                     item.setCheckState(state)
                     self.legend.blockSignals(False)
-        self.view_box.enableAutoRange(axis=pg.ViewBox.YAxis)
+        self.fit_y()
 
     def visible_keys(self) -> list[str]:
         return [s.key for s in self.series if s.key not in self.hidden]
@@ -264,14 +290,14 @@ class SeriesChart(QWidget):
 
     # -- range -----------------------------------------------------------------------------
     def set_time_range(self, low: float, high: float) -> None:
-        self.view_box.setXRange(low, high, padding=0)
-        self.view_box.enableAutoRange(axis=pg.ViewBox.YAxis)
+        self.view_box.setXRange(low, high, padding=0)  # fit_y follows (sigXRangeChanged)
 
     def time_range(self) -> tuple[float, float]:
         low, high = self.view_box.viewRange()[0]
         return float(low), float(high)
 
     def _x_changed(self, _vb: Any, rng: Any) -> None:
+        self.fit_y()
         self.rangeChanged.emit(float(rng[0]), float(rng[1]))
 
     # -- values and tooltips ---------------------------------------------------------------
