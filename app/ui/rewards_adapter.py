@@ -9,7 +9,7 @@ come from the same service as `contributor-desk rewards` (RewardsReview, found b
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from app.services.rewards import (
     current_owner,
     open_review,
 )
+from app.services.transparency import LogStatus, log_status
 from app.services.usage_history import (
     ContributionTimeline,
     CsvReport,
@@ -38,6 +39,7 @@ class RewardsPageData(RewardsOverview):
     """An overview with the usage buckets its charts draw (same scope)."""
 
     usage: UsageData | None = None
+    log: LogStatus | None = None  # how far the entries are verified against the registry's log
 
 
 def with_usage(overview: RewardsOverview, usage: UsageData) -> RewardsPageData:
@@ -107,7 +109,8 @@ class GuiRewards:
         return contribution_timeline(self._ctx, item_id, review)
 
     def _page(self, review: RewardsReview, contribution_id: str | None) -> RewardsPageData:
-        return with_usage(review.overview(contribution_id), usage_data(review, contribution_id))
+        page = with_usage(review.overview(contribution_id), usage_data(review, contribution_id))
+        return replace(page, log=log_status(self._ctx, review.registry, review.owner))
 
     def _review(self, owner: str) -> RewardsReview:
         url = self._ctx.registry_url

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from app.domain.money import format_amount, format_micro
 from app.domain.units import method_label
 from app.services.rewards import ContributionRewards, RewardsOverview
+from app.services.transparency import LogStatus
 from app.services.usage_history import UsageData
 from app.ui.theme import Theme
 from app.ui.usage_charts import (
@@ -209,6 +210,16 @@ class RewardsView(QWidget):
         top.addSpacing(8)
         top.addWidget(self.sync_button, 0, Qt.AlignmentFlag.AlignBottom)
         layout.addLayout(top)
+        # Transparency log: red when what the registry reports failed verification.
+        self.log_banner = QLabel("")
+        self.log_banner.setObjectName("rewardsLogFailure")
+        self.log_banner.setWordWrap(True)
+        self.log_banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.log_banner.setStyleSheet(
+            f"background: {theme.colors['danger']}; color: white; padding: 8px; border-radius: 4px;"
+        )
+        self.log_banner.hide()
+        layout.addWidget(self.log_banner)
 
         controls = QHBoxLayout()
         show = QLabel("Show")
@@ -540,6 +551,39 @@ class RewardsView(QWidget):
         self.last_sync.setToolTip(tip)
         self.last_sync.setStyleSheet(f"color: {color};")
 
+    def show_log(self, log: LogStatus | None) -> None:
+        """The red banner naming a failed verification, and the verification state next to
+        the sync time."""
+        self.log_status = log
+        failed = log is not None and log.failure is not None
+        self.log_banner.setText(
+            f"The registry's data failed verification: {log.failure}. Nothing stored was "
+            "changed; run contributor-desk audit --export FILE to keep the evidence."
+            if failed and log is not None
+            else ""
+        )
+        self.log_banner.setVisible(failed)
+        tip = self.last_sync.toolTip()
+        self.last_sync.setToolTip(f"{tip}\n{log_state_text(log)}".strip())
+
+    def _mark_verified(self, log: LogStatus | None) -> None:
+        """Each contribution row says whether its entries are verified, pending or failed."""
+        table = self.by_contribution
+        for row in range(table.rowCount()):
+            first = table.item(row, 0)
+            entries = table.item(row, 2)
+            if first is None or entries is None:
+                continue
+            cid = first.data(Qt.ItemDataRole.UserRole)
+            state = log.contribution_state(str(cid)) if log is not None else "unverified"
+            if log is not None and state == "verified" and log.checkpoint_size is not None:
+                detail = f"verified up to checkpoint {log.checkpoint_size:,}"
+            else:
+                detail = state
+            mark = {"verified": "✓", "pending": "…", "failed": "✗"}.get(state, "")
+            entries.setText(f"{entries.text()} {mark}".strip())
+            entries.setToolTip(f"{entries.toolTip()}\n{detail}".strip())
+
     def _empty_text(self, title: str, text: str) -> None:
         self.empty.title.setText(title)
         self.empty.text.setText(text)
@@ -547,6 +591,7 @@ class RewardsView(QWidget):
     def show_overview(self, overview: RewardsOverview | None) -> None:
         self.overview = overview
         self._show_sync_state()
+        self.show_log(getattr(overview, "log", None))
         if overview is None:
             self._empty_text(
                 "No identity yet",
@@ -597,6 +642,7 @@ class RewardsView(QWidget):
             )
         finally:
             self._filling = False
+        self._mark_verified(getattr(overview, "log", None))
         self.contrib_value.setText(str(len(overview.by_contribution)))
         self.contrib_note.setText("with rewards")
         self.stack.setCurrentIndex(1)
@@ -617,6 +663,11 @@ class RewardsView(QWidget):
         self.total_value.setText(format_amount(overview.total_micro))
         self.total_value.setToolTip(_exact(overview.total_micro, unit))
         self.total_note.setText(f"{overview.entries:,} ledger entries")
+        log = getattr(self.overview, "log", None)  # verified, pending or failed, and up to where
+        self.total_note.setToolTip(log_state_text(log))
+        if log is not None:
+            mark = "FAILED" if log.failure else ("pending" if log.pending else "verified ✓")
+            self.total_note.setText(f"{overview.entries:,} ledger entries · {mark}")
         self.events_value.setText(f"{events:,}")
         if overview.daily:
             first, last = overview.daily[0][0], overview.daily[-1][0]
@@ -936,6 +987,18 @@ class RewardsView(QWidget):
         index = self.scope.findData(cid)
         if index >= 0:
             self.scope.setCurrentIndex(index)
+
+
+def log_state_text(log: LogStatus | None) -> str:
+    """What the page says about verification: verified up to a checkpoint, pending, failed."""
+    if log is None:
+        return "Not verified: this registry serves no transparency log"
+    if log.failure is not None:
+        return f"Verification FAILED: {log.failure}"
+    if log.checkpoint_size is None:
+        return "Pending: not verified yet"
+    text = f"Verified up to checkpoint {log.checkpoint_size:,}"
+    return text + (f" ({log.pending:,} entries pending)" if log.pending else "")
 
 
 def _bar_centre(day: date) -> float:

@@ -180,6 +180,13 @@ class SettingsView(QWidget):
         )
         self.sync_minutes.valueChanged.connect(self._sync_minutes_changed)
         _add(form, "Sync usage", self.sync_minutes)
+        # The transparency-log key pinned for the registry (first contact or log-key --set).
+        self.log_key_label = QLabel("")
+        self.log_key_label.setWordWrap(True)
+        self.log_key_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.log_key_label.setAccessibleName("Transparency log key")
+        _add(form, "Log key", self.log_key_label)
+        self.refresh_log_keys()
         # Under the form, not in it: a wrapped label in a form row gets one line's height
         # and long errors were cut off.
         status_row = QHBoxLayout()
@@ -191,6 +198,25 @@ class SettingsView(QWidget):
         self.registry_edit.editingFinished.connect(self._registry_edited)
         self.test_button.clicked.connect(self.test_connection)
         return card
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        self.refresh_log_keys()  # a sync may have pinned a key since
+
+    def refresh_log_keys(self) -> None:
+        from app.services.transparency import all_pins, key_fingerprint
+        from app.tlog import Verifier
+
+        pins = all_pins(self.services.ctx)
+        self.log_key_label.setText(
+            "\n".join(
+                f"{p.origin}\nfingerprint {key_fingerprint(Verifier.from_vkey(p.vkey))} "
+                f"({'pinned at first contact' if p.source == 'first-contact' else 'set by you'})"
+                for p in pins
+            )
+            or "None yet: the registry's key is pinned at the first sync"
+        )
+        self.log_key_label.setToolTip("\n".join(p.vkey for p in pins))
 
     def _sync_minutes_changed(self, minutes: int) -> None:
         self._save(SYNC_MINUTES, int(minutes))
