@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from app.services.rewards import RewardsSync
 from app.services.transparency import LogVerificationFailed, audit, compare, export_evidence
 from app.store.rewards_models import RewardRecord
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof
-from app.tlog import Checkpoint, Signer, Verifier, open_checkpoint
+from app.tlog import Checkpoint, Signer, Verifier, open_checkpoint, tiles_for_size
 from registry import translog
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
@@ -34,11 +35,14 @@ from tests.integration.faults.helpers import (
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
 from tests.support.rewards_flow import accepted_items, post_usage, usage_events
+from tests.unit.tlog.test_tlog_go_interop import gocheck  # noqa: F401 - fixture
 
 try:
     from app.services.clients import make_client
 except ImportError:  # pragma: no cover - the module's earlier home
-    from app.services.upload_workers import make_client  # type: ignore[no-redef]
+    from app.services.upload_workers import (  # type: ignore[import-not-found,no-redef]
+        make_client,
+    )
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +86,38 @@ def _sync(desk: Desk) -> Any:
         return RewardsSync(desk.ctx, client, owner.fingerprint).run()
     finally:
         client.close()
+
+
+def _go_check(
+    run: Callable[[Path], dict[str, Any]],
+    folder: Path,
+    note: str,
+    vkey: str,
+    inclusion: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    tiles_from: str | None = None,
+) -> dict[str, Any]:
+    """Go's reference implementation (x/mod sumdb note and tlog) checks a signed checkpoint
+    from the exported evidence with the log key, and inclusion proofs against it."""
+    folder.mkdir(parents=True)
+    (folder / "checkpoint").write_text(note, encoding="utf-8")
+    if tiles_from is not None:  # the hash tiles of that tree, as the registry serves them
+        size = int(note.split("\n")[1])
+        with httpx.Client(base_url=tiles_from) as http:
+            for t in tiles_for_size(size):
+                r = http.get("/v1/log/" + t.path)
+                assert r.status_code == 200, t.path
+                (folder / t.path).parent.mkdir(parents=True, exist_ok=True)
+                (folder / t.path).write_bytes(r.content)
+    request = {
+        "vkey": vkey,
+        "skey": Signer.generate("go-check").skey,
+        "signText": "unused\n",
+        "inclusion": list(inclusion),
+        "consistency": [],
+        "bundles": [],
+    }
+    (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
+    return run(folder)
 
 
 def _snapshot(ctx: ServiceContext) -> dict[str, Any]:
@@ -147,14 +183,15 @@ def test_sync_verifies_every_entry_and_audit_passes_offline(
     assert pin.source == "first-contact"
     assert keys == {pin.vkey}  # the registry's identity is its log key
     assert records == proofs
-    keys = run_cli("log-key", "--json", data_dir=data_dir)
-    assert keys.code == 0, keys.err
-    assert json.loads(keys.out)["keys"][0]["logKey"] == pin.vkey
+    pins = run_cli("log-key", "--json", data_dir=data_dir)
+    assert pins.code == 0, pins.err
+    assert json.loads(pins.out)["keys"][0]["logKey"] == pin.vkey
     out = run_cli("audit", "--json", data_dir=data_dir)
     assert out.code == 0 and json.loads(out.out)["ok"] is True
 
 
 def test_amount_changed_in_the_database_is_detected(
+    gocheck: Callable[[Path], dict[str, Any]],  # noqa: F811
     synced: tuple[Desk, list[str]],
     registry: RegistryProcess,
     operator: Contributor,
@@ -177,7 +214,14 @@ def test_amount_changed_in_the_database_is_detected(
     assert res.code == 4 and "FAILED" in res.out
     doc = json.loads((tmp_path / "ev.json").read_text())
     [failure] = doc["logs"][0]["failures"]
-    _check_inclusion_evidence(failure["evidence"], doc["logs"][0]["logKey"])
+    ev, vkey = failure["evidence"], doc["logs"][0]["logKey"]
+    _check_inclusion_evidence(ev, vkey)
+    go = _go_check(
+        gocheck, tmp_path / "go", ev["checkpoint"], vkey,
+        [{"index": ev["leafIndex"], "entry": ev["leaf"], "proof": ev["proof"]}],
+        tiles_from=registry.base_url,
+    )  # fmt: skip
+    assert go["checkpointError"] == "" and go["inclusionErrors"] in (None, [""])
 
 
 def _check_inclusion_evidence(ev: dict[str, Any], vkey: str) -> None:
@@ -294,6 +338,7 @@ def test_a_changed_log_key_is_refused(synced: tuple[Desk, list[str]], tmp_path: 
 
 
 def test_a_fork_served_to_two_clients_is_detected(
+    gocheck: Callable[[Path], dict[str, Any]],  # noqa: F811
     synced: tuple[Desk, list[str]],
     registry: RegistryProcess,
     tmp_path: Path,
@@ -337,6 +382,10 @@ def test_a_fork_served_to_two_clients_is_detected(
         ours = open_checkpoint(sv["ours"].encode(), Verifier.from_vkey(vkey))[0]
         theirs = open_checkpoint(sv["theirs"].encode(), Verifier.from_vkey(vkey))[0]
         assert ours.size == theirs.size and ours.root != theirs.root
+        # Go's note and tlog packages accept both signed checkpoints: the split view is proven
+        go = [_go_check(gocheck, tmp_path / f"go-{n}", sv[n], vkey) for n in ("ours", "theirs")]
+        assert [g["checkpointError"] for g in go] == ["", ""]
+        assert go[0]["size"] == go[1]["size"] and go[0]["root"] != go[1]["root"]
         # and A's own next sync sees the fork too
         before = _snapshot(desk.ctx)
         with pytest.raises(LogVerificationFailed, match=r"\(fork\)"):
