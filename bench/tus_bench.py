@@ -1,34 +1,27 @@
-"""Upload throughput of one large blob over loopback: our tus endpoint vs the Node tus server
-(@tus/server + @tus/file-store) vs `curl -T` into a plain PUT handler on our server.
+"""Upload throughput of one large blob over loopback, beside the machine's durable write limit:
+our tus endpoint, the Node tus server (@tus/server + @tus/file-store), `curl -T` into a plain
+PUT handler on our server, and `dd oflag=direct` of the same size into the same folder.
 
 The same client (a minimal tus client on http.client: POST, then PATCHes of --chunk-mib with
-Content-Length, streamed from the file with readinto) uploads to both tus servers; runs
-alternate (ours, node, curl, ours, ...) so background load hits all alike. Ours does more work
-per byte than the baselines: whole-blob sha256, bearer-token auth (DB) per request, a durable
-offset in the DB, and the bytes are on disk (fsync) before the last PATCH is answered and the
-blob is published atomically. The Node file store never fsyncs (and the bench deletes its
-files, so its bytes may never reach the disk); the PUT handler writes through the page cache
-and fsyncs once at the end.
+Content-Length, streamed from the file with readinto) uploads to both tus servers. Rounds
+alternate (ours, node, curl, dd-direct, dd-fsync, ours, ...) so background load hits all alike;
+every round prints the load average before and after it, and `sync` runs (untimed) between
+targets so no target pays for another's write-back.
 
-    .venv/bin/python bench/tus_bench.py [--size-mib 1024] [--rounds 3] [--chunk-mib 32]
+- ours-tus: whole-blob sha256, bearer-token auth per request, a durable offset in the DB, the
+  bytes on disk (fdatasync) before the last PATCH is answered, the blob published atomically;
+- node-tus: writes through the page cache and never fsyncs (its files are deleted after the
+  round, so its bytes may never reach the disk);
+- curl-put: page cache + one fsync at the end, no hashing, no database;
+- dd-direct: `dd if=/dev/zero bs=1M oflag=direct` into the same folder: the durable write limit
+  (the target is ours >= 0.9x of it); dd-fsync (`conv=fsync`, page cache then one fsync) is
+  context.
 
-Figures (2026-11-26, 2 vCPU shared with other jobs, load average 3-6; 1 GiB, 32 MiB PATCHes,
-median of 3; compare ratios, single runs swing +-30%):
+The registry's CPU seconds per GiB received (user + system of the server process, all its
+threads) are printed for ours-tus and curl-put.
 
-    before: ours-tus 109 MB/s   node-tus 220 MB/s   curl-put 126 MB/s
-            ours-tus / node-tus = 0.49x   ours-tus / curl-put = 0.86x
-    after:  ours-tus 212 MB/s   node-tus 215 MB/s   curl-put 154 MB/s
-            ours-tus / node-tus = 0.99x   ours-tus / curl-put = 1.38x
-    again:  ours-tus 179 MB/s   node-tus 178 MB/s   curl-put 141 MB/s
-            ours-tus / node-tus = 1.01x   ours-tus / curl-put = 1.27x
-
-What changed (registry/tus.py, registry/routes/uploads.py): no fsync per PATCH (the answer
-reports the live offset; a background flush per PATCH, any HEAD and completion make it
-durable), O_DIRECT writes of whole blocks through an aligned staging buffer (on this VM,
-writing 512 MiB into the page cache took 1.76 s of CPU, with O_DIRECT 0.15 s), write and hash
-of 1 MiB slices in pooled threads up to 4 slices behind the network, no thread hops for the
-per-PATCH open/close. Larger PATCHes amortise the per-request auth/DB cost: with 128 MiB PATCHes
-(512 MiB blob) ours reached 1.20x of Node.
+    .venv/bin/python bench/tus_bench.py [--size-mib 1024] [--rounds 5] [--chunk-mib 32]
+        [--skip-node] [--only ours-tus,dd-direct] [--py-spy OUT.txt]
 """
 
 from __future__ import annotations
@@ -39,11 +32,13 @@ import hashlib
 import http.client
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,6 +54,7 @@ from app.signing.statement import build_statement  # noqa: E402
 
 NODE_DIR = Path(__file__).resolve().parent / "node-tus"
 READ = 4 * 1024 * 1024
+TARGETS = ("ours-tus", "node-tus", "curl-put", "dd-direct", "dd-fsync")
 
 
 def start(cmd: list[str], log: Path, cwd: Path | None = None) -> tuple[subprocess.Popen[str], str]:
@@ -70,6 +66,12 @@ def start(cmd: list[str], log: Path, cwd: Path | None = None) -> tuple[subproces
         proc.kill()
         raise SystemExit(f"{cmd[0]} did not start: {line!r}; see {log}")
     return proc, line.split("listening on ", 1)[1].strip()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def request(
@@ -193,13 +195,36 @@ def curl_put(url: str, path: Path) -> float:
     return time.perf_counter() - t0
 
 
+def dd(target: Path, size_mib: int, flag: str) -> float:
+    """Seconds for dd to write size_mib MiB of zeros to `target` with oflag=direct or
+    conv=fsync (the file is removed afterwards, untimed)."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={size_mib}", flag],
+        check=True,
+        capture_output=True,
+    )
+    elapsed = time.perf_counter() - t0
+    target.unlink()
+    return elapsed
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):6.0f} {statistics.median(values):6.0f} {max(values):6.0f}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--chunk-mib", type=int, default=32)
     ap.add_argument("--skip-node", action="store_true")
+    ap.add_argument("--only", default=",".join(TARGETS), help="comma-separated targets")
+    ap.add_argument("--py-spy", type=Path, default=None, help="record the registry (raw stacks)")
     args = ap.parse_args()
+    only = [t for t in TARGETS if t in args.only.split(",")]
+    if args.skip_node and "node-tus" in only:
+        only.remove("node-tus")
     size = args.size_mib * 1024 * 1024
     chunk = args.chunk_mib * 1024 * 1024
     out = ROOT / "bench" / "out"  # git-ignored; a fresh clone does not have it yet
@@ -247,7 +272,7 @@ def main() -> int:
         )
         ours_headers = {"Authorization": f"Bearer {token}", "Upload-Metadata": meta}
         node_url = None
-        if not args.skip_node:
+        if "node-tus" in only:
             if not (NODE_DIR / "node_modules" / "@tus" / "server").exists():
                 subprocess.run(
                     ["npm", "install", "--no-audit", "--no-fund"],
@@ -264,29 +289,81 @@ def main() -> int:
         with blob.open("rb") as fh:  # warm the page cache once for everybody
             while fh.read(64 * 1024 * 1024):
                 pass
-        times: dict[str, list[float]] = {"ours-tus": [], "node-tus": [], "curl-put": []}
-        for r in range(args.rounds):
-            times["ours-tus"].append(
-                tus_upload(f"{base}/v1/uploads/", blob, size, chunk, ours_headers)
-            )
+        spy: subprocess.Popen[bytes] | None = None
+        if args.py_spy is not None:
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record", "--pid", str(ours.pid), "--format", "raw", "--threads",
+                    "--rate", "200", "--output", str(args.py_spy.resolve()),
+                ],
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1.0)
+
+        def run_ours() -> float:
+            t = tus_upload(f"{base}/v1/uploads/", blob, size, chunk, ours_headers)
             shutil.rmtree(work / "blobs" / sha[:2], ignore_errors=True)
-            if node_url:
-                times["node-tus"].append(tus_upload(node_url, blob, size, chunk, {}))
-                for f in (work / "node-files").iterdir():
-                    f.unlink()
-            times["curl-put"].append(curl_put(f"{base}/v1/bench/put", blob))
-            print(
-                f"round {r + 1}: "
-                + "  ".join(f"{k} {size / v[-1] / 1e6:7.0f} MB/s" for k, v in times.items() if v),
-                flush=True,
-            )
-        mbps = {k: size / statistics.median(v) / 1e6 for k, v in times.items() if v}
-        print(f"\n{args.size_mib} MiB blob, {args.chunk_mib} MiB PATCHes, median of {args.rounds}:")
-        for k, v in mbps.items():
-            print(f"  {k:9s} {v:7.0f} MB/s")
-        if "node-tus" in mbps:
-            print(f"  ours-tus / node-tus = {mbps['ours-tus'] / mbps['node-tus']:.2f}x")
-        print(f"  ours-tus / curl-put = {mbps['ours-tus'] / mbps['curl-put']:.2f}x")
+            return t
+
+        def run_node() -> float:
+            assert node_url is not None
+            t = tus_upload(node_url, blob, size, chunk, {})
+            for f in (work / "node-files").iterdir():
+                f.unlink()
+            return t
+
+        runs: dict[str, Callable[[], float]] = {
+            "ours-tus": run_ours,
+            "node-tus": run_node,
+            "curl-put": lambda: curl_put(f"{base}/v1/bench/put", blob),
+            "dd-direct": lambda: dd(work / "dd.bin", args.size_mib, "oflag=direct"),
+            "dd-fsync": lambda: dd(work / "dd.bin", args.size_mib, "conv=fsync"),
+        }
+        mbps: dict[str, list[float]] = {t: [] for t in only}
+        cpu: dict[str, list[float]] = {t: [] for t in only}
+        loads: list[float] = []
+        gib = size / 2**30
+        for r in range(args.rounds):
+            cells = []
+            for target in only:
+                subprocess.run(["sync"], check=True)
+                before = os.getloadavg()[0]
+                cpu0 = cpu_seconds(ours.pid)
+                seconds = runs[target]()
+                cpu[target].append((cpu_seconds(ours.pid) - cpu0) / gib)
+                after = os.getloadavg()[0]
+                loads += [before, after]
+                mbps[target].append(size / seconds / 1e6)
+                cells.append(f"{target} {mbps[target][-1]:4.0f} (load {before:.1f}/{after:.1f})")
+            print(f"round {r + 1}: " + "  ".join(cells), flush=True)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            spy.wait(60)
+        med = {t: statistics.median(v) for t, v in mbps.items()}
+        print(
+            f"\n{args.size_mib} MiB blob, {args.chunk_mib} MiB PATCHes, {args.rounds} alternating"
+            f" rounds; load average (1 min) {min(loads):.2f}-{max(loads):.2f} during the runs"
+        )
+        print("  target      MB/s: min median    max   registry CPU s/GiB (median)")
+        for t, v in mbps.items():
+            reg = f"{statistics.median(cpu[t]):5.2f}" if t in ("ours-tus", "curl-put") else ""
+            print(f"  {t:10s}       {spread(v)}   {reg}")
+        if "ours-tus" in med:
+            for other, label in (
+                ("dd-direct", "limit (dd oflag=direct)"),
+                ("node-tus", "node-tus"),
+                ("curl-put", "curl-put"),
+                ("dd-fsync", "dd conv=fsync"),
+            ):
+                if other in med:
+                    ratio = med["ours-tus"] / med[other]
+                    print(f"  ours-tus / {label} = {ratio:.2f}x")
+    except BaseException:
+        log = work / "registry.log"
+        if log.exists():
+            print(log.read_text()[-3000:], file=sys.stderr)
+        raise
     finally:
         for p in procs:
             p.terminate()

@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from registry.settings import RegistrySettings
@@ -138,8 +139,16 @@ def _serve(args: argparse.Namespace) -> int:
     sock.bind((args.host, args.port))
     sock.listen(2048)  # connections queue from the moment the port is announced
     port = sock.getsockname()[1]
+    http: Any = "auto"
+    try:  # tus PATCH bodies straight into the staging buffers (registry/rawbody.py)
+        from registry.rawbody import RawBodyHttpToolsProtocol
+
+        http = RawBodyHttpToolsProtocol
+    except ImportError:  # no httptools: uvicorn's own protocol, bodies through receive()
+        pass
     config = uvicorn.Config(
         app,
+        http=http,
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,

@@ -27,7 +27,9 @@ import errno
 import hashlib
 import mmap
 import os
+import queue
 import secrets
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,12 +53,7 @@ MAX_UINT_DIGITS = 19
 def parse_uint(header: str | None) -> int | None:
     """A tus size or offset header: ASCII digits only (str.isdigit() also accepts '²' and
     other Unicode digits that int() refuses), bounded in length; None if it is not one."""
-    if (
-        not header
-        or len(header) > MAX_UINT_DIGITS
-        or not header.isascii()
-        or not header.isdigit()
-    ):
+    if not header or len(header) > MAX_UINT_DIGITS or not header.isascii() or not header.isdigit():
         return None
     return int(header)
 
@@ -153,6 +150,7 @@ class LiveUploads:
 
     def __init__(self) -> None:
         self.by_id: dict[str, LiveUpload] = {}
+        self.staging = StagingPool()
 
     def adopt(self, upload: Upload, uploads_dir: Path) -> LiveUpload:
         """The entry for `upload`, created from its database row (durable offset) if new."""
@@ -351,6 +349,212 @@ class PartialWriter:
             os.close(self.direct_fd)
         if self.buf is not None:
             self.buf.close()
+
+
+STAGES = 4  # staging buffers per receiving PATCH: one filling, the others written/hashed
+
+
+class StagingPool:
+    """Aligned staging buffers kept between PATCHes (on the event loop only): a fresh
+    anonymous mapping costs a page fault per 4 KiB on first touch, a reused one none."""
+
+    def __init__(self, keep: int = 2 * STAGES) -> None:
+        self.keep = keep
+        self.free: list[mmap.mmap] = []
+
+    def take(self) -> mmap.mmap:
+        return self.free.pop() if self.free else mmap.mmap(-1, STAGING)
+
+    def give(self, buf: mmap.mmap) -> None:
+        if len(self.free) < self.keep:
+            self.free.append(buf)
+        else:
+            try:
+                buf.close()
+            except BufferError:  # a view is still alive somewhere: the GC frees it
+                pass
+
+
+@dataclass
+class _Stage:
+    buf: mmap.mmap
+    base: int  # file offset of buf[0] (block-aligned in direct mode)
+    start: int  # buf[:start] is already in the file (the head of an unaligned offset)
+    fill: int
+    users: int = 0  # worker threads still using it (hash, write)
+
+
+class DirectReceive:
+    """The receiving end of a PATCH whose body the kernel copies straight from the socket into
+    aligned staging buffers (registry.rawbody): no copy in Python at all.
+
+    A full buffer goes to two worker threads of this PATCH at once, one hashing it (whole blob
+    and optional per-request checksum; hashlib releases the GIL) and one writing it (whole
+    blocks with O_DIRECT, an unaligned tail of the last buffer with a plain pwrite), while the
+    next buffer is being received; with every buffer busy the reader pauses the socket. Bytes
+    and order are those of PartialWriter.write()/hash()/finish(): after `finish()` the writer's
+    file holds `writer.offset` bytes and `writer.whole` covers them; rollback() and close() are
+    the writer's.
+
+    get_buffer/received/set_wake are called on the event loop (registry.rawbody.BodySink).
+    """
+
+    def __init__(
+        self, writer: PartialWriter, pool: StagingPool, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.writer = writer
+        self.pool = pool
+        self.loop = loop
+        self.direct = writer.direct_fd is not None
+        self.count = 0
+        self.error: BaseException | None = None
+        self.wake: Any = None
+        self.stages: list[_Stage] = []  # every stage this PATCH took (returned at the end)
+        self.free: list[_Stage] = []
+        self.current: _Stage | None = None
+        # The first stage starts where the writer's own staging does (the re-read head of an
+        # unaligned offset in direct mode), the next ones follow it back to back.
+        head = writer.fill if writer.buf is not None else 0
+        first = self._new_stage(writer.base if writer.buf is not None else writer.offset)
+        if head:
+            assert writer.buf is not None
+            first.buf[:head] = writer.buf[:head]
+            first.start = first.fill = head
+        self.current = first
+        self.next_base = first.base + STAGING
+        writer.fill = 0  # the head now lives in our first stage
+        self.queues: tuple[queue.SimpleQueue[_Stage | None], ...] = (
+            queue.SimpleQueue(),
+            queue.SimpleQueue(),
+        )
+        self.running = 2
+        self.stopped: asyncio.Future[None] = loop.create_future()
+        self.threads = [
+            threading.Thread(target=self._work, args=(q, fn), daemon=True, name=name)
+            for q, fn, name in (
+                (self.queues[0], self._hash, "tus-hash"),
+                (self.queues[1], self._write, "tus-write"),
+            )
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _new_stage(self, base: int) -> _Stage:
+        stage = _Stage(self.pool.take(), base, 0, 0)
+        self.stages.append(stage)
+        return stage
+
+    # -- BodySink (event loop) --------------------------------------------------------------
+
+    def set_wake(self, wake: Any) -> None:
+        self.wake = wake
+
+    def has_room(self) -> bool:
+        return self.current is not None or bool(self.free) or len(self.stages) < STAGES
+
+    def get_buffer(self, limit: int) -> memoryview | None:
+        stage = self.current
+        if stage is None:
+            if self.free:
+                stage = self.free.pop()
+                stage.base, stage.start, stage.fill = self.next_base, 0, 0
+            elif len(self.stages) < STAGES:
+                stage = self._new_stage(self.next_base)
+            else:
+                return None
+            self.next_base += STAGING
+            self.current = stage
+        end = min(STAGING, stage.fill + limit)
+        return memoryview(stage.buf)[stage.fill : end]
+
+    def received(self, n: int) -> None:
+        stage = self.current
+        assert stage is not None
+        stage.fill += n
+        self.count += n
+        if stage.fill == STAGING:
+            self.current = None
+            self._submit(stage)
+
+    def _submit(self, stage: _Stage) -> None:
+        stage.users = 2
+        for q in self.queues:
+            q.put(stage)
+
+    def _released(self, stage: _Stage) -> None:
+        stage.users -= 1
+        if stage.users == 0:
+            self.free.append(stage)
+            if self.wake is not None:
+                self.wake()
+
+    # -- worker threads ---------------------------------------------------------------------
+
+    def _work(self, q: queue.SimpleQueue[_Stage | None], fn: Any) -> None:
+        try:
+            while (stage := q.get()) is not None:
+                try:
+                    if self.error is None:
+                        fn(stage)
+                except BaseException as exc:  # reported by finish(); later stages skipped
+                    self.error = self.error or exc
+                self.loop.call_soon_threadsafe(self._released, stage)
+        finally:
+            self.loop.call_soon_threadsafe(self._exited)
+
+    def _exited(self) -> None:
+        self.running -= 1
+        if self.running == 0 and not self.stopped.done():
+            self.stopped.set_result(None)
+
+    def _hash(self, stage: _Stage) -> None:
+        view = memoryview(stage.buf)[stage.start : stage.fill]
+        try:
+            self.writer.whole.update(view)
+            if self.writer.chunk is not None:
+                self.writer.chunk.update(view)
+        finally:
+            view.release()
+
+    def _write(self, stage: _Stage) -> None:
+        w = self.writer
+        view = memoryview(stage.buf)
+        try:
+            done = 0
+            if self.direct:
+                assert w.direct_fd is not None
+                whole = stage.fill - stage.fill % BLOCK
+                try:
+                    while done < whole:
+                        done += portable.pwrite(w.direct_fd, view[done:whole], stage.base + done)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self.direct = False  # this filesystem's alignment rules: stay buffered
+            done = max(done, stage.start)
+            while done < stage.fill:  # the unaligned tail, or everything when buffered
+                done += portable.pwrite(w.fd, view[done : stage.fill], stage.base + done)
+        finally:
+            view.release()
+
+    # -- end --------------------------------------------------------------------------------
+
+    async def finish(self) -> None:
+        """Write and hash what is staged, stop the threads; raise the first error. Afterwards
+        the writer's offset, file and hashes are up to date (or the error says what failed)."""
+        stage = self.current
+        self.current = None
+        if stage is not None and stage.fill > stage.start:
+            self._submit(stage)
+        for q in self.queues:
+            q.put(None)
+        await self.stopped
+        for s in self.stages:
+            self.pool.give(s.buf)
+        self.stages = self.free = []
+        self.writer.offset = self.writer.start + self.count
+        if self.error is not None:
+            raise self.error
 
 
 def running_hash(path: Path, offset: int, cached: Any | None) -> Any:

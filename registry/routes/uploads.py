@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from registry import tus
+from registry import rawbody, tus
 from registry.auth import CurrentPrincipal, Principal, as_utc
 from registry.contributions import get_owned
 from registry.db.models import STATE_SUBMITTED, ContributionFile, Upload
@@ -391,7 +391,12 @@ async def _receive(
     except OSError as exc:
         raise _storage_error(exc) from exc
     try:
-        await _read_body(request, writer, live.length - start, checksum)
+        raw = request.scope.get("extensions", {}).get(rawbody.EXTENSION)
+        room = live.length - start
+        if isinstance(raw, rawbody.RawBody) and raw.available() and raw.length <= room:
+            await _read_body_direct(request, raw, writer, checksum)
+        else:
+            await _read_body(request, writer, live.length - start, checksum)
     except OSError as exc:
         await run_in_threadpool(writer.rollback)
         raise _storage_error(exc) from exc
@@ -506,6 +511,29 @@ async def _read_body(
     if checksum is not None:
         assert writer.chunk is not None
         if interrupted or not hmac.compare_digest(writer.chunk.digest(), checksum[1]):
+            await run_in_threadpool(writer.rollback)
+            raise tus_error(
+                460, "checksum_mismatch", "Upload-Checksum does not match; chunk discarded."
+            )
+
+
+async def _read_body_direct(
+    request: Request,
+    raw: rawbody.RawBody,
+    writer: tus.PartialWriter,
+    checksum: tuple[str, bytes] | None,
+) -> None:
+    """Like _read_body, with the kernel copying the body straight into the writer's aligned
+    staging buffers (registry.rawbody): used when the server offers it and Content-Length fits
+    the upload. A client that goes away keeps what arrived (unless it sent a checksum)."""
+    sink = tus.DirectReceive(writer, _live(request).staging, asyncio.get_running_loop())
+    try:
+        complete = await raw.read_into(sink)
+    finally:
+        await sink.finish()  # every staged byte lands (or fails) before anything truncates
+    if checksum is not None:
+        assert writer.chunk is not None
+        if not complete or not hmac.compare_digest(writer.chunk.digest(), checksum[1]):
             await run_in_threadpool(writer.rollback)
             raise tus_error(
                 460, "checksum_mismatch", "Upload-Checksum does not match; chunk discarded."
