@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
@@ -18,6 +17,7 @@ import platformdirs
 from app import APP_ID
 from app.domain import boundedjson
 from app.domain.limits import MAX_SETTINGS_BYTES, read_limited
+from app.durable import atomic_write
 
 T = TypeVar("T")
 
@@ -90,19 +90,8 @@ def default_data_dir() -> Path:
 
 
 def write_private_file(path: Path, data: bytes) -> None:
-    """Write atomically (temp name + fsync + rename) with mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600) if hasattr(os, "fchmod") else None
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (app.durable.atomic_write) with mode 0600."""
+    atomic_write(path, data, mode=0o600)
 
 
 class Settings:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
-from app.domain.gcpause import gc_paused  # noqa: E402
+from app.durable import gc_paused  # noqa: E402
 from registry.auth import Principal  # noqa: E402
 from registry.bulkdb import BulkDb  # noqa: E402
 from registry.db.models import ROLE_CONTRIBUTOR, ROLE_OPERATOR, Key  # noqa: E402

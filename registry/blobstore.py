@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from app.durable import fsync_dir, fsync_file
 from app.manifest.canonical import is_sha256_hex
-from app.manifest.durable import fsync_dir
 from registry.packstore import CorruptBlobError, PackStore
 
 __all__ = [
@@ -179,8 +179,7 @@ class FileBlobStore(BlobStoreBase):
         if dest.exists():
             tmp_path.unlink(missing_ok=True)
             return
-        with tmp_path.open("rb+") as fh:
-            os.fsync(fh.fileno())
+        fsync_file(tmp_path)
         try:
             os.replace(tmp_path, dest)
         except OSError as exc:

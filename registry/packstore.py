@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from app.manifest.durable import fsync_dir
+from app.durable import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -245,21 +245,9 @@ class PackStore:
             return
         chunks.append(encode_trailer(entries, offset))
         name = f"{time.time_ns():x}-{secrets.token_hex(6)}{PACK_SUFFIX}"
-        tmp = self.tmp_dir / f"{TMP_PREFIX}{name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
-        try:
-            view = memoryview(b"".join(chunks))
-            size = len(view)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        os.replace(tmp, self.dir / name)
-        fsync_dir(self.dir)
+        data = b"".join(chunks)
+        atomic_write(self.dir / name, data, mode=0o644, tmp=self.tmp_dir / f"{TMP_PREFIX}{name}")
+        size = len(data)
         self.index.add_pack(name, size, entries)
 
     def _sound(self, shas: Sequence[str]) -> dict[str, Location]:

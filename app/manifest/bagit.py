@@ -18,8 +18,8 @@ from pathlib import Path
 from app import __version__
 from app.domain import portable
 from app.domain.errors import BadInputError
+from app.durable import fsync_dir, write_synced
 from app.manifest.canonical import Manifest
-from app.manifest.durable import fsync_dir
 
 BAGIT_VERSION = "1.0"
 _LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -117,7 +117,4 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_synced(path, text.encode("utf-8"))

@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import json
-import os
 import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.durable import atomic_write
 from app.formats.base import DetectionReport, FormatReport
 from app.manifest.canonical import Manifest, ManifestEntry
 
@@ -214,19 +214,9 @@ def build_croissant(
 def write_croissant(
     meta: CroissantMeta, manifest: Manifest, report: DetectionReport, out: Path
 ) -> None:
-    """Write the JSON-LD atomically (temp name + fsync + rename)."""
+    """Write the JSON-LD atomically (app.durable.atomic_write)."""
     data = json.dumps(build_croissant(meta, manifest, report), ensure_ascii=False, indent=2)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(data + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(out, (data + "\n").encode("utf-8"))
 
 
 def _file_object(entry: ManifestEntry, file_id: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from app.domain.errors import (
     UsageError,
     VerificationError,
 )
-from app.domain.gcpause import gc_paused
+from app.durable import gc_paused
 from app.domain.states import JobKind, JobState, State
 from app.registry_client.api import RegistryClient
 from app.services.clients import make_client

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.domain import boundedjson
-from app.domain.gcpause import gc_paused
+from app.durable import gc_paused
 from app.manifest.canonical import is_sha256_hex
 from registry import possession
 from registry.auth import CurrentPrincipal, Principal

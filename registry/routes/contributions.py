@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.domain.datanet_rules import Part
-from app.domain.gcpause import gc_paused
+from app.durable import gc_paused
 from registry import possession
 from registry.auth import CurrentPrincipal, as_utc
 from registry.contributions import (

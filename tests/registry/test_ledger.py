@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from app.domain.gcpause import gc_paused
+from app.durable import gc_paused
 from app.domain.rewards import contributor_pool
 from registry.bulkdb import BulkDb
 from registry.db.usage_models import LedgerEntry, UsageBucket, UsageEvent

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from app.domain.gcpause import gc_paused
+from app.durable import gc_paused
 from app.domain.states import JobState, State, TaskKind
 from app.registry_client.api import RegistryClient
 from app.registry_client.tus import BandwidthLimiter, TusClient

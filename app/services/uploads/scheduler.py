@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, exists, select, true
 from sqlalchemy.orm import Session, aliased
 
-from app.domain.gcpause import gc_paused
+from app.durable import gc_paused
 from app.domain.states import JobKind, JobState, TaskKind
 from app.services.uploads import options as limits
 from app.services.uploads.batch_sql import id_in
