@@ -319,3 +319,22 @@ def test_a_submission_without_review_is_not_reviewable(
         "/v1/contributions/c_nope/review", json={"decision": "accept"}, headers=bob.headers
     )
     assert missing.status_code == 404
+
+
+def test_only_an_approved_contribution_earns(db_url: str, tmp_path: Path) -> None:
+    from tests.support.usage_data import event, usage_world
+
+    with usage_world(db_url, tmp_path, contributors=2, per_contributor=0) as world:
+        client, (owner, who) = world.client, world.contributors
+        make_datanet(client, owner, "reviewed", {"review": True})
+        cid = _pending(client, owner, who, {"a.csv": CSV})
+        r = world.post_usage([event("e-1", world.model_id, [(cid, 1.0, "influence")])])
+        assert r.status_code == 200, r.text
+        rejected = r.json()["rejected"]
+        assert rejected and "contribution_not_accepted" in json.dumps(rejected)
+        _ok = client.post(
+            f"/v1/contributions/{cid}/review", json={"decision": "accept"}, headers=owner.headers
+        )
+        assert _ok.json()["state"] == "accepted"
+        r = world.post_usage([event("e-2", world.model_id, [(cid, 1.0, "influence")])])
+        assert r.status_code == 200 and not r.json()["rejected"], r.text
