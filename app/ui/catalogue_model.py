@@ -275,7 +275,7 @@ class CatalogueModel(QAbstractTableModel):
         if col == COL_SIZE:
             return human_size(item.total_size)
         if col == COL_STATE:
-            return str(item.state).capitalize()
+            return str(item.state).capitalize().replace("-", " ")  # "Pending review"
         if col == COL_UPDATED:
             return relative_time(item.updated_at)
         return ""
