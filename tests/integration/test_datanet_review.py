@@ -60,8 +60,8 @@ def test_pending_review_and_the_decision_reach_the_contributor_online_and_offlin
     assert ("pending-review", "the datanet's owner reviews it") in events
     assert ("accepted", "the owner: Clean table, thank you") in events
     with desk.ctx.db.session() as s:
-        assert s.get(Item, good).review_note == "Clean table, thank you"
-        rejected = s.get(Item, bad)
+        assert s.get_one(Item, good).review_note == "Clean table, thank you"
+        rejected = s.get_one(Item, bad)
         assert rejected.rejection_reasons[0]["code"] == "rejected_by_owner"
         assert rejected.rejection_reasons[0]["message"] == "One row is not enough"
 
