@@ -339,6 +339,7 @@ def test_a_changed_log_key_is_refused(synced: tuple[Desk, list[str]], tmp_path: 
 
 def test_a_fork_served_to_two_clients_is_detected(
     gocheck: Callable[[Path], dict[str, Any]],  # noqa: F811
+    data_dir: Path,
     synced: tuple[Desk, list[str]],
     registry: RegistryProcess,
     tmp_path: Path,
@@ -386,6 +387,9 @@ def test_a_fork_served_to_two_clients_is_detected(
         go = [_go_check(gocheck, tmp_path / f"go-{n}", sv[n], vkey) for n in ("ours", "theirs")]
         assert [g["checkpointError"] for g in go] == ["", ""]
         assert go[0]["size"] == go[1]["size"] and go[0]["root"] != go[1]["root"]
+        # the CLI says so with exit code 4
+        cli = run_cli("audit", "--compare", str(tmp_path / "other.json"), data_dir=data_dir)
+        assert cli.code == 4 and "SPLIT VIEW" in cli.out, cli.out + cli.err
         # and A's own next sync sees the fork too
         before = _snapshot(desk.ctx)
         with pytest.raises(LogVerificationFailed, match=r"\(fork\)"):
