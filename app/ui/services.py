@@ -72,12 +72,12 @@ class Services:
 
     @cached_property
     def signing(self) -> Any | None:
-        """SigningService when issue 4's service exists, else None (actions stay disabled)."""
+        """SigningService when it can be loaded, else None (actions stay disabled)."""
         return self._optional("app.services.signing", "SigningService")
 
     @cached_property
     def uploads(self) -> Any | None:
-        """The upload queue service of issue 5, else None (Uploads shows an empty state)."""
+        """The upload queue service, else None (Uploads shows an empty state)."""
         if not self.uploads_available:
             return None
         return self._optional("app.ui.upload_adapter", "GuiUploadQueue")

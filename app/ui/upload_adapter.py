@@ -1,4 +1,4 @@
-"""Connects the Uploads page to issue 5's UploadQueue and SubmitService.
+"""Connects the Uploads page to the UploadQueue and SubmitService services.
 
 Why an adapter: the page codes against the small UploadQueue protocol in uploads_view; this
 class maps the service's snapshots onto it and owns the queue's long-running thread (a plain

@@ -1,6 +1,6 @@
 """Attributions move onto their event row; PostgreSQL compares usage ids bytewise.
 
-Both for ingestion speed (issue 4 asks for 20,000 attributed events/s):
+Both for ingestion speed (the target is 20,000 attributed events/s):
 - `usage_events.attributions` holds an event's attributions as a JSON array of
   `[contributionId, weightPpm, method]`, in the order the operator sent them. Nothing reads
   attributions by contribution (series and summaries come from `usage_buckets`, money from the
