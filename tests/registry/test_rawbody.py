@@ -222,7 +222,7 @@ def live_registry(tmp_path: Path) -> Iterator[RegistryProcess]:
 
 def _tus_upload_url(base: str, who: Contributor, data: bytes) -> str:
     with httpx.Client(base_url=base) as http:
-        who.sign_in(http)
+        who.sign_in(http)  # type: ignore[arg-type]
         body = contribution_body(who.key, {"blob.bin": data}, registry=base)
         r = http.post("/v1/contributions", json=body, headers=who.headers)
         assert r.status_code == 201, r.text
