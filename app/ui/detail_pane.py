@@ -267,6 +267,8 @@ class DetailPane(QFrame):
         self.history.setAccessibleName("History")
         self.history.setRootIsDecorated(False)
         self.history.setHeaderLabels(["When", "Event", "State", "Detail"])
+        # Long details end in "…" (whole in the tooltip), never a sideways scroll.
+        self.timeline.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         for tree, fixed in ((self.timeline, 2), (self.history, 3)):
             header = tree.header()
             for i in range(fixed):
@@ -297,7 +299,9 @@ class DetailPane(QFrame):
                 f"{month.events:,} events, {format_micro(month.share_ppm)} effective, "
                 f"{format_micro(month.earned_micro, unit=timeline.unit)} earned"
             )
-            self.timeline.addTopLevelItem(QTreeWidgetItem([month.month, "Month", detail]))
+            row = QTreeWidgetItem([month.month, "Month", detail])
+            row.setToolTip(2, detail)
+            self.timeline.addTopLevelItem(row)
         used = sum(m.events for m in timeline.months)
         self.timeline_title.setText(
             f"Timeline — {used:,} attributed events in all" if used else "Timeline"

@@ -225,7 +225,7 @@ class RewardsView(QWidget):
         show = QLabel("Show")
         show.setStyleSheet(f"color: {theme.colors['muted']};")
         self.scope = QComboBox()
-        self.scope.setMinimumWidth(260)
+        self.scope.setMinimumWidth(180)  # the range buttons keep their words at 1024 px
         self.scope.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.scope.setToolTip("All contributions, or one of them")
         self.scope.addItem("All contributions", None)
@@ -324,7 +324,6 @@ class RewardsView(QWidget):
         self.range_summary = QLabel("")
         self.range_summary.setObjectName("rangeSummary")
         self.range_summary.setFixedWidth(LEGEND_WIDTH)
-        self.range_summary.setWordWrap(True)
         self.range_summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.range_summary.setStyleSheet(f"color: {colors['muted']}; padding: 4px;")
         row.addWidget(self.range_summary)
@@ -381,9 +380,6 @@ class RewardsView(QWidget):
     def _build_range_controls(self) -> QHBoxLayout:
         row = QHBoxLayout()
         row.setSpacing(4)
-        label = QLabel("Range")
-        label.setStyleSheet(f"color: {self.theme.colors['muted']};")
-        row.addWidget(label)
         self.range_group = QButtonGroup(self)
         self.range_group.setExclusive(True)
         self.range_buttons: dict[int, QToolButton] = {}
@@ -401,6 +397,7 @@ class RewardsView(QWidget):
                 f" color: {self.theme.colors['accent_text']};"
                 f" border: 1px solid {self.theme.colors['accent']}; border-radius: 4px; }}"
             )
+            button.setMinimumWidth(button.sizeHint().width())
             self.range_group.addButton(button, days)
             self.range_buttons[days] = button
             row.addWidget(button)
@@ -417,11 +414,12 @@ class RewardsView(QWidget):
         row.addWidget(self.range_from)
         row.addWidget(self.range_until)
         self.reset_button = QToolButton()
-        self.reset_button.setText("Reset zoom")
+        self.reset_button.setText("Reset")
         self.reset_button.setAutoRaise(True)
         self.reset_button.setToolTip(
             "Back to the chosen range (scroll over a chart to zoom, drag it to pan)"
         )
+        self.reset_button.setMinimumWidth(self.reset_button.sizeHint().width())
         self.reset_button.clicked.connect(self.reset_zoom)
         row.addWidget(self.reset_button)
         return row
@@ -436,6 +434,7 @@ class RewardsView(QWidget):
         self.usage_chart.value_axis.setWidth(AXIS_WIDTH)
         self.usage_chart.plot.setMinimumHeight(200)
         box, self.usage_title = _titled("Usage by model, all contributions", self.usage_chart)
+        self.usage_title.setMinimumWidth(1)  # a long title is cut, the page never widens
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(6)
@@ -767,7 +766,6 @@ class RewardsView(QWidget):
             chart.set_y_label(f"effective usage per {per} (events)")
         chart.set_series(buckets, series, bucket_days=bucket_days)
         self._title_usage()
-        chart.view_box.enableAutoRange(axis=pg.ViewBox.YAxis)
 
     def _show_cumulative(self, overview: RewardsOverview) -> None:
         usage = _usage_of(overview)
@@ -775,7 +773,7 @@ class RewardsView(QWidget):
         days, series = cumulative_series(usage)
         chart = self.cumulative_chart
         chart.value_text = lambda micro: f"{format_micro(micro, unit=unit)} earned to date"
-        chart.set_y_label(f"earned to date ({unit})")
+        chart.set_y_label(f"earned ({unit})")
         chart.set_series(days, series)
         self.ranking.horizontalHeaderItem(1).setText(unit[:1].upper() + unit[1:])
         self._update_span()
@@ -799,7 +797,10 @@ class RewardsView(QWidget):
                 for cid, label, micro, events in rows
             ],
         )
-        self.ranking_title.setText(f"Top contributions, {low:%d %b %Y} – {high:%d %b %Y}")
+        # Short enough for a 1024-pixel window; the days are in the tooltip and the summary.
+        self.ranking_title.setText(f"Top contributions, {low:%d %b} – {high:%d %b %Y}")
+        self.ranking_title.setToolTip(f"Earned from {low:%a %d %b %Y} to {high:%a %d %b %Y}")
+        self.ranking_title.setMinimumWidth(1)
         self._fill_range_summary(low, high)
 
     def _fill_range_summary(self, first: date, last: date) -> None:
@@ -892,9 +893,9 @@ class RewardsView(QWidget):
                 xMax=max(high, span[1]) + 7 * DAY_SECONDS,
                 minXRange=DAY_SECONDS,
             )
-        self.chart.getPlotItem().vb.setXRange(low, high, padding=0)
-        for view in self._time_views():
-            view.enableAutoRange(axis=pg.ViewBox.YAxis)
+        earned = self.chart.getPlotItem().vb
+        earned.setXRange(low, high, padding=0)
+        earned.enableAutoRange(axis=pg.ViewBox.YAxis)  # the usage charts fit their own
 
     def visible_days(self) -> tuple[date, date]:
         """The first and last whole or partly visible day of the charts."""

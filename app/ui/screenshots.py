@@ -194,13 +194,16 @@ def shoot(
         ),
         timeout=60,
     )
+    _settle(app, 400)  # the page lays its charts out once filled
     save(window, "rewards")
     rewards = window._rewards
-    rewards.scroll.ensureWidgetVisible(rewards.ranking, 0, 0)  # usage and cumulative charts
-    rewards.scroll.verticalScrollBar().setValue(
-        rewards.usage_chart.parentWidget().y() - 4 if rewards.usage_chart.parentWidget() else 0
-    )
+    rewards.breakdown.setCurrentIndex(1)  # usage by attribution method, per week
+    rewards.bucket.setCurrentIndex(1)
+    box = rewards.usage_chart.parentWidget()
+    rewards.scroll.verticalScrollBar().setValue(box.y() - 4)
     save(window, "rewards-usage")
+    rewards.breakdown.setCurrentIndex(0)
+    rewards.bucket.setCurrentIndex(0)
     rewards.scroll.verticalScrollBar().setValue(0)
     window.show_page("catalogue")  # an accepted contribution's timeline (History tab)
     accepted = ids.get("coco", next(iter(ids.values())))

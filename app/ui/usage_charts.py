@@ -187,6 +187,10 @@ class SeriesChart(QWidget):
         self.legend.setToolTip("Untick a series to hide it")
         self.legend.setFixedWidth(legend_width)
         self.legend.setFrameShape(QListWidget.Shape.NoFrame)
+        # Long names are cut with "…" (the tooltip has them whole), never a sideways scroll.
+        self.legend.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.legend.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.legend.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.legend.setStyleSheet(f"QListWidget {{ background: {colors['surface']}; }}")
         self.legend.itemChanged.connect(self._legend_changed)
         legend_box = QVBoxLayout()
@@ -260,7 +264,8 @@ class SeriesChart(QWidget):
         j = int(np.searchsorted(self._xs, high, side="right"))
         rows = [n for n, s in enumerate(self.series) if s.key not in self.hidden]
         top = float(ys[rows, max(0, i - 1) : j + 1].max()) if rows and j > i else 0.0
-        self.view_box.setYRange(0, top * 1.05 if top > 0 else 1, padding=0)
+        top = top if top > 0 else 1.0
+        self.view_box.setYRange(-top * 0.03, top * 1.05, padding=0)  # room for the 0 label
 
     def set_visible(self, key: str, visible: bool) -> None:
         """Show or hide one series (as its legend box does)."""

@@ -171,7 +171,7 @@ def test_cumulative_earned_and_top_contributions_follow_the_range(view: Any) -> 
     view._fill_ranking()
     assert view.ranking.item(0, 1).toolTip() == "2.000002 credits exactly"
     assert view.ranking.item(1, 1).toolTip() == "0.000010 credits exactly"
-    assert view.ranking_title.text() == "Top contributions, 03 Nov 2026 – 04 Nov 2026"
+    assert view.ranking_title.text() == "Top contributions, 03 Nov – 04 Nov 2026"
     # Zoom (as the mouse wheel does), then reset back to the chosen range.
     view.chart.getPlotItem().vb.scaleBy(x=0.5)
     assert (
