@@ -24,8 +24,16 @@ def bundle(bundle_dir: Path) -> Path:
     return bundle_dir / EXE_NAME
 
 
-def _run(exe: Path, *args: str, data_dir: Path, env: dict[str, str] | None = None) -> Any:
+def _run(
+    exe: Path,
+    *args: str,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    drop: tuple[str, ...] = (),
+) -> Any:
     full = {**os.environ, "CONTRIBUTOR_DESK_DATA_DIR": str(data_dir), **(env or {})}
+    for name in drop:
+        full.pop(name, None)
     return subprocess.run(
         [str(exe), *args], capture_output=True, text=True, timeout=300, env=full, cwd=data_dir
     )
@@ -56,3 +64,27 @@ def test_the_bundle_runs_the_cli_and_the_gui_self_test(
     selftest = _run(bundle, "--self-test", data_dir=data, env=env)
     assert selftest.returncode == 0, selftest.stdout[-2000:] + selftest.stderr[-2000:]
     assert "accepted by the registry" in selftest.stdout
+
+
+def test_the_bundle_without_a_display_or_a_keyring_says_so_and_the_cli_works(
+    bundle: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    no_display = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    gui = _run(bundle, data_dir=data, drop=no_display)
+    assert gui.returncode == 2, gui.stderr[-2000:]
+    assert "the window cannot open: no graphical display" in gui.stderr
+    assert "qt.qpa" not in gui.stderr  # Qt was never asked
+    assert _run(bundle, "list", data_dir=data, drop=no_display).returncode == 0
+
+    # No Secret Service reachable: the key is not stored in a plaintext or failing backend.
+    no_keyring = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent", "HOME": str(tmp_path)}
+    refused = _run(bundle, "identity", "init", data_dir=data, env=no_keyring,
+                   drop=("CONTRIBUTOR_DESK_PASSPHRASE", "PYTHON_KEYRING_BACKEND"))  # fmt: skip
+    assert refused.returncode == 3, refused.stderr[-2000:]
+    assert "no secure keyring" in refused.stderr and "passphrase" in refused.stderr
+    encrypted = _run(bundle, "identity", "init", data_dir=data,
+                     env={**no_keyring, "CONTRIBUTOR_DESK_PASSPHRASE": "a long test passphrase"},
+                     drop=("PYTHON_KEYRING_BACKEND",))  # fmt: skip
+    assert encrypted.returncode == 0, encrypted.stderr[-2000:]
