@@ -216,7 +216,15 @@ class PartialWriter:
         self.start = offset
         self.offset = offset
         self.whole = whole
-        self.chunk = hashlib.new(chunk_alg) if chunk_alg else None
+        # From offset 0, a sha256 Upload-Checksum covers the same bytes as the whole-blob hash:
+        # one hash serves both (the client's one-PATCH blobs, every first chunk).
+        self.chunk = (
+            whole
+            if chunk_alg == "sha256" and offset == 0
+            else hashlib.new(chunk_alg)
+            if chunk_alg
+            else None
+        )
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
@@ -329,10 +337,11 @@ class PartialWriter:
 
     def hash(self, parts: list[bytes]) -> None:
         """Hash one slice; runs in another worker thread concurrently with write()."""
+        chunk = self.chunk if self.chunk is not self.whole else None
         for p in parts:
             self.whole.update(p)
-            if self.chunk is not None:
-                self.chunk.update(p)
+            if chunk is not None:
+                chunk.update(p)
 
     def rollback(self) -> None:
         """Forget this request's bytes (checksum mismatch, disk full)."""
@@ -510,9 +519,10 @@ class DirectReceive:
     def _hash(self, stage: _Stage) -> None:
         view = memoryview(stage.buf)[stage.start : stage.fill]
         try:
-            self.writer.whole.update(view)
-            if self.writer.chunk is not None:
-                self.writer.chunk.update(view)
+            w = self.writer
+            w.whole.update(view)
+            if w.chunk is not None and w.chunk is not w.whole:
+                w.chunk.update(view)
         finally:
             view.release()
 
