@@ -389,7 +389,7 @@ def contribution_timeline(
             first_reward = s.execute(
                 select(RewardRecord.at, RewardRecord.amount_micro, RewardRecord.model_id)
                 .where(ledger, RewardRecord.amount_micro > 0)
-                .order_by(RewardRecord.id)
+                .order_by(RewardRecord.at, RewardRecord.id)
                 .limit(1)
             ).first()
             month = func.substr(UsageDay.day, 1, 7)
