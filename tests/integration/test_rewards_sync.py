@@ -178,7 +178,8 @@ def test_the_same_registry_at_a_new_url_is_the_same_registry(
     first = _sync(desk)
     before = _review(desk)
     assert first.new_entries == 60 and before.registry_id is not None
-    assert before.registry_id.startswith("reg_") and before.unit == "credits"
+    # a registry with a transparency log is known by its log key: origin "…/reg_<id>" + key
+    assert before.registry_id.startswith("contributor-registry/reg_") and before.unit == "credits"
 
     # The registry moves (here: reached through another port); nothing is fetched twice and
     # the history, titles and days are all there under either address.
