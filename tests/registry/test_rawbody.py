@@ -328,3 +328,20 @@ def test_tus_patch_cut_off_mid_body_keeps_what_arrived(live_registry: RegistryPr
             assert fh.read() == data
     finally:
         stored.close()
+
+
+def test_bench_put_takes_the_whole_body(tmp_path: Path) -> None:
+    """The `curl -T` baseline of the benches receives the same way (and keeps serving)."""
+    with RegistryProcess(
+        f"sqlite:///{tmp_path / 'r.sqlite3'}",
+        tmp_path / "blobs",
+        extra_args=("--enable-bench-put",),
+    ) as proc:
+        conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=60)
+        for size in (9 * MiB + 5, 100):
+            conn.request("PUT", "/v1/bench/put", body=os.urandom(size))
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert resp.read() == f'{{"size":{size}}}'.encode()
+        conn.close()
+        assert not list((tmp_path / "blobs" / ".uploads").glob("bench-*"))
