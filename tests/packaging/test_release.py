@@ -62,3 +62,22 @@ def test_the_nsis_installer_script_compiles_against_the_bundle(
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert out.stat().st_size > 50_000_000  # the whole bundle is in the installer
     assert out.read_bytes()[:2] == b"MZ"
+
+
+def test_the_release_workflow_builds_tests_and_packages_every_os() -> None:
+    import yaml
+
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text("utf-8"))
+    build = flow["jobs"]["build"]
+    oses = build["strategy"]["matrix"]["os"]
+    assert {o.split("-")[0] for o in oses} == {"ubuntu", "windows", "macos"}
+    steps = {s.get("name", ""): s for s in build["steps"]}
+    runs = "\n".join(str(s.get("run", "")) for s in build["steps"])
+    for system in ("Linux", "Windows", "macOS"):
+        step = steps[f"Frozen self-test ({system})"]
+        assert "--self-test" in step["run"] and system in step["if"].replace("runner.os", "")
+    assert ".ci/run" in runs and "python -m pytest" in runs  # the whole suite, every OS
+    assert "makensis" in runs and "packaging\\windows\\contributor-desk.nsi" in runs
+    assert "hdiutil create" in runs and "build_deb.py" in runs
+    release = "\n".join(str(s.get("run", "")) for s in flow["jobs"]["release"]["steps"])
+    assert "sha256sum" in release and "gh release upload" in release
