@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.errors import KnownError
+from app.services.registry_probe import check_registry
 from app.settings import REGISTRY_URL
 from app.ui.dialogs import PassphraseDialog, validate_passphrase
-from app.services.registry_probe import check_registry
 from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
 from app.ui.widgets import two_lines

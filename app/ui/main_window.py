@@ -36,12 +36,12 @@ from PySide6.QtWidgets import (
 )
 
 from app import APP_NAME
+from app.services.registry_probe import check_registry
 from app.settings import SYNC_MINUTES
 from app.ui.catalogue_view import CatalogueView
 from app.ui.drop_overlay import DropOverlay
 from app.ui.errors import ErrorPresenter
 from app.ui.key_unlock import KeyAction, KeyUnlocker
-from app.services.registry_probe import check_registry
 from app.ui.resources import app_icon, themed_icon
 from app.ui.settings_view import SettingsView
 from app.ui.tasks import TaskRunner

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.domain.errors import KnownError
 from app.domain.units import KB
+from app.services.registry_probe import check_registry
 from app.settings import (
     CLOSE_TO_TRAY,
     REGISTRY_URL,
@@ -41,7 +42,6 @@ from app.settings import (
 )
 from app.ui.dialogs import PassphraseDialog
 from app.ui.key_unlock import KeyAction
-from app.services.registry_probe import check_registry
 from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
 from app.ui.widgets import page_header, two_lines
