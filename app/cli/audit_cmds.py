@@ -79,7 +79,6 @@ def cmd_audit(args: argparse.Namespace, ctx: Any) -> int:
 def cmd_log_key(args: argparse.Namespace, ctx: Any) -> int:
     from app.cli.output import print_json
     from app.services import transparency
-    from app.tlog import Verifier
 
     if args.set:
         transparency.pin_key(ctx, args.set, source="user")
@@ -88,7 +87,7 @@ def cmd_log_key(args: argparse.Namespace, ctx: Any) -> int:
         {
             "origin": p.origin,
             "logKey": p.vkey,
-            "fingerprint": transparency.key_fingerprint(Verifier.from_vkey(p.vkey)),
+            "fingerprint": transparency.vkey_fingerprint(p.vkey),
             "source": p.source,
             "pinnedAt": p.pinned_at.isoformat(),
         }

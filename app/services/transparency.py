@@ -68,6 +68,11 @@ def key_fingerprint(v: Verifier) -> str:
     return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
 
 
+def vkey_fingerprint(vkey: str) -> str:
+    """key_fingerprint of a log key given in the signed-note verifier-key format."""
+    return key_fingerprint(Verifier.from_vkey(vkey))
+
+
 def parse_log_identity(body: dict[str, Any]) -> Verifier | None:
     """The log key a health answer names (None if it names no log); malformed → TlogError."""
     vkey, origin = body.get("logKey"), body.get("logOrigin")

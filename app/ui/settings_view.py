@@ -204,13 +204,12 @@ class SettingsView(QWidget):
         self.refresh_log_keys()  # a sync may have pinned a key since
 
     def refresh_log_keys(self) -> None:
-        from app.services.transparency import all_pins, key_fingerprint
-        from app.tlog import Verifier
+        from app.services.transparency import all_pins, vkey_fingerprint
 
         pins = all_pins(self.services.ctx)
         self.log_key_label.setText(
             "\n".join(
-                f"{p.origin}\nfingerprint {key_fingerprint(Verifier.from_vkey(p.vkey))} "
+                f"{p.origin}\nfingerprint {vkey_fingerprint(p.vkey)} "
                 f"({'pinned at first contact' if p.source == 'first-contact' else 'set by you'})"
                 for p in pins
             )
