@@ -98,9 +98,11 @@ def _tile(title: str, theme: Theme) -> tuple[QFrame, QLabel, QLabel]:
     value.setStyleSheet(f"color: {theme.colors['text']}; font-size: 20px; font-weight: 600;")
     note = QLabel("")
     note.setStyleSheet(f"color: {theme.colors['muted']};")
-    layout.addWidget(caption)
-    layout.addWidget(value)
-    layout.addWidget(note)
+    for label in (caption, value, note):
+        # Four tiles share the page's width: a long note is cut at the tile's edge rather
+        # than making the page wider than a 1024-pixel window.
+        label.setMinimumWidth(1)
+        layout.addWidget(label)
     return frame, value, note
 
 
