@@ -16,6 +16,7 @@ from typing import Any
 from app.cli.identity_cmds import Passphrases
 from app.cli.output import human_size, print_json
 from app.domain.money import format_micro
+from app.domain.states import JobKind, JobState
 from app.domain.text import display_text
 from app.domain.units import KB, method_label
 from app.services.context import ServiceContext
@@ -226,9 +227,9 @@ def cmd_queue(args: argparse.Namespace, ctx: ServiceContext) -> int:
             f"{human_size(c.bytes_confirmed)} / {human_size(c.total_bytes)}"
             + (f" — {c.last_error}" if c.last_error else "")
         )
-        open_jobs = [j for j in snap.jobs if j.item_id == c.item_id and j.state != "done"]
+        open_jobs = [j for j in snap.jobs if j.item_id == c.item_id and j.state != JobState.DONE]
         for j in open_jobs[:JOBS_SHOWN]:
-            what = "create contribution" if j.kind == "create" else j.paths[0]
+            what = "create contribution" if j.kind == JobKind.CREATE else j.paths[0]
             print(f"    job {j.id} {j.state:9} {what} {human_size(j.size)} {j.last_error}")
         if len(open_jobs) > JOBS_SHOWN:
             print(f"    … and {len(open_jobs) - JOBS_SHOWN} more (see --json)")

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.orm import Session
 
+from app.domain.states import JobState
 from app.registry_client.api import read_if_unchanged
 from app.store.models import Item, utcnow
 from app.store.queue_models import UploadJob
@@ -108,8 +109,10 @@ def claim(s: Session, job_ids: Iterable[int]) -> set[int]:
     (a job paused or cancelled meanwhile is not taken)."""
     stmt = (
         update(UploadJob)
-        .where(id_in(UploadJob.id, job_ids), UploadJob.state == "pending")
-        .values(state="uploading", attempts=UploadJob.attempts + 1, updated_at=utcnow())
+        .where(id_in(UploadJob.id, job_ids), UploadJob.state == JobState.PENDING.value)
+        .values(
+            state=JobState.UPLOADING.value, attempts=UploadJob.attempts + 1, updated_at=utcnow()
+        )
         .returning(UploadJob.id)
     )
     return {int(jid) for (jid,) in s.connection().execute(stmt).all()}
@@ -121,7 +124,7 @@ def mark_done(s: Session, job_ids: Iterable[int]) -> None:
         update(UploadJob)
         .where(id_in(UploadJob.id, job_ids))
         .values(
-            state="done",
+            state=JobState.DONE.value,
             bytes_confirmed=UploadJob.size,
             last_error="",
             next_attempt_at=None,

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, String, select, type_coerce
 
+from app.domain.states import JobKind, JobState, State
 from app.store.models import Item
 from app.store.queue_models import UploadJob
 
@@ -50,11 +51,11 @@ class JobSnapshot(NamedTuple):
 
     id: int
     item_id: int
-    kind: str  # "create" | "blob"
+    kind: str  # a JobKind value
     sha256: str
     paths: tuple[str, ...]
     size: int
-    state: str  # pending | uploading | done | failed | paused | cancelled
+    state: str  # a JobState value
     attempts: int
     last_error: str
     bytes_confirmed: int  # the registry has these bytes (fsynced)
@@ -135,14 +136,14 @@ class QueueSnapshot:
     @property
     def active(self) -> bool:
         """Work is left that the queue will do by itself (pending or uploading jobs)."""
-        return any(j.state in ("pending", "uploading") for j in self.jobs) or any(
-            c.state in ("queued", "uploading") and c.jobs_failed == 0 and c.jobs_paused == 0
+        return any(j.state in (JobState.PENDING, JobState.UPLOADING) for j in self.jobs) or any(
+            c.state in (State.QUEUED, State.UPLOADING) and c.jobs_failed == 0 and c.jobs_paused == 0
             for c in self.contributions
         )
 
     @property
     def failed(self) -> tuple[JobSnapshot, ...]:
-        return tuple(j for j in self.jobs if j.state == "failed")
+        return tuple(j for j in self.jobs if j.state == JobState.FAILED)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -371,13 +372,13 @@ def build_snapshot(
         size, state = j.size, j.state
         live = live_views.get(j.id)
         sent, rate = live if live is not None else (j.bytes_confirmed, 0.0)
-        if state == "done":
+        if state == JobState.DONE:
             sent = size
         job_views.append(
             view(
                 j.id, j.item_id, j.kind, j.sha256, tuple(j.paths), size, state, j.attempts,
-                j.last_error, size if state == "done" else j.bytes_confirmed, sent, rate,
-                _eta(size - sent, rate) if state == "uploading" else None,
+                j.last_error, size if state == JobState.DONE else j.bytes_confirmed, sent, rate,
+                _eta(size - sent, rate) if state == JobState.UPLOADING else None,
                 j.next_attempt_at, j.updated_at,
             )
         )  # fmt: skip
@@ -387,11 +388,11 @@ def build_snapshot(
     contributions: list[ContributionSnapshot] = []
     for item in sorted(items, key=lambda i: i.id):
         every = by_item.get(item.id, [])
-        mine = [v for v in every if v.kind == "blob"]
+        mine = [v for v in every if v.kind == JobKind.BLOB]
         total = sum(v.size for v in mine)
         sent = sum(v.bytes_sent for v in mine)
         rate = sum(v.rate_bps for v in mine)
-        errors = [v.last_error for v in every if v.last_error and v.state != "done"]
+        errors = [v.last_error for v in every if v.last_error and v.state != JobState.DONE]
         contributions.append(
             ContributionSnapshot(
                 item_id=item.id,
@@ -404,9 +405,9 @@ def build_snapshot(
                 rate_bps=rate,
                 eta_s=_eta(total - sent, rate),
                 jobs_total=len(mine),
-                jobs_done=sum(1 for v in mine if v.state == "done"),
-                jobs_failed=sum(1 for v in every if v.state == "failed"),
-                jobs_paused=sum(1 for v in every if v.state == "paused"),
+                jobs_done=sum(1 for v in mine if v.state == JobState.DONE),
+                jobs_failed=sum(1 for v in every if v.state == JobState.FAILED),
+                jobs_paused=sum(1 for v in every if v.state == JobState.PAUSED),
                 last_error=errors[0] if errors else "",
                 rejection_reasons=tuple(
                     str(r.get("message", r)) if isinstance(r, dict) else str(r)

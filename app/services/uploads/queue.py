@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from app.durable import gc_paused
 from app.domain.states import JobState, State, TaskKind
+from app.durable import gc_paused
 from app.registry_client.api import RegistryClient
 from app.registry_client.tus import BandwidthLimiter, TusClient
 from app.services.context import ServiceContext

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, exists, select, true
 from sqlalchemy.orm import Session, aliased
 
-from app.durable import gc_paused
 from app.domain.states import JobKind, JobState, TaskKind
+from app.durable import gc_paused
 from app.services.uploads import options as limits
 from app.services.uploads.batch_sql import id_in
 from app.services.uploads.options import ACTIVE_ITEM_STATES, Task

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.errors import RegistryRefused, RegistryUnavailable
-from app.durable import gc_paused
 from app.domain.states import JobState, State, TaskKind
+from app.durable import gc_paused
 from app.registry_client.api import BatchUnsupported
 from app.registry_client.tus import BlobMismatch, ChecksumFailed, UploadHooks, UploadStopped
 from app.services.history import record_event, transition
