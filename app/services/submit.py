@@ -19,8 +19,8 @@ from app.domain.errors import (
     UsageError,
     VerificationError,
 )
-from app.durable import gc_paused
 from app.domain.states import JobKind, JobState, State
+from app.durable import gc_paused
 from app.registry_client.api import RegistryClient
 from app.services.clients import make_client
 from app.services.context import ServiceContext
