@@ -51,8 +51,8 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.durable import gc_paused
 from app.domain.rewards import PPM, contributor_pool, split_integers
+from app.durable import gc_paused
 from registry.bulkdb import BulkDb
 from registry.db.models import STATE_ACCEPTED, Contribution
 from registry.db.usage_models import (

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from app.durable import gc_paused
 from app.domain.rewards import contributor_pool
+from app.durable import gc_paused
 from registry.bulkdb import BulkDb
 from registry.db.usage_models import LedgerEntry, UsageBucket, UsageEvent
 from registry.ledger import LimitMoved, ingest_events, ledger_totals, plan_batch, write_batch
