@@ -1,18 +1,26 @@
-"""End-to-end submit of a mixed dataset to a local registry, against `curl -T` of the same bytes.
+"""End-to-end submit of a mixed dataset to a local registry, beside `curl -T` of the same bytes
+to the same server and the disk's durable write limit.
 
-1. Generates a mixed dataset (--size-gb, default 2): a few large files, medium ones, and small
+1. Generates a mixed dataset (--size-gb, default 1): a few large files, medium ones, and small
    ones, every file with distinct content.
-2. Starts `contributor-registry serve --enable-bench-put` on loopback.
-3. Baseline: `cat <all files> | curl -T - <registry>/v1/bench/put` — the same bytes, one stream,
-   to the same server, written to disk and fsynced by it like a tus PATCH.
-4. Ours: `submit` (sign + create) and the upload queue until the contribution is accepted
-   (tus with 16 MiB chunks and per-chunk sha256, small blobs batched), wall time.
-5. The same data submitted by a second user (another key): the larger blobs are proved held
-   (docs/protocol.md, "Proof of possession"), the small ones (<= 256 KiB) uploaded; prints
-   the bytes uploaded (expected: the small files' bytes only).
+2. Every round (--rounds, default 5) starts a fresh `contributor-registry serve
+   --enable-bench-put` on loopback and times, one after the other:
+   - ours: a fresh desk catalogues the dataset (hashing, not timed), then `submit` (sign +
+     create) and the upload queue until the contribution is accepted (tus with 16 MiB chunks
+     and per-chunk sha256, small blobs batched);
+   - curl: `cat <all files> | curl -T - <registry>/v1/bench/put`: the same bytes, one stream,
+     to the same server (received like a tus PATCH, page cache + one fsync, no hashing): what
+     this server can take in from a client that does nothing else;
+   - dd: `dd if=/dev/zero bs=1M oflag=direct` of the same size into the registry's folder: the
+     disk's durable write limit.
+   `sync` runs (untimed) between them; the load average is printed before and after each.
+3. After the last round, the same data is submitted by a second user (another key): the larger
+   blobs are proved held (docs/protocol.md, "Proof of possession"), the small ones (<= 256 KiB)
+   uploaded; prints the bytes uploaded (expected: the small files' bytes only).
 
-Prints throughput and the ratio (target: ours >= 0.75 x curl).
-Run: .venv/bin/python bench/submit_bench.py [--size-gb 2] [--concurrency 2]
+Prints min/median/max of each, ours/curl (target: >= 0.95) and ours/dd, and the CPU seconds
+per GiB of the client (this process) and the registry process.
+Run: .venv/bin/python bench/submit_bench.py [--size-gb 1] [--rounds 5] [--concurrency 2]
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import argparse
 import hashlib
 import os
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -155,11 +165,31 @@ def submit_and_upload(ctx: ServiceContext, item: int, concurrency: int) -> tuple
     return elapsed, sum(c.total_bytes for c in snap.contributions if c.item_id == item)
 
 
+def dd_direct(folder: Path, size: int) -> float:
+    """Seconds for dd to write `size` bytes of zeros into `folder` with O_DIRECT."""
+    target = folder / "dd.bin"
+    start = time.perf_counter()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={-(-size // MiB)}", "oflag=direct"],
+        check=True,
+        capture_output=True,
+    )
+    elapsed = time.perf_counter() - start
+    target.unlink()
+    return elapsed
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):7.1f} {statistics.median(values):7.1f} {max(values):7.1f}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--size-gb", type=float, default=2.0)
+    ap.add_argument("--size-gb", type=float, default=1.0)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--py-spy", type=Path, default=None, help="record the registry (raw stacks)")
     args = ap.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed for the baseline")
@@ -170,34 +200,84 @@ def main() -> int:
     t = time.perf_counter()
     files = make_mixed_dataset(data, total)
     size = sum(f.stat().st_size for f in files)
+    gib = size / 2**30
     print(f"dataset: {len(files)} files, {size / MiB:.0f} MiB ({time.perf_counter() - t:.1f} s)")
+    rates: dict[str, list[float]] = {"ours": [], "curl": [], "dd-direct": []}
+    cpu: dict[str, list[float]] = {"ours client": [], "ours registry": [], "curl registry": []}
+    loads: list[float] = []
+    again_bytes, again_s = -1, 0.0
     try:
-        with registry_proc(workdir) as (url, pid):
-            reg0 = cpu_seconds(pid)
-            curl_s = curl_put(url, files)
-            curl_reg_cpu = cpu_seconds(pid) - reg0
-            ctx = new_desk(workdir, "desk-a", url)
-            t = time.perf_counter()
-            item = CatalogueService(ctx).add(ImportRequest(paths=[data], title="bench")).id
-            print(f"catalogue add (hashing, not timed below): {time.perf_counter() - t:.1f} s")
-            reg0, own0 = cpu_seconds(pid), cpu_seconds()
-            ours_s, sent = submit_and_upload(ctx, item, args.concurrency)
-            ours_reg_cpu, ours_cpu = cpu_seconds(pid) - reg0, cpu_seconds() - own0
-            ctx.close()
-            again = new_desk(workdir, "desk-b", url)
-            item_b = CatalogueService(again).add(ImportRequest(paths=[data], title="again")).id
-            again_s, again_bytes = submit_and_upload(again, item_b, args.concurrency)
-            again.close()
+        for r in range(args.rounds):
+            round_dir = workdir / f"round-{r}"
+            round_dir.mkdir()
+            cells = []
+            with registry_proc(round_dir) as (url, pid):
+                ctx = new_desk(round_dir, "desk-a", url)
+                item = CatalogueService(ctx).add(ImportRequest(paths=[data], title="bench")).id
+                spy = None
+                if args.py_spy is not None and r == args.rounds - 1:
+                    spy = subprocess.Popen(
+                        [
+                            str(Path(sys.executable).parent / "py-spy"),
+                            "record", "--pid", str(pid), "--format", "raw", "--threads",
+                            "--rate", "200", "--output", str(args.py_spy.resolve()),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                    )  # fmt: skip
+                    time.sleep(1.0)
+                for target in ("ours", "curl", "dd-direct"):
+                    if spy is not None and target != "ours":
+                        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+                        spy.wait(60)
+                        spy = None
+                    subprocess.run(["sync"], check=True)
+                    before = os.getloadavg()[0]
+                    reg0, own0 = cpu_seconds(pid), cpu_seconds()
+                    if target == "ours":
+                        seconds, sent = submit_and_upload(ctx, item, args.concurrency)
+                        if sent != size:
+                            raise SystemExit(f"uploaded {sent} bytes, expected {size}")
+                        cpu["ours client"].append((cpu_seconds() - own0) / gib)
+                        cpu["ours registry"].append((cpu_seconds(pid) - reg0) / gib)
+                    elif target == "curl":
+                        seconds = curl_put(url, files)
+                        cpu["curl registry"].append((cpu_seconds(pid) - reg0) / gib)
+                    else:
+                        seconds = dd_direct(round_dir / "blobs", size)
+                    after = os.getloadavg()[0]
+                    loads += [before, after]
+                    rates[target].append(size / MiB / seconds)
+                    cells.append(
+                        f"{target} {rates[target][-1]:6.1f} MiB/s (load {before:.1f}/{after:.1f})"
+                    )
+                ctx.close()
+                print(f"round {r + 1}: " + "  ".join(cells), flush=True)
+                if r == args.rounds - 1:
+                    again = new_desk(round_dir, "desk-b", url)
+                    item_b = (
+                        CatalogueService(again).add(ImportRequest(paths=[data], title="again")).id
+                    )
+                    again_s, again_bytes = submit_and_upload(again, item_b, args.concurrency)
+                    again.close()
+            shutil.rmtree(round_dir, ignore_errors=True)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    curl_mbs = size / MiB / curl_s
-    ours_mbs = sent / MiB / ours_s
-    print(f"curl -T (same bytes, one stream): {curl_s:7.2f} s  {curl_mbs:8.1f} MiB/s")
-    print(f"submit + upload (until accepted): {ours_s:7.2f} s  {ours_mbs:8.1f} MiB/s")
-    print(f"ratio ours/curl throughput: {ours_mbs / curl_mbs:.2f} (target >= 0.75)")
-    print(f"CPU s, curl run: registry {curl_reg_cpu:.1f} (curl and cat not counted)")
-    print(f"CPU s, ours: client {ours_cpu:.1f} + registry {ours_reg_cpu:.1f}")
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(
+        f"\n{size / MiB:.0f} MiB in {len(files)} files, {args.rounds} rounds; load average "
+        f"(1 min) {min(loads):.2f}-{max(loads):.2f} during the runs"
+    )
+    print("  MiB/s                       min  median     max")
+    print(f"  ours (submit until accepted) {spread(rates['ours'])}")
+    print(f"  curl -T (server's intake)    {spread(rates['curl'])}")
+    print(f"  dd oflag=direct (disk limit) {spread(rates['dd-direct'])}")
+    print(f"  ours / curl = {med['ours'] / med['curl']:.2f}x (target >= 0.95)")
+    print(f"  ours / dd oflag=direct = {med['ours'] / med['dd-direct']:.2f}x")
+    print(
+        "  CPU s per GiB (median): "
+        + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in cpu.items())
+    )
     print(
         f"same data, second key (larger blobs proved): {again_bytes} bytes uploaded "
         f"in {again_s:.2f} s"

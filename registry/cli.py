@@ -141,7 +141,7 @@ def _serve(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     http: Any = "auto"
     try:  # tus PATCH bodies straight into the staging buffers (registry/rawbody.py)
-        from registry.rawbody import RawBodyHttpToolsProtocol
+        from registry.rawbody_http import RawBodyHttpToolsProtocol
 
         http = RawBodyHttpToolsProtocol
     except ImportError:  # no httptools: uvicorn's own protocol, bodies through receive()

@@ -7,7 +7,8 @@ that was ~1.4 CPU seconds of the server's (most of it system time) before any ha
 writing; reading the same bytes with an asyncio BufferedProtocol into one reused buffer costs
 ~0.2 s (bench/README.md, tus_bench.py).
 
-`RawBodyHttpToolsProtocol` is uvicorn's httptools protocol plus one ASGI extension on requests
+`registry.rawbody_http.RawBodyHttpToolsProtocol` (used by `contributor-registry serve` when
+httptools is installed) is uvicorn's httptools protocol plus one ASGI extension on requests
 that declare a Content-Length: ``scope["extensions"][EXTENSION]`` is a `RawBody`. An app that
 has not called `receive()` yet may call `await raw.read_into(sink)`: the connection's transport
 is switched to a BufferedProtocol that lets the kernel copy the rest of the body (never a byte
@@ -20,10 +21,14 @@ other ASGI servers) simply do not offer it, and callers fall back to `receive()`
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from starlette.requests import ClientDisconnect, Request
+
+if TYPE_CHECKING:  # the protocol needs httptools; this module must import without it
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from registry.rawbody_http import RawBodyHttpToolsProtocol
 
 EXTENSION = "contributor-registry.raw_body"
 
@@ -211,42 +216,35 @@ class _BodyReader(asyncio.BufferedProtocol):
         self.http.resume_writing()
 
 
-class RawBodyHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, offering `RawBody` on requests with a Content-Length."""
+class _WholeBody:
+    """A BodySink of one buffer the size of the body."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.content_length = -1
-        self.body_seen = 0
+    def __init__(self, length: int) -> None:
+        self.buf = bytearray(length)
+        self.fill = 0
 
-    def reset_parser(self) -> None:
-        """A fresh parser for the next request (the old one still expects the body's bytes)."""
-        self.parser = httptools.HttpRequestParser(self)
-        try:
-            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
-        except AttributeError:  # pragma: no cover - httptools < 0.6.3
-            pass
+    def set_wake(self, wake: Any) -> None:
+        pass
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.content_length = -1
-        self.body_seen = 0
+    def has_room(self) -> bool:
+        return self.fill < len(self.buf)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        lname = name.lower()
-        if lname == b"content-length":
-            text = value.strip()
-            self.content_length = int(text) if text.isdigit() and len(text) <= 19 else -2
-        elif lname == b"transfer-encoding":
-            self.content_length = -2  # chunked (or both: the parser refuses that anyway)
+    def get_buffer(self, limit: int) -> memoryview | None:
+        if self.fill >= len(self.buf):
+            return None
+        return memoryview(self.buf)[self.fill : min(len(self.buf), self.fill + limit)]
 
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        if self.content_length > 0 and self.cycle is not None and self.cycle.scope is self.scope:
-            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
-            extensions[EXTENSION] = RawBody(self, self.cycle)
+    def received(self, n: int) -> None:
+        self.fill += n
 
-    def on_body(self, body: bytes) -> None:
-        self.body_seen += len(body)
-        super().on_body(body)
+
+async def body_of(request: Request) -> bytes:
+    """The whole request body, like `await request.body()`, received straight into one buffer
+    when the server offers it (ClientDisconnect if the client goes away before its end)."""
+    raw = request.scope.get("extensions", {}).get(EXTENSION)
+    if not isinstance(raw, RawBody) or not raw.available():
+        return await request.body()
+    sink = _WholeBody(raw.length)
+    if not await raw.read_into(sink):
+        raise ClientDisconnect()
+    return bytes(sink.buf)

@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from app.domain import boundedjson
 from app.durable import gc_paused
 from app.manifest.canonical import is_sha256_hex
-from registry import possession
+from registry import possession, rawbody
 from registry.auth import CurrentPrincipal, Principal
 from registry.blobstore import BlobStore
 from registry.contributions import get_owned
@@ -225,6 +225,6 @@ async def upload_batch(
         raise ApiError(411, "length_required", "Send Content-Length.")
     if int(length) > MAX_BATCH_BYTES:
         raise ApiError(413, "payload_too_large", f"A batch is at most {MAX_BATCH_BYTES} bytes.")
-    body = await request.body()
+    body = await rawbody.body_of(request)  # straight into one buffer under our server
     result: BatchResult = await run_in_threadpool(_store, request, principal, contribution, body)
     return result

@@ -22,6 +22,7 @@ import uvicorn
 
 from registry import rawbody
 from registry.blobstore import FileBlobStore
+from registry.rawbody_http import RawBodyHttpToolsProtocol
 from tests.support.registry_actors import Contributor, contribution_body, tus_metadata
 from tests.support.registry_server import RegistryProcess
 
@@ -118,7 +119,7 @@ def sink_server(request: pytest.FixtureRequest) -> Iterator[int]:
     sock.listen(16)
     config = uvicorn.Config(
         sink_app,
-        http=rawbody.RawBodyHttpToolsProtocol,
+        http=RawBodyHttpToolsProtocol,
         loop=request.param,
         lifespan="off",
         log_level="warning",
