@@ -67,6 +67,8 @@ from app.store.queue_models import UploadJob
 
 _STOPPABLE = (JobState.PENDING, JobState.UPLOADING)
 _CANCELLABLE = (JobState.PENDING, JobState.UPLOADING, JobState.PAUSED, JobState.FAILED)
+# Contributions whose fate the registry decides: `sync` asks about these.
+_SYNCED = (State.SUBMITTED, State.PENDING_REVIEW, State.UPLOADING, State.QUEUED)
 
 
 class UploadQueue:
@@ -300,7 +302,7 @@ class UploadQueue:
             rows = s.execute(
                 select(Item.id, Item.registry_id).where(
                     Item.registry_id.is_not(None),
-                    Item.state.in_(("submitted", "pending-review", "uploading", "queued")),
+                    Item.state.in_([st.value for st in _SYNCED]),
                     self._scheduler.ours(),
                 )
             ).all()
