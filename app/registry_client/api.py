@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from app.domain.errors import RegistryUnavailable
+from app.domain.text import display_text
 from app.manifest.canonical import is_sha256_hex
 from app.registry_client.http import (
     UNREADABLE,
@@ -100,8 +101,12 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 
 def _text(value: Any) -> str:
-    """Free text from the registry, bounded (shown through app.domain.text.display_text)."""
-    return str(value)[:MAX_TEXT_CHARS] if value is not None else ""
+    """Free text from the registry (titles, names, notes, reasons), bounded and safe to show:
+    hidden characters (ESC, NUL, bidirectional overrides) become U+FFFD as it is read, so no
+    view, terminal or export downstream can be spoofed by it."""
+    if value is None:
+        return ""
+    return display_text(str(value)[:MAX_TEXT_CHARS], newlines=True)
 
 
 def registry_id(value: Any, what: str = "id") -> str:

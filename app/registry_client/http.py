@@ -272,7 +272,8 @@ def error_message(resp: requests.Response) -> tuple[str, str, Any]:
     try:
         body = boundedjson.loads(resp.content)
         err = body["error"]
-        return str(err.get("code", ""))[:200], str(err["message"])[:2000], err.get("details")
+        message = display_text(str(err["message"])[:2000], newlines=True)
+        return display_text(str(err.get("code", ""))[:200]), message, err.get("details")
     except (ValueError, KeyError, TypeError, AttributeError, RegistryUnavailable):
         reason = resp.reason or "error"
         return f"http_{resp.status_code}", f"HTTP {resp.status_code} {reason}", None

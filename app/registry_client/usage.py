@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from app.domain.errors import RegistryUnavailable
+from app.domain.text import display_text
 from app.registry_client.api import (
     MAX_PAGES,
     RegistryClient,
@@ -236,8 +237,10 @@ def all_models(client: RegistryClient) -> Iterator[ModelInfo]:
         for m in items:
             yield ModelInfo(
                 id=registry_id(m.get("id"), "id"),
-                name=_field(m, "name", str)[:MAX_NAME_CHARS],
-                description=str(m.get("description", ""))[:MAX_DESCRIPTION_CHARS],
+                name=display_text(_field(m, "name", str)[:MAX_NAME_CHARS]),
+                description=display_text(
+                    str(m.get("description", ""))[:MAX_DESCRIPTION_CHARS], newlines=True
+                ),
                 demo=bool(m.get("demo", False)),
             )
         nxt = body.get("nextCursor")

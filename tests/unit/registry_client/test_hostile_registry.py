@@ -272,3 +272,43 @@ def test_odd_retry_after_values_are_ignored(hostile: HostileRegistry, value: str
     with client, pytest.raises(RegistryUnavailable, match="HTTP 503"):
         client.health()
     assert len(slept) == 1 and slept[0] <= RetryPolicy().max_retry_after_s
+
+
+EVIL = "\x1b]0;owned\x07\x1b[2J\u202eevil\x00name"
+
+
+def _clean(text: str) -> bool:
+    return not any(ch in text for ch in ("\x1b", "\x07", "\u202e", "\x00"))
+
+
+def test_hidden_characters_in_model_texts_are_replaced_as_they_are_read(
+    hostile: HostileRegistry,
+) -> None:
+    hostile.json_route(
+        "GET",
+        "/v1/models",
+        {"items": [{"id": "m1", "name": EVIL, "description": f"line 1\n{EVIL}"}], "hasMore": False},
+    )
+    with _client(hostile) as client:
+        (model,) = list(all_models(client))
+    assert _clean(model.name) and model.name.endswith("evil\ufffdname")
+    assert _clean(model.description) and model.description.startswith("line 1\n")
+
+
+def test_hidden_characters_in_datanet_texts_and_error_messages_are_replaced(
+    hostile: HostileRegistry,
+) -> None:
+    hostile.json_route(
+        "GET",
+        "/v1/datanets/d1",
+        {"id": "d1", "name": EVIL, "description": EVIL, "rules": {}, "rulesVersion": 1},
+    )
+    hostile.json_route(
+        "GET", "/v1/contributions/c_1", {"error": {"code": "x\x1b", "message": EVIL}}, 400
+    )
+    with _client(hostile) as client:
+        datanet = client.datanet("d1")
+        with pytest.raises(RegistryRefused) as refused:
+            client.get_contribution("c_1")
+    assert _clean(datanet.name) and _clean(datanet.description)
+    assert _clean(str(refused.value)) and "evil" in str(refused.value)
