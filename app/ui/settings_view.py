@@ -185,8 +185,7 @@ class SettingsView(QWidget):
         self.log_key_label.setWordWrap(True)
         self.log_key_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.log_key_label.setAccessibleName("Transparency log key")
-        _add(form, "Log key", self.log_key_label)
-        self.refresh_log_keys()
+        _add(form, "Log key", self.log_key_label)  # filled when the page is shown
         # Under the form, not in it: a wrapped label in a form row gets one line's height
         # and long errors were cut off.
         status_row = QHBoxLayout()
