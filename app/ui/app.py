@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) -> int:
     from app.ui.display_check import require_display
 
-    require_display()  # a clear error instead of Qt aborting the process
-    if self_test:
+    if self_test:  # the self-test runs offscreen by itself: no display needed
         from app.ui.self_test import run_self_test
 
         return run_self_test(debug=debug)
+    require_display()  # a clear error instead of Qt aborting the process
     app = ensure_app()
     from PySide6.QtGui import QGuiApplication
 
