@@ -360,7 +360,11 @@ class PartialWriter:
             self.buf.close()
 
 
-STAGES = 4  # staging buffers per receiving PATCH: one filling, the others written/hashed
+# Direct receive: buffers per receiving PATCH (one filling, the others being hashed and
+# written) and their size. Small buffers keep the disk busy across PATCH boundaries: the first
+# write of a PATCH starts after STAGE bytes, and the last one ends soon after the last byte.
+STAGES = 8
+STAGE = 1024 * 1024  # a multiple of BLOCK
 
 
 class StagingPool:
@@ -372,7 +376,7 @@ class StagingPool:
         self.free: list[mmap.mmap] = []
 
     def take(self) -> mmap.mmap:
-        return self.free.pop() if self.free else mmap.mmap(-1, STAGING)
+        return self.free.pop() if self.free else mmap.mmap(-1, STAGE)
 
     def give(self, buf: mmap.mmap) -> None:
         if len(self.free) < self.keep:
@@ -430,7 +434,7 @@ class DirectReceive:
             first.buf[:head] = writer.buf[:head]
             first.start = first.fill = head
         self.current = first
-        self.next_base = first.base + STAGING
+        self.next_base = first.base + STAGE
         writer.fill = 0  # the head now lives in our first stage
         self.queues: tuple[queue.SimpleQueue[_Stage | None], ...] = (
             queue.SimpleQueue(),
@@ -471,9 +475,9 @@ class DirectReceive:
                 stage = self._new_stage(self.next_base)
             else:
                 return None
-            self.next_base += STAGING
+            self.next_base += STAGE
             self.current = stage
-        end = min(STAGING, stage.fill + limit)
+        end = min(STAGE, stage.fill + limit)
         return memoryview(stage.buf)[stage.fill : end]
 
     def received(self, n: int) -> None:
@@ -481,7 +485,7 @@ class DirectReceive:
         assert stage is not None
         stage.fill += n
         self.count += n
-        if stage.fill == STAGING:
+        if stage.fill == STAGE:
             self.current = None
             self._submit(stage)
 
