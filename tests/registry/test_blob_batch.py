@@ -132,7 +132,9 @@ def test_many_files_cost_a_bounded_number_of_queries(
     with _statements(app) as fin_sql:
         fin = client.post(f"/v1/contributions/{cid}/finalize", headers=alice.headers)
     assert fin.json()["state"] == "accepted", fin.text
-    assert len(fin_sql) < 15, fin_sql  # was a blob lookup per file
+    # A constant number (sign-in, files, holdings, the transparency-log append), never one
+    # per file (700 here).
+    assert len(fin_sql) < 30, fin_sql
 
 
 def _loose_only(app: FastAPI) -> FileBlobStore:
