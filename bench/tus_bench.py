@@ -17,8 +17,11 @@ targets so no target pays for another's write-back.
   (the target is ours >= 0.9x of it); dd-fsync (`conv=fsync`, page cache then one fsync) is
   context.
 
-The registry's CPU seconds per GiB received (user + system of the server process, all its
-threads) are printed for ours-tus and curl-put.
+CPU seconds per GiB received are printed for the server process (user + system, all its threads:
+the registry for ours-tus and curl-put, node for node-tus) and for the client (this process).
+Beside them: one thread's sha256 rate over the blob in memory (no receiver that hashes the
+whole blob as one stream can go faster) and the CPU ceiling of ours on this machine's cores
+(cores / (registry + client CPU per byte)).
 
     .venv/bin/python bench/tus_bench.py [--size-mib 1024] [--rounds 5] [--chunk-mib 32]
         [--skip-node] [--only ours-tus,dd-direct] [--py-spy OUT.txt]
@@ -55,6 +58,7 @@ from app.signing.statement import build_statement  # noqa: E402
 NODE_DIR = Path(__file__).resolve().parent / "node-tus"
 READ = 4 * 1024 * 1024
 TARGETS = ("ours-tus", "node-tus", "curl-put", "dd-direct", "dd-fsync")
+SERVED = ("ours-tus", "node-tus", "curl-put")  # CPU of the server process is printed
 
 
 def start(cmd: list[str], log: Path, cwd: Path | None = None) -> tuple[subprocess.Popen[str], str]:
@@ -209,6 +213,21 @@ def dd(target: Path, size_mib: int, flag: str) -> float:
     return elapsed
 
 
+def sha256_seconds(seed: bytes, size: int) -> float:
+    """Seconds for one hashlib.sha256 over `size` bytes in memory (1 MiB updates, like the
+    registry's buffers): the ceiling of any receiver that hashes the whole blob as one stream."""
+    view = memoryview(seed)
+    h = hashlib.sha256()
+    t0 = time.perf_counter()
+    left = size
+    while left:
+        n = min(len(seed), left)
+        for i in range(0, n, 1 << 20):
+            h.update(view[i : min(i + (1 << 20), n)])
+        left -= n
+    return time.perf_counter() - t0
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):6.0f} {statistics.median(values):6.0f} {max(values):6.0f}"
 
@@ -272,6 +291,7 @@ def main() -> int:
         )
         ours_headers = {"Authorization": f"Bearer {token}", "Upload-Metadata": meta}
         node_url = None
+        node_pid = ours.pid
         if "node-tus" in only:
             if not (NODE_DIR / "node_modules" / "@tus" / "server").exists():
                 subprocess.run(
@@ -285,6 +305,7 @@ def main() -> int:
                 ["node", "server.js", str(work / "node-files")], work / "node.log", cwd=NODE_DIR
             )
             procs.append(node)
+            node_pid = node.pid
             node_url = f"{node_base}/files"
         with blob.open("rb") as fh:  # warm the page cache once for everybody
             while fh.read(64 * 1024 * 1024):
@@ -322,6 +343,8 @@ def main() -> int:
         }
         mbps: dict[str, list[float]] = {t: [] for t in only}
         cpu: dict[str, list[float]] = {t: [] for t in only}
+        client_cpu: dict[str, list[float]] = {t: [] for t in only}
+        sha_mbps: list[float] = []
         loads: list[float] = []
         gib = size / 2**30
         for r in range(args.rounds):
@@ -329,13 +352,16 @@ def main() -> int:
             for target in only:
                 subprocess.run(["sync"], check=True)
                 before = os.getloadavg()[0]
-                cpu0 = cpu_seconds(ours.pid)
+                server = node_pid if target == "node-tus" else ours.pid
+                cpu0, own0 = cpu_seconds(server), time.process_time()
                 seconds = runs[target]()
-                cpu[target].append((cpu_seconds(ours.pid) - cpu0) / gib)
+                cpu[target].append((cpu_seconds(server) - cpu0) / gib)
+                client_cpu[target].append((time.process_time() - own0) / gib)
                 after = os.getloadavg()[0]
                 loads += [before, after]
                 mbps[target].append(size / seconds / 1e6)
                 cells.append(f"{target} {mbps[target][-1]:4.0f} (load {before:.1f}/{after:.1f})")
+            sha_mbps.append(size / sha256_seconds(seed, size) / 1e6)
             print(f"round {r + 1}: " + "  ".join(cells), flush=True)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
@@ -345,10 +371,22 @@ def main() -> int:
             f"\n{args.size_mib} MiB blob, {args.chunk_mib} MiB PATCHes, {args.rounds} alternating"
             f" rounds; load average (1 min) {min(loads):.2f}-{max(loads):.2f} during the runs"
         )
-        print("  target      MB/s: min median    max   registry CPU s/GiB (median)")
+        print("  target      MB/s: min median    max   CPU s/GiB (median): server    client")
         for t, v in mbps.items():
-            reg = f"{statistics.median(cpu[t]):5.2f}" if t in ("ours-tus", "curl-put") else ""
-            print(f"  {t:10s}       {spread(v)}   {reg}")
+            reg = f"{statistics.median(cpu[t]):5.2f}" if t in SERVED else "     "
+            own = f"{statistics.median(client_cpu[t]):5.2f}" if "tus" in t else ""
+            print(f"  {t:10s}       {spread(v)}                       {reg}   {own}")
+        print(
+            f"  sha256 of the blob in memory, one thread (the whole-blob hash's ceiling): "
+            f"{spread(sha_mbps)} MB/s"
+        )
+        if "ours-tus" in med:
+            per_gib = statistics.median(cpu["ours-tus"]) + statistics.median(client_cpu["ours-tus"])
+            ceiling = (os.cpu_count() or 1) / per_gib * 2**30 / 1e6
+            print(
+                f"  CPU ceiling of ours on {os.cpu_count()} cores (registry + client "
+                f"{per_gib:.2f} CPU s per GiB, nothing else running): {ceiling:.0f} MB/s"
+            )
         if "ours-tus" in med:
             for other, label in (
                 ("dd-direct", "limit (dd oflag=direct)"),
