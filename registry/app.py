@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -31,6 +33,7 @@ from registry.routes import reads as read_routes
 from registry.routes import uploads as upload_routes
 from registry.routes import usage as usage_routes
 from registry.settings import RegistrySettings
+from registry.settlement import Settler
 
 
 class UploadRuntime:
@@ -62,6 +65,24 @@ def _release_stale_claims(app: FastAPI) -> None:
         session.commit()
 
 
+def _run_settler(app: FastAPI, settler: Settler) -> None:
+    """The settler thread runs while the app is served: started at startup (it then settles
+    what an earlier run left unsettled) and by the first usage batch, stopped at shutdown."""
+    app.state.settler = settler
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        settler.start()
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            settler.stop()
+
+    app.router.lifespan_context = lifespan
+
+
 def create_app(settings: RegistrySettings) -> FastAPI:
     """The whole registry: routes, error shape, middleware, DB and blob store on app.state."""
     for pub in settings.operator_keys:
@@ -89,6 +110,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     app.state.upload_runtime = UploadRuntime()
     _register_operators(app, settings)
     _release_stale_claims(app)
+    app.state.settler = None
+    if settings.settle_in_process:
+        _run_settler(app, Settler(app.state.sessions, settings.contributor_share_ppm))
 
     install_error_handlers(app)
     for module in (

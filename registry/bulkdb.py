@@ -130,6 +130,12 @@ class BulkDb:
         finally:
             cur.close()
 
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement written with `?` placeholders (`%s` on PostgreSQL); its rows."""
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+        return self._run(sql, tuple(params))
+
     def select_in(
         self, table: str, key: str, columns: Sequence[str], values: Iterable[str]
     ) -> list[tuple[Any, ...]]:

@@ -39,6 +39,7 @@ from registry.ledger import AttributionIn, EventIn, IngestResult, ingest_events
 from registry.routes.usage import DEMO_PREFIX
 from registry.seed_datanets import ensure_demo_datanets
 from registry.settings import RegistrySettings
+from registry.settlement import settle_pending
 
 DEFAULT_SEED = 20261126
 BATCH = 1000
@@ -257,6 +258,8 @@ def seed_demo(
             flush()
     if batch:
         flush()
+    # The demo data is read at once: settle it here rather than leave it to a settler.
+    settle_pending(session_factory, share_ppm=share_ppm)
     return SeedReport(
         operator=operator,
         models=tuple(m.id for m in DEMO_MODELS),

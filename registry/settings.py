@@ -41,3 +41,6 @@ class RegistrySettings:
     contributor_share_ppm: int = 700_000
     # Most events accepted in one POST /v1/usage batch (more → 413).
     usage_batch_max: int = 1000
+    # Run the settler (registry.settlement) in a thread of this process, woken after each
+    # usage batch; False when `contributor-registry settle` runs it on its own.
+    settle_in_process: bool = True

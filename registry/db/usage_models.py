@@ -84,6 +84,9 @@ class UsageEvent(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # JSON array of [contributionId, weightPpm, method], in the order the operator sent them.
     attributions: Mapped[str] = mapped_column(Text, server_default="[]")
+    # Position in the append-only usage log: given at intake, increasing in commit order;
+    # events up to SettlementState.settled_seq are in the ledger (registry.settlement).
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     def attribution_list(self) -> list[tuple[str, int, str]]:
         """[(contribution id, weight in ppm, method)], in the order the operator sent them."""
@@ -91,14 +94,20 @@ class UsageEvent(Base):
 
     __table_args__ = (
         CheckConstraint("fee_micro >= 0", name="ck_usage_events_fee"),
+        Index("ux_usage_events_seq", "seq", unique=True),
         {"sqlite_with_rowid": False},
     )
 
 
 class LedgerEntry(Base):
-    """One append-only credit. Contributor entries name an event, a contribution and its owner;
-    protocol entries hold the rest of the fees of one batch for one model (no event; `at` is
-    when the batch was received), so the ledger total equals the stored fees exactly."""
+    """One append-only credit, written by settlement (registry.settlement).
+
+    A contributor entry holds the exact sum of one settlement chunk's splits for one
+    (contribution, model, method, day): `events` of them, `digest` commits to the sorted
+    (event digest, amount) pairs, and the chunk is the usage-log range (seq_from, seq_to];
+    `at` is the day's start and `event_id` names the entry ("s<seq_to>"). A protocol entry
+    holds the rest of the chunk's fees for one model (`at` is when it was settled). Entries
+    written before settlement existed have one event each and no range."""
 
     __tablename__ = "ledger"
 
@@ -112,6 +121,11 @@ class LedgerEntry(Base):
     amount_micro: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    events: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seq_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    seq_to: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    share_ppm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # contributors' share
 
     __table_args__ = (
         CheckConstraint("amount_micro >= 0", name="ck_ledger_amount"),
@@ -147,3 +161,27 @@ class UsageBucket(Base):
     reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class SettlementState(Base):
+    """The settled watermark (one row, id 1): every usage event with seq <= settled_seq is in
+    the ledger and the day buckets, and no other is. Advanced in the settlement's own
+    transaction, so each event is settled exactly once."""
+
+    __tablename__ = "settlement_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settled_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SettlementDrop(Base):
+    """An attribution that was valid at intake but not at settlement (its contribution is no
+    longer accepted, or its day bucket is full): its amount went to the protocol entry."""
+
+    __tablename__ = "settlement_drops"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    contribution_id: Mapped[str] = mapped_column(key_text(40), primary_key=True)
+    method: Mapped[str] = mapped_column(key_text(16), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40))

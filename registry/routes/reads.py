@@ -21,9 +21,16 @@ from registry.auth import CurrentPrincipal, as_utc
 from registry.contributions import get_owned
 from registry.db.models import Contribution
 from registry.db.session import DbSession
-from registry.db.usage_models import KIND_CONTRIBUTOR, LedgerEntry, Model, UsageBucket
+from registry.db.usage_models import (
+    KIND_CONTRIBUTOR,
+    LedgerEntry,
+    Model,
+    UsageBucket,
+    UsageEvent,
+)
 from registry.errors import ERROR_RESPONSES, ApiError
-from registry.routes.usage import MODEL_ID, ModelOut, model_out
+from registry.routes.usage import MODEL_ID, ModelOut, SettledThrough, model_out
+from registry.settlement import EventSplit, entry_events, settlement_status
 
 router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
 
@@ -58,17 +65,31 @@ class UsageResponse(BaseModel):
     until: date = Field(description="Inclusive")
     series: list[UsageSeries]
     totals: UsageTotals
+    settledThrough: SettledThrough = Field(
+        description="Every event up to this usage-log position is counted (at least)"
+    )
+    unsettledEvents: int = Field(
+        description="Events the registry received (all operators) that are not settled yet"
+    )
 
 
 class RewardEntry(BaseModel):
     cursor: str = Field(description="Ledger id; pass as ?after= to continue after this entry")
-    eventId: str
+    eventId: str = Field(
+        description="The event of a single-event entry; for an aggregated entry the name of "
+        "its settlement ('s' + the last usage-log position it settled)"
+    )
     contributionId: str
     modelId: str
     method: str
-    amountMicro: int
-    at: datetime
+    amountMicro: int = Field(description="Exact sum of the entry's per-event amounts")
+    at: datetime = Field(description="Time of the entry's earliest event (its day is the entry's)")
     demo: bool
+    events: int = Field(description="Events the entry sums (GET /v1/me/rewards/{cursor}/events)")
+    digest: str | None = Field(
+        description="sha256 over the sorted (event digest, amount) lines of its events "
+        "(docs/protocol.md); null for a single-event entry written before settlement"
+    )
 
 
 class RewardsPage(BaseModel):
@@ -76,6 +97,29 @@ class RewardsPage(BaseModel):
     nextCursor: str | None = Field(
         description="Give as ?after= next time; unchanged when nothing new (null if never any)"
     )
+    hasMore: bool
+    settledThrough: SettledThrough = Field(
+        description="Every event up to this usage-log position is in the ledger (at least)"
+    )
+    unsettledEvents: int = Field(
+        description="Events the registry received (all operators) that are not settled yet"
+    )
+
+
+class EntryEvent(BaseModel):
+    sequence: int = Field(description="Usage-log position; pass as ?after= for the next page")
+    eventId: str
+    at: datetime
+    feeMicro: int
+    weightPpm: int = Field(description="This attribution's weight in the event, in ppm")
+    amountMicro: int = Field(description="What the event paid this entry (exact split)")
+    digest: str = Field(description="The event digest (docs/protocol.md)")
+
+
+class EntryEventsPage(BaseModel):
+    entry: RewardEntry
+    items: list[EntryEvent] = Field(description="In usage-log order")
+    nextCursor: str | None = Field(description="Give as ?after= for the next page")
     hasMore: bool
 
 
@@ -167,6 +211,7 @@ def contribution_usage(
         raise ApiError(422, "invalid_range", "'since' must not be after 'until'.")
     if (until - since).days + 1 > MAX_RANGE_DAYS:
         raise ApiError(422, "range_too_large", f"Ask for at most {MAX_RANGE_DAYS} days at a time.")
+    settled = _settled(session)
     rows = session.execute(
         select(
             UsageBucket.model_id,
@@ -208,6 +253,8 @@ def contribution_usage(
         until=until,
         series=series,
         totals=UsageTotals(events=sum(r[3] for r in rows), rewardMicro=sum(r[5] for r in rows)),
+        settledThrough=settled[0],
+        unsettledEvents=settled[1],
     )
 
 
@@ -225,17 +272,9 @@ def my_rewards(
     """Cursors are ledger ids, which become visible in increasing order, so a client that
     stores `nextCursor` and asks again later sees every entry exactly once."""
     start = int(after) if after is not None else 0
+    settled = _settled(session)
     rows = session.execute(
-        select(
-            LedgerEntry.id,
-            LedgerEntry.event_id,
-            LedgerEntry.contribution_id,
-            LedgerEntry.model_id,
-            LedgerEntry.method,
-            LedgerEntry.amount_micro,
-            LedgerEntry.at,
-            LedgerEntry.demo,
-        )
+        select(*_ENTRY_COLUMNS)
         .where(
             LedgerEntry.owner_fingerprint.in_(principal.all_fingerprints),
             LedgerEntry.kind == KIND_CONTRIBUTOR,
@@ -246,21 +285,121 @@ def my_rewards(
     ).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    items = [
-        RewardEntry(
-            cursor=str(r.id),
-            eventId=r.event_id,
-            contributionId=r.contribution_id or "",
-            modelId=r.model_id,
-            method=r.method or "",
-            amountMicro=r.amount_micro,
-            at=as_utc(r.at),
-            demo=r.demo,
-        )
-        for r in rows
-    ]
+    items = [_entry_out(r) for r in rows]
     next_cursor = items[-1].cursor if items else after
-    return RewardsPage(items=items, nextCursor=next_cursor, hasMore=has_more)
+    return RewardsPage(
+        items=items,
+        nextCursor=next_cursor,
+        hasMore=has_more,
+        settledThrough=settled[0],
+        unsettledEvents=settled[1],
+    )
+
+
+_ENTRY_COLUMNS = (
+    LedgerEntry.id,
+    LedgerEntry.event_id,
+    LedgerEntry.contribution_id,
+    LedgerEntry.model_id,
+    LedgerEntry.method,
+    LedgerEntry.amount_micro,
+    LedgerEntry.at,
+    LedgerEntry.demo,
+    LedgerEntry.events,
+    LedgerEntry.digest,
+)
+
+
+def _entry_out(r: Any) -> RewardEntry:
+    return RewardEntry(
+        cursor=str(r.id),
+        eventId=r.event_id or "",
+        contributionId=r.contribution_id or "",
+        modelId=r.model_id,
+        method=r.method or "",
+        amountMicro=r.amount_micro,
+        at=as_utc(r.at),
+        demo=r.demo,
+        events=1 if r.events is None else int(r.events),
+        digest=r.digest,
+    )
+
+
+def _settled(session: Any) -> tuple[SettledThrough, int]:
+    """Read before the data it describes, so the data holds at least what it claims."""
+    status = settlement_status(session)
+    return SettledThrough(sequence=status.settled_seq, at=status.settled_at), status.unsettled
+
+
+@router.get(
+    "/v1/me/rewards/{entry_id}/events",
+    response_model=EntryEventsPage,
+    summary="The events one of your ledger entries sums, with their exact amounts (paged)",
+)
+def my_entry_events(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    entry_id: Annotated[str, Path(pattern=CURSOR, description="The entry's cursor")],
+    after: Annotated[
+        str | None, Query(pattern=CURSOR, description="Usage-log position (sequence)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> EntryEventsPage:
+    """Recomputed from the usage log with the split the settler made; the amounts add up to
+    the entry's, and their (digest, amount) pairs give the entry's digest. An entry that is not
+    the caller's answers 404 like one that does not exist."""
+    entry = session.get(LedgerEntry, int(entry_id))
+    if (
+        entry is None
+        or entry.kind != KIND_CONTRIBUTOR
+        or entry.owner_fingerprint not in principal.all_fingerprints
+    ):
+        raise ApiError(404, "not_found", "No such ledger entry of yours.")
+    out = _entry_out(entry)
+    if entry.seq_from is None:  # one event, written before settlement existed
+        ev = session.get(UsageEvent, entry.event_id)
+        splits = (
+            []
+            if ev is None
+            else [
+                EventSplit(
+                    seq=int(ev.seq or 0),
+                    event_id=ev.event_id,
+                    at=as_utc(ev.at),
+                    fee_micro=ev.fee_micro,
+                    weight_ppm=next(
+                        (w for c, w, m in ev.attribution_list()
+                         if c == entry.contribution_id and m == entry.method),
+                        0,
+                    ),
+                    amount_micro=entry.amount_micro,
+                    digest="",
+                )
+            ]
+        )  # fmt: skip
+    else:
+        splits = entry_events(session, entry)
+    start = int(after) if after is not None else -1
+    page = [x for x in splits if x.seq > start][: limit + 1]
+    more = len(page) > limit
+    page = page[:limit]
+    return EntryEventsPage(
+        entry=out,
+        items=[
+            EntryEvent(
+                sequence=x.seq,
+                eventId=x.event_id,
+                at=x.at,
+                feeMicro=x.fee_micro,
+                weightPpm=x.weight_ppm,
+                amountMicro=x.amount_micro,
+                digest=x.digest,
+            )
+            for x in page
+        ],
+        nextCursor=str(page[-1].seq) if more and page else None,
+        hasMore=more,
+    )
 
 
 @router.get(

@@ -10,20 +10,23 @@ no true, no 1.0 for an integer), RFC 3339 text for times.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field, StrictFloat, StrictInt, StrictStr
+from sqlalchemy.orm import Session
 
-from registry.auth import Principal, as_utc, require_role
+from registry.auth import CurrentPrincipal, Principal, as_utc, require_role
 from registry.db.models import ROLE_OPERATOR
 from registry.db.session import DbSession
 from registry.db.usage_models import Model
 from registry.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from registry.ledger import IngestResult, ingest_with_retry
 from registry.settings import RegistrySettings
+from registry.settlement import Settler, settlement_status
 
 router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
 
@@ -172,7 +175,8 @@ def post_usage(
     body: UsageBatch, request: Request, session: DbSession, operator: Operator
 ) -> JSONResponse:
     """Ingest events idempotently: accepted, duplicates (already stored, unchanged) and
-    rejected-with-reasons are listed separately; accepted ones are in the ledger on return."""
+    rejected-with-reasons are listed separately. Accepted events are durably in the usage log
+    on return; their rewards appear once they are settled (GET /v1/usage/settlement)."""
     settings = _settings(request)
     if len(body.events) > settings.usage_batch_max:
         raise ApiError(
@@ -181,7 +185,7 @@ def post_usage(
             f"Send at most {settings.usage_batch_max} events per batch.",
             {"max": settings.usage_batch_max, "received": len(body.events)},
         )
-    _, answer = ingest_with_retry(
+    result, answer = ingest_with_retry(
         session,
         operator=operator.fingerprint,
         operator_keys=operator.previous_fingerprints,
@@ -190,7 +194,68 @@ def post_usage(
         render=_render,
     )
     assert answer is not None
+    settler: Settler | None = getattr(request.app.state, "settler", None)
+    if settler is not None and result.accepted:
+        settler.wake()
     return answer
+
+
+class SettledThrough(BaseModel):
+    sequence: int = Field(description="Usage-log position up to which events are settled")
+    at: datetime | None = Field(description="When that settlement committed (null: never)")
+
+
+class SettlementOut(BaseModel):
+    settledThrough: SettledThrough
+    receivedThrough: int = Field(description="Highest usage-log position received")
+    unsettledEvents: int = Field(description="Events received but not yet settled")
+
+
+def settlement_out(session: Session) -> SettlementOut:
+    status = settlement_status(session)
+    return SettlementOut(
+        settledThrough=SettledThrough(sequence=status.settled_seq, at=status.settled_at),
+        receivedThrough=status.received_seq,
+        unsettledEvents=status.unsettled,
+    )
+
+
+@router.get(
+    "/v1/usage/settlement",
+    response_model=SettlementOut,
+    summary="How far settlement has gone (optionally wait until it caught up)",
+)
+def get_settlement(
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=60,
+            description="Seconds to wait until everything received before this request is "
+            "settled (0: answer at once)",
+        ),
+    ] = 0,
+) -> SettlementOut:
+    """Global counts only (no tenant data). With `wait`, an in-process settler settles now;
+    otherwise (the settler runs in another process) the registry polls until the events
+    received before the request are settled or the time is up."""
+    if wait > 0:
+        target = settlement_status(session).received_seq
+        session.rollback()
+        settler: Settler | None = getattr(request.app.state, "settler", None)
+        deadline = time.monotonic() + wait
+        if settler is not None:
+            settler.settle_pending()
+        while time.monotonic() < deadline:
+            if settlement_status(session).settled_seq >= target:
+                break
+            session.rollback()
+            time.sleep(0.05)
+        session.rollback()
+    return settlement_out(session)
 
 
 @router.post(

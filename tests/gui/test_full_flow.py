@@ -22,7 +22,7 @@ from app.ui.services import Services
 from tests.gui.conftest import accept_review, make_csv
 from tests.integration.faults.helpers import start_registry
 from tests.support.registry_actors import Contributor
-from tests.support.rewards_flow import post_usage
+from tests.support.rewards_flow import entry_count, post_usage
 
 PASS = "a passphrase for the whole day"
 
@@ -117,6 +117,7 @@ def test_add_sign_submit_upload_accept_sync_rewards(
             for i in range(12)
         ]
         post_usage(registry, operator, events)
+        entries = entry_count(ctx)
 
         # Rewards: the first visit syncs (the key is remembered: no second prompt).
         win.show_page("rewards")
@@ -124,7 +125,7 @@ def test_add_sign_submit_upload_accept_sync_rewards(
             lambda: (
                 win._rewards is not None
                 and win._rewards.overview is not None
-                and win._rewards.overview.entries == 12
+                and win._rewards.overview.entries == entries
             ),
             timeout=60_000,
         )

@@ -144,6 +144,8 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., FastAPI]]:
 
     yield _make
     for app in apps:
+        if getattr(app.state, "settler", None) is not None:
+            app.state.settler.stop()
         app.state.engine.dispose()
 
 

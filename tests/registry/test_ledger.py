@@ -1,7 +1,9 @@
-"""The ledger invariant through the real ingestion path (HTTP, in-process app, SQLite and PG):
-for every batch, ledger total == fees of accepted events exactly, each event's contributor
-entries == its contributor pool, the protocol entries == the rest of the fees, no negative
-entries, re-sent batches change nothing, and the day buckets agree with the ledger."""
+"""The ledger invariant through the real intake and settlement path (HTTP, in-process app,
+SQLite and PG): after every batch is settled, ledger total == fees of accepted events exactly,
+each event's contributor amounts (read back through the aggregated entries' events) == its
+contributor pool and == the old synchronous path's per-event split, every aggregated entry ==
+the sum of the events it commits to (and its digest), the protocol entries == the rest of the
+fees, no negative entries, re-sent batches change nothing, and the day buckets agree."""
 
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from app.domain.rewards import contributor_pool
+from app.domain.rewards import contributor_pool, split_integers
 from app.durable import gc_paused
 from registry.bulkdb import BulkDb
-from registry.db.usage_models import LedgerEntry, UsageBucket, UsageEvent
+from registry.db.usage_models import LedgerEntry, SettlementDrop, UsageBucket, UsageEvent
 from registry.ledger import LimitMoved, ingest_events, ledger_totals, plan_batch, write_batch
 from registry.routes.usage import UsageBatch
+from registry.settlement import entry_digest, entry_events
 from registry.usage_rules import (
     MAX_BATCH_FEE_MICRO,
     MAX_BUCKET_REWARD_MICRO,
@@ -85,20 +88,53 @@ def _valid(ev: dict[str, Any], cids: set[str]) -> bool:
     )
 
 
-def _check_invariant(world: UsageWorld, expected_fees: dict[str, int]) -> None:
+def event_splits(session: Any) -> dict[tuple[str, str, str], int]:
+    """(event id, contribution, method) -> amount, read back through every aggregated
+    contributor entry's events; checks that each entry is the sum of the events it commits
+    to, their number and its digest, and that no event is counted twice."""
+    out: dict[tuple[str, str, str], int] = {}
+    entries = session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "contributor"))
+    for entry in entries:
+        splits = entry_events(session, entry)
+        assert splits, entry.id
+        assert sum(x.amount_micro for x in splits) == entry.amount_micro
+        assert len(splits) == entry.events
+        assert entry_digest((x.digest, x.amount_micro) for x in splits) == entry.digest
+        for x in splits:
+            key = (x.event_id, entry.contribution_id, entry.method)
+            assert key not in out, key
+            out[key] = x.amount_micro
+    return out
+
+
+def old_split(ev: dict[str, Any], share_ppm: int = 700_000) -> dict[tuple[str, str, str], int]:
+    """The oracle: the old synchronous path's per-event split (pool by largest remainder over
+    the weights in ppm), paid attributions only."""
+    weights = [weight_to_ppm(a["weight"]) or 0 for a in ev["attributions"]]
+    amounts = split_integers(contributor_pool(ev["feeMicro"], share_ppm), weights)
+    return {
+        (ev["eventId"], a["contributionId"], a["method"]): amount
+        for a, amount in zip(ev["attributions"], amounts, strict=True)
+        if amount
+    }
+
+
+def _check_invariant(
+    world: UsageWorld,
+    expected_fees: dict[str, int],
+    events: dict[str, dict[str, Any]] | None = None,
+) -> None:
     with world.sessions() as s:
         totals = ledger_totals(s)
         assert totals.negative_entries == 0
         assert totals.events == len(expected_fees)
         assert totals.fees_micro == sum(expected_fees.values())
         assert totals.ledger_micro == totals.fees_micro
-        contributor_per_event = dict(
-            s.execute(
-                select(LedgerEntry.event_id, func.sum(LedgerEntry.amount_micro))
-                .where(LedgerEntry.kind == "contributor")
-                .group_by(LedgerEntry.event_id)
-            ).all()
-        )
+        splits = event_splits(s)
+        assert s.scalar(select(func.count()).select_from(SettlementDrop)) == 0
+        contributor_per_event: dict[str, int] = {}
+        for (eid, _, _), amount in splits.items():
+            contributor_per_event[eid] = contributor_per_event.get(eid, 0) + amount
         bucket_reward = s.scalar(select(func.coalesce(func.sum(UsageBucket.reward_micro), 0)))
         bucket_shares = s.scalar(select(func.coalesce(func.sum(UsageBucket.share_ppm_sum), 0)))
         stored = dict(s.execute(select(UsageEvent.event_id, UsageEvent.fee_micro)).all())
@@ -112,11 +148,17 @@ def _check_invariant(world: UsageWorld, expected_fees: dict[str, int]) -> None:
     )
     assert bucket_reward == totals.contributor_micro
     assert bucket_shares == len(expected_fees) * 1_000_000  # each event's shares add up to 1
+    if events is not None:
+        oracle: dict[tuple[str, str, str], int] = {}
+        for ev in events.values():
+            oracle.update(old_split(ev))
+        assert splits == oracle
 
 
 def _run_invariant(world: UsageWorld, batches: st.SearchStrategy[list[dict[str, Any]]]) -> None:
     cids = {c for ids in world.contributions.values() for c in ids}
     expected: dict[str, int] = {}
+    posted: dict[str, dict[str, Any]] = {}
 
     @settings(
         max_examples=40,
@@ -138,16 +180,17 @@ def _run_invariant(world: UsageWorld, batches: st.SearchStrategy[list[dict[str, 
             elif _valid(ev, cids):
                 assert eid in body["accepted"]
                 expected[eid] = ev["feeMicro"]
+                posted[eid] = ev
                 seen.add(eid)
             else:
                 assert eid in rejected
-        _check_invariant(world, expected)
+        _check_invariant(world, expected, posted)
         # Re-sending the very same batch changes nothing.
         again = world.post_usage(batch).json()
         assert again["accepted"] == []
         stored_ids = [ev["eventId"] for ev in batch if ev["eventId"] in expected]
         assert sorted(again["duplicates"]) == sorted(stored_ids)
-        _check_invariant(world, expected)
+        _check_invariant(world, expected, posted)
 
     check()
 
@@ -220,21 +263,30 @@ def test_the_fees_of_one_batch_are_bounded(world: UsageWorld) -> None:
     _check_invariant(world, {e["eventId"]: e["feeMicro"] for e in batch})
 
 
-def test_a_full_day_bucket_rejects_further_events(world: UsageWorld) -> None:
+def test_a_full_day_bucket_settles_further_events_to_the_protocol(world: UsageWorld) -> None:
     """The red-team case: maximum fees into one day bucket (SQLite turned the sum into a REAL,
-    PostgreSQL answered 500 'bigint out of range'). Now the bucket stops at its limit."""
+    PostgreSQL answered 500 'bigint out of range'). Intake cannot know the buckets (settlement
+    keeps them), so the settler stops the bucket at its limit: the attributions that would
+    overfill it are dropped (recorded with the reason) and their amounts go to the protocol,
+    so the fees are still conserved."""
     a = world.contributors[0]
     c, other = world.ids_of(a)
     per_event = contributor_pool(FULL, 700_000)
     fits = MAX_BUCKET_REWARD_MICRO // per_event
     first = world.post_usage(_batch("one", c, 100)).json()
     assert len(first["accepted"]) == 100
-    second = world.post_usage([*_batch("two", c, 100), *_batch("side", other, 1)]).json()
-    assert second["accepted"] == [*(f"two-{i}" for i in range(fits - 100)), "side-0"]
-    assert _rejected(second) == {i: {"bucket_full"} for i in range(fits - 100, 100)}
-    assert second["rejected"][0]["reasons"][0]["path"] == "attributions[0]"
+    second = world.post_usage(_batch("two", c, 100)).json()
+    assert len(second["accepted"]) == 100 and not second["rejected"]
+    assert world.post_usage(_batch("side", other, 1)).json()["accepted"] == ["side-0"]
     # The same contribution still earns on another day.
     assert world.post_usage(_batch("next", c, 1, day=1)).json()["accepted"] == ["next-0"]
+    with world.sessions() as s:
+        drops = s.execute(select(SettlementDrop.contribution_id, SettlementDrop.reason)).all()
+        assert len(drops) == 200 - fits
+        assert set(drops) == {(c, "bucket_full")}
+        totals = ledger_totals(s)
+        assert totals.ledger_micro == totals.fees_micro == 202 * FULL
+        assert totals.contributor_micro == (fits + 2) * per_event
     with world.sessions() as s:
         kinds = s.execute(
             text("SELECT DISTINCT " + ("typeof(reward_micro)" if _sqlite(s) else "'integer'")
@@ -302,6 +354,7 @@ def test_a_limit_used_up_by_a_concurrent_batch_is_rechecked_under_the_lock(
             sa, operator=operator, events=events_a, share_ppm=700_000, careful=True
         )
         sa.commit()
+    world.settle()
     assert redo.accepted == []
     assert {r.reasons[0].code for r in redo.rejected} == {"ledger_full"}
     with world.sessions() as s:

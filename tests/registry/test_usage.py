@@ -19,10 +19,11 @@ from registry.db.models import STATE_SUBMITTED
 from registry.db.session import make_engine
 from registry.db.usage_models import LedgerEntry, UsageEvent
 from registry.ledger import ledger_totals
+from registry.settlement import settle_pending
 from tests.registry.conftest import fresh_pg_database
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
-from tests.support.usage_data import UsageWorld, add_contributions, event, usage_world
+from tests.support.usage_data import UsageWorld, add_contributions, event, settle, usage_world
 
 
 @pytest.fixture
@@ -46,25 +47,66 @@ def test_batch_is_ingested_and_split_exactly(world: UsageWorld) -> None:
             event("e1", "test-model", [(ca[0], 2, "influence"), (cb[0], 1, "retrieval")],
                   fee_micro=1_000_001),
             event("e2", "test-model", [(ca[1], 0.3, "exact-match")], fee_micro=10),
-        ]
+        ],
+        settle=False,
     )  # fmt: skip
     assert r.status_code == 200, r.text
     assert r.json() == {"accepted": ["e1", "e2"], "duplicates": [], "rejected": []}
+    status = world.settle()
+    assert status["unsettledEvents"] == 0 and status["settledThrough"]["sequence"] == 2
     with world.sessions() as s:
         entries = s.execute(
             select(LedgerEntry.event_id, LedgerEntry.kind, LedgerEntry.contribution_id,
-                   LedgerEntry.amount_micro).order_by(LedgerEntry.id)
+                   LedgerEntry.amount_micro, LedgerEntry.events).order_by(LedgerEntry.id)
         ).all()  # fmt: skip
         # e1: pool = floor(1_000_001 * 0.7) = 700_000 split 2:1; e2: floor(10 * 0.7) = 7.
-        # The protocol gets the rest of both fees in one entry for the model and batch.
-        assert [tuple(e) for e in entries] == [
-            ("e1", "contributor", ca[0], 466_667),
-            ("e1", "contributor", cb[0], 233_333),
-            ("e2", "contributor", ca[1], 7),
-            (None, "protocol", None, 300_001 + 3),
-        ]
+        # One settlement ("s2": through usage-log position 2), one entry per contribution,
+        # model, method and day; the protocol gets the rest of both fees in one entry.
+        assert {tuple(e) for e in entries[:3]} == {
+            ("s2", "contributor", ca[0], 466_667, 1),
+            ("s2", "contributor", cb[0], 233_333, 1),
+            ("s2", "contributor", ca[1], 7, 1),
+        }
+        assert tuple(entries[3]) == (None, "protocol", None, 300_001 + 3, None)
         totals = ledger_totals(s)
     assert totals.ledger_micro == totals.fees_micro == 1_000_011
+    # The per-event split stays readable through the entry.
+    page = world.client.get("/v1/me/rewards", headers=a.headers).json()
+    got = {}
+    for item in page["items"]:
+        r = world.client.get(f"/v1/me/rewards/{item['cursor']}/events", headers=a.headers)
+        assert r.status_code == 200, r.text
+        got.update(
+            {(x["eventId"], item["contributionId"]): x["amountMicro"] for x in r.json()["items"]}
+        )
+    assert got == {("e1", ca[0]): 466_667, ("e2", ca[1]): 7}
+    # Not b's to read.
+    first = page["items"][0]["cursor"]
+    assert world.client.get(f"/v1/me/rewards/{first}/events", headers=b.headers).status_code == 404
+
+
+def test_intake_answers_before_settlement_and_reads_say_so(db_url: str, tmp_path: Path) -> None:
+    """Without a settler (as when `contributor-registry settle` runs elsewhere), an accepted
+    batch is durable in the usage log, the ledger and the series show nothing yet, and the
+    reads count the events awaiting settlement."""
+    with usage_world(db_url, tmp_path, settle_in_process=False) as world:
+        a = world.contributors[0]
+        c = world.ids_of(a)[0]
+        batch = [event(f"u{i}", "test-model", [(c, 1, "influence")]) for i in range(5)]
+        assert len(world.post_usage(batch, settle=False).json()["accepted"]) == 5
+        page = world.client.get("/v1/me/rewards", headers=a.headers).json()
+        assert page["items"] == [] and page["unsettledEvents"] == 5
+        assert page["settledThrough"] == {"sequence": 0, "at": None}
+        usage = world.client.get(f"/v1/contributions/{c}/usage", headers=a.headers).json()
+        assert usage["totals"]["events"] == 0 and usage["unsettledEvents"] == 5
+        with world.sessions() as s:
+            assert ledger_totals(s).events == 0
+        assert settle_pending(world.sessions, share_ppm=700_000) == 5
+        page = world.client.get("/v1/me/rewards", headers=a.headers).json()
+        assert page["unsettledEvents"] == 0 and page["settledThrough"]["sequence"] == 5
+        assert sum(i["amountMicro"] for i in page["items"]) == 5 * 700_000
+        usage = world.client.get(f"/v1/contributions/{c}/usage", headers=a.headers).json()
+        assert usage["totals"] == {"events": 5, "rewardMicro": 5 * 700_000}
 
 
 def test_resent_events_are_duplicates_and_change_nothing(world: UsageWorld) -> None:
@@ -503,6 +545,7 @@ def test_overlapping_batches_from_many_clients_never_fail(pg_url: str, tmp_path:
             w.start()
         for w in workers:
             w.join()
+        settle(http, operator.headers)
     assert [a for a in answers if a[0] != 200] == []
     accepted: list[str] = []
     duplicates = 0

@@ -128,14 +128,30 @@ def test_rewards_paging_returns_each_entry_once_and_only_mine(world: UsageWorld)
         ).all()
     assert [(int(i["cursor"]), i["amountMicro"]) for i in items] == [tuple(m) for m in mine]
     assert {i["contributionId"] for i in items} <= set(ca)
-    assert len(items) == 53
+    # One aggregated entry per contribution (one day, model and method), 53 events in all.
+    assert len(items) == 3 and sum(i["events"] for i in items) == 53
+    paged: list[str] = []
+    for item in items:  # each entry's events, 4 at a time
+        after: str | None = None
+        while True:
+            params = {"limit": 4} | ({"after": after} if after else {})
+            url = f"/v1/me/rewards/{item['cursor']}/events"
+            page = world.client.get(url, params=params, headers=a.headers).json()
+            paged.extend(x["eventId"] for x in page["items"])
+            if not page["hasMore"]:
+                break
+            after = page["nextCursor"]
+    assert sorted(paged) == sorted(f"e{i}" for i in range(53))
 
     # Incremental sync: nothing new -> empty page, cursor unchanged; then only the new ones.
     page = world.client.get("/v1/me/rewards", params={"after": cursor}, headers=a.headers).json()
-    assert page == {"items": [], "nextCursor": cursor, "hasMore": False}
+    assert page["items"] == [] and page["nextCursor"] == cursor and page["hasMore"] is False
+    assert page["unsettledEvents"] == 0 and page["settledThrough"]["sequence"] == 53
     world.post_usage([event("late", "test-model", [(ca[0], 1, "exact-match")])])
     new, _ = _all_rewards(world, a.headers, cursor, 7)
-    assert [(i["eventId"], i["method"]) for i in new] == [("late", "exact-match")]
+    assert [(i["method"], i["events"]) for i in new] == [("exact-match", 1)]
+    late = world.client.get(f"/v1/me/rewards/{new[0]['cursor']}/events", headers=a.headers)
+    assert [x["eventId"] for x in late.json()["items"]] == ["late"]
 
     b_items, _ = _all_rewards(world, b.headers, None, 100)
     assert {i["contributionId"] for i in b_items} == {cb[0]}
@@ -172,8 +188,15 @@ def test_cursor_paging_is_exact_while_ingestion_runs(world: UsageWorld) -> None:
         t.join()
     items, cursor = _all_rewards(world, a.headers, cursor, 13)
     seen.extend(int(i["cursor"]) for i in items)
-    assert len(seen) == len(set(seen)) == batches * 20
-    assert seen == sorted(seen)
+    with world.sessions() as s:
+        mine = s.execute(
+            select(LedgerEntry.id, LedgerEntry.events)
+            .where(LedgerEntry.owner_fingerprint == a.fingerprint)
+            .order_by(LedgerEntry.id)
+        ).all()
+    # Every entry once, in order, none skipped; together they hold every event.
+    assert seen == [m.id for m in mine]
+    assert sum(m.events for m in mine) == batches * 20
 
 
 def test_summary_sums_match_the_ledger(world: UsageWorld) -> None:
@@ -228,7 +251,15 @@ def test_rewards_follow_a_rotated_key(world: UsageWorld) -> None:
     new.sign_in(world.client)
     world.post_usage([event("after", "test-model", [(ca, 1, "retrieval")], fee_micro=2000)])
     items, _ = _all_rewards(world, new.headers, None, 10)
-    assert [(i["eventId"], i["amountMicro"]) for i in items] == [("before", 700), ("after", 1400)]
+    assert [(i["method"], i["amountMicro"]) for i in items] == [
+        ("influence", 700),
+        ("retrieval", 1400),
+    ]
+    named = [
+        world.client.get(f"/v1/me/rewards/{i['cursor']}/events", headers=new.headers).json()
+        for i in items
+    ]
+    assert [[x["eventId"] for x in p["items"]] for p in named] == [["before"], ["after"]]
     usage = world.client.get(f"/v1/contributions/{ca}/usage", headers=new.headers).json()
     assert usage["totals"] == {"events": 2, "rewardMicro": 2100}
     summary = world.client.get("/v1/me/summary", headers=new.headers).json()

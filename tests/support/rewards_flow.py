@@ -11,6 +11,7 @@ import httpx
 from tests.integration.faults.helpers import Desk
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
+from tests.support.usage_data import settle
 
 NOW = datetime.now(UTC)
 
@@ -59,3 +60,24 @@ def post_usage(
                 "/v1/usage", json={"events": events[i : i + 500]}, headers=operator.headers
             )
             assert r.status_code == 200 and not r.json()["rejected"], r.text[:300]
+        settle(http, operator.headers)
+
+
+def entry_count(ctx: Any) -> int:
+    """How many ledger entries the desk's key has at its registry (entries are aggregated per
+    settlement, contribution, model, method and day: their number depends on how the events
+    were settled, so tests ask the registry instead of counting events)."""
+    from app.services.clients import make_client
+
+    client = make_client(ctx)
+    n, after = 0, None
+    try:
+        while True:
+            params: dict[str, Any] = {"limit": 1000} | ({"after": after} if after else {})
+            page = client.http.json("GET", "/v1/me/rewards", params=params)
+            n += len(page["items"])
+            after = page["nextCursor"]
+            if not page["hasMore"]:
+                return n
+    finally:
+        client.close()

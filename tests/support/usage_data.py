@@ -92,6 +92,15 @@ def event(
     }
 
 
+def settle(client: Any, headers: dict[str, str], timeout_s: float = 30) -> dict[str, Any]:
+    """Ask the registry to settle everything it received so far and wait for it (the
+    settlement read with `wait`); the settlement status, all events settled."""
+    r = client.get("/v1/usage/settlement", params={"wait": timeout_s}, headers=headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
 @dataclass
 class UsageWorld:
     """A running in-process registry with one operator, its model and signed-in contributors."""
@@ -104,10 +113,21 @@ class UsageWorld:
     operators: list[Contributor] = field(default_factory=list)
     contributions: dict[str, list[str]] = field(default_factory=dict)  # fingerprint -> ids
 
-    def post_usage(self, events: list[dict[str, Any]], who: Contributor | None = None) -> Any:
-        return self.client.post(
+    def post_usage(
+        self, events: list[dict[str, Any]], who: Contributor | None = None, *, settle: bool = True
+    ) -> Any:
+        """POST the batch; then (unless `settle=False`) wait until it is settled, so that the
+        ledger and the usage series show it."""
+        r = self.client.post(
             "/v1/usage", json={"events": events}, headers=(who or self.operator).headers
         )
+        if settle:
+            self.settle()
+        return r
+
+    def settle(self) -> dict[str, Any]:
+        """Wait until everything received so far is settled; the settlement status."""
+        return settle(self.client, self.operator.headers)
 
     def ids_of(self, who: Contributor) -> list[str]:
         return self.contributions[who.fingerprint]
@@ -159,4 +179,6 @@ def usage_world(
         try:
             yield world
         finally:
+            if app.state.settler is not None:  # before the engine goes (it holds a session)
+                app.state.settler.stop()
             app.state.engine.dispose()

@@ -1,0 +1,476 @@
+"""Settlement: the usage log (registry.ledger, intake) becomes ledger entries and day buckets.
+
+The settler takes the next unsettled events in sequence order, a chunk at a time (thousands),
+and in ONE transaction:
+- splits each fee exactly: `contributor_pool(fee, share)` over the attributions by the largest
+  remainder (app.domain.rewards), the rest is the protocol's (the same split as the old
+  synchronous path, event by event);
+- writes one contributor ledger entry per (contribution, model, method, day) the chunk touched,
+  holding the exact sum of its events' paid amounts; the entry commits to them with
+  `digest = sha256(sorted "<event digest> <amount>\\n" lines)`, and names its chunk (the usage-log
+  range seq_from < seq <= seq_to) so `entry_events` can list them again;
+- writes one protocol entry per model with the rest of the chunk's fees (so the ledger total
+  equals the settled fees exactly, after every chunk);
+- adds the chunk's effect to the day buckets, one upsert per bucket touched;
+- advances the settled watermark (`settlement_state.settled_seq`).
+A crash anywhere before the commit leaves nothing behind, and the next run takes the same chunk
+again: every event is settled exactly once.
+
+Its first statement locks the watermark row (an UPDATE), so settlers of one database (threads,
+processes) run one after the other and ledger ids are allocated in commit order (the sync
+cursor). On SQLite the settler also takes the in-process writer gate first.
+
+Re-validation: intake checked the event against the contributions and limits of its time. At
+settlement an attribution whose contribution is no longer accepted, or whose day bucket would
+pass `MAX_BUCKET_EVENTS` / `MAX_BUCKET_REWARD_MICRO`, is dropped: its amount (computed by the
+same split over all the event's weights, so the other attributions get exactly what they would
+have) goes to the protocol entry, the drop is recorded in `settlement_drops`, and the fee is
+conserved. Everything else (event id, model ownership, fee limits, the ledger limit) cannot
+change after intake.
+
+An event digest is sha256 over the event's stored fields joined by NUL (ids cannot hold NUL):
+event id, model id, time as "YYYY-MM-DDTHH:MM:SS.ffffffZ", fee in micro-units, and the stored
+attributions JSON ([[contributionId, weightPpm, method], ...] as intake wrote it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.durable import gc_paused
+from app.domain.rewards import PPM, split_integers
+from registry import translog
+from registry.bulkdb import BulkDb
+from registry.db.models import STATE_ACCEPTED, Contribution
+from registry.db.usage_models import (
+    KIND_CONTRIBUTOR,
+    KIND_PROTOCOL,
+    LedgerEntry,
+    SettlementDrop,
+    SettlementState,
+    UsageBucket,
+    UsageEvent,
+)
+from registry.db.writegate import hold_write_gate
+from registry.usage_rules import MAX_BUCKET_EVENTS, MAX_BUCKET_REWARD_MICRO
+
+log = logging.getLogger(__name__)
+
+CHUNK_EVENTS = 5000
+LEDGER = cast(Table, LedgerEntry.__table__)
+BUCKETS = cast(Table, UsageBucket.__table__)
+DROPS = cast(Table, SettlementDrop.__table__)
+LEDGER_COLUMNS = (
+    "event_id", "kind", "contribution_id", "owner_fingerprint", "model_id", "method",
+    "amount_micro", "at", "demo", "events", "digest", "seq_from", "seq_to", "share_ppm",
+)  # fmt: skip
+BUCKET_COLUMNS = (
+    "contribution_id", "bucket_start", "model_id", "method", "events", "share_ppm_sum",
+    "reward_micro",
+)  # fmt: skip
+BUCKET_KEY = BUCKET_COLUMNS[:4]
+BUCKET_LIMITS = {"events": MAX_BUCKET_EVENTS, "reward_micro": MAX_BUCKET_REWARD_MICRO}
+DROP_NOT_ACCEPTED = "contribution_not_accepted"
+DROP_BUCKET_FULL = "bucket_full"
+
+
+def event_digest(event_id: str, model_id: str, at_z: str, fee: int, attributions: str) -> str:
+    data = "\x00".join((event_id, model_id, at_z, str(fee), attributions))
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def entry_digest(pairs: Iterable[tuple[str, int]]) -> str:
+    """The digest an aggregated entry commits to: its (event digest, amount) pairs, sorted."""
+    h = hashlib.sha256()
+    for digest, amount in sorted(pairs):
+        h.update(f"{digest} {amount}\n".encode())
+    return h.hexdigest()
+
+
+def split_event(fee: int, weights: list[int], share_ppm: int) -> tuple[list[int], list[int]]:
+    """(amounts, shares) of one event: the contributors' pool split over the weights, and
+    each attribution's normalised share in ppm (weights adding up to 1 are their own)."""
+    amounts = split_integers(fee * share_ppm // PPM, weights)
+    shares = weights if sum(weights) == PPM else split_integers(PPM, weights)
+    return amounts, shares
+
+
+def _utc_z(value: Any) -> str:
+    """A stored time as "YYYY-MM-DDTHH:MM:SS.ffffffZ" (SQLite text or a datetime)."""
+    if isinstance(value, str):
+        return (
+            value[:26].replace(" ", "T") + "Z"
+            if len(value) >= 26
+            else _utc_z(datetime.fromisoformat(value))
+        )
+    v: datetime = value.astimezone(UTC) if value.tzinfo else value
+    return v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class BucketFull(Exception):
+    """A day bucket reached its limit: redo the chunk reading the buckets first."""
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    events: int
+    settled_seq: int
+    entries: int
+
+
+def _stored_buckets(
+    db: BulkDb, keys: Iterable[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], tuple[int, int]]:
+    wanted = set(keys)
+    rows = db.select_in(
+        BUCKETS.name,
+        "contribution_id",
+        ("contribution_id", "bucket_start", "model_id", "method", "events", "reward_micro"),
+        {k[0] for k in wanted},
+    )
+    out = {}
+    for cid, day, model, method, n, reward in rows:
+        key = (cid, day if not isinstance(day, str) else day[:10], model, method)
+        if key in wanted:
+            out[key] = (int(n), int(reward))
+    return out
+
+
+def settle_chunk(
+    session: Session,
+    *,
+    share_ppm: int,
+    limit: int = CHUNK_EVENTS,
+    now: datetime | None = None,
+    careful: bool = False,
+) -> ChunkResult:
+    """Settle the next `limit` unsettled events in the session's transaction (the caller
+    commits). Raises BucketFull on the fast path if a day bucket is at its limit."""
+    now = now or datetime.now(UTC)
+    db = BulkDb(session)
+    db.tune_for_bulk_writes()
+    hold_write_gate(session)
+    # The first statement takes the watermark row's lock: one settler at a time.
+    db.fetch("UPDATE settlement_state SET settled_seq = settled_seq WHERE id = 1")
+    ((watermark,),) = db.fetch("SELECT settled_seq FROM settlement_state WHERE id = 1")
+    events = db.fetch(
+        "SELECT seq, event_id, model_id, at, fee_micro, demo, attributions FROM usage_events "
+        "WHERE seq > ? ORDER BY seq LIMIT ?",
+        (int(watermark), int(limit)),
+    )
+    if not events:
+        return ChunkResult(0, int(watermark), 0)
+    parsed = [json.loads(r[6]) for r in events]
+    cids = {a[0] for attrs in parsed for a in attrs}
+    owners = {
+        cid: owner
+        for cid, owner, state in db.select_in(
+            Contribution.__tablename__, "id", ("id", "owner_fingerprint", "state"), cids
+        )
+        if state == STATE_ACCEPTED
+    }
+    text_dates = db.dialect == "sqlite"
+    # (day, cid, model, method) -> [sum, [(event digest, amount)], earliest event time]
+    entries: dict[tuple[Any, ...], list[Any]] = {}
+    buckets: dict[tuple[Any, ...], list[int]] = {}  # (cid, day, model, method) -> [n, share, rw]
+    protocol: dict[str, list[Any]] = {}  # model -> [amount, demo]
+    drops: list[tuple[Any, ...]] = []
+    demo_of: dict[str, bool] = {}
+    stored: dict[tuple[Any, ...], tuple[int, int]] | None = None
+    days: list[Any] = [r[3][:10] if text_dates else r[3].astimezone(UTC).date() for r in events]
+    if careful:
+        keys = {
+            (a[0], day, r[2], a[2])
+            for r, day, attrs in zip(events, days, parsed, strict=True)
+            for a in attrs
+        }
+        stored = _stored_buckets(db, keys)
+    for (seq, eid, model_id, at, fee, demo, attrs_text), day, attrs in zip(
+        events, days, parsed, strict=True
+    ):
+        weights = [a[1] for a in attrs]
+        amounts, shares = split_event(fee, weights, share_ppm)
+        digest = event_digest(eid, model_id, _utc_z(at), fee, attrs_text)
+        paid = 0
+        demo_of[model_id] = bool(demo)
+        for (cid, _, method), amount, share in zip(attrs, amounts, shares, strict=True):
+            bkey = (cid, day, model_id, method)
+            reason = None
+            if cid not in owners:
+                reason = DROP_NOT_ACCEPTED
+            elif stored is not None:
+                n, reward = stored.get(bkey, (0, 0))
+                mine = buckets.get(bkey)
+                if mine is not None:
+                    n, reward = n + mine[0], reward + mine[2]
+                if n + 1 > MAX_BUCKET_EVENTS or reward + amount > MAX_BUCKET_REWARD_MICRO:
+                    reason = DROP_BUCKET_FULL
+            if reason is not None:
+                drops.append((seq, cid, method, reason))
+                continue
+            bucket = buckets.get(bkey)
+            if bucket is None:
+                buckets[bkey] = [1, share, amount]
+            else:
+                bucket[0] += 1
+                bucket[1] += share
+                bucket[2] += amount
+            if amount:
+                paid += amount
+                ekey = (day, cid, model_id, method)
+                entry = entries.get(ekey)
+                if entry is None:
+                    entries[ekey] = [amount, [(digest, amount)], at]
+                else:
+                    entry[0] += amount
+                    entry[1].append((digest, amount))
+                    if at < entry[2]:
+                        entry[2] = at
+        if fee != paid:
+            p = protocol.setdefault(model_id, [0, bool(demo)])
+            p[0] += fee - paid
+    seq_from, seq_to = int(watermark), int(events[-1][0])
+    ledger_rows: list[tuple[Any, ...]] = []
+    name = f"s{seq_to}"
+    for (_day, cid, model_id, method), (amount, pairs, first) in sorted(entries.items()):
+        ledger_rows.append(
+            (
+                name, KIND_CONTRIBUTOR, cid, owners[cid], model_id, method, amount, first,
+                demo_of[model_id], len(pairs), entry_digest(pairs), seq_from, seq_to, share_ppm,
+            )
+        )  # fmt: skip
+    now_v = db.render_datetime(now)
+    for model_id, (amount, demo) in sorted(protocol.items()):
+        ledger_rows.append(
+            (None, KIND_PROTOCOL, None, None, model_id, None, amount, now_v, demo,
+             None, None, seq_from, seq_to, share_ppm)
+        )  # fmt: skip
+    bucket_rows = [(*key, n, sh, rw) for key, (n, sh, rw) in sorted(buckets.items())]
+    written = db.upsert_add(BUCKETS, BUCKET_COLUMNS, BUCKET_KEY, bucket_rows, BUCKET_LIMITS)
+    if written != len(bucket_rows):
+        raise BucketFull("a day bucket is full")
+    db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
+    db.insert(DROPS, ("seq", "contribution_id", "method", "reason"), drops)
+    translog.log_ledger(session)  # transparency log: the new entries become leaves, same commit
+    db.fetch(
+        "UPDATE settlement_state SET settled_seq = ?, settled_at = ? WHERE id = 1",
+        (seq_to, now_v),
+    )
+    return ChunkResult(len(events), seq_to, len(ledger_rows))
+
+
+# PostgreSQL's deadlock_detected and serialization_failure; SQLite's "database is locked".
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _retryable(exc: BaseException) -> bool:
+    driver_error = getattr(exc, "orig", exc)
+    if getattr(driver_error, "sqlstate", None) in _RETRY_SQLSTATES:
+        return True
+    return "database is locked" in str(driver_error)
+
+
+def settle_once(
+    sessions: sessionmaker[Session], *, share_ppm: int, limit: int = CHUNK_EVENTS
+) -> ChunkResult:
+    """Settle one chunk and commit (redone carefully if a day bucket is full)."""
+    careful = False
+    for attempt in range(5):
+        with sessions() as session, gc_paused():
+            try:
+                result = settle_chunk(session, share_ppm=share_ppm, limit=limit, careful=careful)
+                session.commit()
+                return result
+            except BucketFull:
+                session.rollback()
+                careful = True
+            except DBAPIError as exc:
+                session.rollback()
+                if not _retryable(exc) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+            except Exception as exc:  # the driver's own errors (bulk writes bypass SQLAlchemy)
+                session.rollback()
+                if not _retryable(exc) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+    raise RuntimeError("settlement did not get through")  # pragma: no cover
+
+
+def settle_pending(
+    sessions: sessionmaker[Session],
+    *,
+    share_ppm: int,
+    limit: int = CHUNK_EVENTS,
+    max_chunks: int | None = None,
+) -> int:
+    """Settle chunk after chunk until nothing is left (or `max_chunks`); events settled."""
+    total = 0
+    chunks = 0
+    while max_chunks is None or chunks < max_chunks:
+        result = settle_once(sessions, share_ppm=share_ppm, limit=limit)
+        if not result.events:
+            break
+        total += result.events
+        chunks += 1
+    return total
+
+
+class Settler:
+    """The in-process settler of `contributor-registry serve`: a background thread woken after
+    each intake commit (and every `poll_s` in case another process appended), plus
+    `settle_pending()` for a caller that wants everything settled now (serialised with the
+    thread)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        share_ppm: int,
+        *,
+        chunk: int = CHUNK_EVENTS,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._sessions = sessions
+        self._share = share_ppm
+        self._chunk = chunk
+        self._poll = poll_s
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def settle_pending(self) -> int:
+        with self._lock:
+            return settle_pending(self._sessions, share_ppm=self._share, limit=self._chunk)
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="settler", daemon=True)
+                self._thread.start()
+
+    def wake(self) -> None:
+        """Settle soon (if the thread runs: it is started by the app's lifespan)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._start_lock:
+            self._stop.set()
+            self._wake.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._poll)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                with self._lock:
+                    # One chunk at a time, so stop() is never kept waiting long.
+                    while not self._stop.is_set():
+                        result = settle_once(
+                            self._sessions, share_ppm=self._share, limit=self._chunk
+                        )
+                        if not result.events:
+                            break
+            except Exception:
+                log.exception("settlement failed; retrying")
+                self._stop.wait(1.0)
+
+
+@dataclass(frozen=True)
+class SettlementStatus:
+    settled_seq: int
+    settled_at: datetime | None
+    received_seq: int
+    unsettled: int
+
+
+def settlement_status(session: Session) -> SettlementStatus:
+    row = session.execute(
+        select(SettlementState.settled_seq, SettlementState.settled_at).where(
+            SettlementState.id == 1
+        )
+    ).one_or_none()
+    watermark, at = (int(row[0]), row[1]) if row is not None else (0, None)
+    received, unsettled = session.execute(
+        select(func.max(UsageEvent.seq), func.count()).where(UsageEvent.seq > watermark)
+    ).one()
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return SettlementStatus(watermark, at, int(received or watermark), int(unsettled))
+
+
+@dataclass(frozen=True)
+class EventSplit:
+    seq: int
+    event_id: str
+    at: datetime
+    fee_micro: int
+    weight_ppm: int
+    amount_micro: int
+    digest: str
+
+
+def entry_events(session: Session, entry: LedgerEntry) -> list[EventSplit]:
+    """The events an aggregated contributor entry commits to, with their exact amounts, in
+    sequence order (recomputed from the usage log: the same split the settler made)."""
+    if entry.seq_from is None or entry.seq_to is None or entry.contribution_id is None:
+        return []
+    day: date = (entry.at.astimezone(UTC) if entry.at.tzinfo else entry.at).date()
+    rows = session.execute(
+        select(
+            UsageEvent.seq,
+            UsageEvent.event_id,
+            UsageEvent.at,
+            UsageEvent.fee_micro,
+            UsageEvent.attributions,
+        )
+        .where(
+            UsageEvent.seq > entry.seq_from,
+            UsageEvent.seq <= entry.seq_to,
+            UsageEvent.model_id == entry.model_id,
+        )
+        .order_by(UsageEvent.seq)
+    ).all()
+    dropped = set(
+        session.scalars(
+            select(SettlementDrop.seq).where(
+                SettlementDrop.seq > entry.seq_from,
+                SettlementDrop.seq <= entry.seq_to,
+                SettlementDrop.contribution_id == entry.contribution_id,
+                SettlementDrop.method == entry.method,
+            )
+        ).all()
+    )
+    share = int(entry.share_ppm or 0)
+    out = []
+    for seq, eid, at, fee, attrs_text in rows:
+        at_utc = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+        if at_utc.date() != day or seq in dropped:
+            continue
+        attrs = json.loads(attrs_text)
+        for i, (cid, ppm, method) in enumerate(attrs):
+            if cid == entry.contribution_id and method == entry.method:
+                amounts, _ = split_event(fee, [a[1] for a in attrs], share)
+                if amounts[i]:
+                    digest = event_digest(eid, entry.model_id, _utc_z(at_utc), fee, attrs_text)
+                    out.append(EventSplit(int(seq or 0), eid, at_utc, fee, ppm, amounts[i], digest))
+                break
+    return out
