@@ -666,13 +666,14 @@ class RewardsView(QWidget):
         self.total_note.setText(f"{overview.entries:,} ledger entries")
         log = getattr(self.overview, "log", None)  # verified, pending or failed, and up to where
         self.total_note.setToolTip(log_state_text(log))
-        if log is not None:
-            mark = "FAILED" if log.failure else ("pending" if log.pending else "verified ✓")
-            self.total_note.setText(f"{overview.entries:,} ledger entries · {mark}")
+        if log is not None:  # short enough for the tile at 1024 px; the tooltip says more
+            mark = "✗ FAILED" if log.failure else ("… pending" if log.pending else "✓ verified")
+            self.total_note.setText(f"{mark} · {overview.entries:,} entries")
         self.events_value.setText(f"{events:,}")
         if overview.daily:
             first, last = overview.daily[0][0], overview.daily[-1][0]
-            self.events_note.setText(f"{first:%d %b %Y} – {last:%d %b %Y}")
+            start = f"{first:%d %b}" if first.year == last.year else f"{first:%d %b %Y}"
+            self.events_note.setText(f"{start} – {last:%d %b %Y}")
         else:
             self.events_note.setText("")
         self.models_value.setText(str(len(overview.by_model)))
