@@ -102,6 +102,9 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+REGISTRY_ROOT = [ROOT]  # --registry-root: the checkout the registry runs from
+
+
 @contextmanager
 def registry_proc(workdir: Path) -> Iterator[tuple[str, int]]:
     """A registry on loopback: (its URL, its process id)."""
@@ -113,7 +116,7 @@ def registry_proc(workdir: Path) -> Iterator[tuple[str, int]]:
             "--blobs", str(workdir / "blobs"), "--enable-bench-put",
             "--rate-limit", "1000000",
         ],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=log, text=True, cwd=REGISTRY_ROOT[0],
     )  # fmt: skip
     assert proc.stdout is not None
     url = proc.stdout.readline().strip().removeprefix("listening on ")
@@ -190,7 +193,14 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--py-spy", type=Path, default=None, help="record the registry (raw stacks)")
+    ap.add_argument(
+        "--registry-root",
+        type=Path,
+        default=ROOT,
+        help="run the registry from this checkout (A/B against another version)",
+    )
     args = ap.parse_args()
+    REGISTRY_ROOT[0] = args.registry_root
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed for the baseline")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="submit-bench-"))

@@ -240,6 +240,13 @@ def main() -> int:
     ap.add_argument("--skip-node", action="store_true")
     ap.add_argument("--only", default=",".join(TARGETS), help="comma-separated targets")
     ap.add_argument("--py-spy", type=Path, default=None, help="record the registry (raw stacks)")
+    ap.add_argument(
+        "--registry-root",
+        type=Path,
+        default=ROOT,
+        help="run the registry from this checkout (A/B against another version, e.g. a "
+        "`git archive` of an older commit)",
+    )
     args = ap.parse_args()
     only = [t for t in TARGETS if t in args.only.split(",")]
     if args.skip_node and "node-tus" in only:
@@ -279,7 +286,7 @@ def main() -> int:
                 "0",
             ],
             work / "registry.log",
-            cwd=ROOT,
+            cwd=args.registry_root,
         )
         procs.append(ours)
         key = Ed25519PrivateKey.generate()
