@@ -1,4 +1,4 @@
-"""`contributor-registry`: serve, add-operator, datanet, seed-demo, openapi.
+"""`contributor-registry`: serve, settle, add-operator, datanet, seed-demo, openapi.
 
 Exit codes follow the app: 0 ok, 2 usage, 1 internal bug.
 """
@@ -42,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-ttl", type=int, default=15 * 60, help="seconds")
     serve.add_argument("--rate-limit", type=int, default=600, help="requests/minute per key")
     serve.add_argument("--enable-bench-put", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--no-settler",
+        action="store_true",
+        help="do not settle usage in this process (run `contributor-registry settle` instead)",
+    )
+
+    settle = sub.add_parser("settle", help="settle received usage into the ledger (alone)")
+    settle.add_argument("--db", default=DEFAULT_DB)
+    settle.add_argument("--once", action="store_true", help="settle what is there, then exit")
+    settle.add_argument("--chunk", type=int, default=5000, help="events per transaction")
+    settle.add_argument("--poll", type=float, default=0.5, help="seconds between looks")
 
     op = sub.add_parser("add-operator", help="make a public key a model operator")
     op.add_argument("public_key", help="Ed25519 public key, 64 hex chars")
@@ -131,6 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
         loopback_hosts_only=args.public_url is None,
         operator_keys=tuple(k.lower() for k in args.operator_key),
         enable_bench_put=args.enable_bench_put,
+        settle_in_process=not args.no_settler,
     )
     app = create_app(settings)
     # Bind the socket ourselves so port 0 works and the real port is known before serving.
@@ -261,6 +273,32 @@ def _datanet(args: argparse.Namespace) -> int:
     return datanet_cli.run(args)
 
 
+def _settle(args: argparse.Namespace) -> int:
+    import time
+
+    from registry.db.session import make_engine, make_sessionmaker, migrate
+    from registry.settlement import settle_once
+
+    if args.chunk < 1 or args.poll <= 0:
+        return _usage_error("--chunk must be at least 1 and --poll above 0")
+    _configure_logging()
+    engine = make_engine(args.db)
+    migrate(engine)
+    sessions = make_sessionmaker(engine)
+    share = RegistrySettings.contributor_share_ppm
+    try:
+        while True:
+            result = settle_once(sessions, share_ppm=share, limit=args.chunk)
+            if result.events:
+                print(f"settled {result.events} through {result.settled_seq}", flush=True)
+                continue
+            if args.once:
+                return 0
+            time.sleep(args.poll)
+    finally:
+        engine.dispose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {
@@ -268,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "add-operator": _add_operator,
         "seed-demo": _seed_demo,
+        "settle": _settle,
         "openapi": _openapi,
         "log-key": _log_key,
     }
