@@ -49,8 +49,8 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.durable import gc_paused
 from app.domain.rewards import PPM, split_integers
+from app.durable import gc_paused
 from registry import translog
 from registry.bulkdb import BulkDb
 from registry.db.models import STATE_ACCEPTED, Contribution

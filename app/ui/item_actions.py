@@ -176,9 +176,7 @@ class ItemActions(QObject):
         self.unlocker.run(
             KeyAction(
                 f"sign and submit “{title}”",
-                lambda passphrase: uploads.submit(
-                    item_id, passphrase=passphrase, datanet=datanet
-                ),
+                lambda passphrase: uploads.submit(item_id, passphrase=passphrase, datanet=datanet),
                 on_result=lambda r: self._submitted(item_id, r),
                 on_error=self._failed(item_id, "Submitting"),
                 on_cancel=lambda: self._say(item_id, "Not submitted: cancelled", "muted"),

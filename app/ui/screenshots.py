@@ -371,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     import keyring
 
     from app.services.context import ServiceContext
-    from app.ui.session import ensure_app
     from app.ui.self_test import SelfTestKeyring
     from app.ui.services import Services
+    from app.ui.session import ensure_app
 
     keyring.set_keyring(SelfTestKeyring())
     args.out.mkdir(parents=True, exist_ok=True)

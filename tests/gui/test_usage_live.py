@@ -89,9 +89,7 @@ def test_sync_on_start_charts_export_and_offline_timeline(
             lambda: view.last_sync.text().startswith("Offline — data from"), timeout=30_000
         )
         win.show_page("rewards")
-        qtbot.waitUntil(
-            lambda: view.overview is not None and not win.runner.active, timeout=30_000
-        )
+        qtbot.waitUntil(lambda: view.overview is not None and not win.runner.active, timeout=30_000)
         assert sum(usage.series[0].values) + sum(usage.series[1].values) == 120
         assert sum(s.values[-1] for s in cumulative.series) == ledger
         assert view.ranking.rowCount() == 2
