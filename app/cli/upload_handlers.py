@@ -346,6 +346,7 @@ def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
                 "unit": view.unit,
                 "totalMicro": view.total_micro,
                 "entries": view.entries,
+                "unsettledEvents": view.unsettled_events,
                 "lastSync": view.last_sync.isoformat() if view.last_sync else None,
                 "contributions": [
                     {
@@ -370,6 +371,8 @@ def cmd_rewards(args: argparse.Namespace, ctx: ServiceContext) -> int:
         return EXIT_OK
     when = view.last_sync.strftime("%Y-%m-%d %H:%M UTC") if view.last_sync else "never"
     print(f"Rewards from {view.registry} (last synced: {when})")
+    if view.unsettled_events:
+        print(f"{view.unsettled_events:,} events awaiting settlement at the registry (last sync)")
     if not view.entries:
         print("No rewards yet." + ("" if view.last_sync else " Run: contributor-desk sync"))
         if not getattr(args, "demo", False) and review.directory.demo_key() is not None:

@@ -52,6 +52,8 @@ class RewardsPage:
     items: tuple[RewardEntry, ...]
     next_cursor: str | None
     has_more: bool
+    # Events the registry received but has not settled yet (None: it does not say).
+    unsettled_events: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,10 @@ def rewards_after(
         floor = int(e.cursor)
     if nxt is not None and items and int(nxt) < floor:
         raise _bad("field 'nextCursor' is before the entries of its page")
-    return RewardsPage(items, nxt, bool(body.get("hasMore")))
+    unsettled = body.get("unsettledEvents")
+    if not (type(unsettled) is int and 0 <= unsettled <= MAX_INT):
+        unsettled = None
+    return RewardsPage(items, nxt, bool(body.get("hasMore")), unsettled)
 
 
 def usage_window(

@@ -88,6 +88,15 @@ def current_owner(ctx: ServiceContext) -> str | None:
     return info.fingerprint if info is not None else None
 
 
+# The registry's count of events received but not settled, at the last sync (a cursor row).
+STREAM_UNSETTLED = "unsettled"
+
+
+def _count_of(row: SyncCursor | None) -> int | None:
+    text = row.cursor if row is not None else None
+    return int(text) if text is not None and text.isdigit() else None
+
+
 def _usage_stream(contribution_id: str) -> str:
     return f"usage:{contribution_id}"
 
@@ -181,6 +190,12 @@ class RewardsSync:
             if new:
                 say(f"Rewards: {new:,} new entries")
             if not page.has_more or page.next_cursor in (None, cursor):
+                with self._ctx.db.session() as s:
+                    unsettled = page.unsettled_events
+                    self._set_cursor(
+                        s, STREAM_UNSETTLED, None if unsettled is None else str(unsettled)
+                    )
+                    s.commit()
                 return new, amount, page.next_cursor or cursor
             cursor = page.next_cursor
         raise too_many_pages(
@@ -418,6 +433,7 @@ class RewardsOverview:
     daily: tuple[tuple[date, int, int], ...] = field(default=())
     registry_id: str | None = None  # the identity the registry names itself by, if it does
     unit: str = "units"  # the registry's name for its reward unit
+    unsettled_events: int | None = None  # received by the registry, not settled (last sync)
 
 
 def open_review(
@@ -547,6 +563,7 @@ class RewardsReview:
             per_model = list(model_sums.items())
             per_method = list(method_sums.items())
             cursor = s.get(SyncCursor, (self.registry, self.owner, STREAM_REWARDS))
+            waiting = s.get(SyncCursor, (self.registry, self.owner, STREAM_UNSETTLED))
             scope = sorted(contributions) if contribution_id is None else [contribution_id]
             daily = s.execute(
                 select(UsageDay.day, func.sum(UsageDay.events), func.sum(UsageDay.reward_micro))
@@ -589,4 +606,5 @@ class RewardsReview:
             daily=tuple((d, int(e), int(r)) for d, e, r in daily),
             registry_id=self.registry_id,
             unit=self.directory.unit_of(self.registry),
+            unsettled_events=_count_of(waiting),
         )

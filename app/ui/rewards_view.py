@@ -548,6 +548,9 @@ class RewardsView(QWidget):
             text = f"Last synced {stamp}" if stamp else ("Not synced yet" if overview else "")
             color = self.theme.colors["muted"]
             tip = f"From {overview.registry}" if overview is not None else ""
+        waiting = overview.unsettled_events if overview is not None else None
+        if waiting:  # the registry's rewards lag behind what it received: say so
+            text += f" · {waiting:,} events awaiting settlement"
         self.last_sync.setText(text)
         self.last_sync.setToolTip(tip)
         self.last_sync.setStyleSheet(f"color: {color};")

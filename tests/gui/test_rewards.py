@@ -37,6 +37,17 @@ def _overview(**kw: Any) -> RewardsOverview:
     return RewardsOverview(**base)
 
 
+def test_the_page_says_how_many_events_await_settlement(qtbot: Any, theme: Any) -> None:
+    from app.ui.rewards_view import RewardsView
+
+    view = RewardsView(theme)
+    qtbot.addWidget(view)
+    view.show_overview(_overview(unsettled_events=1234))
+    assert view.last_sync.text().endswith(" · 1,234 events awaiting settlement")
+    view.show_overview(_overview(unsettled_events=0))
+    assert "awaiting" not in view.last_sync.text()
+
+
 def test_states_of_the_page(qtbot: Any, theme: Any) -> None:
     from app.ui.rewards_view import RewardsView
 

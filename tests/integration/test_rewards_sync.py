@@ -411,3 +411,47 @@ def test_a_crafted_rewards_page_is_refused_and_nothing_is_written(
     finally:
         desk.ctx.close()
         relay.close()
+
+
+def test_events_awaiting_settlement_are_counted_in_the_sync_and_shown(
+    tmp_path: Path, data_dir: Path, isolated_keyring: Path
+) -> None:
+    """A registry whose settler runs elsewhere (here: not yet): the sync stores how many
+    events the registry has not settled, the review and the CLI say so; after settlement the
+    next sync brings the rewards and the count drops to 0."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    operator = Contributor()
+    registry = start_registry(tmp_path, "--operator-key", operator.public_key, "--no-settler")
+    desk = make_desk(tmp_path, data_dir, registry.base_url)
+    try:
+        cids = accepted_items(desk, "kelp")
+        with httpx.Client(base_url=registry.base_url, timeout=30) as http:
+            operator.sign_in(http)  # type: ignore[arg-type]
+            http.post(
+                "/v1/models", json={"id": "sync-model", "name": "S"}, headers=operator.headers
+            )
+            r = http.post(
+                "/v1/usage", json={"events": usage_events("w", cids, 7)}, headers=operator.headers
+            )
+            assert len(r.json()["accepted"]) == 7
+        first = _sync(desk)
+        assert first.new_entries == 0 and _review(desk).unsettled_events == 7
+        out = run_cli("--registry", registry.base_url, "rewards", data_dir=data_dir)
+        assert out.code == 0 and "7 events awaiting settlement" in out.out, out.out
+        done = subprocess.run(
+            [sys.executable, "-m", "registry.cli", "settle", "--once", "--db", registry.db_url],
+            capture_output=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert _sync(desk).new_entries > 0
+        view = _review(desk)
+        assert view.unsettled_events == 0 and view.total_micro == sum(
+            (1_000 + 37 * i) * 7 // 10 for i in range(7)
+        )
+    finally:
+        registry.kill(signal.SIGTERM)
