@@ -544,6 +544,88 @@ def http_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespac
         shutil.rmtree(blobs, ignore_errors=True)
 
 
+# --------------------------------------------------------------------- intake and settlement
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _raw_events(sessions: sessionmaker[Session], batches: list[list[EventIn]]) -> float:
+    """Baseline: the driver's bulk insert (executemany on SQLite, COPY on PostgreSQL) of the
+    very same usage-log rows intake writes, one transaction per batch; wall seconds."""
+    from registry.ledger import EVENT_COLUMNS, EVENTS
+
+    rows_per_batch = []
+    with sessions() as s:
+        db = BulkDb(s)
+        seq = 0
+        for batch in batches:
+            _, planned = plan_batch(db, OPERATOR, batch, SHARE)
+            numbered = []
+            for r in planned.events:
+                seq += 1
+                numbered.append((*r, seq))
+            rows_per_batch.append(sorted(numbered))
+    start = time.perf_counter()
+    for rows in rows_per_batch:
+        with sessions() as s:
+            db = BulkDb(s)
+            if db.dialect == "sqlite":
+                cols = ", ".join(EVENT_COLUMNS)
+                marks = ", ".join("?" * len(EVENT_COLUMNS))
+                cur = db.raw.cursor()
+                cur.executemany(f"INSERT INTO usage_events ({cols}) VALUES ({marks})", rows)
+                cur.close()
+            else:
+                db.insert(EVENTS, EVENT_COLUMNS, rows)
+            s.commit()
+    return time.perf_counter() - start
+
+
+def settlement_bench(label: str, new_url: Callable[[], str], args: argparse.Namespace) -> None:
+    """Alternating rounds on fresh databases: intake (plan + append + commit per batch of
+    1,000), its baseline (raw insert of the same rows), then settlement of everything
+    (chunks of --chunk events). Prints min / median / max events/s and the load."""
+    from registry.settlement import settle_once
+
+    n = args.batches
+    intake, base, settle, series = [], [], [], []
+    for rnd in range(args.rounds):
+        order = ("ours", "baseline") if rnd % 2 == 0 else ("baseline", "ours")
+        for which in order:
+            engine, sessions, cids = prepared(new_url())
+            batches = make_batches(cids, n, seed=rnd, tag=f"r{rnd}")
+            try:
+                if which == "baseline":
+                    base.append(n * BATCH / _raw_events(sessions, batches))
+                    continue
+                t = ingest_ours(sessions, batches)
+                intake.append(n * BATCH / t.wall)
+                start = time.perf_counter()
+                settled = 0
+                while True:
+                    r = settle_once(sessions, share_ppm=SHARE, limit=args.chunk)
+                    if not r.events:
+                        break
+                    settled += r.events
+                settle.append(settled / (time.perf_counter() - start))
+                assert settled == n * BATCH
+                series.append(series_latency(sessions, cids[0], runs=5) * 1000)
+            finally:
+                engine.dispose()
+        print(f"[{label}] round {rnd + 1}: load {_load()}", flush=True)
+
+    def mmm(xs: list[float]) -> str:
+        return f"{min(xs):,.0f} / {statistics.median(xs):,.0f} / {max(xs):,.0f}"
+
+    print(f"[{label}] {n * BATCH:,} events per round, {args.rounds} rounds (min / median / max)")
+    print(f"[{label}]   intake (plan + append + commit): {mmm(intake)} ev/s")
+    print(f"[{label}]   baseline raw insert, same rows : {mmm(base)} ev/s")
+    print(f"[{label}]   settlement (chunks of {args.chunk}): {mmm(settle)} ev/s")
+    print(f"[{label}]   90-day series after settlement : {mmm(series)} ms", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -556,7 +638,29 @@ def main() -> None:
         action="store_true",
         help="upper bound: skip the day-bucket upsert (not a valid registry)",
     )
+    ap.add_argument(
+        "--settlement",
+        action="store_true",
+        help="intake vs raw insert, then settlement, in --rounds alternating rounds",
+    )
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--chunk", type=int, default=5000, help="events per settlement transaction")
     args = ap.parse_args()
+    if args.settlement:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        if args.only in (None, "sqlite"):
+            tmp = Path(tempfile.mkdtemp(prefix="settle-bench-"))
+            try:
+                counter = iter(range(1000))
+                settlement_bench(
+                    "sqlite", lambda: f"sqlite:///{tmp / f's{next(counter)}.sqlite3'}", args
+                )
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if args.only in (None, "postgres") and (PG_BIN / "initdb").exists():
+            with postgres_cluster() as server:
+                settlement_bench("postgres", lambda: pg_database(server), args)
+        return
     if args.without_buckets:
         # Reports every row as written, so ingestion does not take it for a full bucket.
         BulkDb.upsert_add = lambda _db, _t, _c, _k, rows, *_a: len(rows)  # type: ignore[method-assign]
