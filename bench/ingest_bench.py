@@ -455,8 +455,11 @@ def bench_db(label: str, new_url: Callable[[], str], args: argparse.Namespace) -
     engine.dispose()
 
 
-def http_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespace) -> None:
-    """End-to-end POST /v1/usage into a live server on the same database."""
+def http_bench(
+    label: str, db_url: str, cids: list[str], args: argparse.Namespace, *extra: str
+) -> None:
+    """End-to-end POST /v1/usage into a live server on the same database (`extra`: more
+    `serve` arguments, e.g. --no-settler)."""
     import base64
 
     import httpx
@@ -473,7 +476,7 @@ def http_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespac
     )
     blobs = Path(tempfile.mkdtemp(prefix="ingest-bench-blobs-"))
     server = RegistryProcess(
-        db_url, blobs / "b", extra_args=("--operator-key", pub, "--rate-limit", "0")
+        db_url, blobs / "b", extra_args=("--operator-key", pub, "--rate-limit", "0", *extra)
     )
     server.start()
     try:
@@ -619,6 +622,14 @@ def settlement_bench(label: str, new_url: Callable[[], str], args: argparse.Name
     def mmm(xs: list[float]) -> str:
         return f"{min(xs):,.0f} / {statistics.median(xs):,.0f} / {max(xs):,.0f}"
 
+    if args.http:  # intake alone (no settler in the server), then with its in-process settler
+        for extra, what in ((("--no-settler",), "intake only"), ((), "settler in-process")):
+            engine, _, cids = prepared(new_url())
+            try:
+                http_bench(f"{label}, {what}", str(engine.url.render_as_string(False)), cids,
+                           args, *extra)  # fmt: skip
+            finally:
+                engine.dispose()
     print(f"[{label}] {n * BATCH:,} events per round, {args.rounds} rounds (min / median / max)")
     print(f"[{label}]   intake (plan + append + commit): {mmm(intake)} ev/s")
     print(f"[{label}]   baseline raw insert, same rows : {mmm(base)} ev/s")
