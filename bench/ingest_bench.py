@@ -550,6 +550,107 @@ def http_bench(
 # --------------------------------------------------------------------- intake and settlement
 
 
+def mixed_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespace) -> None:
+    """Intake over HTTP at a fixed rate (`--rate` events/s, 1,000-event batches) into
+    `serve --no-settler` while `contributor-registry settle` runs beside it, for `--mixed`
+    seconds. Settlement lag of an event = when the watermark passed it - when its batch was
+    answered; sampled every 50 ms from GET /v1/usage/settlement (p50 / p99 / max)."""
+    import base64
+    import threading
+
+    import httpx
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.support.registry_server import RegistryProcess
+
+    key = Ed25519PrivateKey.generate()
+    pub = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        .hex()
+    )
+    blobs = Path(tempfile.mkdtemp(prefix="mixed-bench-blobs-"))
+    server = RegistryProcess(
+        db_url, blobs / "b",
+        extra_args=("--operator-key", pub, "--rate-limit", "0", "--no-settler"),
+    )  # fmt: skip
+    server.start()
+    settler = subprocess.Popen(
+        [sys.executable, "-m", "registry.cli", "settle", "--db", db_url, "--poll", "0.05"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    answered: list[tuple[float, int]] = []  # (time answered, receivedThrough after it)
+    settled: list[tuple[float, int]] = []  # (time seen, settledThrough)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=60) as http:
+            nonce = http.post("/v1/auth/challenge", json={"publicKey": pub}).json()["nonce"]
+            sig = key.sign(b"contributor-desk-auth-v1\n" + nonce.encode())
+            token = http.post(
+                "/v1/auth/token",
+                json={"publicKey": pub, "nonce": nonce,
+                      "signature": base64.b64encode(sig).decode()},
+            ).json()["token"]  # fmt: skip
+            h = {"Authorization": f"Bearer {token}"}
+            for m in MODELS:
+                http.post("/v1/models", json={"id": f"h{m}", "name": m}, headers=h)
+            n_batches = int(args.mixed * args.rate / BATCH)
+            bodies = [
+                {"events": [
+                    {"eventId": f"mix-{b}-{i}", "modelId": f"h{e.model_id}",
+                     "at": e.at.isoformat(), "feeMicro": e.fee_micro,
+                     "attributions": [{"contributionId": a.contribution_id,
+                                       "weight": a.weight, "method": a.method}
+                                      for a in e.attributions]}
+                    for i, e in enumerate(batch)
+                ]}
+                for b, batch in enumerate(make_batches(cids, n_batches, seed=3, tag="m"))
+            ]  # fmt: skip
+            done = threading.Event()
+
+            def watch() -> None:
+                with httpx.Client(base_url=server.base_url, timeout=60) as w:
+                    while not done.is_set():
+                        st = w.get("/v1/usage/settlement", headers=h).json()
+                        settled.append((time.perf_counter(), st["settledThrough"]["sequence"]))
+                        time.sleep(0.05)
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            start = time.perf_counter()
+            for b, body in enumerate(bodies):
+                due = start + b * BATCH / args.rate
+                if (wait := due - time.perf_counter()) > 0:
+                    time.sleep(wait)
+                r = http.post("/v1/usage", json=body, headers=h)
+                assert r.status_code == 200, r.text[:200]
+                seq = http.get("/v1/usage/settlement", headers=h).json()["receivedThrough"]
+                answered.append((time.perf_counter(), seq))
+            took = time.perf_counter() - start
+            while settled[-1][1] < answered[-1][1]:
+                time.sleep(0.05)
+            done.set()
+            watcher.join()
+        lags = []
+        for t_answer, seq in answered:
+            seen = next(t for t, s in settled if s >= seq)
+            lags.append(max(0.0, seen - t_answer))
+        lags.sort()
+        p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
+        print(
+            f"[{label}] mixed: {len(bodies) * BATCH / took:,.0f} ev/s offered for {took:.0f} s "
+            f"(target {args.rate:,}); settlement lag p50 {p(0.5):.2f} s, p99 {p(0.99):.2f} s, "
+            f"max {lags[-1]:.2f} s; load {_load()}",
+            flush=True,
+        )
+    finally:
+        settler.kill()
+        settler.wait()
+        server.kill()
+        shutil.rmtree(blobs, ignore_errors=True)
+
+
 def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -592,6 +693,13 @@ def settlement_bench(label: str, new_url: Callable[[], str], args: argparse.Name
     (chunks of --chunk events). Prints min / median / max events/s and the load."""
     from registry.settlement import settle_once
 
+    if args.mixed:
+        engine, _, cids = prepared(new_url())
+        try:
+            mixed_bench(label, str(engine.url.render_as_string(False)), cids, args)
+        finally:
+            engine.dispose()
+        return
     n = args.batches
     intake, base, settle, series = [], [], [], []
     for rnd in range(args.rounds):
@@ -655,6 +763,8 @@ def main() -> None:
         help="intake vs raw insert, then settlement, in --rounds alternating rounds",
     )
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--mixed", type=float, default=0, help="seconds of a mixed run")
+    ap.add_argument("--rate", type=int, default=10_000, help="events/s offered in the mixed run")
     ap.add_argument("--chunk", type=int, default=5000, help="events per settlement transaction")
     args = ap.parse_args()
     if args.settlement:
