@@ -81,6 +81,9 @@ class RawBody:
             raise RuntimeError("the request body can no longer be taken over")
         self.used = True
         p = self.protocol
+        if self.cycle.waiting_for_100_continue:  # as uvicorn's receive() does
+            p.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.cycle.waiting_for_100_continue = False
         early = bytes(self.cycle.body)  # parsed with the headers, not yet delivered
         self.cycle.body = bytearray()
         reader = _BodyReader(

@@ -194,6 +194,19 @@ def test_bodies_land_whole_and_the_connection_keeps_serving(sink_server: int) ->
     assert all(r.get("complete", True) for r in SEEN)
 
 
+def test_expect_100_continue_is_answered(sink_server: int) -> None:
+    body = os.urandom(100_000)
+    head = (
+        f"POST /sink HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", sink_server), timeout=10) as conn:
+        conn.sendall(head.encode())
+        assert conn.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        conn.sendall(body)
+        assert _read_answers(conn, 1) == [f"True {len(body)} {hashlib.sha256(body).hexdigest()}"]
+
+
 def test_a_client_that_goes_away_mid_body_leaves_what_arrived(sink_server: int) -> None:
     body = os.urandom(200_000)
     with socket.create_connection(("127.0.0.1", sink_server)) as conn:
