@@ -11,6 +11,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from registry.rawbody import EXTENSION, RawBody
 
 
+def reads_into_buffer(transport: Any) -> bool:
+    """uvloop's and asyncio's selector transports read a BufferedProtocol's bytes straight into
+    its buffer and never past it; others (the Windows proactor reads ahead into its own buffer,
+    TLS) could hand over bytes of the next request too, so they do not get the extension."""
+    module = type(transport).__module__
+    return module.startswith("uvloop") or module == "asyncio.selector_events"
+
+
 class RawBodyHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, offering `RawBody` on requests with a Content-Length."""
 
@@ -43,7 +51,12 @@ class RawBodyHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.content_length > 0 and self.cycle is not None and self.cycle.scope is self.scope:
+        if (
+            self.content_length > 0
+            and self.cycle is not None
+            and self.cycle.scope is self.scope
+            and reads_into_buffer(self.transport)
+        ):
             extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
             extensions[EXTENSION] = RawBody(self, self.cycle)
 

@@ -22,7 +22,7 @@ import uvicorn
 
 from registry import rawbody
 from registry.blobstore import FileBlobStore
-from registry.rawbody_http import RawBodyHttpToolsProtocol
+from registry.rawbody_http import RawBodyHttpToolsProtocol, reads_into_buffer
 from tests.support.registry_actors import Contributor, contribution_body, tus_metadata
 from tests.support.registry_server import RegistryProcess
 
@@ -192,6 +192,19 @@ def test_bodies_land_whole_and_the_connection_keeps_serving(sink_server: int) ->
     ]
     assert SEEN[0]["waits"] > 0  # the socket really was paused for want of a buffer
     assert all(r.get("complete", True) for r in SEEN)
+
+
+def test_only_transports_that_read_into_the_buffer_get_the_extension() -> None:
+    """The Windows proactor reads ahead into a buffer of its own (it could hand the body
+    reader bytes of the next request), TLS transports decrypt into theirs."""
+
+    def transport_from(module: str) -> Any:
+        return type("Transport", (), {"__module__": module})()
+
+    assert reads_into_buffer(transport_from("asyncio.selector_events"))
+    assert reads_into_buffer(transport_from("uvloop.loop"))
+    assert not reads_into_buffer(transport_from("asyncio.proactor_events"))
+    assert not reads_into_buffer(transport_from("asyncio.sslproto"))
 
 
 def test_expect_100_continue_is_answered(sink_server: int) -> None:
