@@ -357,7 +357,13 @@ class PartialWriter:
         if self.direct_fd is not None:
             os.close(self.direct_fd)
         if self.buf is not None:
-            self.buf.close()
+            try:
+                self.buf.close()
+            except BufferError:
+                # A view of it is still referenced (by the traceback of the error being
+                # raised, e.g. disk full): the mapping is freed when that goes.
+                pass
+            self.buf = None
 
 
 # Direct receive: buffers per receiving PATCH (one filling, the others being hashed and
