@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.output import lazy_handler
+from app.domain.units import plural
 
 EXIT_FAILED = 4  # the verification failed: the registry's data does not hold up
 
@@ -71,7 +72,7 @@ def cmd_audit(args: argparse.Namespace, ctx: Any) -> int:
             for sv in cmp_out["splitViews"]:
                 print(f"  SPLIT VIEW: two signed trees of size {sv['size']} with different roots")
         else:
-            print(f"Compared {cmp_out['compared']} checkpoint(s): no split view")
+            print(f"Compared {plural(cmp_out['compared'], 'checkpoint')}: no split view")
     print("Audit: OK" if code == 0 else "Audit: FAILED")
     return code
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from app.cli.output import print_json
 from app.domain.errors import BadInputError, IdentityError, UsageError
 from app.domain.limits import MAX_PASSPHRASE_BYTES, TooLarge, read_first_line
+from app.domain.units import plural
 from app.settings import write_private_file
 
 if TYPE_CHECKING:  # services are imported on use: `--help` and `list` must start fast
@@ -318,7 +319,8 @@ def cmd_verify(args: argparse.Namespace, ctx: ServiceContext) -> int:
         print(f"  FAIL: {problem.path}: {problem.message}")
     if not result.ok:
         sys.stderr.write(
-            f"error: {len(result.problems)} file(s) no longer match the signed manifest\n"
+            f"error: {plural(len(result.problems), 'file')} no longer "
+            f"{'matches' if len(result.problems) == 1 else 'match'} the signed manifest\n"
         )
         return BadInputError.exit_code
     return 0

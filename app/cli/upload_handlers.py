@@ -18,7 +18,7 @@ from app.cli.output import human_size, print_json
 from app.domain.money import format_micro
 from app.domain.states import JobKind, JobState
 from app.domain.text import display_text
-from app.domain.units import KB, method_label
+from app.domain.units import KB, method_label, plural
 from app.services.context import ServiceContext
 from app.services.submit import SubmitService
 from app.services.uploads import (
@@ -59,7 +59,8 @@ def cmd_submit(args: argparse.Namespace, ctx: ServiceContext) -> int:
     else:
         print(
             f"#{result.item_id} {result.state.value} as {result.registry_id}: "
-            f"{result.blobs_to_upload} blob(s), {human_size(result.bytes_to_upload)} to upload."
+            f"{plural(result.blobs_to_upload, 'blob')}, "
+            f"{human_size(result.bytes_to_upload)} to upload."
         )
         if result.state.value in ("queued", "uploading"):
             print("Run `contributor-desk upload --wait` to send them.")
@@ -211,7 +212,7 @@ def cmd_queue(args: argparse.Namespace, ctx: ServiceContext) -> int:
 
                 raise UsageError(f"`queue {args.action}` needs a catalogue id")
             n = getattr(queue, args.action)(args.item)
-            print(f"{args.action}: {n} job(s) of #{args.item}")
+            print(f"{args.action}: {plural(n, 'job')} of #{args.item}")
             return EXIT_OK
         snap = queue.snapshot()
     finally:

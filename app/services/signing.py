@@ -26,6 +26,7 @@ from app.domain.limits import (
 )
 from app.domain.problems import Problem
 from app.domain.states import InvalidTransition, State
+from app.domain.units import plural
 from app.manifest.canonical import Manifest, verify_against_folder
 from app.services.context import ServiceContext
 from app.services.history import transition
@@ -273,7 +274,8 @@ class SigningService:
             if not data_folder.is_dir():
                 raise BadInputError(f"data folder {data_folder} does not exist")
             result.problems = verify_against_folder(parsed, data_folder)
-            checked.append(f"{parsed.file_count} file(s) in {data_folder} against the manifest")
+            files = plural(parsed.file_count, "file")
+            checked.append(f"{files} in {data_folder} against the manifest")
         return result
 
     def verify_envelope_file(

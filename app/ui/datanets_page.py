@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.domain.units import plural
 from app.ui.text import human_size
 from app.ui.widgets import page_header
 
@@ -300,7 +301,9 @@ class DatanetsPage(QWidget):
             item.setSizeHint(QSize(0, 46))
             self.list.addItem(item)
         self.list.blockSignals(False)
-        self.status.setText(owned.note or f"{len(owned.mine)} datanet(s) owned by your key.")
+        self.status.setText(
+            owned.note or f"{plural(len(owned.mine), 'datanet')} owned by your key."
+        )
         ids = [v.id for v in owned.mine]
         if current in ids:
             self.list.setCurrentRow(ids.index(current))
@@ -450,7 +453,11 @@ class DatanetsPage(QWidget):
         if view is not None and not view.rules.review:
             hint = "Review is off for this datanet: contributions are accepted by the rules."
         elif entries:
-            hint = f"{len(entries)} contribution(s) wait for your decision."
+            hint = (
+                f"{plural(len(entries), 'contribution')} "
+                + ("waits" if len(entries) == 1 else "wait")
+                + " for your decision."
+            )
         else:
             hint = "Nothing waits for review."
         self.queue_hint.setText(hint)

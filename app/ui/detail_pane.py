@@ -421,15 +421,17 @@ class DetailPane(QFrame):
         bits = []
         if errors:
             bits.append(
-                f"<span style='color:{self.theme.colors['danger']}'>{errors} error(s)</span>"
+                f"<span style='color:{self.theme.colors['danger']}'>"
+                f"{plural(errors, 'error')}</span>"
             )
         if warnings:
             bits.append(
-                f"<span style='color:{self.theme.colors['warning']}'>{warnings} warning(s)</span>"
+                f"<span style='color:{self.theme.colors['warning']}'>"
+                f"{plural(warnings, 'warning')}</span>"
             )
         infos = len(problems) - errors - warnings
         if infos:
-            bits.append(f"{infos} note(s)")
+            bits.append(plural(infos, "note"))
         return ", ".join(bits) + " — see Format"
 
     def _fill_files(self, detail: ItemDetail) -> None:

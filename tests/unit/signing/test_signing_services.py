@@ -332,7 +332,7 @@ def test_verify_with_manifest_and_data_folder(
     assert result.ok, result.problems
     assert result.keyid == IdentityService(ctx).show()["fingerprint"]
     text = " | ".join(result.checked)
-    assert "received payload" in text and "manifest digest" in text and "3 file(s)" in text
+    assert "received payload" in text and "manifest digest" in text and "3 files in" in text
     # Without --manifest the catalogue's copy of the signed manifest is used.
     assert SigningService(ctx).verify_envelope_file(env_path, None, folder).ok
 
