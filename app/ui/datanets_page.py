@@ -49,10 +49,8 @@ MB = 1024 * 1024
 
 
 def _client(ctx: ServiceContext) -> Any:
-    try:
-        from app.services.clients import make_client
-    except ImportError:  # pragma: no cover - the factory's older home
-        from app.services.upload_workers import make_client  # type: ignore[no-redef]
+    from app.services.clients import make_client
+
     return make_client(ctx)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,8 +20,10 @@ from app.services.rewards import RewardsSync, open_review
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
     Desk,
-    desk_fixture,  # noqa: F401 - fixture 'desk', on this module's 'registry'
+    desk_fixture,  # noqa: F401 - fixture 'desk'
     make_desk,
+    operator_fixture,  # noqa: F401 - fixture 'operator'
+    operator_registry_fixture,  # noqa: F401 - fixture 'registry', taking the operator's usage
     start_registry,
 )
 from tests.integration.faults.proxy import Fault, FaultProxy
@@ -31,20 +32,6 @@ from tests.support.registry_server import RegistryProcess
 from tests.support.rewards_flow import accepted_items, post_usage, usage_events
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def operator() -> Contributor:
-    return Contributor()
-
-
-@pytest.fixture(name="registry")
-def registry_with_operator(tmp_path: Path, operator: Contributor) -> Iterator[RegistryProcess]:
-    proc = start_registry(tmp_path, "--operator-key", operator.public_key)
-    try:
-        yield proc
-    finally:
-        proc.kill(signal.SIGTERM)
 
 
 def _registry_summary(desk: Desk) -> dict[str, Any]:

@@ -6,9 +6,8 @@ verifies."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from app.services.clients import make_client
 from app.services.context import ServiceContext
 from app.services.identity import IdentityService
 from app.services.rewards import RewardsSync
@@ -28,37 +28,17 @@ from registry import translog
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
     Desk,
-    desk_fixture,  # noqa: F401 - fixture 'desk', on this module's 'registry'
+    desk_fixture,  # noqa: F401 - fixture 'desk'
     make_desk,
-    start_registry,
+    operator_fixture,  # noqa: F401 - fixture 'operator'
+    operator_registry_fixture,  # noqa: F401 - fixture 'registry', taking the operator's usage
 )
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
 from tests.support.rewards_flow import accepted_items, post_usage, usage_events
 from tests.unit.tlog.test_tlog_go_interop import gocheck  # noqa: F401 - fixture
 
-try:
-    from app.services.clients import make_client
-except ImportError:  # pragma: no cover - the module's earlier home
-    from app.services.upload_workers import (  # type: ignore[import-not-found,no-redef]
-        make_client,
-    )
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def operator() -> Contributor:
-    return Contributor()
-
-
-@pytest.fixture(name="registry")
-def registry_with_operator(tmp_path: Path, operator: Contributor) -> Iterator[RegistryProcess]:
-    proc = start_registry(tmp_path, "--operator-key", operator.public_key)
-    try:
-        yield proc
-    finally:
-        proc.kill(signal.SIGTERM)
 
 
 def _db(tmp_path: Path) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import signal
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,28 +20,15 @@ from app.services.usage_history import CSV_COLUMNS, contribution_timeline, expor
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
     Desk,
-    desk_fixture,  # noqa: F401 - fixture 'desk', on this module's 'registry'
-    start_registry,
+    desk_fixture,  # noqa: F401 - fixture 'desk'
+    operator_fixture,  # noqa: F401 - fixture 'operator'
+    operator_registry_fixture,  # noqa: F401 - fixture 'registry', taking the operator's usage
 )
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
 from tests.support.rewards_flow import accepted_items, post_usage, usage_events
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def operator() -> Contributor:
-    return Contributor()
-
-
-@pytest.fixture(name="registry")
-def registry_with_operator(tmp_path: Path, operator: Contributor) -> Iterator[RegistryProcess]:
-    proc = start_registry(tmp_path, "--operator-key", operator.public_key)
-    try:
-        yield proc
-    finally:
-        proc.kill(signal.SIGTERM)
 
 
 def _owner(desk: Desk) -> str:

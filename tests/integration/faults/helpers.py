@@ -23,6 +23,7 @@ from app.services.submit import SubmitResult, SubmitService
 from app.services.uploads import QueueOptions, UploadQueue
 from registry.blobstore import FileBlobStore
 from tests.integration.faults.proxy import FaultProxy
+from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
 
 FAST_RETRY = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.2, max_retry_after_s=2.0)
@@ -133,6 +134,23 @@ def desk_fixture(
         yield d
     finally:
         d.ctx.close()
+
+
+@pytest.fixture(name="operator")
+def operator_fixture() -> Contributor:
+    """A model operator's key, configured on the `registry` below."""
+    return Contributor()
+
+
+@pytest.fixture(name="registry")
+def operator_registry_fixture(tmp_path: Path, operator: Contributor) -> Iterator[RegistryProcess]:
+    """A real registry process that takes usage from `operator` (import it with `desk_fixture`
+    where usage and rewards are needed)."""
+    proc = start_registry(tmp_path, "--operator-key", operator.public_key)
+    try:
+        yield proc
+    finally:
+        proc.kill(signal.SIGTERM)
 
 
 def assert_blobs_equal(reg: RegistryProcess, files: dict[str, bytes]) -> None:
