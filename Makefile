@@ -37,7 +37,7 @@ pytest: $(VENV)/.dev-installed
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 screenshots: $(VENV)/.dev-installed
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.ui.screenshots --out docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.ui.devtools.screenshots --out docs/screenshots
 
 icons: $(VENV)/.dev-installed
 	$(BIN)/python resources/generate_icons.py

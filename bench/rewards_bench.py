@@ -72,7 +72,7 @@ def _chart_data(series: int, days: int) -> tuple[list[date], list[list[int]]]:
 
 
 def _ranges(buckets: list[date]) -> list[tuple[float, float]]:
-    from app.ui.usage_charts import DAY_SECONDS, day_start
+    from app.ui.widgets.usage_charts import DAY_SECONDS, day_start
 
     end = day_start(buckets[-1]) + DAY_SECONDS
     start = day_start(buckets[0])
@@ -84,7 +84,7 @@ def bench_chart(series: int, days: int, rounds: int) -> None:
 
     from app.ui.app import ensure_app
     from app.ui.theme import apply_theme
-    from app.ui.usage_charts import Series, SeriesChart
+    from app.ui.widgets.usage_charts import Series, SeriesChart
 
     app = ensure_app()
     theme = apply_theme(app, "light")
@@ -132,7 +132,7 @@ def bench_chart(series: int, days: int, rounds: int) -> None:
         return
     import numpy as np
 
-    from app.ui.usage_charts import DAY_SECONDS, day_start
+    from app.ui.widgets.usage_charts import DAY_SECONDS, day_start
 
     xs = np.array([day_start(d) + DAY_SECONDS / 2 for d in buckets])
     fig, ax = plt.subplots(figsize=(12, 5.2), dpi=100)
@@ -258,9 +258,9 @@ def bench_first_paint(events: int, contributions: int, days: int, rounds: int) -
     from app.services.context import ServiceContext
     from app.services.rewards import open_review
     from app.services.usage_history import usage_data
+    from app.ui.adapters.rewards_adapter import with_usage
     from app.ui.app import ensure_app
-    from app.ui.rewards_adapter import with_usage
-    from app.ui.rewards_view import RewardsView
+    from app.ui.pages.rewards_view import RewardsView
     from app.ui.theme import apply_theme
 
     print(

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from app.services.context import ServiceContext
 
-from app.ui.session import GuiSession as GuiSession
-from app.ui.session import ensure_app as ensure_app
+from app.ui.adapters.session import GuiSession as GuiSession
+from app.ui.adapters.session import ensure_app as ensure_app
 
 log = logging.getLogger(__name__)
 
 
 def run_gui(ctx: ServiceContext, *, demo: bool, self_test: bool, debug: bool) -> int:
-    from app.ui.display_check import require_display
+    from app.ui.devtools.display_check import require_display
 
     if self_test:  # the self-test runs offscreen by itself: no display needed
-        from app.ui.self_test import run_self_test
+        from app.ui.devtools.self_test import run_self_test
 
         return run_self_test(debug=debug)
     require_display()  # a clear error instead of Qt aborting the process

@@ -38,21 +38,21 @@ from PySide6.QtWidgets import (
 from app import APP_NAME
 from app.services.registry_probe import check_registry
 from app.settings import SYNC_MINUTES
-from app.ui.catalogue_view import CatalogueView
-from app.ui.drop_overlay import DropOverlay
+from app.ui.adapters.tasks import TaskRunner
+from app.ui.dialogs.key_unlock import KeyAction, KeyUnlocker
 from app.ui.errors import ErrorPresenter
-from app.ui.key_unlock import KeyAction, KeyUnlocker
+from app.ui.pages.catalogue_view import CatalogueView
+from app.ui.pages.settings_view import SettingsView
+from app.ui.pages.uploads_view import UploadsView
 from app.ui.resources import app_icon, themed_icon
-from app.ui.settings_view import SettingsView
-from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
-from app.ui.uploads_view import UploadsView
+from app.ui.widgets.drop_overlay import DropOverlay
 
 if TYPE_CHECKING:
-    from app.ui.first_run import FirstRunWizard
-    from app.ui.import_dialog import ImportDialog
-    from app.ui.rewards_view import RewardsView
-    from app.ui.services import Services
+    from app.ui.adapters.services import Services
+    from app.ui.dialogs.first_run import FirstRunWizard
+    from app.ui.dialogs.import_dialog import ImportDialog
+    from app.ui.pages.rewards_view import RewardsView
 
 log = logging.getLogger(__name__)
 UI_STATE_FILE = "ui-state.ini"
@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
 
         self.pages = QStackedWidget()
         self.catalogue = CatalogueView(self.services, self.runner, self.theme, self.errors)
-        from app.ui.item_actions import ItemActions
+        from app.ui.adapters.item_actions import ItemActions
 
         self.item_actions = ItemActions(
             self.services,
@@ -175,7 +175,7 @@ class MainWindow(QMainWindow):
         self.rewards_placeholder = QWidget()  # the Rewards page is built on first visit
         self.settings_view = SettingsView(self.services, self.runner, self.theme, self.errors)
         self.settings_view.unlocker = self.unlocker
-        from app.ui.datanets_page import DatanetsPage
+        from app.ui.pages.datanets_page import DatanetsPage
 
         self.datanets = DatanetsPage(self.services.ctx, self.runner, self.theme, self.errors)
         self.datanets.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
@@ -206,7 +206,7 @@ class MainWindow(QMainWindow):
 
     def _page_selected(self, row: int) -> None:
         if row == 2 and self._rewards is None:
-            from app.ui.rewards_view import RewardsView  # charts are loaded on first visit
+            from app.ui.pages.rewards_view import RewardsView  # charts are loaded on first visit
 
             self._rewards = RewardsView(self.theme)
             self._rewards.syncRequested.connect(self.sync)
@@ -243,7 +243,7 @@ class MainWindow(QMainWindow):
         if view is None:
             return
 
-        from app.ui.rewards_view import local_time
+        from app.ui.pages.rewards_view import local_time
 
         def loaded(overview: Any) -> None:
             view.show_overview(overview)
@@ -598,7 +598,7 @@ class MainWindow(QMainWindow):
             self.open_import([folder])
 
     def open_import(self, paths: list[Path]) -> ImportDialog:
-        from app.ui.import_dialog import ImportDialog  # not needed for the first paint
+        from app.ui.dialogs.import_dialog import ImportDialog  # not needed for the first paint
 
         if self.import_dialog is not None and self.import_dialog.isVisible():
             self.import_dialog.raise_()
@@ -643,7 +643,7 @@ class MainWindow(QMainWindow):
 
     # -- first run, about ---------------------------------------------------------------
     def show_first_run(self) -> FirstRunWizard:
-        from app.ui.first_run import FirstRunWizard
+        from app.ui.dialogs.first_run import FirstRunWizard
 
         if self.wizard is None or not self.wizard.isVisible():
             self.wizard = FirstRunWizard(self.services, self.runner, self.theme, self)
@@ -669,7 +669,7 @@ class MainWindow(QMainWindow):
             app.quit()
 
     def about(self) -> None:
-        from app.ui.about_dialog import AboutDialog
+        from app.ui.dialogs.about_dialog import AboutDialog
 
         self.about_dialog = AboutDialog(self.registry_url, self)
         self.about_dialog.open()

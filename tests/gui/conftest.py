@@ -100,7 +100,7 @@ def ctx(data_dir: Path, isolated_keyring: Path, dead_registry: str) -> Iterator[
 
 @pytest.fixture
 def services(ctx: ServiceContext) -> Any:
-    from app.ui.services import Services
+    from app.ui.adapters.services import Services
 
     return Services(ctx)
 

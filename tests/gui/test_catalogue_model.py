@@ -10,7 +10,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt
 
 from app.domain.states import Kind, State
-from app.ui.catalogue_model import COL_SIZE, COL_TITLE, CatalogueModel, IsChildRole
+from app.ui.adapters.catalogue_model import COL_SIZE, COL_TITLE, CatalogueModel, IsChildRole
 from tests.gui.conftest import add_item, make_csv
 
 

@@ -14,8 +14,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.services.context import ServiceContext
+from app.ui.adapters.services import Services
 from app.ui.main_window import MainWindow
-from app.ui.services import Services
 from tests.gui.conftest import add_item, make_csv
 from tests.integration.faults.helpers import start_registry
 from tests.support.registry_actors import Contributor

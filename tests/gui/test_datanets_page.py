@@ -13,8 +13,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.services.context import ServiceContext
+from app.ui.adapters.services import Services
 from app.ui.main_window import MainWindow
-from app.ui.services import Services
 from tests.integration.faults.helpers import start_registry
 from tests.integration.test_datanet_choice import Owner
 from tests.integration.test_datanet_review import _contribution_for, _upload_and_finalize
@@ -116,7 +116,7 @@ def test_create_edit_and_review_from_the_page(
 
 
 def test_a_queue_row_summarises_the_format_report() -> None:
-    from app.ui.datanets_page import parts_summary
+    from app.ui.pages.datanets_page import parts_summary
 
     assert parts_summary(()) == "No format report"
     parts = (

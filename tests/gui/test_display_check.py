@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.ui.display_check import display_problem
+from app.ui.devtools.display_check import display_problem
 
 NO_DISPLAY = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
 

@@ -13,7 +13,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDro
 from PySide6.QtWidgets import QApplication
 
 from app.domain.states import Kind
-from app.ui.import_dialog import ImportDialog
+from app.ui.dialogs.import_dialog import ImportDialog
 from app.ui.main_window import MainWindow
 from tests.gui.conftest import add_item, make_csv
 

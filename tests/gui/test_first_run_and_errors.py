@@ -55,7 +55,7 @@ def test_first_run_restores_identity_from_backup(
     from app.services.context import ServiceContext
     from app.services.identity import IdentityService
     from app.signing.identity import fingerprint
-    from app.ui.services import Services
+    from app.ui.adapters.services import Services
 
     old_ctx = ServiceContext(tmp_path / "old-computer")
     original = IdentityService(old_ctx).init()

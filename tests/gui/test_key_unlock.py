@@ -19,8 +19,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.domain.errors import RegistryUnavailable
 from app.services.context import ServiceContext
+from app.ui.adapters.services import Services
 from app.ui.main_window import MainWindow
-from app.ui.services import Services
 from tests.gui.conftest import accept_review, add_item, make_csv
 from tests.integration.faults.helpers import start_registry
 from tests.support.registry_server import RegistryProcess

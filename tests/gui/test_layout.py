@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QHeaderView, QLabel, QWidget
 
-from app.ui.catalogue_model import COL_ITEMS, COL_SIZE, COL_STATE, COL_TITLE, COL_UPDATED
+from app.ui.adapters.catalogue_model import COL_ITEMS, COL_SIZE, COL_STATE, COL_TITLE, COL_UPDATED
 from app.ui.main_window import UI_STATE_FILE, MainWindow
 from app.ui.theme import resolve_theme
 from tests.gui.conftest import add_item, make_csv
@@ -163,7 +163,7 @@ def test_the_splitter_handle_is_visible(qtbot: Any, catalogue: Any, theme: Any) 
 
 
 def test_uploads_rows_keep_their_names_at_1024x700(qtbot: Any, services: Any, theme: Any) -> None:
-    from app.ui.upload_adapter import ContributionProgress
+    from app.ui.adapters.upload_adapter import ContributionProgress
 
     win = _open(qtbot, services, theme, SMALL)
     win.show_page("uploads")
@@ -212,7 +212,7 @@ def test_uploads_rows_keep_their_names_at_1024x700(qtbot: Any, services: Any, th
 
 
 def test_queue_summary_words() -> None:
-    from app.ui.uploads_view import queue_summary
+    from app.ui.pages.uploads_view import queue_summary
 
     assert queue_summary([]) == "queue idle"
     assert queue_summary(["accepted", "rejected"]) == "queue idle"

@@ -38,7 +38,7 @@ def _overview(**kw: Any) -> RewardsOverview:
 
 
 def test_the_page_says_how_many_events_await_settlement(qtbot: Any, theme: Any) -> None:
-    from app.ui.rewards_view import RewardsView
+    from app.ui.pages.rewards_view import RewardsView
 
     view = RewardsView(theme)
     qtbot.addWidget(view)
@@ -49,7 +49,7 @@ def test_the_page_says_how_many_events_await_settlement(qtbot: Any, theme: Any) 
 
 
 def test_states_of_the_page(qtbot: Any, theme: Any) -> None:
-    from app.ui.rewards_view import RewardsView
+    from app.ui.pages.rewards_view import RewardsView
 
     view = RewardsView(theme)
     qtbot.addWidget(view)
@@ -100,8 +100,8 @@ def test_states_of_the_page(qtbot: Any, theme: Any) -> None:
 def test_first_visit_syncs_from_the_registry_and_f5_fetches_new_usage(
     qtbot: Any, theme: Any, tmp_path: Path, data_dir: Path, isolated_keyring: Path
 ) -> None:
+    from app.ui.adapters.services import Services
     from app.ui.main_window import MainWindow
-    from app.ui.services import Services
 
     operator = Contributor()
     registry = start_registry(tmp_path, "--operator-key", operator.public_key)
@@ -256,7 +256,7 @@ def test_a_restarted_demo_registry_on_a_new_port_keeps_the_pages_rewards(
 
     from app.services.context import ServiceContext
     from app.services.demo import start_demo_registry
-    from app.ui.services import Services
+    from app.ui.adapters.services import Services
 
     demo = start_demo_registry(data_dir)
     desk = make_desk(tmp_path, data_dir, demo.url)
@@ -313,7 +313,7 @@ def test_an_offline_start_shows_what_is_stored_and_says_so(
 ) -> None:
     from app.services.clients import make_client
     from app.services.rewards import RewardsSync, current_owner
-    from app.ui.services import Services
+    from app.ui.adapters.services import Services
 
     operator = Contributor()
     registry = start_registry(tmp_path, "--operator-key", operator.public_key)
@@ -337,7 +337,7 @@ def test_an_offline_start_shows_what_is_stored_and_says_so(
         assert view.stack.currentIndex() == 1 and view.overview.entries == entries
         when = view.overview.last_sync
         assert when is not None
-        from app.ui.rewards_view import local_time
+        from app.ui.pages.rewards_view import local_time
 
         assert view.last_sync.text() == f"Offline — data from {local_time(when):%d %b %Y, %H:%M}"
         assert {view.by_contribution.item(r, 0).text() for r in range(2)} == {
@@ -355,7 +355,7 @@ def test_date_labels_under_the_bars_never_touch(qtbot: Any, theme: Any) -> None:
     from PySide6.QtGui import QFontMetrics
     from PySide6.QtWidgets import QApplication
 
-    from app.ui.rewards_view import DAY_SECONDS, DayAxis
+    from app.ui.pages.rewards_view import DAY_SECONDS, DayAxis
 
     axis = DayAxis("bottom")
     metrics = QFontMetrics(axis.style.get("tickFont") or QApplication.font())
@@ -371,7 +371,7 @@ def test_date_labels_under_the_bars_never_touch(qtbot: Any, theme: Any) -> None:
 
 
 def test_no_name_or_header_is_cut_at_1024_by_700(qtbot: Any, theme: Any) -> None:
-    from app.ui.rewards_view import RewardsView
+    from app.ui.pages.rewards_view import RewardsView
 
     view = RewardsView(theme)
     qtbot.addWidget(view)

@@ -7,7 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 from app.services.transparency import LogStatus
-from app.ui.rewards_adapter import RewardsPageData
+from app.ui.adapters.rewards_adapter import RewardsPageData
 from tests.gui.test_rewards import _overview
 
 
@@ -31,7 +31,7 @@ def _status(**kw: Any) -> LogStatus:
 
 
 def test_verified_pending_and_failed(qtbot: Any, theme: Any) -> None:
-    from app.ui.rewards_view import RewardsView
+    from app.ui.pages.rewards_view import RewardsView
 
     view = RewardsView(theme)
     qtbot.addWidget(view)

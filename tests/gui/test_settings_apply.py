@@ -36,7 +36,7 @@ def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
 def live_services(
     data_dir: Path, isolated_keyring: Path, registry: RegistryProcess
 ) -> Iterator[Any]:
-    from app.ui.services import Services
+    from app.ui.adapters.services import Services
 
     ctx = ServiceContext(data_dir, registry_url=registry.base_url)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QThread
 
 from app.domain.errors import Cancelled
-from app.ui.tasks import TaskRunner
+from app.ui.adapters.tasks import TaskRunner
 
 
 def test_result_and_progress_arrive_on_gui_thread(qtbot: Any) -> None:

@@ -14,7 +14,7 @@ from PySide6.QtGui import QImage
 
 from app.services.rewards import ContributionRewards, RewardsOverview
 from app.services.usage_history import UsageData
-from app.ui.rewards_adapter import with_usage
+from app.ui.adapters.rewards_adapter import with_usage
 
 FIRST = date(2026, 11, 2)  # a Monday
 DAYS = 14
@@ -74,7 +74,7 @@ def _page() -> RewardsOverview:
 
 @pytest.fixture
 def view(qtbot: Any, theme: Any) -> Any:
-    from app.ui.rewards_view import RewardsView
+    from app.ui.pages.rewards_view import RewardsView
 
     v = RewardsView(theme)
     qtbot.addWidget(v)
@@ -194,7 +194,7 @@ def test_cumulative_earned_and_top_contributions_follow_the_range(view: Any) -> 
 
 
 def test_many_contributions_draw_the_top_ten_and_the_rest_as_one_line() -> None:
-    from app.ui.rewards_view import cumulative_series
+    from app.ui.pages.rewards_view import cumulative_series
 
     rows = tuple((FIRST, f"c{n:02d}", 1, 1000 * (n + 1)) for n in range(15))
     usage = UsageData("credits", {}, {}, (), rows)
@@ -219,7 +219,7 @@ def test_charts_export_as_png_and_svg(view: Any, tmp_path: Path) -> None:
 
 
 def test_axis_labels_have_thousands_separators() -> None:
-    from app.ui.usage_charts import CountAxis
+    from app.ui.widgets.usage_charts import CountAxis
 
     axis = CountAxis("left")
     assert axis.tickStrings([0.0, 12_500.0, 1_250_000.0], 1.0, 12_500.0) == [

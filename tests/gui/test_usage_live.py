@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slow
 def test_sync_on_start_charts_export_and_offline_timeline(
     qtbot: Any, theme: Any, tmp_path: Path, data_dir: Path, isolated_keyring: Path
 ) -> None:
+    from app.ui.adapters.services import Services
     from app.ui.main_window import MainWindow
-    from app.ui.services import Services
 
     operator = Contributor()
     registry = start_registry(tmp_path, "--operator-key", operator.public_key)

@@ -40,16 +40,16 @@ from app.settings import (
     UPLOAD_CONCURRENCY,
     Option,
 )
-from app.ui.dialogs import PassphraseDialog
-from app.ui.key_unlock import KeyAction
-from app.ui.tasks import TaskRunner
+from app.ui.adapters.tasks import TaskRunner
+from app.ui.dialogs.common import PassphraseDialog
+from app.ui.dialogs.key_unlock import KeyAction
 from app.ui.theme import Theme
-from app.ui.widgets import page_header, two_lines
+from app.ui.widgets.common import page_header, two_lines
 
 if TYPE_CHECKING:
+    from app.ui.adapters.services import Services
+    from app.ui.dialogs.key_unlock import KeyUnlocker
     from app.ui.errors import ErrorPresenter
-    from app.ui.key_unlock import KeyUnlocker
-    from app.ui.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ class GuiSession:
     """Owns the window across theme changes (the window is rebuilt with the new colours)."""
 
     def __init__(self, ctx: ServiceContext, app: QApplication, debug: bool) -> None:
+        from app.ui.adapters.services import Services
         from app.ui.errors import setup_file_logging
-        from app.ui.services import Services
 
         self.ctx = ctx
         self.app = app

@@ -45,7 +45,8 @@ from app.services.rewards import ContributionRewards, RewardsOverview
 from app.services.transparency import LogStatus
 from app.services.usage_history import UsageData
 from app.ui.theme import Theme
-from app.ui.usage_charts import (
+from app.ui.widgets.common import EmptyState, page_header
+from app.ui.widgets.usage_charts import (
     DAY_SECONDS,
     TICK_GAP_PX,
     CountAxis,
@@ -56,7 +57,6 @@ from app.ui.usage_charts import (
     export_plot,
     monday,
 )
-from app.ui.widgets import EmptyState, page_header
 
 __all__ = ["DAY_SECONDS", "TICK_GAP_PX", "DayAxis", "RewardsView", "local_time"]
 # One line each: what the registry means when an operator reports a use by this method.

@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.units import format_duration, format_rate
-from app.ui.tasks import TaskRunner
+from app.ui.adapters.tasks import TaskRunner
 from app.ui.text import human_size
 from app.ui.theme import Theme
-from app.ui.widgets import EmptyState, page_header
+from app.ui.widgets.common import EmptyState, page_header
 
 
 class UploadJob(Protocol):

@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
 from app.ui.resources import themed_icon
 
 if TYPE_CHECKING:
+    from app.ui.adapters.services import Services
+    from app.ui.adapters.tasks import TaskRunner
     from app.ui.errors import ErrorPresenter
-    from app.ui.services import Services
-    from app.ui.tasks import TaskRunner
     from app.ui.theme import Theme
 
 log = logging.getLogger(__name__)

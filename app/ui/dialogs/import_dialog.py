@@ -32,9 +32,9 @@ from app.domain.errors import Cancelled, KnownError
 from app.domain.problems import Problem, Severity
 from app.domain.states import Kind
 from app.domain.units import problem_location
+from app.ui.adapters.tasks import Task, TaskRunner
 from app.ui.licenses import SPDX_LICENSES
 from app.ui.resources import themed_icon
-from app.ui.tasks import Task, TaskRunner
 from app.ui.text import human_count, human_size
 from app.ui.theme import Theme
 

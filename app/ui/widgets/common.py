@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.catalogue_model import COL_STATE, COL_TITLE, IsChildRole, ItemRole
+from app.ui.adapters.catalogue_model import COL_STATE, COL_TITLE, IsChildRole, ItemRole
 from app.ui.resources import render_svg, themed_icon
 from app.ui.theme import Theme
 

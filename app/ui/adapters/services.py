@@ -80,12 +80,12 @@ class Services:
         """The upload queue service, else None (Uploads shows an empty state)."""
         if not self.uploads_available:
             return None
-        return self._optional("app.ui.upload_adapter", "GuiUploadQueue")
+        return self._optional("app.ui.adapters.upload_adapter", "GuiUploadQueue")
 
     @cached_property
     def rewards(self) -> Any:
-        """Usage and rewards sync + offline review (app.ui.rewards_adapter.GuiRewards)."""
-        from app.ui.rewards_adapter import GuiRewards
+        """Usage and rewards sync + offline review (app.ui.adapters.rewards_adapter.GuiRewards)."""
+        from app.ui.adapters.rewards_adapter import GuiRewards
 
         return GuiRewards(self.ctx, self._seed_demo, lambda: self.demo_seed is not None)
 

@@ -1,7 +1,7 @@
 """Regenerate docs/screenshots: every main screen, light and dark, offscreen, at 1600x1000
 (NAME-THEME.png) and at 1024x700 (NAME-THEME-1024x700.png).
 
-    python -m app.ui.screenshots --out docs/screenshots [--sizes 1600x1000,1024x700]
+    python -m app.ui.devtools.screenshots --out docs/screenshots [--sizes 1600x1000,1024x700]
 
 Builds a realistic catalogue in a throwaway data folder (test fixtures when run from a
 checkout, generated datasets otherwise) with a process-local keyring; never the user's data.
@@ -21,7 +21,7 @@ from typing import Any
 
 WIDTH, HEIGHT = 1600, 1000
 SIZES = "1600x1000,1024x700"  # the first size's files have no size suffix
-FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "formats"
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "formats"
 
 
 def _settle(app: Any, ms: int = 150) -> None:
@@ -51,7 +51,7 @@ def build_catalogue(ctx: Any, src: Path) -> dict[str, int]:
     """A plausible contributor's catalogue: tables, images with labels, text, HF datasets."""
     from app.domain.states import Kind
     from app.services.catalogue import CatalogueService, ImportRequest
-    from app.ui.sample_data import write_air_quality, write_reviews
+    from app.ui.devtools.sample_data import write_air_quality, write_reviews
 
     cat = CatalogueService(ctx)
     ids: dict[str, int] = {}
@@ -168,7 +168,7 @@ def shoot(
     window.overlay.hide()
 
     new_data = src / f"new-{theme_name}{suffix}" / "bird-songs"
-    from app.ui.sample_data import write_air_quality
+    from app.ui.devtools.sample_data import write_air_quality
 
     write_air_quality(new_data, rows=1200)
     dialog = window.open_import([new_data])
@@ -239,8 +239,8 @@ def shoot_first_run(
     from PySide6.QtWidgets import QApplication
 
     from app.services.context import ServiceContext
+    from app.ui.adapters.services import Services
     from app.ui.main_window import MainWindow
-    from app.ui.services import Services
     from app.ui.theme import resolve_theme
 
     app = QApplication.instance()
@@ -278,8 +278,8 @@ def shoot_key_dialogs(
     from PySide6.QtWidgets import QApplication
 
     from app.services.item_review import review_item
-    from app.ui.key_unlock import UnlockDialog
-    from app.ui.review_sheet import ReviewSheet
+    from app.ui.dialogs.key_unlock import UnlockDialog
+    from app.ui.dialogs.review_sheet import ReviewSheet
 
     app = QApplication.instance()
     saved: list[Path] = []
@@ -371,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     import keyring
 
     from app.services.context import ServiceContext
-    from app.ui.self_test import SelfTestKeyring
-    from app.ui.services import Services
-    from app.ui.session import ensure_app
+    from app.ui.adapters.services import Services
+    from app.ui.adapters.session import ensure_app
+    from app.ui.devtools.self_test import SelfTestKeyring
 
     keyring.set_keyring(SelfTestKeyring())
     args.out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.units import problem_location
-from app.ui.catalogue_model import (
+from app.ui.adapters.catalogue_model import (
     COL_FORMAT,
     COL_ITEMS,
     COL_KIND,
@@ -39,16 +39,16 @@ from app.ui.catalogue_model import (
     COL_UPDATED,
     CatalogueModel,
 )
-from app.ui.detail_pane import DetailPane
+from app.ui.adapters.tasks import TaskRunner
 from app.ui.resources import themed_icon
-from app.ui.tasks import TaskRunner
 from app.ui.theme import Theme
-from app.ui.widgets import CatalogueDelegate, EmptyState, GripSplitter, page_header
+from app.ui.widgets.common import CatalogueDelegate, EmptyState, GripSplitter, page_header
+from app.ui.widgets.detail_pane import DetailPane
 
 if TYPE_CHECKING:
     from app.services.catalogue import ItemDetail
+    from app.ui.adapters.services import Services
     from app.ui.errors import ErrorPresenter
-    from app.ui.services import Services
 
 log = logging.getLogger(__name__)
 SEARCH_DEBOUNCE_MS = 150

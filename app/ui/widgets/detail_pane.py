@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from app.domain.money import format_micro
 from app.domain.problems import Severity
 from app.domain.units import plural, problem_location
-from app.ui.catalogue_model import KIND_LABELS
+from app.ui.adapters.catalogue_model import KIND_LABELS
 from app.ui.resources import themed_icon
 from app.ui.text import human_count, human_size, local_timestamp
 from app.ui.theme import Theme

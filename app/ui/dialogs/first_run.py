@@ -28,13 +28,13 @@ from PySide6.QtWidgets import (
 from app.domain.errors import KnownError
 from app.services.registry_probe import check_registry
 from app.settings import REGISTRY_URL
-from app.ui.dialogs import PassphraseDialog, validate_passphrase
-from app.ui.tasks import TaskRunner
+from app.ui.adapters.tasks import TaskRunner
+from app.ui.dialogs.common import PassphraseDialog, validate_passphrase
 from app.ui.theme import Theme
-from app.ui.widgets import two_lines
+from app.ui.widgets.common import two_lines
 
 if TYPE_CHECKING:
-    from app.ui.services import Services
+    from app.ui.adapters.services import Services
 
 
 def _text(html: str) -> QLabel:

@@ -34,14 +34,14 @@ from PySide6.QtWidgets import (
 
 from app.domain.units import plural
 from app.ui.text import human_size
-from app.ui.widgets import page_header
+from app.ui.widgets.common import page_header
 
 if TYPE_CHECKING:
     from app.services.context import ServiceContext
     from app.services.datanet_owner import OwnedDatanets, ReviewEntry
     from app.services.datanets import DatanetView
+    from app.ui.adapters.tasks import TaskRunner
     from app.ui.errors import ErrorPresenter
-    from app.ui.tasks import TaskRunner
     from app.ui.theme import Theme
 
 NO_LIMIT = 0  # spin boxes: 0 = no rule

@@ -82,8 +82,8 @@ def run_self_test(*, debug: bool = False) -> int:
 
 def _run(tmp: Path, debug: bool) -> int:
     from app.services.context import ServiceContext
-    from app.ui.sample_data import write_air_quality
-    from app.ui.session import GuiSession, ensure_app
+    from app.ui.adapters.session import GuiSession, ensure_app
+    from app.ui.devtools.sample_data import write_air_quality
 
     started = time.monotonic()
     app = ensure_app()

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from app.ui.key_unlock import KeyAction
-from app.ui.review_sheet import EditDetailsDialog, ReviewSheet
+from app.ui.dialogs.key_unlock import KeyAction
+from app.ui.dialogs.review_sheet import EditDetailsDialog, ReviewSheet
 
 if TYPE_CHECKING:
     from app.services.item_review import SubmitReview
-    from app.ui.catalogue_view import CatalogueView
+    from app.ui.adapters.services import Services
+    from app.ui.adapters.tasks import TaskRunner
+    from app.ui.dialogs.key_unlock import KeyUnlocker
     from app.ui.errors import ErrorPresenter
-    from app.ui.key_unlock import KeyUnlocker
-    from app.ui.services import Services
-    from app.ui.tasks import TaskRunner
+    from app.ui.pages.catalogue_view import CatalogueView
     from app.ui.theme import Theme
 
 log = logging.getLogger(__name__)

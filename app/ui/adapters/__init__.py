@@ -1,0 +1,1 @@
+"""Between Qt and app.services: the services holder, task runner, item actions, table models."""

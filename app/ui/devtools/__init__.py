@@ -1,0 +1,1 @@
+"""Developer tools: screenshots, sample data, the self-test and the display check."""
