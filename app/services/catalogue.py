@@ -35,11 +35,11 @@ from app.services.catalogue_views import (
     ImportPreview,
     ImportRequest,
     ItemDetail,
-    ItemSummary,
     stored_iso,
 )
 from app.services.context import ServiceContext
 from app.services.history import record_event
+from app.services.item_summary import ItemSummary
 from app.settings import FOLLOW_SYMLINKS
 from app.store.latest import latest_envelope, latest_manifest
 from app.store.models import (

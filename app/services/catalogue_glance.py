@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app.domain.states import Kind, State
+from app.services.item_summary import ItemSummary
 
 DB_FILE_NAME = "catalogue.sqlite3"  # app.store.db.DB_FILE_NAME (a test keeps them equal)
 
@@ -26,29 +27,9 @@ _COLUMNS = (
 
 
 @dataclass(frozen=True, slots=True)
-class GlanceItem:
-    """The fields of services.catalogue.ItemSummary that a list row shows."""
-
-    id: int
-    kind: Kind
-    title: str
-    format: str
-    record_count: int | None
-    file_count: int
-    total_size: int
-    state: State
-    license: str
-    parent_id: int | None
-    parent_registry_id: str | None
-    manifest_root: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class Glance:
     total: int
-    items: list[GlanceItem]
+    items: list[ItemSummary]
 
 
 def _when(value: object) -> datetime:
@@ -73,7 +54,7 @@ def first_page(data_dir: Path, limit: int) -> Glance | None:
             (limit,),
         ).fetchall()
         items = [
-            GlanceItem(
+            ItemSummary(
                 int(r[0]),
                 Kind(r[1]),
                 str(r[2]),
