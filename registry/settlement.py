@@ -205,7 +205,7 @@ def settle_chunk(
         digest = event_digest(eid, model_id, _utc_z(at), fee, attrs_text)
         paid = 0
         demo_of[model_id] = bool(demo)
-        for (cid, _, method), amount, share in zip(attrs, amounts, shares, strict=True):
+        for (cid, _, method, *_), amount, share in zip(attrs, amounts, shares, strict=True):
             bkey = (cid, day, model_id, method)
             reason = None
             if cid not in owners:
@@ -466,7 +466,7 @@ def entry_events(session: Session, entry: LedgerEntry) -> list[EventSplit]:
         if at_utc.date() != day or seq in dropped:
             continue
         attrs = json.loads(attrs_text)
-        for i, (cid, ppm, method) in enumerate(attrs):
+        for i, (cid, ppm, method, *_) in enumerate(attrs):
             if cid == entry.contribution_id and method == entry.method:
                 amounts, _ = split_event(fee, [a[1] for a in attrs], share)
                 if amounts[i]:
