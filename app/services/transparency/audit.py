@@ -1,0 +1,175 @@
+"""Offline checks of what is stored: `audit` re-verifies every checkpoint's signature, the chain
+of consistency proofs between them, every entry's inclusion proof and leaf; `compare` checks the
+stored checkpoints against another contributor's export (split-view detection: two checkpoints
+of one size with different roots, both signed by the log key, prove the log showed two
+histories)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain.errors import UsageError
+from app.services.context import ServiceContext
+from app.services.transparency.failures import split_hashes
+from app.services.transparency.leaves import leaf_mismatch, record_fields
+from app.store.rewards_models import RewardRecord
+from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof
+from app.tlog import (
+    InclusionBatch,
+    TlogError,
+    Verifier,
+    leaf_hash,
+    open_checkpoint,
+    verify_consistency,
+)
+
+
+@dataclass
+class AuditReport:
+    registries: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not any(r["failures"] for r in self.registries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "registries": self.registries, "problems": self.problems}
+
+
+def _verifier_for(s: Session, note: bytes) -> Verifier | None:
+    origin = note.split(b"\n", 1)[0].decode("utf-8", "replace")
+    pin = s.get(LogPin, origin)
+    return None if pin is None else Verifier.from_vkey(pin.vkey)
+
+
+def audit(ctx: ServiceContext) -> AuditReport:
+    """Re-verify every stored checkpoint, consistency proof and inclusion proof, offline."""
+    report = AuditReport()
+    with ctx.db.session() as s:
+        keys = sorted(set(s.scalars(select(LogCheckpoint.registry_key).distinct())))
+        for key in keys:
+            problems: list[str] = []
+            cps = list(
+                s.scalars(
+                    select(LogCheckpoint)
+                    .where(LogCheckpoint.registry_key == key)
+                    .order_by(LogCheckpoint.size)
+                )
+            )
+            roots: dict[int, bytes] = {}
+            for c in cps:
+                v = _verifier_for(s, c.note)
+                try:
+                    if v is None:
+                        raise TlogError("no pinned key for this log")
+                    cp, _ = open_checkpoint(c.note, v, v.name)
+                    if (cp.size, cp.root) != (c.size, c.root):
+                        raise TlogError("the stored size or root is not the checkpoint's")
+                    if c.prev_size is not None:
+                        verify_consistency(
+                            c.prev_size,
+                            c.size,
+                            roots[c.prev_size],
+                            c.root,
+                            split_hashes(c.consistency),
+                        )
+                except (TlogError, KeyError) as exc:
+                    problems.append(f"checkpoint of size {c.size}: {exc}")
+                roots[c.size] = c.root
+            records = {
+                r.cursor: r
+                for r in s.scalars(select(RewardRecord).where(RewardRecord.registry_key == key))
+            }
+            batches: dict[int, InclusionBatch] = {}
+            proofs = list(s.scalars(select(LogProof).where(LogProof.registry_key == key)))
+            for p in proofs:
+                try:
+                    root = roots.get(p.tree_size)
+                    if root is None:
+                        raise TlogError(f"no stored checkpoint of size {p.tree_size}")
+                    b = batches.get(p.tree_size)
+                    if b is None:
+                        b = batches[p.tree_size] = InclusionBatch(p.tree_size, root)
+                    b.verify(p.leaf_index, leaf_hash(p.leaf), split_hashes(p.proof))
+                    r = records.get(p.cursor)
+                    if r is None:
+                        raise TlogError("the proven entry is not stored")
+                    why = leaf_mismatch(p.leaf, record_fields(r), p.owner)
+                    if why is not None:
+                        raise TlogError(why)
+                except TlogError as exc:
+                    problems.append(f"ledger entry {p.cursor}: {exc}")
+            failures = [
+                {"at": f.at.isoformat(), "what": f.what, "message": f.message}
+                for f in s.scalars(select(LogFailure).where(LogFailure.registry_key == key))
+            ]
+            pending = len(set(records) - {p.cursor for p in proofs})
+            report.registries.append(
+                {
+                    "registryKey": key,
+                    "checkpoints": len(cps),
+                    "treeSize": cps[-1].size if cps else 0,
+                    "verifiedEntries": len(proofs),
+                    "pendingEntries": pending,
+                    "problems": problems,
+                    "failures": failures,
+                }
+            )
+            report.problems.extend(f"{key[:40]}…: {p}" for p in problems)
+    return report
+
+
+@dataclass(frozen=True)
+class Comparison:
+    compared: int
+    split_views: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.split_views
+
+
+def compare(ctx: ServiceContext, path: Path) -> Comparison:
+    """Check our stored checkpoints against those in another contributor's export: any size
+    both hold must have one root (both notes are verified with our pinned key first)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        theirs = [c["note"] for log in doc["logs"] for c in log["checkpoints"]]
+        theirs += [
+            n
+            for log in doc["logs"]
+            for f in log["failures"]
+            for n in f["evidence"].get("checkpoints", [])
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"cannot read the evidence file {path}: {exc}") from None
+    compared = 0
+    split: list[dict[str, Any]] = []
+    with ctx.db.session() as s:
+        for text in theirs:
+            note = str(text).encode()
+            v = _verifier_for(s, note)
+            if v is None:
+                continue
+            try:
+                cp, _ = open_checkpoint(note, v, v.name)
+            except TlogError:
+                continue  # not signed by the key we trust: proves nothing
+            for mine in s.scalars(
+                select(LogCheckpoint).where(
+                    LogCheckpoint.registry_key == v.vkey, LogCheckpoint.size == cp.size
+                )
+            ):
+                compared += 1
+                if mine.root != cp.root:
+                    split.append(
+                        {"size": cp.size, "ours": mine.note.decode(), "theirs": note.decode()}
+                    )
+    return Comparison(compared, split)

@@ -1,0 +1,64 @@
+"""Log leaves as the app expects them: the fields of a ledger entry the registry reported, and
+whether a logged leaf says exactly that."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from app.store.rewards_models import RewardRecord
+
+
+def at_z(value: datetime) -> str:
+    v = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_fields(
+    cursor: str,
+    event_id: str,
+    contribution_id: str,
+    model_id: str,
+    method: str,
+    amount: int,
+    at: datetime,
+    demo: bool,
+) -> dict[str, Any]:
+    return {
+        "type": "ledger",
+        "kind": "contributor",
+        "id": int(cursor),
+        "eventId": event_id,
+        "contributionId": contribution_id,
+        "modelId": model_id,
+        "method": method,
+        "amountMicro": amount,
+        "at": at_z(at),
+        "demo": demo,
+    }
+
+
+def record_fields(r: RewardRecord) -> dict[str, Any]:
+    return entry_fields(
+        r.cursor, r.event_id, r.contribution_id, r.model_id, r.method, int(r.amount_micro),
+        r.at, bool(r.demo),
+    )  # fmt: skip
+
+
+def leaf_mismatch(leaf: bytes, fields: dict[str, Any], owner: str) -> str | None:
+    """Why the logged leaf is not the entry the registry reported (None: it is). The leaf
+    must be canonical JSON whose fields equal the reported ones and name the owner."""
+    try:
+        obj = json.loads(leaf)
+    except (ValueError, UnicodeDecodeError):
+        return "the logged leaf is not JSON"
+    if not isinstance(obj, dict):
+        return "the logged leaf is not a JSON object"
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if canonical.encode() != leaf:
+        return "the logged leaf is not canonical JSON"
+    for k, v in {**fields, "owner": owner}.items():
+        if obj.get(k) != v:
+            return f"the registry reports {k} = {v!r}, its log says {obj.get(k)!r}"
+    return None
