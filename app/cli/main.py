@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "app.cli.audit_cmds",
     "app.cli.catalogue_cmds",
     "app.cli.datanet_cmds",
+    "app.cli.evidence_cmds",
     "app.cli.identity_cmds",
     "app.cli.upload_cmds",
 )

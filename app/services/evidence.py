@@ -214,7 +214,7 @@ def event_problem(ev: Event, record: RewardRecord, share_ppm: int | None) -> str
     if attribution[1] != ev.weight_ppm:
         return f"event {ev.event_id}: weight {ev.weight_ppm} reported, {attribution[1]} stored"
     stored = attribution[3] if len(attribution) > 3 else None
-    if ev.evidence is not None and ev.evidence != stored:
+    if ev.evidence is not None and _given(ev.evidence) != _given(stored):
         return f"event {ev.event_id}: the evidence reported is not the evidence stored"
     if share_ppm is not None:
         weights = [a[1] if isinstance(a[1], int) else 0 for a in attrs]
@@ -226,6 +226,13 @@ def event_problem(ev: Event, record: RewardRecord, share_ppm: int | None) -> str
                     f"the split of its fee gives {amount}"
                 )
     return None
+
+
+def _given(evidence: Any) -> Any:
+    """Evidence without its null fields (the registry reports fields not given as null)."""
+    if not isinstance(evidence, dict):
+        return evidence
+    return {k: v for k, v in evidence.items() if v is not None}
 
 
 def stored_evidence(attributions_json: str, contribution_id: str, method: str) -> Any:
@@ -433,9 +440,10 @@ class EvidenceSync:
             checker = self._checker(s, record.contribution_id)
             values = []
             for ev in events:
-                claim = claim_of(
-                    stored_evidence(ev.attributions_json, record.contribution_id, record.method)
+                stored = stored_evidence(
+                    ev.attributions_json, record.contribution_id, record.method
                 )
+                claim = claim_of(stored if isinstance(stored, dict) else None)
                 status = checker.check(claim)
                 report.statuses[status.value] = report.statuses.get(status.value, 0) + 1
                 values.append(
@@ -451,7 +459,7 @@ class EvidenceSync:
                         "offset": claim.offset if claim else None,
                         "length": claim.length if claim else None,
                         "span_sha256": claim.span_sha256 if claim else None,
-                        "excerpt": _excerpt(ev.evidence), "confirmed": False,
+                        "excerpt": _excerpt(stored), "confirmed": False,
                         "status": status.value, "checked_at": now,
                     }
                 )  # fmt: skip
@@ -519,8 +527,8 @@ class EvidenceSync:
         )
 
 
-def _excerpt(evidence: dict[str, Any] | None) -> str | None:
-    text = (evidence or {}).get("excerpt")
+def _excerpt(evidence: Any) -> str | None:
+    text = evidence.get("excerpt") if isinstance(evidence, dict) else None
     return text[:2000] if isinstance(text, str) else None
 
 

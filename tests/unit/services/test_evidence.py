@@ -38,6 +38,7 @@ OWNER = "f" * 64
 CID = "c_evidence"
 SHARE = 700_000
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+EVIDENCE_FIELDS = ("fileSha256", "offset", "length", "spanSha256", "excerpt")
 TEXT = b"alpha line\nbravo line\ncharlie has the span here\ndelta\n"
 
 
@@ -89,7 +90,8 @@ def _event(
         "amountMicro": amount,
         "digest": event_digest(f"ev-{seq}", "m1", at, fee, attrs),
         "attributionsJson": attrs,
-        "evidence": evidence,
+        # As the registry reports it: the fields not given are null.
+        "evidence": None if evidence is None else {**dict.fromkeys(EVIDENCE_FIELDS), **evidence},
     }
 
 
