@@ -220,13 +220,14 @@ def test_a_tampered_attributions_json_fails_and_stores_nothing(
 ) -> None:
     ctx, _ = desk
     pages = Pages()
-    good = _event(1, _span(TEXT, 22, 26), "exact-match")
+    span = _span(TEXT, 22, 26)
+    good = _event(1, span, "exact-match")
     _entry(ctx, pages, "1", "exact-match", [good, _event(2, None, "exact-match")])
     forged = {**_span(TEXT, 0, 5)}
     pages.events["1"][0] = {
         **good,
         "attributionsJson": good["attributionsJson"].replace(
-            json.dumps(good["evidence"], separators=(",", ":")),
+            json.dumps(span, separators=(",", ":")),
             json.dumps(forged, separators=(",", ":")),
         ),
         "evidence": forged,
