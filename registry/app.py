@@ -98,7 +98,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         ),
     )
     engine = make_engine(settings.db_url)
-    if settings.migrate_on_start:
+    if settings.migrate_on_start and not settings.worker_process:
         migrate(engine)
     settings.blobs_dir.mkdir(parents=True, exist_ok=True)
     app.state.settings = settings
@@ -108,10 +108,11 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     app.state.uploads_dir = settings.blobs_dir / ".uploads"
     app.state.uploads_dir.mkdir(parents=True, exist_ok=True)
     app.state.upload_runtime = UploadRuntime()
-    _register_operators(app, settings)
-    _release_stale_claims(app)
+    if not settings.worker_process:  # `serve --workers N` did these once, before the workers
+        _register_operators(app, settings)
+        _release_stale_claims(app)
     app.state.settler = None
-    if settings.settle_in_process:
+    if settings.settle_in_process and not settings.worker_process:
         _run_settler(app, Settler(app.state.sessions, settings.contributor_share_ppm))
 
     install_error_handlers(app)
@@ -128,8 +129,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         log_routes,
     ):
         app.include_router(module.router)
-    with app.state.sessions() as session:
-        translog.identity(session)  # the log key is made at the first start
+    if not settings.worker_process:
+        with app.state.sessions() as session:
+            translog.identity(session)  # the log key is made at the first start
     if settings.enable_bench_put:
         app.include_router(bench_routes.router)
     if importlib.util.find_spec("registry.ratelimit") is not None:

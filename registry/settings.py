@@ -44,3 +44,7 @@ class RegistrySettings:
     # Run the settler (registry.settlement) in a thread of this process, woken after each
     # usage batch; False when `contributor-registry settle` runs it on its own.
     settle_in_process: bool = True
+    # One of the API processes of `serve --workers N`: the serve process itself has migrated the
+    # database, registered the operator keys, released stale upload claims and runs the one
+    # settler, so a worker does none of these (settle_in_process is ignored).
+    worker_process: bool = False

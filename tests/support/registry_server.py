@@ -83,11 +83,12 @@ class RegistryProcess:
         return int(self.base_url.rsplit(":", 1)[1])
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Stop the server (SIGKILL by default: nothing gets to clean up, like a crash)."""
+        """Stop the server (SIGKILL by default: nothing gets to clean up, like a crash) and
+        its worker processes (`serve --workers N`: the whole process group)."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            os.killpg(self.proc.pid, sig)  # start_new_session: the group is the server's
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
