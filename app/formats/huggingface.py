@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 
 from app.domain.problems import Problem, Severity
+from app.formats.arrow_ipc import read_stream
+from app.formats.arrow_types import ArrowFormatError
 from app.formats.base import FormatReport
 from app.formats.files import (
     Claim,
@@ -128,24 +130,19 @@ def _one_save_to_disk(
 
 
 def _arrow_rows(ctx: ScanContext, entry: FileEntry, report: FormatReport) -> int | None:
-    """Rows of one Arrow IPC stream, counted batch by batch without keeping batches."""
-    import pyarrow as pa
-
+    """Rows of one Arrow IPC stream, from its record batches' headers (no data is read)."""
     if entry.size == 0:
         report.problems.append(empty_file_problem(entry.rel))
         return None
-    rows = 0
     try:
-        with open_binary(entry.path) as fh, pa.ipc.open_stream(fh) as reader:
-            if not report.schema:
-                report.schema, report.details["arrowSchema"] = arrow_schema(reader.schema)
-            for batch in reader:
-                rows += batch.num_rows
-                ctx.check_cancel()
+        with open_binary(entry.path) as fh:
+            fields, rows = read_stream(fh, entry.size, ctx.check_cancel)
+        if not report.schema:
+            report.schema, report.details["arrowSchema"] = arrow_schema(fields)
     except (PermissionError, FileNotFoundError) as exc:
         report.problems.append(problem_for_os_error(exc, entry.rel))
         return None
-    except (OSError, pa.ArrowException, ValueError) as exc:
+    except (OSError, ArrowFormatError) as exc:
         report.problems.append(
             Problem(
                 Severity.ERROR,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.domain.problems import Problem, Severity
+from app.formats.arrow_types import ArrowFormatError, Field
 from app.formats.base import FormatReport
 from app.formats.files import (
     FileEntry,
@@ -12,27 +11,25 @@ from app.formats.files import (
     open_binary,
     problem_for_os_error,
 )
+from app.formats.parquet_footer import read_footer
 from app.formats.schema import arrow_schema
 
 
-def read_parquet_meta(entry: FileEntry, problems: list[Problem]) -> tuple[int, Any] | None:
-    """(rows, arrow schema) from the footer, or None with a problem for a bad file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def read_parquet_meta(entry: FileEntry, problems: list[Problem]) -> tuple[int, list[Field]] | None:
+    """(rows, arrow schema fields) from the footer, or None with a problem for a bad file."""
     if entry.size == 0:
         problems.append(empty_file_problem(entry.rel))
         return None
     try:
         with open_binary(entry.path) as fh:
-            meta = pq.ParquetFile(fh).metadata
-            return int(meta.num_rows), meta.schema.to_arrow_schema()
+            meta = read_footer(fh, entry.size)
+            return meta.num_rows, meta.fields
     except OSError as exc:
         if isinstance(exc, PermissionError | FileNotFoundError):
             problems.append(problem_for_os_error(exc, entry.rel))
             return None
         reason = str(exc)
-    except (pa.ArrowException, ValueError) as exc:
+    except ArrowFormatError as exc:
         reason = str(exc)
     problems.append(
         Problem(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from app.formats.arrow_types import DataType, Field, simple_name
 
 # Order of generality for text cells: a column is the most specific type all its cells fit.
 _TEXT_ORDER = ("bool", "int", "float", "string")
@@ -78,23 +81,14 @@ class RecordSchema:
         return {k: v or "string" for k, v in self.types.items()}
 
 
-def arrow_type_name(arrow_type: Any) -> str:
-    """Map a pyarrow DataType onto the shared vocabulary; other types keep arrow's spelling."""
-    import pyarrow.types as pat
-
-    if pat.is_boolean(arrow_type):
-        return "bool"
-    if pat.is_integer(arrow_type):
-        return "int"
-    if pat.is_floating(arrow_type) or pat.is_decimal(arrow_type):
-        return "float"
-    if pat.is_string(arrow_type) or pat.is_large_string(arrow_type):
-        return "string"
-    return str(arrow_type)
+def arrow_type_name(arrow_type: DataType) -> str:
+    """Map an Arrow type onto the shared vocabulary; other types keep Arrow's spelling."""
+    return simple_name(arrow_type)
 
 
-def arrow_schema(schema: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """(simple schema, exact arrow types) for a pyarrow Schema."""
-    simple = {f.name: arrow_type_name(f.type) for f in schema}
-    exact = {f.name: str(f.type) for f in schema}
+def arrow_schema(fields: Iterable[Field]) -> tuple[dict[str, str], dict[str, str]]:
+    """(simple schema, exact Arrow type spellings) for a list of Arrow fields."""
+    fields = list(fields)
+    simple = {f.name: arrow_type_name(f.type) for f in fields}
+    exact = {f.name: str(f.type) for f in fields}
     return simple, exact
