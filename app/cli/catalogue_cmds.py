@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _service(ctx: ServiceContext) -> CatalogueService:
-    """Imported on use: `list` must not pay for pyarrow, Pillow and the hashing pool."""
+    """Imported on use: `list` must not pay for the format readers, Pillow and the hashing pool."""
     from app.services.catalogue import CatalogueService
 
     return CatalogueService(ctx)
