@@ -1,9 +1,10 @@
 """What goes into the bundle: the keep/drop rules used by contributor-desk.spec.
 
-The app loads QtCore/QtGui/QtWidgets/QtSvg, Parquet footers and Arrow IPC streams through
-pyarrow, and starts its demo registry (FastAPI on uvicorn with asyncio + h11, SQLite). Every
-rule below removes something none of these paths loads; tests/packaging/test_bundle_filter.py
-checks the rules, tests/packaging/test_bundle.py checks that the frozen app still works.
+The app loads QtCore/QtGui/QtWidgets/QtSvg, reads Parquet footers and Arrow IPC streams in
+pure Python (app/formats/parquet_footer.py, arrow_ipc.py; pyarrow is a test dependency only),
+and starts its demo registry (FastAPI on uvicorn with asyncio + h11, SQLite). Every rule below
+removes something none of these paths loads; tests/packaging/test_bundle_filter.py checks the
+rules, tests/packaging/test_bundle.py checks that the frozen app still works.
 """
 
 from __future__ import annotations
@@ -21,28 +22,15 @@ EXCLUDED_MODULES = [
     "websockets", "watchfiles", "dotenv", "werkzeug", "tqdm", "readline", "curses",
     "PySide6.QtNetwork", "PySide6.QtOpenGL", "PySide6.QtOpenGLWidgets", "PySide6.QtTest",
     "PySide6.QtDBus", "PySide6.QtQml", "PySide6.QtQuick",
-    # pyarrow: only lib, ipc, types, parquet and fs (which parquet imports) are used.
-    "pyarrow.flight", "pyarrow._flight", "pyarrow._s3fs", "pyarrow._gcsfs", "pyarrow._hdfs",
-    "pyarrow._azurefs", "pyarrow._orc", "pyarrow.orc", "pyarrow._dataset", "pyarrow.dataset",
-    "pyarrow._dataset_orc", "pyarrow._dataset_parquet", "pyarrow._dataset_parquet_encryption",
-    "pyarrow._parquet_encryption", "pyarrow.parquet.encryption", "pyarrow._acero",
-    "pyarrow.acero", "pyarrow._substrait", "pyarrow.substrait", "pyarrow._csv", "pyarrow.csv",
-    "pyarrow._json", "pyarrow.json", "pyarrow._feather", "pyarrow.feather", "pyarrow._cuda",
-    "pyarrow.cuda", "pyarrow._compute", "pyarrow.compute", "pyarrow.interchange",
-    "pyarrow.pandas_compat", "pyarrow._pyarrow_cpp_tests", "pyarrow.tests", "pyarrow.benchmark",
+    # pyarrow (and its libarrow/libparquet) only checks the app's own readers in the tests
+    "pyarrow",
     "PIL._avif", "PIL.AvifImagePlugin", "PIL.ImageQt", "PIL.ImageTk", "PIL._imagingtk",
     "PIL._imagingft", "PIL.ImageFont", "fsspec", "pydoc_data", "distutils", "lib2to3",
     "sqlalchemy.dialects.mysql", "sqlalchemy.dialects.mssql", "sqlalchemy.dialects.oracle",
 ]  # fmt: skip
 
-# Shared libraries pyarrow's own extension modules link (lib, _parquet, _fs): the rest of
-# pyarrow (Flight, S3, Gandiva, the Python Flight glue) is never loaded.
-_PYARROW_LIBS = re.compile(
-    r"lib(arrow|arrow_compute|arrow_acero|arrow_dataset|arrow_substrait|parquet|arrow_python)"
-    r"\.(so|dylib)(\.\d+)*$|^(lib)?arrow(_compute|_acero|_dataset|_substrait|_python)?\.dll$"
-    r"|^parquet\.dll$",
-    re.IGNORECASE,
-)
+# pyarrow's shared libraries, in case another package drags pyarrow in: the app never loads them.
+_ARROW_LIBS = re.compile(r"^(lib)?(arrow|parquet|gandiva)[_.\-]", re.IGNORECASE)
 # Qt plugins by folder: the platforms and formats the desktop app uses. Without a Wayland
 # plugin Qt runs through XWayland on a Wayland desktop.
 _QT_PLUGINS = {
@@ -80,17 +68,10 @@ def keep(dest: str, src: str | None, platform: str) -> bool:
     path = PurePosixPath(dest.replace("\\", "/"))
     parts = path.parts
     name = path.name
-    if parts[:1] == ("pyarrow",):
-        if "include" in parts or name.endswith((".pyx", ".pxd", ".pxi", ".h", ".cc")):
-            return False
-        if (
-            len(parts) == 2
-            and re.search(r"\.(so|dylib|dll)(\.\d+)*$", name)
-            and "cpython" not in name
-        ):
-            return bool(_PYARROW_LIBS.search(name)) and "python_flight" not in name
-    if name.startswith(("libarrow", "libparquet", "arrow", "parquet")) and len(parts) == 1:
-        return bool(_PYARROW_LIBS.search(name)) and "python_flight" not in name
+    if parts[:1] in (("pyarrow",), ("pyarrow.libs",)) or (
+        len(parts) == 1 and _ARROW_LIBS.match(name)
+    ):
+        return False
     if "PySide6" in parts or "Qt" in parts or name.startswith(("libQt6", "Qt6")):
         if "translations" in parts or "qml" in parts or "metatypes" in parts:
             return False

@@ -41,7 +41,7 @@ exec /{PREFIX}/{PACKAGE} "$@"
 LINTIAN_OVERRIDES = """\
 # A self-contained application bundle installs under /opt by design.
 dir-or-file-in-opt
-# Python, Qt and pyarrow travel as private shared libraries inside the bundle.
+# Python, Qt and the wheels' own libraries travel as private shared libraries inside the bundle.
 embedded-library
 # They find each other through RUNPATH $ORIGIN, as PyInstaller and the wheels lay them out.
 custom-library-search-path

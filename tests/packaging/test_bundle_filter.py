@@ -36,9 +36,6 @@ SITE = "/venv/lib/python3.11/site-packages"
         ("PySide6/Qt/plugins/iconengines/libqsvgicon.so", None),
         ("PySide6/Qt/plugins/imageformats/libqsvg.so", None),
         ("PySide6/plugins/platforms/qwindows.dll", None),
-        ("pyarrow/libarrow.so.2600", f"{SITE}/pyarrow/libarrow.so.2600"),
-        ("pyarrow/libparquet.so.2600", None),
-        ("pyarrow/_parquet.cpython-311-x86_64-linux-gnu.so", None),
         ("libpython3.11.so.1.0", "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0"),
         ("libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.3"),
         ("numpy.libs/libscipy_openblas64_-32a4b2a6.so", None),
@@ -58,6 +55,13 @@ def test_what_the_app_loads_is_kept(dest: str, src: str | None) -> None:
         ("PySide6/Qt/translations/qtbase_de.qm", None),
         ("PySide6/Qt/lib/libQt6Network.so.6", None),
         ("PySide6/Qt/lib/libQt6WaylandClient.so.6", None),
+        ("pyarrow/libarrow.so.2600", f"{SITE}/pyarrow/libarrow.so.2600"),
+        ("pyarrow/libparquet.so.2600", None),
+        ("pyarrow/_parquet.cpython-311-x86_64-linux-gnu.so", None),
+        ("pyarrow/lib.cpython-311-x86_64-linux-gnu.so", None),
+        ("libarrow.so.2600", f"{SITE}/pyarrow/libarrow.so.2600"),
+        ("arrow.dll", None),
+        ("parquet.dll", None),
         ("pyarrow/libarrow_flight.so.2600", None),
         ("pyarrow/libarrow_s3.so.2600", None),
         ("pyarrow/libarrow_python_flight.so.2600", None),
@@ -81,7 +85,7 @@ def test_uvicorn_keeps_asyncio_and_h11_only() -> None:
     assert bundle_filter.keep_uvicorn_module("uvicorn.loops.asyncio")
     assert not bundle_filter.keep_uvicorn_module("uvicorn.loops.uvloop")
     assert not bundle_filter.keep_uvicorn_module("uvicorn.protocols.http.httptools_impl")
-    for name in ("psycopg", "uvloop", "httptools", "websockets", "PySide6.QtNetwork"):
+    for name in ("psycopg", "uvloop", "httptools", "websockets", "PySide6.QtNetwork", "pyarrow"):
         assert name in bundle_filter.EXCLUDED_MODULES
 
 
@@ -91,9 +95,9 @@ def test_the_license_list_names_qt_under_the_lgpl_and_not_what_is_left_out() -> 
     assert "LGPL-3.0" in by_name["pyside6-essentials"]["license"]
     assert "LGPL-3.0" in by_name["shiboken6"]["license"]
     assert by_name["contributor-desk"]["license"] == "Apache-2.0"
-    for name in ("pyarrow", "sqlalchemy", "fastapi", "uvicorn", "python"):
+    for name in ("sqlalchemy", "fastapi", "uvicorn", "python"):
         assert name in by_name and by_name[name]["version"]
-    for dropped in ("psycopg", "psycopg-binary", "uvloop", "httptools", "pytest"):
+    for dropped in ("psycopg", "psycopg-binary", "uvloop", "httptools", "pytest", "pyarrow"):
         assert dropped not in by_name
 
 
