@@ -7,11 +7,15 @@ its position in the append-only usage log (`seq`), and nothing else; the answer 
 duplicates / rejected) is final when it is sent and an accepted event is durable then. Its
 rewards appear once the settler has passed its `seq`.
 
-The lookups a batch needs (models and their operators, accepted contributions and their owners)
-come from an in-process cache (`LookupCache`). Only facts that never change are cached: a
-model's operator and demo flag, and that a contribution is accepted and whose it is (a
-contribution leaves "accepted" only through `forget_contribution`, and the settler reads the
-contributions again anyway). Anything not cached is read from the database.
+The lookups a batch needs (models and their operators, accepted contributions and their owners,
+and the files (sha256 -> size) of those attributed with evidence) come from an in-process cache
+(`LookupCache`). Only facts that never change are cached: a model's operator and demo flag,
+that a contribution is accepted and whose it is (a contribution leaves "accepted" only through
+`forget_contribution`, and the settler reads the contributions again anyway), and an accepted
+contribution's files (its manifest is signed). Anything not cached is read from the database.
+
+An attribution's evidence is stored, canonical, as the 4th element of its stored item
+(`[contributionId, weightPpm, method, {evidence}]`), so the event digest covers it.
 
 A batch is planned first (`plan_batch`: lookups, validation; no writes) and then written
 (`write_batch`). On SQLite the plan runs outside any write transaction and the write waits for
@@ -54,7 +58,7 @@ from sqlalchemy.orm import Session
 from app.domain.rewards import contributor_pool
 from app.durable import gc_paused
 from registry.bulkdb import BulkDb
-from registry.db.models import STATE_ACCEPTED, Contribution
+from registry.db.models import STATE_ACCEPTED, Contribution, ContributionFile
 from registry.db.usage_models import (
     KIND_CONTRIBUTOR,
     KIND_PROTOCOL,
@@ -70,8 +74,10 @@ from registry.usage_rules import (
     MAX_BATCH_FEE_MICRO,
     MAX_LEDGER_TOTAL_MICRO,
     EventLike,
+    FileSizes,
     Owner,
     Reason,
+    evidence_json,
     quick_weights,
     room_reason,
     storable,
@@ -96,6 +102,7 @@ class AttributionIn:
     contribution_id: str
     weight: float | int
     method: str
+    evidence: dict[str, Any] | None = None  # as in POST /v1/usage (docs/protocol.md)
 
 
 @dataclass(frozen=True)
@@ -129,22 +136,14 @@ class LookupCache:
     by the next batch."""
 
     MAX_ENTRIES = 2_000_000
+    MAX_FILES = 2_000_000  # file entries kept over all contributions
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, tuple[str, bool]] = {}
         self._accepted: dict[str, str] = {}
-        self._generation: int | None = None
-
-    def sync(self, db: BulkDb) -> None:
-        """Drop everything cached if a transaction of any process invalidated the cache since
-        it was filled (`forget_contribution`): one primary-key read per batch."""
-        generation = db.session.execute(_GENERATION_SQL).scalar_one()
-        with self._lock:
-            if generation != self._generation:
-                self._models.clear()
-                self._accepted.clear()
-                self._generation = generation
+        self._files: dict[str, dict[str, int]] = {}
+        self._file_entries = 0
 
     def models(self, db: BulkDb, ids: set[str]) -> dict[str, tuple[str, bool]]:
         known = self._models
@@ -177,15 +176,36 @@ class LookupCache:
                         known[cid] = owner
         return out
 
+    def files(self, db: BulkDb, ids: set[str]) -> dict[str, FileSizes]:
+        """sha256 -> size of the files of each of `ids` (accepted contributions only: their
+        files never change), loaded once per contribution."""
+        known = self._files
+        out: dict[str, FileSizes] = {cid: known[cid] for cid in ids if cid in known}
+        missing = [cid for cid in ids if cid not in out]
+        if missing:
+            loaded: dict[str, dict[str, int]] = {cid: {} for cid in missing}
+            for cid, sha, size in db.select_in(
+                ContributionFile.__tablename__,
+                "contribution_id",
+                ("contribution_id", "sha256", "size"),
+                missing,
+            ):
+                loaded[cid][sha] = int(size)
+            with self._lock:
+                if self._file_entries > self.MAX_FILES:
+                    known.clear()
+                    self._file_entries = 0
+                for cid, sizes in loaded.items():
+                    known[cid] = sizes
+                    self._file_entries += len(sizes) + 1
+            out.update(loaded)
+        return out
+
     def forget_contribution(self, cid: str) -> None:
         with self._lock:
             self._accepted.pop(cid, None)
+            self._files.pop(cid, None)
 
-
-# The lookup cache's generation (table cache_generations): bumped by every transaction that
-# makes a cached fact wrong, compared by every process before each batch.
-_GENERATION_SQL = text("SELECT generation FROM cache_generations WHERE name = 'lookups'")
-_BUMP_SQL = text("UPDATE cache_generations SET generation = generation + 1 WHERE name = 'lookups'")
 
 _caches: weakref.WeakKeyDictionary[Engine, LookupCache] = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
@@ -205,7 +225,6 @@ def lookup_cache(session: Session) -> LookupCache:
 def forget_contribution(session: Session, cid: str) -> None:
     """Call when a contribution leaves the accepted state: intake stops accepting usage of it
     (the settler re-checks every contribution from the database in any case)."""
-    session.execute(_BUMP_SQL)  # the other processes drop their caches after the commit
     lookup_cache(session).forget_contribution(cid)
 
 
@@ -323,7 +342,6 @@ def plan_batch(
         else _existing_event_ids(db, filter(storable, {e.event_id for e in events}))
     )
     cache = lookup_cache(db.session)
-    cache.sync(db)
     models = cache.models(db, {e.model_id for e in events})
     contributions = cache.contributions(
         db, {a.contribution_id for e in events for a in e.attributions}
@@ -336,6 +354,11 @@ def plan_batch(
         for cid, c in contributions.items()
         if c.state == STATE_ACCEPTED and c.owner not in session_keys
     }
+    # Files of the contributions this batch names evidence of (usually none).
+    with_evidence = {
+        a.contribution_id for e in events for a in e.attributions if a.evidence is not None
+    }
+    files = cache.files(db, with_evidence & owners.keys()) if with_evidence else {}
     # Fees this batch may still accept: its own limit and what is left of the ledger's.
     room = min(MAX_BATCH_FEE_MICRO, MAX_LEDGER_TOTAL_MICRO - received_total(db.session))
     fees = 0
@@ -354,7 +377,7 @@ def plan_batch(
         if eid in existing or eid in seen_in_batch:
             result.duplicates.append(eid)
             continue
-        valid = quick_weights(event, own_models, owners, latest, max_attributions)
+        valid = quick_weights(event, own_models, owners, latest, max_attributions, files)
         if valid is None:
             reasons, _ = validate(
                 event,
@@ -364,6 +387,7 @@ def plan_batch(
                 contributions=contributions,
                 now=now,
                 max_attributions=max_attributions,
+                files=files,
             )
             assert reasons, "the quick and the full validation disagree"
             result.rejected.append(Rejection(eid, tuple(reasons), index))
@@ -380,6 +404,8 @@ def plan_batch(
         at_v: Any = at.isoformat(" ", "microseconds")[:26] if text_dates else at
         items = ",".join(
             f'[{quoted[a.contribution_id]},{ppm},"{a.method}"]'
+            if a.evidence is None
+            else f'[{quoted[a.contribution_id]},{ppm},"{a.method}",{evidence_json(a.evidence)}]'
             for a, ppm in zip(event.attributions, weights, strict=True)
         )
         model_id = event.model_id

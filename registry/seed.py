@@ -11,6 +11,14 @@ first uses in its first minutes, then a daily rate that grows over weeks, quiete
 Each run sends the events of that stream up to `now` (at most `days` back); event ids are the
 stream's sequence numbers, so a run sends again only what earlier runs sent (duplicates) plus
 what happened since. Past days therefore never change, and no usage predates acceptance.
+
+Evidence is real (docs/protocol.md, "Usage evidence"): with the registry's blob store at hand
+(`blobs_dir`), exact-match attributions name a span of one of the contribution's actual files
+(offset, length and the SHA-256 of those very bytes, the text as excerpt for text files), and
+retrieval attributions name a file, half of them with a chunk span; influence attributions
+carry none (operator-asserted). Without the blob store (or the bytes of a file), exact-match
+comes without evidence and retrieval names the file only. Evidence is drawn from its own
+generator per event, so the event stream is the same with or without it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,7 +37,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.auth import fingerprint_of
-from registry.db.models import ROLE_OPERATOR, STATE_ACCEPTED, Contribution, Key
+from registry.blobstore import FileBlobStore
+from registry.db.models import ROLE_OPERATOR, STATE_ACCEPTED, Contribution, ContributionFile, Key
 from registry.db.usage_models import (
     METHOD_EXACT_MATCH,
     METHOD_INFLUENCE,
@@ -40,6 +50,7 @@ from registry.routes.usage import DEMO_PREFIX
 from registry.seed_datanets import ensure_demo_datanets
 from registry.settings import RegistrySettings
 from registry.settlement import settle_pending
+from registry.usage_rules import MAX_EXCERPT_CHARS
 
 DEFAULT_SEED = 20261126
 BATCH = 1000
@@ -84,6 +95,130 @@ DEMO_MODELS = (
         ((METHOD_RETRIEVAL, 1.0),),
     ),
 )
+
+
+EVIDENCE_FILES = 8  # files per contribution that evidence is drawn from
+EVIDENCE_PREFIX = 64 * 1024  # bytes of each file read for spans
+CHUNK = 512  # retrieval chunk size
+MAX_SPAN = 160  # bytes of an exact-match span
+
+
+@dataclass(frozen=True)
+class DemoFile:
+    sha256: str
+    size: int
+    head: bytes | None  # the first EVIDENCE_PREFIX bytes, None if the blob is not at hand
+
+
+class DemoEvidence:
+    """Evidence for simulated attributions, drawn from the contributions' own files."""
+
+    def __init__(self, files: dict[str, list[DemoFile]]) -> None:
+        self.files = files
+
+    @classmethod
+    def load(cls, session: Session, cids: list[str], blobs_dir: Path | None) -> DemoEvidence:
+        """Up to EVIDENCE_FILES files of each contribution (by path), with their first bytes
+        from the blob store if there is one."""
+        rows = session.execute(
+            select(ContributionFile.contribution_id, ContributionFile.sha256, ContributionFile.size)
+            .where(ContributionFile.contribution_id.in_(cids))
+            .order_by(ContributionFile.contribution_id, ContributionFile.path)
+        ).all()
+        store = FileBlobStore(blobs_dir) if blobs_dir is not None and blobs_dir.is_dir() else None
+        files: dict[str, list[DemoFile]] = {}
+        try:
+            for cid, sha, size in rows:
+                mine = files.setdefault(cid, [])
+                if len(mine) < EVIDENCE_FILES:
+                    mine.append(DemoFile(sha, int(size), _head(store, sha, int(size))))
+        finally:
+            if store is not None:
+                store.close()
+        return cls(files)
+
+    def for_attribution(self, cid: str, method: str, key: str) -> dict[str, object] | None:
+        """The evidence of one attribution (deterministic in `key`), or None."""
+        files = self.files.get(cid)
+        if not files or method == METHOD_INFLUENCE:
+            return None
+        rng = random.Random(key)
+        if method == METHOD_RETRIEVAL:
+            f = files[rng.randrange(len(files))]
+            chunk = rng.random() < 0.5
+            if not chunk or not f.head:
+                return {"fileSha256": f.sha256}
+            offset = CHUNK * rng.randrange((len(f.head) + CHUNK - 1) // CHUNK)
+            return _span(f, offset, min(CHUNK, len(f.head) - offset))
+        readable = [f for f in files if f.head]
+        if not readable:
+            return None
+        f = readable[rng.randrange(len(readable))]
+        assert f.head is not None
+        offset, length = _text_span(f.head, rng) or _byte_span(f.head, rng)
+        evidence = _span(f, offset, length)
+        try:
+            excerpt = f.head[offset : offset + length].decode("utf-8")[:MAX_EXCERPT_CHARS]
+        except UnicodeDecodeError:
+            return evidence
+        if "\x00" not in excerpt:
+            evidence["excerpt"] = excerpt
+        return evidence
+
+
+def _head(store: FileBlobStore | None, sha: str, size: int) -> bytes | None:
+    if store is None or size == 0:
+        return None
+    try:
+        with store.open(sha) as fh:
+            return fh.read(EVIDENCE_PREFIX)
+    except OSError:
+        return None
+
+
+def _span(f: DemoFile, offset: int, length: int) -> dict[str, object]:
+    assert f.head is not None
+    span = f.head[offset : offset + length]
+    return {
+        "fileSha256": f.sha256,
+        "offset": offset,
+        "length": length,
+        "spanSha256": hashlib.sha256(span).hexdigest(),
+    }
+
+
+def _text_span(head: bytes, rng: random.Random) -> tuple[int, int] | None:
+    """(offset, length) of one non-blank line of a UTF-8 text (at most MAX_SPAN bytes, cut at
+    a character boundary), or None for binary bytes."""
+    # The prefix may end inside a character; only whole lines before it count.
+    text = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if b"\x00" in text:
+        return None
+    lines, start = [], 0
+    for line in text.split(b"\n"):
+        if line.strip():
+            lines.append((start, len(line.rstrip(b"\r"))))
+        start += len(line) + 1
+    if not lines:
+        return None
+    offset, length = lines[rng.randrange(len(lines))]
+    length = min(length, MAX_SPAN)
+    while length > 1:  # never end inside a UTF-8 sequence
+        try:
+            head[offset : offset + length].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            length -= 1
+    return offset, length
+
+
+def _byte_span(head: bytes, rng: random.Random) -> tuple[int, int]:
+    length = min(len(head), rng.randint(32, MAX_SPAN))
+    return rng.randrange(len(head) - length + 1), length
 
 
 @dataclass(frozen=True)
@@ -168,11 +303,17 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def simulated_events(
-    accepted: list[tuple[str, datetime]], *, days: int, seed: int, now: datetime
+    accepted: list[tuple[str, datetime]],
+    *,
+    days: int,
+    seed: int,
+    now: datetime,
+    evidence: DemoEvidence | None = None,
 ) -> Iterator[EventIn]:
     """The simulated events of each (contribution, acceptance time) from `now - days` to
     `now`. Each contribution and model is one stream drawn from its own generator, from the
-    acceptance on: what a later `now` yields is this run's events plus newer ones."""
+    acceptance on: what a later `now` yields is this run's events plus newer ones. With
+    `evidence`, exact-match and retrieval attributions carry evidence from the files."""
     now = _as_utc(now)
     earliest = now - timedelta(days=days)
     accepted = sorted(((cid, _as_utc(at)) for cid, at in accepted), key=lambda c: (c[1], c[0]))
@@ -195,14 +336,25 @@ def simulated_events(
                 n += 1
                 if at < earliest:
                     continue
-                attributions = [AttributionIn(cid, weight, method)]
+                event_id = f"demo-{seed}-{cid}-{model.id}-{n}"
+                picked = [(cid, weight)]
                 # Another contribution accepted before this use may share it.
                 others = [c for c, when in accepted if c != cid and when < at]
                 if others and share < 0.3:
-                    other = others[int(pick * len(others))]
-                    attributions.append(AttributionIn(other, round(other_weight, 3), method))
+                    picked.append((others[int(pick * len(others))], round(other_weight, 3)))
+                attributions = [
+                    AttributionIn(
+                        c,
+                        w,
+                        method,
+                        None
+                        if evidence is None
+                        else evidence.for_attribution(c, method, f"{event_id}/{c}"),
+                    )
+                    for c, w in picked
+                ]
                 yield EventIn(
-                    event_id=f"demo-{seed}-{cid}-{model.id}-{n}",
+                    event_id=event_id,
                     model_id=model.id,
                     at=at,
                     fee_micro=fee,
@@ -218,10 +370,12 @@ def seed_demo(
     share_ppm: int = RegistrySettings.contributor_share_ppm,
     now: datetime | None = None,
     owner_key: str | None = None,
+    blobs_dir: Path | None = None,
 ) -> SeedReport:
     """Create the demo operator and models, then the simulated usage of accepted
     contributions up to `now` (at most `days` back). Demo datanets too (registry.seed_datanets;
-    `owner_key`: the public key that owns the one with review)."""
+    `owner_key`: the public key that owns the one with review). `blobs_dir`: the registry's
+    blob store, where exact-match and retrieval evidence is read from."""
     now = now or datetime.now(UTC)
     with session_factory() as session:
         operator = _ensure_operator(session, seed)
@@ -238,6 +392,7 @@ def seed_demo(
                 .order_by(Contribution.seq)
             )
         ]
+        evidence = DemoEvidence.load(session, [cid for cid, _ in accepted], blobs_dir)
     total = IngestResult()
     batch: list[EventIn] = []
 
@@ -252,7 +407,7 @@ def seed_demo(
         total.rejected.extend(result.rejected)
         batch.clear()
 
-    for ev in simulated_events(accepted, days=days, seed=seed, now=now):
+    for ev in simulated_events(accepted, days=days, seed=seed, now=now, evidence=evidence):
         batch.append(ev)
         if len(batch) >= BATCH:
             flush()

@@ -4,12 +4,16 @@
 `quick_weights` is the hot path of ingestion (one event at a time, no reasons built);
 `validate` lists every reason of an event the quick path refused; the two must agree.
 `room_reason` and `overfilled` name the money limit an otherwise valid event would cross.
+`evidence_ok` / `evidence_reason` check an attribution's evidence (docs/protocol.md, "Usage
+evidence") against the files of its contribution; `evidence_json` is its stored form.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -17,7 +21,7 @@ from typing import Any, Protocol
 
 from app.domain.rewards import PPM
 from registry.db.models import STATE_ACCEPTED
-from registry.db.usage_models import METHODS
+from registry.db.usage_models import METHOD_EXACT_MATCH, METHOD_RETRIEVAL, METHODS
 
 MAX_EVENT_ID_LENGTH = 128
 MAX_ATTRIBUTIONS = 100
@@ -34,6 +38,18 @@ MAX_LEDGER_TOTAL_MICRO = 10**18  # all ledger entries (= all stored fees) togeth
 assert MAX_BATCH_FEE_MICRO <= MAX_BUCKET_REWARD_MICRO <= MAX_LEDGER_TOTAL_MICRO < 2**62
 FUTURE_SKEW = timedelta(minutes=5)
 _METHOD_SET = frozenset(METHODS)
+# Evidence (docs/protocol.md, "Usage evidence").
+MAX_EVIDENCE_LENGTH = 1_048_576  # bytes of one span
+MAX_EVIDENCE_OFFSET = 2**62  # beyond any file a contribution can hold
+MAX_EXCERPT_CHARS = 280
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SPAN_KEYS = ("offset", "length", "spanSha256")
+_EVIDENCE_KEYS = {
+    METHOD_EXACT_MATCH: frozenset(("fileSha256", *_SPAN_KEYS, "excerpt")),
+    METHOD_RETRIEVAL: frozenset(("fileSha256", *_SPAN_KEYS)),
+}
+# A contribution's files as intake sees them: sha256 -> size.
+FileSizes = Mapping[str, int]
 
 
 class AttributionLike(Protocol):
@@ -46,6 +62,8 @@ class AttributionLike(Protocol):
     def weight(self) -> float | int: ...
     @property
     def method(self) -> str: ...
+    @property
+    def evidence(self) -> Any: ...
 
 
 class EventLike(Protocol):
@@ -111,19 +129,105 @@ def storable(value: str) -> bool:
     return True
 
 
+def _evidence_shape(evidence: Any, method: str) -> tuple[str, str] | None:
+    """(path below the evidence, message) of the first thing wrong with the evidence itself,
+    or None. Evidence of an unknown method is not judged (the method is its own reason)."""
+    allowed = _EVIDENCE_KEYS.get(method)
+    if allowed is None:
+        if method in _METHOD_SET:
+            return "", "influence attributions carry no evidence (they are operator-asserted)."
+        return None
+    if type(evidence) is not dict:
+        return "", "evidence must be a JSON object."
+    for key in evidence:
+        if key not in allowed:
+            return "", f"{key!r} is not a field of {method} evidence."
+    sha = evidence.get("fileSha256")
+    if type(sha) is not str or not _HEX64.fullmatch(sha):
+        return ".fileSha256", "fileSha256 must be the file's SHA-256 in 64 lowercase hex digits."
+    given = [k for k in _SPAN_KEYS if k in evidence]
+    if method == METHOD_EXACT_MATCH and len(given) != len(_SPAN_KEYS):
+        missing = next(k for k in _SPAN_KEYS if k not in evidence)
+        return f".{missing}", f"exact-match evidence needs {missing}."
+    if given and len(given) != len(_SPAN_KEYS):
+        return "", "retrieval evidence gives offset, length and spanSha256 together, or none."
+    if given:
+        offset, length, span = evidence["offset"], evidence["length"], evidence["spanSha256"]
+        if type(offset) is not int or not 0 <= offset <= MAX_EVIDENCE_OFFSET:
+            return ".offset", "offset must be an integer byte offset, 0 or more."
+        if type(length) is not int or not 1 <= length <= MAX_EVIDENCE_LENGTH:
+            return ".length", f"length must be an integer from 1 to {MAX_EVIDENCE_LENGTH}."
+        if type(span) is not str or not _HEX64.fullmatch(span):
+            return ".spanSha256", "spanSha256 must be 64 lowercase hex digits."
+    if "excerpt" in evidence:
+        excerpt = evidence["excerpt"]
+        if type(excerpt) is not str or len(excerpt) > MAX_EXCERPT_CHARS or not storable(excerpt):
+            return ".excerpt", f"excerpt must be text of at most {MAX_EXCERPT_CHARS} characters."
+    return None
+
+
+def _evidence_against_files(evidence: dict[str, Any], files: FileSizes) -> Reason | None:
+    """Why well-formed evidence does not fit its contribution's files (path relative to the
+    evidence), or None."""
+    size = files.get(evidence["fileSha256"])
+    if size is None:
+        return Reason(
+            "evidence_file_not_in_contribution",
+            "fileSha256 names no file of the contribution's manifest.",
+            ".fileSha256",
+        )
+    if "offset" in evidence and evidence["offset"] + evidence["length"] > size:
+        return Reason(
+            "evidence_span_out_of_range",
+            f"offset + length is past the end of the file ({size} bytes).",
+            ".length",
+        )
+    return None
+
+
+def evidence_ok(evidence: Any, method: str, files: FileSizes | None) -> bool:
+    """The quick check: the evidence is well-formed and fits `files` (the contribution's)."""
+    if files is None or _evidence_shape(evidence, method) is not None:
+        return False
+    return _evidence_against_files(evidence, files) is None
+
+
+def evidence_reason(
+    evidence: Any, method: str, files: FileSizes | None, path: str
+) -> Reason | None:
+    """Why the evidence of the attribution at `path` is refused, or None. `files` None: the
+    contribution is not one intake can attribute to (reported apart); only the form is judged."""
+    shape = _evidence_shape(evidence, method)
+    if shape is not None:
+        return Reason("invalid_evidence", shape[1], f"{path}.evidence{shape[0]}")
+    if files is None or method not in _EVIDENCE_KEYS:
+        return None
+    found = _evidence_against_files(evidence, files)
+    if found is None:
+        return None
+    return Reason(found.code, found.message, f"{path}.evidence{found.path}")
+
+
+def evidence_json(evidence: dict[str, Any]) -> str:
+    """The stored form of valid evidence: JSON, keys sorted, no spaces, ASCII."""
+    return json.dumps(evidence, sort_keys=True, separators=(",", ":"))
+
+
 def quick_weights(
     event: EventLike,
     models: dict[str, bool],
     owners: dict[str, str],
     latest: datetime,
     max_attributions: int,
+    files: Mapping[str, FileSizes] | None = None,
 ) -> tuple[list[int], datetime] | None:
     """The weights in ppm and the time in UTC if the event is valid, else None (then
     `validate` says why).
 
     The common case on the hot path: same rules as `validate`, without building reasons.
     `models` holds only the operator's own models, `owners` only accepted contributions, so
-    one dict lookup settles existence, ownership and state.
+    one dict lookup settles existence, ownership and state. `files` holds the files of
+    the contributions attributed with evidence.
     """
     eid = event.event_id
     if not 0 < len(eid) <= MAX_EVENT_ID_LENGTH or not (eid.isascii() or storable(eid)):
@@ -145,6 +249,10 @@ def quick_weights(
     weights: list[int] = []
     for attr in attrs:
         if attr.contribution_id not in owners or attr.method not in _METHOD_SET:
+            return None
+        if attr.evidence is not None and not evidence_ok(
+            attr.evidence, attr.method, (files or {}).get(attr.contribution_id)
+        ):
             return None
         w = attr.weight
         ppm: int | None
@@ -175,8 +283,10 @@ def validate(
     contributions: dict[str, Owner],
     now: datetime,
     max_attributions: int,
+    files: Mapping[str, FileSizes] | None = None,
 ) -> tuple[list[Reason], list[int]]:
-    """Every problem of one event (not just the first), and its weights in ppm."""
+    """Every problem of one event (not just the first), and its weights in ppm. `files`: the
+    files of the contributions attributed with evidence (see `quick_weights`)."""
     reasons: list[Reason] = []
     eid = event.event_id
     if not eid or len(eid) > MAX_EVENT_ID_LENGTH or not storable(eid):
@@ -293,6 +403,12 @@ def validate(
                     f"{at}.contributionId",
                 )
             )
+        if attr.evidence is not None:
+            # Files are known only of contributions the event may attribute to.
+            known = (files or {}).get(attr.contribution_id)
+            bad = evidence_reason(attr.evidence, attr.method, known, at)
+            if bad is not None:
+                reasons.append(bad)
     if event.attributions and not bad_weight and sum(weights) == 0:
         reasons.append(
             Reason("weights_all_zero", "At least one weight must be above zero.", "attributions")

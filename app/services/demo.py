@@ -39,6 +39,7 @@ class DemoRegistry:
     db_url: str
     process: subprocess.Popen[str]
     log_path: Path
+    blobs_dir: Path | None = None
     _drain: threading.Thread | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -47,8 +48,10 @@ class DemoRegistry:
         create the demo datanets (`owner_key`: the user's public key, owner of the one with
         review)."""
         owner = ("--owner-key", owner_key) if owner_key else ()
+        # The blob store holds the files the demo's usage evidence points into.
+        blobs = ("--blobs", str(self.blobs_dir)) if self.blobs_dir is not None else ()
         subprocess.run(
-            _registry_command("seed-demo", "--db", self.db_url, *owner),
+            _registry_command("seed-demo", "--db", self.db_url, *owner, *blobs),
             check=True,
             capture_output=True,
             timeout=120,
@@ -110,7 +113,14 @@ def start_demo_registry(data_dir: Path, *, folder_name: str = "demo-registry") -
     # Drain stdout so the child never blocks on a full pipe.
     drain = threading.Thread(target=proc.stdout.read, daemon=True)
     drain.start()
-    registry = DemoRegistry(url=url, db_url=db_url, process=proc, log_path=log_path, _drain=drain)
+    registry = DemoRegistry(
+        url=url,
+        db_url=db_url,
+        process=proc,
+        log_path=log_path,
+        blobs_dir=folder / "blobs",
+        _drain=drain,
+    )
     _wait_until_accepting(registry)
     return registry
 

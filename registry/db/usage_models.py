@@ -82,15 +82,17 @@ class UsageEvent(Base):
     operator_fingerprint: Mapped[str] = mapped_column(String(64))
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # JSON array of [contributionId, weightPpm, method], in the order the operator sent them.
+    # JSON array of [contributionId, weightPpm, method] or, with evidence,
+    # [contributionId, weightPpm, method, {evidence}], in the order the operator sent them.
     attributions: Mapped[str] = mapped_column(Text, server_default="[]")
     # Position in the append-only usage log: given at intake, increasing in commit order;
     # events up to SettlementState.settled_seq are in the ledger (registry.settlement).
     seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     def attribution_list(self) -> list[tuple[str, int, str]]:
-        """[(contribution id, weight in ppm, method)], in the order the operator sent them."""
-        return [(str(c), int(w), str(m)) for c, w, m in json.loads(self.attributions)]
+        """[(contribution id, weight in ppm, method)], in the order the operator sent them
+        (without the evidence some carry as a 4th element)."""
+        return [(str(c), int(w), str(m)) for c, w, m, *_ in json.loads(self.attributions)]
 
     __table_args__ = (
         CheckConstraint("fee_micro >= 0", name="ck_usage_events_fee"),

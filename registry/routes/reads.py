@@ -8,12 +8,13 @@ pre-aggregated day buckets, never from a scan of the events.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -29,7 +30,7 @@ from registry.db.usage_models import (
     UsageEvent,
 )
 from registry.errors import ERROR_RESPONSES, ApiError
-from registry.routes.usage import MODEL_ID, ModelOut, SettledThrough, model_out
+from registry.routes.usage import MODEL_ID, Evidence, ModelOut, SettledThrough, model_out
 from registry.settlement import EventSplit, entry_events, settlement_status
 
 router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
@@ -114,6 +115,16 @@ class EntryEvent(BaseModel):
     weightPpm: int = Field(description="This attribution's weight in the event, in ppm")
     amountMicro: int = Field(description="What the event paid this entry (exact split)")
     digest: str = Field(description="The event digest (docs/protocol.md)")
+    modelId: str
+    attributionsJson: str = Field(
+        description="The event's attributions exactly as stored (JSON text: "
+        "[[contributionId, weightPpm, method(, evidence)], ...]); with eventId, modelId, at "
+        'and feeMicro it gives the event digest (docs/protocol.md, "Usage evidence")'
+    )
+    evidence: Evidence | None = Field(
+        description="The evidence of this entry's attribution (its contribution and method) "
+        "in the event; null if the operator gave none (always for influence: operator-asserted)"
+    )
 
 
 class EntryEventsPage(BaseModel):
@@ -331,6 +342,19 @@ def _settled(session: Any) -> tuple[SettledThrough, int]:
     return SettledThrough(sequence=status.settled_seq, at=status.settled_at), status.unsettled
 
 
+def _evidence(attributions: str, entry: LedgerEntry) -> Evidence | None:
+    """The evidence of the entry's attribution in one event's stored attributions (None if
+    there is none, or if what is stored is not evidence: attributionsJson shows it as it is,
+    and its digest tells the client it changed)."""
+    for cid, _, method, *rest in json.loads(attributions):
+        if cid == entry.contribution_id and method == entry.method:
+            try:
+                return Evidence.model_validate(rest[0]) if rest else None
+            except ValidationError:
+                return None
+    return None
+
+
 @router.get(
     "/v1/me/rewards/{entry_id}/events",
     response_model=EntryEventsPage,
@@ -383,6 +407,13 @@ def my_entry_events(
     page = [x for x in splits if x.seq > start][: limit + 1]
     more = len(page) > limit
     page = page[:limit]
+    stored: dict[str, str] = dict(
+        session.execute(
+            select(UsageEvent.event_id, UsageEvent.attributions).where(
+                UsageEvent.event_id.in_([x.event_id for x in page])
+            )
+        ).all()
+    )
     return EntryEventsPage(
         entry=out,
         items=[
@@ -394,6 +425,9 @@ def my_entry_events(
                 weightPpm=x.weight_ppm,
                 amountMicro=x.amount_micro,
                 digest=x.digest,
+                modelId=entry.model_id,
+                attributionsJson=stored[x.event_id],
+                evidence=_evidence(stored[x.event_id], entry),
             )
             for x in page
         ],

@@ -16,7 +16,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 from sqlalchemy.orm import Session
 
 from registry.auth import CurrentPrincipal, Principal, as_utc, require_role
@@ -27,6 +35,7 @@ from registry.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from registry.ledger import IngestResult, ingest_with_retry
 from registry.settings import RegistrySettings
 from registry.settlement import Settler, settlement_status
+from registry.usage_rules import MAX_EVIDENCE_LENGTH, MAX_EXCERPT_CHARS
 
 router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
 
@@ -49,6 +58,67 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
+class Evidence(BaseModel):
+    """What an attribution points at in the contribution's files (docs/protocol.md, "Usage
+    evidence"): checkable by the contributor against their own copy. As read back; fields the
+    operator did not give are null."""
+
+    fileSha256: str = Field(
+        pattern="^[0-9a-f]{64}$", description="SHA-256 of one file of the contribution's manifest"
+    )
+    offset: int | None = Field(
+        default=None, ge=0, description="Byte offset of the span in that file"
+    )
+    length: int | None = Field(
+        default=None, ge=1, le=MAX_EVIDENCE_LENGTH, description="Bytes in the span"
+    )
+    spanSha256: str | None = Field(
+        default=None, pattern="^[0-9a-f]{64}$", description="SHA-256 of the span's bytes"
+    )
+    excerpt: str | None = Field(
+        default=None,
+        max_length=MAX_EXCERPT_CHARS,
+        description="exact-match only: a short excerpt of the model output",
+    )
+
+
+def _hex64(what: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": what}
+
+
+# Evidence is judged per event (reason `invalid_evidence`), so the body takes any JSON there;
+# the schema documents the object an operator should send.
+_EVIDENCE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "description": "exact-match: fileSha256, offset, length and spanSha256, optionally "
+            "excerpt; retrieval: fileSha256, optionally offset, length and spanSha256 (all "
+            "three or none); influence: no evidence (operator-asserted)",
+            "properties": {
+                "fileSha256": _hex64("SHA-256 of one file of the contribution's manifest"),
+                "offset": {"type": "integer", "minimum": 0, "description": "Byte offset"},
+                "length": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_EVIDENCE_LENGTH,
+                    "description": "Bytes in the span (offset + length <= the file's size)",
+                },
+                "spanSha256": _hex64("SHA-256 of the span's bytes"),
+                "excerpt": {
+                    "type": "string",
+                    "maxLength": MAX_EXCERPT_CHARS,
+                    "description": "exact-match only: a short excerpt of the model output",
+                },
+            },
+            "required": ["fileSha256"],
+            "additionalProperties": False,
+        },
+        {"type": "null"},
+    ]
+}
+
+
 class AttributionBody(BaseModel):
     # snake_case attributes with the wire's camelCase as aliases: registry.ledger reads these
     # models as they are (ledger.AttributionLike / EventLike), without a copy per event.
@@ -58,6 +128,7 @@ class AttributionBody(BaseModel):
         description="Relative weight within the event (0 to 1e6, kept to 6 decimals)"
     )
     method: StrictStr = Field(description="influence | exact-match | retrieval")
+    evidence: Annotated[Any, WithJsonSchema(_EVIDENCE_SCHEMA)] = None
 
 
 class UsageEventBody(BaseModel):

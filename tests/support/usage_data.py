@@ -20,7 +20,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.app import create_app
-from registry.db.models import ROLE_CONTRIBUTOR, STATE_ACCEPTED, Contribution, Key
+from registry.db.models import (
+    ROLE_CONTRIBUTOR,
+    STATE_ACCEPTED,
+    Contribution,
+    ContributionFile,
+    Key,
+)
 from registry.settings import RegistrySettings
 from tests.support.registry_actors import Contributor
 
@@ -69,6 +75,24 @@ def add_contributions(
         ids.append(cid)
     session.commit()
     return ids
+
+
+def add_files(
+    session: Session, contribution_id: str, files: dict[str, bytes], blobs: Any = None
+) -> dict[str, str]:
+    """Give a contribution these files (manifest rows; their bytes into the blob store
+    `blobs` if given); returns path -> sha256."""
+    shas = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
+    for path, data in files.items():
+        session.add(
+            ContributionFile(
+                contribution_id=contribution_id, path=path, size=len(data), sha256=shas[path]
+            )
+        )
+    session.commit()
+    if blobs is not None:
+        blobs.put_many([(shas[p], len(d), d) for p, d in files.items()])
+    return shas
 
 
 def event(
