@@ -7,11 +7,12 @@ user's global Qt settings), so tests and portable installs stay isolated.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -20,6 +21,7 @@ from PySide6.QtGui import (
     QDragMoveEvent,
     QDropEvent,
     QKeySequence,
+    QPaintEvent,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -36,12 +38,15 @@ from PySide6.QtWidgets import (
 )
 
 from app import APP_NAME
+from app.domain.states import State
 from app.services.registry_probe import check_registry
 from app.settings import SYNC_MINUTES
+from app.ui.adapters.rewards_sync import RewardsSync
 from app.ui.adapters.tasks import TaskRunner
-from app.ui.dialogs.key_unlock import KeyAction, KeyUnlocker
+from app.ui.dialogs.key_unlock import KeyUnlocker
 from app.ui.errors import ErrorPresenter
 from app.ui.pages.catalogue_view import CatalogueView
+from app.ui.pages.registry import Page, PageRegistry
 from app.ui.pages.settings_view import SettingsView
 from app.ui.pages.uploads_view import UploadsView
 from app.ui.resources import app_icon, themed_icon
@@ -56,17 +61,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 UI_STATE_FILE = "ui-state.ini"
-PAGES = (
-    ("catalogue", "Catalogue"),
-    ("uploads", "Uploads"),
-    ("rewards", "Rewards"),
-    ("datanets", "My datanets"),
-    ("settings", "Settings"),
-)
 REGISTRY_RECHECK_MS = 60_000
+# What a decided contribution's line says, in the status bar, the detail pane and the tray.
+DECIDED = {
+    State.ACCEPTED: ("Contribution #{} was accepted by the registry", "success"),
+    State.REJECTED: ("Contribution #{} was rejected; see its details for why", "danger"),
+    State.SUBMITTED: ("Contribution #{} is uploaded and waiting for the registry", "muted"),
+}
 
 
-def dropped_paths(urls: list[Any]) -> list[Path]:
+def dropped_paths(urls: list[QUrl]) -> list[Path]:
     return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and u.toLocalFile()]
 
 
@@ -97,9 +101,9 @@ class MainWindow(QMainWindow):
         self.wizard: FirstRunWizard | None = None
         self.demo_url: str | None = None
         self.registry_state = "unknown"
-        self._rewards: RewardsView | None = None
-        self._syncing = False
-        self._quiet_sync = False  # the automatic first sync fails without a dialog
+        self._rewards: RewardsView | None = None  # built on the Rewards page's first visit
+        # Usage and rewards: synced at start, every N minutes (Settings) and on F5.
+        self.rewards_sync = RewardsSync(services, self.runner, self.errors, self.unlocker, self)
         self._told_key_wait = False  # "uploads are waiting for your key" said once
         self.tray: QSystemTrayIcon | None = None
         self.quitting = False
@@ -120,10 +124,12 @@ class MainWindow(QMainWindow):
         self._registry_timer = QTimer(self)
         self._registry_timer.setInterval(REGISTRY_RECHECK_MS)
         self._registry_timer.timeout.connect(self.check_registry)
-        # Usage and rewards: synced at start, every N minutes (Settings) and on F5.
-        self._sync_timer = QTimer(self)
-        self._sync_timer.timeout.connect(self.auto_sync)
-        self.settings_view.syncIntervalChanged.connect(self.set_sync_interval)
+        self.settings_view.syncIntervalChanged.connect(self.rewards_sync.set_interval)
+        self.rewards_sync.syncLabel.connect(self.sync_label.setText)
+        self.rewards_sync.message.connect(self.statusBar().showMessage)
+        self.rewards_sync.registryUnavailable.connect(self._registry_down)
+        self.rewards_sync.refreshRequested.connect(self._refresh_catalogue)
+        self.rewards_sync.refreshRequested.connect(self.check_registry)
 
     # -- layout --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -148,11 +154,6 @@ class MainWindow(QMainWindow):
         self.sidebar.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.sidebar.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.sidebar.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        for key, label in PAGES:
-            item = QListWidgetItem(themed_icon(key, self.theme.colors["text"]), label)
-            item.setData(Qt.ItemDataRole.UserRole, key)
-            item.setSizeHint(QSize(150, 38))
-            self.sidebar.addItem(item)
         side_layout.addWidget(self.sidebar, 1)
         root.addWidget(side)
 
@@ -169,24 +170,41 @@ class MainWindow(QMainWindow):
             self.catalogue,
             self,
         )
-        self.uploads = UploadsView(
-            None, self.runner, self.theme, available=self.services.uploads_available
-        )
-        self.rewards_placeholder = QWidget()  # the Rewards page is built on first visit
+        self.uploads = UploadsView(None, self.runner, self.theme)
         self.settings_view = SettingsView(self.services, self.runner, self.theme, self.errors)
         self.settings_view.unlocker = self.unlocker
         from app.ui.pages.datanets_page import DatanetsPage
 
         self.datanets = DatanetsPage(self.services.ctx, self.runner, self.theme, self.errors)
         self.datanets.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.page_registry = PageRegistry(self.pages)
         for page in (
-            self.catalogue,
-            self.uploads,
-            self.rewards_placeholder,
-            self.datanets,
-            self.settings_view,
+            Page("catalogue", "Catalogue", "catalogue", "Ctrl+1", lambda: self.catalogue),
+            Page("uploads", "Uploads", "uploads", "Ctrl+2", lambda: self.uploads),
+            Page(
+                "rewards",
+                "Rewards",
+                "rewards",
+                "Ctrl+3",
+                self._build_rewards,
+                lazy=True,  # its charts are imported on first visit
+                on_show=self.rewards_sync.load,
+            ),
+            Page(
+                "datanets",
+                "My datanets",
+                "datanets",
+                "Ctrl+4",
+                lambda: self.datanets,
+                on_show=self._datanets_shown,
+            ),
+            Page("settings", "Settings", "settings", "Ctrl+5", lambda: self.settings_view),
         ):
-            self.pages.addWidget(page)
+            self.page_registry.register(page)
+            item = QListWidgetItem(themed_icon(page.icon, self.theme.colors["text"]), page.title)
+            item.setData(Qt.ItemDataRole.UserRole, page.key)
+            item.setSizeHint(QSize(150, 38))
+            self.sidebar.addItem(item)
         root.addWidget(self.pages, 1)
         self.setCentralWidget(central)
         self.sidebar.currentRowChanged.connect(self._page_selected)
@@ -205,67 +223,29 @@ class MainWindow(QMainWindow):
         self.uploads.contributionDecided.connect(self._contribution_decided)
 
     def _page_selected(self, row: int) -> None:
-        if row == 2 and self._rewards is None:
-            from app.ui.pages.rewards_view import RewardsView  # charts are loaded on first visit
+        if row >= 0:
+            self.page_registry.show(self.page_registry.key_at(row))
 
-            self._rewards = RewardsView(self.theme)
-            self._rewards.syncRequested.connect(self.sync)
-            self._rewards.scopeChanged.connect(self._rewards_scope)
-            self._rewards.csvRequested.connect(self._export_rewards_csv)
-            if self.registry_state == "offline":
-                self._rewards.set_offline(self.registry_label.toolTip())
-            self.pages.insertWidget(2, self._rewards)
-            self.pages.removeWidget(self.rewards_placeholder)
-        if row == 2:
-            self.load_rewards()
-        if PAGES[row][0] == "datanets" and not self.datanets.loaded:
+    def _build_rewards(self) -> RewardsView:
+        from app.ui.pages.rewards_view import RewardsView  # charts are loaded on first visit
+
+        view = RewardsView(self.theme)
+        view.syncRequested.connect(self.sync)
+        view.scopeChanged.connect(self.rewards_sync.scope)
+        view.csvRequested.connect(self.rewards_sync.export_csv)
+        self.rewards_sync.attach(view)
+        self._rewards = view
+        return view
+
+    def _datanets_shown(self) -> None:
+        if not self.datanets.loaded:
             self.datanets.refresh()
-        self.pages.setCurrentIndex(row)
-
-    def _rewards_scope(self, contribution_id: str | None) -> None:
-        view = self._rewards
-        if view is not None:
-
-            def loaded(overview: Any) -> None:
-                if view.scope.currentData() == contribution_id:  # not a stale answer
-                    view.show_scoped(overview)
-
-            self.runner.start(
-                self.services.rewards.overview,
-                contribution_id,
-                on_result=loaded,
-                on_error=self.errors.show,
-            )
-
-    def load_rewards(self) -> None:
-        """The Rewards page from the catalogue's synced copy (no network)."""
-        view = self._rewards
-        if view is None:
-            return
-
-        from app.ui.pages.rewards_view import local_time
-
-        def loaded(overview: Any) -> None:
-            view.show_overview(overview)
-            when = local_time(overview.last_sync) if overview is not None else None
-            if when is not None and not self._syncing:
-                self.sync_label.setText(f"Last sync: {when:%H:%M}")
-            if overview is not None and overview.last_sync is None and not self._syncing:
-                # Never synced with this registry: fetch now, once. Offline, that is no reason
-                # for a dialog: the status bar says so and F5 retries.
-                self._quiet_sync = True
-                self.sync()
-
-        self.runner.start(
-            self.services.rewards.overview, on_result=loaded, on_error=self.errors.show
-        )
 
     def show_page(self, key: str) -> None:
-        keys = [k for k, _ in PAGES]
-        self.sidebar.setCurrentRow(keys.index(key))
+        self.sidebar.setCurrentRow(self.page_registry.index(key))
 
     def current_page(self) -> str:
-        return PAGES[self.sidebar.currentRow()][0]
+        return self.page_registry.key_at(self.sidebar.currentRow())
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -289,13 +269,15 @@ class MainWindow(QMainWindow):
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         edit_menu.addActions([self.find_action, self.settings_action])
         view_menu = bar.addMenu("&View")
-        for i, (key, label) in enumerate(PAGES, start=1):
+        for page in self.page_registry:
             view_menu.addAction(
-                self._action(label, QKeySequence(f"Ctrl+{i}"), lambda k=key: self.show_page(k))
+                self._action(
+                    page.title, QKeySequence(page.shortcut), partial(self.show_page, page.key)
+                )
             )
         registry_menu = bar.addMenu("&Registry")
         self.sync_action = self._action("&Sync now", QKeySequence("F5"), self.sync, icon="sync")
-        self.unlock_action = self._action("&Unlock key…", None, self.unlock_key)
+        self.unlock_action = self._action("&Unlock key…", None, self.unlocker.unlock_now)
         self.unlock_action.setToolTip(
             "Unlock a key kept in an encrypted key file, e.g. so waiting uploads can continue"
         )
@@ -305,7 +287,13 @@ class MainWindow(QMainWindow):
         about.setMenuRole(QAction.MenuRole.AboutRole)
         help_menu.addAction(about)
 
-    def _action(self, text: str, shortcut: Any, slot: Any, icon: str | None = None) -> QAction:
+    def _action(
+        self,
+        text: str,
+        shortcut: QKeySequence | QKeySequence.StandardKey | None,
+        slot: Callable[[], object],
+        icon: str | None = None,
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(shortcut)
@@ -323,14 +311,12 @@ class MainWindow(QMainWindow):
         self.registry_label.setAccessibleName("Registry status")
         self.sync_label = QLabel("Last sync: never")
         self.sync_label.setAccessibleName("Last sync")
-        self.queue_label = QLabel(
-            "Uploads: queue idle" if self.services.uploads_available else "Uploads: not available"
-        )
+        self.queue_label = QLabel("Uploads: queue idle")
         self.queue_label.setAccessibleName("Upload queue summary")
         for w in (self.registry_label, self.sync_label, self.queue_label):
             status.addPermanentWidget(w)
 
-    def paintEvent(self, event: Any) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if not self._first_paint_done:
             self._first_paint_done = True
@@ -346,18 +332,17 @@ class MainWindow(QMainWindow):
         if self._defer_catalogue:
             self.catalogue.load()
         self.settings_view.refresh_identity()
-        if self.services.uploads_available:
-            self._attach_uploads()
+        self._attach_uploads()
         if self._check_registry_on_start:
             self.check_registry()
             self._registry_timer.start()
-            self.auto_sync()
-            self.set_sync_interval(self.services.ctx.settings.get(SYNC_MINUTES))
+            self.rewards_sync.auto_sync()
+            self.rewards_sync.set_interval(self.services.ctx.settings.get(SYNC_MINUTES))
 
     def _attach_uploads(self) -> None:
         self.runner.start(
             lambda: self.services.uploads,
-            on_result=lambda q: q is not None and self.uploads.attach(q),
+            on_result=self.uploads.attach,
             on_error=lambda exc: log.warning("upload queue unavailable: %s", exc),
         )
 
@@ -373,31 +358,13 @@ class MainWindow(QMainWindow):
         self.queue_label.setText(f"Uploads: {text}")
 
     def _uploads_wait_for_key(self) -> bool:
-        """The upload queue stopped because the key (in its encrypted file) is locked."""
-        from app.services.identity import PassphraseRequired
-
-        uploads = self.services.__dict__.get("uploads")  # only if it was ever started
-        return isinstance(getattr(uploads, "last_failure", None), PassphraseRequired)
-
-    def unlock_key(self) -> None:
-        """Registry ▸ Unlock key…: unlock now (e.g. for uploads queued in an earlier session)."""
-        from app.services.signing import unlock_signer
-
-        ctx = self.services.ctx
-        self.unlocker.run(
-            KeyAction(
-                "unlock it for this session",
-                lambda passphrase: unlock_signer(ctx, passphrase),
-                on_result=lambda _key: self.statusBar().showMessage(
-                    "Your key is unlocked for this session", 6000
-                ),
-            )
-        )
+        uploads = self.services.started_uploads()
+        return uploads is not None and uploads.waits_for_key()
 
     def _key_unlocked(self) -> None:
         """The key is now held by this session: a queue that stopped for it starts again."""
-        uploads = self.services.__dict__.get("uploads")
-        if uploads is not None and self._uploads_wait_for_key():
+        uploads = self.services.started_uploads()
+        if uploads is not None and uploads.waits_for_key():
             uploads.last_failure = None
             self._told_key_wait = False
             self.runner.start(uploads.ensure_running)
@@ -406,15 +373,11 @@ class MainWindow(QMainWindow):
         """Accepted/rejected: tell the user even when the window is in the tray, and in the
         detail pane when that item is the one shown."""
         self._refresh_catalogue()
-        if state not in ("accepted", "rejected", "submitted"):
+        if state not in DECIDED:
             return
-        text = {
-            "accepted": f"Contribution #{item_id} was accepted by the registry",
-            "rejected": f"Contribution #{item_id} was rejected; see its details for why",
-            "submitted": f"Contribution #{item_id} is uploaded and waiting for the registry",
-        }[state]
+        template, tone = DECIDED[State(state)]
+        text = template.format(item_id)
         self.statusBar().showMessage(text, 10_000)
-        tone = {"accepted": "success", "rejected": "danger"}.get(state, "muted")
         self.catalogue.detail.show_result(item_id, text, tone)
         if self.tray is not None:
             self.tray.showMessage("Contributor Desk", text)
@@ -434,19 +397,17 @@ class MainWindow(QMainWindow):
             check_registry, url, on_result=self._registry_ok, on_error=self._registry_down
         )
 
-    def _registry_ok(self, _result: Any) -> None:
+    def _registry_ok(self, _result: object) -> None:
         self.registry_state = "demo" if self.demo_url else "online"
         label = "Registry: demo (local)" if self.demo_url else "Registry: online"
         self._set_registry_label(label, "success")
-        if self._rewards is not None:
-            self._rewards.set_offline(None)
+        self.rewards_sync.set_offline(None)
 
     def _registry_down(self, exc: BaseException) -> None:
         self.registry_state = "offline"
         self._set_registry_label("Registry: offline", "warning")
         self.registry_label.setToolTip(str(exc))
-        if self._rewards is not None:  # it keeps showing what is stored, saying from when
-            self._rewards.set_offline(str(exc))
+        self.rewards_sync.set_offline(str(exc))
 
     def _set_registry_label(self, text: str, tone: str) -> None:
         self.registry_label.setText(f"● {text}")
@@ -462,116 +423,7 @@ class MainWindow(QMainWindow):
 
     def sync(self) -> None:
         """F5: refresh the catalogue and the registry state, then pull usage and rewards."""
-        self._refresh_catalogue()
-        self.check_registry()
-        if self._syncing:
-            return
-        self._syncing = True
-        if self._rewards is not None:
-            self._rewards.set_syncing(True)
-        self.sync_label.setText("Syncing…")
-        self.unlocker.run(
-            KeyAction(
-                "sync usage and rewards",
-                self.services.rewards.sync,
-                on_result=self._synced,
-                on_error=self._sync_failed,
-                on_cancel=self._sync_cancelled,
-                preflight=self._sync_preflight,
-            )
-        )
-
-    def set_sync_interval(self, minutes: int) -> None:
-        """Sync every `minutes` (0: only at start and on F5)."""
-        self._sync_timer.stop()
-        if minutes > 0:
-            self._sync_timer.start(minutes * 60_000)
-
-    def auto_sync(self) -> None:
-        """The sync at start and every N minutes: quiet when the registry is unreachable (the
-        Rewards page says "Offline — data from …"), and never a passphrase prompt: a key in
-        an encrypted file that this session has not unlocked waits for F5."""
-        if self._syncing:
-            return
-
-        def decided(unattended: bool) -> None:
-            if unattended and not self._syncing:
-                self._quiet_sync = True
-                self.sync()
-
-        self.runner.start(
-            self._can_sync_unattended,
-            on_result=decided,
-            on_error=lambda exc: log.warning("automatic sync skipped: %s", exc),
-        )
-
-    def _can_sync_unattended(self) -> bool:
-        from app.services.rewards import current_owner
-
-        identity = self.services.identity
-        if identity is None or current_owner(self.services.ctx) is None:
-            return False
-        return not identity.key_in_file() or self.unlocker.remembered
-
-    def _export_rewards_csv(
-        self, path: str, since: Any, until: Any, contribution_id: str | None
-    ) -> None:
-        """The Rewards page's CSV export, on a worker: the same service as the CLI's."""
-        self.runner.start(
-            self.services.rewards.export_csv,
-            path,
-            since,
-            until,
-            contribution_id,
-            on_result=lambda report: self.statusBar().showMessage(
-                f"Saved {report.rows:,} rows to {path}", 8000
-            ),
-            on_error=self.errors.show,
-        )
-
-    def _sync_preflight(self) -> None:
-        """On a worker, before the key is asked for: an unreachable registry is reported as
-        that (RegistryUnavailable), not as a locked key. Without an identity there is
-        nothing to sync, so nothing to check."""
-        from app.services.rewards import current_owner
-
-        if current_owner(self.services.ctx) is not None:
-            check_registry(self.services.ctx.registry_url)
-
-    def _sync_cancelled(self) -> None:
-        self._syncing = False
-        self._quiet_sync = False
-        self.sync_label.setText("Last sync: key locked")
-        if self._rewards is not None:
-            self._rewards.set_syncing(False)
-
-    def _synced(self, overview: Any) -> None:
-        self._syncing = False
-        self._quiet_sync = False
-        self.sync_label.setText(f"Last sync: {datetime.now().strftime('%H:%M')}")
-        if self._rewards is not None:
-            self._rewards.set_syncing(False)
-            self._rewards.show_overview(overview)
-        if overview is None:
-            self.statusBar().showMessage(
-                "Catalogue refreshed. Create your identity to sync usage and rewards.", 6000
-            )
-
-    def _sync_failed(self, exc: BaseException) -> None:
-        self._syncing = False
-        self.sync_label.setText("Last sync: failed")
-        if self._rewards is not None:
-            self._rewards.set_syncing(False)
-        from app.domain.errors import RegistryUnavailable
-
-        if isinstance(exc, RegistryUnavailable):
-            self._registry_down(exc)
-        if self._quiet_sync:
-            self._quiet_sync = False
-            why = "the registry is offline" if isinstance(exc, RegistryUnavailable) else exc
-            self.statusBar().showMessage(f"Usage and rewards not synced: {why}", 8000)
-            return
-        self.errors.show(exc)
+        self.rewards_sync.sync()
 
     # -- adding --------------------------------------------------------------------------
     def focus_search(self) -> None:
@@ -690,9 +542,9 @@ class MainWindow(QMainWindow):
         header = self.ui_state.value("catalogue/header")
         if header is not None:
             self.catalogue.table.horizontalHeader().restoreState(header)
-        page = self.ui_state.value("window/page", "catalogue")
-        if page in dict(PAGES) and page != "rewards":
-            self.show_page(str(page))
+        page = str(self.ui_state.value("window/page", "catalogue"))
+        if page in self.page_registry and not self.page_registry.page(page).lazy:
+            self.show_page(page)
 
     def save_state(self) -> None:
         self.ui_state.setValue("window/geometry", self.saveGeometry())
@@ -707,16 +559,20 @@ class MainWindow(QMainWindow):
     def _close_to_tray(self) -> bool:
         from app.settings import CLOSE_TO_TRAY
 
-        if self.services.uploads is None or not self.services.ctx.settings.get(CLOSE_TO_TRAY):
+        if not self.services.ctx.settings.get(CLOSE_TO_TRAY):
             return False
         if not QSystemTrayIcon.isSystemTrayAvailable():
             return False
         if self.tray is None:
             self.tray = QSystemTrayIcon(app_icon(), self)
             self.tray.setToolTip("Contributor Desk — uploading in the background")
-            self.tray.activated.connect(lambda _r: (self.showNormal(), self.activateWindow()))
+            self.tray.activated.connect(self._show_from_tray)
         self.tray.show()
         return True
+
+    def _show_from_tray(self, _reason: QSystemTrayIcon.ActivationReason) -> None:
+        self.showNormal()
+        self.activateWindow()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.quitting and self._close_to_tray():
@@ -727,7 +583,7 @@ class MainWindow(QMainWindow):
         self.save_state()
         self._registry_timer.stop()
         self.uploads.stop()
-        uploads = self.services.__dict__.get("uploads")  # only if it was ever started
+        uploads = self.services.started_uploads()
         if uploads is not None:
             uploads.stop()
         self.runner.cancel_all()

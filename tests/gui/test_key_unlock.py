@@ -129,7 +129,7 @@ def test_cancel_ends_the_sync_without_an_error(qtbot: Any, locked: Services, the
     qtbot.waitUntil(lambda: win.sync_label.text() == "Last sync: key locked", timeout=10_000)
     assert errors == [] and win.unlocker.dialog is None
     assert "key stays locked" in win.statusBar().currentMessage()
-    assert not win._syncing  # a new sync can start
+    assert not win.rewards_sync.syncing  # a new sync can start
     win.sync_action.trigger()  # F5
     _dialog(qtbot, win).reject()
 

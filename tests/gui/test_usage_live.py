@@ -45,13 +45,13 @@ def test_sync_on_start_charts_export_and_offline_timeline(
             timeout=30_000,
         )
         # ... and every N minutes (the setting, default 15).
-        assert win._sync_timer.isActive()
-        assert win._sync_timer.interval() == SYNC_MINUTES.default * 60_000
+        assert win.rewards_sync.timer.isActive()
+        assert win.rewards_sync.timer.interval() == SYNC_MINUTES.default * 60_000
         win.settings_view.sync_minutes.setValue(5)
-        assert win._sync_timer.interval() == 5 * 60_000
+        assert win.rewards_sync.timer.interval() == 5 * 60_000
         assert desk.ctx.settings.get(SYNC_MINUTES) == 5
         win.settings_view.sync_minutes.setValue(0)
-        assert not win._sync_timer.isActive()
+        assert not win.rewards_sync.timer.isActive()
 
         win.show_page("rewards")
         qtbot.waitUntil(
@@ -75,7 +75,7 @@ def test_sync_on_start_charts_export_and_offline_timeline(
         png = view.export_chart("usage", tmp_path / "usage.png")
         assert not QImage(str(png)).isNull()
         out = tmp_path / "rows.csv"
-        win._export_rewards_csv(str(out), None, None, None)
+        win.rewards_sync.export_csv(str(out), None, None, None)
         qtbot.waitUntil(out.exists, timeout=10_000)
         with out.open(encoding="utf-8", newline="") as fh:
             rows = list(csv.DictReader(fh))

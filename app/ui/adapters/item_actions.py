@@ -87,8 +87,6 @@ class ItemActions(QObject):
         from app.services.item_review import review_item
         from app.settings import DATANET
 
-        if (submit and self.services.uploads is None) or self.services.signing is None:
-            return
         self._say(item_id, "Checking the datanet's rules…", "muted")
         self.runner.start(
             review_item,

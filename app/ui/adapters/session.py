@@ -88,7 +88,7 @@ class GuiSession:
 
     def maybe_first_run(self) -> None:
         window = self.window
-        if window is None or not self.services.identity_available or not window.first_run_needed():
+        if window is None or not window.first_run_needed():
             return
 
         def decide(info: Any) -> None:

@@ -39,10 +39,10 @@ class _Relay(QObject):
 
     def __init__(
         self,
-        on_result: Callable[[Any], None] | None,
-        on_error: Callable[[BaseException], None] | None,
-        on_progress: Callable[[int, int], None] | None,
-        on_finished: Callable[[], None] | None,
+        on_result: Callable[[Any], object] | None,
+        on_error: Callable[[BaseException], object] | None,
+        on_progress: Callable[[int, int], object] | None,
+        on_finished: Callable[[], object] | None,
         forget: Callable[[], None],
         parent: QObject,
     ) -> None:
@@ -160,10 +160,10 @@ class TaskRunner(QObject):
         self,
         fn: Callable[..., Any],
         *args: Any,
-        on_result: Callable[[Any], None] | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
-        on_progress: Callable[[int, int], None] | None = None,
-        on_finished: Callable[[], None] | None = None,
+        on_result: Callable[[Any], object] | None = None,
+        on_error: Callable[[BaseException], object] | None = None,
+        on_progress: Callable[[int, int], object] | None = None,
+        on_finished: Callable[[], object] | None = None,
         with_cancel: bool = False,
         **kwargs: Any,
     ) -> Task:

@@ -96,6 +96,12 @@ class GuiUploadQueue:
             log.exception("upload queue stopped")
             self.last_failure = exc
 
+    def waits_for_key(self) -> bool:
+        """The queue thread stopped because the key (in its encrypted file) is locked."""
+        from app.services.identity import PassphraseRequired
+
+        return isinstance(self.last_failure, PassphraseRequired)
+
     def stop(self) -> None:
         self._queue.stop()
         thread = self._thread

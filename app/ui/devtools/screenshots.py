@@ -190,7 +190,7 @@ def shoot(
             window._rewards is not None
             and window._rewards.overview is not None
             and window._rewards.overview.last_sync is not None
-            and not window._syncing
+            and not window.rewards_sync.syncing
         ),
         timeout=60,
     )
@@ -388,11 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ids = build_catalogue(ctx, root / "src")
             services = Services(ctx)
-            if services.identity is not None:
-                services.identity.init()
-            if services.signing is not None:
-                services.signing.sign_item(ids["diabetes"], registry_url=url, datanet="open-data")
-            if demo is not None and services.uploads is not None:
+            services.identity.init()
+            services.signing.sign_item(ids["diabetes"], registry_url=url, datanet="open-data")
+            if demo is not None:
                 submit_and_wait(app, services, [ids["coco"], ids["air"]])
                 _backdate_acceptance(demo, days=45, accepted=2)
                 services.demo_seed = demo.seed  # simulated (demo) usage for the Rewards page
@@ -411,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                         suffix,
                     )
         finally:
-            uploads = services.__dict__.get("uploads") if "services" in locals() else None
+            uploads = services.started_uploads() if "services" in locals() else None
             if uploads is not None:
                 uploads.stop()
             ctx.close()

@@ -118,8 +118,6 @@ def _run(tmp: Path, debug: bool) -> int:
         )
 
         services = session.services
-        if services.identity is None or services.signing is None:
-            raise SelfTestFailed("the identity and signing services are missing")
         info = services.identity.init()
         result = services.signing.sign_item(
             item.id, registry_url=ctx.registry_url, datanet="open-data"
@@ -127,10 +125,7 @@ def _run(tmp: Path, debug: bool) -> int:
         print(f"self-test: signed with {info.grouped[:19]}… (envelope #{result.envelope_id})")
         if demo is None:
             raise SelfTestFailed("the embedded registry did not start")
-        uploads = services.uploads
-        if uploads is None:
-            raise SelfTestFailed("the upload service is missing")
-        submitted = uploads.submit(item.id)
+        submitted = services.uploads.submit(item.id)
         print(f"self-test: submitted to {url}: {submitted.message or submitted.state}")
         _wait(
             app,

@@ -6,6 +6,8 @@ Key creation and the connection test run in background tasks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ from app.ui.theme import Theme
 from app.ui.widgets.common import two_lines
 
 if TYPE_CHECKING:
+    from app.services.identity import IdentityInfo
     from app.ui.adapters.services import Services
 
 
@@ -161,10 +164,6 @@ class IdentityPage(QWizardPage):
         self._mode_changed()
 
     def initializePage(self) -> None:
-        if not self.services.identity_available:
-            self._say("The identity service is not available in this build.", "danger")
-            self.go_button.setEnabled(False)
-            return
         self.runner.start(self.services.current_identity, on_result=self._existing)
 
     def _existing(self, info: Any) -> None:
@@ -198,7 +197,7 @@ class IdentityPage(QWizardPage):
 
     def run(self) -> None:
         identity = self.services.identity
-        if identity is None or self.busy:
+        if self.busy:
             return
         importing = self.import_radio.isChecked()
         passphrase: str | None = None
@@ -208,7 +207,7 @@ class IdentityPage(QWizardPage):
                 self._say("Choose the backup file first.", "danger")
                 return
             passphrase = self.passphrase.text()
-            fn, args = identity.import_, (path, passphrase)
+            task: Callable[[], IdentityInfo] = partial(identity.import_, path, passphrase)
         else:
             if self.needs_passphrase:
                 problem = validate_passphrase(self.passphrase.text(), self.repeat.text())
@@ -216,14 +215,12 @@ class IdentityPage(QWizardPage):
                     self._say(problem, "danger")
                     return
                 passphrase = self.passphrase.text()
-            fn, args = identity.init, (passphrase,)
+            task = partial(identity.init, passphrase)
             self._unlock = passphrase
         self.busy = True
         self.go_button.setEnabled(False)
         self._say("Working…", "muted")
-        self.runner.start(
-            fn, *args, on_result=lambda info: self._done(info, ""), on_error=self._failed
-        )
+        self.runner.start(task, on_result=lambda info: self._done(info, ""), on_error=self._failed)
 
     def _failed(self, exc: BaseException) -> None:
         self.busy = False
@@ -276,9 +273,6 @@ class IdentityPage(QWizardPage):
 
     def export_backup(self) -> None:
         """Write an encrypted backup of the new key (its own passphrase, asked here)."""
-        identity = self.services.identity
-        if identity is None:
-            return
         path, _ = QFileDialog.getSaveFileName(
             self, "Export identity backup", "contributor-desk-identity.key", "Key file (*.key)"
         )
@@ -297,8 +291,6 @@ class IdentityPage(QWizardPage):
 
     def export_backup_to(self, path: Path, passphrase: str) -> None:
         identity = self.services.identity
-        if identity is None:
-            return
         self.backup_button.setEnabled(False)
         self.runner.start(
             identity.export,

@@ -178,6 +178,19 @@ class KeyUnlocker(QObject):
         self.key_file = ""
 
     # -- the flow ------------------------------------------------------------------------
+    def unlock_now(self) -> None:
+        """Registry ▸ Unlock key…: unlock now (e.g. for uploads queued in an earlier session)."""
+        from app.services.signing import unlock_signer
+
+        ctx = self.services.ctx
+        self.run(
+            KeyAction(
+                "unlock it for this session",
+                lambda passphrase: unlock_signer(ctx, passphrase),
+                on_result=lambda _key: self.message.emit("Your key is unlocked for this session"),
+            )
+        )
+
     def run(self, action: KeyAction) -> None:
         self.runner.start(
             self._prepare,
@@ -192,7 +205,7 @@ class KeyUnlocker(QObject):
         if action.preflight is not None:
             action.preflight()
         identity = self.services.identity
-        if identity is None or not identity.key_in_file():
+        if not identity.key_in_file():
             return False
         info = identity.current()
         self.key_file = str(info.key_file or "") if info is not None else ""

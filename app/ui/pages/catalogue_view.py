@@ -359,8 +359,8 @@ class CatalogueView(QWidget):
 
         self.detail = DetailPane(
             self.theme,
-            can_sign=self.services.signing_available,
-            can_submit=self.services.uploads_available,
+            can_sign=True,
+            can_submit=True,
         )
         self.detail.verifyRequested.connect(self.verify)
         self.detail.exportRequested.connect(self.export)
@@ -516,7 +516,7 @@ class CatalogueView(QWidget):
     def verify(self, item_id: int) -> None:
         signing = self.services.signing
         detail = self.detail.detail
-        if signing is None or detail is None or detail.envelope is None:
+        if detail is None or detail.envelope is None:
             self.message.emit("Sign the item first: verification checks its signature and files")
             return
         envelope = json.dumps(detail.envelope).encode("utf-8")

@@ -48,6 +48,7 @@ from app.ui.widgets.common import page_header, two_lines
 
 if TYPE_CHECKING:
     from app.ui.adapters.services import Services
+    from app.ui.adapters.upload_adapter import GuiUploadQueue
     from app.ui.dialogs.key_unlock import KeyUnlocker
     from app.ui.errors import ErrorPresenter
 
@@ -285,15 +286,9 @@ class SettingsView(QWidget):
         self.create_button.clicked.connect(self.createIdentityRequested)
         self.export_button.clicked.connect(self.export_identity)
         self.rotate_button.clicked.connect(self.rotate_identity)
-        if not self.services.identity_available:
-            self.fingerprint.setText("Identity service not available in this build")
-            for b in (self.create_button, self.export_button, self.rotate_button):
-                b.setEnabled(False)
         return card
 
     def refresh_identity(self) -> None:
-        if not self.services.identity_available:
-            return
         # The service is built in the worker too: importing it on this thread right after
         # start-up would hold up the catalogue's first rows.
         self.runner.start(
@@ -324,8 +319,6 @@ class SettingsView(QWidget):
 
     def export_identity(self) -> None:
         identity = self.services.identity
-        if identity is None:
-            return
         path, _ = QFileDialog.getSaveFileName(
             self, "Export identity backup", "contributor-desk-identity.key", "Key file (*.key)"
         )
@@ -353,7 +346,7 @@ class SettingsView(QWidget):
 
     def rotate_identity(self) -> None:
         identity = self.services.identity
-        if identity is None or self.unlocker is None:
+        if self.unlocker is None:
             return
         # As `identity rotate`: the passphrase unlocks the old key and, when the new key goes
         # to a key file, protects it too, so it is asked for even when the key is remembered.
@@ -395,9 +388,9 @@ class SettingsView(QWidget):
         self.tray.toggled.connect(lambda v: self._save(CLOSE_TO_TRAY, bool(v)))
         return card
 
-    def _running_queue(self) -> Any:
+    def _running_queue(self) -> GuiUploadQueue | None:
         """The upload queue if this session started it (never started just for a setting)."""
-        return self.services.__dict__.get("uploads")
+        return self.services.started_uploads()
 
     def _bandwidth_changed(self, kbps: int) -> None:
         self._save(UPLOAD_BANDWIDTH_KBPS, int(kbps))

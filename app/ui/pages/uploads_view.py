@@ -1,9 +1,9 @@
 """Uploads page: the persistent upload queue, against a small interface defined here.
 
-Without an upload service the page shows an honest empty state. With one, the page polls it
-in the background once a second, says what each contribution is really doing (uploading,
-queued, waiting for an offline registry, paused, failed) and enables only the actions that
-state allows.
+Until the upload queue is attached (after the first paint) and while it is empty, the page
+shows an empty state. Once attached, the page polls it in the background once a second, says
+what each contribution is really doing (uploading, queued, waiting for an offline registry,
+paused, failed) and enables only the actions that state allows.
 """
 
 from __future__ import annotations
@@ -135,13 +135,10 @@ class UploadsView(QWidget):
         runner: TaskRunner,
         theme: Theme,
         parent: QWidget | None = None,
-        *,
-        available: bool | None = None,
     ) -> None:
         super().__init__(parent)
         self.queue = queue
         self.theme = theme
-        available = queue is not None if available is None else available
         self.runner = runner
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 16)
@@ -151,14 +148,7 @@ class UploadsView(QWidget):
         )
         layout.addWidget(header)
         self.stack = QStackedWidget()
-        if not available:
-            text = (
-                "Contributions you submit are queued here with per-file progress, rate and ETA. "
-                "Uploading is not part of this build yet: the Submit action becomes available "
-                "when the upload service is installed."
-            )
-        else:
-            text = "Submit an item from your catalogue and it appears here while it uploads."
+        text = "Submit an item from your catalogue and it appears here while it uploads."
         self.empty = EmptyState("uploads", "Nothing is uploading", text, theme)
         self.stack.addWidget(self.empty)
         table_page = QWidget()
