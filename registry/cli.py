@@ -9,11 +9,9 @@ import argparse
 import gc
 import json
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from registry.settings import RegistrySettings
@@ -46,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
         "--no-settler",
         action="store_true",
         help="do not settle usage in this process (run `contributor-registry settle` instead)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API worker processes (PostgreSQL only); this process then runs the one settler "
+        "(none with --no-settler) and the workers share rate limits and caches through the "
+        "database",
     )
 
     settle = sub.add_parser("settle", help="settle received usage into the ledger (alone)")
@@ -89,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     for name in ("registry.access", "registry.errors"):
@@ -131,12 +137,20 @@ def _serve_settings_problem(args: argparse.Namespace) -> str | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from registry import workers
     from registry.app import create_app
 
     problem = _serve_settings_problem(args)
     if problem is not None:
         return _usage_error(problem)
-    _configure_logging()
+    if args.workers < 1:
+        return _usage_error("--workers must be at least 1")
+    if args.workers > 1 and not args.db.startswith("postgresql"):
+        return _usage_error(
+            f"--workers {args.workers} needs PostgreSQL: a SQLite registry has one writer and "
+            "keeps its rate limits in memory, so it runs as one process (use --workers 1)"
+        )
+    configure_logging()
     settings = RegistrySettings(
         db_url=args.db,
         blobs_dir=Path(args.blobs),
@@ -150,28 +164,12 @@ def _serve(args: argparse.Namespace) -> int:
         enable_bench_put=args.enable_bench_put,
         settle_in_process=not args.no_settler,
     )
+    if args.workers > 1:
+        return workers.serve(settings, args.host, args.port, args.workers)
     app = create_app(settings)
-    # Bind the socket ourselves so port 0 works and the real port is known before serving.
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(2048)  # connections queue from the moment the port is announced
+    sock = workers.listen(args.host, args.port)
     port = sock.getsockname()[1]
-    http: Any = "auto"
-    try:  # tus PATCH bodies straight into the staging buffers (registry/rawbody.py)
-        from registry.rawbody_http import RawBodyHttpToolsProtocol
-
-        http = RawBodyHttpToolsProtocol
-    except ImportError:  # no httptools: uvicorn's own protocol, bodies through receive()
-        pass
-    config = uvicorn.Config(
-        app,
-        http=http,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=30,
-        h11_max_incomplete_event_size=64 * 1024,
-    )
+    config = uvicorn.Config(app, **workers.uvicorn_options())
     server = uvicorn.Server(config)
     # Everything made so far (modules, app, schema) lives as long as the server: out of the
     # collector's way, so a full collection scans only what requests allocate.
@@ -291,7 +289,7 @@ def _settle(args: argparse.Namespace) -> int:
 
     if args.chunk < 1 or args.poll <= 0:
         return _usage_error("--chunk must be at least 1 and --poll above 0")
-    _configure_logging()
+    configure_logging()
     engine = make_engine(args.db)
     migrate(engine)
     sessions = make_sessionmaker(engine)

@@ -144,6 +144,19 @@ class LookupCache:
         self._accepted: dict[str, str] = {}
         self._files: dict[str, dict[str, int]] = {}
         self._file_entries = 0
+        self._generation: int | None = None
+
+    def sync(self, db: BulkDb) -> None:
+        """Drop everything cached if a transaction of any process invalidated the cache since
+        it was filled (`forget_contribution`): one primary-key read per batch."""
+        generation = db.session.execute(_GENERATION_SQL).scalar_one()
+        with self._lock:
+            if generation != self._generation:
+                self._models.clear()
+                self._accepted.clear()
+                self._files.clear()
+                self._file_entries = 0
+                self._generation = generation
 
     def models(self, db: BulkDb, ids: set[str]) -> dict[str, tuple[str, bool]]:
         known = self._models
@@ -207,6 +220,11 @@ class LookupCache:
             self._files.pop(cid, None)
 
 
+# The lookup cache's generation (table cache_generations): bumped by every transaction that
+# makes a cached fact wrong, compared by every process before each batch.
+_GENERATION_SQL = text("SELECT generation FROM cache_generations WHERE name = 'lookups'")
+_BUMP_SQL = text("UPDATE cache_generations SET generation = generation + 1 WHERE name = 'lookups'")
+
 _caches: weakref.WeakKeyDictionary[Engine, LookupCache] = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
 
@@ -225,6 +243,7 @@ def lookup_cache(session: Session) -> LookupCache:
 def forget_contribution(session: Session, cid: str) -> None:
     """Call when a contribution leaves the accepted state: intake stops accepting usage of it
     (the settler re-checks every contribution from the database in any case)."""
+    session.execute(_BUMP_SQL)  # the other processes drop their caches after the commit
     lookup_cache(session).forget_contribution(cid)
 
 
@@ -342,6 +361,7 @@ def plan_batch(
         else _existing_event_ids(db, filter(storable, {e.event_id for e in events}))
     )
     cache = lookup_cache(db.session)
+    cache.sync(db)
     models = cache.models(db, {e.model_id for e in events})
     contributions = cache.contributions(
         db, {a.contribution_id for e in events for a in e.attributions}
