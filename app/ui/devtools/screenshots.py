@@ -129,7 +129,7 @@ def shoot(
     from app.ui.theme import apply_theme
 
     app = QApplication.instance()
-    assert app is not None
+    assert isinstance(app, QApplication)
     theme = apply_theme(app, theme_name)
     saved: list[Path] = []
 
@@ -197,6 +197,7 @@ def shoot(
     _settle(app, 400)  # the page lays its charts out once filled
     save(window, "rewards")
     rewards = window._rewards
+    assert rewards is not None
     rewards.breakdown.setCurrentIndex(1)  # usage by attribution method, per week
     rewards.bucket.setCurrentIndex(1)
     box = rewards.usage_chart.parentWidget()

@@ -27,10 +27,10 @@ STEP_TIMEOUT_S = 60.0
 class SelfTestKeyring(KeyringBackend):
     """Process-local secrets for the self-test: nothing reaches the user's keyring."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's base is untyped
         self._secrets: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:

@@ -72,11 +72,15 @@ class AboutDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
+    def _cell(self, row: int, column: int) -> str:
+        item = self.table.item(row, column)
+        return item.text() if item is not None else ""
+
     def component_names(self) -> list[str]:
-        return [self.table.item(r, 0).text() for r in range(self.table.rowCount())]
+        return [self._cell(r, 0) for r in range(self.table.rowCount())]
 
     def license_of(self, name: str) -> str:
         for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).text() == name:
-                return self.table.item(r, 2).text()
+            if self._cell(r, 0) == name:
+                return self._cell(r, 2)
         raise KeyError(name)

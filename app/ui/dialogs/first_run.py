@@ -257,10 +257,11 @@ class IdentityPage(QWizardPage):
         self.fingerprint.setText(two_lines(info.grouped))
         self.fingerprint.setToolTip(info.fingerprint)
         self.fingerprint.show()
-        for w in (self.create_radio, self.import_radio):
-            w.setEnabled(False)
+        for radio in (self.create_radio, self.import_radio):
+            radio.setEnabled(False)
         # The form did its job: hide it, so the result (and the backup offer) has the room.
-        for w in (self.file_row, self.passphrase, self.repeat):
+        form_fields: tuple[QWidget, ...] = (self.file_row, self.passphrase, self.repeat)
+        for w in form_fields:
             w.hide()
             label = self.form.labelForField(w)
             if label is not None:

@@ -184,7 +184,9 @@ class CatalogueHeader(QHeaderView):
             return super().saveState()
         return QByteArray()  # nothing rather than a collapsed layout
 
-    def restoreState(self, state: QByteArray | bytes) -> bool:  # noqa: N802 - Qt API
+    def restoreState(  # noqa: N802 - Qt API
+        self, state: QByteArray | bytes | bytearray | memoryview
+    ) -> bool:
         before = super().saveState()
         if not state or not super().restoreState(state) or not self.layout_ok():
             super().restoreState(before)

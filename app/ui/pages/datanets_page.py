@@ -460,8 +460,9 @@ class DatanetsPage(QWidget):
             hint = "Nothing waits for review."
         self.queue_hint.setText(hint)
         self.tabs.setTabText(1, f"Review queue ({len(entries)})" if entries else "Review queue")
-        if entries:
-            self.queue.setCurrentItem(self.queue.topLevelItem(0))
+        first = self.queue.topLevelItem(0)
+        if entries and first is not None:
+            self.queue.setCurrentItem(first)
         self._queue_buttons()
 
     def _queue_buttons(self) -> None:

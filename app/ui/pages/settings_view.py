@@ -354,10 +354,14 @@ class SettingsView(QWidget):
             KeyAction(
                 "rotate your key",
                 lambda passphrase: identity.rotate(passphrase, unlock=passphrase),
-                on_result=lambda _r: (self.refresh_identity(), self.identityChanged.emit()),
+                on_result=self._rotated,
                 needs_passphrase_anyway=True,
             )
         )
+
+    def _rotated(self, _result: object) -> None:
+        self.refresh_identity()
+        self.identityChanged.emit()
 
     # -- uploads & appearance ------------------------------------------------------------
     def _uploads_card(self) -> QFrame:

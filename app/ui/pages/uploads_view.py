@@ -122,7 +122,7 @@ class _QueueTree(QTreeWidget):
 class _EventBridge(QObject):
     """Queue events arrive on upload threads; this re-emits them on the GUI thread."""
 
-    event = Signal(object)
+    arrived = Signal(object)  # not `event`: that name is QObject.event()
 
 
 class UploadsView(QWidget):
@@ -189,7 +189,7 @@ class UploadsView(QWidget):
         self._timer.timeout.connect(self.poll)
         self._polling = False
         self._bridge = _EventBridge(self)
-        self._bridge.event.connect(self._queue_event)
+        self._bridge.arrived.connect(self._queue_event)
         self._unsubscribe: Any = None
         if queue is not None:
             self.attach(queue)
@@ -197,7 +197,7 @@ class UploadsView(QWidget):
     def attach(self, queue: UploadQueue) -> None:
         """Start showing a queue (built in the background after the first paint)."""
         self.queue = queue
-        self._unsubscribe = queue.subscribe(self._bridge.event.emit)
+        self._unsubscribe = queue.subscribe(self._bridge.arrived.emit)
         self._timer.start()
         self.poll()
 
@@ -233,7 +233,9 @@ class UploadsView(QWidget):
         fm = self.table.fontMetrics()
         widest = 0
         for i in range(self.table.topLevelItemCount()):
-            widest = max(widest, fm.horizontalAdvance(self.table.topLevelItem(i).text(0)))
+            item = self.table.topLevelItem(i)
+            if item is not None:
+                widest = max(widest, fm.horizontalAdvance(item.text(0)))
         return widest + self.table.indentation() + 24
 
     def _show(self, jobs: list[Any]) -> None:
