@@ -550,107 +550,6 @@ def http_bench(
 # --------------------------------------------------------------------- intake and settlement
 
 
-def mixed_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespace) -> None:
-    """Intake over HTTP at a fixed rate (`--rate` events/s, 1,000-event batches) into
-    `serve --no-settler` while `contributor-registry settle` runs beside it, for `--mixed`
-    seconds. Settlement lag of an event = when the watermark passed it - when its batch was
-    answered; sampled every 50 ms from GET /v1/usage/settlement (p50 / p99 / max)."""
-    import base64
-    import threading
-
-    import httpx
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from tests.support.registry_server import RegistryProcess
-
-    key = Ed25519PrivateKey.generate()
-    pub = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        .hex()
-    )
-    blobs = Path(tempfile.mkdtemp(prefix="mixed-bench-blobs-"))
-    server = RegistryProcess(
-        db_url, blobs / "b",
-        extra_args=("--operator-key", pub, "--rate-limit", "0", "--no-settler"),
-    )  # fmt: skip
-    server.start()
-    settler = subprocess.Popen(
-        [sys.executable, "-m", "registry.cli", "settle", "--db", db_url, "--poll", "0.05"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    answered: list[tuple[float, int]] = []  # (time answered, receivedThrough after it)
-    settled: list[tuple[float, int]] = []  # (time seen, settledThrough)
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=60) as http:
-            nonce = http.post("/v1/auth/challenge", json={"publicKey": pub}).json()["nonce"]
-            sig = key.sign(b"contributor-desk-auth-v1\n" + nonce.encode())
-            token = http.post(
-                "/v1/auth/token",
-                json={"publicKey": pub, "nonce": nonce,
-                      "signature": base64.b64encode(sig).decode()},
-            ).json()["token"]  # fmt: skip
-            h = {"Authorization": f"Bearer {token}"}
-            for m in MODELS:
-                http.post("/v1/models", json={"id": f"h{m}", "name": m}, headers=h)
-            n_batches = int(args.mixed * args.rate / BATCH)
-            bodies = [
-                {"events": [
-                    {"eventId": f"mix-{b}-{i}", "modelId": f"h{e.model_id}",
-                     "at": e.at.isoformat(), "feeMicro": e.fee_micro,
-                     "attributions": [{"contributionId": a.contribution_id,
-                                       "weight": a.weight, "method": a.method}
-                                      for a in e.attributions]}
-                    for i, e in enumerate(batch)
-                ]}
-                for b, batch in enumerate(make_batches(cids, n_batches, seed=3, tag="m"))
-            ]  # fmt: skip
-            done = threading.Event()
-
-            def watch() -> None:
-                with httpx.Client(base_url=server.base_url, timeout=60) as w:
-                    while not done.is_set():
-                        st = w.get("/v1/usage/settlement", headers=h).json()
-                        settled.append((time.perf_counter(), st["settledThrough"]["sequence"]))
-                        time.sleep(0.05)
-
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            start = time.perf_counter()
-            for b, body in enumerate(bodies):
-                due = start + b * BATCH / args.rate
-                if (wait := due - time.perf_counter()) > 0:
-                    time.sleep(wait)
-                r = http.post("/v1/usage", json=body, headers=h)
-                assert r.status_code == 200, r.text[:200]
-                seq = http.get("/v1/usage/settlement", headers=h).json()["receivedThrough"]
-                answered.append((time.perf_counter(), seq))
-            took = time.perf_counter() - start
-            while settled[-1][1] < answered[-1][1]:
-                time.sleep(0.05)
-            done.set()
-            watcher.join()
-        lags = []
-        for t_answer, seq in answered:
-            seen = next(t for t, s in settled if s >= seq)
-            lags.append(max(0.0, seen - t_answer))
-        lags.sort()
-        p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
-        print(
-            f"[{label}] mixed: {len(bodies) * BATCH / took:,.0f} ev/s offered for {took:.0f} s "
-            f"(target {args.rate:,}); settlement lag p50 {p(0.5):.2f} s, p99 {p(0.99):.2f} s, "
-            f"max {lags[-1]:.2f} s; load {_load()}",
-            flush=True,
-        )
-    finally:
-        settler.kill()
-        settler.wait()
-        server.kill()
-        shutil.rmtree(blobs, ignore_errors=True)
-
-
 def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -745,6 +644,469 @@ def settlement_bench(label: str, new_url: Callable[[], str], args: argparse.Name
     print(f"[{label}]   90-day series after settlement : {mmm(series)} ms", flush=True)
 
 
+# ------------------------------------------------- HTTP intake filling the log, mixed, series
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by process `pid` and all its descendants (the serve process and
+    its workers; a PostgreSQL postmaster and its backends)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += process_cpu(p)
+        except OSError:
+            continue
+        todo.extend(children.get(p, ()))
+    return total
+
+
+def postmaster_pid(db_url: str) -> int | None:
+    """The postmaster of the bench cluster serving `db_url` (found by its port)."""
+    port = db_url.rsplit(":", 1)[1].split("/", 1)[0]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].endswith(b"postgres") and b"-p" in cmd and port.encode() in cmd:
+                return int(entry)
+    return None
+
+
+class Operator:
+    """A signed-in operator of a live registry with the three bench models registered."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.key = Ed25519PrivateKey.generate()
+        self.public_key = (
+            self.key.public_key()
+            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            .hex()
+        )
+        self.headers: dict[str, str] = {}
+
+    def sign_in(self, base_url: str) -> None:
+        import base64
+
+        import httpx
+
+        with httpx.Client(base_url=base_url, timeout=60) as http:
+            nonce = http.post("/v1/auth/challenge", json={"publicKey": self.public_key})
+            sig = self.key.sign(b"contributor-desk-auth-v1\n" + nonce.json()["nonce"].encode())
+            token = http.post(
+                "/v1/auth/token",
+                json={"publicKey": self.public_key, "nonce": nonce.json()["nonce"],
+                      "signature": base64.b64encode(sig).decode()},
+            ).json()["token"]  # fmt: skip
+            self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            for m in MODELS:
+                r = http.post("/v1/models", json={"id": f"h{m}", "name": m}, headers=self.headers)
+                assert r.status_code in (200, 201), r.text
+
+
+ID_MARK = b"@@"  # replaced by the batch's tag in each event id of a body template
+
+
+def body_templates(cids: list[str], n: int = 8) -> tuple[list[bytes], list[list[EventIn]]]:
+    """`n` different 1,000-event batches as JSON body templates (event ids "@@-i"; a batch is
+    a template with @@ replaced, so the client spends microseconds per body, not a JSON
+    encode), and the same batches as EventIn for the raw baseline."""
+    batches = make_batches(cids, n, seed=11, tag="@@")
+    bodies = [
+        json.dumps({"events": [
+            {"eventId": e.event_id.rsplit("-", 2)[0] + "-" + e.event_id.rsplit("-", 1)[1],
+             "modelId": f"h{e.model_id}", "at": e.at.isoformat(), "feeMicro": e.fee_micro,
+             "attributions": [{"contributionId": a.contribution_id, "weight": a.weight,
+                               "method": a.method} for a in e.attributions]}
+            for e in batch
+        ]}, separators=(",", ":")).encode()
+        for batch in batches
+    ]  # fmt: skip
+    return bodies, batches
+
+
+class Poster:
+    """`clients` threads, each on its own keep-alive connection, posting body templates
+    (batch b = template b % n with @@ -> "<tag>b") and checking that every event was accepted."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], bodies: list[bytes]) -> None:
+        host, port = base_url.split("//", 1)[1].rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.headers = headers
+        self.bodies = bodies
+
+    def connect(self) -> Any:
+        import http.client
+
+        return http.client.HTTPConnection(self.host, self.port, timeout=120)
+
+    def post(self, conn: Any, tag: str, b: int) -> None:
+        body = self.bodies[b % len(self.bodies)].replace(ID_MARK, f"{tag}{b}".encode())
+        conn.request("POST", "/v1/usage", body=body, headers=self.headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200 or not data.endswith(b'"duplicates":[],"rejected":[]}'):
+            raise RuntimeError(f"batch {tag}{b}: {resp.status} {data[-300:]!r}")
+
+    def run(self, tag: str, first: int, n: int, clients: int) -> float:
+        """Post batches first .. first+n-1; wall seconds."""
+        import threading
+
+        lock = threading.Lock()
+        todo = iter(range(first, first + n))
+
+        def client() -> None:
+            conn = self.connect()
+            try:
+                while True:
+                    with lock:
+                        b = next(todo, None)
+                    if b is None:
+                        return
+                    self.post(conn, tag, b)
+            finally:
+                conn.close()
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            for f in [pool.submit(client) for _ in range(clients)]:
+                f.result()
+        return time.perf_counter() - start
+
+
+def template_rows(
+    sessions: sessionmaker[Session], templates: list[list[EventIn]]
+) -> list[list[tuple[Any, ...]]]:
+    """The usage-log rows intake writes for each template (planned once; ids substituted per
+    batch by `raw_insert`)."""
+    with sessions() as s:
+        return [plan_batch(BulkDb(s), OPERATOR, t, SHARE, assume_new=True)[1].events
+                for t in templates]  # fmt: skip
+
+
+def raw_insert(
+    sessions: sessionmaker[Session], rows: list[list[tuple[Any, ...]]], tag: str, first: int,
+    n: int, seq: int,
+) -> float:  # fmt: skip
+    """Baseline: the driver's bulk insert (executemany on SQLite, COPY on PostgreSQL) of the
+    very rows intake writes for batches first .. first+n-1, one transaction per batch, as
+    many batches as intake; wall seconds (the per-batch id substitution is outside the clock)."""
+    from registry.ledger import EVENT_COLUMNS, EVENTS
+
+    took = 0.0
+    for b in range(first, first + n):
+        batch = []
+        for r in rows[b % len(rows)]:
+            seq += 1
+            batch.append((r[0].replace("@@", f"{tag}{b}"), *r[1:], seq))
+        batch.sort()
+        start = time.perf_counter()
+        with sessions() as s:
+            db = BulkDb(s)
+            if db.dialect == "sqlite":
+                cols = ", ".join(EVENT_COLUMNS)
+                marks = ", ".join("?" * len(EVENT_COLUMNS))
+                cur = db.raw.cursor()
+                cur.executemany(f"INSERT INTO usage_events ({cols}) VALUES ({marks})", batch)
+                cur.close()
+            else:
+                db.insert(EVENTS, EVENT_COLUMNS, batch)
+            s.commit()
+        took += time.perf_counter() - start
+    return took
+
+
+@contextmanager
+def live_registry(db_url: str, *extra: str) -> Iterator[tuple[Any, Operator]]:
+    """`contributor-registry serve` on `db_url` (`extra`: more serve arguments) with a signed-in
+    operator; rate limits on (a high budget: the per-request check is part of the cost)."""
+    from tests.support.registry_server import RegistryProcess
+
+    op = Operator()
+    blobs = Path(tempfile.mkdtemp(prefix="ingest-bench-blobs-"))
+    server = RegistryProcess(
+        db_url, blobs / "b",
+        extra_args=("--operator-key", op.public_key, "--rate-limit", "1000000", *extra),
+    )  # fmt: skip
+    server.start()
+    try:
+        op.sign_in(server.base_url)
+        yield server, op
+    finally:
+        server.kill(signal.SIGTERM)
+        shutil.rmtree(blobs, ignore_errors=True)
+
+
+def settle_all(sessions: sessionmaker[Session], chunk: int) -> tuple[int, float]:
+    from registry.settlement import settle_once
+
+    settled, start = 0, time.perf_counter()
+    while (r := settle_once(sessions, share_ppm=SHARE, limit=chunk)).events:
+        settled += r.events
+    return settled, time.perf_counter() - start
+
+
+def http_fill_bench(
+    label: str, new_url: Callable[[], str], args: argparse.Namespace, workers: int, series: bool
+) -> None:
+    """Fill an empty usage log to `--fill` events through `POST /v1/usage` (2 clients by
+    default, `serve --no-settler`: intake alone), in `--rounds` segments; each segment is
+    followed (or, every other round, preceded) by the raw insert of the same rows into a
+    second database filled alongside. Then (`series`) settle everything and time the 90-day
+    usage series of the contribution attributed in every event."""
+    http_url, base_url = new_url(), new_url()
+    engine, sessions, cids = prepared(http_url)
+    b_engine, b_sessions, _ = prepared(base_url)
+    bodies, templates = body_templates(cids)
+    rows = template_rows(sessions, templates)  # the HTTP database names these contributions
+    per_round = args.fill // BATCH // args.rounds
+    extra = ("--no-settler",) + (("--workers", str(workers)) if workers > 1 else ())
+    what = f"{label}, {workers} worker{'s' if workers > 1 else ''}"
+    pg = postmaster_pid(http_url) if http_url.startswith("postgresql") else None
+    ours: list[float] = []
+    base: list[float] = []
+    took = 0.0
+    srv = cli = dbs = 0.0
+    try:
+        with live_registry(http_url, *extra) as (server, op):
+            poster = Poster(server.base_url, op.headers, bodies)
+            poster.run("w", 0, 2, args.writers)  # warm-up: connections, caches
+            assert server.proc is not None
+            for rnd in range(args.rounds):
+                first = rnd * per_round
+                order = ("ours", "raw") if rnd % 2 == 0 else ("raw", "ours")
+                for which in order:
+                    if which == "raw":
+                        t = raw_insert(b_sessions, rows, "f", first, per_round, first * BATCH)
+                        base.append(per_round * BATCH / t)
+                        continue
+                    cpu0 = (tree_cpu(server.proc.pid), time.process_time(),
+                            tree_cpu(pg) if pg else 0.0)  # fmt: skip
+                    t = took = poster.run("f", first, per_round, args.writers)
+                    cpu1 = (tree_cpu(server.proc.pid), time.process_time(),
+                            tree_cpu(pg) if pg else 0.0)  # fmt: skip
+                    ours.append(per_round * BATCH / t)
+                    srv, cli, dbs = (b - a for a, b in zip(cpu0, cpu1, strict=True))
+                print(
+                    f"[{what}] round {rnd + 1}: log at {(first + per_round) * BATCH:,} events; "
+                    f"HTTP {ours[-1]:,.0f} ev/s, raw {base[-1]:,.0f} ev/s; CPU over the HTTP "
+                    f"segment ({took:.1f} s): registry {srv / took:.2f} cores "
+                    f"({srv / per_round / BATCH * 1e6:.0f} us/event), postgres "
+                    f"{dbs / took:.2f}, bench client {cli / took:.2f}; load {_load()}",
+                    flush=True,
+                )
+        total = args.rounds * per_round * BATCH
+        print(
+            f"[{what}] HTTP POST /v1/usage, {args.writers} clients, filling 0 -> {total:,} "
+            f"events in {args.rounds} rounds (min / median / max): "
+            f"{min(ours):,.0f} / {statistics.median(ours):,.0f} / {max(ours):,.0f} ev/s; "
+            f"raw {'executemany' if pg is None else 'COPY'} of the same rows "
+            f"{min(base):,.0f} / {statistics.median(base):,.0f} / {max(base):,.0f} ev/s",
+            flush=True,
+        )
+        if series:
+            n, took = settle_all(sessions, args.chunk)
+            assert n == total + 2 * BATCH, n
+            if engine.dialect.name == "postgresql":
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                    c.execute(text("VACUUM ANALYZE"))
+            with sessions() as s:
+                buckets = s.execute(text("SELECT count(*) FROM usage_buckets")).scalar_one()
+            hot = series_latency(sessions, cids[0], runs=20) * 1000
+            one = series_latency(sessions, cids[1], runs=20) * 1000
+            print(
+                f"[{what}] settled {n:,} events in {took:.0f} s ({n / took:,.0f} ev/s, chunks "
+                f"of {args.chunk}; {buckets:,} day buckets); 90-day usage series (median of "
+                f"20): the contribution in every event {hot:.1f} ms, a typical one "
+                f"{one:.1f} ms; load {_load()}",
+                flush=True,
+            )
+    finally:
+        engine.dispose()
+        b_engine.dispose()
+
+
+def mixed_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespace) -> None:
+    """Intake over HTTP at a fixed rate (`--rate` events/s in 1,000-event batches, spread over
+    `--writers` paced clients, each on one keep-alive connection, pre-encoded bodies) for
+    `--mixed` seconds while the registry's own settler runs (`--mixed-serve`: the serve
+    arguments; by default the serve process's settler: in-process on SQLite, the supervisor's
+    with --workers 2 on PostgreSQL).
+
+    Settlement lag of a batch = when the watermark passed it - when its answer arrived. A
+    watcher samples (receivedThrough, settledThrough) every 50 ms from GET
+    /v1/usage/settlement; a batch's events are at or below the receivedThrough of the first
+    sample taken after its answer (conservative: with 2 clients that may include the other
+    client's batch), and the watermark passed them at the first sample whose settledThrough
+    reaches that (p50 / p99 / max)."""
+    import threading
+
+    import httpx
+
+    extra = tuple(args.mixed_serve.split()) if args.mixed_serve else (
+        ("--workers", "2") if db_url.startswith("postgresql") else ()
+    )  # fmt: skip
+    answered: list[float] = []  # times answered
+    samples: list[tuple[float, int, int]] = []  # (time asked, receivedThrough, settledThrough)
+    bodies, _ = body_templates(cids)
+    clients = max(1, args.writers)
+    with live_registry(db_url, *extra) as (server, op):
+        poster = Poster(server.base_url, op.headers, bodies)
+        n_batches = int(args.mixed * args.rate / BATCH)
+        done = threading.Event()
+        lock = threading.Lock()
+        late = [0]
+
+        def watch() -> None:
+            with httpx.Client(base_url=server.base_url, timeout=60) as w:
+                while not done.is_set():
+                    t = time.perf_counter()
+                    st = w.get("/v1/usage/settlement", headers=op.headers).json()
+                    samples.append((t, st["receivedThrough"], st["settledThrough"]["sequence"]))
+                    time.sleep(0.05)
+
+        def client(k: int) -> None:
+            conn = poster.connect()
+            try:
+                for b in range(k, n_batches, clients):
+                    due = start + b * BATCH / args.rate
+                    if (wait := due - time.perf_counter()) > 0:
+                        time.sleep(wait)
+                    else:
+                        with lock:
+                            late[0] += 1
+                    poster.post(conn, "m", b)
+                    with lock:
+                        answered.append(time.perf_counter())
+            finally:
+                conn.close()
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            for f in [pool.submit(client, k) for k in range(clients)]:
+                f.result()
+        took = time.perf_counter() - start
+        last = time.perf_counter()
+        while not samples or samples[-1][0] < last or samples[-1][2] < samples[-1][1]:
+            time.sleep(0.05)
+        done.set()
+        watcher.join()
+    lags = []
+    for t_answer in answered:
+        seq = next(r for t, r, _ in samples if t >= t_answer)
+        seen = next(t for t, _, s in samples if s >= seq)
+        lags.append(max(0.0, seen - t_answer))
+    lags.sort()
+    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
+    print(
+        f"[{label}, serve {' '.join(extra) or '(settler in-process)'}] mixed, {clients} "
+        f"clients: {n_batches * BATCH / took:,.0f} ev/s reached of {args.rate:,} offered, "
+        f"for {took:.0f} s ({late[0]} of {n_batches} batches sent late); settlement lag p50 "
+        f"{p(0.5):.2f} s, p99 {p(0.99):.2f} s, max {lags[-1]:.2f} s; load {_load()}",
+        flush=True,
+    )
+
+
+def http_main(args: argparse.Namespace) -> None:
+    """--fill / --mixed: the HTTP rows (SQLite one process; PostgreSQL 1 and 2 workers)."""
+    if args.fill:
+        if args.only in (None, "sqlite"):
+            tmp = Path(tempfile.mkdtemp(prefix="fill-bench-"))
+            try:
+                counter = iter(range(1000))
+                http_fill_bench(
+                    "sqlite", lambda: f"sqlite:///{tmp / f'f{next(counter)}.sqlite3'}", args,
+                    1, series=True,
+                )  # fmt: skip
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if args.only in (None, "postgres") and (PG_BIN / "initdb").exists():
+            with postgres_cluster() as server:
+                for workers in (1, 2):
+                    http_fill_bench(
+                        "postgres", lambda: pg_database(server), args, workers,
+                        series=workers == 2,
+                    )  # fmt: skip
+    if args.mixed:
+        if args.only in (None, "sqlite"):
+            tmp = Path(tempfile.mkdtemp(prefix="mixed-bench-"))
+            try:
+                engine, _, cids = prepared(f"sqlite:///{tmp / 'm.sqlite3'}")
+                mixed_bench("sqlite", str(engine.url), cids, args)
+                engine.dispose()
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if args.only in (None, "postgres") and (PG_BIN / "initdb").exists():
+            with postgres_cluster() as server:
+                engine, _, cids = prepared(pg_database(server))
+                mixed_bench("postgres", engine.url.render_as_string(False), cids, args)
+                engine.dispose()
+
+
+def evidence_bench(label: str, new_url: Callable[[], str], args: argparse.Namespace) -> None:
+    """Intake (plan + append + commit) of the same events without and with evidence on their
+    exact-match and retrieval attributions (file of the contribution, span, span digest), in
+    alternating rounds on fresh databases whose contributions have 20 files each."""
+    import hashlib
+
+    from registry.db.models import ContributionFile
+
+    def with_files(url: str) -> tuple[Engine, sessionmaker[Session], list[str]]:
+        engine, sessions, cids = prepared(url)
+        with sessions() as s:
+            s.add_all(
+                ContributionFile(contribution_id=c, path=f"f{k}", size=4096 + k,
+                                 sha256=hashlib.sha256(f"{c}/{k}".encode()).hexdigest())
+                for c in cids for k in range(20)
+            )  # fmt: skip
+            s.commit()
+        return engine, sessions, cids
+
+    def evidenced(batch: list[EventIn]) -> list[EventIn]:
+        out = []
+        for e in batch:
+            attrs = []
+            for k, a in enumerate(e.attributions):
+                sha = hashlib.sha256(f"{a.contribution_id}/{k}".encode()).hexdigest()
+                ev = {"fileSha256": sha, "offset": 64 * k, "length": 96, "spanSha256": sha}
+                evidence = None if a.method == "influence" else ev
+                attrs.append(AttributionIn(a.contribution_id, a.weight, a.method, evidence))
+            out.append(EventIn(e.event_id, e.model_id, e.at, e.fee_micro, tuple(attrs)))
+        return out
+
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    for rnd in range(args.rounds):
+        order = ("without", "with") if rnd % 2 == 0 else ("with", "without")
+        for which in order:
+            engine, sessions, cids = with_files(new_url())
+            batches = make_batches(cids, args.batches, seed=rnd, tag=f"r{rnd}")
+            if which == "with":
+                batches = [evidenced(b) for b in batches]
+            try:
+                rates[which].append(args.batches * BATCH / ingest_ours(sessions, batches).wall)
+            finally:
+                engine.dispose()
+    mid = {k: statistics.median(v) for k, v in rates.items()}
+    for k, v in rates.items():
+        print(f"[{label}] intake {k} evidence: {min(v):,.0f} / {mid[k]:,.0f} / {max(v):,.0f} ev/s")
+    print(f"[{label}] with/without (medians): {mid['with'] / mid['without']:.2f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -766,7 +1128,35 @@ def main() -> None:
     ap.add_argument("--mixed", type=float, default=0, help="seconds of a mixed run")
     ap.add_argument("--rate", type=int, default=10_000, help="events/s offered in the mixed run")
     ap.add_argument("--chunk", type=int, default=5000, help="events per settlement transaction")
+    ap.add_argument(
+        "--fill",
+        type=int,
+        default=0,
+        help="HTTP intake filling an empty log to this many events, --rounds segments against "
+        "the raw insert; then settlement and the series (SQLite; PostgreSQL 1 and 2 workers)",
+    )
+    ap.add_argument(
+        "--mixed-serve", default=None, help="serve arguments of the mixed run (default: see doc)"
+    )
+    ap.add_argument(
+        "--evidence", action="store_true", help="in-process intake without vs with evidence"
+    )
     args = ap.parse_args()
+    if args.evidence:
+        tmp = Path(tempfile.mkdtemp(prefix="evidence-bench-"))
+        try:
+            counter = iter(range(1000))
+            evidence_bench("sqlite", lambda: f"sqlite:///{tmp / f'e{next(counter)}.sqlite3'}", args)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if args.only != "sqlite" and (PG_BIN / "initdb").exists():
+            with postgres_cluster() as server:
+                evidence_bench("postgres", lambda: pg_database(server), args)
+        return
+    if args.fill or (args.mixed and not args.settlement):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        http_main(args)
+        return
     if args.settlement:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         if args.only in (None, "sqlite"):
