@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
+from app.domain.states import State
 from app.ui.resources import resources_dir
 
 LIGHT = {
@@ -56,15 +57,15 @@ DARK = {
     "overlay": "rgba(26, 28, 32, 225)",
 }
 
-STATE_COLORS = {
-    "draft": ("#6b7280", "#9aa3ad"),
-    "signed": ("#3563e9", "#86a3ff"),
-    "queued": ("#a15c00", "#f6c560"),
-    "uploading": ("#7c3aed", "#b59bff"),
-    "submitted": ("#0e7490", "#67d4e8"),
-    "pending-review": ("#a15c00", "#f6c560"),
-    "accepted": ("#18794e", "#7fd3a0"),
-    "rejected": ("#c5221f", "#f28b82"),
+STATE_COLORS: dict[str, tuple[str, str]] = {  # light, dark
+    State.DRAFT: ("#6b7280", "#9aa3ad"),
+    State.SIGNED: ("#3563e9", "#86a3ff"),
+    State.QUEUED: ("#a15c00", "#f6c560"),
+    State.UPLOADING: ("#7c3aed", "#b59bff"),
+    State.SUBMITTED: ("#0e7490", "#67d4e8"),
+    State.PENDING_REVIEW: ("#a15c00", "#f6c560"),
+    State.ACCEPTED: ("#18794e", "#7fd3a0"),
+    State.REJECTED: ("#c5221f", "#f28b82"),
 }
 
 

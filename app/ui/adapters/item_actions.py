@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from app.domain.states import State
 from app.ui.dialogs.key_unlock import KeyAction
 from app.ui.dialogs.review_sheet import EditDetailsDialog, ReviewSheet
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from app.ui.theme import Theme
 
 log = logging.getLogger(__name__)
-EDITABLE = ("draft", "signed", "rejected")
+EDITABLE = (State.DRAFT, State.SIGNED, State.REJECTED)
 
 
 class ItemActions(QObject):
@@ -101,7 +102,7 @@ class ItemActions(QObject):
     def _show_sheet(self, review: SubmitReview, submit: bool) -> None:
         self.catalogue.detail.show_result(review.item_id, "", "muted")
         detail = self.catalogue.detail.detail
-        state = str(detail.summary.state) if detail is not None else "draft"
+        state = str(detail.summary.state) if detail is not None else State.DRAFT
         sheet = ReviewSheet(
             review, self.theme, submit=submit, editable=state in EDITABLE, parent=self._parent
         )
@@ -189,7 +190,7 @@ class ItemActions(QObject):
                 "is reachable again (see Uploads)"
             )
             tone = "warning"
-        elif state == "rejected":
+        elif state == State.REJECTED:
             text = "Rejected by the registry: see Format for its reasons"
             tone = "danger"
         else:
@@ -208,7 +209,7 @@ class ItemActions(QObject):
             s.title,
             s.license,
             description=detail.description,
-            signed=str(s.state) == "signed",
+            signed=str(s.state) == State.SIGNED,
             parent=self._parent,
         )
         self.editor = dialog

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain.states import JobKind, JobState, State
 from app.services.context import ServiceContext
-from app.services.uploads import RegistryStatus
+from app.services.uploads import ContributionSnapshot, RegistryStatus
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0
@@ -43,10 +44,13 @@ class ContributionProgress:
     files: tuple[FileProgress, ...] = field(default_factory=tuple)
 
 
-ACTIVE = ("queued", "uploading")
+ACTIVE = (State.QUEUED, State.UPLOADING)
+# The shown state of a contribution that would upload but cannot reach the registry; the
+# others are its lifecycle State, or the JobState (paused, failed) all its unfinished jobs share.
+OFFLINE = "offline"
 
 
-def _shown_state(c: Any, offline: bool) -> str:
+def _shown_state(c: ContributionSnapshot, offline: bool) -> str:
     """What a contribution is doing, as the user can act on it.
 
     'paused' when every unfinished job is paused; 'failed' when the only unfinished work is
@@ -57,13 +61,13 @@ def _shown_state(c: Any, offline: bool) -> str:
         return state
     unfinished = c.jobs_total - c.jobs_done - c.jobs_failed
     if c.jobs_paused and c.jobs_paused >= unfinished:
-        return "paused"
+        return JobState.PAUSED
     if c.jobs_failed and unfinished <= c.jobs_paused:
-        return "failed"
+        return JobState.FAILED
     if offline:
-        return "offline"
-    if state == "uploading" and not c.rate_bps:
-        return "queued"
+        return OFFLINE
+    if state == State.UPLOADING and not c.rate_bps:
+        return State.QUEUED
     return state
 
 
@@ -114,11 +118,11 @@ class GuiUploadQueue:
     # -- UploadQueue protocol -----------------------------------------------------------
     def jobs(self) -> list[ContributionProgress]:
         snap = self._queue.snapshot()
-        if snap.jobs and any(j.state in ("pending", "uploading") for j in snap.jobs):
+        if snap.jobs and any(j.state in (JobState.PENDING, JobState.UPLOADING) for j in snap.jobs):
             self.ensure_running()
         files: dict[int, list[FileProgress]] = {}
         for job in snap.jobs:
-            if job.kind != "blob":
+            if job.kind != JobKind.BLOB:
                 continue
             label = job.paths[0] if job.paths else f"blob {job.id}"
             if len(job.paths) > 1:

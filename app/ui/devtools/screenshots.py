@@ -19,7 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.domain.states import State
+
 WIDTH, HEIGHT = 1600, 1000
+DECIDED = (State.ACCEPTED, State.REJECTED)  # what the registry answers a submission
 SIZES = "1600x1000,1024x700"  # the first size's files have no size suffix
 FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "formats"
 
@@ -321,10 +324,7 @@ def submit_and_wait(app: Any, services: Any, item_ids: list[int]) -> None:
         services.uploads.submit(item_id)
     _wait(
         app,
-        lambda: all(
-            str(services.catalogue.get(i).summary.state) in ("accepted", "rejected")
-            for i in item_ids
-        ),
+        lambda: all(str(services.catalogue.get(i).summary.state) in DECIDED for i in item_ids),
         timeout=60,
     )
 

@@ -21,6 +21,9 @@ from typing import Any
 
 from keyring.backend import KeyringBackend
 
+from app.domain.states import State
+
+DECIDED = (State.ACCEPTED, State.REJECTED)  # what the registry answers a submission
 STEP_TIMEOUT_S = 60.0
 
 
@@ -129,11 +132,11 @@ def _run(tmp: Path, debug: bool) -> int:
         print(f"self-test: submitted to {url}: {submitted.message or submitted.state}")
         _wait(
             app,
-            lambda: str(services.catalogue.get(item.id).summary.state) in ("accepted", "rejected"),
+            lambda: str(services.catalogue.get(item.id).summary.state) in DECIDED,
             "the registry's decision",
         )
         detail = services.catalogue.get(item.id)
-        if str(detail.summary.state) != "accepted":
+        if str(detail.summary.state) != State.ACCEPTED:
             raise SelfTestFailed(f"the registry rejected it: {detail.rejection_reasons}")
         print(f"self-test: accepted by the registry as {detail.registry_id}")
         window.close()

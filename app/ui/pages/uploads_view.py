@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.domain.states import JobState, State
 from app.domain.units import format_duration, format_rate
 from app.ui.adapters.tasks import TaskRunner
+from app.ui.adapters.upload_adapter import OFFLINE
 from app.ui.text import human_size
 from app.ui.theme import Theme
 from app.ui.widgets.common import EmptyState, page_header
@@ -53,24 +55,24 @@ class UploadQueue(Protocol):
 
 
 # How each shown state reads, and which buttons it allows.
-STATE_LABELS = {
-    "offline": "Waiting (offline)",
-    "queued": "Queued",
-    "uploading": "Uploading",
-    "paused": "Paused",
-    "failed": "Failed",
-    "submitted": "Submitted",
-    "pending-review": "Pending review",
-    "accepted": "Accepted",
-    "rejected": "Rejected",
-    "draft": "Cancelled",
+STATE_LABELS: dict[str, str] = {
+    OFFLINE: "Waiting (offline)",
+    State.QUEUED: "Queued",
+    State.UPLOADING: "Uploading",
+    JobState.PAUSED: "Paused",
+    JobState.FAILED: "Failed",
+    State.SUBMITTED: "Submitted",
+    State.PENDING_REVIEW: "Pending review",
+    State.ACCEPTED: "Accepted",
+    State.REJECTED: "Rejected",
+    State.DRAFT: "Cancelled",
 }
 ACTIONS_BY_STATE: dict[str, frozenset[str]] = {
-    "offline": frozenset({"pause", "retry", "cancel"}),  # retry = try the registry now
-    "queued": frozenset({"pause", "cancel"}),
-    "uploading": frozenset({"pause", "cancel"}),
-    "paused": frozenset({"resume", "cancel"}),
-    "failed": frozenset({"retry", "cancel"}),
+    OFFLINE: frozenset({"pause", "retry", "cancel"}),  # retry = try the registry now
+    State.QUEUED: frozenset({"pause", "cancel"}),
+    State.UPLOADING: frozenset({"pause", "cancel"}),
+    JobState.PAUSED: frozenset({"resume", "cancel"}),
+    JobState.FAILED: frozenset({"retry", "cancel"}),
 }
 ACTION_TIPS = {
     "pause": "Pause the selected upload; Resume continues where it stopped",
@@ -86,7 +88,7 @@ ERROR_MIN_WIDTH = 140
 
 def _eta(state: str, rate_bps: float, seconds: float | None) -> str:
     """Only a moving upload has an ETA; anything else (offline, queued, paused) has none."""
-    if state != "uploading" or not rate_bps or seconds is None or seconds <= 0:
+    if state != State.UPLOADING or not rate_bps or seconds is None or seconds <= 0:
         return "—"
     return format_duration(seconds)
 
@@ -96,11 +98,11 @@ def queue_summary(states: list[str]) -> str:
     counts = {s: states.count(s) for s in set(states)}
     parts = []
     for state, words in (
-        ("uploading", "uploading"),
-        ("queued", "queued"),
-        ("offline", "waiting for the registry"),
-        ("paused", "paused"),
-        ("failed", "failed"),
+        (State.UPLOADING, "uploading"),
+        (State.QUEUED, "queued"),
+        (OFFLINE, "waiting for the registry"),
+        (JobState.PAUSED, "paused"),
+        (JobState.FAILED, "failed"),
     ):
         if counts.get(state):
             parts.append(f"{counts[state]:,} {words}")
@@ -245,11 +247,12 @@ class UploadsView(QWidget):
         states: list[str] = []
         for job in jobs:
             state = str(job.state)
-            rate = format_rate(job.rate_bps) if state == "uploading" else "—"
+            rate = format_rate(job.rate_bps) if state == State.UPLOADING else "—"
             eta = _eta(state, job.rate_bps, job.eta_s)
             label = STATE_LABELS.get(state, state.capitalize())
             item = QTreeWidgetItem([job.title, label, "", rate, eta, job.last_error])
-            item.setForeground(1, self.theme.state_color("queued" if state == "offline" else state))
+            shown_as = State.QUEUED if state == OFFLINE else state
+            item.setForeground(1, self.theme.state_color(shown_as))
             item.setData(0, Qt.ItemDataRole.UserRole, job.item_id)
             item.setData(0, STATE_ROLE, state)
             item.setToolTip(0, job.title)
@@ -263,7 +266,7 @@ class UploadsView(QWidget):
                 child.setToolTip(0, f.label)
                 item.addChild(child)
                 self._bar(child, f.label, f.bytes_done, f.bytes_total)
-            item.setExpanded(state in ("queued", "uploading"))
+            item.setExpanded(state in (State.QUEUED, State.UPLOADING))
             if job.item_id == selected:
                 self.table.setCurrentItem(item)
             states.append(state)
