@@ -143,12 +143,16 @@ def _int_type(t: _Table | None) -> DataType:
     return DataType(("int" if t.scalar(1, "B", 0) else "uint") + str(width))
 
 
-def _field(table: _Table, depth: int) -> Field:
+def _field(table: _Table, depth: int, budget: list[int]) -> Field:
     if depth > MAX_DEPTH:
         raise ArrowFormatError(f"the schema nests more than {MAX_DEPTH} levels deep")
+    # each field takes at least 8 bytes of a message; more means offsets that point back
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ArrowFormatError("the schema's fields refer to each other in a loop")
     name = table.string(0) or ""
     nullable = bool(table.scalar(1, "B", 0))
-    children = tuple(_field(c, depth + 1) for c in table.tables(5))
+    children = tuple(_field(c, depth + 1, budget) for c in table.tables(5))
     dtype = _type(table.scalar(2, "B", 0), table.table(3), children)
     metadata = _metadata(table, 6)
     ext = metadata.get("ARROW:extension:name")
@@ -249,7 +253,8 @@ def _type(kind: int, t: _Table | None, children: tuple[Field, ...]) -> DataType:
 
 
 def schema_from_flatbuffer(table: _Table) -> list[Field]:
-    return [_field(f, 0) for f in table.tables(1)]
+    budget = [len(table.buf) // 8 + 1]
+    return [_field(f, 0, budget) for f in table.tables(1)]
 
 
 def _message(buf: bytes) -> tuple[int, _Table | None, int]:

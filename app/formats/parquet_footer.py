@@ -93,10 +93,14 @@ class _Compact:
             raise ArrowFormatError(f"a footer list claims {size} elements")
         return size, kind
 
-    def fields(self, depth: int) -> Any:
-        """Yield (field id, type) of a struct until its STOP; the caller reads or skips."""
+    @staticmethod
+    def _check_depth(depth: int) -> None:
         if depth > MAX_DEPTH:
             raise ArrowFormatError(f"the footer nests more than {MAX_DEPTH} levels deep")
+
+    def fields(self, depth: int) -> Any:
+        """Yield (field id, type) of a struct until its STOP; the caller reads or skips."""
+        self._check_depth(depth)
         last = 0
         while True:
             b = self._byte()
@@ -109,6 +113,7 @@ class _Compact:
 
     def value(self, kind: int, depth: int) -> Any:
         """Read one value generically: ints, bytes, lists, and structs as {id: value}."""
+        self._check_depth(depth)
         if kind in (_TRUE, _FALSE):
             return kind == _TRUE
         if kind == _BYTE:
@@ -150,6 +155,7 @@ class _Compact:
 
     def skip(self, kind: int, depth: int) -> None:
         """Skip one value without building it (row groups can be most of a footer)."""
+        self._check_depth(depth)
         if kind in (_LIST, _SET):
             size, elem = self.list_header()
             for _ in range(size):

@@ -293,6 +293,10 @@ def _read_bytes(raw: bytes) -> Any:
         (_file(_footer([_element("schema", rep=0, children=1), _element("a", 1)] * 2)), "more"),
         (_file(_footer([_element("schema", rep=0, children=1), _element("a", 9)])), "physical"),
         (_file(b"\x0c" * 5000), "nests more than"),
+        # lists of lists (in a field read, in a field skipped) and maps of maps
+        (_file(bytes([0x29]) + bytes([0x19]) * 5000), "nests more than"),
+        (_file(bytes([0x19]) + bytes([0x19]) * 5000), "nests more than"),
+        (_file(bytes([0x1B]) + b"\x01\x99" * 3000), "nests more than"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -518,3 +522,72 @@ def test_truncated_parquet_names_the_reason(tmp_path: Path) -> None:
     assert "not a readable Parquet file (truncated or corrupt): no Parquet magic" in messages(
         part.problems
     )
+
+
+def _fanout_schema_message(levels: int, fanout: int) -> bytes:
+    """A Schema message of `levels` struct fields, each listing the next `fanout` times.
+
+    Offsets point forward only, so a field cannot hold itself, but shared children make
+    fanout ** levels fields out of a few hundred bytes.
+    """
+    buf = bytearray(4)  # the root offset, patched below
+    patches: list[tuple[int, str]] = []
+    marks: dict[str, int] = {}
+
+    def table(name: str, slots: dict[int, int | str]) -> None:
+        count = max(slots) + 1 if slots else 0
+        offsets = [0] * count
+        for k, index in enumerate(sorted(slots)):
+            offsets[index] = 4 + 4 * k
+        vtable = len(buf)
+        buf.extend(struct.pack(f"<HH{count}H", 4 + 2 * count, 4 + 4 * len(slots), *offsets))
+        buf.extend(b"\0" * (-len(buf) % 4))  # tables 4-byte aligned, as verifiers want
+        marks[name] = len(buf)
+        buf.extend(struct.pack("<i", marks[name] - vtable))
+        for index in sorted(slots):
+            value = slots[index]
+            if isinstance(value, str):
+                patches.append((len(buf), value))
+                value = 0
+            buf.extend(struct.pack("<I", value))
+
+    def vector(name: str, target: str, count: int) -> None:
+        marks[name] = len(buf)
+        buf.extend(struct.pack("<I", count))
+        for _ in range(count):
+            patches.append((len(buf), target))
+            buf.extend(b"\0\0\0\0")
+
+    table("message", {0: 4, 1: 1, 2: "schema"})  # metadata V5, a Schema header
+    table("schema", {1: "fields"})
+    vector("fields", "field0", 1)
+    for level in range(levels):
+        slots: dict[int, int | str] = {0: "name", 2: 13, 3: "struct"}
+        if level + 1 < levels:
+            slots[5] = f"children{level}"
+        table(f"field{level}", slots)
+        if level + 1 < levels:
+            vector(f"children{level}", f"field{level + 1}", fanout)
+    table("struct", {})
+    marks["name"] = len(buf)
+    buf.extend(struct.pack("<I", 1) + b"x\0\0\0")
+    patches.append((0, "message"))
+    for at, target in patches:
+        struct.pack_into("<I", buf, at, marks[target] - at)
+    return b"\xff\xff\xff\xff" + struct.pack("<i", len(buf)) + bytes(buf)
+
+
+def test_fanout_schema_builder_makes_a_valid_schema() -> None:
+    raw = _fanout_schema_message(levels=3, fanout=2)
+    ours = read_stream(io.BytesIO(raw), len(raw))[0]
+    theirs = pa.ipc.open_stream(raw).schema
+    assert [str(f.type) for f in ours] == [str(f.type) for f in theirs]
+    inner = "struct<x: struct<> not null, x: struct<> not null> not null"
+    assert str(ours[0].type) == f"struct<x: {inner}, x: {inner}>"
+
+
+@pytest.mark.timeout(30)
+def test_ipc_schema_with_shared_children_is_refused_quickly() -> None:
+    raw = _fanout_schema_message(levels=12, fanout=40)
+    with pytest.raises(ArrowFormatError, match="loop"):
+        read_stream(io.BytesIO(raw), len(raw))
