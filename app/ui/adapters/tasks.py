@@ -12,11 +12,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")  # what a task's function returns: its on_result callback gets it
 PROGRESS_INTERVAL_S = 0.05
 MAX_THREADS = 8
 
@@ -158,9 +159,9 @@ class TaskRunner(QObject):
 
     def start(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., R],
         *args: Any,
-        on_result: Callable[[Any], object] | None = None,
+        on_result: Callable[[R], object] | None = None,
         on_error: Callable[[BaseException], object] | None = None,
         on_progress: Callable[[int, int], object] | None = None,
         on_finished: Callable[[], object] | None = None,

@@ -8,6 +8,7 @@ paused, failed) and enables only the actions that state allows.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
@@ -33,21 +34,31 @@ from app.ui.widgets.common import EmptyState, page_header
 
 
 class UploadJob(Protocol):
-    item_id: int
-    title: str
-    state: str  # queued | uploading | paused | submitted | accepted | rejected | failed
-    bytes_done: int
-    bytes_total: int
-    rate_bps: float
-    eta_s: float | None
-    last_error: str
+    """One contribution's row (read-only: a snapshot)."""
+
+    @property
+    def item_id(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def state(self) -> str: ...  # a shown state: see STATE_LABELS
+    @property
+    def bytes_done(self) -> int: ...
+    @property
+    def bytes_total(self) -> int: ...
+    @property
+    def rate_bps(self) -> float: ...
+    @property
+    def eta_s(self) -> float | None: ...
+    @property
+    def last_error(self) -> str: ...
 
 
 class UploadQueue(Protocol):
     """What the Uploads page needs from the upload service (see upload_adapter)."""
 
-    def jobs(self) -> list[UploadJob]: ...
-    def subscribe(self, callback: Any) -> Any: ...
+    def jobs(self) -> Sequence[UploadJob]: ...
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
     def pause(self, item_id: int) -> None: ...
     def resume(self, item_id: int) -> None: ...
     def retry(self, item_id: int) -> None: ...
@@ -240,7 +251,7 @@ class UploadsView(QWidget):
                 widest = max(widest, fm.horizontalAdvance(item.text(0)))
         return widest + self.table.indentation() + 24
 
-    def _show(self, jobs: list[Any]) -> None:
+    def _show(self, jobs: Sequence[UploadJob]) -> None:
         self.stack.setCurrentIndex(1 if jobs else 0)
         selected = self.selected_item_id()
         self.table.clear()
