@@ -170,6 +170,11 @@ class MainWindow(QMainWindow):
             self.catalogue,
             self,
         )
+        from app.ui.adapters.evidence_actions import EvidenceActions
+
+        self.evidence_actions = EvidenceActions(
+            self.services, self.runner, self.errors, self.theme, self.catalogue, self
+        )
         self.uploads = UploadsView(None, self.runner, self.theme)
         self.settings_view = SettingsView(self.services, self.runner, self.theme, self.errors)
         self.settings_view.unlocker = self.unlocker

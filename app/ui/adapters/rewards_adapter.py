@@ -15,6 +15,9 @@ from pathlib import Path
 
 from app.domain.errors import IdentityError
 from app.services.context import ServiceContext
+from app.services.evidence_review import EvidenceListing
+from app.services.evidence_review import listing as evidence_listing
+from app.services.evidence_review import resolve as resolve_contribution
 from app.services.registry_identity import RegistryDirectory, learn_quietly
 from app.services.rewards import (
     RewardsOverview,
@@ -107,6 +110,19 @@ class GuiRewards:
         owner = current_owner(self._ctx)
         review = self._review(owner) if owner is not None else None
         return contribution_timeline(self._ctx, item_id, review)
+
+    def evidence(self, item_id: int) -> EvidenceListing:
+        """The events behind catalogue item `item_id`'s rewards with their evidence, checked
+        against the local files now (the same service as `contributor-desk evidence`)."""
+        owner = current_owner(self._ctx)
+        if owner is None:
+            raise IdentityError("no identity yet: rewards and their evidence belong to your key")
+        review = self._review(owner)
+        iid, cid, title = resolve_contribution(review, str(item_id))
+        return evidence_listing(
+            self._ctx, review.registry, owner, cid, item_id=iid, title=title,
+            shown_as=review.shown_as,
+        )  # fmt: skip
 
     def _page(self, review: RewardsReview, contribution_id: str | None) -> RewardsPageData:
         page = with_usage(review.overview(contribution_id), usage_data(review, contribution_id))

@@ -56,6 +56,12 @@ def _value_label(text: str = "", mono: bool = False) -> QLabel:
     return label
 
 
+EVIDENCE_TIP = (
+    "The events behind this contribution's rewards, their evidence checked against your "
+    "files (Ctrl+Shift+E)"
+)
+
+
 class DetailPane(QFrame):
     verifyRequested = Signal(int)
     signRequested = Signal(int)
@@ -63,6 +69,7 @@ class DetailPane(QFrame):
     revealRequested = Signal(int)
     submitRequested = Signal(int)
     editRequested = Signal(int)
+    evidenceRequested = Signal(int)
 
     def __init__(
         self,
@@ -169,6 +176,7 @@ class DetailPane(QFrame):
         self.edit_button = QPushButton("Edit…")
         self.edit_button.setAccessibleName("Edit details")
         self.edit_button.setToolTip("Change the title or choose a license (before submitting)")
+        self.evidence_button = self._button("Evidence…", "rewards", EVIDENCE_TIP)
         self.submit_button = self._button("Submit", "submit", "Upload to the registry")
         self.submit_button.setObjectName("primary")
         for w in (
@@ -177,6 +185,7 @@ class DetailPane(QFrame):
             self.verify_button,
             self.export_button,
             self.reveal_button,
+            self.evidence_button,
         ):
             row.addWidget(w)
         row.addStretch(1)
@@ -186,6 +195,7 @@ class DetailPane(QFrame):
         self.reveal_button.clicked.connect(lambda: self._emit(self.revealRequested))
         self.submit_button.clicked.connect(lambda: self._emit(self.submitRequested))
         self.edit_button.clicked.connect(lambda: self._emit(self.editRequested))
+        self.evidence_button.clicked.connect(lambda: self._emit(self.evidenceRequested))
         self.export_croissant.triggered.connect(lambda: self._emit_export("croissant"))
         self.export_bagit.triggered.connect(lambda: self._emit_export("bagit"))
         return row
@@ -393,6 +403,10 @@ class DetailPane(QFrame):
     def _update_actions(self, detail: ItemDetail) -> None:
         state = str(detail.summary.state)
         self.edit_button.setEnabled(state in ("draft", "signed", "rejected"))
+        self.evidence_button.setEnabled(state == "accepted")
+        self.evidence_button.setToolTip(
+            EVIDENCE_TIP if state == "accepted" else "Available once the registry has accepted it"
+        )
         self.sign_button.setVisible(self._can_sign)
         self.sign_button.setEnabled(self._can_sign and state in ("draft", "signed", "rejected"))
         can_verify = self._can_sign and detail.envelope is not None

@@ -1,0 +1,80 @@
+"""Opening a contribution's Evidence view: from the detail pane's "Evidence…" button, from the
+catalogue table's context menu, or with Ctrl+Shift+E on the catalogue page.
+
+The listing (the events with their evidence re-checked against the local files) is read on the
+task runner; the window opens when it is ready. One window per contribution: asking again
+refreshes and raises it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QWidget
+
+from app.ui.dialogs.evidence_dialog import EvidenceDialog
+
+if TYPE_CHECKING:
+    from app.services.evidence_review import EvidenceListing
+    from app.ui.adapters.services import Services
+    from app.ui.adapters.tasks import TaskRunner
+    from app.ui.errors import ErrorPresenter
+    from app.ui.pages.catalogue_view import CatalogueView
+    from app.ui.theme import Theme
+
+SHORTCUT = "Ctrl+Shift+E"
+
+
+class EvidenceActions(QObject):
+    opened = Signal(object)  # the EvidenceDialog, once filled (tests, screenshots)
+
+    def __init__(
+        self,
+        services: Services,
+        runner: TaskRunner,
+        errors: ErrorPresenter,
+        theme: Theme,
+        catalogue: CatalogueView,
+        parent: QWidget,
+    ) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.runner = runner
+        self.errors = errors
+        self.theme = theme
+        self.catalogue = catalogue
+        self._parent = parent
+        self.windows: dict[int, EvidenceDialog] = {}
+        catalogue.detail.evidenceRequested.connect(self.open)
+        self.action = QAction("Evidence…", catalogue)
+        self.action.setShortcut(QKeySequence(SHORTCUT))
+        self.action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.action.setToolTip("The events behind the selected contribution's rewards")
+        self.action.triggered.connect(self._open_current)
+        catalogue.addAction(self.action)
+        table = catalogue.table
+        table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        table.addAction(self.action)
+
+    def _open_current(self) -> None:
+        item_id = self.catalogue.current_id()
+        if item_id is not None:
+            self.open(item_id)
+
+    def open(self, item_id: int) -> None:
+        def done(listing: EvidenceListing) -> None:
+            window = self.windows.get(item_id)
+            if window is None:
+                window = self.windows[item_id] = EvidenceDialog(self.theme, self._parent)
+                window.finished.connect(lambda _r: self.windows.pop(item_id, None))
+            window.show_listing(listing)
+            window.show()
+            window.raise_()
+            window.activateWindow()
+            self.opened.emit(window)
+
+        self.runner.start(
+            self.services.rewards.evidence, item_id, on_result=done, on_error=self.errors.show
+        )
