@@ -20,6 +20,7 @@ from app.ui.dialogs.review_sheet import EditDetailsDialog, ReviewSheet
 
 if TYPE_CHECKING:
     from app.services.item_review import SubmitReview
+    from app.services.uploads.remote import SubmitResult
     from app.ui.adapters.services import Services
     from app.ui.adapters.tasks import TaskRunner
     from app.ui.dialogs.key_unlock import KeyUnlocker
@@ -182,9 +183,9 @@ class ItemActions(QObject):
             )
         )
 
-    def _submitted(self, item_id: int, result: Any) -> None:
-        state = str(getattr(getattr(result, "state", None), "value", "") or "")
-        if getattr(result, "offline", False):
+    def _submitted(self, item_id: int, result: SubmitResult) -> None:
+        state = str(result.state)
+        if result.offline:
             text = (
                 "Signed and queued: the registry is offline, so the upload starts when it "
                 "is reachable again (see Uploads)"

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
     from app.services.context import ServiceContext
+    from app.services.identity import IdentityInfo
     from app.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class GuiSession:
         if window is None or not window.first_run_needed():
             return
 
-        def decide(info: Any) -> None:
+        def decide(info: IdentityInfo | None) -> None:
             if info is None and self.window is not None:
                 self.window.show_first_run()
 

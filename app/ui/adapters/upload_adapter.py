@@ -12,11 +12,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.domain.states import JobKind, JobState, State
 from app.services.context import ServiceContext
-from app.services.uploads import ContributionSnapshot, RegistryStatus
+from app.services.uploads import ContributionSnapshot, QueueEvent, RegistryStatus
+from app.services.uploads.remote import SubmitResult
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0
@@ -112,7 +112,7 @@ class GuiUploadQueue:
         if thread is not None:
             thread.join(STOP_TIMEOUT_S)
 
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[QueueEvent], None]) -> Callable[[], None]:
         return self._queue.subscribe(callback)
 
     # -- UploadQueue protocol -----------------------------------------------------------
@@ -172,7 +172,7 @@ class GuiUploadQueue:
 
     def submit(
         self, item_id: int, passphrase: str | None = None, datanet: str | None = None
-    ) -> Any:
+    ) -> SubmitResult:
         """Sign if needed and queue (no network needed), then let the queue upload."""
         result = self._submit.submit(item_id, passphrase=passphrase, datanet=datanet)
         self.ensure_running()

@@ -166,7 +166,7 @@ class IdentityPage(QWizardPage):
     def initializePage(self) -> None:
         self.runner.start(self.services.current_identity, on_result=self._existing)
 
-    def _existing(self, info: Any) -> None:
+    def _existing(self, info: IdentityInfo | None) -> None:
         if info is not None:
             self._done(info, "You already have an identity.")
 
@@ -245,7 +245,7 @@ class IdentityPage(QWizardPage):
         else:
             self._say(f"Unexpected error: {exc}", "danger")
 
-    def _done(self, info: Any, prefix: str) -> None:
+    def _done(self, info: IdentityInfo, prefix: str) -> None:
         self.busy = False
         self.info = info
         where = (

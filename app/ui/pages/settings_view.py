@@ -47,6 +47,7 @@ from app.ui.theme import Theme
 from app.ui.widgets.common import page_header, two_lines
 
 if TYPE_CHECKING:
+    from app.services.identity import IdentityInfo
     from app.ui.adapters.services import Services
     from app.ui.adapters.upload_adapter import GuiUploadQueue
     from app.ui.dialogs.key_unlock import KeyUnlocker
@@ -297,16 +298,16 @@ class SettingsView(QWidget):
             on_error=self.errors.show,
         )
 
-    def _show_identity(self, info: Any) -> None:
+    def _show_identity(self, info: IdentityInfo | None) -> None:
         has = info is not None
-        self.identity_info = info.to_dict() if has else None
+        self.identity_info = info.to_dict() if info is not None else None
         self.create_button.setVisible(not has)
         self.export_button.setEnabled(has)
         self.rotate_button.setEnabled(has)
         self.fingerprint.setObjectName("fingerprint" if has else "")
         self.fingerprint.style().unpolish(self.fingerprint)
         self.fingerprint.style().polish(self.fingerprint)
-        if not has:
+        if info is None:
             self.fingerprint.setText("No identity yet — create one to sign contributions")
             self.storage.setText("—")
             return
