@@ -78,6 +78,7 @@ from registry.usage_rules import (
     Owner,
     Reason,
     evidence_json,
+    hex_files,
     quick_weights,
     room_reason,
     storable,
@@ -196,14 +197,15 @@ class LookupCache:
         out: dict[str, FileSizes] = {cid: known[cid] for cid in ids if cid in known}
         missing = [cid for cid in ids if cid not in out]
         if missing:
-            loaded: dict[str, dict[str, int]] = {cid: {} for cid in missing}
+            rows: dict[str, list[tuple[str, int]]] = {cid: [] for cid in missing}
             for cid, sha, size in db.select_in(
                 ContributionFile.__tablename__,
                 "contribution_id",
                 ("contribution_id", "sha256", "size"),
                 missing,
             ):
-                loaded[cid][sha] = int(size)
+                rows[cid].append((sha, size))
+            loaded = {cid: hex_files(files) for cid, files in rows.items()}
             with self._lock:
                 if self._file_entries > self.MAX_FILES:
                     known.clear()

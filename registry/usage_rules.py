@@ -40,10 +40,14 @@ FUTURE_SKEW = timedelta(minutes=5)
 _METHOD_SET = frozenset(METHODS)
 # Evidence (docs/protocol.md, "Usage evidence").
 MAX_EVIDENCE_LENGTH = 1_048_576  # bytes of one span
-MAX_EVIDENCE_OFFSET = 2**62  # beyond any file a contribution can hold
+MAX_EVIDENCE_OFFSET = 2**63 - 1  # no file is larger (sizes are BIGINT)
 MAX_EXCERPT_CHARS = 280
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SPAN_KEYS = ("offset", "length", "spanSha256")
+# The key sets valid evidence can have, per method (for the quick check).
+_FILE_ONLY = frozenset(("fileSha256",))
+_WITH_SPAN = frozenset(("fileSha256", *_SPAN_KEYS))
+_WITH_EXCERPT = _WITH_SPAN | {"excerpt"}
 _EVIDENCE_KEYS = {
     METHOD_EXACT_MATCH: frozenset(("fileSha256", *_SPAN_KEYS, "excerpt")),
     METHOD_RETRIEVAL: frozenset(("fileSha256", *_SPAN_KEYS)),
@@ -186,10 +190,39 @@ def _evidence_against_files(evidence: dict[str, Any], files: FileSizes) -> Reaso
 
 
 def evidence_ok(evidence: Any, method: str, files: FileSizes | None) -> bool:
-    """The quick check: the evidence is well-formed and fits `files` (the contribution's)."""
-    if files is None or _evidence_shape(evidence, method) is not None:
+    """The quick check (same rules as `evidence_reason`, no reasons built): the evidence is
+    well-formed and fits `files`, the contribution's files, whose keys are all valid SHA-256
+    hex (see `hex_files`), so finding fileSha256 among them also checks its form."""
+    if files is None or type(evidence) is not dict:
         return False
-    return _evidence_against_files(evidence, files) is None
+    keys = evidence.keys()
+    if method == METHOD_EXACT_MATCH:
+        if keys != _WITH_SPAN and keys != _WITH_EXCERPT:
+            return False
+    elif method != METHOD_RETRIEVAL or (keys != _FILE_ONLY and keys != _WITH_SPAN):
+        return False
+    sha = evidence["fileSha256"]
+    size = files.get(sha) if type(sha) is str else None
+    if size is None:
+        return False
+    if len(keys) > 1:
+        offset, length, span = evidence["offset"], evidence["length"], evidence["spanSha256"]
+        if type(offset) is not int or type(length) is not int or type(span) is not str:
+            return False
+        if offset < 0 or not 1 <= length <= MAX_EVIDENCE_LENGTH or offset + length > size:
+            return False
+        if not _HEX64.fullmatch(span):
+            return False
+        if "excerpt" in evidence:
+            excerpt = evidence["excerpt"]
+            return type(excerpt) is str and len(excerpt) <= MAX_EXCERPT_CHARS and storable(excerpt)
+    return True
+
+
+def hex_files(rows: Any) -> dict[str, int]:
+    """sha256 -> size of a contribution's file rows [(sha256, size)], without any digest that
+    is not 64 lowercase hex digits (no valid evidence can name one)."""
+    return {sha: int(size) for sha, size in rows if type(sha) is str and _HEX64.fullmatch(sha)}
 
 
 def evidence_reason(
@@ -209,8 +242,18 @@ def evidence_reason(
 
 
 def evidence_json(evidence: dict[str, Any]) -> str:
-    """The stored form of valid evidence: JSON, keys sorted, no spaces, ASCII."""
-    return json.dumps(evidence, sort_keys=True, separators=(",", ":"))
+    """The stored form of valid evidence: JSON, keys sorted, no spaces, ASCII (what
+    `json.dumps(evidence, sort_keys=True, separators=(",", ":"))` gives, written directly:
+    every value but the excerpt is digits or hex)."""
+    text = f'"fileSha256":"{evidence["fileSha256"]}"'
+    if "excerpt" in evidence:
+        text = f'"excerpt":{json.dumps(evidence["excerpt"])},{text}'
+    if "offset" in evidence:
+        text += (
+            f',"length":{evidence["length"]},"offset":{evidence["offset"]},'
+            f'"spanSha256":"{evidence["spanSha256"]}"'
+        )
+    return "{" + text + "}"
 
 
 def quick_weights(

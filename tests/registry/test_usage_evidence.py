@@ -21,6 +21,7 @@ from registry.blobstore import FileBlobStore
 from registry.db.models import Contribution
 from registry.db.usage_models import LedgerEntry, UsageEvent
 from registry.seed import seed_demo
+from registry.usage_rules import evidence_json, evidence_ok, evidence_reason, hex_files
 from tests.support.usage_data import UsageWorld, add_files, usage_world
 
 AT = datetime(2026, 11, 2, 12, 0, 0, 250_000, tzinfo=UTC)
@@ -185,6 +186,59 @@ def test_evidence_is_judged_with_the_other_reasons(world: UsageWorld) -> None:
         ("negative_weight", "attributions[0].weight"),
         ("invalid_evidence", "attributions[0].evidence.offset"),
     ]
+
+
+SHA_A, SHA_B = _sha(b"a"), _sha(b"b")
+FILES = {SHA_A: 100, SHA_B: 0}
+_hexes = st.sampled_from([SHA_A, SHA_B, _sha(b"c"), SHA_A.upper(), "ab", "", 7])
+_ints = st.one_of(
+    st.integers(-2, 110),
+    st.sampled_from([2**63, 1_048_576, 1_048_577, True, 1.0, None, "1"]),
+)
+_evidence = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["fileSha256", "offset", "length", "spanSha256", "excerpt", "other"]),
+        st.one_of(_hexes, _ints, st.text(max_size=300), st.sampled_from(["x\x00", "\ud800"])),
+        max_size=6,
+    ),
+    st.builds(
+        lambda f, o, n, h, x: {"fileSha256": f, "offset": o, "length": n, "spanSha256": h, **x},
+        _hexes,
+        _ints,
+        _ints,
+        _hexes,
+        st.one_of(st.just({}), st.builds(lambda t: {"excerpt": t}, st.text(max_size=300))),
+    ),
+    st.builds(lambda f: {"fileSha256": f}, _hexes),
+    st.builds(  # mostly valid, a span near the end of the file
+        lambda o, n, x: {"fileSha256": SHA_A, "offset": o, "length": n, "spanSha256": SHA_B, **x},
+        st.integers(0, 60),
+        st.integers(1, 60),
+        st.one_of(st.just({}), st.builds(lambda t: {"excerpt": t}, st.text(max_size=300))),
+    ),
+    st.sampled_from([None, [], "x", 1]),
+)
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(
+    evidence=_evidence,
+    method=st.sampled_from(["exact-match", "retrieval", "influence"]),
+    files=st.sampled_from([FILES, None]),
+)
+def test_the_quick_and_the_full_evidence_check_agree(
+    evidence: Any, method: str, files: dict[str, int] | None
+) -> None:
+    """Intake's hot path (evidence_ok) accepts exactly what the full check finds no reason
+    for, and stores valid evidence as canonical JSON."""
+    if evidence is None:
+        return
+    reason = evidence_reason(evidence, method, files, "attributions[0]")
+    ok = evidence_ok(evidence, method, hex_files(FILES.items()) if files else None)
+    assert ok == (reason is None and files is not None), (reason, ok)
+    if ok:
+        canonical = json.dumps(evidence, sort_keys=True, separators=(",", ":"))
+        assert evidence_json(evidence) == canonical
 
 
 def _digest(item: dict[str, Any]) -> str:
