@@ -1022,8 +1022,70 @@ def mixed_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespa
     )
 
 
+def series_bench(label: str, db_url: str, args: argparse.Namespace) -> None:
+    """The 90-day usage series over `--series` settled events, the day buckets filled by bulk
+    insert: the buckets the settler would write for that many distinct events (1,000-event
+    batches as make_batches draws them: 3 models, 3 attributions with the hot contribution in
+    every event, days over 90), aggregated here and inserted in one transaction (settling them
+    for real takes minutes; the read only sees the buckets)."""
+    from registry.db.usage_models import UsageBucket
+
+    engine, sessions, cids = prepared(db_url)
+    try:
+        rng = random.Random(5)
+        days = [(NOW - timedelta(days=d)).date() for d in range(90)]
+        agg: dict[tuple[str, Any, str, str], list[int]] = {}
+        others = cids[1:]
+        for n in range(args.series):
+            model = MODELS[n % 3]
+            day = days[rng.randrange(90)]
+            fee = rng.randrange(100, 10_000)
+            for j, cid in enumerate((cids[0], *rng.sample(others, 2))):
+                row = agg.setdefault((cid, day, model, METHODS[j]), [0, 0, 0])
+                row[0] += 1
+                row[1] += 333_333
+                row[2] += fee * 7 // 30
+        rows = [(c, d, m, me, *v) for (c, d, m, me), v in agg.items()]
+        start = time.perf_counter()
+        with sessions() as s:
+            db = BulkDb(s)
+            table = UsageBucket.__table__
+            cols = ("contribution_id", "bucket_start", "model_id", "method", "events",
+                    "share_ppm_sum", "reward_micro")  # fmt: skip
+            if db.dialect == "sqlite":
+                rows = [(c, d.isoformat(), *rest) for c, d, *rest in rows]
+            db.insert(table, cols, rows)  # type: ignore[arg-type]
+            s.commit()
+        fill = time.perf_counter() - start
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.execute(text("VACUUM ANALYZE"))
+        hot = series_latency(sessions, cids[0], runs=20) * 1000
+        one = series_latency(sessions, cids[1], runs=20) * 1000
+        print(
+            f"[{label}] 90-day usage series over {args.series:,} settled events "
+            f"({len(rows):,} day buckets, bulk-inserted in {fill:.1f} s), median of 20: the "
+            f"contribution in every event {hot:.1f} ms, a typical one {one:.1f} ms; "
+            f"load {_load()}",
+            flush=True,
+        )
+    finally:
+        engine.dispose()
+
+
 def http_main(args: argparse.Namespace) -> None:
-    """--fill / --mixed: the HTTP rows (SQLite one process; PostgreSQL 1 and 2 workers)."""
+    """--fill / --mixed: the HTTP rows (SQLite one process; PostgreSQL 1 and 2 workers);
+    --series: the usage series over that many settled events."""
+    if args.series:
+        if args.only in (None, "sqlite"):
+            tmp = Path(tempfile.mkdtemp(prefix="series-bench-"))
+            try:
+                series_bench("sqlite", f"sqlite:///{tmp / 's.sqlite3'}", args)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if args.only in (None, "postgres") and (PG_BIN / "initdb").exists():
+            with postgres_cluster() as server:
+                series_bench("postgres", pg_database(server), args)
     if args.fill:
         if args.only in (None, "sqlite"):
             tmp = Path(tempfile.mkdtemp(prefix="fill-bench-"))
@@ -1061,7 +1123,9 @@ def http_main(args: argparse.Namespace) -> None:
 def evidence_bench(label: str, new_url: Callable[[], str], args: argparse.Namespace) -> None:
     """Intake (plan + append + commit) of the same events without and with evidence on their
     exact-match and retrieval attributions (file of the contribution, span, span digest), in
-    alternating rounds on fresh databases whose contributions have 20 files each."""
+    alternating rounds on fresh databases whose contributions have 20 files each. A first
+    batch of each run is not timed: it fills the intake cache (contributions and their files,
+    as a running server has them), and the time of that cold load is printed apart."""
     import hashlib
 
     from registry.db.models import ContributionFile
@@ -1136,6 +1200,9 @@ def main() -> None:
         "the raw insert; then settlement and the series (SQLite; PostgreSQL 1 and 2 workers)",
     )
     ap.add_argument(
+        "--series", type=int, default=0, help="usage series over this many settled events"
+    )
+    ap.add_argument(
         "--mixed-serve", default=None, help="serve arguments of the mixed run (default: see doc)"
     )
     ap.add_argument(
@@ -1153,7 +1220,7 @@ def main() -> None:
             with postgres_cluster() as server:
                 evidence_bench("postgres", lambda: pg_database(server), args)
         return
-    if args.fill or (args.mixed and not args.settlement):
+    if args.fill or args.series or (args.mixed and not args.settlement):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         http_main(args)
         return
