@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import html
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -318,7 +318,7 @@ class DetailPane(QFrame):
         )
 
     # -- intents -------------------------------------------------------------------------
-    def _emit(self, signal: Signal) -> None:  # type: ignore[type-arg]
+    def _emit(self, signal: SignalInstance) -> None:
         if self.detail is not None:
             signal.emit(self.detail.summary.id)
 
@@ -500,7 +500,9 @@ class DetailPane(QFrame):
                 color = {"error": c["danger"], "warning": c["warning"]}.get(
                     str(p.severity), c["muted"]
                 )
-                where = f"<code>{esc(p.path)}</code>: " if problem_location(p.path) else ""
+                where = (
+                    f"<code>{esc(cast(str, p.path))}</code>: " if problem_location(p.path) else ""
+                )
                 out.append(
                     f"<li><span style='color:{color}'>{esc(str(p.severity))}</span> "
                     f"{where}{esc(p.message)}</li>"
