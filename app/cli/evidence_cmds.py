@@ -75,7 +75,7 @@ def cmd_evidence(args: argparse.Namespace, ctx: Any) -> int:
             f"{r.status_label.upper() if false else r.status_label}"
         )
         if r.offset is not None and r.length is not None:
-            where = r.local_path or (r.file_sha256 or "")[:16]
+            where = r.local_path or r.file_path or (r.file_sha256 or "")[:16]
             at = f"line {r.line}" if r.line is not None else f"bytes {r.offset}+{r.length}"
             print(f"      {where} {at}" + (f": {_one_line(r.span)}" if r.span else ""))
         if r.excerpt:

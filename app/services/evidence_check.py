@@ -24,6 +24,7 @@ from enum import StrEnum
 READ_BLOCK = 1024 * 1024
 _sha256 = hashlib.sha256
 SHOWN_CHARS = 400
+CONTEXT_BYTES = 240  # of the span's lines, either side
 
 
 class Status(StrEnum):
@@ -213,31 +214,42 @@ def file_sha256(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SpanText:
-    line: int  # 1-based line of the span's first byte
     text: str  # the span decoded (at most SHOWN_CHARS characters)
     truncated: bool
+    before: str = ""  # the rest of the span's first line before it
+    after: str = ""  # the rest of its last line after it
 
 
-def span_text(path: str, offset: int, length: int) -> SpanText | None:
-    """The span of a text file as text with its line number; None for bytes that are not
-    text (NULs, or not UTF-8) or a file that cannot be read."""
-    try:
-        with open(path, "rb") as fh:
-            line, done = 1, 0
-            while done < offset:
-                block = fh.read(min(READ_BLOCK, offset - done))
-                if not block:
-                    return None
-                line += block.count(b"\n")
-                done += len(block)
-            data = fh.read(min(length, SHOWN_CHARS * 4))
-    except OSError:
-        return None
+def _text(data: bytes) -> str | None:
     if b"\0" in data:
         return None
     text = data.decode("utf-8", errors="replace")
     core = text[1:-1]  # a span may cut a multi-byte character at either end
     if "\ufffd" in core and core.count("\ufffd") * 20 > max(len(core), 1):
         return None
-    truncated = len(text) > SHOWN_CHARS or length > len(data)
-    return SpanText(line, text[:SHOWN_CHARS], truncated)
+    return text
+
+
+def span_text(path: str, offset: int, length: int) -> SpanText | None:
+    """The span of a text file as text, with the rest of its lines around it (at most
+    CONTEXT_BYTES each side); None for bytes that are not text (NULs, or not UTF-8) or a file
+    that cannot be read. One positioned read."""
+    start = max(0, offset - CONTEXT_BYTES)
+    shown = min(length, SHOWN_CHARS * 4)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(offset - start + shown + CONTEXT_BYTES)
+    except OSError:
+        return None
+    head, span = data[: offset - start], data[offset - start : offset - start + shown]
+    tail = data[offset - start + shown :] if shown == length else b""
+    text = _text(span)
+    if text is None:
+        return None
+    head = head.rsplit(b"\n", 1)[-1]
+    tail = tail.split(b"\n", 1)[0]
+    before = head.decode("utf-8", errors="replace").lstrip("\ufffd")
+    after = tail.decode("utf-8", errors="replace").rstrip("\ufffd")
+    truncated = len(text) > SHOWN_CHARS or length > shown
+    return SpanText(text[:SHOWN_CHARS], truncated, before, after)

@@ -49,6 +49,9 @@ class EvidenceRow:
     span: str | None  # the span's text from the local file (text files)
     span_truncated: bool
     excerpt: str | None  # the model output the operator quoted, if any
+    file_path: str | None = None  # where the catalogued file is (changed or not)
+    before: str = ""  # the rest of the span's first line before it (text files)
+    after: str = ""  # the rest of its last line after it
 
     @property
     def status_label(self) -> str:
@@ -70,9 +73,12 @@ class EvidenceRow:
             "offset": self.offset,
             "length": self.length,
             "localPath": self.local_path,
+            "filePath": self.file_path,
             "line": self.line,
             "span": self.span,
             "spanTruncated": self.span_truncated,
+            "lineBefore": self.before,
+            "lineAfter": self.after,
             "excerpt": self.excerpt,
         }
 
@@ -209,6 +215,7 @@ def listing(
                 if status.value != e.status:
                     changed.setdefault(status.value, []).append((e.cursor, e.sequence))
                 path = checker.local_path(claim) if claim is not None else None
+                known = checker.files.get(claim.file_sha256) if claim is not None else None
                 text = line = None
                 if path is not None and claim is not None and claim.has_span:
                     text = span_text(path, int(claim.offset or 0), int(claim.length or 0))
@@ -224,6 +231,8 @@ def listing(
                         file_sha256=e.file_sha256, offset=e.offset, length=e.length,
                         local_path=path, line=line, span=text.text if text else None,
                         span_truncated=bool(text and text.truncated), excerpt=e.excerpt,
+                        before=text.before if text else "", after=text.after if text else "",
+                        file_path=known[0].path if known else None,
                     )
                 )  # fmt: skip
         if changed:

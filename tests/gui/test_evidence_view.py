@@ -104,7 +104,10 @@ def test_evidence_view_after_a_sync_with_real_evidence(
         dialog.table.selectRow(row)
         r = dialog.model.row_at(row)
         assert r.span == POEM[r.offset : r.offset + r.length].decode()
-        assert dialog.span.toPlainText() == r.span
+        # The span's whole line from the file, numbered (the span itself highlighted).
+        line_text = POEM.split(b"\n")[r.line - 1].decode()
+        assert r.before + r.span + r.after == line_text
+        assert dialog.span.toPlainText().replace("\xa0", " ") == f"{r.line} │ {line_text}"
         assert f"line {r.line}" in dialog.detail_title.text()
         assert r.line == POEM[: r.offset].count(b"\n") + 1
         assert r.span in dialog.excerpt.text()  # the model output the operator quoted
@@ -143,6 +146,8 @@ def test_a_changed_local_file_shows_your_copy_changed(
         dialog.set_filter("changed")
         assert dialog.model.rowCount() == 5
         assert "your copy changed since submission" in dialog.detail_title.text()
+        assert "dover.txt, bytes " in dialog.detail_title.text()  # the file, though changed
+        assert "changed since you submitted it" in dialog.span.toPlainText()
         dialog.close()
     finally:
         desk.ctx.close()

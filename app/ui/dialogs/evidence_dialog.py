@@ -11,6 +11,7 @@ The listing comes from app.services.evidence_review (the same as `contributor-de
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCore import (
@@ -30,9 +31,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPlainTextEdit,
     QSplitter,
     QTableView,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -77,7 +78,7 @@ def where_text(row: EvidenceRow) -> str:
     """Where the evidence points, in the local file when there is one."""
     if row.file_sha256 is None:
         return "—"
-    name = _file_name(row.local_path) or f"file {row.file_sha256[:12]}…"
+    name = _file_name(row.local_path or row.file_path) or f"file {row.file_sha256[:12]}…"
     if row.offset is None or row.length is None:
         return f"{name} (whole file)"
     if row.line is not None:
@@ -232,7 +233,7 @@ class EvidenceDialog(QDialog):
         self.table.selectionModel().selectionChanged.connect(self._selected)
         split.addWidget(self.table)
         split.addWidget(self._build_detail())
-        split.setStretchFactor(0, 3)
+        split.setStretchFactor(0, 5)
         split.setStretchFactor(1, 2)
         layout.addWidget(split, 1)
         self.empty = QLabel("")
@@ -269,8 +270,9 @@ class EvidenceDialog(QDialog):
         self.detail_title = QLabel("Select an event to see its evidence.")
         self.detail_title.setWordWrap(True)
         self.detail_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.span = QPlainTextEdit()
+        self.span = QTextEdit()
         self.span.setReadOnly(True)
+        self.span.setLineWrapMode(QTextEdit.LineWrapMode.WidgetWidth)
         self.span.setAccessibleName("Matched span in your file")
         mono = QFont("monospace")
         mono.setStyleHint(QFont.StyleHint.TypeWriter)
@@ -365,14 +367,14 @@ class EvidenceDialog(QDialog):
             self.span.setPlainText("")
             self.excerpt.setText("")
             return
-        where = where_text(r)
+        where = "" if r.file_sha256 is None else "<br>" + html.escape(display_text(where_text(r)))
         self.detail_title.setText(
-            f"<b>{display_text(r.event_id)}</b> · {method_label(r.method)} · "
-            f"{format_micro(r.amount_micro)} earned · {label(r.status)}<br>{display_text(where)}"
-            + (f" — {display_text(r.local_path)}" if r.local_path else "")
+            f"<b>{html.escape(display_text(r.event_id))}</b> · {method_label(r.method)} · "
+            f"{format_micro(r.amount_micro)} earned · {html.escape(label(r.status))}{where}"
+            + (f" — {html.escape(display_text(r.local_path))}" if r.local_path else "")
         )
         if r.span is not None:
-            self.span.setPlainText(r.span + (" …" if r.span_truncated else ""))
+            self.span.setHtml(self.span_html(r))
         elif r.status == Status.ASSERTED:
             self.span.setPlainText(
                 "No checkable evidence: the operator asserts this attribution "
@@ -380,8 +382,46 @@ class EvidenceDialog(QDialog):
             )
         elif r.offset is None and r.file_sha256 is not None:
             self.span.setPlainText("The evidence names the whole file (no span to show).")
+        elif r.status == Status.CHANGED:
+            self.span.setPlainText(
+                "Your copy of this file changed since you submitted it: the span cannot be "
+                "checked or shown from it."
+            )
+        elif r.status == Status.MISSING:
+            self.span.setPlainText(
+                "The file is not on this computer (moved or deleted): the span cannot be checked."
+            )
+        elif r.status == Status.NOT_IN_CONTRIBUTION:
+            self.span.setPlainText(
+                "No file of your contribution has this SHA-256: the registry names a file you "
+                "did not contribute."
+            )
         else:
-            self.span.setPlainText("(the span is not text, or your copy of the file is not here)")
+            self.span.setPlainText("The span is not text (binary bytes).")
         self.excerpt.setText(
             f"Model output quoted by the operator: “{display_text(r.excerpt)}”" if r.excerpt else ""
         )
+
+    def span_html(self, r: EvidenceRow) -> str:
+        """The span's lines from the local file, numbered, the span itself highlighted."""
+        c = self.theme.colors
+        mark = f"background:{c['selection']}; color:{c['text']}; font-weight:600"
+        gutter = f"color:{c['muted']}"
+        span = (r.span or "") + (" …" if r.span_truncated else "")
+        parts = [(r.before, False), (span, True), (r.after, False)]
+        lines: list[str] = [""]
+        for text, marked in parts:
+            for i, piece in enumerate(text.split("\n")):
+                if i:
+                    lines.append("")
+                if piece:
+                    esc = html.escape(display_text(piece))
+                    lines[-1] += f'<span style="{mark}">{esc}</span>' if marked else esc
+        first = r.line or 1
+        width = len(f"{first + len(lines) - 1:,}")
+        body = "<br>".join(
+            f'<span style="{gutter}">{f"{first + i:,}".rjust(width).replace(" ", "&nbsp;")}'
+            f"&nbsp;│&nbsp;</span>{line}"
+            for i, line in enumerate(lines)
+        )
+        return f'<div style="font-family:monospace; white-space:pre-wrap">{body}</div>'
