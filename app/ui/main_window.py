@@ -43,6 +43,7 @@ from app.services.registry_probe import check_registry
 from app.settings import SYNC_MINUTES
 from app.ui.adapters.rewards_sync import RewardsSync
 from app.ui.adapters.tasks import TaskRunner
+from app.ui.adapters.upload_status import UploadStatus
 from app.ui.dialogs.key_unlock import KeyUnlocker
 from app.ui.errors import ErrorPresenter
 from app.ui.pages.catalogue_view import CatalogueView
@@ -104,7 +105,7 @@ class MainWindow(QMainWindow):
         self._rewards: RewardsView | None = None  # built on the Rewards page's first visit
         # Usage and rewards: synced at start, every N minutes (Settings) and on F5.
         self.rewards_sync = RewardsSync(services, self.runner, self.errors, self.unlocker, self)
-        self._told_key_wait = False  # "uploads are waiting for your key" said once
+        self.upload_status = UploadStatus(services, self.runner, self)
         self.tray: QSystemTrayIcon | None = None
         self.quitting = False
         self.setWindowTitle(APP_NAME)
@@ -130,6 +131,8 @@ class MainWindow(QMainWindow):
         self.rewards_sync.registryUnavailable.connect(self._registry_down)
         self.rewards_sync.refreshRequested.connect(self._refresh_catalogue)
         self.rewards_sync.refreshRequested.connect(self.check_registry)
+        self.upload_status.line.connect(self.queue_label.setText)
+        self.upload_status.message.connect(self.statusBar().showMessage)
 
     # -- layout --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -219,12 +222,12 @@ class MainWindow(QMainWindow):
         self.catalogue.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.item_actions.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.unlocker.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
-        self.unlocker.unlocked.connect(self._key_unlocked)
+        self.unlocker.unlocked.connect(self.upload_status.key_unlocked)
         self.catalogue.search.setAcceptDrops(False)
         self.settings_view.themeChanged.connect(self.themeChangeRequested)
         self.settings_view.registryChanged.connect(lambda _u: self.check_registry())
         self.settings_view.createIdentityRequested.connect(self.show_first_run)
-        self.uploads.summaryChanged.connect(self._queue_summary)
+        self.uploads.summaryChanged.connect(self.upload_status.summary)
         self.uploads.contributionDecided.connect(self._contribution_decided)
 
     def _page_selected(self, row: int) -> None:
@@ -350,29 +353,6 @@ class MainWindow(QMainWindow):
             on_result=self.uploads.attach,
             on_error=lambda exc: log.warning("upload queue unavailable: %s", exc),
         )
-
-    def _queue_summary(self, text: str) -> None:
-        if self._uploads_wait_for_key():
-            self.queue_label.setText("Uploads: waiting for your key")
-            if not self._told_key_wait:
-                self._told_key_wait = True
-                self.statusBar().showMessage(
-                    "Uploads are waiting for your key: choose Registry ▸ Unlock key…", 20_000
-                )
-            return
-        self.queue_label.setText(f"Uploads: {text}")
-
-    def _uploads_wait_for_key(self) -> bool:
-        uploads = self.services.started_uploads()
-        return uploads is not None and uploads.waits_for_key()
-
-    def _key_unlocked(self) -> None:
-        """The key is now held by this session: a queue that stopped for it starts again."""
-        uploads = self.services.started_uploads()
-        if uploads is not None and uploads.waits_for_key():
-            uploads.last_failure = None
-            self._told_key_wait = False
-            self.runner.start(uploads.ensure_running)
 
     def _contribution_decided(self, item_id: int, state: str) -> None:
         """Accepted/rejected: tell the user even when the window is in the tray, and in the
