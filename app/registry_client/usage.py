@@ -76,6 +76,8 @@ class UsageWindow:
     since: date
     until: date
     points: tuple[UsagePoint, ...]
+    # The usage-log position every event up to which the buckets count (None: not said).
+    settled_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +226,14 @@ def usage_window(
         since=_date(_field(body, "since", str), "since"),
         until=_date(_field(body, "until", str), "until"),
         points=tuple(points),
+        settled_seq=_settled_seq(body),
     )
+
+
+def _settled_seq(body: dict[str, Any]) -> int | None:
+    settled = body.get("settledThrough")
+    seq = settled.get("sequence") if isinstance(settled, dict) else None
+    return seq if type(seq) is int and 0 <= seq <= MAX_INT else None
 
 
 def all_models(client: RegistryClient) -> Iterator[ModelInfo]:

@@ -116,6 +116,8 @@ class RewardsSync:
         self.owner = owner
         self.demo = demo
         self.log: LogSync | None = None
+        self._late = [0, 0]  # entries and amount fetched after the usage or summary was read
+        self._late_cursor: str | None = None
         self.evidence: EvidenceReport | None = None
 
     def run(self, progress: ProgressFn | None = None, *, today: date | None = None) -> SyncReport:
@@ -131,16 +133,27 @@ class RewardsSync:
         # Rows kept from addresses this registry had before (the demo's earlier ports).
         self.directory.adopt_by_evidence(self.registry, self.owner)
         contributions = self._accepted()
+        if self.log is not None:
+            self.log.verify_acceptances(contributions)
         for n, cid in enumerate(contributions, 1):
             say(f"Usage of contribution {n} of {len(contributions)}")
-            self._sync_usage(cid, today or datetime.now(UTC).date())
+            self._sync_usage(cid, today or datetime.now(UTC).date(), say)
         if self.log is not None:
-            self.log.finish()  # entries still pending, and the summary against the entries
+            # entries still pending, and the summary against the entries
+            self.log.finish(lambda: self._catch_up(say))
+        entries, amount = entries + self._late[0], amount + self._late[1]
+        cursor = self._late_cursor or cursor
         # The events behind the verified entries, a bounded share per sync (app.services.evidence).
         self.evidence = EvidenceSync(
             self._ctx, self.client, self.registry, self.owner, has_log=self.log is not None
         ).run(say)
         return SyncReport(entries, amount, len(contributions), models, cursor)
+
+    def _catch_up(self, say: ProgressFn) -> None:
+        """Entries written since the ledger was read (a figure read later may count them)."""
+        entries, amount, self._late_cursor = self._sync_rewards(say)
+        self._late[0] += entries
+        self._late[1] += amount
 
     # -- parts -----------------------------------------------------------------------------
 
@@ -267,7 +280,7 @@ class RewardsSync:
             ).all()
         return [str(rid) for _iid, rid in accepted if str(rid) in ours]
 
-    def _sync_usage(self, contribution_id: str, today: date) -> None:
+    def _sync_usage(self, contribution_id: str, today: date, say: ProgressFn) -> None:
         stream = _usage_stream(contribution_id)
         with self._ctx.db.session() as s:
             row = self._cursor(s, stream)
@@ -279,6 +292,8 @@ class RewardsSync:
             since = max(min(last, since), today - timedelta(days=MAX_WINDOW_DAYS - 1))
         window = usage_window(self.client, contribution_id, since=since)
         check_window(window, contribution_id, since, today)
+        if self.log is not None:  # its sums against the ledger entries, before it is stored
+            self.log.check_usage(window, lambda: self._catch_up(say))
         self._store_window(window)
 
     def _store_window(self, window: UsageWindow) -> None:

@@ -47,7 +47,9 @@ def _sync(desk: Desk) -> Any:
         client.close()
 
 
-def _window(cid: str, reward: int) -> bytes:
+def _window(cid: str, count: int) -> bytes:
+    """A usage window of `count` events and share, earning nothing (a reward no ledger entry
+    backs would fail the transparency log's cross-check before the overflow check)."""
     today = date.today()
     return json.dumps(
         {
@@ -62,14 +64,14 @@ def _window(cid: str, reward: int) -> bytes:
                     "points": [
                         {
                             "start": today.isoformat(),
-                            "events": reward,
-                            "sharePpm": reward,
-                            "rewardMicro": reward,
+                            "events": count,
+                            "sharePpm": count,
+                            "rewardMicro": 0,
                         }
                     ],
                 }
             ],
-            "totals": {"events": reward, "rewardMicro": reward},
+            "totals": {"events": count, "rewardMicro": 0},
         }
     ).encode()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from app.services.context import ServiceContext
 from app.services.identity import IdentityService
 from app.services.rewards import RewardsSync
 from app.services.transparency import LogVerificationFailed, audit, compare, export_evidence
-from app.store.rewards_models import RewardRecord
+from app.store.rewards_models import RewardRecord, UsageDay
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof
 from app.tlog import Checkpoint, Signer, Verifier, open_checkpoint, tiles_for_size
 from registry import translog
@@ -43,6 +44,9 @@ pytestmark = pytest.mark.slow
 
 def _db(tmp_path: Path) -> Path:
     return tmp_path / "registry" / "registry.sqlite3"
+
+# The registry's log tables (a rebuilt log replaces them all).
+LOG_TABLES = ("log_leaves", "log_bundles", "log_ranges", "log_tiles", "log_checkpoints")
 
 
 def _tamper(tmp_path: Path, *statements: str) -> None:
@@ -115,7 +119,20 @@ def _snapshot(ctx: ServiceContext) -> dict[str, Any]:
                 (p.cursor, p.tree_size, p.leaf, p.proof) for p in s.scalars(select(LogProof))
             ),
             "pins": sorted((p.origin, p.vkey) for p in s.scalars(select(LogPin))),
+            "days": {
+                cid: _days(ctx, cid)
+                for cid in set(s.scalars(select(UsageDay.contribution_id).distinct()))
+            },
         }
+
+
+def _days(ctx: ServiceContext, contribution_id: str) -> list[tuple[Any, ...]]:
+    """The usage days stored for one contribution."""
+    with ctx.db.session() as s:
+        return sorted(
+            (d.day, d.model_id, d.method, d.events, d.reward_micro)
+            for d in s.scalars(select(UsageDay).where(UsageDay.contribution_id == contribution_id))
+        )
 
 
 def _failures(ctx: ServiceContext) -> list[str]:
@@ -154,20 +171,23 @@ def synced(desk: Desk, registry: RegistryProcess, operator: Contributor) -> tupl
 def test_sync_verifies_every_entry_and_audit_passes_offline(
     synced: tuple[Desk, list[str]], registry: RegistryProcess, data_dir: Path
 ) -> None:
-    desk, _ = synced
+    desk, cids = synced
     with desk.ctx.db.session() as s:
         [pin] = s.scalars(select(LogPin)).all()
         records = s.scalar(select(func.count()).select_from(RewardRecord))
-        proofs = s.scalar(select(func.count()).select_from(LogProof))
+        cursors = list(s.scalars(select(LogProof.cursor)))
         keys = set(s.scalars(select(RewardRecord.registry_key)))
     assert pin.source == "first-contact"
     assert keys == {pin.vkey}  # the registry's identity is its log key
-    assert records == proofs
+    accepted = sorted(c for c in cursors if c.startswith("acceptance:"))
+    assert records == len(cursors) - len(accepted)
+    assert accepted == sorted(f"acceptance:{c}" for c in cids)  # both acceptances in the log
     pins = run_cli("log-key", "--json", data_dir=data_dir)
     assert pins.code == 0, pins.err
     assert json.loads(pins.out)["keys"][0]["logKey"] == pin.vkey
     out = run_cli("audit", "--json", data_dir=data_dir)
     assert out.code == 0 and json.loads(out.out)["ok"] is True
+    assert json.loads(out.out)["registries"][0]["verifiedAcceptances"] == len(cids)
 
 
 def test_amount_changed_in_the_database_is_detected(
@@ -217,7 +237,7 @@ def _check_inclusion_evidence(ev: dict[str, Any], vkey: str) -> None:
     assert json.loads(leaf)["amountMicro"] != ev["reported"]["amountMicro"]
 
 
-def test_deleted_entry_is_detected_by_the_summary(
+def test_deleted_entry_is_detected_by_the_figures(
     synced: tuple[Desk, list[str]],
     registry: RegistryProcess,
     operator: Contributor,
@@ -229,13 +249,16 @@ def test_deleted_entry_is_detected_by_the_summary(
     post_usage(registry, operator, usage_events("third", cids, 10))
     new = [i for i in _mine(desk, tmp_path) if i not in known]
     _tamper(tmp_path, f"DELETE FROM ledger WHERE id = {new[-1]}")
-    with pytest.raises(LogVerificationFailed, match=r"\(summary\)"):
+    with pytest.raises(LogVerificationFailed, match=r"\(usage\)") as failed:
         _sync(desk)
     after = _snapshot(desk.ctx)
     # entries stored before are untouched (the verified new ones were added next to them)
     assert set(before["records"]) <= set(after["records"])
     assert set(before["checkpoints"]) <= set(after["checkpoints"])
-    assert _failures(desk.ctx) == ["summary"]
+    assert _failures(desk.ctx) == ["usage"]
+    # the usage of the contribution that does not add up is not stored
+    cid = next(c for c in cids if c in str(failed.value))
+    assert _days(desk.ctx, cid) == before["days"][cid]
 
 
 @pytest.mark.parametrize("how", ["truncated", "replayed"])
@@ -331,19 +354,14 @@ def test_a_fork_served_to_two_clients_is_detected(
     engine = create_engine(f"sqlite:///{_db(tmp_path)}")
     with Session(engine) as s:
         size = translog.tree_size(s)
-        leaves = [
-            translog.Leaf(k, r, bytes(leaf))
-            for k, r, leaf in s.execute(
-                text("SELECT kind, ref, leaf FROM log_leaves ORDER BY idx")
-            ).all()
-        ]
+        leaves = translog.all_leaves(s)
         i = next(n for n, lf in enumerate(leaves) if b'"kind":"protocol"' in lf.data)
         leaves[i] = translog.Leaf(
             leaves[i].kind,
             leaves[i].ref,
             leaves[i].data.replace(b'"amountMicro":', b'"amountMicro":9'),
         )
-        for table in ("log_leaves", "log_tiles", "log_checkpoints"):
+        for table in LOG_TABLES:
             s.execute(text(f"DELETE FROM {table}"))
         s.execute(text("UPDATE log_state SET size = 0"))
         translog.append(s, leaves)
@@ -377,3 +395,113 @@ def test_a_fork_served_to_two_clients_is_detected(
         assert _snapshot(desk.ctx) == before
     finally:
         other.ctx.close()
+
+
+def _registry_rows(tmp_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(_db(tmp_path), timeout=30)
+    try:
+        return [tuple(r) for r in con.execute(sql, params).fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("change", ["reward", "events"])
+def test_a_changed_usage_bucket_is_detected(
+    synced: tuple[Desk, list[str]], tmp_path: Path, data_dir: Path, change: str
+) -> None:
+    """The usage series must add up to the ledger entries of its days, models and methods:
+    a day bucket changed in the database (no entry changed) fails the sync, and the stored
+    usage of that contribution stays as it was."""
+    desk, cids = synced
+    before = _snapshot(desk.ctx)
+    [(day, model, method, events)] = _registry_rows(
+        tmp_path,
+        "SELECT bucket_start, model_id, method, events FROM usage_buckets "
+        "WHERE contribution_id = ? AND reward_micro > 0 ORDER BY bucket_start DESC LIMIT 1",
+        cids[0],
+    )
+    assert events > 0
+    where = (
+        f"WHERE contribution_id = '{cids[0]}' AND bucket_start = '{day}' "
+        f"AND model_id = '{model}' AND method = '{method}'"
+    )
+    if change == "reward":
+        _tamper(tmp_path, f"UPDATE usage_buckets SET reward_micro = reward_micro + 1 {where}")
+    else:  # fewer events than the verified entries of that day say they sum
+        _tamper(tmp_path, f"UPDATE usage_buckets SET events = 0 {where}")
+    with pytest.raises(LogVerificationFailed, match=rf"\(usage\).*{cids[0]}"):
+        _sync(desk)
+    assert _snapshot(desk.ctx) == before
+    assert _failures(desk.ctx) == ["usage"]
+    res = run_cli("audit", "--export", str(tmp_path / "ev.json"), data_dir=data_dir)
+    assert res.code == 4 and "FAILED" in res.out
+    [failure] = json.loads((tmp_path / "ev.json").read_text())["logs"][0]["failures"]
+    assert failure["evidence"]["contributionId"] == cids[0] and failure["evidence"]["cells"]
+
+
+def test_a_changed_model_total_is_detected(
+    desk: Desk, registry: RegistryProcess, operator: Contributor, tmp_path: Path
+) -> None:
+    """The summary's per-model totals must add up to the entries of each model: usage from
+    200 days ago (older than any usage window fetched) moved to another model in the database
+    leaves the total and the per-contribution figures as they were, and fails the sync."""
+    cids = accepted_items(desk, "alpha", "beta")
+    old = usage_events("old", cids, 6)
+    for e in old:
+        e["at"] = (datetime.fromisoformat(e["at"]) - timedelta(days=200)).isoformat()
+    post_usage(registry, operator, old + usage_events("new", cids, 6))
+    _sync(desk)
+    before = _snapshot(desk.ctx)
+    _tamper(
+        tmp_path,
+        "UPDATE usage_buckets SET model_id = 'other-model' WHERE bucket_start < "
+        f"'{(datetime.now(UTC) - timedelta(days=150)).date()}'",
+    )
+    with pytest.raises(LogVerificationFailed, match=r"\(summary\).*for model sync-model"):
+        _sync(desk)
+    assert _snapshot(desk.ctx) == before
+    assert _failures(desk.ctx) == ["summary"]
+
+
+@pytest.mark.parametrize("how", ["leaf row", "relogged"])
+def test_a_changed_acceptance_is_detected(
+    desk: Desk, registry: RegistryProcess, operator: Contributor, tmp_path: Path, how: str
+) -> None:
+    """Each accepted contribution's acceptance leaf must be in the log and name what the
+    catalogue submitted: a leaf row changed behind the tree (its proof fails), or a log
+    rebuilt and signed whose acceptance names another manifest, fails the first sync."""
+    cids = accepted_items(desk, "alpha", "beta")
+    post_usage(registry, operator, usage_events("first", cids, 10))
+    [(idx, leaf)] = _registry_rows(
+        tmp_path, "SELECT idx, leaf FROM log_leaves WHERE kind = 'acceptance' AND ref = ?", cids[1]
+    )
+    obj = json.loads(leaf)
+    obj["manifestSha256"] = "0" * 64
+    forged = translog.canonical_json(obj)
+    if how == "leaf row":
+        con = sqlite3.connect(_db(tmp_path), timeout=30)
+        con.execute("UPDATE log_leaves SET leaf = ? WHERE idx = ?", (forged, idx))
+        con.commit()
+        con.close()
+        expected = r"\(acceptance\).*not in the log"
+    else:  # the whole log rebuilt around the forged leaf and signed with the real key
+        engine = create_engine(f"sqlite:///{_db(tmp_path)}")
+        with Session(engine) as s:
+            leaves = [
+                translog.Leaf(lf.kind, lf.ref, forged if i == idx else lf.data)
+                for i, lf in enumerate(translog.all_leaves(s))
+            ]
+            for table in LOG_TABLES:
+                s.execute(text(f"DELETE FROM {table}"))
+            s.execute(text("UPDATE log_state SET size = 0"))
+            translog.append(s, leaves)
+            s.commit()
+        engine.dispose()
+        expected = r"\(acceptance\).*manifest 0{64}"
+    with pytest.raises(LogVerificationFailed, match=expected):
+        _sync(desk)
+    assert _failures(desk.ctx) == ["acceptance"]
+    with desk.ctx.db.session() as s:
+        stored = set(s.scalars(select(LogProof.cursor)))
+    assert f"acceptance:{cids[1]}" not in stored
+    assert not audit(desk.ctx).ok  # the recorded failure

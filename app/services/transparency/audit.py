@@ -16,6 +16,12 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import UsageError
 from app.services.context import ServiceContext
+from app.services.transparency.acceptance import (
+    ACCEPTANCE_PREFIX,
+    Submitted,
+    acceptance_mismatch,
+    submitted,
+)
 from app.services.transparency.failures import split_hashes
 from app.services.transparency.leaves import leaf_mismatch, record_fields
 from app.store.rewards_models import RewardRecord
@@ -89,6 +95,8 @@ def audit(ctx: ServiceContext) -> AuditReport:
             }
             batches: dict[int, InclusionBatch] = {}
             proofs = list(s.scalars(select(LogProof).where(LogProof.registry_key == key)))
+            acceptances = [p for p in proofs if p.cursor.startswith(ACCEPTANCE_PREFIX)]
+            facts = submitted(s, [p.cursor.removeprefix(ACCEPTANCE_PREFIX) for p in acceptances])
             for p in proofs:
                 try:
                     root = roots.get(p.tree_size)
@@ -98,6 +106,9 @@ def audit(ctx: ServiceContext) -> AuditReport:
                     if b is None:
                         b = batches[p.tree_size] = InclusionBatch(p.tree_size, root)
                     b.verify(p.leaf_index, leaf_hash(p.leaf), split_hashes(p.proof))
+                    if p.cursor.startswith(ACCEPTANCE_PREFIX):
+                        _check_acceptance(p, facts)
+                        continue
                     r = records.get(p.cursor)
                     if r is None:
                         raise TlogError("the proven entry is not stored")
@@ -105,7 +116,10 @@ def audit(ctx: ServiceContext) -> AuditReport:
                     if why is not None:
                         raise TlogError(why)
                 except TlogError as exc:
-                    problems.append(f"ledger entry {p.cursor}: {exc}")
+                    what = p.cursor.replace(ACCEPTANCE_PREFIX, "acceptance of ", 1)
+                    if what == p.cursor:
+                        what = f"ledger entry {p.cursor}"
+                    problems.append(f"{what}: {exc}")
             failures = [
                 {"at": f.at.isoformat(), "what": f.what, "message": f.message}
                 for f in s.scalars(select(LogFailure).where(LogFailure.registry_key == key))
@@ -116,7 +130,8 @@ def audit(ctx: ServiceContext) -> AuditReport:
                     "registryKey": key,
                     "checkpoints": len(cps),
                     "treeSize": cps[-1].size if cps else 0,
-                    "verifiedEntries": len(proofs),
+                    "verifiedEntries": len(proofs) - len(acceptances),
+                    "verifiedAcceptances": len(acceptances),
                     "pendingEntries": pending,
                     "problems": problems,
                     "failures": failures,
@@ -124,6 +139,14 @@ def audit(ctx: ServiceContext) -> AuditReport:
             )
             report.problems.extend(f"{key[:40]}…: {p}" for p in problems)
     return report
+
+
+def _check_acceptance(p: LogProof, facts: dict[str, Submitted]) -> None:
+    """The proven acceptance leaf against the catalogue (if it still holds the item)."""
+    sub = facts.get(p.cursor.removeprefix(ACCEPTANCE_PREFIX))
+    why = None if sub is None else acceptance_mismatch(p.leaf, sub, p.owner)
+    if why is not None:
+        raise TlogError(why)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from app.services.context import ServiceContext
+from app.services.transparency.acceptance import ACCEPTANCE_PREFIX
 from app.store.rewards_models import RewardRecord
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogProof
 
@@ -24,6 +25,9 @@ class LogStatus:
     failure: str | None  # the last failure, if no checkpoint was verified after it
     failed_contributions: frozenset[str]  # named by that failure's evidence
     per_contribution: dict[str, tuple[int, int]]  # contribution id → (verified, pending)
+    # What that failure checked: "entry", "inclusion", "summary", "usage", "acceptance", ...
+    failure_what: str | None = None
+    acceptances: frozenset[str] = frozenset()  # contributions whose acceptance leaf verified
 
     def contribution_state(self, contribution_id: str) -> str:
         """'failed', 'pending' or 'verified' for one contribution's entries."""
@@ -31,6 +35,29 @@ class LogStatus:
             return "failed"
         verified, pending = self.per_contribution.get(contribution_id, (0, 0))
         return "pending" if pending or not verified else "verified"
+
+    def figure_state(self, figure: str, contribution_id: str | None = None) -> str:
+        """'failed', 'pending' or 'verified' for a reported figure checked against the
+        entries: "summary" (the totals, per contribution and per model) or "usage" (the usage
+        series, of one contribution if given). Verified means: it added up to the entries at
+        the last sync, as far as they are verified."""
+        if self.failure_what == figure and (
+            contribution_id is None
+            or not self.failed_contributions
+            or contribution_id in self.failed_contributions
+        ):
+            return "failed"
+        if self.checkpoint_size is None:
+            return "pending"
+        if contribution_id is not None:
+            return self.contribution_state(contribution_id)
+        return "pending" if self.pending else "verified"
+
+    def acceptance_state(self, contribution_id: str) -> str:
+        """'failed', 'pending' or 'verified' for the logged acceptance of a contribution."""
+        if self.failure_what == "acceptance" and contribution_id in self.failed_contributions:
+            return "failed"
+        return "verified" if contribution_id in self.acceptances else "pending"
 
 
 def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus | None:
@@ -69,9 +96,22 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
         failed: set[str] = set()
         if fail is not None and (last is None or _aware(fail.at) >= _aware(last.fetched_at)):
             failure = f"{fail.message} ({fail.what}, {_aware(fail.at):%d %b %Y %H:%M} UTC)"
-            reported = json.loads(fail.evidence).get("reported")
+            evidence = json.loads(fail.evidence)
+            reported = evidence.get("reported")
             if isinstance(reported, dict) and isinstance(reported.get("contributionId"), str):
                 failed.add(reported["contributionId"])
+            if isinstance(evidence.get("contributionId"), str):
+                failed.add(evidence["contributionId"])
+        accepted = frozenset(
+            c.removeprefix(ACCEPTANCE_PREFIX)
+            for c in s.scalars(
+                select(LogProof.cursor).where(
+                    LogProof.registry_key == registry_key,
+                    LogProof.owner == owner,
+                    LogProof.cursor.startswith(ACCEPTANCE_PREFIX),
+                )
+            )
+        )
         return LogStatus(
             checkpoint_size=None if last is None else last.size,
             checkpoint_at=None if last is None else _aware(last.fetched_at),
@@ -80,6 +120,8 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
             failure=failure,
             failed_contributions=frozenset(failed),
             per_contribution={c: (v, p) for c, (v, p) in per.items()},
+            failure_what=None if failure is None or fail is None else fail.what,
+            acceptances=accepted,
         )
 
 

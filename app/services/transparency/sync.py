@@ -12,11 +12,12 @@ from typing import Any, NoReturn
 from sqlalchemy import select
 
 from app.registry_client.api import RegistryClient
-from app.registry_client.usage import RewardEntry
+from app.registry_client.usage import RewardEntry, UsageWindow
 from app.services.context import ServiceContext
+from app.services.transparency.acceptance import verify_acceptances
 from app.services.transparency.checkpoints import advance_checkpoint
 from app.services.transparency.failures import hashes, record_failure, unb64
-from app.services.transparency.figures import check_summary
+from app.services.transparency.figures import CatchUp, check_summary, check_usage
 from app.services.transparency.leaves import entry_fields, leaf_mismatch, record_fields
 from app.services.transparency.pins import pinned
 from app.store.rewards_models import RewardRecord
@@ -39,6 +40,8 @@ class LogSync:
     note: bytes = b""
     pending: int = 0
     verified: int = 0
+    settled_floor: int | None = None  # see figures.stored_floor
+    pending_acceptances: int = 0
 
     @classmethod
     def start(
@@ -138,7 +141,17 @@ class LogSync:
                     s.add(p)
             s.commit()
 
-    def finish(self) -> None:
+    def verify_acceptances(self, contribution_ids: Sequence[str]) -> None:
+        """The acceptance leaf of each accepted contribution (app.services.transparency
+        .acceptance)."""
+        self.pending_acceptances = verify_acceptances(self, contribution_ids)
+
+    def check_usage(self, window: UsageWindow, catch_up: CatchUp) -> None:
+        """A usage window against the stored entries, before it is stored (see figures);
+        `catch_up` fetches the entries written since the last were fetched."""
+        check_usage(self, window, catch_up)
+
+    def finish(self, catch_up: CatchUp = lambda: None) -> None:
         """Verify stored entries still pending, then check the registry's summary figures
         against the entries it reported."""
         with self.ctx.db.session() as s:
@@ -164,4 +177,4 @@ class LogSync:
         self.pending = 0
         if fields:
             self.store(self._prove(fields))
-        check_summary(self)
+        check_summary(self, catch_up)
