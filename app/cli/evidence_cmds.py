@@ -34,7 +34,7 @@ def _one_line(text: str) -> str:
 
 
 def cmd_evidence(args: argparse.Namespace, ctx: Any) -> int:
-    from app.cli.output import print_json
+    from app.cli.output import plural, print_json
     from app.domain.errors import IdentityError
     from app.domain.money import format_micro
     from app.domain.units import method_label
@@ -82,7 +82,8 @@ def cmd_evidence(args: argparse.Namespace, ctx: Any) -> int:
             print(f"      model output: {_one_line(r.excerpt)}")
     if false_claims:
         print(
-            f"{false_claims:,} events carry evidence that is false for your unchanged files: "
+            f"{plural(false_claims, 'event')} {'carries' if false_claims == 1 else 'carry'} "
+            "evidence that is false for your unchanged files: "
             "the registry or its operator claims a match that is not there"
         )
     return code

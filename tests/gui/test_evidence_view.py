@@ -141,6 +141,19 @@ def test_a_changed_local_file_shows_your_copy_changed(
         statuses = _texts(dialog, COL_STATUS)
         assert statuses.count("Your copy changed since submission") == 5
         assert statuses.count("Verified against your files") == 5  # scores.csv is unchanged
+        # Put back as submitted: "Check again" finds it verified again.
+        desk.file("poems", "dover.txt").write_bytes(POEM)
+        dialog.recheck_button.click()
+        qtbot.waitUntil(
+            lambda: _texts(dialog, COL_STATUS).count("Verified against your files") == 10,
+            timeout=15_000,
+        )
+        desk.file("poems", "dover.txt").write_bytes(POEM.upper())
+        dialog.recheck_button.click()
+        qtbot.waitUntil(
+            lambda: _texts(dialog, COL_STATUS).count("Your copy changed since submission") == 5,
+            timeout=15_000,
+        )
         chip = dialog.findChild(type(dialog.title), "count-changed")
         assert chip is not None and "your copy changed since submission" in chip.text()
         dialog.set_filter("changed")
@@ -152,3 +165,49 @@ def test_a_changed_local_file_shows_your_copy_changed(
     finally:
         desk.ctx.close()
         registry.kill(signal.SIGTERM)
+
+
+def test_false_claims_raise_the_red_banner_and_the_filter_counts(qtbot: Any, theme: Any) -> None:
+    """The view of a listing with a span mismatch (the registry's evidence false for an
+    unchanged file): a red banner naming it, counts and filter entries per status."""
+    from datetime import UTC, datetime
+
+    from app.services.evidence_check import Status
+    from app.services.evidence_review import EvidenceListing, EvidenceRow
+    from app.ui.dialogs.evidence_dialog import EvidenceDialog
+
+    def row(seq: int, status: Status) -> EvidenceRow:
+        return EvidenceRow(
+            entry="1", sequence=seq, event_id=f"e{seq}", model_id="m", model_name="Model",
+            at=datetime(2026, 12, 1, tzinfo=UTC), method="exact-match", amount_micro=10,
+            status=status, file_sha256="a" * 64, offset=0, length=4, local_path="/d/f.txt",
+            line=1, span="abcd", span_truncated=False, excerpt=None, before="", after="ef",
+        )  # fmt: skip
+
+    rows = [row(1, Status.VERIFIED), row(2, Status.SPAN_MISMATCH), row(3, Status.VERIFIED)]
+    listing = EvidenceListing(
+        1, "c1", "Poems", "registry", rows=rows,
+        counts={Status.VERIFIED: 2, Status.SPAN_MISMATCH: 1}, entries_left=2,
+    )  # fmt: skip
+    dialog = EvidenceDialog(theme)
+    qtbot.addWidget(dialog)
+    dialog.show_listing(listing)
+    dialog.show()
+    assert dialog.banner.isVisible()
+    assert dialog.banner.text().startswith("1 event carries evidence that is false")
+    assert dialog.pending.isVisible() and "2 ledger entries not read" in dialog.pending.text()
+    entries = [dialog.filter.itemText(i) for i in range(dialog.filter.count())]
+    assert entries == [
+        "All events (3)",
+        "Verified against your files (2)",
+        "Span mismatch (false claim) (1)",
+    ]
+    dialog.set_filter("span-mismatch")
+    assert dialog.model.rowCount() == 1 and dialog.model.row_at(0).event_id == "e2"
+    assert dialog.span.toPlainText().replace("\xa0", " ") == "1 │ abcdef"
+    dialog.show_listing(listing)  # shown again (a re-check): the filter stays
+    assert dialog.filter.currentData() == "span-mismatch" and dialog.model.rowCount() == 1
+    listing.rows, listing.counts = rows[:1], {Status.VERIFIED: 1}
+    dialog.show_listing(listing)  # that status is gone: every event is shown
+    assert not dialog.banner.isVisible()
+    assert dialog.filter.currentData() == "" and dialog.model.rowCount() == 1

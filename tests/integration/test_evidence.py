@@ -222,3 +222,31 @@ def test_events_changed_behind_the_log_fail_and_nothing_stored_changes(
     assert not any(row[-1] for row in after[len(before) :])  # the new events: not confirmed
     with desk.ctx.db.session() as s:
         assert [f.what for f in s.scalars(select(LogFailure))] == ["evidence"]
+
+
+def test_a_false_span_claim_is_named_and_the_command_exits_4(
+    desk: Desk,
+    registry: RegistryProcess,
+    operator: Contributor,
+    contribution: tuple[int, str],
+    data_dir: Path,
+) -> None:
+    """The registry checks that a span lies inside the file, not what its bytes are: an
+    operator claiming an exact match of bytes the file does not hold at that span is caught
+    by the contributor's own copy, and named as a false claim (not as a changed file)."""
+    item, cid = contribution
+    events = _events("f", cid, 2)
+    lie = events[1]["attributions"][0]["evidence"]
+    lie["spanSha256"] = _sha(b"words that are not in the poem")
+    post_usage(registry, operator, events)
+    _sync(desk)
+    code, view = _evidence_cli(registry.base_url, data_dir, str(item))
+    assert code == 4 and view["falseClaims"] == 1
+    assert view["counts"] == {"verified": 3, "span-mismatch": 1, "operator-asserted": 2}
+    [false] = [e for e in view["events"] if e["status"] == "span-mismatch"]
+    assert false["eventId"] == "f-1" and "span mismatch" in false["statusText"]
+    # The bytes really at that span are shown from the file, beside the claim.
+    assert false["span"] == POEM[lie["offset"] : lie["offset"] + lie["length"]].decode()
+    text = run_cli("--registry", registry.base_url, "evidence", str(item), data_dir=data_dir)
+    assert text.code == 4
+    assert "SPAN MISMATCH" in text.out and "1 event carries evidence that is false" in text.out

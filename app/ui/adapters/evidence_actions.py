@@ -67,7 +67,9 @@ class EvidenceActions(QObject):
         def done(listing: EvidenceListing) -> None:
             window = self.windows.get(item_id)
             if window is None:
-                window = self.windows[item_id] = EvidenceDialog(self.theme, self._parent)
+                window = self.windows[item_id] = EvidenceDialog(
+                    self.theme, self._parent, recheck=lambda: self.open(item_id)
+                )
                 window.finished.connect(lambda _r: self.windows.pop(item_id, None))
             window.show_listing(listing)
             window.show()

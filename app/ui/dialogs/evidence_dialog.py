@@ -12,6 +12,7 @@ The listing comes from app.services.evidence_review (the same as `contributor-de
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import (
@@ -89,7 +90,12 @@ def where_text(row: EvidenceRow) -> str:
 class EvidenceModel(QAbstractTableModel):
     """The events of one listing, those of one status when filtered."""
 
-    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        theme: Theme,
+        parent: QWidget | None = None,
+        recheck: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.theme = theme
         self._all: list[EvidenceRow] = []
@@ -180,7 +186,12 @@ class EvidenceModel(QAbstractTableModel):
 class EvidenceDialog(QDialog):
     """One contribution's Evidence view; `show_listing` fills it (again, after a re-check)."""
 
-    def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        theme: Theme,
+        parent: QWidget | None = None,
+        recheck: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.theme = theme
         self.listing: EvidenceListing | None = None
@@ -245,6 +256,13 @@ class EvidenceDialog(QDialog):
         self.split = split
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
+        self.recheck_button = buttons.addButton(
+            "Check again", QDialogButtonBox.ButtonRole.ActionRole
+        )
+        self.recheck_button.setToolTip("Check every span against your files again")
+        self.recheck_button.setVisible(recheck is not None)
+        if recheck is not None:
+            self.recheck_button.clicked.connect(lambda: recheck())
         layout.addWidget(buttons)
 
     def _build_counts(self) -> QHBoxLayout:
@@ -300,7 +318,8 @@ class EvidenceDialog(QDialog):
         false = sum(n for s, n in listing.counts.items() if s in FALSE_CLAIMS)
         self.banner.setVisible(bool(false))
         self.banner.setText(
-            f"{plural(false, 'event')} carry evidence that is false for your unchanged files: "
+            f"{plural(false, 'event')} {'carries' if false == 1 else 'carry'} evidence that is "
+            "false for your unchanged files: "
             "the registry or the model operator claims a match that is not there."
         )
         self.pending.setVisible(bool(listing.entries_left))
@@ -325,6 +344,7 @@ class EvidenceDialog(QDialog):
             w = item.widget() if item is not None else None
             if w is not None:
                 w.deleteLater()
+        keep = str(self.filter.currentData() or ALL)
         self.filter.blockSignals(True)
         self.filter.clear()
         self.filter.addItem(f"All events ({len(listing.rows):,})", ALL)
@@ -343,7 +363,9 @@ class EvidenceDialog(QDialog):
             self.counts_box.addWidget(chip)
             icon = themed_icon(name, self.theme.colors[color])
             self.filter.addItem(icon, f"{SHORT[status]} ({n:,})", status.value)
+        self.filter.setCurrentIndex(max(self.filter.findData(keep), 0))
         self.filter.blockSignals(False)
+        self.model.set_filter(str(self.filter.currentData() or ALL))
 
     def _filter_changed(self, index: int) -> None:
         self.model.set_filter(str(self.filter.itemData(index) or ALL))
