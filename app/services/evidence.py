@@ -304,49 +304,57 @@ class EvidenceSync:
         try:
             for record, leaf in self._open_entries():
                 if report.events >= self.max_events or time.monotonic() >= deadline:
-                    report.entries_left += 1
-                    continue
-                if not self._read_entry(record, leaf, report, deadline):
-                    if report.unsupported:
-                        return report
-                    report.entries_left += 1
+                    break
+                if not self._read_entry(record, leaf, report, deadline) and report.unsupported:
+                    break
                 if report.events:
                     say(f"Evidence: {report.events:,} events checked")
         finally:
             for c in self._checkers.values():
                 c.close()
+        if not report.unsupported:
+            report.entries_left = self._count_open()
         return report
 
-    def _open_entries(self) -> list[tuple[RewardRecord, bytes | None]]:
-        with self.ctx.db.session() as s:
-            q = (
-                select(RewardRecord, LogProof.leaf)
-                .outerjoin(
-                    LogProof,
-                    (LogProof.registry_key == RewardRecord.registry_key)
-                    & (LogProof.owner == RewardRecord.owner)
-                    & (LogProof.cursor == RewardRecord.cursor),
-                )
-                .outerjoin(
-                    EvidenceFetch,
-                    (EvidenceFetch.registry_key == RewardRecord.registry_key)
-                    & (EvidenceFetch.owner == RewardRecord.owner)
-                    & (EvidenceFetch.cursor == RewardRecord.cursor),
-                )
-                .where(
-                    RewardRecord.registry_key == self.registry_key,
-                    RewardRecord.owner == self.owner,
-                    EvidenceFetch.complete.is_not(True),
-                )
-                .order_by(RewardRecord.id)
+    def _open(self, columns: Any) -> Any:
+        """Entries of this registry and identity whose events are not all read and verified
+        (with a log: only those the log verified), in ledger order."""
+        q = (
+            select(*columns)
+            .select_from(RewardRecord)
+            .outerjoin(
+                LogProof,
+                (LogProof.registry_key == RewardRecord.registry_key)
+                & (LogProof.owner == RewardRecord.owner)
+                & (LogProof.cursor == RewardRecord.cursor),
             )
-            if self.has_log:  # only entries the log has verified
-                q = q.where(LogProof.cursor.is_not(None))
+            .outerjoin(
+                EvidenceFetch,
+                (EvidenceFetch.registry_key == RewardRecord.registry_key)
+                & (EvidenceFetch.owner == RewardRecord.owner)
+                & (EvidenceFetch.cursor == RewardRecord.cursor),
+            )
+            .where(
+                RewardRecord.registry_key == self.registry_key,
+                RewardRecord.owner == self.owner,
+                EvidenceFetch.complete.is_not(True),
+            )
+        )
+        return q.where(LogProof.cursor.is_not(None)) if self.has_log else q
+
+    def _open_entries(self) -> list[tuple[RewardRecord, bytes | None]]:
+        """As many open entries as one sync can read (each has at least one event)."""
+        with self.ctx.db.session() as s:
+            q = self._open((RewardRecord, LogProof.leaf)).order_by(RewardRecord.id)
             rows: list[tuple[RewardRecord, bytes | None]] = [
-                (r, leaf) for r, leaf in s.execute(q).all()
+                (r, leaf) for r, leaf in s.execute(q.limit(self.max_events + 1)).all()
             ]
             s.expunge_all()
         return rows
+
+    def _count_open(self) -> int:
+        with self.ctx.db.session() as s:
+            return int(s.scalar(self._open((func.count(),))) or 0)
 
     def _fetch_state(self, s: Session, cursor: str) -> EvidenceFetch | None:
         return s.get(EvidenceFetch, (self.registry_key, self.owner, cursor))
