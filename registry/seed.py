@@ -23,6 +23,7 @@ generator per event, so the event stream is the same with or without it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -187,22 +188,29 @@ def _span(f: DemoFile, offset: int, length: int) -> dict[str, object]:
     }
 
 
-def _text_span(head: bytes, rng: random.Random) -> tuple[int, int] | None:
-    """(offset, length) of one non-blank line of a UTF-8 text (at most MAX_SPAN bytes, cut at
-    a character boundary), or None for binary bytes."""
+@functools.lru_cache(maxsize=64)
+def _text_lines(head: bytes) -> tuple[tuple[int, int], ...]:
+    """(offset, length) of the non-blank lines of a UTF-8 text; none for binary bytes."""
     # The prefix may end inside a character; only whole lines before it count.
     text = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
     try:
         text.decode("utf-8")
     except UnicodeDecodeError:
-        return None
+        return ()
     if b"\x00" in text:
-        return None
+        return ()
     lines, start = [], 0
     for line in text.split(b"\n"):
         if line.strip():
             lines.append((start, len(line.rstrip(b"\r"))))
         start += len(line) + 1
+    return tuple(lines)
+
+
+def _text_span(head: bytes, rng: random.Random) -> tuple[int, int] | None:
+    """(offset, length) of one non-blank line of a UTF-8 text (at most MAX_SPAN bytes, cut at
+    a character boundary), or None for binary bytes."""
+    lines = _text_lines(head)
     if not lines:
         return None
     offset, length = lines[rng.randrange(len(lines))]
