@@ -1073,6 +1073,68 @@ def series_bench(label: str, db_url: str, args: argparse.Namespace) -> None:
         engine.dispose()
 
 
+def workers_ab_bench(server_url: str, args: argparse.Namespace) -> None:
+    """PostgreSQL: `serve --workers 1` against `serve --workers 2` against the raw COPY of the
+    same rows, each filling its own database to `--fill` events in `--rounds` segments, the
+    three in rotating order within each round (both servers run throughout: the idle one
+    costs nothing), so every contender meets the same load."""
+    urls = {name: pg_database(server_url) for name in ("1 worker", "2 workers", "raw COPY")}
+    prep = {name: prepared(url) for name, url in urls.items()}
+    _, sessions, cids = prep["1 worker"]
+    bodies, templates = body_templates(cids)
+    from typing import cast
+
+    from sqlalchemy import Table, delete, insert, select
+
+    from registry.db.models import Contribution
+
+    table = cast(Table, Contribution.__table__)
+    with sessions() as a, prep["2 workers"][1]() as b:  # the same contribution ids in both
+        copied = [dict(r._mapping) for r in a.execute(select(table))]
+        b.execute(delete(table))
+        b.execute(insert(table), copied)
+        b.commit()
+    rows = template_rows(sessions, templates)
+    per_round = args.fill // BATCH // args.rounds
+    rates: dict[str, list[float]] = {name: [] for name in urls}
+    with (
+        live_registry(urls["1 worker"], "--no-settler") as (one, op1),
+        live_registry(urls["2 workers"], "--no-settler", "--workers", "2") as (two, op2),
+    ):
+        posters = {
+            "1 worker": Poster(one.base_url, op1.headers, bodies),
+            "2 workers": Poster(two.base_url, op2.headers, bodies),
+        }
+        for p in posters.values():
+            p.run("w", 0, 2, args.writers)
+        names = list(urls)
+        for rnd in range(args.rounds):
+            first = rnd * per_round
+            order = names[rnd % 3 :] + names[: rnd % 3]
+            for name in order:
+                if name == "raw COPY":
+                    t = raw_insert(prep[name][1], rows, "f", first, per_round, first * BATCH)
+                else:
+                    t = posters[name].run("f", first, per_round, args.writers)
+                rates[name].append(per_round * BATCH / t)
+            print(
+                f"[postgres A/B] round {rnd + 1} ({' > '.join(order)}), logs at "
+                f"{(first + per_round) * BATCH:,} events: "
+                + ", ".join(f"{n} {rates[n][-1]:,.0f} ev/s" for n in names)
+                + f"; load {_load()}",
+                flush=True,
+            )
+    for name in names:
+        v = rates[name]
+        print(
+            f"[postgres A/B] {name}: {min(v):,.0f} / {statistics.median(v):,.0f} / "
+            f"{max(v):,.0f} ev/s (min / median / max of {args.rounds} rounds)",
+            flush=True,
+        )
+    for _, (engine, _, _) in prep.items():
+        engine.dispose()
+
+
 def http_main(args: argparse.Namespace) -> None:
     """--fill / --mixed: the HTTP rows (SQLite one process; PostgreSQL 1 and 2 workers);
     --series: the usage series over that many settled events."""
@@ -1086,6 +1148,10 @@ def http_main(args: argparse.Namespace) -> None:
         if args.only in (None, "postgres") and (PG_BIN / "initdb").exists():
             with postgres_cluster() as server:
                 series_bench("postgres", pg_database(server), args)
+    if args.ab:
+        with postgres_cluster() as server:
+            workers_ab_bench(server, args)
+        return
     if args.fill:
         if args.only in (None, "sqlite"):
             tmp = Path(tempfile.mkdtemp(prefix="fill-bench-"))
@@ -1154,21 +1220,31 @@ def evidence_bench(label: str, new_url: Callable[[], str], args: argparse.Namesp
         return out
 
     rates: dict[str, list[float]] = {"without": [], "with": []}
+    cold: dict[str, list[float]] = {"without": [], "with": []}
+    cpu: dict[str, list[float]] = {"without": [], "with": []}  # per CPU second (ours + server)
     for rnd in range(args.rounds):
         order = ("without", "with") if rnd % 2 == 0 else ("with", "without")
         for which in order:
             engine, sessions, cids = with_files(new_url())
-            batches = make_batches(cids, args.batches, seed=rnd, tag=f"r{rnd}")
+            batches = make_batches(cids, args.batches + 1, seed=rnd, tag=f"r{rnd}")
             if which == "with":
                 batches = [evidenced(b) for b in batches]
             try:
-                rates[which].append(args.batches * BATCH / ingest_ours(sessions, batches).wall)
+                cold[which].append(ingest_ours(sessions, batches[:1]).wall * 1000)
+                t = ingest_ours(sessions, batches[1:])
+                rates[which].append(args.batches * BATCH / t.wall)
+                cpu[which].append(args.batches * BATCH / (t.cpu + t.server))
             finally:
                 engine.dispose()
     mid = {k: statistics.median(v) for k, v in rates.items()}
+    per_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     for k, v in rates.items():
-        print(f"[{label}] intake {k} evidence: {min(v):,.0f} / {mid[k]:,.0f} / {max(v):,.0f} ev/s")
-    print(f"[{label}] with/without (medians): {mid['with'] / mid['without']:.2f}", flush=True)
+        print(f"[{label}] intake {k} evidence: {min(v):,.0f} / {mid[k]:,.0f} / {max(v):,.0f} ev/s"
+              f", {per_cpu[k]:,.0f} ev per CPU s"
+              f" (first batch, cold cache: {statistics.median(cold[k]):,.0f} ms)")  # fmt: skip
+    ratio, ratio_cpu = mid["with"] / mid["without"], per_cpu["with"] / per_cpu["without"]
+    print(f"[{label}] with/without (medians): {ratio:.2f} wall, {ratio_cpu:.2f} CPU")
+    print(f"[{label}] load average {_load()}", flush=True)
 
 
 def main() -> None:
@@ -1198,6 +1274,11 @@ def main() -> None:
         default=0,
         help="HTTP intake filling an empty log to this many events, --rounds segments against "
         "the raw insert; then settlement and the series (SQLite; PostgreSQL 1 and 2 workers)",
+    )
+    ap.add_argument(
+        "--ab",
+        action="store_true",
+        help="with --fill: PostgreSQL serve --workers 1 vs 2 vs raw COPY, alternating rounds",
     )
     ap.add_argument(
         "--series", type=int, default=0, help="usage series over this many settled events"
