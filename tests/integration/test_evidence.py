@@ -250,3 +250,19 @@ def test_a_false_span_claim_is_named_and_the_command_exits_4(
     text = run_cli("--registry", registry.base_url, "evidence", str(item), data_dir=data_dir)
     assert text.code == 4
     assert "SPAN MISMATCH" in text.out and "1 event carries evidence that is false" in text.out
+
+
+def test_the_command_on_bad_input_gives_one_clear_error(
+    data_dir: Path, isolated_keyring: Path
+) -> None:
+    no_identity = run_cli("evidence", "1", data_dir=data_dir)
+    assert no_identity.code == 3 and "no identity yet" in no_identity.err
+    assert run_cli("identity", "init", data_dir=data_dir).code == 0
+    for ref, code, text in (
+        ("99", 2, "item #99 is not in the catalogue"),
+        ("c_nothing", 2, "no contribution 'c_nothing'"),
+    ):
+        r = run_cli("evidence", ref, data_dir=data_dir)
+        assert r.code == code and text in r.err, (r.code, r.err)
+        assert "Traceback" not in r.err and r.err.count("error:") == 1
+    assert run_cli("evidence", data_dir=data_dir).code == 2  # the ID is required
