@@ -40,7 +40,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
@@ -72,10 +72,7 @@ CHUNK_EVENTS = 5000
 LEDGER = cast(Table, LedgerEntry.__table__)
 BUCKETS = cast(Table, UsageBucket.__table__)
 DROPS = cast(Table, SettlementDrop.__table__)
-LEDGER_COLUMNS = (
-    "event_id", "kind", "contribution_id", "owner_fingerprint", "model_id", "method",
-    "amount_micro", "at", "demo", "events", "digest", "seq_from", "seq_to", "share_ppm",
-)  # fmt: skip
+LEDGER_COLUMNS = translog.SETTLED_COLUMNS  # the ledger row as written (its id comes after)
 BUCKET_COLUMNS = (
     "contribution_id", "bucket_start", "model_id", "method", "events", "share_ppm_sum",
     "reward_micro",
@@ -93,10 +90,13 @@ def event_digest(event_id: str, model_id: str, at_z: str, fee: int, attributions
 
 def entry_digest(pairs: Iterable[tuple[str, int]]) -> str:
     """The digest an aggregated entry commits to: its (event digest, amount) pairs, sorted."""
-    h = hashlib.sha256()
-    for digest, amount in sorted(pairs):
-        h.update(f"{digest} {amount}\n".encode())
-    return h.hexdigest()
+    if not isinstance(pairs, Sequence):
+        pairs = list(pairs)
+    if len(pairs) == 1:  # most entries of a chunk hold one event
+        ((digest, amount),) = pairs
+        return hashlib.sha256(f"{digest} {amount}\n".encode()).hexdigest()
+    text = "".join([f"{digest} {amount}\n" for digest, amount in sorted(pairs)])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def split_event(fee: int, weights: list[int], share_ppm: int) -> tuple[list[int], list[int]]:
@@ -115,8 +115,8 @@ def _utc_z(value: Any) -> str:
             if len(value) >= 26
             else _utc_z(datetime.fromisoformat(value))
         )
-    v: datetime = value.astimezone(UTC) if value.tzinfo else value
-    return v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    v: datetime = value.astimezone(UTC) if value.utcoffset() else value
+    return v.replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
 
 
 class BucketFull(Exception):
@@ -263,7 +263,7 @@ def settle_chunk(
         raise BucketFull("a day bucket is full")
     db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
     db.insert(DROPS, ("seq", "contribution_id", "method", "reason"), drops)
-    translog.log_ledger(session)  # transparency log: the new entries become leaves, same commit
+    translog.log_entries(session, ledger_rows)  # the new entries become leaves, same commit
     db.fetch(
         "UPDATE settlement_state SET settled_seq = ?, settled_at = ? WHERE id = 1",
         (seq_to, now_v),

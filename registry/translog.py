@@ -25,10 +25,11 @@ and kept in `registry_meta` (`log_skey`; retired keys as `log_skey_retired_<key 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,9 +37,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.tlog import Checkpoint, Signer, TiledLog, leaf_hash
+from app.tlog import Checkpoint, Signer, TiledLog
+from app.tlog.errors import TlogError
 from app.tlog.merkle import EMPTY_ROOT
-from app.tlog.tiles import TILE_WIDTH, encode_bundle, tile_width
+from app.tlog.tiles import MAX_ENTRY_BYTES, TILE_WIDTH, decode_bundle, tile_width
 from registry.bulkdb import BulkDb
 from registry.db.writegate import hold_write_gate
 
@@ -62,6 +64,19 @@ LOG_TILES = sa.Table(
     sa.Column("idx", sa.BigInteger, primary_key=True),
     sa.Column("data", sa.LargeBinary),
 )
+LOG_BUNDLES = sa.Table(
+    "log_bundles",
+    _meta,
+    sa.Column("idx", sa.BigInteger, primary_key=True),
+    sa.Column("data", sa.LargeBinary),
+)
+LOG_RANGES = sa.Table(
+    "log_ranges",
+    _meta,
+    sa.Column("idx", sa.BigInteger, primary_key=True),
+    sa.Column("ledger_id", sa.BigInteger),
+    sa.Column("count", sa.Integer),
+)
 LOG_CHECKPOINTS = sa.Table(
     "log_checkpoints",
     _meta,
@@ -80,7 +95,10 @@ LEDGER_COLUMNS = (
     "id", "event_id", "kind", "contribution_id", "owner_fingerprint", "model_id", "method",
     "amount_micro", "at", "demo", "events", "digest", "seq_from", "seq_to", "share_ppm",
 )  # fmt: skip
+SETTLED_COLUMNS = LEDGER_COLUMNS[1:]  # a row as the settler inserts it (the id comes later)
 LEDGER_BATCH = 5000  # ledger rows read per step by log_ledger
+TILE_ROWS = 200  # tiles per upsert statement (3 parameters each)
+BUNDLE_ROWS = 50  # entry bundles (up to ~120 KB each) per upsert statement
 
 
 @dataclass(frozen=True)
@@ -106,9 +124,9 @@ def utc_z(value: Any) -> str:
         if len(value) == 26 and value[10] == " ":  # SQLite's "YYYY-MM-DD HH:MM:SS.ffffff"
             return value[:10] + "T" + value[11:] + "Z"
         value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return str(value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    when: datetime = value.astimezone(UTC) if value.utcoffset() else value
+    # isoformat (C) instead of strftime: a few times cheaper, the same text for years >= 1000
+    return when.replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
 
 
 def event_digest(event_id: str, model_id: str, at_z: str, fee: int, attributions: str) -> str:
@@ -161,6 +179,14 @@ def _js(value: str | None) -> str:
     return _ENCODER.encode(value)
 
 
+class _JsonStrings(dict[str | None, str]):
+    """_js with memory: ids, owners, models and methods repeat across the rows of a batch."""
+
+    def __missing__(self, key: str | None) -> str:
+        value = self[key] = _js(key)
+        return value
+
+
 def _num(value: Any) -> str:
     return "null" if value is None else str(int(value))
 
@@ -180,6 +206,52 @@ def ledger_leaf(row: Mapping[str, Any], digest: str | None) -> bytes:
         f'"seqTo":{_num(row["seq_to"])},"sharePpm":{_num(row["share_ppm"])},'
         f'"type":"{KIND_LEDGER}","usageDigest":{_js(digest)},"v":{LEAF_VERSION}}}'
     ).encode()
+
+
+def _leaf_writer() -> Callable[[int, Sequence[Any]], bytes]:
+    """ledger_leaf over a row tuple in SETTLED_COLUMNS order plus its id: the settler's path,
+    byte-identical to ledger_leaf (a contributor row must carry its usage digest, a hex
+    string). The JSON between the per-row values repeats across a batch's rows, so it is made
+    once per (contribution, event id, demo) and (kind, method, model, owner, range, share)."""
+    js = _JsonStrings()
+    heads: dict[tuple[Any, ...], str] = {}
+    middles: dict[tuple[Any, ...], str] = {}
+    tail = f'","v":{LEAF_VERSION}}}'
+    protocol_tail = f',"type":"{KIND_LEDGER}","usageDigest":null,"v":{LEAF_VERSION}}}'
+
+    def num(value: Any) -> str:
+        return "null" if value is None else str(int(value))
+
+    def leaf(entry_id: int, row: Sequence[Any]) -> bytes:
+        (event_id, kind, cid, owner, model_id, method, amount, at, demo, events, digest,
+         seq_from, seq_to, share) = row  # fmt: skip
+        hkey = (cid, event_id, bool(demo))
+        head = heads.get(hkey)
+        if head is None:
+            head = heads[hkey] = (
+                f',"contributionId":{js[cid]},"demo":{"true" if demo else "false"},'
+                f'"eventId":{js[event_id]},"events":'
+            )
+        mkey = (kind, method, model_id, owner, seq_from, seq_to, share)
+        middle = middles.get(mkey)
+        if middle is None:
+            middle = middles[mkey] = (
+                f',"kind":{js[str(kind)]},"method":{js[method]},"modelId":{js[str(model_id)]},'
+                f'"owner":{js[owner]},"seqFrom":{num(seq_from)},"seqTo":{num(seq_to)},'
+                f'"sharePpm":{num(share)}'
+            )
+        if kind == "contributor":
+            return (
+                f'{{"amountMicro":{int(amount)},"at":"{utc_z(at)}"{head}'
+                f'{1 if events is None else int(events)},"id":{int(entry_id)}{middle}'
+                f',"type":"{KIND_LEDGER}","usageDigest":"{digest}{tail}'
+            ).encode()
+        return (
+            f'{{"amountMicro":{int(amount)},"at":"{utc_z(at)}"{head}{num(events)},'
+            f'"id":{int(entry_id)}{middle}{protocol_tail}'
+        ).encode()
+
+    return leaf
 
 
 def acceptance_leaf(
@@ -228,15 +300,25 @@ class SessionTileStorage:
         return bytes(row[0]) if row is not None else b""
 
     def write_tiles(self, tiles: Mapping[tuple[int, int], bytes]) -> None:
-        for (level, index), data in sorted(tiles.items()):
-            done = self._conn.execute(
-                sa.update(LOG_TILES)
-                .where(LOG_TILES.c.level == level, LOG_TILES.c.idx == index)
-                .values(data=data)
-            ).rowcount
-            if not done:
-                self._conn.execute(sa.insert(LOG_TILES).values(level=level, idx=index, data=data))
-            self._written[(level, index)] = data
+        """One upsert statement for all of them (a settlement changes dozens of tiles)."""
+        rows = sorted(tiles.items())
+        if not rows:
+            return
+        mark = "%s" if self._conn.dialect.name == "postgresql" else "?"
+        one = f"({mark}, {mark}, {mark})"
+        for i in range(0, len(rows), TILE_ROWS):
+            part = rows[i : i + TILE_ROWS]
+            cur = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(
+                    "INSERT INTO log_tiles (level, idx, data) VALUES "
+                    + ", ".join([one] * len(part))
+                    + " ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data",
+                    [v for (level, index), data in part for v in (level, index, data)],
+                )
+            finally:
+                cur.close()
+        self._written.update(tiles)
 
 
 # ---- identity (origin and key) ----
@@ -340,21 +422,99 @@ def _store_checkpoint(session: Session, note: bytes, size: int) -> None:
 
 
 def _append_locked(session: Session, size: int, leaves: Sequence[Leaf]) -> int:
+    return _append_rows(session, size, [(leaf.kind, leaf.ref, leaf.data) for leaf in leaves])
+
+
+def _append_rows(
+    session: Session, size: int, leaves: Sequence[tuple[str, str, bytes]], *, keyed: bool = True
+) -> int:
+    """Append (kind, ref, leaf bytes) in the session's transaction, the lock held: hash tiles,
+    entry bundles, a signed checkpoint, and (if `keyed`) a `log_leaves` row per leaf naming
+    what it stands for (the caller records it otherwise: `log_ranges`)."""
     signer = _signer_locked(session)
     log = TiledLog(SessionTileStorage(session), size)
-    start = log.append([leaf_hash(leaf.data) for leaf in leaves])
-    rows = [(start + i, leaf.kind, leaf.ref, leaf.data) for i, leaf in enumerate(leaves)]
+    sha = hashlib.sha256
+    datas = [data for _, _, data in leaves]
+    start = log.append([sha(b"\x00" + data).digest() for data in datas])
     db = BulkDb(session)
-    if db.dialect == "postgresql":
-        with db.raw.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO log_leaves (idx, kind, ref, leaf) VALUES (%s, %s, %s, %s)", rows
-            )
-    else:
-        db.insert(LOG_LEAVES, ("idx", "kind", "ref", "leaf"), rows)
+    _write_bundles(db, start, datas)
+    if keyed:
+        _insert_leaves(db, [(start + i, k, r, d) for i, (k, r, d) in enumerate(leaves)])
     _store_checkpoint(session, Checkpoint(signer.name, log.size, log.root()).sign(signer), log.size)
     session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(size=log.size))
     return start
+
+
+def _bundle_head(stored: bytes, count: int) -> bytes | None:
+    """The bytes of the first `count` entries of a stored bundle (None if it has fewer)."""
+    pos = 0
+    for _ in range(count):
+        if pos + 2 > len(stored):
+            return None
+        pos += 2 + int.from_bytes(stored[pos : pos + 2], "big")
+    return stored[:pos] if pos <= len(stored) else None
+
+
+def _read_bundles(db: BulkDb, indexes: Sequence[int]) -> dict[int, bytes]:
+    wanted = sorted(set(indexes))
+    out: dict[int, bytes] = {}
+    for i in range(0, len(wanted), 100):
+        part = wanted[i : i + 100]
+        marks = ", ".join("?" * len(part))
+        for idx, data in db.fetch(
+            f"SELECT idx, data FROM log_bundles WHERE idx IN ({marks})", part
+        ):
+            out[int(idx)] = bytes(data)
+    return out
+
+
+def _write_bundles(db: BulkDb, start: int, datas: Sequence[bytes]) -> None:
+    """Add leaves start.. to the entry bundles: the partial bundle at the right edge grows in
+    place, full ones are written once."""
+    first, offset = divmod(start, TILE_WIDTH)
+    buf = bytearray()
+    if offset:
+        head = _bundle_head(_read_bundles(db, [first]).get(first, b""), offset)
+        if head is None:
+            raise TlogError(f"entry bundle {first} is behind the tree size {start}")
+        buf += head
+    bundles: list[tuple[int, bytes]] = []
+    index, n = first, offset
+    for data in datas:
+        if len(data) > MAX_ENTRY_BYTES:
+            raise TlogError(f"a leaf of {len(data)} bytes, more than {MAX_ENTRY_BYTES}")
+        buf += len(data).to_bytes(2, "big")
+        buf += data
+        n += 1
+        if n == TILE_WIDTH:
+            bundles.append((index, bytes(buf)))
+            index, n, buf = index + 1, 0, bytearray()
+    if n:
+        bundles.append((index, bytes(buf)))
+    mark = "%s" if db.dialect == "postgresql" else "?"
+    for i in range(0, len(bundles), BUNDLE_ROWS):
+        part = bundles[i : i + BUNDLE_ROWS]
+        db.fetch(
+            "INSERT INTO log_bundles (idx, data) VALUES "
+            + ", ".join([f"({mark}, {mark})"] * len(part))
+            + " ON CONFLICT (idx) DO UPDATE SET data = excluded.data",
+            [v for row in part for v in row],
+        )
+
+
+def _insert_leaves(db: BulkDb, rows: list[tuple[int, str, str, bytes]]) -> None:
+    """Leaf rows (idx, kind, ref, leaf): binary COPY on PostgreSQL (an executemany costs a
+    round trip of parameter handling per row), multi-row VALUES on SQLite."""
+    if db.dialect == "postgresql":
+        with (
+            db.raw.cursor() as cur,
+            cur.copy("COPY log_leaves (idx, kind, ref, leaf) FROM STDIN (FORMAT BINARY)") as cp,
+        ):
+            cp.set_types(["int8", "text", "text", "bytea"])
+            for row in rows:
+                cp.write_row(row)
+    else:
+        db.insert(LOG_LEAVES, ("idx", "kind", "ref", "leaf"), rows)
 
 
 def append(session: Session, leaves: Sequence[Leaf]) -> int:
@@ -425,6 +585,38 @@ def log_ledger(session: Session) -> int:
     return total
 
 
+def log_entries(session: Session, rows: Sequence[Sequence[Any]]) -> int:
+    """Append a leaf for each of `rows`: the ledger rows this transaction has just inserted
+    (tuples in SETTLED_COLUMNS order, in insertion order, so in id order), in the session's
+    transaction (the caller commits). The leaves are made from these tuples, not read back;
+    only the new ids are read. If the ledger holds other unlogged rows too (a writer that
+    did not log its own), it logs them all through `log_ledger`. Returns leaves appended.
+
+    A contributor row's usage digest is its `digest` column (the settler always writes one)."""
+    size, logged = _lock(session)
+    if not rows:
+        return 0
+    db = BulkDb(session)
+    ids = [int(r[0]) for r in db.fetch("SELECT id FROM ledger WHERE id > ? ORDER BY id", (logged,))]
+    if len(ids) != len(rows) or any(r[1] == "contributor" and r[10] is None for r in rows):
+        return log_ledger(session)
+    leaf = _leaf_writer()
+    kind = KIND_LEDGER
+    leaves = [(kind, "", leaf(i, r)) for i, r in zip(ids, rows, strict=True)]
+    start = _append_rows(session, size, leaves, keyed=False)
+    # one range per run of consecutive ids (a settlement's ids are one run)
+    ranges: list[tuple[int, int, int]] = []
+    for n, entry_id in enumerate(ids):
+        if ranges and entry_id == ranges[-1][1] + ranges[-1][2]:
+            idx, first, count = ranges[-1]
+            ranges[-1] = (idx, first, count + 1)
+        else:
+            ranges.append((start + n, entry_id, 1))
+    db.insert(LOG_RANGES, ("idx", "ledger_id", "count"), ranges)
+    session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(ledger_id=ids[-1]))
+    return len(rows)
+
+
 def catch_up(session: Session) -> None:
     """Log the ledger entries the ledger writer has not logged (if any) and commit: called by
     the log's read endpoints, so what they serve covers the whole ledger."""
@@ -478,15 +670,42 @@ def hash_tile(session: Session, size: int, level: int, index: int, width: int) -
 def entry_bundle(session: Session, size: int, index: int, width: int) -> bytes | None:
     if width > tile_width(size, 0, index):
         return None
-    lo = index * TILE_WIDTH
-    rows = session.execute(
-        sa.select(LOG_LEAVES.c.leaf)
-        .where(LOG_LEAVES.c.idx >= lo, LOG_LEAVES.c.idx < lo + width)
-        .order_by(LOG_LEAVES.c.idx)
-    ).all()
-    if len(rows) != width:
-        return None
-    return encode_bundle(bytes(r[0]) for r in rows)
+    stored = _read_bundles(BulkDb(session), [index]).get(index)
+    return None if stored is None else _bundle_head(stored, width)
+
+
+def _ranged(db: BulkDb, ids: Sequence[int]) -> dict[int, int]:
+    """ledger id → leaf index, for the ids in `log_ranges`."""
+    if not ids:
+        return {}
+    lo, hi = min(ids), max(ids)
+    rows = db.fetch(
+        "SELECT idx, ledger_id, count FROM log_ranges WHERE ledger_id <= ? AND ledger_id >= "
+        "(SELECT coalesce(max(ledger_id), 0) FROM log_ranges WHERE ledger_id <= ?) "
+        "ORDER BY ledger_id",
+        (hi, lo),
+    )
+    firsts = [int(r[1]) for r in rows]
+    out = {}
+    for entry_id in ids:
+        k = bisect.bisect_right(firsts, entry_id) - 1
+        if k >= 0:
+            idx, first, count = (int(v) for v in rows[k])
+            if entry_id < first + count:
+                out[entry_id] = idx + entry_id - first
+    return out
+
+
+def _leaves_at(db: BulkDb, indexes: Sequence[int]) -> dict[int, bytes]:
+    """leaf index → leaf bytes, from the entry bundles."""
+    bundles = _read_bundles(db, [i // TILE_WIDTH for i in indexes])
+    decoded = {n: decode_bundle(data) for n, data in bundles.items()}
+    out = {}
+    for i in indexes:
+        entries = decoded.get(i // TILE_WIDTH, [])
+        if i % TILE_WIDTH < len(entries):
+            out[i] = entries[i % TILE_WIDTH]
+    return out
 
 
 def leaf_of(session: Session, kind: str, refs: Sequence[str]) -> dict[str, tuple[int, bytes]]:
@@ -499,4 +718,32 @@ def leaf_of(session: Session, kind: str, refs: Sequence[str]) -> dict[str, tuple
             )
         ):
             out[str(ref)] = (int(idx), bytes(leaf))
+    if kind != KIND_LEDGER:
+        return out
+    ids = [
+        int(r) for r in refs if r not in out and r.isascii() and r.isdigit() and r == str(int(r))
+    ]
+    db = BulkDb(session)
+    where = _ranged(db, ids)
+    leaves = _leaves_at(db, list(where.values()))
+    for entry_id, idx in where.items():
+        if idx in leaves:
+            out[str(entry_id)] = (idx, leaves[idx])
     return out
+
+
+def all_leaves(session: Session) -> list[Leaf]:
+    """Every leaf of the log in order, with what it stands for (for tools and tests)."""
+    size = tree_size(session)
+    db = BulkDb(session)
+    names: dict[int, tuple[str, str]] = {
+        int(idx): (str(kind), str(ref))
+        for idx, kind, ref in db.fetch(
+            "SELECT idx, kind, ref FROM log_leaves WHERE idx < ?", (size,)
+        )
+    }
+    for idx, first, count in db.fetch("SELECT idx, ledger_id, count FROM log_ranges"):
+        for k in range(int(count)):
+            names.setdefault(int(idx) + k, (KIND_LEDGER, str(int(first) + k)))
+    data = _leaves_at(db, list(range(size)))
+    return [Leaf(*names[i], data[i]) for i in range(size)]

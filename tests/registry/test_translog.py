@@ -194,3 +194,58 @@ def test_acceptances_are_leaves(client: TestClient, alice: Contributor, bob: Con
         assert obj["owner"] == alice.fingerprint and len(obj["envelopeSha256"]) == 64
     one = client.get("/v1/log/proof/inclusion", params={"contributionId": good})
     assert one.status_code == 200 and one.json()["entryId"] == good
+
+
+def _ledger_leaves(world: UsageWorld) -> list[tuple[int, int, bytes]]:
+    """(leaf index, ledger id, leaf) of the log's ledger leaves, in log order."""
+    with world.sessions() as s:
+        leaves = translog.all_leaves(s)
+        assert len(leaves) == translog.tree_size(s)
+        # every leaf is served by ref as it is stored
+        found = translog.leaf_of(s, "ledger", [lf.ref for lf in leaves if lf.kind == "ledger"])
+    out = [(i, int(lf.ref), lf.data) for i, lf in enumerate(leaves) if lf.kind == "ledger"]
+    assert {str(ref): (i, data) for i, ref, data in out} == found
+    return out
+
+
+def test_settled_leaves_are_the_stored_rows_rendered(world: UsageWorld) -> None:
+    """The settler makes its leaves from the rows it inserts, without reading them back: each
+    leaf is byte for byte the canonical JSON of the stored row (what `log_ledger` would make
+    of it), in ledger id order, every entry once."""
+    _usage(world, "p", 12)
+    _usage(world, "q", 4)
+    leaves = _ledger_leaves(world)
+    cols = ", ".join(translog.LEDGER_COLUMNS)
+    with world.sessions() as s:
+        rows = [
+            dict(zip(translog.LEDGER_COLUMNS, r, strict=True))
+            for r in s.execute(text(f"SELECT {cols} FROM ledger ORDER BY id")).all()
+        ]
+        logged = s.execute(text("SELECT ledger_id FROM log_state")).scalar_one()
+    assert [ref for _, ref, _ in leaves] == [int(r["id"]) for r in rows]
+    assert [idx for idx, _, _ in leaves] == sorted(idx for idx, _, _ in leaves)
+    assert logged == rows[-1]["id"]
+    for (_, _, leaf), row in zip(leaves, rows, strict=True):
+        digest = row["digest"] if row["kind"] == "contributor" else None
+        assert leaf == translog.ledger_leaf(row, digest)
+        assert leaf == translog.canonical_json(translog.ledger_leaf_obj(row, digest))
+
+
+def test_rows_another_writer_left_unlogged_are_logged_by_the_next_settlement(
+    world: UsageWorld,
+) -> None:
+    _usage(world, "u", 2)
+    with world.sessions() as s:
+        s.execute(
+            text(
+                "INSERT INTO ledger (kind, model_id, amount_micro, at, demo) "
+                "VALUES ('protocol', 'test-model', 5, :at, :demo)"
+            ),
+            {"at": DAY, "demo": False},
+        )
+        s.commit()
+    _usage(world, "v", 3)
+    leaves = _ledger_leaves(world)
+    with world.sessions() as s:
+        ids = [int(i) for i in s.execute(text("SELECT id FROM ledger ORDER BY id")).scalars()]
+    assert [ref for _, ref, _ in leaves] == ids  # the foreign row too, in id order, once
