@@ -244,10 +244,12 @@ def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
     try:
         changes = queue.sync()
         owner = current_owner(ctx)
-        report = None
+        report = evidence = None
         if owner is not None:
             progress = None if args.json else _progress_line()
-            report = RewardsSync(ctx, queue.client, owner).run(progress)
+            rewards_sync = RewardsSync(ctx, queue.client, owner)
+            report = rewards_sync.run(progress)
+            evidence = rewards_sync.evidence
             if progress is not None:
                 progress("")
     finally:
@@ -265,6 +267,14 @@ def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
                     "models": report.models,
                     "cursor": report.cursor,
                 },
+                "evidence": None
+                if evidence is None
+                else {
+                    "eventsChecked": evidence.events,
+                    "entriesConfirmed": evidence.entries_confirmed,
+                    "entriesLeft": evidence.entries_left,
+                    "statuses": evidence.statuses,
+                },
             }
         )
         return EXIT_OK
@@ -277,6 +287,16 @@ def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
         )
     elif not changes:
         print("Nothing to sync.")
+    if evidence is not None and evidence.events:
+        more = (
+            f"; {evidence.entries_left:,} entries left for the next syncs"
+            if (evidence.entries_left)
+            else ""
+        )
+        print(
+            f"Evidence: {evidence.events:,} events checked against your files{more} "
+            "(see: contributor-desk evidence ID)"
+        )
     return EXIT_OK
 
 

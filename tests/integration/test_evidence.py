@@ -239,7 +239,11 @@ def test_a_false_span_claim_is_named_and_the_command_exits_4(
     lie = events[1]["attributions"][0]["evidence"]
     lie["spanSha256"] = _sha(b"words that are not in the poem")
     post_usage(registry, operator, events)
-    _sync(desk)
+    synced = run_cli("--registry", registry.base_url, "sync", "--json", data_dir=data_dir)
+    assert synced.code == 0, synced.err
+    evidence = json.loads(synced.out)["evidence"]
+    assert evidence["eventsChecked"] == 6 and evidence["entriesLeft"] == 0
+    assert evidence["statuses"] == {"verified": 3, "span-mismatch": 1, "operator-asserted": 2}
     code, view = _evidence_cli(registry.base_url, data_dir, str(item))
     assert code == 4 and view["falseClaims"] == 1
     assert view["counts"] == {"verified": 3, "span-mismatch": 1, "operator-asserted": 2}
