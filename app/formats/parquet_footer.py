@@ -155,28 +155,100 @@ class _Compact:
 
     def skip(self, kind: int, depth: int) -> None:
         """Skip one value without building it (row groups can be most of a footer)."""
-        self._check_depth(depth)
-        if kind in (_LIST, _SET):
-            size, elem = self.list_header()
+        try:
+            pos = _skip(self.buf, self.pos, kind, depth)
+        except IndexError:
+            pos = len(self.buf) + 1
+        if pos > len(self.buf):
+            raise ArrowFormatError("the footer ends in the middle of a value")
+        self.pos = pos
+
+
+_VARINTS = frozenset({_I16, _I32, _I64})
+
+
+def _skip(buf: bytes, pos: int, kind: int, depth: int) -> int:
+    """Position after one compact-protocol value at `pos`, nothing built: a tight loop.
+
+    Footers of wide files with many row groups are megabytes of column-chunk metadata that
+    only has to be stepped over to reach the key-value metadata behind it. Reading past the
+    end raises IndexError (or returns a position past it): the caller turns both into errors.
+    """
+    if depth > MAX_DEPTH:
+        raise ArrowFormatError(f"the footer nests more than {MAX_DEPTH} levels deep")
+    if kind in _VARINTS:
+        while buf[pos] & 0x80:
+            pos += 1
+        return pos + 1
+    if kind == _STRUCT:
+        while True:
+            b = buf[pos]
+            pos += 1
+            t = b & 0x0F
+            if t == _STOP:
+                return pos
+            if b < 0x10:  # long-form field id
+                while buf[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            if t in _VARINTS:
+                while buf[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            elif t == _BINARY:
+                size = shift = 0
+                while True:
+                    c = buf[pos]
+                    pos += 1
+                    size |= (c & 0x7F) << shift
+                    if c < 0x80:
+                        break
+                    shift += 7
+                pos += size
+            elif t not in (_TRUE, _FALSE):
+                pos = _skip(buf, pos, t, depth + 1)
+    if kind in (_TRUE, _FALSE):
+        return pos
+    if kind == _BYTE:
+        return pos + 1
+    if kind == _DOUBLE:
+        return pos + 8
+    if kind == _BINARY or kind == _MAP or kind in (_LIST, _SET) and buf[pos] >> 4 == 15:
+        start = pos + (kind in (_LIST, _SET))
+        size = shift = 0
+        pos = start
+        while True:
+            c = buf[pos]
+            pos += 1
+            size |= (c & 0x7F) << shift
+            if c < 0x80:
+                break
+            shift += 7
+            if shift > 63:
+                raise ArrowFormatError("a footer integer is longer than 64 bits")
+        if kind == _BINARY:
+            return pos + size
+        elem = buf[start - 1] & 0x0F if kind != _MAP else -1
+    elif kind in (_LIST, _SET):
+        size, elem = buf[pos] >> 4, buf[pos] & 0x0F
+        pos += 1
+    else:
+        raise ArrowFormatError(f"unknown Thrift type {kind} in the footer")
+    if size > len(buf) - pos:
+        raise ArrowFormatError(f"a footer list or map claims {size} elements")
+    if kind == _MAP:
+        if size:
+            types = buf[pos]
+            pos += 1
             for _ in range(size):
-                if elem in (_TRUE, _FALSE):
-                    self._byte()
-                else:
-                    self.skip(elem, depth + 1)
-        elif kind == _STRUCT:
-            for _, k in self.fields(depth + 1):
-                self.skip(k, depth + 1)
-        elif kind == _MAP:
-            size = self.varint()
-            if size > len(self.buf) - self.pos:
-                raise ArrowFormatError(f"a footer map claims {size} entries")
-            if size:
-                types = self._byte()
-                for _ in range(size):
-                    self.skip(types >> 4, depth + 1)
-                    self.skip(types & 0x0F, depth + 1)
-        else:
-            self.value(kind, depth)
+                pos = _skip(buf, pos, types >> 4, depth + 1)
+                pos = _skip(buf, pos, types & 0x0F, depth + 1)
+        return pos
+    if elem in (_TRUE, _FALSE, _BYTE):
+        return pos + size
+    for _ in range(size):
+        pos = _skip(buf, pos, elem, depth + 1)
+    return pos
 
 
 @dataclass(slots=True)

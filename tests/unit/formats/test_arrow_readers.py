@@ -288,7 +288,10 @@ def _read_bytes(raw: bytes) -> Any:
         (_file(_struct([(2, 9, _list(12, [_element("schema", rep=0, children=0)]))])), "row count"),
         # a schema list that claims a billion elements in a 40-byte footer
         (_file(_struct([(2, 9, bytes([0xFC]) + _varint(10**9))])), "claims 1000000000"),
-        (_file(_struct([(4, 8, _varint(2**40))])), "past the footer's end"),
+        (_file(_struct([(6, 8, _varint(2**40))])), "past the footer's end"),
+        (_file(_struct([(9, 8, _varint(2**40))])), "ends in the middle"),  # a skipped field
+        (_file(_struct([(9, 9, bytes([0xF5]) + _varint(10**9))])), "claims 1000000000"),
+        (_file(_struct([(9, 5, b"\x80" * 30)])), "ends in the middle"),
         (_file(_footer([_element("schema", rep=0, children=3), _element("a", 1)])), "ends before"),
         (_file(_footer([_element("schema", rep=0, children=1), _element("a", 1)] * 2)), "more"),
         (_file(_footer([_element("schema", rep=0, children=1), _element("a", 9)])), "physical"),
