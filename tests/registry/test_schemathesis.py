@@ -2,10 +2,11 @@
 
 The server is the real `contributor-registry serve` subprocess, on SQLite and on PostgreSQL
 (NUL characters, long strings and big numbers behave differently there), seeded with accepted
-contributions and demo usage so the reads return real rows, and called with real bearer tokens
-of registered keys (an operator's for the operator routes, a contributor's elsewhere): every
-token-protected operation must answer at least one generated request with something other
-than 401, so it is fuzzed, not only refused. Examples are bounded to keep each run short.
+contributions (with files) and demo usage (with evidence) so the reads return real rows, and
+called with real bearer tokens of registered keys (an operator's for the operator routes, a
+contributor's elsewhere): every token-protected operation must answer at least one generated
+request with something other than 401, so it is fuzzed, not only refused. Examples are bounded
+to keep each run short.
 schemathesis keeps state in `./.schemathesis/`: the run works in a temporary directory.
 """
 
@@ -28,12 +29,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from registry.blobstore import FileBlobStore
 from registry.db.session import make_engine, make_sessionmaker, migrate
 from registry.seed import seed_demo
 from tests.registry.conftest import fresh_pg_database
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
-from tests.support.usage_data import add_contributions
+from tests.support.usage_data import add_contributions, add_files
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_ROUTES = {("POST", "/v1/usage"), ("POST", "/v1/models")}
@@ -67,9 +69,15 @@ def fuzz_server(
     engine = make_engine(db)
     migrate(engine)
     sessions = make_sessionmaker(engine)
+    store = FileBlobStore(root / "blobs")
     with sessions() as s:
-        add_contributions(s, contributor.fingerprint, 3, public_key=contributor.public_key)
-    seed_demo(sessions, days=7)
+        cids = add_contributions(s, contributor.fingerprint, 3, public_key=contributor.public_key)
+        for cid in cids:  # files, so the demo usage carries evidence (the events read shows it)
+            add_files(
+                s, cid, {"a.txt": b"first line\nsecond line\n" * 40, "b.bin": cid.encode()}, store
+            )
+    store.close()
+    seed_demo(sessions, days=7, blobs_dir=root / "blobs")
     engine.dispose()
     server = RegistryProcess(
         db,
