@@ -18,14 +18,13 @@ say they sum (not equal)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Integer, Text, case, cast, func, select, true
 
 from app.registry_client.http import ApiRefused
 from app.registry_client.usage import UsageWindow
@@ -59,38 +58,40 @@ def _sums(rows: Iterable[Row], through: int) -> dict[Key, int]:
     return out
 
 
-def _differs(actual: dict[Key, int], expected: dict[Key, int], scope: set[Key]) -> list[Key]:
+def _differs(actual: dict[Key, Any], expected: dict[Key, int], scope: set[Key]) -> list[Key]:
     return [k for k in sorted(scope, key=repr) if actual.get(k, 0) != expected.get(k, 0)]
 
 
 def matching_prefix(
+    totals: Callable[[], dict[Key, int]],
     load: Callable[[], list[Row]],
-    actual: dict[Key, int],
+    actual: dict[Key, Any],
     scope: Callable[[dict[Key, int]], set[Key]],
-    floor: int,
+    floor_of: Callable[[], int],
     catch_up: CatchUp,
-) -> tuple[int | None, dict[Key, int], list[Row]]:
+) -> tuple[int | None, dict[Key, int]]:
     """The settlement position through which the stored entries add up to `actual` on the
-    keys of `scope(expected)` (None: none does), with those sums and the rows. The entries
-    through `floor` are tried first; then the entries written since are fetched (`catch_up`)
-    and each later settlement is tried in order."""
-    rows = load()
-    expected = _sums(rows, floor)
+    keys of `scope(expected)` (None: none does), with those sums (-1: all stored entries).
+    The figure counts at least every stored entry, so their `totals` are tried first. Then
+    the floor is taken (`floor_of`: the position every stored entry is at or before, or a
+    later one the figure names), the entries written since are fetched (`catch_up`), and
+    their `load`ed rows are summed through the floor and through each later settlement."""
+    expected = totals()
     if not _differs(actual, expected, scope(expected)):
-        return floor, expected, rows
+        return -1, expected
+    floor = floor_of()
     catch_up()
     rows = sorted(load(), key=lambda r: r[0])
     later = sorted({seq for seq, _k, _a in rows if seq > floor})[:MAX_LATER_SETTLEMENTS]
     expected = _sums(rows, floor)
-    i = 0
-    for position in later:
+    i = next((n for n, r in enumerate(rows) if r[0] > floor), len(rows))
+    for position in [floor, *later]:
         while i < len(rows) and rows[i][0] <= position:
-            if rows[i][0] > floor:
-                expected[rows[i][1]] += rows[i][2]
+            expected[rows[i][1]] += rows[i][2]
             i += 1
         if not _differs(actual, expected, scope(expected)):
-            return position, dict(expected), rows
-    return None, _sums(rows, floor), rows
+            return position, dict(expected)
+    return None, _sums(rows, floor)
 
 
 def _cell(key: Key) -> dict[str, Any]:
@@ -98,54 +99,67 @@ def _cell(key: Key) -> dict[str, Any]:
     return {"day": str(day), "modelId": model_id, "method": method}
 
 
+def _settlement_sql() -> ColumnElement[int]:
+    """settlement_of(event_id) in SQL."""
+    digits = func.substr(RewardRecord.event_id, 2)
+    return case(
+        (
+            RewardRecord.event_id.op("GLOB", is_comparison=True)("s[0-9]*")
+            & ~digits.op("GLOB", is_comparison=True)("*[^0-9]*"),
+            cast(digits, Integer),
+        ),
+        else_=0,
+    )
+
+
 def check_usage(sync: LogSync, window: UsageWindow, catch_up: CatchUp) -> None:
     """A contribution's usage window (rewards and events per day, model and method) against
     the stored entries of those days; before the window is stored."""
     cid = window.contribution_id
-    events_of: dict[str, int] = {}  # cursor -> events its verified leaf sums
+    day = func.date(RewardRecord.at)
+    mine = (
+        (RewardRecord.registry_key == sync.registry_key)
+        & (RewardRecord.owner == sync.owner)
+        & (RewardRecord.contribution_id == cid)
+        & (RewardRecord.at >= datetime.combine(window.since, time()))
+        & (RewardRecord.at < datetime.combine(window.until + timedelta(days=1), time()))
+    )
 
-    def load() -> list[Row]:
-        rows: list[Row] = []
-        lowest = datetime.combine(window.since - timedelta(days=1), time())
+    def totals() -> dict[Key, int]:
         with sync.ctx.db.session() as s:
             found = s.execute(
-                select(
-                    RewardRecord.cursor, RewardRecord.event_id, RewardRecord.model_id,
-                    RewardRecord.method, RewardRecord.amount_micro, RewardRecord.at,
-                    LogProof.leaf,
-                )
-                .outerjoin(
-                    LogProof,
-                    (LogProof.registry_key == RewardRecord.registry_key)
-                    & (LogProof.owner == RewardRecord.owner)
-                    & (LogProof.cursor == RewardRecord.cursor),
-                )
-                .where(
-                    RewardRecord.registry_key == sync.registry_key,
-                    RewardRecord.owner == sync.owner,
-                    RewardRecord.contribution_id == cid,
-                    RewardRecord.at >= lowest,
-                )
+                select(day, RewardRecord.model_id, RewardRecord.method,
+                       func.sum(RewardRecord.amount_micro))
+                .where(mine)
+                .group_by(day, RewardRecord.model_id, RewardRecord.method)
             ).all()  # fmt: skip
-        for cursor, event_id, model_id, method, amount, at, leaf in found:
-            day = _utc_day(at)
-            if not window.since <= day <= window.until:
-                continue
-            rows.append((settlement_of(event_id), (day, model_id, method), int(amount)))
-            if leaf is not None:
-                events_of[cursor] = _leaf_events(leaf)
-            events_of.setdefault(cursor, 0)
-        return rows
+        return {(date.fromisoformat(d), m, k): int(v) for d, m, k, v in found}
+
+    def load() -> list[Row]:
+        with sync.ctx.db.session() as s:
+            found = s.execute(
+                select(RewardRecord.event_id, day, RewardRecord.model_id, RewardRecord.method,
+                       func.sum(RewardRecord.amount_micro))
+                .where(mine)
+                .group_by(RewardRecord.event_id, day, RewardRecord.model_id, RewardRecord.method)
+            ).all()  # fmt: skip
+        return [
+            (settlement_of(e), (date.fromisoformat(d), m, k), int(v)) for e, d, m, k, v in found
+        ]
 
     rewards: dict[Key, int] = {
         (p.start, p.model_id, p.method): p.reward_micro for p in window.points if p.reward_micro
     }
-    floor = max(window.settled_seq or 0, stored_floor(sync))
-    position, expected, _rows = matching_prefix(
-        load, dict(rewards), lambda e: set(rewards) | set(e), floor, _refreshing(sync, catch_up)
+    position, expected = matching_prefix(
+        totals,
+        load,
+        rewards,
+        lambda e: set(rewards) | set(e),
+        lambda: max(window.settled_seq or 0, stored_floor(sync)),
+        _refreshing(sync, catch_up),
     )
     if position is None:
-        wrong = _differs(dict(rewards), expected, set(rewards) | set(expected))
+        wrong = _differs(rewards, expected, set(rewards) | set(expected))
         first = wrong[0]
         sync.fail(
             "usage",
@@ -165,30 +179,28 @@ def check_usage(sync: LogSync, window: UsageWindow, catch_up: CatchUp) -> None:
                 ],
             },
         )  # fmt: skip
-    _check_events(sync, window, position, events_of)
+    _check_events(sync, window, mine, day, position)
 
 
-def _check_events(
-    sync: LogSync, window: UsageWindow, position: int, events_of: dict[str, int]
-) -> None:
-    """Each day's events at least what its verified entries (through `position`) sum."""
-    if not any(events_of.values()):
-        return
+def _check_events(sync: LogSync, window: UsageWindow, mine: Any, day: Any, position: int) -> None:
+    """Each day's events at least what its verified entries (through `position`; all: -1)
+    sum."""
+    events = func.json_extract(cast(LogProof.leaf, Text), "$.events")
     with sync.ctx.db.session() as s:
-        rows = s.execute(
-            select(
-                RewardRecord.cursor, RewardRecord.event_id, RewardRecord.model_id,
-                RewardRecord.method, RewardRecord.at,
-            ).where(
-                RewardRecord.registry_key == sync.registry_key,
-                RewardRecord.owner == sync.owner,
-                RewardRecord.cursor.in_([c for c, n in events_of.items() if n]),
+        found = s.execute(
+            select(day, RewardRecord.model_id, RewardRecord.method, func.sum(events))
+            .join(
+                LogProof,
+                (LogProof.registry_key == RewardRecord.registry_key)
+                & (LogProof.owner == RewardRecord.owner)
+                & (LogProof.cursor == RewardRecord.cursor),
             )
-        ).all()  # fmt: skip
-    least: dict[Key, int] = defaultdict(int)
-    for cursor, event_id, model_id, method, at in rows:
-        if settlement_of(event_id) <= position:
-            least[(_utc_day(at), model_id, method)] += events_of[cursor]
+            .where(mine, true() if position < 0 else _settlement_sql() <= position)
+            .group_by(day, RewardRecord.model_id, RewardRecord.method)
+        ).all()
+    least: dict[Key, int] = {
+        (date.fromisoformat(d), m, k): int(n) for d, m, k, n in found if n is not None
+    }
     served: dict[Key, int] = {(p.start, p.model_id, p.method): p.events for p in window.points}
     for key, n in sorted(least.items(), key=repr):
         if served.get(key, 0) < n:
@@ -207,31 +219,41 @@ def _check_events(
 def check_summary(sync: LogSync, catch_up: CatchUp) -> None:
     """The registry's summary (its total, per contribution and per model) against the stored
     entries, page by page (each page is read at its own moment)."""
+    mine = (RewardRecord.registry_key == sync.registry_key) & (RewardRecord.owner == sync.owner)
+
+    def spread(found: Iterable[Any]) -> list[Row]:
+        rows: list[Row] = []
+        for seq, cid, model_id, amount in found:
+            rows += [(seq, ("total",), int(amount)), (seq, ("contribution", cid), int(amount)),
+                     (seq, ("model", model_id), int(amount))]  # fmt: skip
+        return rows
+
+    def totals() -> dict[Key, int]:
+        with sync.ctx.db.session() as s:
+            found = s.execute(
+                select(RewardRecord.contribution_id, RewardRecord.model_id,
+                       func.sum(RewardRecord.amount_micro))
+                .where(mine)
+                .group_by(RewardRecord.contribution_id, RewardRecord.model_id)
+            ).all()  # fmt: skip
+        return _sums(spread((0, c, m, v) for c, m, v in found), 0)
 
     def load() -> list[Row]:
         with sync.ctx.db.session() as s:
             found = s.execute(
-                select(
-                    RewardRecord.event_id, RewardRecord.contribution_id, RewardRecord.model_id,
-                    RewardRecord.amount_micro,
-                ).where(
-                    RewardRecord.registry_key == sync.registry_key,
-                    RewardRecord.owner == sync.owner,
-                )
+                select(RewardRecord.event_id, RewardRecord.contribution_id, RewardRecord.model_id,
+                       func.sum(RewardRecord.amount_micro))
+                .where(mine)
+                .group_by(RewardRecord.event_id, RewardRecord.contribution_id,
+                          RewardRecord.model_id)
             ).all()  # fmt: skip
-        rows: list[Row] = []
-        for event_id, cid, model_id, amount in found:
-            seq, amount = settlement_of(event_id), int(amount)
-            rows += [(seq, ("total",), amount), (seq, ("contribution", cid), amount),
-                     (seq, ("model", model_id), amount)]  # fmt: skip
-        return rows
+        return spread((settlement_of(e), c, m, v) for e, c, m, v in found)
 
     after: str | None = None
     for _page in range(MAX_SUMMARY_PAGES):
         params: dict[str, Any] = {"limit": 1000}
         if after is not None:
             params["after"] = after
-        floor = stored_floor(sync)
         try:
             body = sync.client.http.json("GET", "/v1/me/summary", params=params)
         except ApiRefused:
@@ -247,8 +269,8 @@ def check_summary(sync: LogSync, catch_up: CatchUp) -> None:
             models = {k for k in expected if k[0] == "model"}
             return set(actual) | models
 
-        position, expected, _rows = matching_prefix(
-            load, actual, scope, floor, _refreshing(sync, catch_up)
+        position, expected = matching_prefix(
+            totals, load, actual, scope, lambda: stored_floor(sync), _refreshing(sync, catch_up)
         )
         if position is None:
             key = _differs(actual, expected, scope(expected))[0]
@@ -274,14 +296,13 @@ def stored_floor(sync: LogSync) -> int:
     counts at least that far (kept on `sync` until entries are fetched again)."""
     if sync.settled_floor is None:
         with sync.ctx.db.session() as s:
-            ids = s.scalars(
-                select(RewardRecord.event_id).where(
+            latest = s.scalar(
+                select(func.max(_settlement_sql())).where(
                     RewardRecord.registry_key == sync.registry_key,
                     RewardRecord.owner == sync.owner,
-                    RewardRecord.event_id.startswith("s"),
                 )
             )
-            sync.settled_floor = max((settlement_of(e) for e in ids), default=0)
+        sync.settled_floor = int(latest or 0)
     return sync.settled_floor
 
 
@@ -291,15 +312,3 @@ def _refreshing(sync: LogSync, catch_up: CatchUp) -> CatchUp:
         sync.settled_floor = None
 
     return run
-
-
-def _utc_day(at: datetime) -> date:
-    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC).date()
-
-
-def _leaf_events(leaf: bytes) -> int:
-    try:
-        n = json.loads(leaf).get("events")
-    except (ValueError, AttributeError):
-        return 0
-    return n if type(n) is int and n > 0 else 0

@@ -20,8 +20,19 @@ def _match(
         calls.append(1)
         stored[:] = rows_after
 
-    position, _expected, _rows = matching_prefix(
-        lambda: list(stored), actual, lambda e: set(actual) | set(e), floor, catch_up
+    def totals() -> dict[Key, int]:  # every stored entry (the floor is at or after them)
+        out: dict[Key, int] = {}
+        for _seq, key, amount in stored:
+            out[key] = out.get(key, 0) + amount
+        return out
+
+    position, _expected = matching_prefix(
+        totals,
+        lambda: list(stored),
+        actual,
+        lambda e: set(actual) | set(e),
+        lambda: floor,
+        catch_up,
     )
     return position, len(calls)
 
@@ -34,7 +45,7 @@ def test_settlement_positions_from_entry_names() -> None:
 
 def test_figure_equal_to_the_entries_through_the_floor_needs_no_catch_up() -> None:
     rows = [(0, DAY1, 5), (10, DAY1, 7), (20, DAY2, 3)]
-    assert _match(rows, rows, {DAY1: 12, DAY2: 3}, floor=20) == (20, 0)
+    assert _match(rows, rows, {DAY1: 12, DAY2: 3}, floor=20) == (-1, 0)  # all stored entries
 
 
 def test_figure_counting_a_later_settlement_matches_after_the_catch_up() -> None:
@@ -51,3 +62,10 @@ def test_figure_matching_no_prefix_of_settlements_fails() -> None:
     assert _match(before, after, {}, floor=10)[0] is None  # an entry the figure leaves out
     # entries through the floor are always counted: a figure of an older state does not match
     assert _match(after, after, {DAY1: 7}, floor=30)[0] is None
+
+
+def test_entries_through_the_floor_fetched_late_are_counted() -> None:
+    """The figure names a watermark the entries fetched before it had not reached yet."""
+    before = [(10, DAY1, 7)]
+    after = [*before, (20, DAY1, 2)]
+    assert _match(before, after, {DAY1: 9}, floor=20) == (20, 1)
