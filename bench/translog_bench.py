@@ -1,164 +1,246 @@
-"""Transparency-log append cost in the registry: settlement with and without the log, same run.
+"""Settlement with and without the transparency log, its floor, and settlement while filling.
 
-One SQLite registry database is prepared per round (models, contributions, --events usage
-events ingested through registry.ledger, 3 attributions each, spread over 30 days). Then the
-whole usage log is settled (`registry.settlement.settle_pending`, chunks of 5,000 events),
-alternately:
-  without  `registry.translog.log_ledger` replaced by a no-op (the ledger alone)
-  with     the real one: every ledger entry becomes a leaf, its tiles and a signed checkpoint
-           are written in the settlement's transaction
-If the settler in this tree does not call the log itself, the "with" run logs the new ledger
-entries right after each settlement, in its own transaction, and that time is added.
+The workload is ingest_bench's: batches of 1,000 events, 3 attributions each (one hot
+contribution in every event, two of 1,000 others), 3 models x 3 methods, spread over 90 days,
+ingested in-process (registry.ledger plan + write, untimed). Then the whole usage log is
+settled (`registry.settlement.settle_once`, chunks of --chunk events), timed.
 
-Printed: min / median of each over --rounds rounds, the log's share of settlement time
-(target: <= 10 %), and ledger entries and leaves per round. Also the app side: the time to
-prove (registry) and verify (app) the inclusion of every contributor entry of one owner.
+1. A/B (--events per round, --rounds rounds, contenders alternating, a fresh database each):
+     without  `translog.log_entries` / `log_ledger` replaced by no-ops (the ledger alone)
+     with     the real log: a leaf per ledger entry, its hash tiles and entry bundle, a
+              signed checkpoint, all in the settlement's transaction
+     floor    the same ledger and bucket rows the "with" round wrote, inserted raw (multi-row
+              VALUES on SQLite, binary COPY on PostgreSQL; buckets plain inserts, no upsert),
+              one transaction per chunk: what the database alone costs
+   Printed: min / median / max events/s (wall) and CPU seconds of this process (plus the
+   PostgreSQL backend's), the log's share of settlement time (target <= 10 %), the load.
+2. Fill (--fill N): ingest and settle in steps of --step events up to N events in one
+   database; settlement events/s of each step (so the rate at 100k, 200k, ... 1M stored).
 
-Usage: .venv/bin/python bench/translog_bench.py [--events 100000] [--rounds 3]
+Usage: .venv/bin/python bench/translog_bench.py [--db sqlite|postgres] [--events 100000]
+       [--rounds 5] [--chunk 5000] [--fill 1000000 --step 100000] [--profile OUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
 import os
-import secrets
+import pstats
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import ingest_bench as ib  # noqa: E402
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
-from app.tlog import InclusionBatch, leaf_hash  # noqa: E402
 from registry import settlement, translog  # noqa: E402
-from registry.db.models import ROLE_OPERATOR  # noqa: E402
-from registry.db.session import make_engine, make_sessionmaker, migrate  # noqa: E402
-from registry.db.usage_models import Model  # noqa: E402
-from registry.ledger import AttributionIn, EventIn, ingest_events  # noqa: E402
-from tests.support.usage_data import add_contributions, ensure_key  # noqa: E402
+from registry.bulkdb import BulkDb  # noqa: E402
 
-SHARE_PPM = 700_000
-DAY0 = datetime(2026, 11, 1, tzinfo=UTC)
+Rows = list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]  # per chunk: ledger, buckets
 
 
-def prepare(folder: Path, events: int) -> tuple[object, list[str], str]:
-    engine = make_engine(f"sqlite:///{folder / 'registry.sqlite3'}")
-    migrate(engine)
-    sessions = make_sessionmaker(engine)
-    operator = secrets.token_hex(32)
-    with sessions() as s:
-        ensure_key(s, operator, operator[:64], ROLE_OPERATOR)
-        s.add(Model(id="bench-model", name="Bench", operator_fingerprint=operator[:64]))
-        s.commit()
-        owners = [secrets.token_hex(32) for _ in range(20)]
-        cids = [c for o in owners for c in add_contributions(s, o, 5)]
-    batch = []
-    for i in range(events):
-        atts = tuple(
-            AttributionIn(cids[(i * 7 + k * 13) % len(cids)], 1 + k, m)
-            for k, m in enumerate(("influence", "retrieval", "exact-match"))
-        )
-        at = DAY0 + timedelta(minutes=(i * 37) % (30 * 24 * 60))
-        batch.append(EventIn(f"e{i}", "bench-model", at, 1000 + i % 977, atts))
-        if len(batch) == 1000 or i == events - 1:
-            with sessions() as s:
-                ingest_events(
-                    s, operator=operator[:64], events=batch, share_ppm=SHARE_PPM,
-                    now=DAY0 + timedelta(days=31),
-                )  # fmt: skip
-                s.commit()
-            batch = []
-    return engine, cids, owners[0]
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def settle(engine: object, with_log: bool) -> tuple[float, int, int]:
-    sessions = make_sessionmaker(engine)  # type: ignore[arg-type]
-    real = translog.log_ledger
-    calls = [0]
-
-    def counted(session: object) -> int:
-        calls[0] += 1
-        return real(session)  # type: ignore[arg-type]
-
-    translog.log_ledger = counted if with_log else (lambda _session: 0)  # type: ignore[assignment]
+@contextlib.contextmanager
+def log_off() -> Iterator[None]:
+    real = translog.log_entries, translog.log_ledger
+    translog.log_entries = lambda _s, _rows: 0  # type: ignore[assignment]
+    translog.log_ledger = lambda _s: 0  # type: ignore[assignment]
     try:
-        t0 = time.perf_counter()
-        settlement.settle_pending(sessions, share_ppm=SHARE_PPM)
-        if with_log and calls[0] == 0:  # the settler does not log: log afterwards
-            with sessions() as s:
-                real(s)
-                s.commit()
-        elapsed = time.perf_counter() - t0
+        yield
     finally:
-        translog.log_ledger = real
-    with sessions() as s:
-        entries = int(s.execute(text("SELECT count(*) FROM ledger")).scalar_one())
-        leaves = int(s.execute(text("SELECT count(*) FROM log_leaves")).scalar_one())
-    return elapsed, entries, leaves
+        translog.log_entries, translog.log_ledger = real
 
 
-def prove_and_verify(engine: object, owner_key: str) -> tuple[int, float, float]:
-    sessions = make_sessionmaker(engine)  # type: ignore[arg-type]
-    with sessions() as s:
-        ids = [
-            str(r[0])
-            for r in s.execute(
-                text("SELECT id FROM ledger WHERE kind = 'contributor' ORDER BY id LIMIT 10000")
-            )
-        ]
-        size = translog.tree_size(s)
-        t0 = time.perf_counter()
-        found = translog.leaf_of(s, translog.KIND_LEDGER, ids)
-        log = translog.tiled_log(s, size)
-        proofs = [(idx, leaf, log.inclusion_proof(idx, size)) for idx, leaf in found.values()]
-        root = log.root()
-        proved = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    batch = InclusionBatch(size, root)
-    for idx, leaf, proof in proofs:
-        batch.verify(idx, leaf_hash(leaf), proof)
-    verified = time.perf_counter() - t0
-    return len(proofs), proved, verified
+@contextlib.contextmanager
+def capture(into: Rows) -> Iterator[None]:
+    """Record the ledger and bucket rows each settlement chunk writes."""
+    real_insert, real_upsert = BulkDb.insert, BulkDb.upsert_add
+
+    def insert(db: BulkDb, table: Any, columns: Any, rows: list[tuple[Any, ...]]) -> None:
+        if table.name == "ledger":
+            into[-1] = (list(rows), into[-1][1])
+        real_insert(db, table, columns, rows)
+
+    def upsert(db: BulkDb, table: Any, columns: Any, key: Any, rows: Any, *a: Any) -> int:
+        into.append(([], list(rows)))
+        return real_upsert(db, table, columns, key, rows, *a)
+
+    BulkDb.insert = insert  # type: ignore[method-assign]
+    BulkDb.upsert_add = upsert  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        BulkDb.insert, BulkDb.upsert_add = real_insert, real_upsert  # type: ignore[method-assign]
+
+
+def ingest(sessions: sessionmaker[Session], cids: list[str], events: int, seed: int) -> None:
+    for first in range(0, events // ib.BATCH, 50):
+        n = min(50, events // ib.BATCH - first)
+        ib.ingest_ours(
+            sessions, ib.make_batches(cids, n, seed=seed + first, tag=f"s{seed}-{first}")
+        )
+
+
+def _backend(sessions: sessionmaker[Session]) -> Callable[[], float]:
+    """CPU seconds so far of the PostgreSQL cluster serving `sessions` (0 on SQLite, whose
+    work is in our own process time)."""
+    url = sessions.kw["bind"].url
+    if url.get_backend_name() != "postgresql":
+        return lambda: 0.0
+    pid = ib.postmaster_pid(url.render_as_string(hide_password=False))
+    return (lambda: 0.0) if pid is None else (lambda: ib.tree_cpu(pid))
+
+
+def settle(sessions: sessionmaker[Session], chunk: int) -> tuple[int, float, float]:
+    """Settle everything: (events, wall s, CPU s of this process + the database backends)."""
+    backend = _backend(sessions)
+    b0, c0, t0 = backend(), time.process_time(), time.perf_counter()
+    total = 0
+    while True:
+        r = settlement.settle_once(sessions, share_ppm=ib.SHARE, limit=chunk)
+        if not r.events:
+            break
+        total += r.events
+    wall = time.perf_counter() - t0
+    return total, wall, time.process_time() - c0 + backend() - b0
+
+
+def floor(sessions: sessionmaker[Session], rows: Rows) -> tuple[float, float]:
+    """The captured ledger and bucket rows inserted through the driver, a transaction per
+    chunk (buckets upserted: later chunks add to buckets of earlier ones)."""
+    ledger = settlement.LEDGER
+    buckets = settlement.BUCKETS
+    backend = _backend(sessions)
+    b0, c0, t0 = backend(), time.process_time(), time.perf_counter()
+    for ledger_rows, bucket_rows in rows:
+        with sessions() as s:
+            db = BulkDb(s)
+            db.tune_for_bulk_writes()
+            db.upsert_add(buckets, settlement.BUCKET_COLUMNS, settlement.BUCKET_KEY, bucket_rows)
+            db.insert(ledger, settlement.LEDGER_COLUMNS, ledger_rows)
+            s.commit()
+    return time.perf_counter() - t0, time.process_time() - c0 + backend() - b0
+
+
+def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:
+    res: dict[str, list[tuple[float, float]]] = {"without": [], "with": [], "floor": []}
+    counts = (0, 0)
+    for rnd in range(args.rounds):
+        order = ["without", "with", "floor"] if rnd % 2 == 0 else ["floor", "with", "without"]
+        captured: Rows = []
+        if order[0] == "floor":  # the floor replays the rows of this round's "with"
+            order = ["with", "floor", "without"]
+        for which in order:
+            engine, sessions, cids = ib.prepared(new_url())
+            try:
+                if which == "floor":  # into an empty registry, like the settler's first chunk
+                    wall, cpu = floor(sessions, captured)
+                    res["floor"].append((args.events / wall, cpu))
+                    continue
+                ingest(sessions, cids, args.events, seed=rnd)
+                ctx = log_off() if which == "without" else capture(captured)
+                with ctx:
+                    n, wall, cpu = settle(sessions, args.chunk)
+                assert n == args.events
+                res[which].append((n / wall, cpu))
+                if which == "with":
+                    with sessions() as s:
+                        counts = (
+                            int(s.execute(text("SELECT count(*) FROM ledger")).scalar_one()),
+                            translog.tree_size(s),
+                        )
+            finally:
+                engine.dispose()
+        print(f"[{label}] round {rnd + 1}/{args.rounds} done, load {_load()}", flush=True)
+
+    def mmm(xs: list[float], fmt: str) -> str:
+        return " / ".join(format(x, fmt) for x in (min(xs), statistics.median(xs), max(xs)))
+
+    print(f"[{label}] {args.events:,} events per round, chunks of {args.chunk:,}; {counts[0]:,} "
+          f"ledger entries, {counts[1]:,} log leaves; min / median / max")  # fmt: skip
+    for which in ("without", "with", "floor"):
+        rates = [r for r, _ in res[which]]
+        cpus = [c * 1e6 / args.events for _, c in res[which]]
+        what = {"without": "settlement, no log", "with": "settlement + log   ",
+                "floor": "floor: raw insert  "}[which]  # fmt: skip
+        print(f"[{label}]   {what}: {mmm(rates, ',.0f')} ev/s; CPU {mmm(cpus, '.1f')} µs/event")
+    w = statistics.median(1 / r for r, _ in res["without"])
+    l_ = statistics.median(1 / r for r, _ in res["with"])
+    cw = statistics.median(c for _, c in res["without"])
+    cl = statistics.median(c for _, c in res["with"])
+    print(f"[{label}]   log share: +{(l_ - w) / w * 100:.1f} % wall, +{(cl - cw) / cw * 100:.1f} % "
+          f"CPU (medians; target <= 10 %)", flush=True)  # fmt: skip
+
+
+def fill(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:
+    engine, sessions, cids = ib.prepared(new_url())
+    try:
+        done = 0
+        step = 0
+        while done < args.fill:
+            n = min(args.step, args.fill - done)
+            t = time.perf_counter()
+            ingest(sessions, cids, n, seed=1000 + step)
+            took_in = time.perf_counter() - t
+            pr = cProfile.Profile() if args.profile and done + n >= args.fill else None
+            if pr:
+                pr.enable()
+            settled, wall, cpu = settle(sessions, args.chunk)
+            if pr:
+                pr.disable()
+                with open(args.profile, "w") as out:
+                    pstats.Stats(pr, stream=out).sort_stats("tottime").print_stats(40)
+            done += settled
+            step += 1
+            print(f"[{label}] fill {done:>9,}: settled {settled:,} in {wall:.2f} s = "
+                  f"{settled / wall:,.0f} ev/s (CPU {cpu * 1e6 / settled:.1f} µs/event; intake "
+                  f"{n / took_in:,.0f} ev/s) load {_load()}", flush=True)  # fmt: skip
+        with sessions() as s:
+            entries = int(s.execute(text("SELECT count(*) FROM ledger")).scalar_one())
+            print(f"[{label}] filled: {done:,} events, {entries:,} ledger entries, "
+                  f"{translog.tree_size(s):,} log leaves", flush=True)  # fmt: skip
+    finally:
+        engine.dispose()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--chunk", type=int, default=settlement.CHUNK_EVENTS)
+    ap.add_argument("--fill", type=int, default=0, help="fill to this many events (no A/B)")
+    ap.add_argument("--step", type=int, default=100_000)
+    ap.add_argument("--profile", help="cProfile of the last fill step to this file")
     args = ap.parse_args()
-    print(f"load average before: {os.getloadavg()}")
-    times: dict[bool, list[float]] = {False: [], True: []}
-    counts: tuple[int, int] = (0, 0)
-    last_engine = None
-    for r in range(args.rounds):
-        for with_log in (False, True) if r % 2 == 0 else (True, False):
-            with tempfile.TemporaryDirectory(prefix="translog-bench-") as tmp:
-                engine, _cids, owner = prepare(Path(tmp), args.events)
-                elapsed, entries, leaves = settle(engine, with_log)
-                times[with_log].append(elapsed)
-                if with_log:
-                    counts = (entries, leaves)
-                    if r == args.rounds - 1:
-                        n, proved, verified = prove_and_verify(engine, owner)
-                        last_engine = (n, proved, verified)
-                engine.dispose()  # type: ignore[attr-defined]
-    without, with_ = statistics.median(times[False]), statistics.median(times[True])
-    print(f"events settled per round: {args.events:,}; ledger entries {counts[0]:,}, "
-          f"log leaves {counts[1]:,}")  # fmt: skip
-    print(f"settle without log: min {min(times[False]):.3f} s  median {without:.3f} s")
-    print(f"settle with log:    min {min(times[True]):.3f} s  median {with_:.3f} s")
-    share = (with_ - without) / without * 100
-    print(f"log append cost: +{share:.1f} % of settlement time (target <= 10 %)")
-    if last_engine is not None:
-        n, proved, verified = last_engine
-        print(f"{n:,} inclusion proofs: computed from the tile table {proved:.3f} s, "
-              f"verified (InclusionBatch) {verified:.3f} s")  # fmt: skip
-    print(f"load average after: {os.getloadavg()}")
+    print(f"load average before: {_load()}", flush=True)
+    run = fill if args.fill else ab
+    if args.db == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="translog-bench-"))
+        try:
+            counter = iter(range(10_000))
+            run(lambda: f"sqlite:///{tmp / f'r{next(counter)}.sqlite3'}", args, "sqlite")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with ib.postgres_cluster() as server:
+            run(lambda: ib.pg_database(server), args, "postgres")
+    print(f"load average after: {_load()}")
 
 
 if __name__ == "__main__":
