@@ -298,3 +298,45 @@ def test_only_entries_the_log_verified_are_read(desk: tuple[ServiceContext, Path
         s.delete(s.get(LogProof, (REG, OWNER, "1")))
         s.commit()
     assert _sync(ctx, pages).events == 0 and pages.asked == []
+
+
+def test_a_registry_without_attributions_in_its_events_is_skipped_quietly(
+    desk: tuple[ServiceContext, Path],
+) -> None:
+    ctx, _ = desk
+    pages = Pages()
+    _entry(ctx, pages, "1", "influence", [_event(1, None, "influence")])
+    pages.events["1"] = [
+        {k: v for k, v in e.items() if k not in ("attributionsJson", "modelId", "evidence")}
+        for e in pages.events["1"]
+    ]
+    report = _sync(ctx, pages)
+    assert report.unsupported and report.events == 0
+    assert _stored(ctx) == [] and _failures(ctx) == []
+
+
+def test_the_time_budget_stops_a_sync_and_the_next_one_continues(
+    desk: tuple[ServiceContext, Path],
+) -> None:
+    ctx, _ = desk
+    pages = Pages()
+    _entry(ctx, pages, "1", "influence", [_event(1, None, "influence")])
+    first = _sync(ctx, pages, max_seconds=0)
+    assert (first.events, first.entries_left) == (0, 1) and pages.asked == []
+    second = _sync(ctx, pages)
+    assert (second.events, second.entries_confirmed, second.entries_left) == (1, 1, 0)
+
+
+def test_migration_0008_goes_down_and_up(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from app.store.db import Database, _alembic_config
+
+    db = Database(tmp_path)
+    assert {"evidence_events", "evidence_fetch"} <= set(inspect(db.engine).get_table_names())
+    command.downgrade(_alembic_config(db.engine), "0007")
+    assert "evidence_events" not in inspect(db.engine).get_table_names()
+    command.upgrade(_alembic_config(db.engine), "head")
+    assert {"evidence_events", "evidence_fetch"} <= set(inspect(db.engine).get_table_names())
+    db.dispose()
