@@ -942,9 +942,9 @@ def http_fill_bench(
 def mixed_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespace) -> None:
     """Intake over HTTP at a fixed rate (`--rate` events/s in 1,000-event batches, spread over
     `--writers` paced clients, each on one keep-alive connection, pre-encoded bodies) for
-    `--mixed` seconds while the registry's own settler runs (`--mixed-serve`: the serve
-    arguments; by default the serve process's settler: in-process on SQLite, the supervisor's
-    with --workers 2 on PostgreSQL).
+    `--mixed` seconds (batches not sent by then are not sent) while the registry's own settler
+    runs (`--mixed-serve`: the serve arguments; by default the serve process's settler:
+    in-process on SQLite, the supervisor's with --workers 2 on PostgreSQL).
 
     Settlement lag of a batch = when the watermark passed it - when its answer arrived. A
     watcher samples (receivedThrough, settledThrough) every 50 ms from GET
@@ -982,6 +982,8 @@ def mixed_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespa
             conn = poster.connect()
             try:
                 for b in range(k, n_batches, clients):
+                    if time.perf_counter() > start + args.mixed:
+                        return  # the offer lasts --mixed seconds; batches not sent by then
                     due = start + b * BATCH / args.rate
                     if (wait := due - time.perf_counter()) > 0:
                         time.sleep(wait)
@@ -1006,6 +1008,7 @@ def mixed_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespa
             time.sleep(0.05)
         done.set()
         watcher.join()
+    sent = len(answered)
     lags = []
     for t_answer in answered:
         seq = next(r for t, r, _ in samples if t >= t_answer)
@@ -1015,8 +1018,9 @@ def mixed_bench(label: str, db_url: str, cids: list[str], args: argparse.Namespa
     p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
     print(
         f"[{label}, serve {' '.join(extra) or '(settler in-process)'}] mixed, {clients} "
-        f"clients: {n_batches * BATCH / took:,.0f} ev/s reached of {args.rate:,} offered, "
-        f"for {took:.0f} s ({late[0]} of {n_batches} batches sent late); settlement lag p50 "
+        f"clients: {sent * BATCH / took:,.0f} ev/s reached of {args.rate:,} offered, for "
+        f"{took:.0f} s ({sent} of {n_batches} batches sent, {late[0]} of them late); "
+        f"settlement lag p50 "
         f"{p(0.5):.2f} s, p99 {p(0.99):.2f} s, max {lags[-1]:.2f} s; load {_load()}",
         flush=True,
     )
