@@ -27,11 +27,13 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import Executable
 
 from app.domain.errors import RegistryUnavailable
 from app.registry_client.api import RegistryClient
 from app.registry_client.http import UNREADABLE
 from app.services.context import ServiceContext
+from app.store import rollups
 from app.store.models import Item
 from app.store.rewards_models import (
     URL_KEY_PREFIX,
@@ -43,6 +45,7 @@ from app.store.rewards_models import (
     UsageDay,
     url_key,
 )
+from app.store.rollups import LedgerRollupTotal, ledger_contributions
 
 # Printable ASCII without spaces: random ids today, "origin+key" strings later.
 _IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:/+=@-]{0,255}")
@@ -172,31 +175,18 @@ class RegistryDirectory:
         has in its ledger for `owner` (contribution ids are random: the same registry)."""
         adopted: list[str] = []
         with self._ctx.db.session() as s:
-            mine = set(
-                s.scalars(
-                    select(RewardRecord.contribution_id)
-                    .where(RewardRecord.registry_key == key, RewardRecord.owner == owner)
-                    .distinct()
-                )
-            )
+            mine = ledger_contributions(s, key, owner)
             if not mine:
                 return []
             legacy = set(
                 s.scalars(
-                    select(RewardRecord.registry_key)
-                    .where(RewardRecord.registry_key.startswith(URL_KEY_PREFIX))
+                    select(LedgerRollupTotal.registry_key)
+                    .where(LedgerRollupTotal.registry_key.startswith(URL_KEY_PREFIX))
                     .distinct()
                 )
             )
             for old in sorted(legacy):
-                theirs = set(
-                    s.scalars(
-                        select(RewardRecord.contribution_id)
-                        .where(RewardRecord.registry_key == old, RewardRecord.owner == owner)
-                        .distinct()
-                    )
-                )
-                if theirs & mine:
+                if ledger_contributions(s, old, owner) & mine:
                     _rekey(s, old, key)
                     s.execute(
                         update(RegistryAddress)
@@ -232,7 +222,9 @@ def _rekey(s: Session, old: str, new: str) -> None:
         return
     # Ledger entries: one per (owner, cursor) of the registry.
     theirs = aliased(RewardRecord)
-    s.execute(
+    moved = 0  # rows deleted or moved: the rollups of both keys follow
+    moved += _changed(
+        s,
         delete(RewardRecord).where(
             RewardRecord.registry_key == old,
             exists().where(
@@ -240,9 +232,11 @@ def _rekey(s: Session, old: str, new: str) -> None:
                 theirs.owner == RewardRecord.owner,
                 theirs.cursor == RewardRecord.cursor,
             ),
-        )
+        ),
     )
-    s.execute(update(RewardRecord).where(RewardRecord.registry_key == old).values(registry_key=new))
+    moved += _changed(
+        s, update(RewardRecord).where(RewardRecord.registry_key == old).values(registry_key=new)
+    )
 
     days = {
         (c, d, m, me)
@@ -255,15 +249,19 @@ def _rekey(s: Session, old: str, new: str) -> None:
     fetched = {c for c, _d, _m, _me in days}
     # A contribution whose days the new key already has keeps those (fetched later).
     if fetched:
-        s.execute(
+        moved += _changed(
+            s,
             delete(UsageDay).where(
                 UsageDay.registry_key == old, UsageDay.contribution_id.in_(sorted(fetched))
-            )
+            ),
         )
-    s.execute(update(UsageDay).where(UsageDay.registry_key == old).values(registry_key=new))
+    moved += _changed(
+        s, update(UsageDay).where(UsageDay.registry_key == old).values(registry_key=new)
+    )
 
     kept = aliased(SyncCursor)
-    s.execute(
+    moved += _changed(
+        s,
         delete(SyncCursor).where(
             SyncCursor.registry_key == old,
             exists().where(
@@ -271,9 +269,11 @@ def _rekey(s: Session, old: str, new: str) -> None:
                 kept.owner == SyncCursor.owner,
                 kept.stream == SyncCursor.stream,
             ),
-        )
+        ),
     )
-    s.execute(update(SyncCursor).where(SyncCursor.registry_key == old).values(registry_key=new))
+    moved += _changed(
+        s, update(SyncCursor).where(SyncCursor.registry_key == old).values(registry_key=new)
+    )
 
     models = set(s.scalars(select(KnownModel.id).where(KnownModel.registry_key == new)))
     if models:
@@ -283,6 +283,14 @@ def _rekey(s: Session, old: str, new: str) -> None:
             )
         )
     s.execute(update(KnownModel).where(KnownModel.registry_key == old).values(registry_key=new))
+    if moved:  # the rollups of both keys, from the rows as they are now
+        rollups.rebuild(s, old)
+        rollups.rebuild(s, new)
+
+
+def _changed(s: Session, stmt: Executable) -> int:
+    """The rows a DELETE or UPDATE changed."""
+    return int(getattr(s.execute(stmt), "rowcount", 0) or 0)
 
 
 def learn_quietly(ctx: ServiceContext, *, demo: bool = False) -> str | None:

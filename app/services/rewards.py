@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,7 @@ from app.services.rewards_checks import (
     check_window,
 )
 from app.services.transparency import LogSync
+from app.store import rollups
 from app.store.models import Item
 from app.store.rewards_models import (
     STREAM_REWARDS,
@@ -63,6 +64,7 @@ from app.store.rewards_models import (
     UsageDay,
     url_key,
 )
+from app.store.rollups import LedgerRollupTotal, UsageRollupDay, ledger_contributions
 
 FIRST_WINDOW_DAYS = 90  # what the registry shows by default
 MAX_WINDOW_DAYS = 731  # the registry's largest range per request
@@ -116,6 +118,7 @@ class RewardsSync:
         self.owner = owner
         self.demo = demo
         self.log: LogSync | None = None
+        self._usage_sums: list[int] | None = None  # this identity's usage sums, once read
         self._late = [0, 0]  # entries and amount fetched after the usage or summary was read
         self._late_cursor: str | None = None
         self.evidence: EvidenceReport | None = None
@@ -222,19 +225,29 @@ class RewardsSync:
     def _stored_total(self) -> int:
         with self._ctx.db.session() as s:
             total = s.scalar(
-                select(func.coalesce(func.sum(RewardRecord.amount_micro), 0)).where(
-                    RewardRecord.registry_key == self.registry, RewardRecord.owner == self.owner
+                select(func.coalesce(func.sum(LedgerRollupTotal.amount_micro), 0)).where(
+                    LedgerRollupTotal.registry_key == self.registry,
+                    LedgerRollupTotal.owner == self.owner,
                 )
             )
         return int(total or 0)
 
     def _store_page(self, page: RewardsPage, after: str | None) -> tuple[int, int]:
-        """The page's entries and the cursor after them, in one transaction."""
+        """The page's entries, their rollups and the cursor after them, in one transaction."""
         with self._ctx.db.session() as s:
             row = self._cursor(s, STREAM_REWARDS)
             if (row.cursor if row else None) != after:  # another sync got here first
                 return 0, 0
             if page.items:
+                have = set(
+                    s.scalars(
+                        select(RewardRecord.cursor).where(
+                            RewardRecord.registry_key == self.registry,
+                            RewardRecord.owner == self.owner,
+                            RewardRecord.cursor.in_([e.cursor for e in page.items]),
+                        )
+                    )
+                )
                 s.execute(
                     sqlite_insert(RewardRecord).on_conflict_do_nothing(
                         index_elements=["registry_key", "owner", "cursor"]
@@ -255,6 +268,16 @@ class RewardsSync:
                         for e in page.items
                     ],
                 )
+                rollups.add_ledger(
+                    s,
+                    self.registry,
+                    self.owner,
+                    (
+                        (e.at.date(), e.contribution_id, e.model_id, e.method, e.amount_micro)
+                        for e in page.items
+                        if e.cursor not in have
+                    ),
+                )
             self._set_cursor(s, STREAM_REWARDS, page.next_cursor or after)
             s.commit()
         return len(page.items), sum(e.amount_micro for e in page.items)
@@ -263,15 +286,7 @@ class RewardsSync:
         """Registry ids of this registry's accepted catalogue items (submitted at any of its
         addresses, or named in its ledger), in catalogue order."""
         with self._ctx.db.session() as s:
-            earning = set(
-                s.scalars(
-                    select(RewardRecord.contribution_id)
-                    .where(
-                        RewardRecord.registry_key == self.registry, RewardRecord.owner == self.owner
-                    )
-                    .distinct()
-                )
-            )
+            earning = ledger_contributions(s, self.registry, self.owner)
             ours = self.directory.item_ids(s, self.registry, earning)
             accepted = s.execute(
                 select(Item.id, Item.registry_id)
@@ -297,55 +312,48 @@ class RewardsSync:
         self._store_window(window)
 
     def _store_window(self, window: UsageWindow) -> None:
+        """The window's days replace the stored ones of its range, with the rollups and the
+        stream's cursor, in one transaction."""
+        days: dict[tuple[date, str, str], list[int]] = {}
+        for p in window.points:
+            day = days.setdefault((p.start, p.model_id, p.method), [0, 0, 0])
+            day[0] += p.events
+            day[1] += p.share_ppm
+            day[2] += p.reward_micro
+        new = {k: (v[0], v[1], v[2]) for k, v in days.items()}
+        cid = window.contribution_id
         with self._ctx.db.session() as s:
-            s.execute(
-                delete(UsageDay).where(
-                    UsageDay.registry_key == self.registry,
-                    UsageDay.contribution_id == window.contribution_id,
-                    UsageDay.day >= window.since,
-                    UsageDay.day <= window.until,
-                )
+            old = rollups.usage_window(s, self.registry, cid, window.since, window.until)
+            gone: list[tuple[int, int, int]] = list(old.values())
+            added = list(new.values())
+            if self._cursor(s, _usage_stream(cid)) is None:
+                # Not in this identity's sums yet: all of its stored days join them.
+                stored = rollups.usage_window(s, self.registry, cid, date.min, date.max)
+                added += [v for k, v in stored.items() if k not in old]
+                gone = []
+            sums = self._check_usage_total(s, gone, added)
+            rollups.replace_usage_window(
+                s, self.registry, self.owner, cid, window.since, window.until, old, new
             )
-            days: dict[tuple[date, str, str], list[int]] = {}
-            for p in window.points:
-                day = days.setdefault((p.start, p.model_id, p.method), [0, 0, 0])
-                day[0] += p.events
-                day[1] += p.share_ppm
-                day[2] += p.reward_micro
-            self._check_usage_total(s, days.values())
-            if days:
-                s.execute(
-                    sqlite_insert(UsageDay),
-                    [
-                        {
-                            "registry_key": self.registry,
-                            "contribution_id": window.contribution_id,
-                            "day": d,
-                            "model_id": model_id,
-                            "method": method,
-                            "events": v[0],
-                            "share_ppm": v[1],
-                            "reward_micro": v[2],
-                        }
-                        for (d, model_id, method), v in days.items()
-                    ],
-                )
-            self._set_cursor(s, _usage_stream(window.contribution_id), window.until.isoformat())
+            self._set_cursor(s, _usage_stream(cid), window.until.isoformat())
             s.commit()
+        self._usage_sums = sums
 
-    def _check_usage_total(self, s: Session, new: Iterable[list[int]]) -> None:
-        """With the window's old days deleted (in this transaction): the registry's stored
-        days plus the new ones must stay summable (events, share, reward each <= 2^63 - 1),
-        or nothing of the window is written."""
-        stored = s.execute(
-            select(
-                func.coalesce(func.sum(UsageDay.events), 0),
-                func.coalesce(func.sum(UsageDay.share_ppm), 0),
-                func.coalesce(func.sum(UsageDay.reward_micro), 0),
-            ).where(UsageDay.registry_key == self.registry)
-        ).one()
-        totals = [int(v) for v in stored]
-        for values in new:
+    def _check_usage_total(
+        self,
+        s: Session,
+        gone: Iterable[tuple[int, int, int]],
+        added: Iterable[tuple[int, int, int]],
+    ) -> list[int]:
+        """The sums this identity's review computes (its synced contributions' usage days),
+        with the window's stored days taken out and the new ones in, must stay summable
+        (events, share, reward each <= 2^63 - 1), or nothing of the window is written.
+        Returns the sums after the window (the next window starts from them)."""
+        totals = list(self._usage_sums) if self._usage_sums else self._stored_usage_sums(s)
+        for values in gone:
+            for n, value in enumerate(values):
+                totals[n] -= value
+        for values in added:
             for n, value in enumerate(values):
                 totals[n] += value
         if max(totals) > MAX_STORED_INT:
@@ -354,6 +362,19 @@ class RewardsSync:
                 hint=f"its usage would add up to more than {MAX_STORED_INT:,}; "
                 "nothing of that window was stored",
             )
+        return totals
+
+    def _stored_usage_sums(self, s: Session) -> list[int]:
+        stored = s.execute(
+            select(
+                func.coalesce(func.sum(UsageRollupDay.events), 0),
+                func.coalesce(func.sum(UsageRollupDay.share_ppm), 0),
+                func.coalesce(func.sum(UsageRollupDay.reward_micro), 0),
+            ).where(
+                UsageRollupDay.registry_key == self.registry, UsageRollupDay.owner == self.owner
+            )
+        ).one()
+        return [int(v) for v in stored]
 
 
 # -- offline review --------------------------------------------------------------------------
@@ -421,12 +442,7 @@ class RewardsReview:
 
     def _contributions(self, s: Session) -> set[str]:
         """Contribution ids of `owner` at this registry: in its ledger or with usage synced."""
-        ledger = s.scalars(
-            select(RewardRecord.contribution_id)
-            .where(RewardRecord.registry_key == self.registry, RewardRecord.owner == self.owner)
-            .distinct()
-        )
-        return set(ledger) | self.streamed(s)
+        return ledger_contributions(s, self.registry, self.owner) | self.streamed(s)
 
     def streamed(self, s: Session) -> set[str]:
         """Contribution ids whose usage has been synced for `owner` at this registry."""
@@ -463,26 +479,20 @@ class RewardsReview:
 
     def overview(self, contribution_id: str | None = None) -> RewardsOverview:
         with self._ctx.db.session() as s:
-            mine = (RewardRecord.registry_key == self.registry) & (RewardRecord.owner == self.owner)
+            # The ledger's totals per contribution, model and method (app.store.rollups):
+            # every figure is summed from them, whatever the number of entries.
+            totals = LedgerRollupTotal
+            mine = (totals.registry_key == self.registry) & (totals.owner == self.owner)
             if contribution_id is not None:
-                mine = mine & (RewardRecord.contribution_id == contribution_id)
-            # One pass over the ledger copy, grouped finely; every total is summed from it.
-            # All contributions: a plain table scan (the key column wrapped so no index is
-            # used: reading the whole table in order beats an index walk of random rows).
-            if contribution_id is None:
-                mine = (func.coalesce(RewardRecord.registry_key, "") == self.registry) & (
-                    RewardRecord.owner == self.owner
-                )
+                mine = mine & (totals.contribution_id == contribution_id)
             groups = s.execute(
                 select(
-                    RewardRecord.contribution_id,
-                    RewardRecord.model_id,
-                    RewardRecord.method,
-                    func.sum(RewardRecord.amount_micro),
-                    func.count(),
-                )
-                .where(mine)
-                .group_by(RewardRecord.contribution_id, RewardRecord.model_id, RewardRecord.method)
+                    totals.contribution_id,
+                    totals.model_id,
+                    totals.method,
+                    totals.amount_micro,
+                    totals.entries,
+                ).where(mine)
             ).all()
             total = n = 0
             contribution_sums: dict[str, list[int]] = {}
@@ -513,13 +523,24 @@ class RewardsReview:
             per_method = list(method_sums.items())
             cursor = s.get(SyncCursor, (self.registry, self.owner, STREAM_REWARDS))
             waiting = s.get(SyncCursor, (self.registry, self.owner, STREAM_UNSETTLED))
-            scope = sorted(contributions) if contribution_id is None else [contribution_id]
-            daily = s.execute(
-                select(UsageDay.day, func.sum(UsageDay.events), func.sum(UsageDay.reward_micro))
-                .where(UsageDay.registry_key == self.registry, UsageDay.contribution_id.in_(scope))
-                .group_by(UsageDay.day)
-                .order_by(UsageDay.day)
-            ).all()
+            if contribution_id is None:  # the usage of every synced contribution, pre-summed
+                days = UsageRollupDay
+                daily = s.execute(
+                    select(days.day, func.sum(days.events), func.sum(days.reward_micro))
+                    .where(days.registry_key == self.registry, days.owner == self.owner)
+                    .group_by(days.day)
+                    .order_by(days.day)
+                ).all()
+            else:
+                daily = s.execute(
+                    select(UsageDay.day, func.sum(UsageDay.events), func.sum(UsageDay.reward_micro))
+                    .where(
+                        UsageDay.registry_key == self.registry,
+                        UsageDay.contribution_id == contribution_id,
+                    )
+                    .group_by(UsageDay.day)
+                    .order_by(UsageDay.day)
+                ).all()
         by_contribution = sorted(
             (
                 ContributionRewards(

@@ -302,6 +302,7 @@ def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
     from sqlalchemy import update
 
     from app.store.rewards_models import RegistryAddress, RewardRecord, SyncCursor, UsageDay
+    from app.store.rollups import ROLLUP_MODELS as ROLLUPS
 
     cids = accepted_items(desk, "east", "west")
     post_usage(registry, operator, usage_events("m", cids, 20))
@@ -311,7 +312,7 @@ def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
     assert key is not None
     old_port = "http://127.0.0.1:9"  # where the same registry was before (a restart)
     with desk.ctx.db.session() as s:  # as the migration leaves rows synced by URL
-        for table in (RewardRecord, UsageDay, SyncCursor):
+        for table in (RewardRecord, UsageDay, SyncCursor, *ROLLUPS):
             s.execute(update(table).values(registry_key=f"url:{old_port}"))
         s.execute(update(RegistryAddress).values(registry_key=f"url:{old_port}", url=old_port))
         s.commit()

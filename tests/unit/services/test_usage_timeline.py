@@ -24,6 +24,7 @@ from app.services.usage_history import (
 )
 from app.store.models import HistoryEntry, Item
 from app.store.rewards_models import KnownModel, RewardRecord, SyncCursor, UsageDay, url_key
+from app.store.rollups import rebuild
 
 KEY = url_key("http://r.invalid")
 OWNER = "f" * 64
@@ -108,6 +109,8 @@ def ctx(tmp_path: Path) -> ServiceContext:
                     demo=False,
                 )
             )
+        s.flush()
+        rebuild(s, KEY)  # the rollups of rows written directly, as a sync would keep them
         s.commit()
     return c
 

@@ -1,0 +1,178 @@
+"""Rollups of the rewards copy (app.store.rollups): migration 0009 fills them from the rows an
+existing catalogue holds, and the incremental upkeep a sync does (ledger pages, usage windows
+replaced, a second identity syncing the same contribution) leaves exactly what recomputing
+them from the rows gives."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import insert
+
+from app.store.db import DB_FILE_NAME, Database, _alembic_config
+from app.store.rewards_models import RewardRecord, SyncCursor
+from app.store.rollups import (
+    ROLLUP_TABLES,
+    Amounts,
+    DayKey,
+    add_ledger,
+    rebuild,
+    replace_usage_window,
+    usage_window,
+)
+
+KEY = "reg-1"
+
+
+def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in ROLLUP_TABLES}
+    finally:
+        conn.close()
+
+
+def test_0009_fills_the_rollups_of_an_existing_copy(tmp_path: Path) -> None:
+    db = Database(tmp_path)
+    command.downgrade(_alembic_config(db.engine), "0008")
+    db.dispose()
+    path = tmp_path / DB_FILE_NAME
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO sync_cursors (registry_key, owner, stream, cursor, synced_at) "
+            "VALUES (?, ?, ?, '2026-12-01', '2026-12-01 10:00:00')",
+            [(KEY, "o1", "usage:c_1"), (KEY, "o1", "usage:c_2"), (KEY, "o2", "usage:c_2")],
+        )
+        conn.executemany(
+            "INSERT INTO reward_entries (registry_key, owner, cursor, event_id, contribution_id,"
+            " model_id, method, amount_micro, at, demo) VALUES (?,?,?,?,?,?,?,?,?,0)",
+            [
+                (KEY, "o1", "1", "e1", "c_1", "m", "influence", 5, "2026-11-30 23:59:59.000000"),
+                (KEY, "o1", "2", "e2", "c_1", "m", "influence", 7, "2026-11-30 08:00:00.000000"),
+                (KEY, "o1", "3", "e3", "c_2", "m", "retrieval", 11, "2026-12-01 00:00:00.000000"),
+                (KEY, "o2", "4", "e4", "c_2", "n", "retrieval", 13, "2026-12-01 00:00:00.000000"),
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO usage_days VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (KEY, "c_1", "2026-11-30", "m", "influence", 2, 900_000, 12),
+                (KEY, "c_2", "2026-11-30", "m", "influence", 3, 100_000, 1),
+                (KEY, "c_2", "2026-12-01", "m", "retrieval", 1, 500_000, 11),
+                (KEY, "c_9", "2026-12-01", "m", "retrieval", 4, 4, 4),  # nobody syncs it
+            ],
+        )
+    conn.close()
+
+    Database(tmp_path).dispose()  # upgrades to head, filling the rollups
+    got = _tables(path)
+    assert got["ledger_rollup_days"] == [
+        (KEY, "o1", "c_1", "2026-11-30", "m", "influence", 12, 2),
+        (KEY, "o1", "c_2", "2026-12-01", "m", "retrieval", 11, 1),
+        (KEY, "o2", "c_2", "2026-12-01", "n", "retrieval", 13, 1),
+    ]
+    assert got["ledger_rollup_totals"] == [
+        (KEY, "o1", "c_1", "m", "influence", 12, 2),
+        (KEY, "o1", "c_2", "m", "retrieval", 11, 1),
+        (KEY, "o2", "c_2", "n", "retrieval", 13, 1),
+    ]
+    assert got["usage_rollup_days"] == [
+        (KEY, "o1", "2026-11-30", "m", "influence", 2, 5, 1_000_000, 13),
+        (KEY, "o1", "2026-12-01", "m", "retrieval", 1, 1, 500_000, 11),
+        (KEY, "o2", "2026-11-30", "m", "influence", 1, 3, 100_000, 1),
+        (KEY, "o2", "2026-12-01", "m", "retrieval", 1, 1, 500_000, 11),
+    ]
+    assert got["usage_rollup_contributions"] == [
+        (KEY, "o1", "c_1", "2026-11-30", 1, 2, 900_000, 12),
+        (KEY, "o1", "c_2", "2026-11-30", 1, 3, 100_000, 1),
+        (KEY, "o1", "c_2", "2026-12-01", 1, 1, 500_000, 11),
+        (KEY, "o2", "c_2", "2026-11-30", 1, 3, 100_000, 1),
+        (KEY, "o2", "c_2", "2026-12-01", 1, 1, 500_000, 11),
+    ]
+
+
+def _window(rng: random.Random, since: date, days: int) -> dict[DayKey, Amounts]:
+    out: dict[DayKey, Amounts] = {}
+    for d in range(days):
+        for model in ("m1", "m2", "m3"):
+            for method in ("influence", "retrieval"):
+                if rng.random() < 0.4:
+                    out[(since + timedelta(days=d), model, method)] = (
+                        rng.randrange(0, 50),
+                        rng.randrange(0, 10**6),
+                        rng.randrange(0, 10**4),
+                    )
+    return out
+
+
+def test_incremental_upkeep_equals_recomputing_from_the_rows(tmp_path: Path) -> None:
+    db = Database(tmp_path)
+    rng = random.Random(5)
+    first = date(2026, 9, 1)
+    cursor = 0
+    try:
+        for step in range(40):
+            owner = ("o1", "o2")[step % 5 == 4]  # o2 syncs some of the same contributions later
+            cid = f"c_{rng.randrange(4)}"
+            since = first + timedelta(days=rng.randrange(60))
+            span = rng.randrange(1, 30)
+            with db.session() as s:
+                old = usage_window(s, KEY, cid, since, since + timedelta(days=span - 1))
+                new = _window(rng, since, span)
+                replace_usage_window(
+                    s, KEY, owner, cid, since, since + timedelta(days=span - 1), old, new
+                )
+                stream = f"usage:{cid}"
+                if s.get(SyncCursor, (KEY, owner, stream)) is None:
+                    s.add(SyncCursor(registry_key=KEY, owner=owner, stream=stream, cursor="x"))
+                entries = []
+                for _ in range(rng.randrange(0, 6)):
+                    cursor += 1
+                    entries.append(
+                        {
+                            "registry_key": KEY,
+                            "owner": owner,
+                            "cursor": str(cursor),
+                            "event_id": f"e{cursor}",
+                            "contribution_id": cid,
+                            "model_id": rng.choice(("m1", "m2")),
+                            "method": "influence",
+                            "amount_micro": rng.randrange(1, 1000),
+                            "at": datetime.combine(since, time(23, 59), UTC)
+                            + timedelta(days=rng.randrange(span)),
+                            "demo": False,
+                        }
+                    )
+                if entries:
+                    s.execute(insert(RewardRecord), entries)
+                add_ledger(
+                    s,
+                    KEY,
+                    owner,
+                    (
+                        (
+                            e["at"].date(),
+                            e["contribution_id"],
+                            e["model_id"],
+                            e["method"],
+                            e["amount_micro"],
+                        )
+                        for e in entries
+                    ),
+                )
+                s.commit()
+        kept = _tables(db.path)
+        with db.session() as s:
+            rebuild(s, KEY)
+            s.commit()
+        recomputed = _tables(db.path)
+    finally:
+        db.dispose()
+    assert all(recomputed.values())
+    for table in ROLLUP_TABLES:
+        assert kept[table] == recomputed[table], table
