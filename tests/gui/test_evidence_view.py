@@ -123,6 +123,7 @@ def test_evidence_view_after_a_sync_with_real_evidence(
         win.evidence_actions.action.trigger()
         qtbot.waitUntil(dialog.isVisible, timeout=15_000)
         assert win.evidence_actions.action.shortcut().toString() == "Ctrl+Shift+E"
+        assert win.evidence_actions.action in win.catalogue.table.actions()  # context menu
         dialog.close()
     finally:
         desk.ctx.close()
