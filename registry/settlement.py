@@ -43,6 +43,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select
@@ -79,6 +80,7 @@ BUCKET_COLUMNS = (
 )  # fmt: skip
 BUCKET_KEY = BUCKET_COLUMNS[:4]
 BUCKET_LIMITS = {"events": MAX_BUCKET_EVENTS, "reward_micro": MAX_BUCKET_REWARD_MICRO}
+_DAY_FIRST = itemgetter(1, 0, 2, 3)  # (cid, day, model, method) -> (day, cid, model, method)
 DROP_NOT_ACCEPTED = "contribution_not_accepted"
 DROP_BUCKET_FULL = "bucket_full"
 
@@ -182,9 +184,10 @@ def settle_chunk(
         if state == STATE_ACCEPTED
     }
     text_dates = db.dialect == "sqlite"
-    # (day, cid, model, method) -> [sum, [(event digest, amount)], earliest event time]
-    entries: dict[tuple[Any, ...], list[Any]] = {}
-    buckets: dict[tuple[Any, ...], list[int]] = {}  # (cid, day, model, method) -> [n, share, rw]
+    # (cid, day, model, method) -> [events, share sum, paid sum, [(event digest, paid)] of the
+    # events paid something, earliest of their times]: the day bucket's increment and, if
+    # anything was paid, the contributor entry (its amount is the bucket's paid sum).
+    acc: dict[tuple[Any, ...], list[Any]] = {}
     protocol: dict[str, list[Any]] = {}  # model -> [amount, demo]
     drops: list[tuple[Any, ...]] = []
     demo_of: dict[str, bool] = {}
@@ -197,58 +200,67 @@ def settle_chunk(
             for a in attrs
         }
         stored = _stored_buckets(db, keys)
+    shares_of: dict[tuple[int, ...], list[int]] = {}  # weights -> normalised shares
+    sha256 = hashlib.sha256
     for (seq, eid, model_id, at, fee, demo, attrs_text), day, attrs in zip(
         events, days, parsed, strict=True
     ):
         weights = [a[1] for a in attrs]
-        amounts, shares = split_event(fee, weights, share_ppm)
-        digest = event_digest(eid, model_id, _utc_z(at), fee, attrs_text)
+        amounts = split_integers(fee * share_ppm // PPM, weights)
+        wkey = tuple(weights)
+        shares = shares_of.get(wkey)
+        if shares is None:
+            shares = shares_of[wkey] = split_event(0, weights, share_ppm)[1]
+        at_z = at[:26].replace(" ", "T") + "Z" if text_dates and len(at) >= 26 else _utc_z(at)
+        digest = sha256(
+            "\x00".join((eid, model_id, at_z, str(fee), attrs_text)).encode()
+        ).hexdigest()
         paid = 0
         demo_of[model_id] = bool(demo)
-        for (cid, _, method, *_), amount, share in zip(attrs, amounts, shares, strict=True):
-            bkey = (cid, day, model_id, method)
-            reason = None
+        for a, amount, share in zip(attrs, amounts, shares, strict=True):
+            cid, method = a[0], a[2]
+            key = (cid, day, model_id, method)
+            slot = acc.get(key)
             if cid not in owners:
-                reason = DROP_NOT_ACCEPTED
-            elif stored is not None:
-                n, reward = stored.get(bkey, (0, 0))
-                mine = buckets.get(bkey)
-                if mine is not None:
-                    n, reward = n + mine[0], reward + mine[2]
-                if n + 1 > MAX_BUCKET_EVENTS or reward + amount > MAX_BUCKET_REWARD_MICRO:
-                    reason = DROP_BUCKET_FULL
-            if reason is not None:
-                drops.append((seq, cid, method, reason))
+                drops.append((seq, cid, method, DROP_NOT_ACCEPTED))
                 continue
-            bucket = buckets.get(bkey)
-            if bucket is None:
-                buckets[bkey] = [1, share, amount]
+            if stored is not None:
+                n, reward = stored.get(key, (0, 0))
+                if slot is not None:
+                    n, reward = n + slot[0], reward + slot[2]
+                if n + 1 > MAX_BUCKET_EVENTS or reward + amount > MAX_BUCKET_REWARD_MICRO:
+                    drops.append((seq, cid, method, DROP_BUCKET_FULL))
+                    continue
+            if slot is None:
+                acc[key] = [1, share, amount, [(digest, amount)] if amount else [], at]
             else:
-                bucket[0] += 1
-                bucket[1] += share
-                bucket[2] += amount
-            if amount:
-                paid += amount
-                ekey = (day, cid, model_id, method)
-                entry = entries.get(ekey)
-                if entry is None:
-                    entries[ekey] = [amount, [(digest, amount)], at]
-                else:
-                    entry[0] += amount
-                    entry[1].append((digest, amount))
-                    if at < entry[2]:
-                        entry[2] = at
+                slot[0] += 1
+                slot[1] += share
+                if amount:
+                    slot[2] += amount
+                    slot[3].append((digest, amount))
+                    if at < slot[4] or len(slot[3]) == 1:
+                        slot[4] = at
+            paid += amount
         if fee != paid:
             p = protocol.setdefault(model_id, [0, bool(demo)])
             p[0] += fee - paid
     seq_from, seq_to = int(watermark), int(events[-1][0])
     ledger_rows: list[tuple[Any, ...]] = []
     name = f"s{seq_to}"
-    for (_day, cid, model_id, method), (amount, pairs, first) in sorted(entries.items()):
+    for key in sorted(acc, key=_DAY_FIRST):  # entries in (day, cid, model, method) order
+        _n, _share, amount, pairs, first = acc[key]
+        if not pairs:
+            continue
+        cid, _day, model_id, method = key
+        if len(pairs) == 1:
+            digest = sha256(f"{pairs[0][0]} {amount}\n".encode()).hexdigest()
+        else:
+            digest = entry_digest(pairs)
         ledger_rows.append(
             (
                 name, KIND_CONTRIBUTOR, cid, owners[cid], model_id, method, amount, first,
-                demo_of[model_id], len(pairs), entry_digest(pairs), seq_from, seq_to, share_ppm,
+                demo_of[model_id], len(pairs), digest, seq_from, seq_to, share_ppm,
             )
         )  # fmt: skip
     now_v = db.render_datetime(now)
@@ -257,7 +269,10 @@ def settle_chunk(
             (None, KIND_PROTOCOL, None, None, model_id, None, amount, now_v, demo,
              None, None, seq_from, seq_to, share_ppm)
         )  # fmt: skip
-    bucket_rows = [(*key, n, sh, rw) for key, (n, sh, rw) in sorted(buckets.items())]
+    # In key order (SQLite: index locality; PostgreSQL's upsert orders them itself).
+    bucket_rows = [(*key, v[0], v[1], v[2]) for key, v in acc.items()]
+    if text_dates:
+        bucket_rows.sort()
     written = db.upsert_add(BUCKETS, BUCKET_COLUMNS, BUCKET_KEY, bucket_rows, BUCKET_LIMITS)
     if written != len(bucket_rows):
         raise BucketFull("a day bucket is full")
