@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,14 @@ def test_the_bundle_runs_the_cli_and_the_gui_self_test(
     assert listed.returncode == 0, listed.stderr
     (item,) = json.loads(listed.stdout)
     assert item["format"] == "csv" and item["recordCount"] == 2
+    # Parquet footers and Arrow IPC streams are read without pyarrow, which the bundle lacks.
+    for name in ("parquet", "hf_save_to_disk"):
+        shutil.copytree(fixtures_dir / "formats" / name, tmp_path / name)
+        added = _run(bundle, "add", str(tmp_path / name), "--license", "MIT", data_dir=data)
+        assert added.returncode == 0, added.stderr
+    listed = _run(bundle, "list", "--json", data_dir=data)
+    counts = {i["format"]: i["recordCount"] for i in json.loads(listed.stdout)}
+    assert counts == {"csv": 2, "parquet": 442, "hf-save-to-disk": 20}
     # Alembic's migrations travel as files in the bundle: the catalogue is at the newest one.
     offline = _run(bundle, "--registry", "http://127.0.0.1:9", "rewards", data_dir=data)
     assert offline.returncode != 0 and "no identity yet" in offline.stderr
