@@ -45,6 +45,7 @@ pytestmark = pytest.mark.slow
 def _db(tmp_path: Path) -> Path:
     return tmp_path / "registry" / "registry.sqlite3"
 
+
 # The registry's log tables (a rebuilt log replaces them all).
 LOG_TABLES = ("log_leaves", "log_bundles", "log_ranges", "log_tiles", "log_checkpoints")
 
