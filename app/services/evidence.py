@@ -302,10 +302,11 @@ class EvidenceSync:
         report = EvidenceReport()
         deadline = time.monotonic() + self.max_seconds
         try:
-            for record, leaf in self._open_entries():
+            for record, leaf, after in self._open_entries():
                 if report.events >= self.max_events or time.monotonic() >= deadline:
                     break
-                if not self._read_entry(record, leaf, report, deadline) and report.unsupported:
+                done = self._read_entry(record, leaf, after, report, deadline)
+                if not done and report.unsupported:
                     break
                 if report.events:
                     say(f"Evidence: {report.events:,} events checked")
@@ -342,12 +343,14 @@ class EvidenceSync:
         )
         return q.where(LogProof.cursor.is_not(None)) if self.has_log else q
 
-    def _open_entries(self) -> list[tuple[RewardRecord, bytes | None]]:
-        """As many open entries as one sync can read (each has at least one event)."""
+    def _open_entries(self) -> list[tuple[RewardRecord, bytes | None, int | None]]:
+        """As many open entries as one sync can read (each has at least one event), with
+        their verified leaf and the usage-log position their events were read up to."""
         with self.ctx.db.session() as s:
-            q = self._open((RewardRecord, LogProof.leaf)).order_by(RewardRecord.id)
-            rows: list[tuple[RewardRecord, bytes | None]] = [
-                (r, leaf) for r, leaf in s.execute(q.limit(self.max_events + 1)).all()
+            q = self._open((RewardRecord, LogProof.leaf, EvidenceFetch.after_seq))
+            q = q.order_by(RewardRecord.id).limit(self.max_events + 1)
+            rows: list[tuple[RewardRecord, bytes | None, int | None]] = [
+                (r, leaf, after) for r, leaf, after in s.execute(q).all()
             ]
             s.expunge_all()
         return rows
@@ -360,12 +363,15 @@ class EvidenceSync:
         return s.get(EvidenceFetch, (self.registry_key, self.owner, cursor))
 
     def _read_entry(
-        self, record: RewardRecord, leaf: bytes | None, report: EvidenceReport, deadline: float
+        self,
+        record: RewardRecord,
+        leaf: bytes | None,
+        after: int | None,
+        report: EvidenceReport,
+        deadline: float,
     ) -> bool:
-        """Read the entry's events from where the last sync stopped; True once it is complete."""
-        with self.ctx.db.session() as s:
-            row = self._fetch_state(s, record.cursor)
-            after = row.after_seq if row is not None else None
+        """Read the entry's events after usage-log position `after` (where the last sync
+        stopped); True once the entry is complete."""
         while report.events < self.max_events and time.monotonic() < deadline:
             params: dict[str, Any] = {"limit": min(PAGE_LIMIT, self.max_events - report.events)}
             if after is not None:
@@ -397,15 +403,15 @@ class EvidenceSync:
                 if why is not None:
                     self._fail(record, why, {"event": ev.event_id, "page": body})
                 after = ev.sequence
-            self._store(record, events, params.get("after"), after, report)
+            more = bool(body.get("hasMore"))
+            if more and not events:
+                raise _bad("the events page is empty but says there is more")
+            self._store(record, events, params.get("after"), after, report,
+                        None if more else anchor)  # fmt: skip
             report.events += len(events)
-            more = body.get("hasMore")
             if not more:
-                self._confirm(record, anchor)
                 report.entries_confirmed += 1
                 return True
-            if not events:
-                raise _bad("the events page is empty but says there is more")
         return False
 
     def _check_entry(self, record: RewardRecord, reported: dict[str, Any]) -> None:
@@ -438,13 +444,31 @@ class EvidenceSync:
         before: str | None,
         after: int | None,
         report: EvidenceReport,
+        complete: Anchor | None,
     ) -> None:
-        """The page's events and the position after them, in one transaction."""
+        """The page's events and the position after them, in one transaction. `complete`: the
+        page is the entry's last; all its events (those stored before and these) are checked
+        against what the entry commits to first, and confirmed with it, or nothing is stored."""
         now = datetime.now(UTC)
+        mine = (
+            (EvidenceEvent.registry_key == self.registry_key)
+            & (EvidenceEvent.owner == self.owner)
+            & (EvidenceEvent.cursor == record.cursor)
+        )
         with self.ctx.db.session() as s:
             row = self._fetch_state(s, record.cursor)
             if (None if row is None or row.after_seq is None else str(row.after_seq)) != before:
                 return  # another sync stored this page first
+            if complete is not None:
+                earlier = [] if row is None else [(d, int(a)) for d, a in s.execute(
+                    select(EvidenceEvent.digest, EvidenceEvent.amount_micro).where(mine)
+                ).all()]  # fmt: skip
+                why = self._entry_problem(
+                    record, complete, earlier + [(e.digest, e.amount_micro) for e in events]
+                )
+                if why is not None:
+                    s.rollback()
+                    self._fail(record, *why)
             checker = self._checker(s, record.contribution_id)
             values = []
             for ev in events:
@@ -467,7 +491,7 @@ class EvidenceSync:
                         "offset": claim.offset if claim else None,
                         "length": claim.length if claim else None,
                         "span_sha256": claim.span_sha256 if claim else None,
-                        "excerpt": _excerpt(stored), "confirmed": False,
+                        "excerpt": _excerpt(stored), "confirmed": complete is not None,
                         "status": status.value, "checked_at": now,
                     }
                 )  # fmt: skip
@@ -479,41 +503,33 @@ class EvidenceSync:
                     fetched=0, complete=False,
                 )  # fmt: skip
                 s.add(row)
+            elif complete is not None and row.fetched:
+                s.execute(update(EvidenceEvent).where(mine).values(confirmed=True))
             row.after_seq = after
             row.fetched = (row.fetched or 0) + len(events)
+            row.complete = complete is not None
             row.updated_at = now
             s.commit()
 
-    def _confirm(self, record: RewardRecord, anchor: Anchor) -> None:
-        """Every event of the entry is stored: check them against what the entry commits to."""
-        mine = (
-            (EvidenceEvent.registry_key == self.registry_key)
-            & (EvidenceEvent.owner == self.owner)
-            & (EvidenceEvent.cursor == record.cursor)
-        )
-        with self.ctx.db.session() as s:
-            pairs = [(d, int(a)) for d, a in s.execute(
-                select(EvidenceEvent.digest, EvidenceEvent.amount_micro).where(mine)
-            ).all()]  # fmt: skip
+    @staticmethod
+    def _entry_problem(
+        record: RewardRecord, anchor: Anchor, pairs: list[tuple[str, int]]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Why all the events of an entry are not what it commits to (None: they are)."""
         total = sum(a for _d, a in pairs)
         digest = entry_digest(pairs)
         evidence = {"entry": record.cursor, "events": len(pairs), "amountMicro": total,
                     "digest": digest, "committed": anchor.digest}  # fmt: skip
         if anchor.events is not None and anchor.events != len(pairs):
-            self._fail(record, f"entry {record.cursor} commits to {anchor.events} events, the "
-                       f"registry lists {len(pairs)}", evidence)  # fmt: skip
+            return (f"entry {record.cursor} commits to {anchor.events} events, the registry "
+                    f"lists {len(pairs)}", evidence)  # fmt: skip
         if total != record.amount_micro:
-            self._fail(record, f"the events of entry {record.cursor} add up to {total} "
-                       f"micro-units, the entry says {record.amount_micro}", evidence)  # fmt: skip
+            return (f"the events of entry {record.cursor} add up to {total} micro-units, the "
+                    f"entry says {record.amount_micro}", evidence)  # fmt: skip
         if anchor.digest is not None and anchor.digest != digest:
-            self._fail(record, f"the events of entry {record.cursor} do not hash to the digest "
-                       "the entry commits to", evidence)  # fmt: skip
-        with self.ctx.db.session() as s:
-            s.execute(update(EvidenceEvent).where(mine).values(confirmed=True))
-            row = self._fetch_state(s, record.cursor)
-            if row is not None:
-                row.complete = True
-            s.commit()
+            return (f"the events of entry {record.cursor} do not hash to the digest the entry "
+                    "commits to", evidence)  # fmt: skip
+        return None
 
     def _fail(self, record: RewardRecord, message: str, evidence: dict[str, Any]) -> NoReturn:
         """Record the failure with its evidence (a new row; nothing else changes) and raise."""
