@@ -9,10 +9,8 @@ since it was stored (the file was edited, moved back, ...) is stored again.
 
 from __future__ import annotations
 
-import bisect
-import os
-from array import array
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +25,7 @@ from app.store.evidence_models import EvidenceEvent, EvidenceFetch
 from app.store.models import Item
 from app.store.rewards_models import KnownModel, RewardRecord
 
-LINE_INDEX_MAX_BYTES = 256 * 1024 * 1024  # larger files: the span is shown without a line
+LINE_BLOCK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,33 +105,25 @@ class EvidenceListing:
         }
 
 
-class _Lines:
-    """Line numbers of byte offsets in local files (one read of each file, then bisect)."""
-
-    def __init__(self) -> None:
-        self._index: dict[str, array[int] | None] = {}
-
-    def line(self, path: str, offset: int) -> int | None:
-        if path not in self._index:
-            self._index[path] = self._build(path)
-        idx = self._index[path]
-        return None if idx is None else bisect.bisect_left(idx, offset) + 1
-
-    @staticmethod
-    def _build(path: str) -> array[int] | None:
-        try:
-            if os.path.getsize(path) > LINE_INDEX_MAX_BYTES:
-                return None
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return None
-        out = array("q")
-        i = data.find(b"\n")
-        while i >= 0:
-            out.append(i)
-            i = data.find(b"\n", i + 1)
-        return out
+def line_numbers(path: str, offsets: Iterable[int]) -> dict[int, int]:
+    """The 1-based line of each byte offset of a file, in one streaming pass up to the last
+    offset (newlines counted in C, a block at a time); empty when the file cannot be read."""
+    out: dict[int, int] = {}
+    line = 1
+    pos = 0
+    try:
+        with open(path, "rb") as fh:
+            for off in sorted(set(offsets)):
+                while pos < off:
+                    block = fh.read(min(LINE_BLOCK, off - pos))
+                    if not block:
+                        return out
+                    line += block.count(b"\n")
+                    pos += len(block)
+                out[off] = line
+    except OSError:
+        return {}
+    return out
 
 
 def resolve(review: RewardsReview, ref: str) -> tuple[int | None, str, str]:
@@ -188,7 +178,7 @@ def listing(
         & (EvidenceEvent.owner == owner)
         & (EvidenceEvent.contribution_id == cid)
     )
-    lines = _Lines()
+    wanted: dict[str, set[int]] = {}  # the lines to number, per local file
     changed: dict[str, list[tuple[str, int]]] = {}
     with ctx.db.session() as s:
         names = dict(
@@ -220,7 +210,7 @@ def listing(
                 if path is not None and claim is not None and claim.has_span:
                     text = span_text(path, int(claim.offset or 0), int(claim.length or 0))
                     if text is not None:
-                        line = lines.line(path, int(claim.offset or 0))
+                        wanted.setdefault(path, set()).add(int(claim.offset or 0))
                 out.counts[status] = out.counts.get(status, 0) + 1
                 out.rows.append(
                     EvidenceRow(
@@ -235,6 +225,13 @@ def listing(
                         file_path=known[0].path if known else None,
                     )
                 )  # fmt: skip
+        lines = {path: line_numbers(path, offs) for path, offs in wanted.items()}
+        out.rows = [
+            replace(r, line=lines[r.local_path].get(r.offset or 0))
+            if r.local_path in lines and r.span is not None
+            else r
+            for r in out.rows
+        ]
         if changed:
             now = datetime.now(UTC)
             for status_value, keys in changed.items():

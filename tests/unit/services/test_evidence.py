@@ -342,3 +342,14 @@ def test_migration_0008_goes_down_and_up(tmp_path: Path) -> None:
     command.upgrade(_alembic_config(db.engine), "head")
     assert {"evidence_events", "evidence_fetch"} <= set(inspect(db.engine).get_table_names())
     db.dispose()
+
+
+def test_line_numbers_of_byte_offsets(tmp_path: Path) -> None:
+    from app.services.evidence_review import line_numbers
+
+    path = tmp_path / "t.txt"
+    path.write_bytes(TEXT)
+    offsets = [0, 5, 10, 11, 22, len(TEXT) - 1, len(TEXT) + 100]
+    got = line_numbers(str(path), offsets)
+    assert got == {o: TEXT[:o].count(b"\n") + 1 for o in offsets[:-1]}  # past the end: none
+    assert line_numbers(str(tmp_path / "gone.txt"), [3]) == {}
