@@ -100,7 +100,3 @@ def simple_name(t: DataType) -> str:
     if t.id in ("string", "large_string"):
         return "string"
     return str(t)
-
-
-def primitive(name: str) -> DataType:
-    return DataType(name)
