@@ -37,10 +37,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def cmd_audit(args: argparse.Namespace, ctx: Any) -> int:
     from app.cli.output import print_json
     from app.services import transparency
+    from app.services.evidence_review import audit_evidence
 
     report = transparency.audit(ctx)
     out: dict[str, Any] = report.to_json()
     code = 0 if report.ok else EXIT_FAILED
+    evidence = audit_evidence(ctx)  # the stored events behind the entries, re-hashed
+    out["evidence"] = evidence.to_json()
+    if evidence.problems:
+        code = EXIT_FAILED
     if args.export is not None:
         transparency.export_evidence(ctx, args.export)
         out["exported"] = str(args.export)
@@ -64,6 +69,13 @@ def cmd_audit(args: argparse.Namespace, ctx: Any) -> int:
             print(f"  FAILED: {p}")
         for f in r["failures"]:
             print(f"  FAILED at sync {f['at']}: {f['what']}: {f['message']}")
+    if evidence.entries:
+        print(
+            f"Attribution events: {plural(evidence.events, 'event')} of "
+            f"{plural(evidence.entries, 'ledger entry', 'ledger entries')} re-hashed"
+        )
+    for p in evidence.problems:
+        print(f"  FAILED: {p}")
     if args.export is not None:
         print(f"Evidence written to {args.export}")
     if args.compare is not None:

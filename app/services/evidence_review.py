@@ -18,12 +18,13 @@ from sqlalchemy import func, select, update
 
 from app.domain.errors import NotFoundError, UsageError
 from app.services.context import ServiceContext
-from app.services.evidence import local_checker
+from app.services.evidence import anchor_of, entry_digest, event_digest, local_checker
 from app.services.evidence_check import Claim, Status, label, span_text
 from app.services.rewards import RewardsReview, open_review
 from app.store.evidence_models import EvidenceEvent, EvidenceFetch
 from app.store.models import Item
 from app.store.rewards_models import KnownModel, RewardRecord
+from app.store.tlog_models import LogProof
 
 LINE_BLOCK = 8 * 1024 * 1024
 
@@ -273,3 +274,64 @@ def entries_without_events(ctx: ServiceContext, registry_key: str, owner: str, c
             )
             or 0
         )
+
+
+@dataclass
+class EvidenceAudit:
+    entries: int = 0
+    events: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entries": self.entries, "events": self.events, "problems": self.problems}
+
+
+def audit_evidence(ctx: ServiceContext) -> EvidenceAudit:
+    """Re-verify every stored, confirmed event offline: its digest from its stored fields, and
+    each complete entry's digest from its events against the usage digest of its verified log
+    leaf (when there is one), with the events' amounts adding up to the entry's."""
+    out = EvidenceAudit()
+    with ctx.db.session() as s:
+        complete = s.execute(
+            select(RewardRecord, LogProof.leaf)
+            .join(
+                EvidenceFetch,
+                (EvidenceFetch.registry_key == RewardRecord.registry_key)
+                & (EvidenceFetch.owner == RewardRecord.owner)
+                & (EvidenceFetch.cursor == RewardRecord.cursor),
+            )
+            .outerjoin(
+                LogProof,
+                (LogProof.registry_key == RewardRecord.registry_key)
+                & (LogProof.owner == RewardRecord.owner)
+                & (LogProof.cursor == RewardRecord.cursor),
+            )
+            .where(EvidenceFetch.complete.is_(True))
+        ).all()
+        for record, leaf in complete:
+            rows = s.execute(
+                select(
+                    EvidenceEvent.event_id, EvidenceEvent.model_id, EvidenceEvent.at,
+                    EvidenceEvent.fee_micro, EvidenceEvent.attributions_json,
+                    EvidenceEvent.digest, EvidenceEvent.amount_micro,
+                ).where(
+                    EvidenceEvent.registry_key == record.registry_key,
+                    EvidenceEvent.owner == record.owner,
+                    EvidenceEvent.cursor == record.cursor,
+                )
+            ).all()  # fmt: skip
+            out.entries += 1
+            out.events += len(rows)
+            for eid, model, at, fee, attrs, digest, _amount in rows:
+                if event_digest(eid, model, at, fee, attrs) != digest:
+                    out.problems.append(f"entry {record.cursor}: event {eid} does not hash to "
+                                        "its stored digest")  # fmt: skip
+            pairs = [(d, int(a)) for *_f, d, a in rows]
+            if sum(a for _d, a in pairs) != record.amount_micro:
+                out.problems.append(f"entry {record.cursor}: its events do not add up to its "
+                                    "amount")  # fmt: skip
+            committed = anchor_of(leaf, {}).digest if leaf is not None else None
+            if committed is not None and entry_digest(pairs) != committed:
+                out.problems.append(f"entry {record.cursor}: its events do not hash to the "
+                                    "digest its log leaf commits to")  # fmt: skip
+    return out

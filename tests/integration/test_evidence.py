@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,6 +178,33 @@ def test_evidence_is_fetched_verified_and_checked_against_your_files(
         "file not on this computer",
         "operator-asserted",
     }
+
+
+def test_audit_rehashes_the_stored_events_offline(
+    desk: Desk,
+    registry: RegistryProcess,
+    operator: Contributor,
+    contribution: tuple[int, str],
+    data_dir: Path,
+) -> None:
+    _item, cid = contribution
+    post_usage(registry, operator, _events("u", cid, 3))
+    _sync(desk)
+    registry.kill(signal.SIGTERM)  # offline from here
+    out = run_cli("audit", "--json", data_dir=data_dir)
+    assert out.code == 0, out.err
+    audit = json.loads(out.out)["evidence"]
+    assert audit["events"] == 9 and audit["entries"] > 0 and audit["problems"] == []
+    # The local copy changed behind the app's back: the audit names it.
+    with desk.ctx.db.session() as s:
+        row = s.scalars(select(EvidenceEvent).where(EvidenceEvent.event_id == "u-1")).first()
+        assert row is not None
+        row.attributions_json = row.attributions_json.replace('"offset":', '"offset":1')
+        s.commit()
+    out = run_cli("audit", data_dir=data_dir)
+    assert out.code == 4
+    assert "event u-1 does not hash to its stored digest" in out.out
+    assert "do not hash to the digest its log leaf commits to" not in out.out  # digests kept
 
 
 def _tamper(tmp_path: Path, sql: str, *params: Any) -> None:
