@@ -74,7 +74,7 @@ def test_states_of_the_page(qtbot: Any, theme: Any) -> None:
     assert view.by_method.item(0, 0).toolTip().startswith("Influence: ")
     assert view.by_method.item(1, 0).toolTip().startswith("Retrieval: ")
     assert "Exact match: " in view.method_help.toolTip()
-    assert len(view.bars.opts["height"]) == 7 and view.bars.opts["height"][0] == 0.5
+    assert len(view.chart.heights) == 7 and view.chart.heights[0] == 0.5
     # Each bar has a tooltip: its day, what it earned, how many events.
     noon = datetime(2026, 11, 21, 12, tzinfo=UTC).timestamp()
     assert view.bar_tip(noon) == "Sat 21 Nov 2026\n0.500001 credits earned\n2 attributed events"
@@ -222,7 +222,7 @@ def _assert_page_matches_cli(view: Any, cli: dict[str, Any]) -> None:
     assert methods == [
         f"{format_micro(m['rewardMicro'], unit=unit)} exactly" for m in cli["methods"]
     ]
-    heights = list(view.bars.opts["height"])
+    heights = list(view.chart.heights)
     assert heights == [d["rewardMicro"] / 1_000_000 for d in cli["daily"]]
 
 
@@ -353,12 +353,11 @@ def test_an_offline_start_shows_what_is_stored_and_says_so(
 
 def test_date_labels_under_the_bars_never_touch(qtbot: Any, theme: Any) -> None:
     from PySide6.QtGui import QFontMetrics
-    from PySide6.QtWidgets import QApplication
 
     from app.ui.pages.rewards_view import DAY_SECONDS, DayAxis
 
-    axis = DayAxis("bottom")
-    metrics = QFontMetrics(axis.style.get("tickFont") or QApplication.font())
+    axis = DayAxis()
+    metrics = QFontMetrics(axis.font)
     start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     for days in (3, 7, 30, 90, 200, 731):
         for px in (260, 420, 700, 1300):

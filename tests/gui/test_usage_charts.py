@@ -98,7 +98,7 @@ def test_usage_by_model_and_by_method_per_day_and_week(view: Any) -> None:
     assert chart.series[1].values == [10, 0] * 7
     assert sum(sum(s.values) for s in chart.series) == 105 + 70
     assert len(chart.buckets) == DAYS and chart.legend.count() == 2
-    assert chart.value_axis.labelText == "attributed events per day"
+    assert chart.plot.y_label == "attributed events per day"
     # Per method: the second breakdown.
     view.breakdown.setCurrentIndex(1)
     assert [s.label for s in chart.series] == ["Influence", "Retrieval"]
@@ -106,7 +106,7 @@ def test_usage_by_model_and_by_method_per_day_and_week(view: Any) -> None:
     # Effective usage: exact decimals in the tooltip, never a float's digits.
     view.measure.setCurrentIndex(1)
     assert chart.series[0].values[2] == 1_500_000
-    assert chart.value_axis.labelText == "effective usage per day (events)"
+    assert chart.plot.y_label == "effective usage per day (events)"
     assert chart.tip(_noon(FIRST + timedelta(days=2)), 1.5) == (
         "Wed 04 Nov 2026\nInfluence\n1.500000 effective events"
     )
@@ -116,7 +116,7 @@ def test_usage_by_model_and_by_method_per_day_and_week(view: Any) -> None:
     assert chart.buckets == [FIRST, FIRST + timedelta(days=7)]
     assert chart.series[0].values == [sum(range(1, 8)), sum(range(8, 15))]
     assert chart.series[1].values == [40, 30]
-    assert chart.value_axis.labelText == "attributed events per week"
+    assert chart.plot.y_label == "attributed events per week"
     assert chart.tip(_noon(FIRST + timedelta(days=9)), 80) == (
         "Week of Mon 09 Nov 2026\nInfluence\n77 attributed events"
     )
@@ -130,14 +130,14 @@ def test_hiding_a_series_and_tooltips(view: Any) -> None:
     # Unticking the legend hides the line; the tooltip then only speaks of what is shown.
     item = chart.legend.item(1)
     item.setCheckState(Qt.CheckState.Unchecked)
-    assert not chart.curves["m2"].isVisible() and chart.curves["m1"].isVisible()
+    assert not chart.plot.is_visible("m2") and chart.plot.is_visible("m1")
     assert chart.visible_keys() == ["m1"]
     assert chart.tip(x, 9.0) == "Fri 06 Nov 2026\nModel One\n5 attributed events"
     # Hidden stays hidden when the same data comes again (a sync); ticking shows it.
     view.show_scoped(view.overview)
-    assert not chart.curves["m2"].isVisible()
+    assert not chart.plot.is_visible("m2")
     chart.set_visible("m2", True)
-    assert chart.curves["m2"].isVisible()
+    assert chart.plot.is_visible("m2")
     assert chart.legend.item(1).checkState() == Qt.CheckState.Checked
     assert chart.tip(x + 86_400 * 40) is None  # no bucket there
     # The earned bars: exact money, six decimals, in the registry's unit.
@@ -160,7 +160,7 @@ def test_cumulative_earned_and_top_contributions_follow_the_range(view: Any) -> 
     assert view.ranking.item(1, 2).text() == "70"
     # A custom range: the time axis of every chart, and the ranking, follow it.
     view.set_custom_range(FIRST + timedelta(days=1), FIRST + timedelta(days=2))
-    low, high = view.chart.getPlotItem().vb.viewRange()[0]
+    low, high = view.chart.x_range()
     assert (low, high) == (
         datetime(2026, 11, 3, tzinfo=UTC).timestamp(),
         datetime(2026, 11, 5, tzinfo=UTC).timestamp(),
@@ -173,21 +173,17 @@ def test_cumulative_earned_and_top_contributions_follow_the_range(view: Any) -> 
     assert view.ranking.item(1, 1).toolTip() == "0.000010 credits exactly"
     assert view.ranking_title.text() == "Top contributions, 03 Nov – 04 Nov 2026"
     # Zoom (as the mouse wheel does), then reset back to the chosen range.
-    view.chart.getPlotItem().vb.scaleBy(x=0.5)
-    assert (
-        view.chart.getPlotItem().vb.viewRange()[0][1]
-        - view.chart.getPlotItem().vb.viewRange()[0][0]
-        < high - low
-    )
+    view.chart.scale_by(0.5)
+    assert view.chart.x_range()[1] - view.chart.x_range()[0] < high - low
     view.reset_zoom()
-    assert tuple(view.chart.getPlotItem().vb.viewRange()[0]) == (low, high)
+    assert view.chart.x_range() == (low, high)
     # Presets count back from today; "All" spans the data.
     view.set_range(30)
-    low30, high30 = view.chart.getPlotItem().vb.viewRange()[0]
+    low30, high30 = view.chart.x_range()
     assert round((high30 - low30) / 86_400) == 30 and view.range_buttons[30].isChecked()
     assert not view.range_from.isVisibleTo(view)
     view.set_range(0)
-    assert tuple(view.chart.getPlotItem().vb.viewRange()[0]) == (
+    assert view.chart.x_range() == (
         datetime(2026, 11, 2, tzinfo=UTC).timestamp(),
         datetime(2026, 11, 16, tzinfo=UTC).timestamp(),
     )
@@ -221,10 +217,38 @@ def test_charts_export_as_png_and_svg(view: Any, tmp_path: Path) -> None:
 def test_axis_labels_have_thousands_separators() -> None:
     from app.ui.widgets.usage_charts import CountAxis
 
-    axis = CountAxis("left")
+    axis = CountAxis()
     assert axis.tickStrings([0.0, 12_500.0, 1_250_000.0], 1.0, 12_500.0) == [
         "0",
         "12,500",
         "1,250,000",
     ]
     assert axis.tickStrings([0.5, 1.0], 1.0, 0.5) == ["0.5", "1.0"]
+
+
+def test_the_keyboard_zooms_pans_and_resets_every_chart(view: Any, qtbot: Any) -> None:
+    plot = view.usage_chart.plot
+    low, high = plot.x_range()
+    plot.setFocus()
+    qtbot.keyClick(plot, Qt.Key.Key_Plus)
+    zoomed = plot.x_range()
+    assert zoomed[1] - zoomed[0] < high - low
+    assert view.chart.x_range() == zoomed == view.cumulative_chart.time_range()
+    qtbot.keyClick(plot, Qt.Key.Key_Left)
+    assert plot.x_range()[0] < zoomed[0] and view.chart.x_range() == plot.x_range()
+    qtbot.keyClick(plot, Qt.Key.Key_Home)
+    assert view.chart.x_range() == (low, high) == plot.x_range()
+
+
+def test_the_rewards_page_needs_neither_pyqtgraph_nor_numpy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import app.ui.pages.rewards_view, app.ui.widgets.usage_series; "
+        "print(sorted(m for m in ('pyqtgraph', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"

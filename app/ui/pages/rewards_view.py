@@ -2,19 +2,16 @@
 catalogue's synced copy (so it reads the same offline).
 
 The page never does I/O: the main window loads a RewardsOverview on its task runner and calls
-`show_overview`. pyqtgraph is imported when the page is first built (first visit), never for
-the first paint of the window.
+`show_overview`. The charts are drawn with QPainter (app.ui.widgets.time_plot); their data
+(series, cumulative lines, the ranking) comes from app.ui.widgets.usage_series.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QDate, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -43,22 +40,29 @@ from app.domain.money import format_amount, format_micro
 from app.domain.units import method_label
 from app.services.rewards import ContributionRewards, RewardsOverview
 from app.services.transparency import LogStatus
-from app.services.usage_history import UsageData
 from app.ui.theme import Theme
 from app.ui.widgets.common import EmptyState, page_header
-from app.ui.widgets.usage_charts import (
-    DAY_SECONDS,
-    TICK_GAP_PX,
-    CountAxis,
-    DayAxis,
-    Series,
-    SeriesChart,
-    day_start,
-    export_plot,
-    monday,
+from app.ui.widgets.time_plot import DAY_SECONDS, TICK_GAP_PX, BarPlot, DayAxis, TimePlot
+from app.ui.widgets.usage_charts import SeriesChart, day_start
+from app.ui.widgets.usage_series import (
+    cumulative_series,
+    effective_text,
+    events_text,
+    ranking,
+    usage_of,
+    usage_series,
 )
 
-__all__ = ["DAY_SECONDS", "TICK_GAP_PX", "DayAxis", "RewardsView", "local_time"]
+__all__ = [
+    "DAY_SECONDS",
+    "TICK_GAP_PX",
+    "DayAxis",
+    "RewardsView",
+    "cumulative_series",
+    "local_time",
+    "ranking",
+    "usage_series",
+]
 # One line each: what the registry means when an operator reports a use by this method.
 METHOD_HELP = {
     "influence": "Influence: your data measurably shaped the model's answer "
@@ -68,9 +72,7 @@ METHOD_HELP = {
 }
 WIDE_PX = 1000  # from this page width the three tables sit side by side
 RANGES = (("30 d", 30), ("90 d", 90), ("1 y", 365), ("All", 0), ("Custom", -1))
-AXIS_WIDTH = 64  # the value axes: equal, so the charts' time axes line up
 LEGEND_WIDTH = 190  # the usage chart's legend, and the earned chart's summary beside it
-TOP_LINES = 10  # the cumulative chart draws this many contributions; the rest as one line
 
 
 def local_time(moment: datetime | None) -> datetime | None:
@@ -294,29 +296,11 @@ class RewardsView(QWidget):
         grid.addLayout(tiles, 0, 0, 1, 2)
 
         colors = self.theme.colors
-        pg.setConfigOptions(antialias=True)
-        self.axis = DayAxis("bottom")
-        self.chart = pg.PlotWidget(axisItems={"bottom": self.axis, "left": CountAxis("left")})
-        self.chart.setBackground(colors["surface"])
-        self.chart.setMenuEnabled(False)
-        self.chart.setMouseEnabled(x=True, y=False)  # wheel zooms, drag pans: time only
-        self.chart.hideButtons()
-        self.chart.getPlotItem().vb.setAutoVisible(y=True)
-        self.chart.showGrid(x=False, y=True, alpha=0.15)
-        for name in ("left", "bottom"):
-            axis = self.chart.getAxis(name)
-            axis.setPen(pg.mkPen(colors["border"]))
-            axis.setTextPen(pg.mkPen(colors["muted"]))
-        left = self.chart.getAxis("left")
-        left.setLabel("earned", color=colors["muted"])
+        self.chart = BarPlot(colors, colors["accent"])  # earned per day; wheel, drag, keys
+        self.chart.y_label = "earned"
+        self.chart.setAccessibleName("Earned per day")
         self.chart.setMinimumHeight(180)
-        self.bars = pg.BarGraphItem(
-            x=[], height=[], width=DAY_SECONDS * 0.8, brush=colors["accent"], pen=None
-        )
-        self.bars.setZValue(10)  # over the grid lines
-        self.chart.addItem(self.bars)
-        self.chart.scene().sigMouseMoved.connect(self._hover)
-        self.chart.getAxis("left").setWidth(AXIS_WIDTH)
+        self.chart.tip_fn = lambda x, _y: self.bar_tip(x)
         earned_row = QWidget()
         row = QHBoxLayout(earned_row)
         row.setContentsMargins(0, 0, 0, 0)
@@ -334,8 +318,9 @@ class RewardsView(QWidget):
         grid.addWidget(self._build_usage_chart(), 2, 0, 1, 2)
         grid.addWidget(self._build_cumulative(), 3, 0, 1, 2)
         self._following = False
-        for vb in self._time_views():  # one time axis: zoom or pan one, the others follow
-            vb.sigXRangeChanged.connect(lambda _vb, rng, src=vb: self._follow(src, rng))
+        for plot in self._time_views():  # one time axis: zoom or pan one, the others follow
+            plot.rangeChanged.connect(lambda low, high, src=plot: self._follow(src, low, high))
+            plot.resetRequested.connect(self.reset_zoom)
 
         self.by_contribution = _table(["Contribution", "Earned", "Entries"])
         self.by_contribution.setToolTip("Select a contribution to chart it alone")
@@ -430,10 +415,9 @@ class RewardsView(QWidget):
         self.usage_chart = SeriesChart(
             self.theme,
             y_label="attributed events per day",
-            value_text=_events_text,
+            value_text=events_text,
             legend_width=LEGEND_WIDTH,
         )
-        self.usage_chart.value_axis.setWidth(AXIS_WIDTH)
         self.usage_chart.plot.setMinimumHeight(200)
         box, self.usage_title = _titled("Usage by model, all contributions", self.usage_chart)
         self.usage_title.setMinimumWidth(1)  # a long title is cut, the page never widens
@@ -469,7 +453,6 @@ class RewardsView(QWidget):
         self.cumulative_chart = SeriesChart(
             self.theme, y_label="earned to date", value_text=str, scale=1_000_000
         )
-        self.cumulative_chart.value_axis.setWidth(AXIS_WIDTH)
         self.cumulative_chart.plot.setMinimumHeight(200)
         cumulative_box, _ = _titled("Cumulative earned per contribution", self.cumulative_chart)
         self.ranking = _table(["Contribution", "Earned", "Events"])
@@ -687,10 +670,11 @@ class RewardsView(QWidget):
             for d, _e, _r in overview.daily
         ]
         heights = [r / 1_000_000 for _d, _e, r in overview.daily]
-        self.bars.setOpts(x=xs, height=heights, width=DAY_SECONDS * 0.8)
+        self.chart.set_bars(xs, heights)
         self._redraw_usage()
         self._apply_range()
-        self.chart.getAxis("left").setLabel(f"earned ({unit})", color=self.theme.colors["muted"])
+        self.chart.y_label = f"earned ({unit})"
+        self.chart.update()
         scope = self.scope.currentText() if self.scope.currentData() is not None else ""
         self.chart_title.setText(
             f"Earned per day: {scope}" if scope else "Earned per day, all contributions"
@@ -735,17 +719,6 @@ class RewardsView(QWidget):
                 )
         return None
 
-    def _hover(self, pos: QPointF) -> None:
-        view = self.chart.getPlotItem().vb
-        if not view.sceneBoundingRect().contains(pos):
-            QToolTip.hideText()
-            return
-        tip = self.bar_tip(view.mapSceneToView(pos).x())
-        if tip:
-            QToolTip.showText(QCursor.pos(), tip, self.chart)
-        else:
-            QToolTip.hideText()
-
     # -- usage and cumulative charts -----------------------------------------------------------
     def _title_usage(self) -> None:
         by = "model" if self.breakdown.currentData() == "model" else "attribution method"
@@ -757,7 +730,7 @@ class RewardsView(QWidget):
 
     def _redraw_usage(self, _index: int = 0) -> None:
         """The usage chart for the scope shown, breakdown, measure and bucket chosen."""
-        usage = _usage_of(self.scoped)
+        usage = usage_of(self.scoped)
         by = str(self.breakdown.currentData())
         measure = str(self.measure.currentData())
         bucket_days = int(self.bucket.currentData())
@@ -765,16 +738,16 @@ class RewardsView(QWidget):
         per = "week" if bucket_days == 7 else "day"
         chart = self.usage_chart
         if measure == "events":
-            chart.scale, chart.value_text = 1, _events_text
+            chart.scale, chart.value_text = 1, events_text
             chart.set_y_label(f"attributed events per {per}")
         else:
-            chart.scale, chart.value_text = 1_000_000, _effective_text
+            chart.scale, chart.value_text = 1_000_000, effective_text
             chart.set_y_label(f"effective usage per {per} (events)")
         chart.set_series(buckets, series, bucket_days=bucket_days)
         self._title_usage()
 
     def _show_cumulative(self, overview: RewardsOverview) -> None:
-        usage = _usage_of(overview)
+        usage = usage_of(overview)
         unit = overview.unit
         days, series = cumulative_series(usage)
         chart = self.cumulative_chart
@@ -787,7 +760,7 @@ class RewardsView(QWidget):
 
     def _fill_ranking(self) -> None:
         """Top contributions by what they earned in the time range shown."""
-        usage = _usage_of(self.overview)
+        usage = usage_of(self.overview)
         low, high = self.visible_days()
         rows = ranking(usage, low, high)
         unit = self.overview.unit if self.overview is not None else ""
@@ -832,7 +805,7 @@ class RewardsView(QWidget):
         for overview in (self.overview, self.scoped):
             if overview is not None:
                 days += [d for d, _e, _r in overview.daily[:1] + overview.daily[-1:]]
-                usage = _usage_of(overview)
+                usage = usage_of(overview)
                 if usage is not None and usage.by_contribution:
                     days += [usage.by_contribution[0][0], usage.by_contribution[-1][0]]
         if days:
@@ -893,40 +866,33 @@ class RewardsView(QWidget):
     def _apply_range(self) -> None:
         low, high = self.range_bounds()
         span = self._data_span or (low, high)
-        for view in self._time_views():
-            view.setLimits(
-                xMin=min(low, span[0]) - 7 * DAY_SECONDS,
-                xMax=max(high, span[1]) + 7 * DAY_SECONDS,
-                minXRange=DAY_SECONDS,
+        for plot in self._time_views():
+            plot.set_limits(
+                min(low, span[0]) - 7 * DAY_SECONDS,
+                max(high, span[1]) + 7 * DAY_SECONDS,
+                DAY_SECONDS,
             )
-        earned = self.chart.getPlotItem().vb
-        earned.setXRange(low, high, padding=0)
-        earned.enableAutoRange(axis=pg.ViewBox.YAxis)  # the usage charts fit their own
+        self.chart.set_x_range(low, high)  # the other charts follow
 
     def visible_days(self) -> tuple[date, date]:
         """The first and last whole or partly visible day of the charts."""
-        low, high = self.chart.getPlotItem().vb.viewRange()[0]
+        low, high = self.chart.x_range()
         first = datetime.fromtimestamp(max(low, 0), UTC).date()
         last = datetime.fromtimestamp(max(high - 1, 0), UTC).date()
         return first, max(first, last)
 
-    def _time_views(self) -> list[Any]:
-        return [
-            self.chart.getPlotItem().vb,
-            self.usage_chart.view_box,
-            self.cumulative_chart.view_box,
-        ]
+    def _time_views(self) -> list[TimePlot]:
+        return [self.chart, self.usage_chart.plot, self.cumulative_chart.plot]
 
-    def _follow(self, source: Any, rng: Any) -> None:
-        """The same time range on every chart (not pixel-aligned as pyqtgraph's X link is:
-        the charts differ in width)."""
+    def _follow(self, source: TimePlot, low: float, high: float) -> None:
+        """The same time range on every chart (the charts differ in width)."""
         if self._following:
             return
         self._following = True
         try:
-            for vb in self._time_views():
-                if vb is not source:
-                    vb.setXRange(float(rng[0]), float(rng[1]), padding=0)
+            for plot in self._time_views():
+                if plot is not source:
+                    plot.set_x_range(low, high)
         finally:
             self._following = False
         self._ranking_timer.start()  # the ranking follows zoom and pan, once it settles
@@ -939,7 +905,7 @@ class RewardsView(QWidget):
             "usage": self.usage_chart.plot,
             "cumulative": self.cumulative_chart.plot,
         }
-        return export_plot(plots[which], path)
+        return plots[which].export(path)
 
     def _ask_export_chart(self, which: str) -> None:
         path, _filter = QFileDialog.getSaveFileName(
@@ -1010,99 +976,3 @@ def log_state_text(log: LogStatus | None) -> str:
 
 def _bar_centre(day: date) -> float:
     return datetime.combine(day, time(), UTC).timestamp() + DAY_SECONDS / 2
-
-
-# -- chart data (pure: integers in, series out) ----------------------------------------------
-
-
-def _usage_of(overview: RewardsOverview | None) -> UsageData | None:
-    return getattr(overview, "usage", None)
-
-
-def _events_text(n: int) -> str:
-    return f"{n:,} attributed event{'' if n == 1 else 's'}"
-
-
-def _effective_text(ppm: int) -> str:
-    return f"{format_micro(ppm)} effective events"
-
-
-def _day_range(first: date, last: date, bucket_days: int) -> list[date]:
-    if bucket_days == 7:
-        first = monday(first)
-    return [first + timedelta(days=n) for n in range(0, (last - first).days + 1, bucket_days)]
-
-
-def usage_series(
-    usage: UsageData | None, *, by: str = "model", measure: str = "events", bucket_days: int = 1
-) -> tuple[list[date], list[Series]]:
-    """One series per model (or method): attributed events (or effective usage in ppm) per
-    day (or per week from Monday), zeros where there was no use, largest total first."""
-    if usage is None or not usage.by_model_method:
-        return [], []
-    rows = usage.by_model_method
-    buckets = _day_range(rows[0][0], rows[-1][0], bucket_days)
-    first = buckets[0]
-    keys: dict[str, int] = {}
-    for _d, mid, method, *_v in rows:
-        keys.setdefault(mid if by == "model" else method, len(keys))
-    values = np.zeros((len(keys), len(buckets)), dtype=np.int64)
-    col = 3 if measure == "events" else 4
-    for row in rows:
-        key = row[1] if by == "model" else row[2]
-        values[keys[key], (row[0] - first).days // bucket_days] += row[col]
-    order = sorted(keys, key=lambda k: (-int(values[keys[k]].sum()), k))
-    series = []
-    for key in order:
-        if by == "model":
-            name, demo = usage.models.get(key, (key, False))
-            label = f"{name} (demo)" if demo and "demo" not in name.lower() else name
-        else:
-            label = method_label(key)
-        series.append(Series(key, label, values[keys[key]].tolist()))
-    return buckets, series
-
-
-def cumulative_series(
-    usage: UsageData | None, top: int = TOP_LINES
-) -> tuple[list[date], list[Series]]:
-    """Earned to date (micro-units) per contribution per day: the `top` earners, the rest
-    as one 'Other contributions' line."""
-    if usage is None or not usage.by_contribution:
-        return [], []
-    rows = usage.by_contribution
-    days = _day_range(rows[0][0], rows[-1][0], 1)
-    first = days[0]
-    keys: dict[str, int] = {}
-    for _d, cid, _e, _r in rows:
-        keys.setdefault(cid, len(keys))
-    daily = np.zeros((len(keys), len(days)), dtype=np.int64)
-    for d, cid, _e, micro in rows:
-        daily[keys[cid], (d - first).days] += micro
-    totals = daily.sum(axis=1)
-    order = sorted(keys, key=lambda k: (-int(totals[keys[k]]), usage.titles.get(k, k)))
-    series = [
-        Series(cid, usage.titles.get(cid, cid), np.cumsum(daily[keys[cid]]).tolist())
-        for cid in order[:top]
-    ]
-    rest = order[top:]
-    if rest:
-        other = np.cumsum(daily[[keys[c] for c in rest]].sum(axis=0))
-        series.append(Series("__other__", f"Other contributions ({len(rest)})", other.tolist()))
-    return days, series
-
-
-def ranking(usage: UsageData | None, first: date, last: date) -> list[tuple[str, str, int, int]]:
-    """(contribution id, label, earned micro, events) in [first, last], most earned first."""
-    if usage is None:
-        return []
-    earned: dict[str, list[int]] = {}
-    for d, cid, events, micro in usage.by_contribution:
-        if first <= d <= last:
-            acc = earned.setdefault(cid, [0, 0])
-            acc[0] += micro
-            acc[1] += events
-    return sorted(
-        ((cid, usage.titles.get(cid, cid), v[0], v[1]) for cid, v in earned.items()),
-        key=lambda r: (-r[2], -r[3], r[1]),
-    )
