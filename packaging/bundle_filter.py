@@ -16,8 +16,9 @@ from pathlib import PurePosixPath
 # PostgreSQL driver and uvicorn's optional speedups are for the server deployment only.
 EXCLUDED_MODULES = [
     "tests", "tkinter", "_tkinter", "IPython", "matplotlib", "pytest", "hypothesis",
-    "schemathesis", "pandas", "scipy", "aiohttp", "OpenGL", "pyqtgraph.opengl",
-    "pyqtgraph.examples", "pyqtgraph.jupyter", "mypy", "ast_serialize", "setuptools",
+    "schemathesis", "pandas", "scipy", "aiohttp", "OpenGL",
+    # the charts are drawn with QPainter: pyqtgraph and numpy (with OpenBLAS) stay out
+    "pyqtgraph", "numpy", "mypy", "ast_serialize", "setuptools",
     "pkg_resources", "psycopg", "psycopg_binary", "psycopg_pool", "uvloop", "httptools",
     "websockets", "watchfiles", "dotenv", "werkzeug", "tqdm", "readline", "curses",
     "PySide6.QtNetwork", "PySide6.QtOpenGL", "PySide6.QtOpenGLWidgets", "PySide6.QtTest",
@@ -68,7 +69,7 @@ def keep(dest: str, src: str | None, platform: str) -> bool:
     path = PurePosixPath(dest.replace("\\", "/"))
     parts = path.parts
     name = path.name
-    if parts[:1] in (("pyarrow",), ("pyarrow.libs",)) or (
+    if parts[:1] in (("pyarrow",), ("pyarrow.libs",), ("numpy",), ("numpy.libs",)) or (
         len(parts) == 1 and _ARROW_LIBS.match(name)
     ):
         return False

@@ -38,7 +38,6 @@ SITE = "/venv/lib/python3.11/site-packages"
         ("PySide6/plugins/platforms/qwindows.dll", None),
         ("libpython3.11.so.1.0", "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0"),
         ("libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.3"),
-        ("numpy.libs/libscipy_openblas64_-32a4b2a6.so", None),
     ],
 )
 def test_what_the_app_loads_is_kept(dest: str, src: str | None) -> None:
@@ -63,6 +62,8 @@ def test_what_the_app_loads_is_kept(dest: str, src: str | None) -> None:
         ("arrow.dll", None),
         ("parquet.dll", None),
         ("pyarrow/libarrow_flight.so.2600", None),
+        ("numpy.libs/libscipy_openblas64_-32a4b2a6.so", None),
+        ("numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so", None),
         ("pyarrow/libarrow_s3.so.2600", None),
         ("pyarrow/libarrow_python_flight.so.2600", None),
         ("pyarrow/include/arrow/api.h", None),
@@ -85,7 +86,16 @@ def test_uvicorn_keeps_asyncio_and_h11_only() -> None:
     assert bundle_filter.keep_uvicorn_module("uvicorn.loops.asyncio")
     assert not bundle_filter.keep_uvicorn_module("uvicorn.loops.uvloop")
     assert not bundle_filter.keep_uvicorn_module("uvicorn.protocols.http.httptools_impl")
-    for name in ("psycopg", "uvloop", "httptools", "websockets", "PySide6.QtNetwork", "pyarrow"):
+    for name in (
+        "psycopg",
+        "uvloop",
+        "httptools",
+        "websockets",
+        "PySide6.QtNetwork",
+        "pyarrow",
+        "numpy",
+        "pyqtgraph",
+    ):
         assert name in bundle_filter.EXCLUDED_MODULES
 
 
@@ -97,7 +107,15 @@ def test_the_license_list_names_qt_under_the_lgpl_and_not_what_is_left_out() -> 
     assert by_name["contributor-desk"]["license"] == "Apache-2.0"
     for name in ("sqlalchemy", "fastapi", "uvicorn", "python"):
         assert name in by_name and by_name[name]["version"]
-    for dropped in ("psycopg", "psycopg-binary", "uvloop", "httptools", "pytest", "pyarrow"):
+    for dropped in (
+        "psycopg",
+        "psycopg-binary",
+        "uvloop",
+        "httptools",
+        "pytest",
+        "pyarrow",
+        "numpy",
+    ):
         assert dropped not in by_name
 
 
