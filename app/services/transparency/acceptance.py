@@ -25,7 +25,7 @@ from app.store.tlog_models import LogProof
 from app.tlog import InclusionBatch, MalformedError, TlogError, leaf_hash
 
 if TYPE_CHECKING:
-    from app.services.transparency.sync import LogSync
+    from app.services.transparency.session import SyncSession
 
 ACCEPTANCE_PREFIX = "acceptance:"
 BATCH = 1000
@@ -103,7 +103,7 @@ def acceptance_mismatch(leaf: bytes, sub: Submitted, owner: str) -> str | None:
     return None
 
 
-def verify_acceptances(sync: LogSync, contribution_ids: Sequence[str]) -> int:
+def verify_acceptances(sync: SyncSession, contribution_ids: Sequence[str]) -> int:
     """Verify and store the acceptance leaf of each accepted contribution not verified yet;
     the number still pending. A wrong leaf or proof fails the sync."""
     cp = sync.checkpoint

@@ -32,7 +32,7 @@ from app.store.rewards_models import RewardRecord
 from app.store.tlog_models import LogProof
 
 if TYPE_CHECKING:
-    from app.services.transparency.sync import LogSync
+    from app.services.transparency.session import SyncSession
 
 MAX_SUMMARY_PAGES = 100
 MAX_LATER_SETTLEMENTS = 256  # later settlements tried for a figure read during a settlement
@@ -112,7 +112,7 @@ def _settlement_sql() -> ColumnElement[int]:
     )
 
 
-def check_usage(sync: LogSync, window: UsageWindow, catch_up: CatchUp) -> None:
+def check_usage(sync: SyncSession, window: UsageWindow, catch_up: CatchUp) -> None:
     """A contribution's usage window (rewards and events per day, model and method) against
     the stored entries of those days; before the window is stored."""
     cid = window.contribution_id
@@ -182,7 +182,9 @@ def check_usage(sync: LogSync, window: UsageWindow, catch_up: CatchUp) -> None:
     _check_events(sync, window, mine, day, position)
 
 
-def _check_events(sync: LogSync, window: UsageWindow, mine: Any, day: Any, position: int) -> None:
+def _check_events(
+    sync: SyncSession, window: UsageWindow, mine: Any, day: Any, position: int
+) -> None:
     """Each day's events at least what its verified entries (through `position`; all: -1)
     sum."""
     events = func.json_extract(cast(LogProof.leaf, Text), "$.events")
@@ -216,7 +218,7 @@ def _check_events(sync: LogSync, window: UsageWindow, mine: Any, day: Any, posit
             )  # fmt: skip
 
 
-def check_summary(sync: LogSync, catch_up: CatchUp) -> None:
+def check_summary(sync: SyncSession, catch_up: CatchUp) -> None:
     """The registry's summary (its total, per contribution and per model) against the stored
     entries, page by page (each page is read at its own moment)."""
     mine = (RewardRecord.registry_key == sync.registry_key) & (RewardRecord.owner == sync.owner)
@@ -291,7 +293,7 @@ def check_summary(sync: LogSync, catch_up: CatchUp) -> None:
         after = contributions.get("nextCursor")
 
 
-def stored_floor(sync: LogSync) -> int:
+def stored_floor(sync: SyncSession) -> int:
     """The latest settlement among the stored entries: a figure read after they were stored
     counts at least that far (kept on `sync` until entries are fetched again)."""
     if sync.settled_floor is None:
@@ -306,7 +308,7 @@ def stored_floor(sync: LogSync) -> int:
     return sync.settled_floor
 
 
-def _refreshing(sync: LogSync, catch_up: CatchUp) -> CatchUp:
+def _refreshing(sync: SyncSession, catch_up: CatchUp) -> CatchUp:
     def run() -> None:
         catch_up()
         sync.settled_floor = None

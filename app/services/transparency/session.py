@@ -1,0 +1,27 @@
+"""What the checks of acceptance leaves and reported figures need of a sync in progress
+(app.services.transparency.sync.LogSync provides it), so they do not import the sync."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+if TYPE_CHECKING:
+    from app.registry_client.api import RegistryClient
+    from app.services.context import ServiceContext
+    from app.store.tlog_models import LogProof
+    from app.tlog import Checkpoint
+
+
+class SyncSession(Protocol):
+    ctx: ServiceContext
+    client: RegistryClient
+    registry_key: str
+    owner: str
+    checkpoint: Checkpoint | None
+    note: bytes
+    settled_floor: int | None
+
+    def fail(self, what: str, message: str, evidence: dict[str, Any]) -> NoReturn: ...
+
+    def store(self, proofs: Iterable[LogProof]) -> None: ...
