@@ -120,9 +120,11 @@ def usage_data(review: RewardsReview, contribution_id: str | None = None) -> Usa
                 days.share_ppm,
                 days.reward_micro,
             ).where(days.registry_key == review.registry, days.owner == review.owner)
+            by_mm_q = by_mm_q.order_by(days.day)
             by_c_q = select(
                 per_c.day, per_c.contribution_id, per_c.events, per_c.reward_micro
             ).where(per_c.registry_key == review.registry, per_c.owner == review.owner)
+            by_c_q = by_c_q.order_by(per_c.day)  # oldest first, sorted by SQLite
         else:
             mine = (UsageDay.registry_key == review.registry) & (
                 UsageDay.contribution_id == contribution_id
@@ -135,6 +137,7 @@ def usage_data(review: RewardsReview, contribution_id: str | None = None) -> Usa
                 UsageDay.share_ppm,
                 UsageDay.reward_micro,
             ).where(mine)
+            by_mm_q = by_mm_q.order_by(UsageDay.day)
             by_c_q = (
                 select(
                     UsageDay.day,
@@ -144,6 +147,7 @@ def usage_data(review: RewardsReview, contribution_id: str | None = None) -> Usa
                 )
                 .where(mine)
                 .group_by(UsageDay.day, UsageDay.contribution_id)
+                .order_by(UsageDay.day)
             )
         by_mm = _plain(s, by_mm_q)
         by_c = _plain(s, by_c_q)
@@ -159,11 +163,10 @@ def usage_data(review: RewardsReview, contribution_id: str | None = None) -> Usa
         models=models,
         titles=_labels(items, {r[1] for r in by_c}),
         by_model_method=tuple(
-            sorted(
-                (day(d), mid, method, int(e), int(sh), int(r)) for d, mid, method, e, sh, r in by_mm
-            )
+            (day(d), mid, method, int(e), int(sh), int(r)) for d, mid, method, e, sh, r in by_mm
         ),
-        by_contribution=tuple(sorted((day(d), cid, int(e), int(r)) for d, cid, e, r in by_c)),
+        # SQLite gives the sums as ints already: only the day is converted.
+        by_contribution=tuple([(day(d), cid, e, r) for d, cid, e, r in by_c]),
     )
 
 

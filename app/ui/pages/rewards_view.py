@@ -8,46 +8,64 @@ The page never does I/O: the main window loads a RewardsOverview on its task run
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QDate, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QButtonGroup,
     QComboBox,
-    QDateEdit,
     QFileDialog,
     QFrame,
     QGridLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMenu,
     QPushButton,
     QScrollArea,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
     QToolButton,
     QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
-from app.domain.money import format_amount, format_micro
+from app.domain.money import format_amount
 from app.domain.units import method_label
-from app.services.rewards import ContributionRewards, RewardsOverview
+from app.services.rewards import RewardsOverview
 from app.services.transparency import LogStatus
 from app.ui.theme import Theme
 from app.ui.widgets.common import EmptyState, page_header
-from app.ui.widgets.time_plot import DAY_SECONDS, TICK_GAP_PX, BarPlot, DayAxis, TimePlot
-from app.ui.widgets.usage_charts import SeriesChart, day_start
+from app.ui.widgets.rewards_charts import CumulativePanel, EarnedPanel, UsagePanel
+from app.ui.widgets.rewards_parts import (
+    ask_chart_path,
+    help_button,
+    log_state_text,
+    mark_verified,
+    with_help,
+)
+from app.ui.widgets.rewards_parts import (
+    contribution_label as _label,
+)
+from app.ui.widgets.rewards_parts import (
+    exact as _exact,
+)
+from app.ui.widgets.rewards_parts import (
+    fill as _fill,
+)
+from app.ui.widgets.rewards_parts import (
+    table as _table,
+)
+from app.ui.widgets.rewards_parts import (
+    tile as _tile,
+)
+from app.ui.widgets.rewards_parts import (
+    titled as _titled,
+)
+from app.ui.widgets.time_plot import DAY_SECONDS, TICK_GAP_PX, DayAxis
+from app.ui.widgets.time_range import TimeRange
 from app.ui.widgets.usage_series import (
     cumulative_series,
-    effective_text,
-    events_text,
     ranking,
     usage_of,
     usage_series,
@@ -83,90 +101,6 @@ def local_time(moment: datetime | None) -> datetime | None:
     return aware.astimezone()
 
 
-def _tile(title: str, theme: Theme) -> tuple[QFrame, QLabel, QLabel]:
-    frame = QFrame()
-    frame.setObjectName("rewardTile")
-    frame.setStyleSheet(
-        f"#rewardTile {{ background: {theme.colors['surface']};"
-        f" border: 1px solid {theme.colors['border']}; border-radius: 8px; }}"
-    )
-    layout = QVBoxLayout(frame)
-    layout.setContentsMargins(14, 10, 14, 10)
-    layout.setSpacing(2)
-    caption = QLabel(title)
-    caption.setObjectName("tileCaption")
-    caption.setStyleSheet(f"color: {theme.colors['muted']};")
-    value = QLabel("—")
-    value.setStyleSheet(f"color: {theme.colors['text']}; font-size: 20px; font-weight: 600;")
-    note = QLabel("")
-    note.setStyleSheet(f"color: {theme.colors['muted']};")
-    for label in (caption, value, note):
-        # Four tiles share the page's width: a long note is cut at the tile's edge rather
-        # than making the page wider than a 1024-pixel window.
-        label.setMinimumWidth(1)
-        layout.addWidget(label)
-    return frame, value, note
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.verticalHeader().setVisible(False)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setAlternatingRowColors(True)
-    table.setShowGrid(False)
-    header = table.horizontalHeader()
-    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    for col in range(1, len(headers)):
-        header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-    return table
-
-
-def _label(c: ContributionRewards) -> str:
-    return c.title if c.item_id is None else f"#{c.item_id}  {c.title}"
-
-
-def _fill(
-    table: QTableWidget,
-    rows: list[tuple[str, ...]],
-    keys: list[str] | None = None,
-    tips: list[tuple[str, ...]] | None = None,
-) -> None:
-    """Rows of text; `tips` per cell ("" for none): the exact amount behind a rounded one, what
-    a method means, a name too long for its column."""
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, text in enumerate(row):
-            item = QTableWidgetItem(text)
-            if c == 0 and keys is not None:
-                item.setData(Qt.ItemDataRole.UserRole, keys[r])
-            if c > 0:
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            tip = tips[r][c] if tips is not None else ""
-            item.setToolTip(tip or (text if c == 0 else ""))
-            table.setItem(r, c, item)
-
-
-def _titled(title: str, widget: QWidget) -> tuple[QWidget, QLabel]:
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    layout.setSpacing(6)
-    label = QLabel(title)
-    font = label.font()
-    font.setBold(True)
-    label.setFont(font)
-    layout.addWidget(label)
-    layout.addWidget(widget, 1)
-    return box, label
-
-
-def _exact(micro: int, unit: str) -> str:
-    return f"{format_micro(micro, unit=unit)} exactly"
-
-
 class RewardsView(QWidget):
     """`show_overview` takes the whole history (fills the contribution list); the chart,
     tiles and model/method tables then show the chosen scope: all contributions, or the one
@@ -190,8 +124,6 @@ class RewardsView(QWidget):
         self._filling = False  # programmatic changes to the scope box and the table
         self._wide: bool | None = None
         self._pair: QWidget | None = None  # wide mode: the model and method tables' row
-        self.range_days = 0  # the chosen range: days back from today; 0 all, -1 custom
-        self._data_span: tuple[float, float] | None = None  # first and last day with data
         self._ranking_timer = QTimer(self)
         self._ranking_timer.setSingleShot(True)
         self._ranking_timer.setInterval(120)
@@ -237,7 +169,12 @@ class RewardsView(QWidget):
         controls.addWidget(show)
         controls.addWidget(self.scope)
         controls.addSpacing(12)
-        controls.addLayout(self._build_range_controls())
+        self.time = TimeRange(theme, self)  # the range buttons and the shared time axis
+        self.time.moved.connect(self._ranking_timer.start)  # the ranking follows, once settled
+        self.range_buttons = self.time.buttons
+        self.range_from, self.range_until = self.time.first_edit, self.time.last_edit
+        self.reset_button = self.time.reset_button
+        controls.addLayout(self.time.row)
         controls.addStretch(1)
         self.export_button = QToolButton()
         self.export_button.setText("Export")
@@ -296,31 +233,13 @@ class RewardsView(QWidget):
         grid.addLayout(tiles, 0, 0, 1, 2)
 
         colors = self.theme.colors
-        self.chart = BarPlot(colors, colors["accent"])  # earned per day; wheel, drag, keys
-        self.chart.y_label = "earned"
-        self.chart.setAccessibleName("Earned per day")
-        self.chart.setMinimumHeight(180)
-        self.chart.tip_fn = lambda x, _y: self.bar_tip(x)
-        earned_row = QWidget()
-        row = QHBoxLayout(earned_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(8)
-        row.addWidget(self.chart, 1)
-        # Beside the bars, where the usage chart has its legend (so the time axes line up).
-        self.range_summary = QLabel("")
-        self.range_summary.setObjectName("rangeSummary")
-        self.range_summary.setFixedWidth(LEGEND_WIDTH)
-        self.range_summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.range_summary.setStyleSheet(f"color: {colors['muted']}; padding: 4px;")
-        row.addWidget(self.range_summary)
-        chart_box, self.chart_title = _titled("Earned per day, all contributions", earned_row)
-        grid.addWidget(chart_box, 1, 0, 1, 2)
+        self.earned = EarnedPanel(self.theme, LEGEND_WIDTH)
+        self.chart, self.chart_title = self.earned.chart, self.earned.title
+        self.range_summary = self.earned.summary
+        grid.addWidget(self.earned, 1, 0, 1, 2)
         grid.addWidget(self._build_usage_chart(), 2, 0, 1, 2)
         grid.addWidget(self._build_cumulative(), 3, 0, 1, 2)
-        self._following = False
-        for plot in self._time_views():  # one time axis: zoom or pan one, the others follow
-            plot.rangeChanged.connect(lambda low, high, src=plot: self._follow(src, low, high))
-            plot.resetRequested.connect(self.reset_zoom)
+        self.time.set_plots([self.chart, self.usage_chart.plot, self.cumulative_chart.plot])
 
         self.by_contribution = _table(["Contribution", "Earned", "Entries"])
         self.by_contribution.setToolTip("Select a contribution to chart it alone")
@@ -334,138 +253,31 @@ class RewardsView(QWidget):
         self.model_box, _ = _titled("By model", self.by_model)
         self.method_box, method_title = _titled("By attribution method", self.by_method)
         method_title.setToolTip("\n".join(METHOD_HELP.values()))
-        self.method_help = QToolButton()
-        self.method_help.setText("?")
-        self.method_help.setAutoRaise(True)
-        self.method_help.setFixedSize(18, 18)
-        self.method_help.setStyleSheet(
-            f"QToolButton {{ padding: 0px; margin: 0px; border: 1px solid {colors['border']};"
-            f" border-radius: 9px; color: {colors['muted']}; font-size: 11px;"
-            " font-weight: 600; }"
+        self.method_help = help_button(
+            colors, "What the attribution methods mean", "\n".join(METHOD_HELP.values())
         )
-        self.method_help.setAccessibleName("What the attribution methods mean")
-        self.method_help.setToolTip("\n".join(METHOD_HELP.values()))
-        self.method_help.clicked.connect(
-            lambda: QToolTip.showText(QCursor.pos(), self.method_help.toolTip(), self.method_help)
-        )
-        title_row = QHBoxLayout()
-        title_row.setContentsMargins(0, 0, 0, 0)
-        title_row.setSpacing(4)
-        box_layout = self.method_box.layout()
-        box_layout.removeWidget(method_title)
-        title_row.addWidget(method_title)
-        title_row.addWidget(self.method_help)
-        title_row.addStretch(1)
-        assert isinstance(box_layout, QVBoxLayout)
-        box_layout.insertLayout(0, title_row)
+        with_help(self.method_box, method_title, self.method_help)
         self._arrange(wide=True)
         grid.setRowStretch(1, 3)
         grid.setRowStretch(2, 3)
         grid.setRowStretch(3, 3)
         return content
 
-    def _build_range_controls(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        row.setSpacing(4)
-        self.range_group = QButtonGroup(self)
-        self.range_group.setExclusive(True)
-        self.range_buttons: dict[int, QToolButton] = {}
-        tips = {30: "The last 30 days", 90: "The last 90 days", 365: "The last year"}
-        for text, days in RANGES:
-            button = QToolButton()
-            button.setText(text)
-            button.setCheckable(True)
-            button.setAutoRaise(True)
-            button.setToolTip(
-                tips.get(days, "Everything synced" if days == 0 else "Pick the first and last day")
-            )
-            button.setStyleSheet(
-                f"QToolButton:checked {{ background: {self.theme.colors['selection']};"
-                f" color: {self.theme.colors['accent_text']};"
-                f" border: 1px solid {self.theme.colors['accent']}; border-radius: 4px; }}"
-            )
-            button.setMinimumWidth(button.sizeHint().width())
-            self.range_group.addButton(button, days)
-            self.range_buttons[days] = button
-            row.addWidget(button)
-        self.range_buttons[0].setChecked(True)
-        self.range_group.idClicked.connect(self.set_range)
-        self.range_from = QDateEdit()
-        self.range_until = QDateEdit()
-        for edit, tip in ((self.range_from, "First day"), (self.range_until, "Last day")):
-            edit.setCalendarPopup(True)
-            edit.setDisplayFormat("d MMM yyyy")
-            edit.setToolTip(tip)
-            edit.setVisible(False)
-            edit.dateChanged.connect(self._custom_dates)
-        row.addWidget(self.range_from)
-        row.addWidget(self.range_until)
-        self.reset_button = QToolButton()
-        self.reset_button.setText("Reset")
-        self.reset_button.setAutoRaise(True)
-        self.reset_button.setToolTip(
-            "Back to the chosen range (scroll over a chart to zoom, drag it to pan)"
-        )
-        self.reset_button.setMinimumWidth(self.reset_button.sizeHint().width())
-        self.reset_button.clicked.connect(self.reset_zoom)
-        row.addWidget(self.reset_button)
-        return row
-
     def _build_usage_chart(self) -> QWidget:
-        self.usage_chart = SeriesChart(
-            self.theme,
-            y_label="attributed events per day",
-            value_text=events_text,
-            legend_width=LEGEND_WIDTH,
-        )
-        self.usage_chart.plot.setMinimumHeight(200)
-        box, self.usage_title = _titled("Usage by model, all contributions", self.usage_chart)
-        self.usage_title.setMinimumWidth(1)  # a long title is cut, the page never widens
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(6)
-        layout = box.layout()
-        assert isinstance(layout, QVBoxLayout)
-        layout.removeWidget(self.usage_title)
-        row.addWidget(self.usage_title)
-        row.addStretch(1)
-        self.breakdown = QComboBox()
-        self.breakdown.addItem("By model", "model")
-        self.breakdown.addItem("By method", "method")
-        self.breakdown.setToolTip("One line per model, or per attribution method")
-        self.measure = QComboBox()
-        self.measure.addItem("Attributed events", "events")
-        self.measure.addItem("Effective usage", "share")
-        self.measure.setToolTip(
-            "Attributed events: each event that credited your data, once per method.\n"
-            "Effective usage: your share of each event (its weight over the event's total)."
-        )
-        self.bucket = QComboBox()
-        self.bucket.addItem("Per day", 1)
-        self.bucket.addItem("Per week", 7)
-        for combo in (self.breakdown, self.measure, self.bucket):
-            combo.currentIndexChanged.connect(self._redraw_usage)
-            row.addWidget(combo)
-        layout.insertLayout(0, row)
-        return box
+        self.usage_panel = UsagePanel(self.theme, LEGEND_WIDTH)
+        panel = self.usage_panel
+        self.usage_chart, self.usage_title = panel.chart, panel.title
+        self.breakdown, self.measure, self.bucket = panel.breakdown, panel.measure, panel.bucket
+        return panel
 
     def _build_cumulative(self) -> QWidget:
-        self.cumulative_chart = SeriesChart(
-            self.theme, y_label="earned to date", value_text=str, scale=1_000_000
+        self.cumulative = CumulativePanel(self.theme)
+        self.cumulative_chart, self.ranking = self.cumulative.chart, self.cumulative.ranking
+        self.ranking_box, self.ranking_title = (
+            self.cumulative.ranking_box,
+            self.cumulative.ranking_title,
         )
-        self.cumulative_chart.plot.setMinimumHeight(200)
-        cumulative_box, _ = _titled("Cumulative earned per contribution", self.cumulative_chart)
-        self.ranking = _table(["Contribution", "Earned", "Events"])
-        self.ranking.setMinimumHeight(170)
-        self.ranking.setToolTip("What each contribution earned in the range shown above")
-        self.ranking_box, self.ranking_title = _titled("Top contributions in range", self.ranking)
-        pair = QWidget()
-        row = QHBoxLayout(pair)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(14)
-        row.addWidget(cumulative_box, 3)
-        row.addWidget(self.ranking_box, 2)
-        return pair
+        return self.cumulative
 
     def _arrange(self, *, wide: bool) -> None:
         """Wide: the three tables side by side. Narrow (a 1024-pixel window): contributions
@@ -553,24 +365,6 @@ class RewardsView(QWidget):
         tip = self.last_sync.toolTip()
         self.last_sync.setToolTip(f"{tip}\n{log_state_text(log)}".strip())
 
-    def _mark_verified(self, log: LogStatus | None) -> None:
-        """Each contribution row says whether its entries are verified, pending or failed."""
-        table = self.by_contribution
-        for row in range(table.rowCount()):
-            first = table.item(row, 0)
-            entries = table.item(row, 2)
-            if first is None or entries is None:
-                continue
-            cid = first.data(Qt.ItemDataRole.UserRole)
-            state = log.contribution_state(str(cid)) if log is not None else "unverified"
-            if log is not None and state == "verified" and log.checkpoint_size is not None:
-                detail = f"verified up to checkpoint {log.checkpoint_size:,}"
-            else:
-                detail = state
-            mark = {"verified": "✓", "pending": "…", "failed": "✗"}.get(state, "")
-            entries.setText(f"{entries.text()} {mark}".strip())
-            entries.setToolTip(f"{entries.toolTip()}\n{detail}".strip())
-
     def _empty_text(self, title: str, text: str) -> None:
         self.empty.title.setText(title)
         self.empty.text.setText(text)
@@ -629,7 +423,7 @@ class RewardsView(QWidget):
             )
         finally:
             self._filling = False
-        self._mark_verified(getattr(overview, "log", None))
+        mark_verified(self.by_contribution, getattr(overview, "log", None))
         self.contrib_value.setText(str(len(overview.by_contribution)))
         self.contrib_note.setText("with rewards")
         self.stack.setCurrentIndex(1)
@@ -665,22 +459,11 @@ class RewardsView(QWidget):
         self.models_value.setText(str(len(overview.by_model)))
         demo = sum(1 for m in overview.by_model if m[2])
         self.models_note.setText(f"{demo} demo (simulated)" if demo else "")
-        xs = [
-            datetime.combine(d, time(), UTC).timestamp() + DAY_SECONDS / 2
-            for d, _e, _r in overview.daily
-        ]
-        heights = [r / 1_000_000 for _d, _e, r in overview.daily]
-        self.chart.set_bars(xs, heights)
-        self._redraw_usage()
-        self._apply_range()
-        self.chart.y_label = f"earned ({unit})"
-        self.chart.update()
         scope = self.scope.currentText() if self.scope.currentData() is not None else ""
-        self.chart_title.setText(
-            f"Earned per day: {scope}" if scope else "Earned per day, all contributions"
-        )
-        self._usage_scope = scope
-        self._title_usage()
+        self.earned.show_daily(overview.daily, unit, scope)
+        self.usage_panel.show_usage(usage_of(overview))
+        self._apply_range()
+        self.usage_panel.set_scope(scope)
         models = [
             (
                 f"{name} (demo)" if demo_model and "demo" not in name.lower() else name,
@@ -705,101 +488,28 @@ class RewardsView(QWidget):
 
     # -- chart tooltips ------------------------------------------------------------------------
     def bar_tip(self, x: float) -> str | None:
-        """The tooltip of the bar at chart position `x` (seconds since the epoch), if any."""
-        overview = self.scoped
-        if overview is None or not overview.daily:
-            return None
-        day = datetime.fromtimestamp(x, UTC).date()
-        for d, events, micro in overview.daily:
-            if d == day and abs(x - _bar_centre(d)) <= DAY_SECONDS * 0.4:
-                noun = "event" if events == 1 else "events"
-                return (
-                    f"{d:%a %d %b %Y}\n{format_micro(micro, unit=overview.unit)} earned\n"
-                    f"{events:,} attributed {noun}"
-                )
-        return None
+        """The tooltip of the earned bar at chart position `x`, if any."""
+        return self.earned.bar_tip(x) if self.scoped is not None else None
 
-    # -- usage and cumulative charts -----------------------------------------------------------
-    def _title_usage(self) -> None:
-        by = "model" if self.breakdown.currentData() == "model" else "attribution method"
-        what = "Usage" if self.measure.currentData() == "events" else "Effective usage"
-        scope = getattr(self, "_usage_scope", "")
-        self.usage_title.setText(
-            f"{what} by {by}: {scope}" if scope else f"{what} by {by}, all contributions"
-        )
-
-    def _redraw_usage(self, _index: int = 0) -> None:
-        """The usage chart for the scope shown, breakdown, measure and bucket chosen."""
-        usage = usage_of(self.scoped)
-        by = str(self.breakdown.currentData())
-        measure = str(self.measure.currentData())
-        bucket_days = int(self.bucket.currentData())
-        buckets, series = usage_series(usage, by=by, measure=measure, bucket_days=bucket_days)
-        per = "week" if bucket_days == 7 else "day"
-        chart = self.usage_chart
-        if measure == "events":
-            chart.scale, chart.value_text = 1, events_text
-            chart.set_y_label(f"attributed events per {per}")
-        else:
-            chart.scale, chart.value_text = 1_000_000, effective_text
-            chart.set_y_label(f"effective usage per {per} (events)")
-        chart.set_series(buckets, series, bucket_days=bucket_days)
-        self._title_usage()
-
+    # -- usage and cumulative charts (app.ui.widgets.rewards_charts) --------------------------
     def _show_cumulative(self, overview: RewardsOverview) -> None:
-        usage = usage_of(overview)
-        unit = overview.unit
-        days, series = cumulative_series(usage)
-        chart = self.cumulative_chart
-        chart.value_text = lambda micro: f"{format_micro(micro, unit=unit)} earned to date"
-        chart.set_y_label(f"earned ({unit})")
-        chart.set_series(days, series)
-        self.ranking.horizontalHeaderItem(1).setText(unit[:1].upper() + unit[1:])
+        self.cumulative.show_usage(usage_of(overview), overview.unit)
         self._update_span()
         self._fill_ranking()
 
     def _fill_ranking(self) -> None:
         """Top contributions by what they earned in the time range shown."""
-        usage = usage_of(self.overview)
         low, high = self.visible_days()
-        rows = ranking(usage, low, high)
-        unit = self.overview.unit if self.overview is not None else ""
-        _fill(
-            self.ranking,
-            [
-                (f"{n}.  {label}", format_amount(micro), f"{events:,}")
-                for n, (_cid, label, micro, events) in enumerate(rows, 1)
-            ],
-            [cid for cid, _label, _micro, _events in rows],
-            tips=[
-                (f"{label}\n{cid}", _exact(micro, unit), f"{events:,} attributed events")
-                for cid, label, micro, events in rows
-            ],
-        )
-        # Short enough for a 1024-pixel window; the days are in the tooltip and the summary.
-        self.ranking_title.setText(f"Top contributions, {low:%d %b} – {high:%d %b %Y}")
-        self.ranking_title.setToolTip(f"Earned from {low:%a %d %b %Y} to {high:%a %d %b %Y}")
-        self.ranking_title.setMinimumWidth(1)
+        self.cumulative.fill_ranking(low, high)
         self._fill_range_summary(low, high)
 
     def _fill_range_summary(self, first: date, last: date) -> None:
-        """Beside the earned bars: what the scope earned and how often it was used in the
-        days shown, exact."""
-        overview = self.scoped
-        if overview is None:
+        if self.scoped is None:
             self.range_summary.setText("")
-            return
-        shown = [(e, r) for d, e, r in overview.daily if first <= d <= last]
-        events = sum(e for e, _r in shown)
-        micro = sum(r for _e, r in shown)
-        days = (last - first).days + 1
-        self.range_summary.setText(
-            f"<b>In the {days:,} days shown</b><br>"
-            f"{format_micro(micro, unit=overview.unit)} earned<br>"
-            f"{events:,} attributed event{'' if events == 1 else 's'}"
-        )
+        else:
+            self.earned.fill_summary(first, last)
 
-    # -- time range --------------------------------------------------------------------------
+    # -- time range (app.ui.widgets.time_range) ------------------------------------------------
     def _update_span(self) -> None:
         days: list[date] = []
         for overview in (self.overview, self.scoped):
@@ -808,94 +518,24 @@ class RewardsView(QWidget):
                 usage = usage_of(overview)
                 if usage is not None and usage.by_contribution:
                     days += [usage.by_contribution[0][0], usage.by_contribution[-1][0]]
-        if days:
-            self._data_span = (day_start(min(days)), day_start(max(days)) + DAY_SECONDS)
-            first, last = min(days), max(days)
-            self.range_from.blockSignals(True)
-            self.range_until.blockSignals(True)
-            if self.range_days != -1:
-                self.range_from.setDate(QDate(first.year, first.month, first.day))
-                self.range_until.setDate(QDate(last.year, last.month, last.day))
-            self.range_from.blockSignals(False)
-            self.range_until.blockSignals(False)
-
-    def range_bounds(self) -> tuple[float, float]:
-        """The chosen range in seconds since the epoch (what Reset zoom returns to)."""
-        span = self._data_span
-        today = datetime.now(UTC).date()
-        end = day_start(today) + DAY_SECONDS
-        if span is not None:
-            end = max(end, span[1])
-        if self.range_days > 0:
-            return end - self.range_days * DAY_SECONDS, end
-        if self.range_days == -1:
-            first = self.range_from.date().toPython()
-            last = self.range_until.date().toPython()
-            if last < first:
-                first, last = last, first
-            return day_start(first), day_start(last) + DAY_SECONDS
-        if span is None:
-            return end - 30 * DAY_SECONDS, end
-        return span[0], span[1]
+        self.time.update_span(days)
 
     def set_range(self, days: int) -> None:
         """30, 90 or 365 days back from today; 0 everything; -1 the custom dates."""
-        self.range_days = days
-        button = self.range_buttons.get(days)
-        if button is not None and not button.isChecked():
-            button.setChecked(True)
-        custom = days == -1
-        self.range_from.setVisible(custom)
-        self.range_until.setVisible(custom)
-        self._apply_range()
+        self.time.set_range(days)
 
     def set_custom_range(self, first: date, last: date) -> None:
-        for edit, d in ((self.range_from, first), (self.range_until, last)):
-            edit.blockSignals(True)
-            edit.setDate(QDate(d.year, d.month, d.day))
-            edit.blockSignals(False)
-        self.set_range(-1)
-
-    def _custom_dates(self, _date: QDate) -> None:
-        if self.range_days == -1:
-            self._apply_range()
+        self.time.set_custom_range(first, last)
 
     def reset_zoom(self) -> None:
-        self._apply_range()
+        self.time.reset_zoom()
 
     def _apply_range(self) -> None:
-        low, high = self.range_bounds()
-        span = self._data_span or (low, high)
-        for plot in self._time_views():
-            plot.set_limits(
-                min(low, span[0]) - 7 * DAY_SECONDS,
-                max(high, span[1]) + 7 * DAY_SECONDS,
-                DAY_SECONDS,
-            )
-        self.chart.set_x_range(low, high)  # the other charts follow
+        self.time.apply()
 
     def visible_days(self) -> tuple[date, date]:
         """The first and last whole or partly visible day of the charts."""
-        low, high = self.chart.x_range()
-        first = datetime.fromtimestamp(max(low, 0), UTC).date()
-        last = datetime.fromtimestamp(max(high - 1, 0), UTC).date()
-        return first, max(first, last)
-
-    def _time_views(self) -> list[TimePlot]:
-        return [self.chart, self.usage_chart.plot, self.cumulative_chart.plot]
-
-    def _follow(self, source: TimePlot, low: float, high: float) -> None:
-        """The same time range on every chart (the charts differ in width)."""
-        if self._following:
-            return
-        self._following = True
-        try:
-            for plot in self._time_views():
-                if plot is not source:
-                    plot.set_x_range(low, high)
-        finally:
-            self._following = False
-        self._ranking_timer.start()  # the ranking follows zoom and pan, once it settles
+        return self.time.visible_days()
 
     # -- export --------------------------------------------------------------------------------
     def export_chart(self, which: str, path: Path) -> Path:
@@ -908,15 +548,10 @@ class RewardsView(QWidget):
         return plots[which].export(path)
 
     def _ask_export_chart(self, which: str) -> None:
-        path, _filter = QFileDialog.getSaveFileName(
-            self, "Export chart", f"{which}-chart.png", "PNG image (*.png);;SVG image (*.svg)"
-        )
-        if not path:
-            return
-        if Path(path).suffix.lower() not in (".png", ".svg"):
-            path += ".svg" if "svg" in _filter.lower() else ".png"
+        path = ask_chart_path(self, which)
         try:
-            self.export_chart(which, Path(path))
+            if path is not None:
+                self.export_chart(which, path)
         except (OSError, ValueError) as exc:
             QToolTip.showText(QCursor.pos(), f"Not exported: {exc}", self.export_button)
 
@@ -960,19 +595,3 @@ class RewardsView(QWidget):
         index = self.scope.findData(cid)
         if index >= 0:
             self.scope.setCurrentIndex(index)
-
-
-def log_state_text(log: LogStatus | None) -> str:
-    """What the page says about verification: verified up to a checkpoint, pending, failed."""
-    if log is None:
-        return "Not verified: this registry serves no transparency log"
-    if log.failure is not None:
-        return f"Verification FAILED: {log.failure}"
-    if log.checkpoint_size is None:
-        return "Pending: not verified yet"
-    text = f"Verified up to checkpoint {log.checkpoint_size:,}"
-    return text + (f" ({log.pending:,} entries pending)" if log.pending else "")
-
-
-def _bar_centre(day: date) -> float:
-    return datetime.combine(day, time(), UTC).timestamp() + DAY_SECONDS / 2

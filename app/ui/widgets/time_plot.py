@@ -439,7 +439,8 @@ class LinePlot(TimePlot):
         to_px = self.transform(rect, self._x0, DAY_SECONDS)
         whole = i == 0 and j == len(self.xs)
         # A few lines look smoother antialiased; many are drawn fast (1-pixel, aliased).
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, len(self._polygons) <= 24)
+        points = len(self._polygons) * (j - i)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, points <= 4_000)
         for key, polygon, pen in zip(self.keys, self._polygons, self._pens, strict=True):
             if key in self.hidden:
                 continue

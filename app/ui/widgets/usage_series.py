@@ -65,34 +65,69 @@ def usage_series(
     return buckets, series
 
 
+class ContributionDays:
+    """Earned and events per contribution per day (one pass over the buckets), with running
+    totals: the cumulative lines and the ranking of any range come from them without another
+    pass over the rows."""
+
+    def __init__(self, usage: UsageData | None) -> None:
+        self.titles = usage.titles if usage is not None else {}
+        rows = usage.by_contribution if usage is not None else ()
+        self.days = day_range(min(r[0] for r in rows), max(r[0] for r in rows), 1) if rows else []
+        first = self.days[0] if self.days else date.min
+        n = len(self.days)
+        self.micro: dict[str, list[int]] = {}
+        self.events: dict[str, list[int]] = {}
+        for d, cid, events, micro in rows:
+            line = self.micro.get(cid)
+            if line is None:
+                line = self.micro[cid] = [0] * n
+                self.events[cid] = [0] * n
+            i = (d - first).days
+            line[i] += micro
+            self.events[cid][i] += events
+        self.cum_micro = {k: list(accumulate(v)) for k, v in self.micro.items()}
+        self.cum_events = {k: list(accumulate(v)) for k, v in self.events.items()}
+
+    def cumulative(self, top: int = TOP_LINES) -> tuple[list[date], list[Series]]:
+        """Earned to date per contribution per day: the `top` earners, the rest as one
+        'Other contributions' line."""
+        if not self.days:
+            return [], []
+        totals = {k: v[-1] for k, v in self.cum_micro.items()}
+        order = sorted(totals, key=lambda k: (-totals[k], self.titles.get(k, k)))
+        series = [Series(c, self.titles.get(c, c), self.cum_micro[c]) for c in order[:top]]
+        rest = order[top:]
+        if rest:
+            other = [sum(col) for col in zip(*(self.cum_micro[c] for c in rest), strict=True)]
+            series.append(Series("__other__", f"Other contributions ({len(rest)})", other))
+        return self.days, series
+
+    def ranking(self, first: date, last: date) -> list[tuple[str, str, int, int]]:
+        """(contribution id, label, earned micro, events) in [first, last], most earned
+        first; contributions with no use in the range left out."""
+        if not self.days:
+            return []
+        i = max(0, (first - self.days[0]).days)
+        j = min(len(self.days) - 1, (last - self.days[0]).days)
+        if j < i:
+            return []
+        out = []
+        for cid, cum in self.cum_micro.items():
+            before_m = cum[i - 1] if i > 0 else 0
+            ev = self.cum_events[cid]
+            before_e = ev[i - 1] if i > 0 else 0
+            if any(self.events[cid][i : j + 1]) or cum[j] != before_m:
+                out.append((cid, self.titles.get(cid, cid), cum[j] - before_m, ev[j] - before_e))
+        return sorted(out, key=lambda r: (-r[2], -r[3], r[1]))
+
+
 def cumulative_series(
     usage: UsageData | None, top: int = TOP_LINES
 ) -> tuple[list[date], list[Series]]:
     """Earned to date (micro-units) per contribution per day: the `top` earners, the rest
     as one 'Other contributions' line."""
-    if usage is None or not usage.by_contribution:
-        return [], []
-    rows = usage.by_contribution
-    days = day_range(min(r[0] for r in rows), max(r[0] for r in rows), 1)
-    first = days[0]
-    daily: dict[str, list[int]] = {}
-    for d, cid, _e, micro in rows:
-        line = daily.get(cid)
-        if line is None:
-            line = daily[cid] = [0] * len(days)
-        line[(d - first).days] += micro
-    totals = {k: sum(v) for k, v in daily.items()}
-    order = sorted(daily, key=lambda k: (-totals[k], usage.titles.get(k, k)))
-    series = [
-        Series(cid, usage.titles.get(cid, cid), list(accumulate(daily[cid]))) for cid in order[:top]
-    ]
-    rest = order[top:]
-    if rest:
-        other = [sum(col) for col in zip(*(daily[c] for c in rest), strict=True)]
-        series.append(
-            Series("__other__", f"Other contributions ({len(rest)})", list(accumulate(other)))
-        )
-    return days, series
+    return ContributionDays(usage).cumulative(top)
 
 
 def ranking(usage: UsageData | None, first: date, last: date) -> list[tuple[str, str, int, int]]:
