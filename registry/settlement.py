@@ -210,7 +210,9 @@ def settle_chunk(
         wkey = tuple(weights)
         shares = shares_of.get(wkey)
         if shares is None:
-            shares = shares_of[wkey] = split_event(0, weights, share_ppm)[1]
+            shares = shares_of[wkey] = (
+                weights if sum(weights) == PPM else split_integers(PPM, weights)
+            )
         at_z = at[:26].replace(" ", "T") + "Z" if text_dates and len(at) >= 26 else _utc_z(at)
         digest = sha256(
             "\x00".join((eid, model_id, at_z, str(fee), attrs_text)).encode()
