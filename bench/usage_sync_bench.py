@@ -1,0 +1,325 @@
+"""A contributor's sync of 1,000,000 settled usage events, and the Rewards page's first paint
+after it, against a real registry on loopback.
+
+The registry (SQLite, built once under bench/out/) holds `--events` events with 3 attributions
+each across `--contributions` contributions of one contributor, `--models` models, the last
+`--days` days, taken in through the registry's own intake (plan + write, batches of 1,000) and
+settled by its settler into aggregated ledger entries. `contributor-registry serve` then serves
+it on 127.0.0.1, and each round:
+
+1. a desk with that contributor's key and an empty rewards copy runs the same sync as the GUI
+   and `contributor-desk sync` (ledger pages, transparency-log proofs, usage windows of every
+   accepted contribution, rollups): wall time; then a second sync with nothing new;
+2. the baseline in the same round: the same HTTP reads by the same client (every ledger page,
+   every usage window), nothing checked or stored;
+3. the Rewards page's first paint from that copy: the GUI's own loads (overview, chart buckets,
+   log status), the page filled and painted (`grab()`).
+
+Targets: first sync < 10 s, a sync with nothing new < 200 ms, first paint < 1 s. Prints min /
+median / max over `--rounds` rounds and the load average.
+
+Run: QT_QPA_PLATFORM=offscreen .venv/bin/python bench/usage_sync_bench.py
+     [--events 1000000 --contributions 500 --models 4 --days 90 --rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+OUT = ROOT / "bench" / "out"
+METHODS = ("influence", "exact-match", "retrieval")
+OPERATOR = "a" * 64
+SHARE = 700_000
+BATCH = 1000
+
+
+def _load() -> str:
+    return "load avg " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _stats(name: str, secs: list[float]) -> float:
+    ms = [t * 1000 for t in secs]
+    med = statistics.median(ms)
+    print(f"  {name:<46} min {min(ms):8.0f} ms  median {med:8.0f} ms  max {max(ms):8.0f} ms")
+    return med
+
+
+def _keyring(folder: Path) -> None:
+    from tests.support.keyrings import ENV_DIR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[ENV_DIR] = str(folder)
+    os.environ["PYTHON_KEYRING_BACKEND"] = "tests.support.keyrings.FileTestKeyring"
+    import keyring
+
+    from tests.support.keyrings import FileTestKeyring
+
+    keyring.set_keyring(FileTestKeyring())
+
+
+def _build(place: Path, args: argparse.Namespace) -> None:
+    """The registry's database filled and settled, and a desk template (identity, accepted
+    catalogue items naming the contributions, no rewards copy)."""
+    from app.services.context import ServiceContext
+    from app.services.identity import IdentityService
+    from app.store.models import Item
+    from registry.bulkdb import BulkDb
+    from registry.db.models import ROLE_OPERATOR, Key
+    from registry.db.session import make_engine, make_sessionmaker, migrate
+    from registry.db.usage_models import Model
+    from registry.ledger import AttributionIn, EventIn, plan_batch, write_batch
+    from registry.settlement import settle_once
+    from tests.support.usage_data import add_contributions
+
+    desk = ServiceContext(place / "desk", "http://127.0.0.1:1")
+    IdentityService(desk).init()
+    me = IdentityService(desk).current()
+    assert me is not None
+    engine = make_engine(f"sqlite:///{place / 'registry.sqlite3'}")
+    migrate(engine)
+    sessions = make_sessionmaker(engine)
+    models = [f"bench-model-{m}" for m in range(args.models)]
+    with sessions() as s:
+        s.add(Key(fingerprint=OPERATOR, public_key="0" * 64, role=ROLE_OPERATOR))
+        s.flush()
+        for m in models:
+            name = f"Model {m[-1]}"
+            s.add(Model(id=m, name=name, description="", operator_fingerprint=OPERATOR, demo=False))
+        s.commit()
+        cids = add_contributions(s, me.fingerprint, args.contributions, public_key=me.public_key)
+    with desk.db.session() as s:
+        for n, cid in enumerate(cids):
+            s.add(
+                Item(
+                    kind="dataset",
+                    title=f"Bench set {n + 1}",
+                    source_path=f"/bench/{n}",
+                    state="accepted",
+                    registry_url="http://127.0.0.1:1",
+                    registry_id=cid,
+                )
+            )
+        s.commit()
+    desk.close()
+    rng = random.Random(3)
+    now = datetime.now(UTC)
+    start = time.perf_counter()
+    total = args.events
+    # Oldest first, as a registry receives them.
+    ages = sorted((rng.randrange(args.days * 86_400) for _ in range(total)), reverse=True)
+    for b in range(0, total, BATCH):
+        batch = []
+        for i in range(b, min(total, b + BATCH)):
+            picked = rng.sample(cids, 3)
+            batch.append(
+                EventIn(
+                    event_id=f"ev-{i}",
+                    model_id=models[i % len(models)],
+                    at=now - timedelta(seconds=ages[i]),
+                    fee_micro=rng.randrange(100, 10_000),
+                    attributions=tuple(
+                        AttributionIn(c, rng.randrange(1, 1000) / 1000, METHODS[j])
+                        for j, c in enumerate(picked)
+                    ),
+                )
+            )
+        with sessions() as s:
+            db = BulkDb(s)
+            result, rows = plan_batch(db, OPERATOR, batch, SHARE)
+            assert len(result.accepted) == len(batch), result.rejected[:1]
+            write_batch(s, db, rows)
+            s.commit()
+        if b % 100_000 == 0:
+            print(f"  intake {b:,} events, {time.perf_counter() - start:.0f} s", flush=True)
+    settled = 0
+    while (r := settle_once(sessions, share_ppm=SHARE, limit=50_000)).events:
+        settled += r.events
+    engine.dispose()
+    conn = sqlite3.connect(place / "registry.sqlite3")
+    entries = conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
+    conn.close()
+    print(f"  built in {time.perf_counter() - start:.0f} s: {settled:,} events settled, "
+          f"{entries:,} ledger entries")  # fmt: skip
+
+
+SPENT: dict[str, float] = {}
+
+
+def _timed(owner: Any, name: str, label: str) -> None:
+    """Wall time spent in `owner.name` added up under `label` (where a sync's time goes)."""
+    inner = getattr(owner, name)
+
+    def timed(*args: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return inner(*args, **kw)
+        finally:
+            SPENT[label] = SPENT.get(label, 0.0) + time.perf_counter() - t
+
+    setattr(owner, name, timed)
+
+
+def _instrument() -> None:
+    from app.services.rewards import RewardsSync
+    from app.services.transparency import LogSync
+
+    _timed(RewardsSync, "_store_page", "store ledger pages + rollups")
+    _timed(RewardsSync, "_store_window", "store usage windows + rollups")
+    for name in ("verify", "store", "check_usage", "finish"):
+        if hasattr(LogSync, name):
+            _timed(LogSync, name, "transparency log (verify, store, checks)")
+
+
+def _fetch_only(url: str, ctx: Any) -> int:
+    """Baseline: every ledger page and usage window the sync reads, over the same client."""
+    from app.registry_client.usage import rewards_after, usage_window
+    from app.services.clients import make_client
+    from app.store.models import Item
+
+    client = make_client(ctx)
+    try:
+        cursor = None
+        n = 0
+        while True:
+            page = rewards_after(client, cursor)
+            n += len(page.items)
+            if not page.has_more or page.next_cursor in (None, cursor):
+                break
+            cursor = page.next_cursor
+        since = datetime.now(UTC).date() - timedelta(days=89)
+        with ctx.db.session() as s:
+            cids = [c for (c,) in s.query(Item.registry_id).filter(Item.registry_id.is_not(None))]
+        for cid in cids:
+            usage_window(client, str(cid), since=since)
+    finally:
+        client.close()
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--contributions", type=int, default=500)
+    parser.add_argument("--models", type=int, default=4)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(f"usage sync bench: {_load()}")
+    place = OUT / f"sync-{args.events}-{args.contributions}-{args.models}-{args.days}"
+    _keyring(place / "keyring")
+    if not (place / "built").exists():
+        shutil.rmtree(place / "desk", ignore_errors=True)
+        (place / "registry.sqlite3").unlink(missing_ok=True)
+        place.mkdir(parents=True, exist_ok=True)
+        _keyring(place / "keyring")
+        _build(place, args)
+        (place / "built").write_text("ok\n")
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.services.context import ServiceContext
+    from app.services.identity import IdentityService
+    from app.services.rewards import RewardsSync, open_review
+    from app.services.usage_history import usage_data
+    from app.ui.adapters.rewards_adapter import GuiRewards, with_usage
+    from app.ui.app import ensure_app
+    from app.ui.pages.rewards_view import RewardsView
+    from app.ui.theme import apply_theme
+    from tests.support.registry_server import RegistryProcess
+
+    blobs = place / "blobs"
+    server = RegistryProcess(
+        f"sqlite:///{place / 'registry.sqlite3'}",
+        blobs,
+        extra_args=("--rate-limit", "1000000", "--no-settler"),
+    )
+    url = server.start()
+    _instrument()
+    app = ensure_app()
+    theme = apply_theme(app, "light")
+    first, again, fetch, loads, paints, ours = [], [], [], [], [], []
+    try:
+        for rnd in range(args.rounds):
+            work = place / f"round-{rnd}"
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(place / "desk", work)
+            ctx = ServiceContext(work, url)
+            try:
+                from app.services.clients import make_client
+
+                owner = IdentityService(ctx).current()
+                assert owner is not None
+                t = time.perf_counter()
+                _fetch_only(url, ctx)
+                fetch.append(time.perf_counter() - t)
+                for times in (first, again):
+                    client = make_client(ctx)
+                    SPENT.clear()
+                    try:
+                        t = time.perf_counter()
+                        report = RewardsSync(ctx, client, owner.fingerprint).run()
+                        times.append(time.perf_counter() - t)
+                    finally:
+                        client.close()
+                    print(f"  round {rnd + 1}: sync {times[-1]:.2f} s, "
+                          f"{report.new_entries:,} new entries, {_load()}", flush=True)  # fmt: skip
+                    for label, secs in sorted(SPENT.items()):
+                        print(f"    {label}: {secs:.2f} s")
+                gui = GuiRewards(ctx, demo_seed=lambda: None)
+                review = open_review(ctx, owner.fingerprint)
+                t = time.perf_counter()
+                with_usage(review.overview(), usage_data(review))  # the rollups' share
+                ours.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                page = gui.overview()  # the same, with the transparency log's status
+                t1 = time.perf_counter()
+                view = RewardsView(theme)
+                view.resize(1410, 930)
+                view.show()
+                view.show_overview(page)
+                view.grab()
+                QApplication.processEvents()
+                t2 = time.perf_counter()
+                loads.append(t1 - t)
+                paints.append(t2 - t1)
+                view.close()
+                view.deleteLater()
+                QApplication.processEvents()
+                overview = open_review(ctx, owner.fingerprint).overview()
+                events = sum(e for _d, e, _r in overview.daily)
+                print(f"  copy: {overview.entries:,} ledger entries, {events:,} attributions")
+            finally:
+                ctx.close()
+                shutil.rmtree(work, ignore_errors=True)
+    finally:
+        server.kill(signal.SIGTERM)
+    print(f"{args.events:,} events x 3 attributions, {args.contributions} contributions, "
+          f"{args.models} models, {args.days} days; {args.rounds} rounds")  # fmt: skip
+    med_first = _stats("first sync into an empty copy", first)
+    _stats("sync with nothing new", again)
+    med_fetch = _stats("baseline: the same HTTP reads, nothing stored", fetch)
+    _stats("first paint: load (overview, buckets, log)", loads)
+    _stats("  of which overview + chart buckets", ours)
+    _stats("first paint: fill + paint", paints)
+    _stats("first paint: total", [a + b for a, b in zip(loads, paints, strict=True)])
+    print(f"  first sync / baseline (median): {med_first / med_fetch:.2f}x   {_load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
