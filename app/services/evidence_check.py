@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from app.domain.portable import pread
+
 READ_BLOCK = 1024 * 1024
 _sha256 = hashlib.sha256
 SHOWN_CHARS = 400
@@ -119,7 +121,7 @@ class LocalChecker:
             offset, length = claim.offset, claim.length or 0
             if 0 <= offset and 0 <= length and offset + length <= size:
                 try:
-                    data = os.pread(fd, length, offset)
+                    data = pread(fd, length, offset)
                 except OSError:
                     data = b""
                 if len(data) == length and _sha256(data).hexdigest() == claim.span_sha256:
@@ -184,7 +186,7 @@ class LocalChecker:
         if offset < 0 or length < 0 or offset + length > f.size:
             return Status.SPAN_MISMATCH  # beyond the end of the submitted file
         try:
-            data = os.pread(self._fd(f.path), length, offset)
+            data = pread(self._fd(f.path), length, offset)
         except OSError:
             return Status.MISSING
         if len(data) == length and hashlib.sha256(data).hexdigest() == claim.span_sha256:
