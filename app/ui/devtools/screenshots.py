@@ -204,6 +204,7 @@ def shoot(
     rewards.breakdown.setCurrentIndex(1)  # usage by attribution method, per week
     rewards.bucket.setCurrentIndex(1)
     box = rewards.usage_chart.parentWidget()
+    assert box is not None
     rewards.scroll.verticalScrollBar().setValue(box.y() - 4)
     save(window, "rewards-usage")
     rewards.breakdown.setCurrentIndex(0)

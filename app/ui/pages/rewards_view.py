@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import cast
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QResizeEvent
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QStackedWidget,
+    QTableWidgetItem,
     QToolButton,
     QToolTip,
     QVBoxLayout,
@@ -114,6 +116,7 @@ class RewardsView(QWidget):
     scopeChanged = Signal(object)  # a registry contribution id, or None for all
     # CSV of the usage rows: (path, first day, last day, contribution id or None)
     csvRequested = Signal(str, object, object, object)
+    scroll: QScrollArea  # type: ignore[assignment]  # shadows QWidget.scroll(dx, dy)
 
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -222,7 +225,7 @@ class RewardsView(QWidget):
         tiles = QHBoxLayout()
         tiles.setSpacing(14)
         frame, self.total_value, self.total_note = _tile("Earned", self.theme)
-        self.total_caption = frame.findChild(QLabel, "tileCaption")
+        self.total_caption = cast(QLabel, frame.findChild(QLabel, "tileCaption"))
         tiles.addWidget(frame, 1)
         frame, self.events_value, self.events_note = _tile("Attributed events", self.theme)
         tiles.addWidget(frame, 1)
@@ -246,7 +249,8 @@ class RewardsView(QWidget):
         self.by_contribution.itemSelectionChanged.connect(self._row_picked)
         self.by_model = _table(["Model", "Earned"])
         self.by_method = _table(["Method", "Earned"])
-        self.by_method.horizontalHeaderItem(0).setToolTip("\n".join(METHOD_HELP.values()))
+        method_header = cast(QTableWidgetItem, self.by_method.horizontalHeaderItem(0))
+        method_header.setToolTip("\n".join(METHOD_HELP.values()))
         for table in (self.by_contribution, self.by_model, self.by_method):
             table.setMinimumHeight(170)
         self.contribution_box, _ = _titled("By contribution", self.by_contribution)
@@ -393,7 +397,7 @@ class RewardsView(QWidget):
         unit = overview.unit
         self.total_caption.setText(f"Earned ({unit})")
         for table in (self.by_contribution, self.by_model, self.by_method):
-            header = table.horizontalHeaderItem(1)
+            header = cast(QTableWidgetItem, table.horizontalHeaderItem(1))
             header.setText(unit[:1].upper() + unit[1:])
             header.setToolTip(f"Earned, in {unit} (the registry's unit)")
         self._filling = True
@@ -571,7 +575,9 @@ class RewardsView(QWidget):
         self._filling = True
         try:  # keep the table's selection in step with the box
             ids = [
-                self.by_contribution.item(r, 0).data(Qt.ItemDataRole.UserRole)
+                cast(QTableWidgetItem, self.by_contribution.item(r, 0)).data(
+                    Qt.ItemDataRole.UserRole
+                )
                 for r in range(self.by_contribution.rowCount())
             ]
             if scope in ids:
@@ -591,7 +597,8 @@ class RewardsView(QWidget):
         rows = self.by_contribution.selectionModel().selectedRows()
         if not rows:
             return
-        cid = self.by_contribution.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        first = cast(QTableWidgetItem, self.by_contribution.item(rows[0].row(), 0))
+        cid = first.data(Qt.ItemDataRole.UserRole)
         index = self.scope.findData(cid)
         if index >= 0:
             self.scope.setCurrentIndex(index)
