@@ -17,6 +17,7 @@ from app.domain.states import JobKind, JobState, State
 from app.services.context import ServiceContext
 from app.services.uploads import ContributionSnapshot, QueueEvent, RegistryStatus
 from app.services.uploads.remote import SubmitResult
+from app.ui.adapters.upload_states import OFFLINE
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0
@@ -45,9 +46,6 @@ class ContributionProgress:
 
 
 ACTIVE = (State.QUEUED, State.UPLOADING)
-# The shown state of a contribution that would upload but cannot reach the registry; the
-# others are its lifecycle State, or the JobState (paused, failed) all its unfinished jobs share.
-OFFLINE = "offline"
 
 
 def _shown_state(c: ContributionSnapshot, offline: bool) -> str:

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from app.domain.states import JobState, State
 from app.domain.units import format_duration, format_rate
 from app.ui.adapters.tasks import TaskRunner
-from app.ui.adapters.upload_adapter import OFFLINE
+from app.ui.adapters.upload_states import OFFLINE
 from app.ui.text import human_size
 from app.ui.theme import Theme
 from app.ui.widgets.common import EmptyState, page_header
