@@ -177,9 +177,12 @@ def _timed(owner: Any, name: str, label: str) -> None:
 def _instrument() -> None:
     from app.services.rewards import RewardsSync
     from app.services.transparency import LogSync
+    from app.store import rollups
 
     _timed(RewardsSync, "_store_page", "store ledger pages + rollups")
     _timed(RewardsSync, "_store_window", "store usage windows + rollups")
+    _timed(rollups, "add_ledger", "  of which the ledger rollups")
+    _timed(rollups, "replace_usage_window", "  of which usage days replaced + their rollups")
     for name in ("verify", "store", "check_usage", "finish"):
         if hasattr(LogSync, name):
             _timed(LogSync, name, "transparency log (verify, store, checks)")
