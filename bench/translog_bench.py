@@ -80,7 +80,7 @@ def capture(into: Rows) -> Iterator[None]:
         into.append(([], list(rows)))
         return real_upsert(db, table, columns, key, rows, *a)
 
-    BulkDb.insert = insert  # type: ignore[method-assign]
+    BulkDb.insert = insert  # type: ignore[method-assign,assignment]
     BulkDb.upsert_add = upsert  # type: ignore[method-assign,assignment]
     try:
         yield

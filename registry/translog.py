@@ -5,11 +5,21 @@ leaf of one append-only RFC 6962 Merkle tree (app.tlog), served as C2SP tlog-til
 Writers call ONE function in their own transaction:
 - `append(session, leaves)`: append leaves, write their tiles and rows, sign and store the new
   checkpoint. Used by contribution acceptance (`acceptance_leaf`).
+- `log_entries(session, rows)`: the settler's path. It passes the ledger rows it has just
+  inserted, in the same transaction, while it still holds its own lock: the leaves are made
+  from those tuples (only their new ids are read back), and if the ledger holds other unlogged
+  rows it falls back to `log_ledger`.
 - `log_ledger(session)`: append a leaf for every ledger entry not logged yet (ledger ids above
-  `log_state.ledger_id`, in id order). The ledger writer (the settler) calls it after inserting
-  its entries, in the same transaction, while it still holds its own lock: then the ledger ids
-  it sees are exactly the ones logged so far plus its own. Reads of the log call it too (see
-  `catch_up`), so a ledger writer that does not call it only delays its leaves.
+  `log_state.ledger_id`, in id order), read back from the ledger. Reads of the log call it too
+  (see `catch_up`), so a ledger writer that does not log only delays its leaves.
+
+Storage: hash tiles in `log_tiles`; every leaf's bytes in `log_bundles`, as tlog-tiles entry
+bundles of 256 leaves (the right-edge bundle grows in place, like the tiles); what a leaf
+stands for in `log_leaves` (kind, ref, and its bytes again) for acceptances and entries logged
+by `log_ledger`, or, for the settler's entries, one `log_ranges` row per run of consecutive
+ledger ids (leaf idx + k is ledger entry ledger_id + k). Leaf bytes are stored, not rendered
+again on read: a ledger row changed behind the registry's back must not change what the log
+serves as its leaf.
 
 Appenders lock `log_state` first (an UPDATE of its one row), so leaves are appended one
 transaction at a time and a rolled-back transaction leaves nothing: tiles, leaves, checkpoint
