@@ -30,7 +30,8 @@ change after intake.
 
 An event digest is sha256 over the event's stored fields joined by NUL (ids cannot hold NUL):
 event id, model id, time as "YYYY-MM-DDTHH:MM:SS.ffffffZ", fee in micro-units, and the stored
-attributions JSON ([[contributionId, weightPpm, method], ...] as intake wrote it).
+attributions JSON as intake wrote it: [[contributionId, weightPpm, method], ...], an item with
+evidence carrying it as a fourth element (its canonical JSON object), so the digest covers it.
 """
 
 from __future__ import annotations
