@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.services.context import ServiceContext
 from app.services.transparency.acceptance import ACCEPTANCE_PREFIX
@@ -79,7 +79,11 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
         if last is None and fail is None:
             return None
         rows = s.execute(
-            select(RewardRecord.contribution_id, LogProof.cursor)
+            select(
+                RewardRecord.contribution_id,
+                func.count(LogProof.cursor),
+                func.count() - func.count(LogProof.cursor),
+            )
             .outerjoin(
                 LogProof,
                 (LogProof.registry_key == RewardRecord.registry_key)
@@ -87,11 +91,9 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
                 & (LogProof.cursor == RewardRecord.cursor),
             )
             .where(RewardRecord.registry_key == registry_key, RewardRecord.owner == owner)
+            .group_by(RewardRecord.contribution_id)
         ).all()
-        per: dict[str, list[int]] = {}
-        for cid, proven in rows:
-            counts = per.setdefault(cid, [0, 0])
-            counts[0 if proven is not None else 1] += 1
+        per = {cid: (int(v), int(p)) for cid, v, p in rows}
         failure: str | None = None
         failed: set[str] = set()
         if fail is not None and (last is None or _aware(fail.at) >= _aware(last.fetched_at)):
@@ -119,7 +121,7 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
             pending=sum(p for _, p in per.values()),
             failure=failure,
             failed_contributions=frozenset(failed),
-            per_contribution={c: (v, p) for c, (v, p) in per.items()},
+            per_contribution=per,
             failure_what=None if failure is None or fail is None else fail.what,
             acceptances=accepted,
         )

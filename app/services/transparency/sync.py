@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.registry_client.api import RegistryClient
 from app.registry_client.usage import RewardEntry, UsageWindow
@@ -25,6 +26,18 @@ from app.store.tlog_models import LogProof
 from app.tlog import Checkpoint, InclusionBatch, MalformedError, TlogError, Verifier, leaf_hash
 
 PROOF_BATCH = 1000
+STORE_CHUNK = 5000  # rows per executemany call when storing proofs
+
+
+class ProvenLeaf(NamedTuple):
+    """A verified inclusion proof of one of the sync's own entries, not stored yet (a row of
+    `LogProof` for the sync's registry key and owner)."""
+
+    cursor: str
+    leaf_index: int
+    tree_size: int
+    leaf: bytes
+    proof: bytes  # concatenated 32-byte hashes
 
 
 @dataclass
@@ -68,7 +81,7 @@ class LogSync:
             self.ctx, self.client, self.registry_key, self.verifier, self.fail
         )
 
-    def verify(self, items: Sequence[RewardEntry]) -> list[LogProof]:
+    def verify(self, items: Sequence[RewardEntry]) -> list[ProvenLeaf]:
         """Inclusion proofs of the reported entries, verified (not stored yet); entries the
         log does not hold yet stay pending. A wrong entry or proof fails the sync."""
         fields = {
@@ -80,10 +93,10 @@ class LogSync:
         }  # fmt: skip
         return self._prove(fields)
 
-    def _prove(self, fields: dict[str, dict[str, Any]]) -> list[LogProof]:
+    def _prove(self, fields: dict[str, dict[str, Any]]) -> list[ProvenLeaf]:
         cp = self.checkpoint
         assert cp is not None
-        out: list[LogProof] = []
+        out: list[ProvenLeaf] = []
         cursors = list(fields)
         batch = InclusionBatch(cp.size, cp.root) if cp.size else None
         for i in range(0, len(cursors), PROOF_BATCH):
@@ -105,40 +118,56 @@ class LogSync:
                 idx = p.get("leafIndex")
                 leaf = unb64(p.get("leaf"), "leaf")
                 path = hashes(p.get("proof"), "inclusion proof")
-                evidence = {
-                    "checkpoint": self.note.decode(),
-                    "entryId": cursor,
-                    "leafIndex": idx,
-                    "leaf": p.get("leaf"),
-                    "proof": p.get("proof"),
-                    "reported": fields[cursor],
-                }
                 try:
                     if not isinstance(idx, int) or batch is None:
                         raise MalformedError("leafIndex is not an integer")
                     batch.verify(idx, leaf_hash(leaf), path)
                 except TlogError as exc:
                     self.fail("inclusion", f"ledger entry {cursor} is not in the log: {exc}",
-                              evidence)  # fmt: skip
+                              self._evidence(p, fields[cursor]))  # fmt: skip
                 why = leaf_mismatch(leaf, fields[cursor], self.owner)
                 if why is not None:
-                    self.fail("entry", f"ledger entry {cursor}: {why}", evidence)
+                    self.fail("entry", f"ledger entry {cursor}: {why}",
+                              self._evidence(p, fields[cursor]))  # fmt: skip
                 got.add(cursor)
-                out.append(
-                    LogProof(
-                        registry_key=self.registry_key, owner=self.owner, cursor=cursor,
-                        leaf_index=idx, tree_size=cp.size, leaf=leaf, proof=b"".join(path),
-                    )
-                )  # fmt: skip
+                out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b"".join(path)))
             self.pending += len(set(ids) - got)
         self.verified += len(out)
         return out
 
-    def store(self, proofs: Iterable[LogProof]) -> None:
+    def _evidence(self, p: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
+        """What a failed entry is recorded with: the checkpoint, the proof as served and what
+        the registry reported."""
+        return {
+            "checkpoint": self.note.decode(),
+            "entryId": str(p["entryId"]),
+            "leafIndex": p.get("leafIndex"),
+            "leaf": p.get("leaf"),
+            "proof": p.get("proof"),
+            "reported": reported,
+        }
+
+    def store(self, proofs: Iterable[LogProof | ProvenLeaf]) -> None:
+        """Add the verified proofs in one transaction, with one multi-row statement per
+        chunk; a proof already stored for the same entry is kept as it is."""
+        rows = [
+            {
+                "registry_key": self.registry_key if isinstance(p, ProvenLeaf) else p.registry_key,
+                "owner": self.owner if isinstance(p, ProvenLeaf) else p.owner,
+                "cursor": p.cursor,
+                "leaf_index": p.leaf_index,
+                "tree_size": p.tree_size,
+                "leaf": p.leaf,
+                "proof": p.proof,
+            }
+            for p in proofs
+        ]
+        if not rows:
+            return
+        stmt = sqlite_insert(LogProof).on_conflict_do_nothing()
         with self.ctx.db.session() as s:
-            for p in proofs:
-                if s.get(LogProof, (p.registry_key, p.owner, p.cursor)) is None:
-                    s.add(p)
+            for i in range(0, len(rows), STORE_CHUNK):
+                s.execute(stmt, rows[i : i + STORE_CHUNK])
             s.commit()
 
     def verify_acceptances(self, contribution_ids: Sequence[str]) -> None:
