@@ -158,6 +158,7 @@ def _build(place: Path, args: argparse.Namespace) -> None:
 
 
 SPENT: dict[str, float] = {}
+CALLS: dict[str, int] = {}
 
 
 def _timed(owner: Any, name: str, label: str) -> None:
@@ -170,15 +171,18 @@ def _timed(owner: Any, name: str, label: str) -> None:
             return inner(*args, **kw)
         finally:
             SPENT[label] = SPENT.get(label, 0.0) + time.perf_counter() - t
+            CALLS[label] = CALLS.get(label, 0) + 1
 
     setattr(owner, name, timed)
 
 
 def _instrument() -> None:
+    from app.services import rewards
     from app.services.rewards import RewardsSync
     from app.services.transparency import LogSync
     from app.store import rollups
 
+    _timed(rewards, "usage_window", "usage window reads")
     _timed(RewardsSync, "_store_page", "store ledger pages + rollups")
     _timed(RewardsSync, "_store_window", "store usage windows + rollups")
     _timed(rollups, "add_ledger", "  of which the ledger rollups")
@@ -244,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.ui.pages.rewards_view import RewardsView
     from app.ui.theme import apply_theme
     from tests.support.registry_server import RegistryProcess
+    from tests.support.rewards_flow import age_usage_windows
 
     blobs = place / "blobs"
     server = RegistryProcess(
@@ -255,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     _instrument()
     app = ensure_app()
     theme = apply_theme(app, "light")
-    first, again, fetch, loads, paints, ours = [], [], [], [], [], []
+    first, again, aged, fetch, loads, paints, ours = [], [], [], [], [], [], []
     try:
         for rnd in range(args.rounds):
             work = place / f"round-{rnd}"
@@ -270,9 +275,12 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 _fetch_only(url, ctx)
                 fetch.append(time.perf_counter() - t)
-                for times in (first, again):
+                for times in (first, again, aged):
+                    if times is aged:  # every window a day old: all read again, as every
+                        age_usage_windows(ctx)  # sync did before windows were planned
                     client = make_client(ctx)
                     SPENT.clear()
+                    CALLS.clear()
                     try:
                         t = time.perf_counter()
                         report = RewardsSync(ctx, client, owner.fingerprint).run()
@@ -282,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  round {rnd + 1}: sync {times[-1]:.2f} s, "
                           f"{report.new_entries:,} new entries, {_load()}", flush=True)  # fmt: skip
                     for label, secs in sorted(SPENT.items()):
-                        print(f"    {label}: {secs:.2f} s")
+                        print(f"    {label}: {secs:.2f} s ({CALLS.get(label, 0):,} calls)")
                 gui = GuiRewards(ctx, demo_seed=lambda: None)
                 review = open_review(ctx, owner.fingerprint)
                 t = time.perf_counter()
@@ -315,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.models} models, {args.days} days; {args.rounds} rounds")  # fmt: skip
     med_first = _stats("first sync into an empty copy", first)
     _stats("sync with nothing new", again)
+    _stats("sync with nothing new, every window read again", aged)
     med_fetch = _stats("baseline: the same HTTP reads, nothing stored", fetch)
     _stats("first paint: load (overview, buckets, log)", loads)
     _stats("  of which overview + chart buckets", ours)

@@ -54,6 +54,8 @@ class RewardsPage:
     has_more: bool
     # Events the registry received but has not settled yet (None: it does not say).
     unsettled_events: int | None = None
+    # The usage-log position every event up to which the ledger holds (None: not said).
+    settled_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +188,7 @@ def rewards_after(
     unsettled = body.get("unsettledEvents")
     if not (type(unsettled) is int and 0 <= unsettled <= MAX_INT):
         unsettled = None
-    return RewardsPage(items, nxt, bool(body.get("hasMore")), unsettled)
+    return RewardsPage(items, nxt, bool(body.get("hasMore")), unsettled, _settled_seq(body))
 
 
 def usage_window(

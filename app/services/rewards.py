@@ -4,8 +4,9 @@ Sync (`RewardsSync.run`) is incremental and interruptible:
 - ledger entries are read after the stored cursor, a page at a time; each page and the cursor
   that follows it are written in one transaction, so a crash or a dropped connection keeps
   every page already stored and the next sync continues after it, never storing one twice;
-- the day buckets of each accepted contribution are fetched for the last 90 days, or from the
-  last day fetched when that is older (at most the registry's 731-day range), and replace the
+- the day buckets of each accepted contribution that can have changed (app.services.usage_plan)
+  are fetched for the last 90 days, or from the last day fetched when that is older, or from
+  the earliest day of its new entries (at most the registry's 731-day range), and replace the
   local days of that window in one transaction; older days stay, so history the registry no
   longer shows by default is kept;
 - model names are refreshed (charts label models by name; demo models are marked).
@@ -53,6 +54,7 @@ from app.services.rewards_checks import (
     check_window,
 )
 from app.services.transparency import LogSync
+from app.services.usage_plan import load_plan, store_mark
 from app.store import rollups
 from app.store.models import Item
 from app.store.rewards_models import (
@@ -121,6 +123,7 @@ class RewardsSync:
         self._usage_sums: list[int] | None = None  # this identity's usage sums, once read
         self._late = [0, 0]  # entries and amount fetched after the usage or summary was read
         self._late_cursor: str | None = None
+        self._settled: int | None = None  # the settled position on the last ledger page read
         self.evidence: EvidenceReport | None = None
 
     def run(self, progress: ProgressFn | None = None, *, today: date | None = None) -> SyncReport:
@@ -134,13 +137,24 @@ class RewardsSync:
         say("Rewards")
         entries, amount, cursor = self._sync_rewards(say)
         # Rows kept from addresses this registry had before (the demo's earlier ports).
-        self.directory.adopt_by_evidence(self.registry, self.owner)
+        adopted = self.directory.adopt_by_evidence(self.registry, self.owner)
         contributions = self._accepted()
         if self.log is not None:
             self.log.verify_acceptances(contributions)
-        for n, cid in enumerate(contributions, 1):
-            say(f"Usage of contribution {n} of {len(contributions)}")
-            self._sync_usage(cid, today or datetime.now(UTC).date(), say)
+        # Only the windows that can have changed since the last sync (app.services.usage_plan).
+        with self._ctx.db.session() as s:
+            plan, mark = load_plan(
+                s, self.registry, self.owner, contributions,
+                settled_seq=self._settled, adopted=bool(adopted),
+            )  # fmt: skip
+        due = [c for c in contributions if c in plan]
+        for n, cid in enumerate(due, 1):
+            say(f"Usage of contribution {n} of {len(due)}")
+            self._sync_usage(cid, today or datetime.now(UTC).date(), say, plan.since.get(cid))
+        if mark is not None:
+            with self._ctx.db.session() as s:
+                store_mark(s, self.registry, self.owner, mark)
+                s.commit()
         if self.log is not None:
             # entries still pending, and the summary against the entries
             self.log.finish(lambda: self._catch_up(say))
@@ -210,6 +224,7 @@ class RewardsSync:
             if new:
                 say(f"Rewards: {new:,} new entries")
             if not page.has_more or page.next_cursor in (None, cursor):
+                self._settled = page.settled_seq
                 with self._ctx.db.session() as s:
                     unsettled = page.unsettled_events
                     self._set_cursor(
@@ -295,7 +310,9 @@ class RewardsSync:
             ).all()
         return [str(rid) for _iid, rid in accepted if str(rid) in ours]
 
-    def _sync_usage(self, contribution_id: str, today: date, say: ProgressFn) -> None:
+    def _sync_usage(  # `changed`: the earliest day that can have (None: the usual window)
+        self, contribution_id: str, today: date, say: ProgressFn, changed: date | None = None
+    ) -> None:
         stream = _usage_stream(contribution_id)
         with self._ctx.db.session() as s:
             row = self._cursor(s, stream)
@@ -303,6 +320,8 @@ class RewardsSync:
         # Always the registry's last 90 days (operators may post late events for recent days),
         # and back to the last day fetched when that is older (a long time offline).
         since = today - timedelta(days=FIRST_WINDOW_DAYS - 1)
+        if changed is not None:
+            since = min(changed, today)
         if last is not None:
             since = max(min(last, since), today - timedelta(days=MAX_WINDOW_DAYS - 1))
         window = usage_window(self.client, contribution_id, since=since)

@@ -29,7 +29,12 @@ from tests.integration.faults.helpers import (
 from tests.integration.faults.proxy import Fault, FaultProxy
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
-from tests.support.rewards_flow import accepted_items, post_usage, usage_events
+from tests.support.rewards_flow import (
+    accepted_items,
+    age_usage_windows,
+    post_usage,
+    usage_events,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -264,6 +269,7 @@ def test_a_crafted_usage_window_is_refused_and_nothing_is_written(
         _sync(desk)
         kept = _stored(desk)
         assert any(d[1] == b for d in kept["days"])
+        age_usage_windows(desk.ctx)  # read again (nothing new at the registry)
         today = date.today()
         since = (today - timedelta(days=89)).isoformat()
         body = {

@@ -36,7 +36,12 @@ from tests.integration.faults.helpers import (
 )
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
-from tests.support.rewards_flow import accepted_items, post_usage, usage_events
+from tests.support.rewards_flow import (
+    accepted_items,
+    age_usage_windows,
+    post_usage,
+    usage_events,
+)
 from tests.unit.tlog.test_tlog_go_interop import gocheck  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
@@ -430,6 +435,7 @@ def test_a_changed_usage_bucket_is_detected(
         _tamper(tmp_path, f"UPDATE usage_buckets SET reward_micro = reward_micro + 1 {where}")
     else:  # fewer events than the verified entries of that day say they sum
         _tamper(tmp_path, f"UPDATE usage_buckets SET events = 0 {where}")
+    age_usage_windows(desk.ctx)  # no settlement moved: windows are read again once a day old
     with pytest.raises(LogVerificationFailed, match=rf"\(usage\).*{cids[0]}"):
         _sync(desk)
     assert _snapshot(desk.ctx) == before

@@ -81,3 +81,19 @@ def entry_count(ctx: Any) -> int:
                 return n
     finally:
         client.close()
+
+
+def age_usage_windows(ctx: Any, by: timedelta = timedelta(days=1)) -> None:
+    """Make every stored usage window look `by` older: the next sync reads them all again
+    (app.services.usage_plan re-reads windows older than a day)."""
+    from sqlalchemy import select
+
+    from app.store.rewards_models import SyncCursor
+    from app.store.rollups import USAGE_STREAM_PREFIX
+
+    with ctx.db.session() as s:
+        for row in s.scalars(
+            select(SyncCursor).where(SyncCursor.stream.startswith(USAGE_STREAM_PREFIX))
+        ):
+            row.synced_at = row.synced_at - by
+        s.commit()
