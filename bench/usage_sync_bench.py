@@ -9,7 +9,9 @@ it on 127.0.0.1, and each round:
 
 1. a desk with that contributor's key and an empty rewards copy runs the same sync as the GUI
    and `contributor-desk sync` (ledger pages, transparency-log proofs, usage windows of every
-   accepted contribution, rollups): wall time; then a second sync with nothing new;
+   accepted contribution, rollups): wall time; then a second sync with nothing new (it reads
+   no usage window: app.services.usage_plan), and a third with every stored window a day old
+   (all 500 read again, as every sync did before the windows were planned);
 2. the baseline in the same round: the same HTTP reads by the same client (every ledger page,
    every usage window), nothing checked or stored;
 3. the Rewards page's first paint from that copy: the GUI's own loads (overview, chart buckets,
