@@ -220,6 +220,11 @@ def _rekey(s: Session, old: str, new: str) -> None:
     same registry's data, read again)."""
     if old == new:
         return
+    if not any(
+        s.scalar(select(exists().where(table.registry_key == old)))
+        for table in (RewardRecord, UsageDay, SyncCursor, KnownModel)
+    ):
+        return  # the usual case at every sync: nothing was ever stored under `old`
     # Ledger entries: one per (owner, cursor) of the registry.
     theirs = aliased(RewardRecord)
     moved = 0  # rows deleted or moved: the rollups of both keys follow
