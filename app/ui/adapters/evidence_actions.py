@@ -14,12 +14,11 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from app.ui.dialogs.evidence_dialog import EvidenceDialog
-
 if TYPE_CHECKING:
     from app.services.evidence_review import EvidenceListing
     from app.ui.adapters.services import Services
     from app.ui.adapters.tasks import TaskRunner
+    from app.ui.dialogs.evidence_dialog import EvidenceDialog
     from app.ui.errors import ErrorPresenter
     from app.ui.pages.catalogue_view import CatalogueView
     from app.ui.theme import Theme
@@ -64,6 +63,9 @@ class EvidenceActions(QObject):
             self.open(item_id)
 
     def open(self, item_id: int) -> None:
+        # Imported here: the dialog's module loads SQLAlchemy, which the first paint must not.
+        from app.ui.dialogs.evidence_dialog import EvidenceDialog
+
         def done(listing: EvidenceListing) -> None:
             window = self.windows.get(item_id)
             if window is None:
