@@ -39,6 +39,11 @@ def relative_time(dt: datetime | None, now: datetime | None = None) -> str:
     return as_utc(dt).astimezone().strftime("%d %b %Y")
 
 
+def local_time(dt: datetime | None) -> datetime | None:
+    """A stored UTC time (naive from SQLite) in the computer's time zone."""
+    return None if dt is None else as_utc(dt).astimezone()
+
+
 def local_timestamp(dt: datetime | None) -> str:
     if dt is None:
         return "—"

@@ -337,7 +337,7 @@ def test_an_offline_start_shows_what_is_stored_and_says_so(
         assert view.stack.currentIndex() == 1 and view.overview.entries == entries
         when = view.overview.last_sync
         assert when is not None
-        from app.ui.pages.rewards_view import local_time
+        from app.ui.text import local_time
 
         assert view.last_sync.text() == f"Offline — data from {local_time(when):%d %b %Y, %H:%M}"
         assert {view.by_contribution.item(r, 0).text() for r in range(2)} == {

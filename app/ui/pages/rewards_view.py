@@ -8,7 +8,7 @@ The page never does I/O: the main window loads a RewardsOverview on its task run
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import cast
 
@@ -36,6 +36,7 @@ from app.domain.money import format_amount
 from app.domain.units import method_label
 from app.services.rewards import RewardsOverview
 from app.services.transparency import LogStatus
+from app.ui.text import local_time
 from app.ui.theme import Theme
 from app.ui.widgets.common import EmptyState, page_header
 from app.ui.widgets.rewards_charts import CumulativePanel, EarnedPanel, UsagePanel
@@ -79,7 +80,6 @@ __all__ = [
     "DayAxis",
     "RewardsView",
     "cumulative_series",
-    "local_time",
     "ranking",
     "usage_series",
 ]
@@ -93,14 +93,6 @@ METHOD_HELP = {
 WIDE_PX = 1000  # from this page width the three tables sit side by side
 RANGES = (("30 d", 30), ("90 d", 90), ("1 y", 365), ("All", 0), ("Custom", -1))
 LEGEND_WIDTH = 190  # the usage chart's legend, and the earned chart's summary beside it
-
-
-def local_time(moment: datetime | None) -> datetime | None:
-    """A stored UTC time (naive from SQLite) in the computer's time zone."""
-    if moment is None:
-        return None
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone()
 
 
 class RewardsView(QWidget):
