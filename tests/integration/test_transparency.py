@@ -21,7 +21,13 @@ from app.services.clients import make_client
 from app.services.context import ServiceContext
 from app.services.identity import IdentityService
 from app.services.rewards import RewardsSync
-from app.services.transparency import LogVerificationFailed, audit, compare, export_evidence
+from app.services.transparency import (
+    LogVerificationFailed,
+    audit,
+    compare,
+    export_evidence,
+    log_status,
+)
 from app.store.rewards_models import RewardRecord, UsageDay
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof
 from app.tlog import Checkpoint, Signer, Verifier, open_checkpoint, tiles_for_size
@@ -194,6 +200,34 @@ def test_sync_verifies_every_entry_and_audit_passes_offline(
     out = run_cli("audit", "--json", data_dir=data_dir)
     assert out.code == 0 and json.loads(out.out)["ok"] is True
     assert json.loads(out.out)["registries"][0]["verifiedAcceptances"] == len(cids)
+
+
+def test_log_status_counts_what_the_sync_verified(synced: tuple[Desk, list[str]]) -> None:
+    desk, cids = synced
+    with desk.ctx.db.session() as s:
+        [(key, owner)] = s.execute(
+            select(RewardRecord.registry_key, RewardRecord.owner).distinct()
+        ).all()
+        per: dict[str, int] = {}
+        for cid in s.scalars(select(RewardRecord.contribution_id)):
+            per[cid] = per.get(cid, 0) + 1
+        entry = s.scalars(
+            select(LogProof).where(~LogProof.cursor.startswith("acceptance:"))
+        ).first()
+        assert entry is not None
+        s.delete(entry)  # one entry of one contribution loses its proof: pending again
+        pending_cid = s.scalar(
+            select(RewardRecord.contribution_id).where(RewardRecord.cursor == entry.cursor)
+        )
+        s.commit()
+    status = log_status(desk.ctx, key, owner)
+    assert status is not None
+    assert status.acceptances == frozenset(cids)
+    assert (status.verified, status.pending) == (sum(per.values()) - 1, 1)
+    assert status.per_contribution == {
+        c: (n - (c == pending_cid), int(c == pending_cid)) for c, n in per.items()
+    }
+    assert pending_cid is not None and status.contribution_state(pending_cid) == "pending"
 
 
 def test_amount_changed_in_the_database_is_detected(

@@ -110,7 +110,9 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
                 select(LogProof.cursor).where(
                     LogProof.registry_key == registry_key,
                     LogProof.owner == owner,
-                    LogProof.cursor.startswith(ACCEPTANCE_PREFIX),
+                    # A range on the primary key's index (LIKE would read every proof row).
+                    LogProof.cursor >= ACCEPTANCE_PREFIX,
+                    LogProof.cursor < _after_prefix(ACCEPTANCE_PREFIX),
                 )
             )
         )
@@ -125,6 +127,11 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
             failure_what=None if failure is None or fail is None else fail.what,
             acceptances=accepted,
         )
+
+
+def _after_prefix(prefix: str) -> str:
+    """The least string above every string that starts with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _aware(value: datetime) -> datetime:
