@@ -219,6 +219,23 @@ def shoot(
     _wait(app, lambda: pane.timeline.topLevelItemCount() > 0, timeout=15)
     save(window, "history")
     pane.tabs.setCurrentIndex(0)
+    # The Evidence view of a contribution the demo's usage quoted (spans of its real bytes).
+    opened: list[Any] = []
+    window.evidence_actions.opened.connect(opened.append)
+    window.evidence_actions.open(ids.get("air", accepted))
+    _wait(app, lambda: bool(opened), timeout=30)
+    evidence = opened[0]
+    evidence.resize(*size)
+    rows = [evidence.model.row_at(i) for i in range(evidence.model.rowCount())]
+    order = sorted(
+        (r.method != "exact-match", i)
+        for i, r in enumerate(rows)
+        if r is not None and r.line is not None
+    )
+    quoted = [i for _other, i in order]
+    evidence.table.selectRow(quoted[0] if quoted else 0)  # a span shown from the local file
+    save(evidence, "evidence")
+    evidence.close()
     window.show_page("settings")
     window.settings_view.refresh_identity()
     _wait(app, lambda: window.settings_view.identity_info is not None)
