@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
 
@@ -444,15 +444,33 @@ class EventSplit:
     weight_ppm: int
     amount_micro: int
     digest: str
+    attributions: str = ""  # the event's attributions JSON as stored
 
 
-def entry_events(session: Session, entry: LedgerEntry) -> list[EventSplit]:
+def entry_events(
+    session: Session, entry: LedgerEntry, *, after: int | None = None, limit: int | None = None
+) -> list[EventSplit]:
     """The events an aggregated contributor entry commits to, with their exact amounts, in
-    sequence order (recomputed from the usage log: the same split the settler made)."""
+    sequence order (recomputed from the usage log: the same split the settler made); with
+    `after` only those past that usage-log position, with `limit` at most that many.
+
+    One range read on ix_usage_events_model_seq (model, seq, at): the day is checked in the
+    index, the contribution and method by a LIKE on the stored JSON, so in the main only the
+    events that name them reach Python (the exact checks below decide)."""
     if entry.seq_from is None or entry.seq_to is None or entry.contribution_id is None:
         return []
+    if limit is not None and limit < 1:
+        return []
     day: date = (entry.at.astimezone(UTC) if entry.at.tzinfo else entry.at).date()
-    rows = session.execute(
+    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    lo = entry.seq_from if after is None else max(entry.seq_from, after)
+
+    def _like(text: str) -> str:
+        quoted = json.dumps(text)
+        return quoted.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+    method = "" if entry.method is None else _like(entry.method)
+    query = (
         select(
             UsageEvent.seq,
             UsageEvent.event_id,
@@ -461,16 +479,20 @@ def entry_events(session: Session, entry: LedgerEntry) -> list[EventSplit]:
             UsageEvent.attributions,
         )
         .where(
-            UsageEvent.seq > entry.seq_from,
-            UsageEvent.seq <= entry.seq_to,
             UsageEvent.model_id == entry.model_id,
+            UsageEvent.seq <= entry.seq_to,
+            # a superset of the day (a second of margin for stored text without microseconds)
+            UsageEvent.at >= day_start - timedelta(seconds=1),
+            UsageEvent.at < day_start + timedelta(days=1),
+            # the contribution, then the method, somewhere in the JSON (a superset, too)
+            UsageEvent.attributions.like(f"%{_like(entry.contribution_id)}%{method}%", escape="/"),
         )
         .order_by(UsageEvent.seq)
-    ).all()
+    )
     dropped = set(
         session.scalars(
             select(SettlementDrop.seq).where(
-                SettlementDrop.seq > entry.seq_from,
+                SettlementDrop.seq > lo,
                 SettlementDrop.seq <= entry.seq_to,
                 SettlementDrop.contribution_id == entry.contribution_id,
                 SettlementDrop.method == entry.method,
@@ -478,17 +500,28 @@ def entry_events(session: Session, entry: LedgerEntry) -> list[EventSplit]:
         ).all()
     )
     share = int(entry.share_ppm or 0)
-    out = []
-    for seq, eid, at, fee, attrs_text in rows:
-        at_utc = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-        if at_utc.date() != day or seq in dropped:
-            continue
-        attrs = json.loads(attrs_text)
-        for i, (cid, ppm, method, *_) in enumerate(attrs):
-            if cid == entry.contribution_id and method == entry.method:
-                amounts, _ = split_event(fee, [a[1] for a in attrs], share)
-                if amounts[i]:
-                    digest = event_digest(eid, entry.model_id, _utc_z(at_utc), fee, attrs_text)
-                    out.append(EventSplit(int(seq or 0), eid, at_utc, fee, ppm, amounts[i], digest))
-                break
-    return out
+    out: list[EventSplit] = []
+    while True:  # one read, unless the rows read were not enough (some did not count)
+        # rows that pass the LIKE but not the checks below are common (the method may be
+        # another attribution's), so a limited read takes a few more rows than it needs
+        need = None if limit is None else 2 * (limit - len(out)) + 16
+        batch = session.execute(query.where(UsageEvent.seq > lo).limit(need)).all()
+        for seq, eid, at, fee, attrs_text in batch:
+            at_utc = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+            if at_utc.date() != day or seq in dropped:
+                continue
+            attrs = json.loads(attrs_text)
+            for i, (cid, ppm, method, *_) in enumerate(attrs):
+                if cid == entry.contribution_id and method == entry.method:
+                    amounts, _ = split_event(fee, [a[1] for a in attrs], share)
+                    if amounts[i]:
+                        digest = event_digest(eid, entry.model_id, _utc_z(at_utc), fee, attrs_text)
+                        out.append(
+                            EventSplit(
+                                int(seq or 0), eid, at_utc, fee, ppm, amounts[i], digest, attrs_text
+                            )
+                        )
+                    break
+        if limit is None or need is None or len(batch) < need or len(out) >= limit:
+            return out[:limit]
+        lo = int(batch[-1][0] or 0)

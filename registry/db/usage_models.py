@@ -97,6 +97,8 @@ class UsageEvent(Base):
     __table_args__ = (
         CheckConstraint("fee_micro >= 0", name="ck_usage_events_fee"),
         Index("ux_usage_events_seq", "seq", unique=True),
+        # an aggregated ledger entry's events: one model in a usage-log range, one day (0013)
+        Index("ix_usage_events_model_seq", "model_id", "seq", "at"),
         {"sqlite_with_rowid": False},
     )
 

@@ -398,22 +398,18 @@ def my_entry_events(
                     ),
                     amount_micro=entry.amount_micro,
                     digest="",
+                    attributions=ev.attributions,
                 )
             ]
         )  # fmt: skip
-    else:
-        splits = entry_events(session, entry)
+    else:  # one indexed read of this page's events (and one more to know if there are more)
+        splits = entry_events(
+            session, entry, after=int(after) if after is not None else None, limit=limit + 1
+        )
     start = int(after) if after is not None else -1
     page = [x for x in splits if x.seq > start][: limit + 1]
     more = len(page) > limit
     page = page[:limit]
-    stored: dict[str, str] = dict(
-        session.execute(
-            select(UsageEvent.event_id, UsageEvent.attributions).where(
-                UsageEvent.event_id.in_([x.event_id for x in page])
-            )
-        ).all()
-    )
     return EntryEventsPage(
         entry=out,
         items=[
@@ -426,8 +422,8 @@ def my_entry_events(
                 amountMicro=x.amount_micro,
                 digest=x.digest,
                 modelId=entry.model_id,
-                attributionsJson=stored[x.event_id],
-                evidence=_evidence(stored[x.event_id], entry),
+                attributionsJson=x.attributions,
+                evidence=_evidence(x.attributions, entry),
             )
             for x in page
         ],
