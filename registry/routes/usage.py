@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -23,6 +26,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     WithJsonSchema,
 )
 from sqlalchemy.orm import Session
@@ -56,6 +60,9 @@ def _rfc3339_text(value: object) -> object:
     if not isinstance(value, str) or not _RFC3339_START.match(value):
         raise ValueError("must be an RFC 3339 date-time text, e.g. 2026-11-26T07:59:58Z")
     return value
+
+
+EventTime = Annotated[datetime, BeforeValidator(_rfc3339_text)]
 
 
 class Evidence(BaseModel):
@@ -136,9 +143,7 @@ class UsageEventBody(BaseModel):
         alias="eventId", description="Operator-chosen idempotency key (1-128 characters)"
     )
     model_id: StrictStr = Field(alias="modelId")
-    at: Annotated[datetime, BeforeValidator(_rfc3339_text)] = Field(
-        description="When the inference happened (RFC 3339 with offset)"
-    )
+    at: EventTime = Field(description="When the inference happened (RFC 3339 with offset)")
     fee_micro: StrictInt = Field(
         alias="feeMicro", description="Fee of the event in micro-units (0 to 10^15)"
     )
@@ -147,6 +152,49 @@ class UsageEventBody(BaseModel):
 
 class UsageBatch(BaseModel):
     events: list[UsageEventBody]
+
+
+# The same body decoded by msgspec (compiled; a fraction of pydantic's CPU per event). Every
+# type is as strict as the pydantic models' or stricter (msgspec also refuses NaN, lone
+# surrogates, a BOM, numbers out of float range), so what it accepts, pydantic accepts with the
+# same values; `decode_usage` answers None for anything else and pydantic then judges the body
+# as before, with its own 422. The pydantic models stay the documented schema.
+class DecodedAttribution(msgspec.Struct):
+    contribution_id: str = msgspec.field(name="contributionId")
+    weight: int | float
+    method: str
+    evidence: Any = None
+
+
+class DecodedEvent(msgspec.Struct):
+    event_id: str = msgspec.field(name="eventId")
+    model_id: str = msgspec.field(name="modelId")
+    # The JSON value as sent; `decode_usage` replaces it with the datetime pydantic would make.
+    at: Any
+    fee_micro: int = msgspec.field(name="feeMicro")
+    attributions: list[DecodedAttribution]
+
+
+class DecodedBatch(msgspec.Struct):
+    events: list[DecodedEvent]
+
+
+_BATCH_DECODER = msgspec.json.Decoder(DecodedBatch)
+_EVENT_TIME: TypeAdapter[datetime] = TypeAdapter(EventTime)
+
+
+def decode_usage(raw: bytes) -> list[DecodedEvent] | None:
+    """The events of a `POST /v1/usage` body, if msgspec decodes it as a UsageBatch and every
+    `at` is a time pydantic accepts (parsed by pydantic, so the same datetime); else None."""
+    try:
+        events = _BATCH_DECODER.decode(raw).events
+        for event in events:
+            if type(event.at) is not str:
+                return None
+            event.at = _EVENT_TIME.validate_python(event.at)
+    except (msgspec.MsgspecError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
+    return events
 
 
 class ReasonOut(BaseModel):
@@ -236,31 +284,42 @@ def _render(result: IngestResult) -> JSONResponse:
     return JSONResponse(batch_result(result).model_dump(mode="json"))
 
 
-@router.post(
-    "/v1/usage",
-    response_model=UsageBatchResult,
-    responses=_FORBIDDEN,
-    summary="Post a batch of usage events (operators)",
-)
 def post_usage(
     body: UsageBatch, request: Request, session: DbSession, operator: Operator
 ) -> JSONResponse:
     """Ingest events idempotently: accepted, duplicates (already stored, unchanged) and
     rejected-with-reasons are listed separately. Accepted events are durably in the usage log
     on return; their rewards appear once they are settled (GET /v1/usage/settlement)."""
+    return _ingest(body.events, request, session, operator)
+
+
+_DECODED = "registry.usage_events"  # request scope key of the events decode_usage made
+
+
+def _post_decoded(request: Request, session: DbSession, operator: Operator) -> JSONResponse:
+    """`post_usage` for a body `UsageRoute` already decoded."""
+    return _ingest(request.scope[_DECODED], request, session, operator)
+
+
+def _ingest(
+    events: Sequence[UsageEventBody] | Sequence[DecodedEvent],
+    request: Request,
+    session: Session,
+    operator: Principal,
+) -> JSONResponse:
     settings = _settings(request)
-    if len(body.events) > settings.usage_batch_max:
+    if len(events) > settings.usage_batch_max:
         raise ApiError(
             413,
             "batch_too_large",
             f"Send at most {settings.usage_batch_max} events per batch.",
-            {"max": settings.usage_batch_max, "received": len(body.events)},
+            {"max": settings.usage_batch_max, "received": len(events)},
         )
     result, answer = ingest_with_retry(
         session,
         operator=operator.fingerprint,
         operator_keys=operator.previous_fingerprints,
-        events=body.events,
+        events=events,
         share_ppm=settings.contributor_share_ppm,
         render=_render,
     )
@@ -269,6 +328,44 @@ def post_usage(
     if settler is not None and result.accepted:
         settler.wake()
     return answer
+
+
+class UsageRoute(APIRoute):
+    """`POST /v1/usage` as declared (the pydantic body is its schema and judges any body
+    msgspec refuses), with a fast path: a JSON body that `decode_usage` accepts goes to the
+    same endpoint code without pydantic (`_post_decoded`, the same dependencies)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        declared = super().get_route_handler()
+        decoded = APIRoute(
+            self.path,
+            _post_decoded,
+            methods=["POST"],
+            dependencies=self.dependencies,
+            dependency_overrides_provider=self.dependency_overrides_provider,
+        ).get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            ctype = request.headers.get("content-type", "")
+            if ctype.split(";", 1)[0].strip().lower() == "application/json":
+                events = decode_usage(await request.body())
+                if events is not None:
+                    request.scope[_DECODED] = events
+                    return await decoded(request)
+            return await declared(request)
+
+        return handler
+
+
+router.add_api_route(
+    "/v1/usage",
+    post_usage,
+    methods=["POST"],
+    response_model=UsageBatchResult,
+    responses=_FORBIDDEN,
+    summary="Post a batch of usage events (operators)",
+    route_class_override=UsageRoute,
+)
 
 
 class SettledThrough(BaseModel):
