@@ -162,22 +162,15 @@ class MainWindow(QMainWindow):
 
         self.pages = QStackedWidget()
         self.catalogue = CatalogueView(self.services, self.runner, self.theme, self.errors)
+        from app.ui.adapters.catalogue_actions import ActionContext
+        from app.ui.adapters.evidence_actions import EvidenceActions
         from app.ui.adapters.item_actions import ItemActions
 
-        self.item_actions = ItemActions(
-            self.services,
-            self.runner,
-            self.errors,
-            self.theme,
-            self.unlocker,
-            self.catalogue,
-            self,
-        )
-        from app.ui.adapters.evidence_actions import EvidenceActions
-
-        self.evidence_actions = EvidenceActions(
+        actions = ActionContext(
             self.services, self.runner, self.errors, self.theme, self.catalogue, self
         )
+        self.item_actions = ItemActions(actions, self.unlocker)
+        self.evidence_actions = EvidenceActions(actions)
         self.uploads = UploadsView(None, self.runner, self.theme)
         self.settings_view = SettingsView(self.services, self.runner, self.theme, self.errors)
         self.settings_view.unlocker = self.unlocker

@@ -10,41 +10,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QWidget
+
+from app.ui.adapters.catalogue_actions import ActionContext, CatalogueActions
 
 if TYPE_CHECKING:
     from app.services.evidence_review import EvidenceListing
-    from app.ui.adapters.services import Services
-    from app.ui.adapters.tasks import TaskRunner
     from app.ui.dialogs.evidence_dialog import EvidenceDialog
-    from app.ui.errors import ErrorPresenter
-    from app.ui.pages.catalogue_view import CatalogueView
-    from app.ui.theme import Theme
 
 SHORTCUT = "Ctrl+Shift+E"
 
 
-class EvidenceActions(QObject):
+class EvidenceActions(CatalogueActions):
     opened = Signal(object)  # the EvidenceDialog, once filled (tests, screenshots)
 
-    def __init__(
-        self,
-        services: Services,
-        runner: TaskRunner,
-        errors: ErrorPresenter,
-        theme: Theme,
-        catalogue: CatalogueView,
-        parent: QWidget,
-    ) -> None:
-        super().__init__(parent)
-        self.services = services
-        self.runner = runner
-        self.errors = errors
-        self.theme = theme
-        self.catalogue = catalogue
-        self._parent = parent
+    def __init__(self, context: ActionContext) -> None:
+        super().__init__(context)
+        catalogue = context.catalogue
         self.windows: dict[int, EvidenceDialog] = {}
         catalogue.detail.evidenceRequested.connect(self.open)
         self.action = QAction("Evidence…", catalogue)

@@ -11,52 +11,32 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import Signal
 
 from app.domain.states import State
+from app.ui.adapters.catalogue_actions import ActionContext, CatalogueActions
 from app.ui.dialogs.key_unlock import KeyAction
 from app.ui.dialogs.review_sheet import EditDetailsDialog, ReviewSheet
 
 if TYPE_CHECKING:
     from app.services.item_review import SubmitReview
     from app.services.uploads.remote import SubmitResult
-    from app.ui.adapters.services import Services
-    from app.ui.adapters.tasks import TaskRunner
     from app.ui.dialogs.key_unlock import KeyUnlocker
-    from app.ui.errors import ErrorPresenter
-    from app.ui.pages.catalogue_view import CatalogueView
-    from app.ui.theme import Theme
 
 log = logging.getLogger(__name__)
 EDITABLE = (State.DRAFT, State.SIGNED, State.REJECTED)
 
 
-class ItemActions(QObject):
+class ItemActions(CatalogueActions):
     message = Signal(str)  # status-bar copy of each result
     sheetOpened = Signal(object)  # ReviewSheet or EditDetailsDialog (tests, screenshots)
 
-    def __init__(
-        self,
-        services: Services,
-        runner: TaskRunner,
-        errors: ErrorPresenter,
-        theme: Theme,
-        unlocker: KeyUnlocker,
-        catalogue: CatalogueView,
-        parent: QWidget,
-    ) -> None:
-        super().__init__(parent)
-        self.services = services
-        self.runner = runner
-        self.errors = errors
-        self.theme = theme
+    def __init__(self, context: ActionContext, unlocker: KeyUnlocker) -> None:
+        super().__init__(context)
         self.unlocker = unlocker
-        self.catalogue = catalogue
-        self._parent = parent
         self.sheet: ReviewSheet | None = None
         self.editor: EditDetailsDialog | None = None
-        pane = catalogue.detail
+        pane = context.catalogue.detail
         pane.signRequested.connect(lambda i: self.review(i, submit=False))
         pane.submitRequested.connect(lambda i: self.review(i, submit=True))
         pane.editRequested.connect(self.edit)
