@@ -39,11 +39,12 @@ import bisect
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -189,14 +190,6 @@ def _js(value: str | None) -> str:
     return _ENCODER.encode(value)
 
 
-class _JsonStrings(dict[str | None, str]):
-    """_js with memory: ids, owners, models and methods repeat across the rows of a batch."""
-
-    def __missing__(self, key: str | None) -> str:
-        value = self[key] = _js(key)
-        return value
-
-
 def _num(value: Any) -> str:
     return "null" if value is None else str(int(value))
 
@@ -218,50 +211,81 @@ def ledger_leaf(row: Mapping[str, Any], digest: str | None) -> bytes:
     ).encode()
 
 
-def _leaf_writer() -> Callable[[int, Sequence[Any]], bytes]:
-    """ledger_leaf over a row tuple in SETTLED_COLUMNS order plus its id: the settler's path,
-    byte-identical to ledger_leaf (a contributor row must carry its usage digest, a hex
-    string). The JSON between the per-row values repeats across a batch's rows, so it is made
-    once per (contribution, event id, demo) and (kind, method, model, owner, range, share)."""
-    js = _JsonStrings()
-    heads: dict[tuple[Any, ...], str] = {}
-    middles: dict[tuple[Any, ...], str] = {}
-    tail = f'","v":{LEAF_VERSION}}}'
-    protocol_tail = f',"type":"{KIND_LEDGER}","usageDigest":null,"v":{LEAF_VERSION}}}'
+class _LedgerLeafStruct(msgspec.Struct, gc=False):
+    """A ledger leaf for msgspec's encoder: the fields in the canonical JSON's key order
+    (sorted), so encoding one is canonical_json(ledger_leaf_obj(...)), byte for byte, when
+    every value has the field's type (tests/registry/test_translog_render.py)."""
 
-    def num(value: Any) -> str:
-        return "null" if value is None else str(int(value))
+    amountMicro: int
+    at: str
+    contributionId: str | None
+    demo: bool
+    eventId: str | None
+    events: int | None
+    id: int
+    kind: str
+    method: str | None
+    modelId: str
+    owner: str | None
+    seqFrom: int | None
+    seqTo: int | None
+    sharePpm: int | None
+    type: str
+    usageDigest: str | None
+    v: int
 
-    def leaf(entry_id: int, row: Sequence[Any]) -> bytes:
-        (event_id, kind, cid, owner, model_id, method, amount, at, demo, events, digest,
-         seq_from, seq_to, share) = row  # fmt: skip
-        hkey = (cid, event_id, bool(demo))
-        head = heads.get(hkey)
-        if head is None:
-            head = heads[hkey] = (
-                f',"contributionId":{js[cid]},"demo":{"true" if demo else "false"},'
-                f'"eventId":{js[event_id]},"events":'
+
+_MS_ENCODE = msgspec.json.Encoder().encode
+
+
+def _render_settled(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> list[bytes]:
+    """ledger_leaf of each row tuple (SETTLED_COLUMNS order) with its id, byte-identical: the
+    settler's path, through msgspec. The settler's values have the leaf's types already (str
+    or None, int or None; `demo` any truth value, `at` SQLite text or a datetime); a batch
+    with a value msgspec cannot write as the reference does (an int beyond 64 bits, a string
+    that is not UTF-8-encodable, a value of another type) is rendered by ledger_leaf."""
+    enc = _MS_ENCODE
+    make = _LedgerLeafStruct
+    kind_ledger, v = KIND_LEDGER, LEAF_VERSION
+    try:
+        out = [
+            enc(
+                make(
+                    int(amount),
+                    at.replace(" ", "T", 1) + "Z"
+                    if type(at) is str and len(at) == 26 and at[10] == " "
+                    else utc_z(at),
+                    cid,
+                    True if demo else False,
+                    event_id,
+                    (1 if events is None and kind == "contributor" else events),
+                    entry_id,
+                    kind,
+                    method,
+                    model_id,
+                    owner,
+                    seq_from,
+                    seq_to,
+                    share,
+                    kind_ledger,
+                    digest if kind == "contributor" else None,
+                    v,
+                )
             )
-        mkey = (kind, method, model_id, owner, seq_from, seq_to, share)
-        middle = middles.get(mkey)
-        if middle is None:
-            middle = middles[mkey] = (
-                f',"kind":{js[str(kind)]},"method":{js[method]},"modelId":{js[str(model_id)]},'
-                f'"owner":{js[owner]},"seqFrom":{num(seq_from)},"seqTo":{num(seq_to)},'
-                f'"sharePpm":{num(share)}'
-            )
-        if kind == "contributor":
-            return (
-                f'{{"amountMicro":{int(amount)},"at":"{utc_z(at)}"{head}'
-                f'{1 if events is None else int(events)},"id":{int(entry_id)}{middle}'
-                f',"type":"{KIND_LEDGER}","usageDigest":"{digest}{tail}'
-            ).encode()
-        return (
-            f'{{"amountMicro":{int(amount)},"at":"{utc_z(at)}"{head}{num(events)},'
-            f'"id":{int(entry_id)}{middle}{protocol_tail}'
-        ).encode()
-
-    return leaf
+            for entry_id, (event_id, kind, cid, owner, model_id, method, amount, at, demo,
+                           events, digest, seq_from, seq_to, share) in zip(ids, rows, strict=True)
+        ]  # fmt: skip
+    except (OverflowError, TypeError, UnicodeEncodeError):
+        pass
+    else:
+        return out
+    return [
+        ledger_leaf(
+            dict(zip(LEDGER_COLUMNS, (entry_id, *row), strict=True)),
+            row[10] if row[1] == "contributor" else None,
+        )
+        for entry_id, row in zip(ids, rows, strict=True)
+    ]
 
 
 def acceptance_leaf(
@@ -607,16 +631,27 @@ def log_entries(session: Session, rows: Sequence[Sequence[Any]]) -> int:
     if not rows:
         return 0
     db = BulkDb(session)
-    ids = [int(r[0]) for r in db.fetch("SELECT id FROM ledger WHERE id > ? ORDER BY id", (logged,))]
-    if len(ids) != len(rows) or any(r[1] == "contributor" and r[10] is None for r in rows):
+    # The new ids: one aggregate row when they are consecutive (the usual case), the list
+    # otherwise (ids are assigned in insertion order, but a sequence may skip values).
+    ((lo, hi, n_new),) = db.fetch(
+        "SELECT min(id), max(id), count(*) FROM ledger WHERE id > ?", (logged,)
+    )
+    if n_new != len(rows) or any(r[1] == "contributor" and r[10] is None for r in rows):
         return log_ledger(session)
-    leaf = _leaf_writer()
+    consecutive = int(hi) - int(lo) + 1 == len(rows)
+    ids: Sequence[int] = (
+        range(int(lo), int(hi) + 1)
+        if consecutive
+        else [
+            int(r[0]) for r in db.fetch("SELECT id FROM ledger WHERE id > ? ORDER BY id", (logged,))
+        ]
+    )
     kind = KIND_LEDGER
-    leaves = [(kind, "", leaf(i, r)) for i, r in zip(ids, rows, strict=True)]
+    leaves = [(kind, "", data) for data in _render_settled(ids, rows)]
     start = _append_rows(session, size, leaves, keyed=False)
     # one range per run of consecutive ids (a settlement's ids are one run)
-    ranges: list[tuple[int, int, int]] = []
-    for n, entry_id in enumerate(ids):
+    ranges: list[tuple[int, int, int]] = [(start, int(lo), len(rows))] if consecutive else []
+    for n, entry_id in enumerate([] if consecutive else ids):
         if ranges and entry_id == ranges[-1][1] + ranges[-1][2]:
             idx, first, count = ranges[-1]
             ranges[-1] = (idx, first, count + 1)
