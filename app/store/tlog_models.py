@@ -2,17 +2,22 @@
 
 `LogPin` is the log key trusted for a log origin: pinned on first contact or set by the user.
 `LogCheckpoint` keeps every verified signed checkpoint (the note exactly as served), per
-registry key; `LogProof` the verified inclusion proof of each stored ledger entry (its leaf
-bytes and audit path against a stored checkpoint); `LogFailure` every verification failure
-with its evidence (signed checkpoints and proofs, JSON). Rows are only ever added: a failed
-verification never overwrites what was stored before it.
+registry key; `LogTile` the log's hash tiles the app verified (those holding its own leaves,
+the tiles above them and the right edge of the tree it verified them at); `LogProof` the
+verified inclusion of each stored ledger entry: its leaf bytes and index, and either its
+audit path against a stored checkpoint (`proof`) or, when `proof` is empty, the leaf's hash in
+the stored level-0 tile at that index; `LogFailure` every verification failure with its
+evidence (signed checkpoints and proofs, JSON). Rows are only ever added (a stored tile is only
+replaced by a wider version of itself, whose first hashes are the same): a failed verification
+never overwrites what was stored before it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, Text
+from sqlalchemy import BigInteger, DateTime, Insert, Integer, LargeBinary, Text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.store.models import Base, utcnow
@@ -50,6 +55,31 @@ class LogProof(Base):
     tree_size: Mapped[int] = mapped_column(BigInteger)
     leaf: Mapped[bytes] = mapped_column(LargeBinary)
     proof: Mapped[bytes] = mapped_column(LargeBinary)  # concatenated 32-byte hashes
+
+
+class LogTile(Base):
+    """A verified hash tile (C2SP tlog-tiles): `width` hashes of level `level`, index `idx`,
+    verified against the stored checkpoint of size `tree_size`."""
+
+    __tablename__ = "log_tiles"
+
+    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    width: Mapped[int] = mapped_column(Integer)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def upsert_tiles() -> Insert:
+    """Add tiles (rows of LogTile's columns); a stored tile is replaced only by a wider one."""
+    stmt = sqlite_insert(LogTile)
+    return stmt.on_conflict_do_update(
+        index_elements=["registry_key", "level", "idx"],
+        set_={"width": stmt.excluded.width, "tree_size": stmt.excluded.tree_size,
+              "data": stmt.excluded.data},
+        where=stmt.excluded.width > LogTile.width,
+    )  # fmt: skip
 
 
 class LogFailure(Base):

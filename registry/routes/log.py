@@ -20,6 +20,7 @@ from registry.errors import ERROR_RESPONSES, ApiError
 router = APIRouter(tags=["log"], responses=ERROR_RESPONSES)
 
 MAX_BATCH = 1000
+MAX_LEAVES = 10_000  # ids per POST /v1/log/leaves (a rewards page holds up to 10,000 entries)
 IMMUTABLE = "public, max-age=31536000, immutable"
 _SIZE = Annotated[int, Query(ge=0, le=2**62)]
 
@@ -47,6 +48,28 @@ class InclusionProofs(BaseModel):
 
 class InclusionRequest(BaseModel):
     entryIds: list[str] = Field(default_factory=list, max_length=MAX_BATCH)
+    contributionIds: list[str] = Field(default_factory=list, max_length=MAX_BATCH)
+    treeSize: int | None = Field(default=None, ge=0, le=2**62)
+
+
+class LoggedLeaf(BaseModel):
+    entryId: str = Field(description="The ledger entry id (or accepted contribution id)")
+    leafIndex: int
+    leaf: str = Field(description="The leaf bytes (canonical JSON), base64")
+
+
+class LoggedLeaves(BaseModel):
+    treeSize: int
+    checkpoint: str | None = Field(
+        description="The signed checkpoint of this tree size (null if none was published at "
+        "exactly this size)"
+    )
+    leaves: list[LoggedLeaf]
+    missing: list[str] = Field(default_factory=list, description="Ids not in the log yet")
+
+
+class LeavesRequest(BaseModel):
+    entryIds: list[str] = Field(default_factory=list, max_length=MAX_LEAVES)
     contributionIds: list[str] = Field(default_factory=list, max_length=MAX_BATCH)
     treeSize: int | None = Field(default=None, ge=0, le=2**62)
 
@@ -133,6 +156,27 @@ def _proofs(
     return out, missing
 
 
+def _leaves(
+    session: DbSession, kind: str, ids: list[str], size: int
+) -> tuple[list[LoggedLeaf], list[str]]:
+    found = translog.leaf_of(session, kind, ids)
+    out: list[LoggedLeaf] = []
+    missing: list[str] = []
+    for ref in ids:
+        hit = found.get(ref)
+        if hit is None or hit[0] >= size:
+            missing.append(ref)
+        else:
+            out.append(LoggedLeaf(entryId=ref, leafIndex=hit[0], leaf=_b64(hit[1])))
+    return out, missing
+
+
+def _check_entry_ids(ids: list[str]) -> None:
+    for eid in ids:
+        if not eid.isascii() or not eid.isdigit() or len(eid) > 18:
+            raise ApiError(422, "invalid_entry_id", "Entry ids are ledger ids (digits).")
+
+
 def _note(session: DbSession, size: int) -> str | None:
     note = translog.checkpoint_at(session, size)
     return None if note is None else note.decode("utf-8")
@@ -171,13 +215,31 @@ def inclusion(
 def inclusion_batch(session: DbSession, body: InclusionRequest) -> InclusionProofs:
     translog.catch_up(session)
     size = _tree_size(session, body.treeSize)
-    for eid in body.entryIds:
-        if not eid.isascii() or not eid.isdigit() or len(eid) > 18:
-            raise ApiError(422, "invalid_entry_id", "Entry ids are ledger ids (digits).")
+    _check_entry_ids(body.entryIds)
     proofs, missing = _proofs(session, translog.KIND_LEDGER, body.entryIds, size)
     more, missing2 = _proofs(session, translog.KIND_ACCEPTANCE, body.contributionIds, size)
     return InclusionProofs(
         treeSize=size, checkpoint=_note(session, size), proofs=proofs + more,
+        missing=missing + missing2,
+    )  # fmt: skip
+
+
+@router.post(
+    "/v1/log/leaves",
+    response_model=LoggedLeaves,
+    summary="Leaf index and leaf bytes of many ledger entries (no proofs: verify with tiles)",
+)
+def leaves(session: DbSession, body: LeavesRequest) -> LoggedLeaves:
+    """Where each entry is in the tree of `treeSize` leaves and its leaf bytes. A client
+    verifies them against the hash tiles it fetches (one level-0 tile covers 256 leaves)
+    instead of one inclusion proof per entry."""
+    translog.catch_up(session)
+    size = _tree_size(session, body.treeSize)
+    _check_entry_ids(body.entryIds)
+    found, missing = _leaves(session, translog.KIND_LEDGER, body.entryIds, size)
+    more, missing2 = _leaves(session, translog.KIND_ACCEPTANCE, body.contributionIds, size)
+    return LoggedLeaves(
+        treeSize=size, checkpoint=_note(session, size), leaves=found + more,
         missing=missing + missing2,
     )  # fmt: skip
 

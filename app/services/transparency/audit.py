@@ -1,8 +1,9 @@
 """Offline checks of what is stored: `audit` re-verifies every checkpoint's signature, the chain
-of consistency proofs between them, every entry's inclusion proof and leaf; `compare` checks the
-stored checkpoints against another contributor's export (split-view detection: two checkpoints
-of one size with different roots, both signed by the log key, prove the log showed two
-histories)."""
+of consistency proofs between them, the stored hash tiles against those checkpoints, and every
+entry's inclusion (its leaf's hash in a verified tile, or its own audit path) and leaf;
+`compare` checks the stored checkpoints against another contributor's export (split-view
+detection: two checkpoints of one size with different roots, both signed by the log key, prove
+the log showed two histories)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from app.services.transparency.acceptance import (
 from app.services.transparency.failures import split_hashes
 from app.services.transparency.leaves import leaf_mismatch, record_fields
 from app.store.rewards_models import RewardRecord
-from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof
+from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof, LogTile
 from app.tlog import (
     InclusionBatch,
     TlogError,
@@ -34,6 +35,9 @@ from app.tlog import (
     open_checkpoint,
     verify_consistency,
 )
+from app.tlog.merkle import HASH_SIZE
+from app.tlog.tiles import TILE_WIDTH
+from app.tlog.tileset import verify_stored_tiles
 
 
 @dataclass
@@ -93,6 +97,16 @@ def audit(ctx: ServiceContext) -> AuditReport:
                 r.cursor: r
                 for r in s.scalars(select(RewardRecord).where(RewardRecord.registry_key == key))
             }
+            tiles: dict[tuple[int, int], bytes] = {}
+            sizes: dict[tuple[int, int], int] = {}
+            for level, idx, size, data in s.execute(
+                select(LogTile.level, LogTile.idx, LogTile.tree_size, LogTile.data).where(
+                    LogTile.registry_key == key
+                )
+            ):
+                tiles[(level, idx)] = bytes(data)
+                sizes[(level, idx)] = int(size)
+            problems += verify_stored_tiles(tiles, sizes, roots)
             batches: dict[int, InclusionBatch] = {}
             proofs = list(s.scalars(select(LogProof).where(LogProof.registry_key == key)))
             acceptances = [p for p in proofs if p.cursor.startswith(ACCEPTANCE_PREFIX)]
@@ -102,10 +116,13 @@ def audit(ctx: ServiceContext) -> AuditReport:
                     root = roots.get(p.tree_size)
                     if root is None:
                         raise TlogError(f"no stored checkpoint of size {p.tree_size}")
-                    b = batches.get(p.tree_size)
-                    if b is None:
-                        b = batches[p.tree_size] = InclusionBatch(p.tree_size, root)
-                    b.verify(p.leaf_index, leaf_hash(p.leaf), split_hashes(p.proof))
+                    if p.proof:
+                        b = batches.get(p.tree_size)
+                        if b is None:
+                            b = batches[p.tree_size] = InclusionBatch(p.tree_size, root)
+                        b.verify(p.leaf_index, leaf_hash(p.leaf), split_hashes(p.proof))
+                    else:
+                        _check_in_tile(p, tiles)
                     if p.cursor.startswith(ACCEPTANCE_PREFIX):
                         _check_acceptance(p, facts)
                         continue
@@ -139,6 +156,18 @@ def audit(ctx: ServiceContext) -> AuditReport:
             )
             report.problems.extend(f"{key[:40]}…: {p}" for p in problems)
     return report
+
+
+def _check_in_tile(p: LogProof, tiles: dict[tuple[int, int], bytes]) -> None:
+    """The entry's leaf hashes to the hash at its index in the stored level-0 tile (verified
+    above with the other tiles)."""
+    tile, pos = divmod(p.leaf_index, TILE_WIDTH)
+    data = tiles.get((0, tile), b"")
+    logged = data[pos * HASH_SIZE : (pos + 1) * HASH_SIZE]
+    if len(logged) != HASH_SIZE:
+        raise TlogError(f"no stored tile holds leaf {p.leaf_index}")
+    if logged != leaf_hash(p.leaf):
+        raise TlogError(f"the stored leaf is not the one logged at index {p.leaf_index}")
 
 
 def _check_acceptance(p: LogProof, facts: dict[str, Submitted]) -> None:

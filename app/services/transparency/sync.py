@@ -5,6 +5,7 @@ besides the entries (app.services.transparency.figures)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
@@ -13,20 +14,28 @@ from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.registry_client.api import RegistryClient
+from app.registry_client.http import ApiRefused
 from app.registry_client.usage import RewardEntry, UsageWindow
 from app.services.context import ServiceContext
 from app.services.transparency.acceptance import verify_acceptances
 from app.services.transparency.checkpoints import advance_checkpoint
-from app.services.transparency.failures import hashes, record_failure, unb64
+from app.services.transparency.failures import b64, hashes, record_failure, unb64
 from app.services.transparency.figures import CatchUp, check_summary, check_usage
 from app.services.transparency.leaves import entry_fields, leaf_mismatch, record_fields
 from app.services.transparency.pins import pinned
 from app.store.rewards_models import RewardRecord
-from app.store.tlog_models import LogProof
+from app.store.tlog_models import LogProof, LogTile, upsert_tiles
 from app.tlog import Checkpoint, InclusionBatch, MalformedError, TlogError, Verifier, leaf_hash
+from app.tlog.merkle import HASH_SIZE
+from app.tlog.tiles import TILE_WIDTH, tile_path
+from app.tlog.tileset import TileSet
 
 PROOF_BATCH = 1000
+LEAF_BATCH = 10_000  # entry ids per POST /v1/log/leaves
 STORE_CHUNK = 5000  # rows per executemany call when storing proofs
+# A level-0 tile (8 KB, plus its share of the tiles above) is fetched only for at least this
+# many of the user's new leaves; fewer are proven by inclusion proofs (~0.7 KB each).
+SPARSE_BELOW = 8
 
 
 class ProvenLeaf(NamedTuple):
@@ -55,6 +64,7 @@ class LogSync:
     verified: int = 0
     settled_floor: int | None = None  # see figures.stored_floor
     pending_acceptances: int = 0
+    tiles: TileSet | None = None  # the tiles verified against `checkpoint` so far
 
     @classmethod
     def start(
@@ -94,6 +104,145 @@ class LogSync:
         return self._prove(fields)
 
     def _prove(self, fields: dict[str, dict[str, Any]]) -> list[ProvenLeaf]:
+        """Where each entry is in the log and its leaf (POST /v1/log/leaves), checked against
+        the hash tiles that hold it; entries alone in their tile are proven by inclusion
+        proofs instead (`SPARSE_BELOW`). A registry without the leaves endpoint: proofs."""
+        cp = self.checkpoint
+        assert cp is not None
+        if not cp.size:
+            self.pending += len(fields)
+            return []
+        if self.tiles is None:
+            self.tiles = TileSet(cp.size, cp.root)
+            self._load_tiles(upper=True)
+        out: list[ProvenLeaf] = []
+        cursors = list(fields)
+        for i in range(0, len(cursors), LEAF_BATCH):
+            ids = cursors[i : i + LEAF_BATCH]
+            try:
+                body = self.client.http.json(
+                    "POST", "/v1/log/leaves", auth=False,
+                    json={"entryIds": ids, "treeSize": cp.size},
+                )  # fmt: skip
+            except ApiRefused as exc:
+                if exc.status not in (404, 405):
+                    raise
+                out += self._prove_by_proofs({c: fields[c] for c in cursors[i:]})
+                break
+            out += self._prove_by_tiles(ids, body, fields)
+        self.verified += len(out)
+        return out
+
+    def _prove_by_tiles(
+        self, ids: list[str], body: dict[str, Any], fields: dict[str, dict[str, Any]]
+    ) -> list[ProvenLeaf]:
+        cp, tiles = self.checkpoint, self.tiles
+        assert cp is not None and tiles is not None
+        listed = body.get("leaves")
+        if not isinstance(listed, list):
+            raise MalformedError("the leaves answer has no list of leaves")
+        asked = set(ids)
+        found: dict[str, tuple[int, bytes]] = {}
+        for p in listed:
+            if not isinstance(p, dict) or p.get("entryId") not in asked:
+                raise MalformedError("a leaf for an entry that was not asked")
+            idx = p.get("leafIndex")
+            if not isinstance(idx, int) or not 0 <= idx < cp.size:
+                raise MalformedError(f"leafIndex {str(idx)[:20]} is not in the tree")
+            found[str(p["entryId"])] = (idx, unb64(p.get("leaf"), "leaf"))
+        self.pending += len(asked - set(found))
+        per_tile = Counter(idx // TILE_WIDTH for idx, _ in found.values())
+        self._load_tiles(tiles=set(per_tile))
+        sparse = {t for t, n in per_tile.items() if n < SPARSE_BELOW and not tiles.has(0, t, 0)}
+        dense = {c: v for c, v in found.items() if v[0] // TILE_WIDTH not in sparse}
+        try:
+            tiles.ensure((idx for idx, _ in dense.values()), self._fetch_tiles)
+        except TlogError as exc:
+            self.fail("inclusion", f"the log's hash tiles are not those of its checkpoint: {exc}",
+                      {"checkpoint": self.note.decode()})  # fmt: skip
+        out: list[ProvenLeaf] = []
+        hash_at = tiles.leaf_hash_at
+        for cursor, (idx, leaf) in dense.items():
+            if hash_at(idx) != leaf_hash(leaf):
+                self.fail("inclusion",
+                          f"ledger entry {cursor} is not in the log: its leaf is not the one "
+                          f"logged at index {idx}",
+                          self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
+            why = leaf_mismatch(leaf, fields[cursor], self.owner)
+            if why is not None:
+                self.fail("entry", f"ledger entry {cursor}: {why}",
+                          self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
+            out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b""))
+        rest = {c: fields[c] for c in found if c not in dense}
+        if rest:
+            got = self._prove_by_proofs(rest)
+            for p in got:
+                if found[p.cursor] != (p.leaf_index, p.leaf):
+                    raise MalformedError(f"the log names two leaves for entry {p.cursor}")
+            out += got
+        return out
+
+    def _tile_evidence(
+        self, cursor: str, idx: int, leaf: bytes, reported: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A failed entry's evidence from the verified tiles: the leaf as served, its index,
+        the inclusion proof of the hash the log holds there (any tlog tool verifies it against
+        the checkpoint) and that hash."""
+        tiles = self.tiles
+        assert tiles is not None
+        logged = tiles.leaf_hash_at(idx)
+        return {
+            "checkpoint": self.note.decode(),
+            "entryId": cursor,
+            "leafIndex": idx,
+            "leaf": b64(leaf),
+            "loggedLeafHash": b64(logged),
+            "proof": [b64(h) for h in tiles.inclusion_proof(idx)],
+            "reported": reported,
+        }
+
+    def _fetch_tiles(self, need: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], bytes]:
+        out: dict[tuple[int, int, int], bytes] = {}
+        for level, index, width in need:
+            path = "/v1/log/" + tile_path(level, index, width)
+            try:
+                data = self.client.http.request("GET", path, auth=False).content
+            except ApiRefused as exc:
+                if exc.status != 404 or width == TILE_WIDTH:
+                    raise
+                # a log may serve only the full tile once it exists: its prefix is the same
+                full = self.client.http.request(
+                    "GET", "/v1/log/" + tile_path(level, index), auth=False
+                ).content
+                data = full[: width * HASH_SIZE]
+            out[(level, index, width)] = data
+        return out
+
+    def _load_tiles(self, *, upper: bool = False, tiles: Iterable[int] = ()) -> None:
+        """Stored tiles into the tile set: every tile above level 0 (`upper`, a few per
+        65,536 leaves), or the level-0 tiles of these indexes not held yet."""
+        ts = self.tiles
+        assert ts is not None
+        want = [t for t in tiles if (0, t) not in ts.tiles]
+        if not upper and not want:
+            return
+        with self.ctx.db.session() as s:
+            q = select(LogTile.level, LogTile.idx, LogTile.data).where(
+                LogTile.registry_key == self.registry_key
+            )
+            rows: list[Any] = []
+            if upper:
+                rows += s.execute(q.where(LogTile.level > 0)).all()
+            for i in range(0, len(want), 500):
+                rows += s.execute(
+                    q.where(LogTile.level == 0, LogTile.idx.in_(want[i : i + 500]))
+                ).all()
+        for level, idx, data in rows:
+            ts.tiles[(int(level), int(idx))] = bytes(data)
+
+    def _prove_by_proofs(self, fields: dict[str, dict[str, Any]]) -> list[ProvenLeaf]:
+        """One inclusion proof per entry (POST /v1/log/proof/inclusion): for entries whose
+        tile holds few of the user's leaves, and registries that serve no leaves endpoint."""
         cp = self.checkpoint
         assert cp is not None
         out: list[ProvenLeaf] = []
@@ -132,7 +281,6 @@ class LogSync:
                 got.add(cursor)
                 out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b"".join(path)))
             self.pending += len(set(ids) - got)
-        self.verified += len(out)
         return out
 
     def _evidence(self, p: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
@@ -148,8 +296,9 @@ class LogSync:
         }
 
     def store(self, proofs: Iterable[LogProof | ProvenLeaf]) -> None:
-        """Add the verified proofs in one transaction, with one multi-row statement per
-        chunk; a proof already stored for the same entry is kept as it is."""
+        """Add the verified entries and the tiles verified since the last call in one
+        transaction, one multi-row statement per chunk; an entry already stored is kept as
+        it is, a stored tile is only ever replaced by a wider one."""
         rows = [
             {
                 "registry_key": self.registry_key if isinstance(p, ProvenLeaf) else p.registry_key,
@@ -162,13 +311,28 @@ class LogSync:
             }
             for p in proofs
         ]
-        if not rows:
+        tiles = self._unstored_tiles()
+        if not rows and not tiles:
             return
         stmt = sqlite_insert(LogProof).on_conflict_do_nothing()
         with self.ctx.db.session() as s:
+            if tiles:
+                s.execute(upsert_tiles(), tiles)
             for i in range(0, len(rows), STORE_CHUNK):
                 s.execute(stmt, rows[i : i + STORE_CHUNK])
             s.commit()
+        if self.tiles is not None:
+            self.tiles.added.clear()
+
+    def _unstored_tiles(self) -> list[dict[str, Any]]:
+        ts = self.tiles
+        if ts is None:
+            return []
+        return [
+            {"registry_key": self.registry_key, "level": level, "idx": idx,
+             "width": len(data) // HASH_SIZE, "tree_size": ts.size, "data": data}
+            for (level, idx), data in sorted(ts.added.items())
+        ]  # fmt: skip
 
     def verify_acceptances(self, contribution_ids: Sequence[str]) -> None:
         """The acceptance leaf of each accepted contribution (app.services.transparency
