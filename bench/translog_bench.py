@@ -12,8 +12,10 @@ settled (`registry.settlement.settle_once`, chunks of --chunk events), timed.
      floor    the same ledger and bucket rows the "with" round wrote, inserted raw (multi-row
               VALUES on SQLite, binary COPY on PostgreSQL; buckets plain inserts, no upsert),
               one transaction per chunk: what the database alone costs
-   Printed: min / median / max events/s (wall) and CPU seconds of this process (plus the
-   PostgreSQL backend's), the log's share of settlement time (target <= 10 %), the load.
+   Printed: min / median / max events/s (wall) and CPU µs per event of this process (plus the
+   PostgreSQL backend's), the log's share of settlement wall and CPU time per round (with
+   vs without of the same round; target <= 10 %), the log's CPU per event and per leaf,
+   the 1-minute load average over the rounds.
 2. Fill (--fill N): ingest and settle in steps of --step events up to N events in one
    database; settlement events/s of each step (so the rate at 100k, 200k, ... 1M stored).
 
@@ -140,6 +142,7 @@ def floor(sessions: sessionmaker[Session], rows: Rows) -> tuple[float, float]:
 def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:
     res: dict[str, list[tuple[float, float]]] = {"without": [], "with": [], "floor": []}
     counts = (0, 0)
+    loads: list[float] = []
     for rnd in range(args.rounds):
         order = ["without", "with", "floor"] if rnd % 2 == 0 else ["floor", "with", "without"]
         captured: Rows = []
@@ -166,6 +169,7 @@ def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None
                         )
             finally:
                 engine.dispose()
+        loads.append(os.getloadavg()[0])
         print(f"[{label}] round {rnd + 1}/{args.rounds} done, load {_load()}", flush=True)
 
     def mmm(xs: list[float], fmt: str) -> str:
@@ -179,12 +183,20 @@ def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None
         what = {"without": "settlement, no log", "with": "settlement + log   ",
                 "floor": "floor: raw insert  "}[which]  # fmt: skip
         print(f"[{label}]   {what}: {mmm(rates, ',.0f')} ev/s; CPU {mmm(cpus, '.1f')} µs/event")
-    w = statistics.median(1 / r for r, _ in res["without"])
-    l_ = statistics.median(1 / r for r, _ in res["with"])
-    cw = statistics.median(c for _, c in res["without"])
-    cl = statistics.median(c for _, c in res["with"])
-    print(f"[{label}]   log share: +{(l_ - w) / w * 100:.1f} % wall, +{(cl - cw) / cw * 100:.1f} % "
-          f"CPU (medians; target <= 10 %)", flush=True)  # fmt: skip
+    # the log's share per round (with vs without of the same round), then over the rounds
+    wall_share = [w / l_ - 1 for (w, _), (l_, _) in zip(res["without"], res["with"], strict=True)]
+    cpu_share = [cl / cw - 1 for (_, cw), (_, cl) in zip(res["without"], res["with"], strict=True)]
+    pct = [x * 100 for x in wall_share]
+    print(f"[{label}]   log share, wall: {mmm(pct, '+.1f')} % (per round; target <= 10 %)")
+    pct = [x * 100 for x in cpu_share]
+    print(f"[{label}]   log share, CPU:  {mmm(pct, '+.1f')} %")
+    log_us = [
+        (cl - cw) * 1e6 / args.events
+        for (_, cw), (_, cl) in zip(res["without"], res["with"], strict=True)
+    ]
+    print(f"[{label}]   log CPU per event: {mmm(log_us, '.1f')} µs; per leaf: "
+          f"{mmm([u * args.events / max(counts[1], 1) for u in log_us], '.2f')} µs")  # fmt: skip
+    print(f"[{label}]   load average over the rounds (1 min): {mmm(loads, '.1f')}", flush=True)
 
 
 def fill(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:

@@ -506,25 +506,28 @@ def _write_bundles(db: BulkDb, start: int, datas: Sequence[bytes]) -> None:
     """Add leaves start.. to the entry bundles: the partial bundle at the right edge grows in
     place, full ones are written once."""
     first, offset = divmod(start, TILE_WIDTH)
-    buf = bytearray()
+    head = b""
     if offset:
-        head = _bundle_head(_read_bundles(db, [first]).get(first, b""), offset)
-        if head is None:
+        found = _bundle_head(_read_bundles(db, [first]).get(first, b""), offset)
+        if found is None:
             raise TlogError(f"entry bundle {first} is behind the tree size {start}")
-        buf += head
+        head = found
+    if datas and max(map(len, datas)) > MAX_ENTRY_BYTES:
+        raise TlogError(f"a leaf of {max(map(len, datas))} bytes, more than {MAX_ENTRY_BYTES}")
+    # each entry framed by its 2-byte length (the few distinct lengths made once)
+    prefix = {n: n.to_bytes(2, "big") for n in set(map(len, datas))}
+    framed: list[bytes] = [b""] * (2 * len(datas))
+    framed[0::2] = map(prefix.__getitem__, map(len, datas))
+    framed[1::2] = datas
     bundles: list[tuple[int, bytes]] = []
     index, n = first, offset
-    for data in datas:
-        if len(data) > MAX_ENTRY_BYTES:
-            raise TlogError(f"a leaf of {len(data)} bytes, more than {MAX_ENTRY_BYTES}")
-        buf += len(data).to_bytes(2, "big")
-        buf += data
-        n += 1
-        if n == TILE_WIDTH:
-            bundles.append((index, bytes(buf)))
-            index, n, buf = index + 1, 0, bytearray()
-    if n:
-        bundles.append((index, bytes(buf)))
+    pos = 0
+    while pos < len(datas):
+        take = min(TILE_WIDTH - n, len(datas) - pos)
+        data = b"".join(framed[2 * pos : 2 * (pos + take)])
+        bundles.append((index, head + data if n else data))
+        pos += take
+        index, n, head = index + 1, 0, b""
     mark = "%s" if db.dialect == "postgresql" else "?"
     for i in range(0, len(bundles), BUNDLE_ROWS):
         part = bundles[i : i + BUNDLE_ROWS]
