@@ -104,6 +104,8 @@ class TileSet:
             tile, pos = divmod(leaf, TILE_WIDTH)
             if not self.has(0, tile, pos):
                 want[(0, tile)] = tile_width(self.size, 0, tile)
+        if not want:
+            return []
         if not self._edge_checked:
             for level, index, width in right_edge(self.size):
                 if len(self.tiles.get((level, index), b"")) < width * HASH_SIZE:

@@ -1,0 +1,174 @@
+"""Entries verified against the log's hash tiles (app.tlog.tileset) instead of one inclusion
+proof each, against a real registry process: the tiles are stored once and `audit` re-verifies
+them offline; a changed entry still fails with evidence any tlog tool verifies (the proof is
+computed from the verified tiles); a changed stored tile or leaf is found by the offline audit;
+entries alone in their tile keep a proof. (A served tile that is not the checkpoint's:
+tests/unit/tlog/test_tlog_tileset.py.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from app.services.transparency import LogVerificationFailed, audit
+from app.store.rewards_models import RewardRecord
+from app.store.tlog_models import LogProof, LogTile
+from tests.integration.cli_helpers import run_cli
+from tests.integration.faults.helpers import (
+    Desk,
+    desk_fixture,  # noqa: F401 - fixture 'desk'
+    operator_fixture,  # noqa: F401 - fixture 'operator'
+    operator_registry_fixture,  # noqa: F401 - fixture 'registry', taking the operator's usage
+)
+from tests.integration.test_transparency import (
+    _check_inclusion_evidence,
+    _failures,
+    _go_check,
+    _mine,
+    _snapshot,
+    _sync,
+    _tamper,
+)
+from tests.support.registry_actors import Contributor
+from tests.support.registry_server import RegistryProcess
+from tests.support.rewards_flow import accepted_items, post_usage, usage_events
+from tests.unit.tlog.test_tlog_go_interop import gocheck  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.slow
+
+EVERY_TILE = 1  # SPARSE_BELOW: every tile fetched, however few of the user's leaves it holds
+NO_TILE = 10**9  # SPARSE_BELOW: only inclusion proofs
+
+
+def _key(desk: Desk) -> str:
+    with desk.ctx.db.session() as s:
+        key = s.scalar(select(LogTile.registry_key).limit(1))
+    assert key is not None
+    return key
+
+
+def _entries(desk: Desk) -> tuple[int, int, int]:
+    """(stored entries, entries verified by a tile, stored tiles)."""
+    with desk.ctx.db.session() as s:
+        records = int(s.scalar(select(func.count()).select_from(RewardRecord)) or 0)
+        by_tile = int(
+            s.scalar(
+                select(func.count())
+                .select_from(LogProof)
+                .where(LogProof.proof == b"", ~LogProof.cursor.startswith("acceptance:"))
+            )
+            or 0
+        )
+        tiles = int(s.scalar(select(func.count()).select_from(LogTile)) or 0)
+    return records, by_tile, tiles
+
+
+@pytest.mark.parametrize("sparse_below", [EVERY_TILE, NO_TILE])
+def test_entries_are_verified_by_tiles_or_proofs_and_audit_passes(
+    desk: Desk,
+    registry: RegistryProcess,
+    operator: Contributor,
+    monkeypatch: pytest.MonkeyPatch,
+    sparse_below: int,
+) -> None:
+    monkeypatch.setattr("app.services.transparency.sync.SPARSE_BELOW", sparse_below)
+    cids = accepted_items(desk, "alpha", "beta")
+    post_usage(registry, operator, usage_events("first", cids, 40))
+    report = _sync(desk)
+    records, by_tile, tiles = _entries(desk)
+    assert records == report.new_entries > 0
+    if sparse_below == EVERY_TILE:
+        assert by_tile == records and tiles > 0
+    else:
+        assert by_tile == 0 and tiles == 0
+    result = audit(desk.ctx)
+    assert result.ok, result.to_json()
+    assert result.registries[0]["verifiedEntries"] == records
+    # a second sync with new entries verifies them at a larger tree, with the tiles kept
+    post_usage(registry, operator, usage_events("second", cids, 30))
+    _sync(desk)
+    records2, by_tile2, _tiles = _entries(desk)
+    assert records2 > records
+    assert by_tile2 == (records2 if sparse_below == EVERY_TILE else 0)
+    result = audit(desk.ctx)
+    assert result.ok, result.to_json()
+
+
+def test_a_changed_entry_fails_with_evidence_from_the_tiles(
+    gocheck: Callable[[Path], dict[str, Any]],  # noqa: F811
+    desk: Desk,
+    registry: RegistryProcess,
+    operator: Contributor,
+    tmp_path: Path,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("app.services.transparency.sync.SPARSE_BELOW", EVERY_TILE)
+    cids = accepted_items(desk, "alpha", "beta")
+    post_usage(registry, operator, usage_events("first", cids, 20))
+    _sync(desk)
+    before = _snapshot(desk.ctx)
+    known = set(_mine(desk, tmp_path))
+    post_usage(registry, operator, usage_events("second", cids, 10))
+    new = [i for i in _mine(desk, tmp_path) if i not in known]
+    _tamper(tmp_path, f"UPDATE ledger SET amount_micro = amount_micro + 1000 WHERE id = {new[0]}")
+    with pytest.raises(LogVerificationFailed, match=r"\(entry\).*amountMicro"):
+        _sync(desk)
+    after = _snapshot(desk.ctx)
+    assert after["records"] == before["records"] and after["proofs"] == before["proofs"]
+    assert _failures(desk.ctx) == ["entry"]
+    res = run_cli("audit", "--export", str(tmp_path / "ev.json"), data_dir=data_dir)
+    assert res.code == 4 and "FAILED" in res.out
+    doc = json.loads((tmp_path / "ev.json").read_text())
+    [failure] = doc["logs"][0]["failures"]
+    ev, vkey = failure["evidence"], doc["logs"][0]["logKey"]
+    _check_inclusion_evidence(ev, vkey)  # the proof computed from the tiles verifies
+    go = _go_check(
+        gocheck, tmp_path / "go", ev["checkpoint"], vkey,
+        [{"index": ev["leafIndex"], "entry": ev["leaf"], "proof": ev["proof"]}],
+        tiles_from=registry.base_url,
+    )  # fmt: skip
+    assert go["checkpointError"] == "" and go["inclusionErrors"] in (None, [""])
+
+
+@pytest.mark.parametrize("what", ["tile", "leaf"])
+def test_the_offline_audit_finds_a_changed_stored_tile_or_leaf(
+    desk: Desk,
+    registry: RegistryProcess,
+    operator: Contributor,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    what: str,
+) -> None:
+    monkeypatch.setattr("app.services.transparency.sync.SPARSE_BELOW", EVERY_TILE)
+    cids = accepted_items(desk, "alpha", "beta")
+    post_usage(registry, operator, usage_events("first", cids, 20))
+    _sync(desk)
+    assert audit(desk.ctx).ok
+    with desk.ctx.db.session() as s:
+        if what == "tile":
+            tile = s.get(LogTile, (_key(desk), 0, 0))
+            assert tile is not None
+            tile.data = bytes(32) + tile.data[32:]
+        else:
+            proof = s.scalars(
+                select(LogProof).where(
+                    LogProof.proof == b"", ~LogProof.cursor.startswith("acceptance:")
+                )
+            ).first()
+            assert proof is not None
+            proof.leaf = proof.leaf.replace(b'"amountMicro":', b'"amountMicro":1', 1)
+            record = s.scalars(
+                select(RewardRecord).where(RewardRecord.cursor == proof.cursor)
+            ).one()
+            record.amount_micro = int(json.loads(proof.leaf)["amountMicro"])
+        s.commit()
+    result = audit(desk.ctx)
+    assert not result.ok
+    assert any(("tile" if what == "tile" else "not the one logged") in p for p in result.problems)
+    assert run_cli("audit", data_dir=data_dir).code == 4
