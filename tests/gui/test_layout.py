@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QPoint, QSettings
 from PySide6.QtWidgets import QHeaderView, QLabel, QWidget
 
 from app.ui.adapters.catalogue_model import COL_ITEMS, COL_SIZE, COL_STATE, COL_TITLE, COL_UPDATED
@@ -339,3 +339,30 @@ def test_a_column_dragged_wide_leaves_the_title_its_room(
     qtbot.wait(20)
     assert table.columnWidth(COL_TITLE) >= TITLE_MIN_WIDTH
     assert _visible_columns_fit(table)
+
+
+@pytest.mark.parametrize("size", [SMALL, (1280, 800), LARGE])
+def test_the_detail_pane_buttons_keep_their_labels_whole(
+    qtbot: Any, catalogue: Any, theme: Any, size: tuple[int, int]
+) -> None:
+    """The row of actions wraps rather than squeezing a button below its label."""
+    win = _open(qtbot, catalogue, theme, size)
+    cat = win.catalogue
+    qtbot.waitUntil(lambda: cat.table.model().rowCount() == len(TITLES), timeout=5000)
+    first = cat.table.model().index(0, COL_TITLE)
+    cat.table.setCurrentIndex(first)
+    pane = cat.detail
+    buttons = (
+        pane.edit_button,
+        pane.sign_button,
+        pane.verify_button,
+        pane.export_button,
+        pane.reveal_button,
+        pane.evidence_button,
+    )
+    qtbot.waitUntil(lambda: all(b.isVisible() for b in buttons), timeout=5000)
+    qtbot.wait(50)
+    for b in buttons:
+        assert b.width() >= b.sizeHint().width(), (b.text(), b.width(), b.sizeHint().width())
+        left = b.mapTo(pane, QPoint(0, 0)).x()
+        assert 0 <= left and left + b.width() <= pane.width(), (b.text(), left, pane.width())

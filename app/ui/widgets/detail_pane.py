@@ -36,6 +36,7 @@ from app.ui.adapters.catalogue_model import KIND_LABELS
 from app.ui.resources import themed_icon
 from app.ui.text import human_count, human_size, local_timestamp
 from app.ui.theme import Theme
+from app.ui.widgets.flow_layout import FlowLayout
 
 if TYPE_CHECKING:
     from app.services.catalogue import ItemDetail
@@ -148,9 +149,8 @@ class DetailPane(QFrame):
         b.setToolTip(tip)
         return b
 
-    def _build_actions(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        row.setSpacing(5)
+    def _build_actions(self) -> FlowLayout:
+        row = FlowLayout(spacing=5)
         self.sign_button = self._button("Sign", "sign", "Sign this contribution with your key")
         self.verify_button = self._button(
             "Verify", "verify", "Re-hash the files and check them against the manifest"
@@ -188,7 +188,6 @@ class DetailPane(QFrame):
             self.evidence_button,
         ):
             row.addWidget(w)
-        row.addStretch(1)
 
         self.sign_button.clicked.connect(lambda: self._emit(self.signRequested))
         self.verify_button.clicked.connect(lambda: self._emit(self.verifyRequested))

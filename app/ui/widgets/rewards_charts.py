@@ -217,7 +217,7 @@ class EarnedPanel(QWidget):
         micro = sum(r for _e, r in shown)
         days = (last - first).days + 1
         self.summary.setText(
-            f"<b>In the {days:,} days shown</b><br>"
+            f"<b>{'On the day' if days == 1 else f'In the {days:,} days'} shown</b><br>"
             f"{format_micro(micro, unit=self.unit)} earned<br>"
             f"{events:,} attributed event{'' if events == 1 else 's'}"
         )

@@ -37,6 +37,8 @@ from PySide6.QtWidgets import QApplication, QToolTip, QWidget
 DAY_SECONDS = 86_400
 TICK_GAP_PX = 78  # room per date label on a time axis
 ZOOM_STEP = 0.8  # one wheel notch or one '+' keeps this share of the range
+MARKER_POINTS = 45  # a series with at most this many points in view gets a dot per point
+MARKER_RADIUS = 2.5
 
 
 class DayAxis:
@@ -441,11 +443,19 @@ class LinePlot(TimePlot):
         # A few lines look smoother antialiased; many are drawn fast (1-pixel, aliased).
         points = len(self._polygons) * (j - i)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, points <= 4_000)
+        markers = j - i <= MARKER_POINTS and len(self._polygons) <= 24
         for key, polygon, pen in zip(self.keys, self._polygons, self._pens, strict=True):
             if key in self.hidden:
                 continue
             painter.setPen(pen)
-            painter.drawPolyline(to_px.map(polygon if whole else polygon.mid(i, j - i)))
+            shown = to_px.map(polygon if whole else polygon.mid(i, j - i))
+            painter.drawPolyline(shown)
+            if markers:
+                # A line of one point draws nothing, and a few points read better as dots.
+                painter.setBrush(pen.color())
+                for n in range(shown.size()):
+                    painter.drawEllipse(shown.at(n), MARKER_RADIUS, MARKER_RADIUS)
+                painter.setBrush(Qt.BrushStyle.NoBrush)
 
 
 class BarPlot(TimePlot):
