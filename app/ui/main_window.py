@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 UI_STATE_FILE = "ui-state.ini"
+LAST_ADDED_KEY = "pickers/lastAdded"  # the file or folder added last
 REGISTRY_RECHECK_MS = 60_000
 # What a decided contribution's line says, in the status bar, the detail pane and the tray.
 DECIDED = {
@@ -410,12 +411,22 @@ class MainWindow(QMainWindow):
 
     def choose_files(self) -> list[Path]:
         """The file picker (an instance attribute can replace it, e.g. in tests)."""
-        files, _ = QFileDialog.getOpenFileNames(self, "Add files to your catalogue")
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Add files to your catalogue", self.start_folder()
+        )
         return [Path(f) for f in files]
 
     def choose_folder(self) -> Path | None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a dataset folder")
+        folder = QFileDialog.getExistingDirectory(self, "Add a dataset folder", self.start_folder())
         return Path(folder) if folder else None
+
+    def start_folder(self) -> str:
+        """Where the pickers open: beside what was added last, else the home folder (not the
+        directory the app happened to be started from)."""
+        last = self.ui_state.value(LAST_ADDED_KEY)
+        if isinstance(last, str) and last and Path(last).parent.is_dir():
+            return str(Path(last).parent)
+        return str(Path.home())
 
     def add_files(self) -> None:
         files = self.choose_files()
@@ -428,6 +439,8 @@ class MainWindow(QMainWindow):
             self.open_import([folder])
 
     def open_import(self, paths: list[Path]) -> ImportDialog:
+        if paths:
+            self.ui_state.setValue(LAST_ADDED_KEY, str(paths[0]))
         from app.ui.dialogs.import_dialog import ImportDialog  # not needed for the first paint
 
         if self.import_dialog is not None and self.import_dialog.isVisible():

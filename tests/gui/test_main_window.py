@@ -67,6 +67,18 @@ def test_add_folder_button_opens_import_for_chosen_folder(
     dialog.reject()
 
 
+def test_the_pickers_open_at_home_then_beside_what_was_added_last(
+    qtbot: Any, window: MainWindow, csv_folder: Path
+) -> None:
+    assert window.start_folder() == str(Path.home())
+    window.choose_folder = lambda: csv_folder  # type: ignore[method-assign]
+    window.add_folder()
+    dialog = window.import_dialog
+    assert dialog is not None
+    dialog.reject()
+    assert window.start_folder() == str(csv_folder.parent)
+
+
 def test_typing_in_search_filters_after_debounce(
     qtbot: Any, services: Any, theme: Any, tmp_path: Path
 ) -> None:
