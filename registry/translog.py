@@ -236,6 +236,23 @@ class _LedgerLeafStruct(msgspec.Struct, gc=False):
 
 
 _MS_ENCODE = msgspec.json.Encoder().encode
+_MS_DECODE = msgspec.json.Decoder(list[str]).decode
+
+
+def _times_z(values: Sequence[Any]) -> list[str]:
+    """utc_z of each value, for a batch: datetimes through msgspec's encoder in one call (it
+    writes a zero UTC offset as "Z"; its text is taken when it is utc_z's form, with the
+    microseconds, else utc_z decides), SQLite's text by slicing."""
+    try:
+        texts = _MS_DECODE(_MS_ENCODE(values))
+    except (TypeError, UnicodeEncodeError, msgspec.DecodeError):
+        texts = [""] * len(values)
+    return [
+        (v.replace(" ", "T", 1) + "Z" if len(v) == 26 and v[10] == " " else utc_z(v))
+        if type(v) is str
+        else (t if len(t) == 27 and t[26] == "Z" and t[19] == "." else utc_z(v))
+        for v, t in zip(values, texts, strict=True)
+    ]
 
 
 def _render_settled(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> list[bytes]:
@@ -252,9 +269,7 @@ def _render_settled(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> list[b
             enc(
                 make(
                     int(amount),
-                    at.replace(" ", "T", 1) + "Z"
-                    if type(at) is str and len(at) == 26 and at[10] == " "
-                    else utc_z(at),
+                    at_z,
                     cid,
                     True if demo else False,
                     event_id,
@@ -272,8 +287,9 @@ def _render_settled(ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> list[b
                     v,
                 )
             )
-            for entry_id, (event_id, kind, cid, owner, model_id, method, amount, at, demo,
-                           events, digest, seq_from, seq_to, share) in zip(ids, rows, strict=True)
+            for entry_id, at_z, (event_id, kind, cid, owner, model_id, method, amount, _at, demo,
+                                 events, digest, seq_from, seq_to, share)
+            in zip(ids, _times_z([r[7] for r in rows]), rows, strict=True)
         ]  # fmt: skip
     except (OverflowError, TypeError, UnicodeEncodeError):
         pass

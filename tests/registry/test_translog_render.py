@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -41,7 +42,11 @@ _at = st.one_of(
             timezone, st.integers(-14 * 60, 14 * 60).map(lambda m: timedelta(minutes=m))
         ),
     ),
+    st.datetimes(timezones=st.just(ZoneInfo("Etc/UTC"))),  # psycopg's UTC
+    st.datetimes(min_value=datetime(1000, 1, 2), timezones=st.just(ZoneInfo("Europe/London"))),
+    st.datetimes(),  # naive: taken as UTC
     st.datetimes().map(lambda d: d.isoformat(" ", "microseconds")),
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat("T", "microseconds")),
 )
 _row = st.tuples(
     _text,  # event_id
