@@ -30,6 +30,8 @@ def test_first_run_creates_identity_and_tests_a_dead_registry(
     assert info is not None
     assert page.fingerprint.text().split() == info.grouped.split()
     assert "keyring" in page.status.text()
+    # The create button is gone: focus goes to the backup offer, not to "< Back".
+    assert wizard.focusWidget() is page.backup_button
     wizard.next()
     reg = wizard.registry_page
     assert reg.url.text() == services.ctx.registry_url
@@ -88,6 +90,7 @@ def test_first_run_restores_identity_from_backup(
         assert page.fingerprint.text().split() == original.grouped.split()
         # The restored private key is the one in the backup: it signs as the old identity.
         assert fingerprint(services.identity.load_signer()) == original.fingerprint
+        assert wizard.focusWidget() is wizard.button(QWizard.WizardButton.NextButton)
         wizard.reject()
         win.close()
     finally:

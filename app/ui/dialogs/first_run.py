@@ -271,6 +271,12 @@ class IdentityPage(QWizardPage):
         created = not prefix and not self.import_radio.isChecked()
         self.backup_box.setVisible(created)
         self.completeChanged.emit()
+        # The button that had focus is hidden: hand it on to what comes next (not to Back).
+        wizard = self.wizard()
+        if created:
+            self.backup_button.setFocus()
+        elif wizard is not None:
+            wizard.button(QWizard.WizardButton.NextButton).setFocus()
 
     def export_backup(self) -> None:
         """Write an encrypted backup of the new key (its own passphrase, asked here)."""
