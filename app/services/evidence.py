@@ -256,6 +256,44 @@ def anchor_of(leaf: bytes | None, reported: dict[str, Any]) -> Anchor:
     )
 
 
+def open_entries(
+    columns: Any,
+    registry_key: str,
+    owner: str,
+    *,
+    verified_only: bool = False,
+    contribution_id: str | None = None,
+) -> Any:
+    """SELECT `columns` over the stored entries of one registry and identity (of one
+    contribution if given) whose events are not all read and verified yet, joined to their
+    verified log leaf (`LogProof`, None if none) and their read state (`EvidenceFetch`);
+    `verified_only`: only entries the log verified."""
+    q = (
+        select(*columns)
+        .select_from(RewardRecord)
+        .outerjoin(
+            LogProof,
+            (LogProof.registry_key == RewardRecord.registry_key)
+            & (LogProof.owner == RewardRecord.owner)
+            & (LogProof.cursor == RewardRecord.cursor),
+        )
+        .outerjoin(
+            EvidenceFetch,
+            (EvidenceFetch.registry_key == RewardRecord.registry_key)
+            & (EvidenceFetch.owner == RewardRecord.owner)
+            & (EvidenceFetch.cursor == RewardRecord.cursor),
+        )
+        .where(
+            RewardRecord.registry_key == registry_key,
+            RewardRecord.owner == owner,
+            EvidenceFetch.complete.is_not(True),
+        )
+    )
+    if contribution_id is not None:
+        q = q.where(RewardRecord.contribution_id == contribution_id)
+    return q.where(LogProof.cursor.is_not(None)) if verified_only else q
+
+
 def local_checker(ctx: ServiceContext, s: Session, registry_key: str, cid: str) -> LocalChecker:
     """The catalogued files of contribution `cid` of this registry, as submitted."""
     items = RegistryDirectory(ctx).item_ids(s, registry_key, {cid})
@@ -320,28 +358,7 @@ class EvidenceSync:
     def _open(self, columns: Any) -> Any:
         """Entries of this registry and identity whose events are not all read and verified
         (with a log: only those the log verified), in ledger order."""
-        q = (
-            select(*columns)
-            .select_from(RewardRecord)
-            .outerjoin(
-                LogProof,
-                (LogProof.registry_key == RewardRecord.registry_key)
-                & (LogProof.owner == RewardRecord.owner)
-                & (LogProof.cursor == RewardRecord.cursor),
-            )
-            .outerjoin(
-                EvidenceFetch,
-                (EvidenceFetch.registry_key == RewardRecord.registry_key)
-                & (EvidenceFetch.owner == RewardRecord.owner)
-                & (EvidenceFetch.cursor == RewardRecord.cursor),
-            )
-            .where(
-                RewardRecord.registry_key == self.registry_key,
-                RewardRecord.owner == self.owner,
-                EvidenceFetch.complete.is_not(True),
-            )
-        )
-        return q.where(LogProof.cursor.is_not(None)) if self.has_log else q
+        return open_entries(columns, self.registry_key, self.owner, verified_only=self.has_log)
 
     def _open_entries(self) -> list[tuple[RewardRecord, bytes | None, int | None]]:
         """As many open entries as one sync can read (each has at least one event), with

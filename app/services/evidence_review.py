@@ -18,7 +18,13 @@ from sqlalchemy import func, select, update
 
 from app.domain.errors import NotFoundError, UsageError
 from app.services.context import ServiceContext
-from app.services.evidence import anchor_of, entry_digest, event_digest, local_checker
+from app.services.evidence import (
+    anchor_of,
+    entry_digest,
+    event_digest,
+    local_checker,
+    open_entries,
+)
 from app.services.evidence_check import Claim, Status, label, span_text
 from app.services.rewards import RewardsReview, open_review
 from app.store.evidence_models import EvidenceEvent, EvidenceFetch
@@ -255,25 +261,8 @@ def listing(
 def entries_without_events(ctx: ServiceContext, registry_key: str, owner: str, cid: str) -> int:
     """Ledger entries of the contribution whose events have not been read yet."""
     with ctx.db.session() as s:
-        return int(
-            s.scalar(
-                select(func.count())
-                .select_from(RewardRecord)
-                .outerjoin(
-                    EvidenceFetch,
-                    (EvidenceFetch.registry_key == RewardRecord.registry_key)
-                    & (EvidenceFetch.owner == RewardRecord.owner)
-                    & (EvidenceFetch.cursor == RewardRecord.cursor),
-                )
-                .where(
-                    RewardRecord.registry_key == registry_key,
-                    RewardRecord.owner == owner,
-                    RewardRecord.contribution_id == cid,
-                    EvidenceFetch.complete.is_not(True),
-                )
-            )
-            or 0
-        )
+        q = open_entries((func.count(),), registry_key, owner, contribution_id=cid)
+        return int(s.scalar(q) or 0)
 
 
 @dataclass

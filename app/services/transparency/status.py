@@ -6,11 +6,13 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
 
 from app.services.context import ServiceContext
 from app.services.transparency.acceptance import ACCEPTANCE_PREFIX
 from app.store.rewards_models import RewardRecord
+from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogProof
 
 
@@ -78,22 +80,7 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
         )
         if last is None and fail is None:
             return None
-        rows = s.execute(
-            select(
-                RewardRecord.contribution_id,
-                func.count(LogProof.cursor),
-                func.count() - func.count(LogProof.cursor),
-            )
-            .outerjoin(
-                LogProof,
-                (LogProof.registry_key == RewardRecord.registry_key)
-                & (LogProof.owner == RewardRecord.owner)
-                & (LogProof.cursor == RewardRecord.cursor),
-            )
-            .where(RewardRecord.registry_key == registry_key, RewardRecord.owner == owner)
-            .group_by(RewardRecord.contribution_id)
-        ).all()
-        per = {cid: (int(v), int(p)) for cid, v, p in rows}
+        per = _per_contribution(s, registry_key, owner)
         failure: str | None = None
         failed: set[str] = set()
         if fail is not None and (last is None or _aware(fail.at) >= _aware(last.fetched_at)):
@@ -127,6 +114,46 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
             failure_what=None if failure is None or fail is None else fail.what,
             acceptances=accepted,
         )
+
+
+def _per_contribution(s: Session, registry_key: str, owner: str) -> dict[str, tuple[int, int]]:
+    """contribution id → (verified, pending) entries. The entries per contribution come from
+    the ledger rollup, the verified ones are counted on the proofs' key alone; only when some
+    are pending are they looked up, newest first (the entries the log did not hold yet at the
+    last sync are the newest), so the usual case reads no row of either table."""
+    totals = {
+        str(cid): int(n)
+        for cid, n in s.execute(
+            select(LedgerRollupTotal.contribution_id, func.sum(LedgerRollupTotal.entries))
+            .where(LedgerRollupTotal.registry_key == registry_key, LedgerRollupTotal.owner == owner)
+            .group_by(LedgerRollupTotal.contribution_id)
+        )
+    }
+    mine = (LogProof.registry_key == registry_key) & (LogProof.owner == owner)
+    verified = int(
+        s.scalar(select(func.count()).where(mine, LogProof.cursor < ACCEPTANCE_PREFIX)) or 0
+    ) + int(
+        s.scalar(
+            select(func.count()).where(mine, LogProof.cursor >= _after_prefix(ACCEPTANCE_PREFIX))
+        )
+        or 0
+    )
+    pending = sum(totals.values()) - verified
+    missing: dict[str, int] = {}
+    if pending > 0:
+        unproven = ~exists().where(
+            LogProof.registry_key == RewardRecord.registry_key,
+            LogProof.owner == RewardRecord.owner,
+            LogProof.cursor == RewardRecord.cursor,
+        )
+        for cid in s.scalars(
+            select(RewardRecord.contribution_id)
+            .where(RewardRecord.registry_key == registry_key, RewardRecord.owner == owner, unproven)
+            .order_by(RewardRecord.id.desc())
+            .limit(pending)
+        ):
+            missing[cid] = missing.get(cid, 0) + 1
+    return {cid: (n - missing.get(cid, 0), missing.get(cid, 0)) for cid, n in totals.items()}
 
 
 def _after_prefix(prefix: str) -> str:
