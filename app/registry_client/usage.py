@@ -20,9 +20,10 @@ from app.registry_client.api import (
     segment,
     too_many_pages,
 )
-from app.registry_client.http import UNREADABLE
+from app.registry_client.http import UNREADABLE, ApiRefused
 
-REWARDS_PAGE = 500
+REWARDS_PAGE = 5000  # ledger entries asked for per page (the reference registry: <= 10,000)
+OLD_REWARDS_PAGE = 1000  # the largest page of registries before larger pages were allowed
 MODELS_PAGE = 200
 # Every integer from the registry is 0 <= n <= MAX_INT (what SQLite stores); sums of them are
 # checked against the same bound before they are stored.
@@ -169,7 +170,13 @@ def rewards_after(
     params: dict[str, Any] = {"limit": limit}
     if after is not None:
         params["after"] = after
-    body = client.http.json("GET", "/v1/me/rewards", params=params)
+    try:
+        body = client.http.json("GET", "/v1/me/rewards", params=params)
+    except ApiRefused as exc:
+        if exc.status != 422 or limit <= OLD_REWARDS_PAGE:
+            raise
+        # A registry that allows at most 1,000 entries a page: ask it for that.
+        return rewards_after(client, after, limit=OLD_REWARDS_PAGE)
     raw = _items(body)
     if len(raw) > limit:
         raise _bad(f"{len(raw)} entries on a page of at most {limit}")

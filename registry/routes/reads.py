@@ -13,7 +13,8 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+import msgspec
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -38,6 +39,7 @@ router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
 DEFAULT_DAYS = 90
 MAX_RANGE_DAYS = 731
 CURSOR = r"^[0-9]{1,18}$"
+MAX_REWARDS_PAGE = 10_000  # ledger entries per page of GET /v1/me/rewards
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,40}$"
 
 
@@ -278,10 +280,13 @@ def my_rewards(
     session: DbSession,
     principal: CurrentPrincipal,
     after: Annotated[str | None, Query(pattern=CURSOR)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-) -> RewardsPage:
+    limit: Annotated[int, Query(ge=1, le=MAX_REWARDS_PAGE)] = 500,
+) -> Response:
     """Cursors are ledger ids, which become visible in increasing order, so a client that
-    stores `nextCursor` and asks again later sees every entry exactly once."""
+    stores `nextCursor` and asks again later sees every entry exactly once.
+
+    The page is encoded by msgspec (`RewardsPageOut`: the same JSON as `RewardsPage`, which
+    documents it), a fraction of pydantic's CPU per entry on pages of thousands."""
     start = int(after) if after is not None else 0
     settled = _settled(session)
     rows = session.execute(
@@ -296,14 +301,64 @@ def my_rewards(
     ).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    items = [_entry_out(r) for r in rows]
+    items = [_entry_struct(r) for r in rows]
     next_cursor = items[-1].cursor if items else after
-    return RewardsPage(
+    page = RewardsPageOut(
         items=items,
         nextCursor=next_cursor,
         hasMore=has_more,
-        settledThrough=settled[0],
+        settledThrough=SettledThroughOut(settled[0].sequence, settled[0].at),
         unsettledEvents=settled[1],
+    )
+    return Response(content=_ENCODER.encode(page), media_type="application/json")
+
+
+class RewardEntryOut(msgspec.Struct):
+    """`RewardEntry` for msgspec: the same field names, order and JSON."""
+
+    cursor: str
+    eventId: str
+    contributionId: str
+    modelId: str
+    method: str
+    amountMicro: int
+    at: datetime
+    demo: bool
+    events: int
+    digest: str | None
+
+
+class SettledThroughOut(msgspec.Struct):
+    sequence: int
+    at: datetime | None
+
+
+class RewardsPageOut(msgspec.Struct):
+    """`RewardsPage` for msgspec (the OpenAPI document describes `RewardsPage`)."""
+
+    items: list[RewardEntryOut]
+    nextCursor: str | None
+    hasMore: bool
+    settledThrough: SettledThroughOut
+    unsettledEvents: int
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _entry_struct(r: Any) -> RewardEntryOut:
+    at = r.at
+    return RewardEntryOut(
+        str(r.id),
+        r.event_id or "",
+        r.contribution_id or "",
+        r.model_id,
+        r.method or "",
+        r.amount_micro,
+        at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC),
+        bool(r.demo),
+        1 if r.events is None else int(r.events),
+        r.digest,
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.signing.rotation import build_rotation
 from registry.db.usage_models import LedgerEntry, UsageBucket
+from registry.routes.reads import RewardsPage
 from registry.usage_rules import MAX_BUCKET_EVENTS
 from tests.support.registry_actors import Contributor
 from tests.support.usage_data import UsageWorld, event, usage_world
@@ -158,7 +159,12 @@ def test_rewards_paging_returns_each_entry_once_and_only_mine(world: UsageWorld)
     op_page = world.client.get("/v1/me/rewards", headers=world.operator.headers).json()
     assert op_page["items"] == []
     assert world.client.get("/v1/me/rewards").status_code == 401
-    assert world.client.get("/v1/me/rewards?limit=5000", headers=a.headers).status_code == 422
+    assert world.client.get("/v1/me/rewards?limit=10001", headers=a.headers).status_code == 422
+    whole = world.client.get("/v1/me/rewards?limit=10000", headers=a.headers).json()
+    assert len(whole["items"]) == 4 and whole["hasMore"] is False
+    # The msgspec-encoded page is exactly what the documented pydantic model would write.
+    assert RewardsPage.model_validate(whole).model_dump(mode="json") == whole
+    assert whole["settledThrough"]["at"].endswith("Z") and whole["items"][0]["at"].endswith("Z")
     assert world.client.get("/v1/me/rewards?after=abc", headers=a.headers).status_code == 422
 
 

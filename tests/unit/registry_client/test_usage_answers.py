@@ -9,20 +9,24 @@ import pytest
 
 from app.domain.errors import RegistryUnavailable
 from app.registry_client import usage
+from app.registry_client.http import ApiRefused
 
 
 class FakeHttp:
-    def __init__(self, *answers: dict[str, Any]) -> None:
+    def __init__(self, *answers: dict[str, Any] | Exception) -> None:
         self.answers = list(answers)
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         self.calls.append((path, dict(kw.get("params", {}))))
-        return self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 class FakeClient:
-    def __init__(self, *answers: dict[str, Any]) -> None:
+    def __init__(self, *answers: dict[str, Any] | Exception) -> None:
         self.http = FakeHttp(*answers)
 
 
@@ -43,7 +47,17 @@ def test_a_page_of_rewards_is_parsed_exactly() -> None:
     page = usage.rewards_after(client, "6")  # type: ignore[arg-type]
     (e,) = page.items
     assert (e.cursor, e.amount_micro, e.at.tzinfo is not None) == ("7", 1234, True)
-    assert client.http.calls == [("/v1/me/rewards", {"limit": 500, "after": "6"})]
+    assert client.http.calls == [("/v1/me/rewards", {"limit": usage.REWARDS_PAGE, "after": "6"})]
+
+
+def test_a_registry_with_smaller_pages_is_asked_for_a_page_it_allows() -> None:
+    too_large = ApiRefused(422, "invalid_request", "limit: less than or equal to 1000")
+    client = FakeClient(too_large, {"items": [ENTRY], "nextCursor": "7", "hasMore": False})
+    page = usage.rewards_after(client, "6")  # type: ignore[arg-type]
+    assert [e.cursor for e in page.items] == ["7"]
+    assert [c[1]["limit"] for c in client.http.calls] == [usage.REWARDS_PAGE, 1000]
+    with pytest.raises(ApiRefused):  # any other refusal is the registry's answer
+        usage.rewards_after(FakeClient(ApiRefused(403, "forbidden", "no")), None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
