@@ -1,10 +1,14 @@
 """Transparency-log core (app.tlog): what the app and the registry do with the log, timed.
 
   verify   the app's sync: open a signed checkpoint and verify the inclusion proofs of 10,000
-           of its entries (leaf bytes hashed, proofs checked against the checkpoint's root)
+           of its entries (leaf bytes hashed, proofs checked against the checkpoint's root);
+           and what the app does now: the hash tiles holding them verified against the root
+           once (app.tlog.tileset), each leaf hash compared with its tile's (10,000 dense
+           leaves, and the random sample, the sparse case the app proves by proofs instead)
   audit    ``audit`` offline: 100,000 stored entries re-hashed and their stored proofs checked
            against the checkpoints they were synced with, every checkpoint's signature and the
-           consistency proof between each checkpoint and the next
+           consistency proof between each checkpoint and the next; and from stored tiles:
+           every stored tile re-verified, each entry's leaf hash against its tile
   append   the registry: leaves appended to a tiled log in settlement batches, every changed
            hash tile written (to memory)
 
@@ -44,6 +48,8 @@ from app.tlog import (  # noqa: E402
     verify_consistency,
     verify_inclusion,
 )
+from app.tlog.merkle import HASH_SIZE  # noqa: E402
+from app.tlog.tileset import TileSet, verify_stored_tiles  # noqa: E402
 
 ORIGIN = "registry.example/log"
 
@@ -143,12 +149,38 @@ def main() -> None:
         for i in mine:
             reader.inclusion_proof(i, leaf_hash(entries[i]))
 
+    def serve(need: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], bytes]:
+        return {(lv, ix, w): log.storage.read_tile(lv, ix)[: w * HASH_SIZE] for lv, ix, w in need}
+
+    start = rng.randrange(0, max(1, n - len(mine)))
+    dense = list(range(start, min(n, start + len(mine))))
+    tile_stats: dict[str, int] = {}
+
+    def by_tiles(which: list[int], name: str) -> Callable[[], None]:
+        def run() -> None:
+            cp, _ = open_checkpoint(cp_bytes, signer.verifier, ORIGIN)
+            ts = TileSet(cp.size, cp.root)
+            ts.ensure(which, serve)
+            for i in which:
+                if ts.leaf_hash_at(i) != leaf_hash(entries[i]):
+                    raise AssertionError(i)
+            tile_stats[name] = len(ts.added)
+
+        return run
+
     inputs = [len(entries[i]) + 1 for i in mine] + [65] * sum(len(p) for p in proofs)
     base = rounds(baseline(inputs), args.rounds)
     print(f"verify: checkpoint + {len(mine):,} inclusion proofs ({len(inputs):,} hashes)")
     show("one proof at a time", rounds(verify_each, args.rounds), base, 1.0)
     show("InclusionBatch (shared nodes)", rounds(verify_batch, args.rounds), base, 1.0)
     show("proofs computed from tiles", rounds(verify_tiles, args.rounds), base)
+    show("TileSet, the random sample", rounds(by_tiles(mine, "sparse"), args.rounds), base, 1.0)
+    show(f"TileSet, {len(dense):,} dense leaves", rounds(by_tiles(dense, "dense"), args.rounds),
+         base, 1.0)  # fmt: skip
+    print(
+        f"  (TileSet: {tile_stats['sparse']:,} tiles for the random sample, "
+        f"{tile_stats['dense']:,} for the dense leaves)"
+    )
     print(
         f"  (from tiles: {len(fetched):,} tiles fetched, "
         f"{sum(len(files[p]) for p in fetched) / 2**20:.1f} MiB, from memory here)"
@@ -204,6 +236,37 @@ def main() -> None:
     )
     show("one proof at a time", rounds(audit_each, args.rounds), base, 5.0)
     show("InclusionBatch per checkpoint", rounds(audit, args.rounds), base, 5.0)
+
+    # the same count of entries stored the way the app stores dense entries now: their tiles
+    # (verified at growing checkpoints, so partial right edges at several sizes) and leaves
+    start = rng.randrange(0, max(1, n - args.audit))
+    kept = list(range(start, min(n, start + args.audit)))
+    tiles: dict[tuple[int, int], bytes] = {}
+    tile_sizes: dict[tuple[int, int], int] = {}
+    roots: dict[int, bytes] = {}
+    for j in range(1, k + 1):
+        upto = kept[len(kept) * j // k - 1]
+        size = upto + 1 + (j < k)
+        roots[size] = log.source(size).root()
+        ts = TileSet(size, roots[size], tiles)
+        ts.ensure(kept[len(kept) * (j - 1) // k : len(kept) * j // k], serve)
+        for key, data in ts.added.items():
+            if len(data) > len(tiles.get(key, b"")):
+                tiles[key], tile_sizes[key] = data, size
+
+    def audit_tiles() -> None:
+        if verify_stored_tiles(tiles, tile_sizes, roots):
+            raise AssertionError("stored tiles do not verify")
+        for i in kept:
+            t, pos = divmod(i, 256)
+            if tiles[(0, t)][pos * 32 : pos * 32 + 32] != leaf_hash(entries[i]):
+                raise AssertionError(i)
+
+    inputs = [len(entries[i]) + 1 for i in kept] + [65] * len(kept)
+    base = rounds(baseline(inputs), args.rounds)
+    print(f"audit from stored tiles: {len(kept):,} dense entries, {len(tiles):,} stored tiles "
+          f"verified at {k} checkpoint sizes ({len(inputs):,} hashes)")  # fmt: skip
+    show("stored tiles + leaf hashes", rounds(audit_tiles, args.rounds), base, 5.0)
 
     # ---------------------------------------------------------------- append (registry)
     b = args.batch
