@@ -274,3 +274,39 @@ def test_migration_0012_down_and_up_keeps_every_leaf(world: UsageWorld) -> None:
     with world.sessions() as s:
         assert [(lf.kind, lf.ref, lf.data) for lf in translog.all_leaves(s)] == before
         assert translog.entry_bundle(s, size, 0, size) == bundle
+
+
+def test_migration_0014_stores_bundles_lz4_on_postgresql(world: UsageWorld) -> None:
+    """On PostgreSQL bundles are written lz4-compressed (stored out of line uncompressed
+    before); down and up again, the served bundle is the same bytes on either database."""
+    from alembic import command
+
+    from registry.db.session import alembic_config
+
+    _usage(world, "z", 12)
+    engine = world.sessions.kw["bind"]
+    with world.sessions() as s:
+        size = translog.tree_size(s)
+        bundle = translog.entry_bundle(s, size, 0, size)
+    assert bundle is not None and len(bundle) > 4096  # past PostgreSQL's TOAST threshold
+    postgres = engine.dialect.name == "postgresql"
+    column = (
+        "SELECT attstorage, attcompression FROM pg_attribute "
+        "WHERE attrelid = 'log_bundles'::regclass AND attname = 'data'"
+    )
+    if postgres:
+        with engine.connect() as c:
+            assert tuple(c.execute(text(column)).one()) == ("x", "l")
+            stored = c.execute(text("SELECT pg_column_compression(data) FROM log_bundles"))
+            assert stored.scalar_one() == "lz4"
+    command.downgrade(alembic_config(engine), "0013")
+    if postgres:
+        with engine.connect() as c:
+            assert tuple(c.execute(text(column)).one()) == ("e", "")
+    with world.sessions() as s:
+        assert translog.entry_bundle(s, size, 0, size) == bundle
+    command.upgrade(alembic_config(engine), "head")
+    _usage(world, "y", 2)  # the right-edge bundle is rewritten, lz4 again
+    with world.sessions() as s:
+        grown = translog.entry_bundle(s, translog.tree_size(s), 0, size)
+        assert grown == bundle
