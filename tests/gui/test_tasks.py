@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QThread
@@ -70,3 +72,53 @@ def test_cancel_reaches_the_worker(qtbot: Any) -> None:
     qtbot.waitUntil(lambda: bool(errors), timeout=5000)
     assert isinstance(errors[0], Cancelled)
     assert task.cancelled
+
+
+_RACE = """
+import sys, threading
+from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+from app.ui.adapters.tasks import TaskRunner
+
+app = QCoreApplication([])
+runner = TaskRunner()
+names = sys.argv[1].split(",")
+gate = threading.Barrier(len(names))
+errors, done = [], []
+
+def load(name):
+    gate.wait()  # every worker enters its package at the same moment
+    __import__(name)
+
+for name in names:
+    runner.start(load, name, on_error=errors.append, on_finished=lambda: done.append(1))
+loop = QEventLoop()
+QTimer.singleShot(20_000, loop.quit)
+timer = QTimer()
+timer.timeout.connect(lambda: len(done) == len(names) and loop.quit())
+timer.start(10)
+loop.exec()
+print(len(done), [repr(e) for e in errors])
+"""
+
+
+def test_workers_importing_one_package_at_once_get_whole_modules() -> None:
+    """At startup several workers import the services' packages at once (catalogue, identity,
+    automatic sync): each gets whole modules, never "partially initialized module" errors."""
+    import subprocess
+    import sys
+
+    names = (
+        "sqlalchemy.util,sqlalchemy.engine,sqlalchemy.event,sqlalchemy.orm,sqlalchemy,"
+        "httpx._client,keyring.backends,msgspec.json"
+    )
+    for _ in range(4):  # fresh interpreters: the race is in the first import
+        out = subprocess.run(
+            [sys.executable, "-c", _RACE, names],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[0] == "8" and out.stdout.strip().endswith("[]"), out.stdout
