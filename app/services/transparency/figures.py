@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, Integer, Text, case, cast, func, select, t
 from app.registry_client.http import ApiRefused
 from app.registry_client.usage import UsageWindow
 from app.store.rewards_models import RewardRecord
+from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogProof
 
 if TYPE_CHECKING:
@@ -231,12 +232,15 @@ def check_summary(sync: SyncSession, catch_up: CatchUp) -> None:
         return rows
 
     def totals() -> dict[Key, int]:
+        # the ledger rollup holds these sums per contribution, model and method, kept in the
+        # transaction that stores the entries (a few rows, not every entry)
         with sync.ctx.db.session() as s:
             found = s.execute(
-                select(RewardRecord.contribution_id, RewardRecord.model_id,
-                       func.sum(RewardRecord.amount_micro))
-                .where(mine)
-                .group_by(RewardRecord.contribution_id, RewardRecord.model_id)
+                select(LedgerRollupTotal.contribution_id, LedgerRollupTotal.model_id,
+                       func.sum(LedgerRollupTotal.amount_micro))
+                .where(LedgerRollupTotal.registry_key == sync.registry_key,
+                       LedgerRollupTotal.owner == sync.owner)
+                .group_by(LedgerRollupTotal.contribution_id, LedgerRollupTotal.model_id)
             ).all()  # fmt: skip
         return _sums(spread((0, c, m, v) for c, m, v in found), 0)
 

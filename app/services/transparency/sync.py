@@ -10,14 +10,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from app.registry_client.api import RegistryClient
 from app.registry_client.http import ApiRefused
 from app.registry_client.usage import RewardEntry, UsageWindow
 from app.services.context import ServiceContext
-from app.services.transparency.acceptance import verify_acceptances
+from app.services.transparency.acceptance import ACCEPTANCE_PREFIX, verify_acceptances
 from app.services.transparency.checkpoints import advance_checkpoint
 from app.services.transparency.failures import b64, hashes, record_failure, unb64
 from app.services.transparency.figures import CatchUp, check_summary, check_usage
@@ -334,6 +335,44 @@ class LogSync:
             for (level, idx), data in sorted(ts.added.items())
         ]  # fmt: skip
 
+    def _unproven(self, s: Session) -> Sequence[RewardRecord]:
+        """Stored entries without a verified inclusion. The entries and the proofs are counted
+        first (on their keys' indexes): when every entry has one, as after a sync that
+        verified everything, no entry is read."""
+        entries = s.scalar(
+            select(func.count()).where(
+                RewardRecord.registry_key == self.registry_key, RewardRecord.owner == self.owner
+            )
+        )
+        mine = (LogProof.registry_key == self.registry_key) & (LogProof.owner == self.owner)
+        proven = sum(
+            int(s.scalar(select(func.count()).where(mine, where)) or 0)
+            for where in (
+                LogProof.cursor < ACCEPTANCE_PREFIX,
+                LogProof.cursor >= ACCEPTANCE_PREFIX[:-1] + chr(ord(ACCEPTANCE_PREFIX[-1]) + 1),
+            )
+        )
+        if int(entries or 0) <= proven:
+            return []
+        return (
+            s.execute(
+                select(RewardRecord)
+                .outerjoin(
+                    LogProof,
+                    (LogProof.registry_key == RewardRecord.registry_key)
+                    & (LogProof.owner == RewardRecord.owner)
+                    & (LogProof.cursor == RewardRecord.cursor),
+                )
+                .where(
+                    RewardRecord.registry_key == self.registry_key,
+                    RewardRecord.owner == self.owner,
+                    LogProof.cursor.is_(None),
+                )
+            )
+            .scalars()
+            .all()
+        )
+
     def verify_acceptances(self, contribution_ids: Sequence[str]) -> None:
         """The acceptance leaf of each accepted contribution (app.services.transparency
         .acceptance)."""
@@ -348,25 +387,7 @@ class LogSync:
         """Verify stored entries still pending, then check the registry's summary figures
         against the entries it reported."""
         with self.ctx.db.session() as s:
-            rows = (
-                s.execute(
-                    select(RewardRecord)
-                    .outerjoin(
-                        LogProof,
-                        (LogProof.registry_key == RewardRecord.registry_key)
-                        & (LogProof.owner == RewardRecord.owner)
-                        & (LogProof.cursor == RewardRecord.cursor),
-                    )
-                    .where(
-                        RewardRecord.registry_key == self.registry_key,
-                        RewardRecord.owner == self.owner,
-                        LogProof.cursor.is_(None),
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            fields = {r.cursor: record_fields(r) for r in rows}
+            fields = {r.cursor: record_fields(r) for r in self._unproven(s)}
         self.pending = 0
         if fields:
             self.store(self._prove(fields))
