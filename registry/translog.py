@@ -472,26 +472,37 @@ def _store_checkpoint(session: Session, note: bytes, size: int) -> None:
 
 
 def _append_locked(session: Session, size: int, leaves: Sequence[Leaf]) -> int:
-    return _append_rows(session, size, [(leaf.kind, leaf.ref, leaf.data) for leaf in leaves])
+    return _append_rows(
+        session, size, [leaf.data for leaf in leaves], [(leaf.kind, leaf.ref) for leaf in leaves]
+    )
 
 
 def _append_rows(
-    session: Session, size: int, leaves: Sequence[tuple[str, str, bytes]], *, keyed: bool = True
+    session: Session,
+    size: int,
+    datas: Sequence[bytes],
+    names: Sequence[tuple[str, str]] | None,
+    *,
+    ledger_id: int | None = None,
 ) -> int:
-    """Append (kind, ref, leaf bytes) in the session's transaction, the lock held: hash tiles,
-    entry bundles, a signed checkpoint, and (if `keyed`) a `log_leaves` row per leaf naming
-    what it stands for (the caller records it otherwise: `log_ranges`)."""
+    """Append leaves (their bytes) in the session's transaction, the lock held: hash tiles,
+    entry bundles, a signed checkpoint, the new size (and `ledger_id` logged up to, if given),
+    and, with `names`, a `log_leaves` row per leaf naming what it stands for, (kind, ref)
+    (the caller records it otherwise: `log_ranges`)."""
     signer = _signer_locked(session)
     log = TiledLog(SessionTileStorage(session), size)
     sha = hashlib.sha256
-    datas = [data for _, _, data in leaves]
     start = log.append([sha(b"\x00" + data).digest() for data in datas])
     db = BulkDb(session)
     _write_bundles(db, start, datas)
-    if keyed:
-        _insert_leaves(db, [(start + i, k, r, d) for i, (k, r, d) in enumerate(leaves)])
+    if names is not None:
+        _insert_leaves(
+            db,
+            [(start + i, k, r, d) for i, ((k, r), d) in enumerate(zip(names, datas, strict=True))],
+        )
     _store_checkpoint(session, Checkpoint(signer.name, log.size, log.root()).sign(signer), log.size)
-    session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(size=log.size))
+    state = {"size": log.size} if ledger_id is None else {"size": log.size, "ledger_id": ledger_id}
+    session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(**state))
     return start
 
 
@@ -655,7 +666,7 @@ def log_entries(session: Session, rows: Sequence[Sequence[Any]]) -> int:
     ((lo, hi, n_new),) = db.fetch(
         "SELECT min(id), max(id), count(*) FROM ledger WHERE id > ?", (logged,)
     )
-    if n_new != len(rows) or any(r[1] == "contributor" and r[10] is None for r in rows):
+    if n_new != len(rows) or None in [r[10] for r in rows if r[1] == "contributor"]:
         return log_ledger(session)
     consecutive = int(hi) - int(lo) + 1 == len(rows)
     ids: Sequence[int] = (
@@ -665,9 +676,7 @@ def log_entries(session: Session, rows: Sequence[Sequence[Any]]) -> int:
             int(r[0]) for r in db.fetch("SELECT id FROM ledger WHERE id > ? ORDER BY id", (logged,))
         ]
     )
-    kind = KIND_LEDGER
-    leaves = [(kind, "", data) for data in _render_settled(ids, rows)]
-    start = _append_rows(session, size, leaves, keyed=False)
+    start = _append_rows(session, size, _render_settled(ids, rows), None, ledger_id=ids[-1])
     # one range per run of consecutive ids (a settlement's ids are one run)
     ranges: list[tuple[int, int, int]] = [(start, int(lo), len(rows))] if consecutive else []
     for n, entry_id in enumerate([] if consecutive else ids):
@@ -677,7 +686,6 @@ def log_entries(session: Session, rows: Sequence[Sequence[Any]]) -> int:
         else:
             ranges.append((start + n, entry_id, 1))
     db.insert(LOG_RANGES, ("idx", "ledger_id", "count"), ranges)
-    session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(ledger_id=ids[-1]))
     return len(rows)
 
 
