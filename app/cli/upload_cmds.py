@@ -69,6 +69,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "sync", help="refresh contribution states, usage and rewards from the registry"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--no-evidence",
+        action="store_true",
+        help="skip this sync's share of reading and checking the events behind the rewards "
+        "(by default a bounded share, after the sync's report)",
+    )
     _passphrase_arg(p)
     p.set_defaults(func=lazy_handler(_HANDLERS, "cmd_sync"))
 

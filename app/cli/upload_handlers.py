@@ -11,12 +11,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.identity_cmds import Passphrases
 from app.cli.output import human_size, print_json
 from app.domain.money import format_micro
-from app.domain.states import JobKind, JobState
+from app.domain.states import JobKind, JobState, State
 from app.domain.text import display_text
 from app.domain.units import KB, method_label, plural
 from app.services.context import ServiceContext
@@ -28,6 +28,9 @@ from app.services.uploads import (
     RegistryStatus,
     UploadQueue,
 )
+
+if TYPE_CHECKING:
+    from app.services.rewards import SyncReport
 
 EXIT_OK, EXIT_BAD_DATA, EXIT_REGISTRY = 0, 3, 4
 JOBS_SHOWN = 20
@@ -244,12 +247,18 @@ def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
     try:
         changes = queue.sync()
         owner = current_owner(ctx)
-        report = evidence = None
+        report = evidence = rewards_sync = None
+        progress = None if args.json else _progress_line()
         if owner is not None:
-            progress = None if args.json else _progress_line()
             rewards_sync = RewardsSync(ctx, queue.client, owner)
             report = rewards_sync.run(progress)
-            evidence = rewards_sync.evidence
+            if progress is not None:
+                progress("")
+        if not args.json:
+            _print_sync(changes, report)
+        # After the report: this sync's bounded share of the events behind the entries.
+        if rewards_sync is not None and not args.no_evidence:
+            evidence = rewards_sync.continue_evidence(progress)
             if progress is not None:
                 progress("")
     finally:
@@ -278,15 +287,6 @@ def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
             }
         )
         return EXIT_OK
-    for item_id, state in changes:
-        print(f"#{item_id}: {state.value}")
-    if report is not None and report.new_entries:
-        print(
-            f"Rewards: {report.new_entries:,} new entries, "
-            f"+{format_micro(report.new_reward_micro)} (see: contributor-desk rewards)"
-        )
-    elif not changes:
-        print("Nothing to sync.")
     if evidence is not None and evidence.events:
         more = (
             f"; {evidence.entries_left:,} entries left for the next syncs"
@@ -298,6 +298,19 @@ def cmd_sync(args: argparse.Namespace, ctx: ServiceContext) -> int:
             "(see: contributor-desk evidence ID)"
         )
     return EXIT_OK
+
+
+def _print_sync(changes: list[tuple[int, State]], report: SyncReport | None) -> None:
+    for item_id, state in changes:
+        print(f"#{item_id}: {state.value}")
+    if report is not None and report.new_entries:
+        print(
+            f"Rewards: {report.new_entries:,} new entries, "
+            f"+{format_micro(report.new_reward_micro)} (see: contributor-desk rewards)"
+        )
+    elif not changes:
+        print("Nothing to sync.")
+    sys.stdout.flush()
 
 
 def _progress_line() -> Callable[[str], None] | None:

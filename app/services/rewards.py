@@ -45,7 +45,12 @@ from app.registry_client.usage import (
     usage_window,
 )
 from app.services.context import ServiceContext
-from app.services.evidence import EvidenceReport, EvidenceSync
+from app.services.evidence import (
+    MAX_EVENTS_PER_SYNC,
+    MAX_SECONDS,
+    EvidenceReport,
+    EvidenceSync,
+)
 from app.services.registry_identity import RegistryDirectory
 from app.services.rewards_checks import (
     MAX_STORED_INT,
@@ -61,7 +66,6 @@ from app.store.rewards_models import (
     STREAM_REWARDS,
     URL_KEY_PREFIX,
     KnownModel,
-    RewardRecord,
     SyncCursor,
     UsageDay,
     url_key,
@@ -104,6 +108,20 @@ def _usage_stream(contribution_id: str) -> str:
     return f"usage:{contribution_id}"
 
 
+# A page of ledger entries in one executemany; an entry the copy has already stays as stored.
+_INSERT_ENTRIES = (
+    "INSERT INTO reward_entries (registry_key, owner, cursor, event_id, contribution_id, "
+    "model_id, method, amount_micro, at, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (registry_key, owner, cursor) DO NOTHING"
+)
+
+
+def _stored_at(at: datetime) -> str:
+    """A time as SQLAlchemy's SQLite DateTime stores it ("YYYY-MM-DD HH:MM:SS.ffffff", the
+    wall time as given): the rows read back exactly like those the ORM writes."""
+    return at.isoformat(" ", "microseconds")[:26]
+
+
 class RewardsSync:
     """One sync of usage and rewards for `owner` (a key fingerprint) at `client`'s registry.
 
@@ -126,7 +144,15 @@ class RewardsSync:
         self._settled: int | None = None  # the settled position on the last ledger page read
         self.evidence: EvidenceReport | None = None
 
-    def run(self, progress: ProgressFn | None = None, *, today: date | None = None) -> SyncReport:
+    def run(
+        self,
+        progress: ProgressFn | None = None,
+        *,
+        today: date | None = None,
+        evidence: bool = False,
+    ) -> SyncReport:
+        """The sync; with `evidence`, its share of the entries' events too before returning
+        (otherwise the caller runs `continue_evidence` after showing the report)."""
         say = progress or (lambda _msg: None)
         say("Registry")
         self.registry = self.directory.learn(self.client, demo=self.demo)
@@ -160,11 +186,34 @@ class RewardsSync:
             self.log.finish(lambda: self._catch_up(say))
         entries, amount = entries + self._late[0], amount + self._late[1]
         cursor = self._late_cursor or cursor
-        # The events behind the verified entries, a bounded share per sync (app.services.evidence).
+        report = SyncReport(entries, amount, len(contributions), models, cursor)
+        if evidence:
+            self.continue_evidence(say)
+        return report
+
+    def continue_evidence(
+        self,
+        progress: ProgressFn | None = None,
+        *,
+        max_events: int = MAX_EVENTS_PER_SYNC,
+        max_seconds: float = MAX_SECONDS,
+    ) -> EvidenceReport:
+        """After `run`: the events behind the verified entries, a bounded share that goes on
+        where the last one stopped (app.services.evidence). Not part of the sync itself: the
+        GUI runs it in the background once the sync's numbers are shown, the CLI after its
+        report."""
+        if not self.registry:
+            raise RuntimeError("continue_evidence runs after a sync")
         self.evidence = EvidenceSync(
-            self._ctx, self.client, self.registry, self.owner, has_log=self.log is not None
-        ).run(say)
-        return SyncReport(entries, amount, len(contributions), models, cursor)
+            self._ctx,
+            self.client,
+            self.registry,
+            self.owner,
+            has_log=self.log is not None,
+            max_events=max_events,
+            max_seconds=max_seconds,
+        ).run(progress)
+        return self.evidence
 
     def _catch_up(self, say: ProgressFn) -> None:
         """Entries written since the ledger was read (a figure read later may count them)."""
@@ -248,51 +297,35 @@ class RewardsSync:
         return int(total or 0)
 
     def _store_page(self, page: RewardsPage, after: str | None) -> tuple[int, int]:
-        """The page's entries, their rollups and the cursor after them, in one transaction."""
+        """The page's entries, their rollups and the cursor after them, in one transaction:
+        one executemany of plain rows (an entry the copy already has is kept as it is), then
+        the rollups of the rows it added, summed in SQL."""
         with self._ctx.db.session() as s:
             row = self._cursor(s, STREAM_REWARDS)
             if (row.cursor if row else None) != after:  # another sync got here first
                 return 0, 0
             if page.items:
-                have = set(
-                    s.scalars(
-                        select(RewardRecord.cursor).where(
-                            RewardRecord.registry_key == self.registry,
-                            RewardRecord.owner == self.owner,
-                            RewardRecord.cursor.in_([e.cursor for e in page.items]),
-                        )
-                    )
-                )
-                s.execute(
-                    sqlite_insert(RewardRecord).on_conflict_do_nothing(
-                        index_elements=["registry_key", "owner", "cursor"]
-                    ),
+                before = rollups.last_ledger_id(s)
+                key, owner = self.registry, self.owner
+                s.connection().exec_driver_sql(
+                    _INSERT_ENTRIES,
                     [
-                        {
-                            "registry_key": self.registry,
-                            "owner": self.owner,
-                            "cursor": e.cursor,
-                            "event_id": e.event_id,
-                            "contribution_id": e.contribution_id,
-                            "model_id": e.model_id,
-                            "method": e.method,
-                            "amount_micro": e.amount_micro,
-                            "at": e.at,
-                            "demo": e.demo,
-                        }
+                        (
+                            key,
+                            owner,
+                            e.cursor,
+                            e.event_id,
+                            e.contribution_id,
+                            e.model_id,
+                            e.method,
+                            e.amount_micro,
+                            _stored_at(e.at),
+                            1 if e.demo else 0,
+                        )
                         for e in page.items
                     ],
                 )
-                rollups.add_ledger(
-                    s,
-                    self.registry,
-                    self.owner,
-                    (
-                        (e.at.date(), e.contribution_id, e.model_id, e.method, e.amount_micro)
-                        for e in page.items
-                        if e.cursor not in have
-                    ),
-                )
+                rollups.add_new_ledger(s, before)
             self._set_cursor(s, STREAM_REWARDS, page.next_cursor or after)
             s.commit()
         return len(page.items), sum(e.amount_micro for e in page.items)

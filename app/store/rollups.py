@@ -223,6 +223,42 @@ def add_ledger(s: Session, registry_key: str, owner: str, entries: Iterable[Ledg
     )
 
 
+# The ledger entries one insert added (ids after `:after_id`: new rows get higher ids, and the
+# caller's transaction is the only writer) summed into the rollups, grouped in SQL.
+_ADD_NEW_LEDGER_SQL = (
+    """INSERT INTO ledger_rollup_days (registry_key, owner, contribution_id, day, model_id,
+         method, amount_micro, entries)
+       SELECT registry_key, owner, contribution_id, substr(at, 1, 10), model_id, method,
+              sum(amount_micro), count(*)
+       FROM reward_entries WHERE id > :after_id
+       GROUP BY registry_key, owner, contribution_id, substr(at, 1, 10), model_id, method
+       ON CONFLICT (registry_key, owner, contribution_id, day, model_id, method) DO UPDATE
+       SET amount_micro = amount_micro + excluded.amount_micro,
+           entries = entries + excluded.entries""",
+    """INSERT INTO ledger_rollup_totals (registry_key, owner, contribution_id, model_id,
+         method, amount_micro, entries)
+       SELECT registry_key, owner, contribution_id, model_id, method, sum(amount_micro),
+              count(*)
+       FROM reward_entries WHERE id > :after_id
+       GROUP BY registry_key, owner, contribution_id, model_id, method
+       ON CONFLICT (registry_key, owner, contribution_id, model_id, method) DO UPDATE
+       SET amount_micro = amount_micro + excluded.amount_micro,
+           entries = entries + excluded.entries""",
+)
+
+
+def last_ledger_id(s: Session) -> int:
+    """The highest local ledger entry id (0: none): `add_new_ledger` sums the rows after it."""
+    return int(s.execute(text("SELECT coalesce(max(id), 0) FROM reward_entries")).scalar() or 0)
+
+
+def add_new_ledger(s: Session, after_id: int) -> None:
+    """Add the ledger entries stored after id `after_id` in the caller's transaction (from
+    `last_ledger_id` before the insert) to the rollups, each once."""
+    for sql in _ADD_NEW_LEDGER_SQL:
+        s.execute(text(sql), {"after_id": after_id})
+
+
 # -- usage days --------------------------------------------------------------------------------
 
 DayKey = tuple[date, str, str]  # (day, model, method)

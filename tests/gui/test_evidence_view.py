@@ -36,7 +36,7 @@ def _synced_desk(tmp_path: Path, data_dir: Path) -> tuple[RegistryProcess, Desk,
     assert owner is not None
     client = make_client(desk.ctx)
     try:  # the sync the GUI runs (F5 / on start): the same service
-        RewardsSync(desk.ctx, client, owner.fingerprint).run()
+        RewardsSync(desk.ctx, client, owner.fingerprint).run(evidence=True)
     finally:
         client.close()
     return registry, desk, item

@@ -112,6 +112,13 @@ def test_first_visit_syncs_from_the_registry_and_f5_fetches_new_usage(
         entries = entry_count(desk.ctx)
         win = MainWindow(Services(desk.ctx), theme, check_registry_on_start=False)
         qtbot.addWidget(win)
+        # The evidence share runs on a worker after the sync: the page has its numbers first.
+        checked: list[tuple[Any, int | None]] = []
+        win.rewards_sync.evidenceChecked.connect(
+            lambda report: checked.append(
+                (report, None if win._rewards is None else win._rewards.overview.entries)
+            )
+        )
         win.show()
         win.show_page("rewards")  # never synced: the page syncs by itself
         qtbot.waitUntil(
@@ -123,6 +130,10 @@ def test_first_visit_syncs_from_the_registry_and_f5_fetches_new_usage(
             timeout=30_000,
         )
         view = win._rewards
+        qtbot.waitUntil(lambda: bool(checked), timeout=30_000)
+        (report, shown), *_ = checked
+        assert shown == entries and report.events == 80 and report.entries_left == 0
+        assert "Evidence: 80 events checked" in win.statusBar().currentMessage()
         assert view.stack.currentIndex() == 1
         assert {view.by_contribution.item(r, 0).text() for r in range(2)} == {
             "#1  wrens",

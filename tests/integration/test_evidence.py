@@ -95,7 +95,7 @@ def _sync(desk: Desk) -> RewardsSync:
     client = make_client(desk.ctx)
     try:
         sync = RewardsSync(desk.ctx, client, owner.fingerprint)
-        sync.run()
+        sync.run(evidence=True)
         return sync
     finally:
         client.close()

@@ -8,13 +8,16 @@ come from the same service as `contributor-desk rewards` (RewardsReview, found b
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from pathlib import Path
 
 from app.domain.errors import IdentityError
+from app.registry_client.api import RegistryClient
 from app.services.context import ServiceContext
+from app.services.evidence import EvidenceReport
 from app.services.evidence_review import EvidenceListing
 from app.services.evidence_review import listing as evidence_listing
 from app.services.evidence_review import resolve as resolve_contribution
@@ -60,6 +63,8 @@ class GuiRewards:
         self._ctx = ctx
         self._demo_seed = demo_seed  # simulates demo usage; a no-op outside demo mode
         self._is_demo = is_demo  # the registry is the embedded demo registry
+        self._lock = threading.Lock()
+        self._pending: tuple[RewardsSync, RegistryClient] | None = None  # continue_evidence
 
     def sync(self, passphrase: str | None = None) -> RewardsOverview | None:
         """Pull usage and rewards (demo mode first simulates usage for accepted
@@ -73,10 +78,35 @@ class GuiRewards:
         self._demo_seed()
         client = make_client(self._ctx, passphrase=passphrase)
         try:
-            RewardsSync(self._ctx, client, owner, demo=self._is_demo()).run()
+            sync = RewardsSync(self._ctx, client, owner, demo=self._is_demo())
+            sync.run()
+        except BaseException:
+            client.close()
+            raise
+        self._hand_over(sync, client)
+        return self._page(self._review(owner), None)
+
+    def _hand_over(self, sync: RewardsSync, client: RegistryClient) -> None:
+        """The last sync and its signed-in client, for `continue_evidence` (an earlier one
+        never continued is dropped: the next continuation goes on where the last stopped)."""
+        with self._lock:
+            earlier, self._pending = self._pending, (sync, client)
+        if earlier is not None:
+            earlier[1].close()
+
+    def continue_evidence(self) -> EvidenceReport | None:
+        """After the sync's numbers are shown (on a worker): its bounded share of reading and
+        checking the events behind the entries (app.services.evidence), continuing where
+        the last share stopped. None when there is no sync to continue."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        sync, client = pending
+        try:
+            return sync.continue_evidence()
         finally:
             client.close()
-        return self._page(self._review(owner), None)
 
     def overview(self, contribution_id: str | None = None) -> RewardsOverview | None:
         """What the catalogue holds (works offline), for all contributions or one, with the

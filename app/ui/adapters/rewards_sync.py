@@ -1,7 +1,9 @@
 """When the window syncs usage and rewards, and what the Rewards page and status bar then show.
 
 Syncs run at start, every N minutes (Settings) and on F5 / the page's Sync button; the page
-shows the catalogue's synced copy (no network) whenever it is opened. The automatic syncs are
+shows the catalogue's synced copy (no network) whenever it is opened. Once a sync's numbers
+are shown, its share of the evidence (the events behind the entries) is read and checked on
+a worker, so the sync itself never waits for it. The automatic syncs are
 quiet (an unreachable registry is a status-bar line, not a dialog) and never ask for a
 passphrase: a key in an encrypted file that this session has not unlocked waits for F5.
 
@@ -25,6 +27,7 @@ from app.ui.text import as_utc
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QComboBox
 
+    from app.services.evidence import EvidenceReport
     from app.services.rewards import RewardsOverview
     from app.services.usage_history import CsvReport
     from app.ui.adapters.services import Services
@@ -51,6 +54,7 @@ class RewardsSync(QObject):
     message = Signal(str, int)  # a transient status-bar message and its timeout (ms)
     registryUnavailable = Signal(object)  # a sync found the registry unreachable
     refreshRequested = Signal()  # a sync also re-reads the catalogue and the registry state
+    evidenceChecked = Signal(object)  # an EvidenceReport: the share checked after a sync
 
     def __init__(
         self,
@@ -67,6 +71,7 @@ class RewardsSync(QObject):
         self.unlocker = unlocker
         self.page: RewardsPage | None = None
         self.syncing = False
+        self.evidence_running = False  # the evidence share after a sync is on a worker
         self._quiet = False  # the automatic first sync fails without a dialog
         self._offline: str | None = None  # why the registry was last unreachable
         self.timer = QTimer(self)
@@ -221,6 +226,35 @@ class RewardsSync(QObject):
             self.message.emit(
                 "Catalogue refreshed. Create your identity to sync usage and rewards.", 6000
             )
+            return
+        self._continue_evidence()
+
+    def _continue_evidence(self) -> None:
+        """The sync's numbers are shown: now, on a worker, its bounded share of the events
+        behind the entries (read and checked against the local files), continuing where the
+        last share stopped; the status bar says what it checked."""
+        self.evidence_running = True
+
+        def checked(report: EvidenceReport | None) -> None:
+            self.evidence_running = False
+            if report is None:
+                return
+            self.evidenceChecked.emit(report)
+            if report.events:
+                left = report.entries_left
+                more = f"; {left:,} entries left for the next syncs" if left else ""
+                self.message.emit(
+                    f"Evidence: {report.events:,} events checked against your files{more}", 8000
+                )
+
+        def failed(exc: BaseException) -> None:
+            self.evidence_running = False
+            log.warning("evidence not continued: %s", exc)
+            self.message.emit(f"Evidence not checked: {exc}", 8000)
+
+        self.runner.start(
+            self.services.rewards.continue_evidence, on_result=checked, on_error=failed
+        )
 
     def _failed(self, exc: BaseException) -> None:
         self._finished("Last sync: failed")
