@@ -41,9 +41,15 @@ def check_registry(url: str, timeout: float = HEALTH_TIMEOUT_S) -> HealthResult:
     try:
         health = client.health(retry=False)
     except RegistryUnavailable as exc:
+        # The client's message names the address already ("cannot reach the registry at …",
+        # "the registry at … did not answer in time"): say what happened once.
+        said = exc.message
+        if said.startswith("cannot reach the registry"):
+            said = f"the registry at {url} is unreachable"
+        elif url not in said:
+            said = f"the registry at {url} is unreachable ({said})"
         raise RegistryUnavailable(
-            f"the registry at {url} is unreachable ({exc.message})",
-            hint="check the address and your connection, then test again",
+            said, hint="check the address and your connection, then try again"
         ) from exc
     except KnownError as exc:
         raise RegistryUnavailable(

@@ -67,11 +67,13 @@ def test_an_address_that_is_not_http_is_a_usage_error() -> None:
         check_registry("ftp://example.org")
 
 
-def test_nobody_listening_is_unreachable() -> None:
+def test_nobody_listening_is_unreachable_and_the_address_is_named_once() -> None:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(RegistryUnavailable, match="unreachable"):
-        check_registry(f"http://127.0.0.1:{port}", timeout=1.0)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(RegistryUnavailable) as caught:
+        check_registry(url, timeout=1.0)
+    assert caught.value.message == f"the registry at {url} is unreachable"
+
