@@ -261,6 +261,28 @@ def add_new_ledger(s: Session, after_id: int) -> None:
 
 # -- usage days --------------------------------------------------------------------------------
 
+# Plain executemany statements (a window's days, and their rollups added per owner).
+_INSERT_USAGE_DAYS = (
+    "INSERT INTO usage_days (registry_key, contribution_id, day, model_id, method, events, "
+    "share_ppm, reward_micro) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ADD_USAGE_DAYS = (
+    "INSERT INTO usage_rollup_days (registry_key, owner, day, model_id, method, rows, events, "
+    "share_ppm, reward_micro) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (registry_key, owner, day, model_id, method) DO UPDATE SET "
+    "rows = rows + excluded.rows, events = events + excluded.events, "
+    "share_ppm = share_ppm + excluded.share_ppm, "
+    "reward_micro = reward_micro + excluded.reward_micro"
+)
+_ADD_USAGE_CONTRIBUTION_DAYS = (
+    "INSERT INTO usage_rollup_contributions (registry_key, owner, contribution_id, day, rows, "
+    "events, share_ppm, reward_micro) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (registry_key, owner, contribution_id, day) DO UPDATE SET "
+    "rows = rows + excluded.rows, events = events + excluded.events, "
+    "share_ppm = share_ppm + excluded.share_ppm, "
+    "reward_micro = reward_micro + excluded.reward_micro"
+)
+
 DayKey = tuple[date, str, str]  # (day, model, method)
 Amounts = tuple[int, int, int]  # (events, share ppm, reward micro)
 
@@ -324,20 +346,11 @@ def replace_usage_window(
             UsageDay.day <= until,
         )
     )
-    if new:
-        s.execute(
-            sqlite_insert(UsageDay),
+    if new:  # one plain executemany (dates as SQLAlchemy's SQLite Date stores them)
+        s.connection().exec_driver_sql(
+            _INSERT_USAGE_DAYS,
             [
-                {
-                    "registry_key": registry_key,
-                    "contribution_id": contribution_id,
-                    "day": d,
-                    "model_id": mid,
-                    "method": method,
-                    "events": v[0],
-                    "share_ppm": v[1],
-                    "reward_micro": v[2],
-                }
+                (registry_key, contribution_id, d.isoformat(), mid, method, v[0], v[1], v[2])
                 for (d, mid, method), v in new.items()
             ],
         )
@@ -389,54 +402,18 @@ def _add_usage(
         acc = per_day.setdefault(d, [0, 0, 0, 0])
         for n in range(4):
             acc[n] += v[n]
-    day_stmt = sqlite_insert(UsageRollupDay)
-    s.execute(
-        day_stmt.on_conflict_do_update(
-            index_elements=["registry_key", "owner", "day", "model_id", "method"],
-            set_={
-                "rows": UsageRollupDay.rows + day_stmt.excluded.rows,
-                "events": UsageRollupDay.events + day_stmt.excluded.events,
-                "share_ppm": UsageRollupDay.share_ppm + day_stmt.excluded.share_ppm,
-                "reward_micro": UsageRollupDay.reward_micro + day_stmt.excluded.reward_micro,
-            },
-        ),
+    run = s.connection().exec_driver_sql
+    run(
+        _ADD_USAGE_DAYS,
         [
-            {
-                "registry_key": registry_key,
-                "owner": owner,
-                "day": d,
-                "model_id": mid,
-                "method": method,
-                "rows": v[0],
-                "events": v[1],
-                "share_ppm": v[2],
-                "reward_micro": v[3],
-            }
+            (registry_key, owner, d.isoformat(), mid, method, v[0], v[1], v[2], v[3])
             for (d, mid, method), v in delta.items()
         ],
     )
-    c_stmt = sqlite_insert(UsageRollupContribution)
-    s.execute(
-        c_stmt.on_conflict_do_update(
-            index_elements=["registry_key", "owner", "contribution_id", "day"],
-            set_={
-                "rows": UsageRollupContribution.rows + c_stmt.excluded.rows,
-                "events": UsageRollupContribution.events + c_stmt.excluded.events,
-                "share_ppm": UsageRollupContribution.share_ppm + c_stmt.excluded.share_ppm,
-                "reward_micro": UsageRollupContribution.reward_micro + c_stmt.excluded.reward_micro,
-            },
-        ),
+    run(
+        _ADD_USAGE_CONTRIBUTION_DAYS,
         [
-            {
-                "registry_key": registry_key,
-                "owner": owner,
-                "contribution_id": contribution_id,
-                "day": d,
-                "rows": v[0],
-                "events": v[1],
-                "share_ppm": v[2],
-                "reward_micro": v[3],
-            }
+            (registry_key, owner, contribution_id, d.isoformat(), v[0], v[1], v[2], v[3])
             for d, v in per_day.items()
         ],
     )
