@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.store.rewards_models import RewardRecord, SyncCursor
+from app.store.rewards_models import SyncCursor
 from app.store.rollups import USAGE_STREAM_PREFIX
 
 # The mark's stream (not "usage:<id>": those name contributions).
@@ -54,13 +54,21 @@ def parse_mark(text: str | None) -> UsageMark | None:
     return UsageMark(int(seq), int(last))
 
 
+LAST_ENTRY_SQL = (
+    "SELECT id FROM reward_entries NOT INDEXED WHERE registry_key = :key AND owner = :owner "
+    "ORDER BY id DESC LIMIT 1"
+)
+EARLIEST_NEW_SQL = (
+    "SELECT contribution_id, min(at) FROM reward_entries NOT INDEXED "
+    "WHERE id > :after AND registry_key = :key AND owner = :owner GROUP BY contribution_id"
+)
+
+
 def last_entry(s: Session, registry: str, owner: str) -> int:
     """The local id of the last ledger entry stored for `owner` at `registry` (0: none)."""
-    found = s.scalar(
-        select(func.max(RewardRecord.id)).where(
-            RewardRecord.registry_key == registry, RewardRecord.owner == owner
-        )
-    )
+    # Backwards along the ids (NOT INDEXED): the rows at the end are the last sync's, so this
+    # stops at once, where the (registry, owner, cursor) index would visit every entry.
+    found = s.execute(text(LAST_ENTRY_SQL), {"key": registry, "owner": owner}).scalar()
     return int(found or 0)
 
 
@@ -94,16 +102,12 @@ def plan_usage(
     if mark is None or settled_seq is None or settled_seq < mark.settled_seq or adopted:
         return UsagePlan(frozenset(contributions), {})
     earliest: dict[str, date] = {}
+    # The entries after the mark by their ids (NOT INDEXED: a range of the table, where the
+    # contribution index would visit every entry of the registry).
     for cid, at in s.execute(
-        select(RewardRecord.contribution_id, func.min(RewardRecord.at))
-        .where(
-            RewardRecord.registry_key == registry,
-            RewardRecord.owner == owner,
-            RewardRecord.id > mark.last_entry,
-        )
-        .group_by(RewardRecord.contribution_id)
+        text(EARLIEST_NEW_SQL), {"after": mark.last_entry, "key": registry, "owner": owner}
     ):
-        earliest[str(cid)] = at.date()
+        earliest[str(cid)] = date.fromisoformat(str(at)[:10])  # as stored: "YYYY-MM-DD …"
     moment = now or datetime.now(UTC)
     stale = {c for c, at in streams.items() if _aware(at) <= moment - STALE_AFTER}
     full = never | (stale & set(contributions))

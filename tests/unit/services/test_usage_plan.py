@@ -7,10 +7,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.services.context import ServiceContext
-from app.services.usage_plan import UsageMark, parse_mark, plan_usage
+from app.services.usage_plan import (
+    EARLIEST_NEW_SQL,
+    LAST_ENTRY_SQL,
+    UsageMark,
+    last_entry,
+    parse_mark,
+    plan_usage,
+)
 from app.store.rewards_models import RewardRecord
 
 KEY, OWNER = "reg", "f" * 64
@@ -73,3 +81,27 @@ def test_without_a_usable_mark_every_window_is_read(
 def test_a_mark_that_is_not_two_numbers_is_no_mark(text: str | None) -> None:
     assert parse_mark(text) is None
     assert parse_mark("12:3") == UsageMark(12, 3)
+
+
+def test_the_plan_reads_the_entries_after_the_mark_by_their_ids(session: Session) -> None:
+    """The last entry and the entries after the mark are a range of ids read from the end,
+    never a walk over every entry of the registry in an index (a no-op sync stays fast)."""
+    for sql in (LAST_ENTRY_SQL, EARLIEST_NEW_SQL):
+        plan = " ".join(
+            str(row[-1])
+            for row in session.execute(
+                text("EXPLAIN QUERY PLAN " + sql), {"key": KEY, "owner": OWNER, "after": 0}
+            )
+        )
+        assert "INDEX" not in plan.replace("INTEGER PRIMARY KEY", ""), plan
+    other = _entry(session, 1, "c1", date(2026, 12, 1))
+    session.execute(  # another identity's entry after it: the backwards read passes it by
+        text(
+            "INSERT INTO reward_entries (registry_key, owner, cursor, event_id, "
+            "contribution_id, model_id, method, amount_micro, at, demo) VALUES "
+            "(:k, 'someone', '9', 's9', 'c9', 'm', 'influence', 1, '2026-12-02 00:00:00', 0)"
+        ),
+        {"k": KEY},
+    )
+    assert last_entry(session, KEY, OWNER) == other
+    assert last_entry(session, KEY, "nobody") == 0
