@@ -16,11 +16,14 @@ settled (`registry.settlement.settle_once`, chunks of --chunk events), timed.
    PostgreSQL backend's), the log's share of settlement wall and CPU time per round (with
    vs without of the same round; target <= 10 %), the log's CPU per event and per leaf,
    the 1-minute load average over the rounds.
-2. Fill (--fill N): ingest and settle in steps of --step events up to N events in one
+2. Steps (--steps): each step of the log append alone over one settlement chunk's real rows,
+   CPU µs per leaf (rendering, leaf hashes, hash tiles, bundle framing) next to the bare
+   SHA-256 work: the log's floor whatever the storage.
+3. Fill (--fill N): ingest and settle in steps of --step events up to N events in one
    database; settlement events/s of each step (so the rate at 100k, 200k, ... 1M stored).
 
 Usage: .venv/bin/python bench/translog_bench.py [--db sqlite|postgres] [--events 100000]
-       [--rounds 5] [--chunk 5000] [--fill 1000000 --step 100000] [--profile OUT]
+       [--rounds 5] [--chunk 5000] [--fill 1000000 --step 100000] [--profile OUT] [--steps]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import hashlib
 import os
 import pstats
 import shutil
@@ -47,6 +51,8 @@ import ingest_bench as ib  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
+from app.tlog import TiledLog  # noqa: E402
+from app.tlog.tiles import MemoryTileStorage  # noqa: E402
 from registry import settlement, translog  # noqa: E402
 from registry.bulkdb import BulkDb  # noqa: E402
 
@@ -199,6 +205,64 @@ def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None
     print(f"[{label}]   load average over the rounds (1 min): {mmm(loads, '.1f')}", flush=True)
 
 
+def steps(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:
+    """The log append's steps, each alone, over the ledger rows of one real settlement chunk
+    (best of 7, CPU µs per leaf), next to the bare SHA-256 work they cannot avoid: what the
+    log costs at least, whatever the storage."""
+    engine, sessions, cids = ib.prepared(new_url())
+    try:
+        ingest(sessions, cids, args.chunk, seed=1)
+        captured: Rows = []
+        with capture(captured):
+            settle(sessions, args.chunk)
+    finally:
+        engine.dispose()
+    rows = [r for ledger_rows, _ in captured for r in ledger_rows]
+    ids = range(1, len(rows) + 1)
+    sha = hashlib.sha256
+    datas = translog._render_settled(ids, rows)
+    hashes = [sha(b"\x00" + d).digest() for d in datas]
+
+    class NoDb:  # _write_bundles' framing without the statement
+        dialect = "sqlite"
+
+        def fetch(self, sql: str, params: Any = ()) -> list[Any]:
+            return []
+
+    def tiles() -> None:
+        log = TiledLog(MemoryTileStorage(), 0)
+        log.append(hashes)
+        log.root()
+
+    def nodes() -> None:
+        cur = hashes
+        while len(cur) > 1:
+            cur = [sha(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)]
+
+    blob = b"".join(datas)
+    print(f"[{label}] the log's steps over one chunk's {len(rows):,} leaves (CPU µs per leaf, "
+          f"best of 7; load {_load()}):")  # fmt: skip
+    for what, fn in (
+        (
+            "render the leaves (translog._render_settled)",
+            lambda: translog._render_settled(ids, rows),
+        ),
+        ("leaf hashes, sha256(0x00 + leaf)", lambda: [sha(b"\x00" + d).digest() for d in datas]),
+        ("hash tiles: TiledLog.append + root", tiles),
+        ("  the bare node hashes alone (n - 1 SHA-256)", nodes),
+        ("entry bundles: framing, no statement", lambda: translog._write_bundles(NoDb(), 0, datas)),  # type: ignore[arg-type]
+        ("SHA-256 of all leaf bytes in one call", lambda: sha(blob).digest()),
+    ):
+        best = min(_cpu(fn) for _ in range(7))
+        print(f"[{label}]   {what:46s} {best * 1e6 / len(rows):6.2f}", flush=True)
+
+
+def _cpu(fn: Callable[[], object]) -> float:
+    c0 = time.process_time()
+    fn()
+    return time.process_time() - c0
+
+
 def fill(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:
     engine, sessions, cids = ib.prepared(new_url())
     try:
@@ -239,9 +303,10 @@ def main() -> None:
     ap.add_argument("--fill", type=int, default=0, help="fill to this many events (no A/B)")
     ap.add_argument("--step", type=int, default=100_000)
     ap.add_argument("--profile", help="cProfile of the last fill step to this file")
+    ap.add_argument("--steps", action="store_true", help="the log's steps alone, per leaf")
     args = ap.parse_args()
     print(f"load average before: {_load()}", flush=True)
-    run = fill if args.fill else ab
+    run = steps if args.steps else fill if args.fill else ab
     if args.db == "sqlite":
         tmp = Path(tempfile.mkdtemp(prefix="translog-bench-"))
         try:
