@@ -41,6 +41,11 @@ class Submitted:
     signers: frozenset[str]  # key fingerprints of those envelopes
 
 
+def after_prefix(prefix: str) -> str:
+    """The least string above every string that starts with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def acceptance_cursor(contribution_id: str) -> str:
     return ACCEPTANCE_PREFIX + contribution_id
 
@@ -114,7 +119,9 @@ def verify_acceptances(sync: SyncSession, contribution_ids: Sequence[str]) -> in
                 select(LogProof.cursor).where(
                     LogProof.registry_key == sync.registry_key,
                     LogProof.owner == sync.owner,
-                    LogProof.cursor.startswith(ACCEPTANCE_PREFIX),
+                    # a range on the primary key's index (LIKE would read every proof row)
+                    LogProof.cursor >= ACCEPTANCE_PREFIX,
+                    LogProof.cursor < after_prefix(ACCEPTANCE_PREFIX),
                 )
             )
         )

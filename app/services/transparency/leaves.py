@@ -11,8 +11,10 @@ from app.store.rewards_models import RewardRecord
 
 
 def at_z(value: datetime) -> str:
+    """The time as the log writes it ("YYYY-MM-DDTHH:MM:SS.ffffffZ", UTC); isoformat, a few
+    times cheaper than strftime, writes the same text for years from 1000."""
     v = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return v.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
 
 
 def entry_fields(

@@ -10,7 +10,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from app.services.context import ServiceContext
-from app.services.transparency.acceptance import ACCEPTANCE_PREFIX
+from app.services.transparency.acceptance import ACCEPTANCE_PREFIX, after_prefix
 from app.store.rewards_models import RewardRecord
 from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogProof
@@ -99,7 +99,7 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
                     LogProof.owner == owner,
                     # A range on the primary key's index (LIKE would read every proof row).
                     LogProof.cursor >= ACCEPTANCE_PREFIX,
-                    LogProof.cursor < _after_prefix(ACCEPTANCE_PREFIX),
+                    LogProof.cursor < after_prefix(ACCEPTANCE_PREFIX),
                 )
             )
         )
@@ -134,7 +134,7 @@ def _per_contribution(s: Session, registry_key: str, owner: str) -> dict[str, tu
         s.scalar(select(func.count()).where(mine, LogProof.cursor < ACCEPTANCE_PREFIX)) or 0
     ) + int(
         s.scalar(
-            select(func.count()).where(mine, LogProof.cursor >= _after_prefix(ACCEPTANCE_PREFIX))
+            select(func.count()).where(mine, LogProof.cursor >= after_prefix(ACCEPTANCE_PREFIX))
         )
         or 0
     )
@@ -154,11 +154,6 @@ def _per_contribution(s: Session, registry_key: str, owner: str) -> dict[str, tu
         ):
             missing[cid] = missing.get(cid, 0) + 1
     return {cid: (n - missing.get(cid, 0), missing.get(cid, 0)) for cid, n in totals.items()}
-
-
-def _after_prefix(prefix: str) -> str:
-    """The least string above every string that starts with `prefix`."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _aware(value: datetime) -> datetime:

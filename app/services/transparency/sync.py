@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.registry_client.api import RegistryClient
 from app.registry_client.http import ApiRefused
 from app.registry_client.usage import RewardEntry, UsageWindow
 from app.services.context import ServiceContext
-from app.services.transparency.acceptance import ACCEPTANCE_PREFIX, verify_acceptances
+from app.services.transparency.acceptance import (
+    ACCEPTANCE_PREFIX,
+    after_prefix,
+    verify_acceptances,
+)
 from app.services.transparency.checkpoints import advance_checkpoint
 from app.services.transparency.failures import b64, hashes, record_failure, unb64
 from app.services.transparency.figures import CatchUp, check_summary, check_usage
@@ -37,6 +40,10 @@ STORE_CHUNK = 5000  # rows per executemany call when storing proofs
 # A level-0 tile (8 KB, plus its share of the tiles above) is fetched only for at least this
 # many of the user's new leaves; fewer are proven by inclusion proofs (~0.7 KB each).
 SPARSE_BELOW = 8
+_INSERT_PROOF = (
+    "INSERT INTO log_proofs (registry_key, owner, cursor, leaf_index, tree_size, leaf, proof) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
 
 
 class ProvenLeaf(NamedTuple):
@@ -300,27 +307,24 @@ class LogSync:
         """Add the verified entries and the tiles verified since the last call in one
         transaction, one multi-row statement per chunk; an entry already stored is kept as
         it is, a stored tile is only ever replaced by a wider one."""
+        key, owner = self.registry_key, self.owner
         rows = [
-            {
-                "registry_key": self.registry_key if isinstance(p, ProvenLeaf) else p.registry_key,
-                "owner": self.owner if isinstance(p, ProvenLeaf) else p.owner,
-                "cursor": p.cursor,
-                "leaf_index": p.leaf_index,
-                "tree_size": p.tree_size,
-                "leaf": p.leaf,
-                "proof": p.proof,
-            }
+            (key, owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
+            if isinstance(p, ProvenLeaf)
+            else (p.registry_key, p.owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
             for p in proofs
         ]
         tiles = self._unstored_tiles()
         if not rows and not tiles:
             return
-        stmt = sqlite_insert(LogProof).on_conflict_do_nothing()
         with self.ctx.db.session() as s:
             if tiles:
                 s.execute(upsert_tiles(), tiles)
+            # the driver's executemany: bytes and ints bound as they are, no per-row
+            # processing by the ORM (a first sync stores hundreds of thousands of rows)
+            conn = s.connection()
             for i in range(0, len(rows), STORE_CHUNK):
-                s.execute(stmt, rows[i : i + STORE_CHUNK])
+                conn.exec_driver_sql(_INSERT_PROOF, rows[i : i + STORE_CHUNK])
             s.commit()
         if self.tiles is not None:
             self.tiles.added.clear()
@@ -349,7 +353,7 @@ class LogSync:
             int(s.scalar(select(func.count()).where(mine, where)) or 0)
             for where in (
                 LogProof.cursor < ACCEPTANCE_PREFIX,
-                LogProof.cursor >= ACCEPTANCE_PREFIX[:-1] + chr(ord(ACCEPTANCE_PREFIX[-1]) + 1),
+                LogProof.cursor >= after_prefix(ACCEPTANCE_PREFIX),
             )
         )
         if int(entries or 0) <= proven:
