@@ -16,6 +16,7 @@ interrupted sync leaves the previous state (and its cursor) intact.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from sqlalchemy import (
     BigInteger,
@@ -38,6 +39,16 @@ URL_KEY_PREFIX = "url:"  # a registry known only by its URL (no identity learned
 
 def url_key(url: str) -> str:
     return URL_KEY_PREFIX + url.rstrip("/")
+
+
+# Key and sum columns shared by the usage days and the rollups (app.store.rollups).
+RegistryKeyCol = Annotated[str, mapped_column(Text, primary_key=True)]
+OwnerCol = Annotated[str, mapped_column(String(64), primary_key=True)]  # key fingerprint
+ContributionCol = Annotated[str, mapped_column(String(128), primary_key=True)]
+DayCol = Annotated[date, mapped_column(Date, primary_key=True)]
+ModelCol = Annotated[str, mapped_column(String(64), primary_key=True)]
+MethodCol = Annotated[str, mapped_column(String(16), primary_key=True)]
+SumCol = Annotated[int, mapped_column(BigInteger, default=0)]
 
 
 class KnownRegistry(Base):
@@ -102,14 +113,14 @@ class UsageDay(Base):
 
     __tablename__ = "usage_days"
 
-    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    contribution_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    method: Mapped[str] = mapped_column(String(16), primary_key=True)
-    events: Mapped[int] = mapped_column(BigInteger, default=0)
-    share_ppm: Mapped[int] = mapped_column(BigInteger, default=0)
-    reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    registry_key: Mapped[RegistryKeyCol]
+    contribution_id: Mapped[ContributionCol]
+    day: Mapped[DayCol]
+    model_id: Mapped[ModelCol]
+    method: Mapped[MethodCol]
+    events: Mapped[SumCol]
+    share_ppm: Mapped[SumCol]
+    reward_micro: Mapped[SumCol]
 
 
 class KnownModel(Base):

@@ -21,12 +21,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, String, Text, delete, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session
 
 from app.store.models import Base
-from app.store.rewards_models import SyncCursor, UsageDay
+from app.store.rewards_models import (
+    ContributionCol,
+    DayCol,
+    MethodCol,
+    ModelCol,
+    OwnerCol,
+    RegistryKeyCol,
+    SumCol,
+    SyncCursor,
+    UsageDay,
+)
 
 USAGE_STREAM_PREFIX = "usage:"  # sync cursor stream of one contribution's usage
 
@@ -36,14 +46,14 @@ class LedgerRollupDay(Base):
 
     __tablename__ = "ledger_rollup_days"
 
-    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
-    contribution_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    method: Mapped[str] = mapped_column(String(16), primary_key=True)
-    amount_micro: Mapped[int] = mapped_column(BigInteger, default=0)
-    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    registry_key: Mapped[RegistryKeyCol]
+    owner: Mapped[OwnerCol]
+    contribution_id: Mapped[ContributionCol]
+    day: Mapped[DayCol]
+    model_id: Mapped[ModelCol]
+    method: Mapped[MethodCol]
+    amount_micro: Mapped[SumCol]
+    entries: Mapped[SumCol]
 
 
 class LedgerRollupTotal(Base):
@@ -51,13 +61,13 @@ class LedgerRollupTotal(Base):
 
     __tablename__ = "ledger_rollup_totals"
 
-    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
-    contribution_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    method: Mapped[str] = mapped_column(String(16), primary_key=True)
-    amount_micro: Mapped[int] = mapped_column(BigInteger, default=0)
-    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    registry_key: Mapped[RegistryKeyCol]
+    owner: Mapped[OwnerCol]
+    contribution_id: Mapped[ContributionCol]
+    model_id: Mapped[ModelCol]
+    method: Mapped[MethodCol]
+    amount_micro: Mapped[SumCol]
+    entries: Mapped[SumCol]
 
 
 class UsageRollupDay(Base):
@@ -65,15 +75,15 @@ class UsageRollupDay(Base):
 
     __tablename__ = "usage_rollup_days"
 
-    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    method: Mapped[str] = mapped_column(String(16), primary_key=True)
-    rows: Mapped[int] = mapped_column(BigInteger, default=0)
-    events: Mapped[int] = mapped_column(BigInteger, default=0)
-    share_ppm: Mapped[int] = mapped_column(BigInteger, default=0)
-    reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    registry_key: Mapped[RegistryKeyCol]
+    owner: Mapped[OwnerCol]
+    day: Mapped[DayCol]
+    model_id: Mapped[ModelCol]
+    method: Mapped[MethodCol]
+    rows: Mapped[SumCol]
+    events: Mapped[SumCol]
+    share_ppm: Mapped[SumCol]
+    reward_micro: Mapped[SumCol]
 
 
 class UsageRollupContribution(Base):
@@ -81,14 +91,14 @@ class UsageRollupContribution(Base):
 
     __tablename__ = "usage_rollup_contributions"
 
-    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
-    contribution_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    rows: Mapped[int] = mapped_column(BigInteger, default=0)
-    events: Mapped[int] = mapped_column(BigInteger, default=0)
-    share_ppm: Mapped[int] = mapped_column(BigInteger, default=0)
-    reward_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    registry_key: Mapped[RegistryKeyCol]
+    owner: Mapped[OwnerCol]
+    contribution_id: Mapped[ContributionCol]
+    day: Mapped[DayCol]
+    rows: Mapped[SumCol]
+    events: Mapped[SumCol]
+    share_ppm: Mapped[SumCol]
+    reward_micro: Mapped[SumCol]
 
 
 ROLLUP_TABLES = (
