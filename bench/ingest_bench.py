@@ -851,12 +851,87 @@ def live_registry(db_url: str, *extra: str) -> Iterator[tuple[Any, Operator]]:
 
 
 def settle_all(sessions: sessionmaker[Session], chunk: int) -> tuple[int, float]:
-    from registry.settlement import settle_once
+    """Settle the whole log as the registry's settler does (pipelined on PostgreSQL)."""
+    from registry.settlement import settle_pending
 
-    settled, start = 0, time.perf_counter()
-    while (r := settle_once(sessions, share_ppm=SHARE, limit=chunk)).events:
-        settled += r.events
+    start = time.perf_counter()
+    settled = settle_pending(sessions, share_ppm=SHARE, limit=chunk)
     return settled, time.perf_counter() - start
+
+
+# ------------------------------------------------------------- settlement CPU, serial vs pipelined
+
+
+def _settle_variant(
+    which: str, sessions: sessionmaker[Session], chunk: int, pg: int | None
+) -> tuple[int, float, float, float]:
+    """Settle the whole log one way; (events, wall s, settler CPU s, database CPU s).
+    "floor": every chunk computed first (untimed), then only the settling transactions timed
+    (lock, owner check, bucket upsert, ledger COPY, log, watermark, commit): the write path
+    without the split."""
+    from registry.settlement import plan_next, settle_chunk, settle_pending
+
+    plans, after = [], 0
+    if which == "floor":
+        while (p := plan_next(sessions, after, share_ppm=SHARE, limit=chunk)) is not None:
+            plans.append(p)
+            after = p.seq_to
+    b0, c0, start = (tree_cpu(pg) if pg else 0.0), time.process_time(), time.perf_counter()
+    if which != "floor":
+        n = settle_pending(sessions, share_ppm=SHARE, limit=chunk, pipelined=which == "pipelined")
+    else:
+        n = 0
+        for p in plans:
+            with sessions() as s, gc_paused():
+                r = settle_chunk(s, share_ppm=SHARE, limit=chunk, planned=p)
+                s.commit()
+                n += r.events
+    wall, cpu = time.perf_counter() - start, time.process_time() - c0
+    return n, wall, cpu, (tree_cpu(pg) if pg else 0.0) - b0
+
+
+def settle_cpu_bench(label: str, new_url: Callable[[], str], args: argparse.Namespace) -> None:
+    """`--settle-cpu N`: per round, three fresh databases with the same N events in the usage
+    log (raw insert of intake's rows), settled serially (read, split, write, commit per chunk),
+    pipelined (the next chunk split while one is written; the registry's settler on
+    PostgreSQL) and as the floor (the writes alone, chunks computed beforehand), in rotating
+    order. Per run: ev/s, the settler process's CPU per event (both threads) and, on
+    PostgreSQL, the cluster's (all its processes: the backends, WAL writer, autovacuum)."""
+    n_batches = max(1, args.settle_cpu // BATCH)
+    variants = ("serial", "pipelined", "floor")
+    got: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
+    for rnd in range(args.rounds):
+        order = variants[rnd % 3 :] + variants[: rnd % 3]
+        for which in order:
+            engine, sessions, cids = prepared(new_url())
+            try:
+                _raw_events(sessions, make_batches(cids, n_batches, seed=rnd, tag=f"c{rnd}"))
+                with sessions() as s:
+                    if engine.dialect.name == "postgresql":
+                        s.execute(text("ANALYZE"))
+                    s.commit()
+                pg = postmaster_pid(engine.url.render_as_string(False))
+                n, wall, cpu, db_cpu = _settle_variant(which, sessions, args.chunk, pg)
+                assert n == n_batches * BATCH, n
+                got[which].append((n / wall, 1e6 * cpu / n, 1e6 * db_cpu / n))
+                print(
+                    f"[{label}] round {rnd + 1} {which:9}: {n / wall:8,.0f} ev/s, settler "
+                    f"{1e6 * cpu / n:5.1f} us CPU/event, database {1e6 * db_cpu / n:5.1f}"
+                    f" us/event; load {_load()}",
+                    flush=True,
+                )
+            finally:
+                engine.dispose()
+    print(f"[{label}] {n_batches * BATCH:,} events, chunks of {args.chunk}, {args.rounds} rounds")
+    print(f"[{label}]   {'':9}  ev/s min / median / max      settler us/ev   database us/ev")
+    for which in variants:
+        rates, ours, db = zip(*got[which], strict=True)
+        print(
+            f"[{label}]   {which:9}  {min(rates):,.0f} / {statistics.median(rates):,.0f} / "
+            f"{max(rates):,.0f}      {statistics.median(ours):5.1f}           "
+            f"{statistics.median(db):5.1f}",
+            flush=True,
+        )
 
 
 def http_fill_bench(
@@ -1293,7 +1368,28 @@ def main() -> None:
     ap.add_argument(
         "--evidence", action="store_true", help="in-process intake without vs with evidence"
     )
+    ap.add_argument(
+        "--settle-cpu",
+        type=int,
+        default=0,
+        help="settlement of this many events: serial vs pipelined vs the writes alone",
+    )
     args = ap.parse_args()
+    if args.settle_cpu:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        if args.only in (None, "sqlite"):
+            tmp = Path(tempfile.mkdtemp(prefix="settle-cpu-"))
+            try:
+                counter = iter(range(1000))
+                settle_cpu_bench(
+                    "sqlite", lambda: f"sqlite:///{tmp / f'c{next(counter)}.sqlite3'}", args
+                )
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if args.only in (None, "postgres") and (PG_BIN / "initdb").exists():
+            with postgres_cluster() as server:
+                settle_cpu_bench("postgres", lambda: pg_database(server), args)
+        return
     if args.evidence:
         tmp = Path(tempfile.mkdtemp(prefix="evidence-bench-"))
         try:

@@ -285,7 +285,7 @@ def _settle(args: argparse.Namespace) -> int:
     import time
 
     from registry.db.session import make_engine, make_sessionmaker, migrate
-    from registry.settlement import settle_once
+    from registry.settlement import Pipeline, settle_once
 
     if args.chunk < 1 or args.poll <= 0:
         return _usage_error("--chunk must be at least 1 and --poll above 0")
@@ -294,9 +294,11 @@ def _settle(args: argparse.Namespace) -> int:
     migrate(engine)
     sessions = make_sessionmaker(engine)
     share = RegistrySettings.contributor_share_ppm
+    # PostgreSQL: the next chunk is computed while one is written
+    pipeline = Pipeline(sessions, share, args.chunk) if Pipeline.wanted(sessions) else None
     try:
         while True:
-            result = settle_once(sessions, share_ppm=share, limit=args.chunk)
+            result = settle_once(sessions, share_ppm=share, limit=args.chunk, pipeline=pipeline)
             if result.events:
                 print(f"settled {result.events} through {result.settled_seq}", flush=True)
                 continue
@@ -304,6 +306,8 @@ def _settle(args: argparse.Namespace) -> int:
                 return 0
             time.sleep(args.poll)
     finally:
+        if pipeline is not None:
+            pipeline.close()
         engine.dispose()
 
 

@@ -36,23 +36,26 @@ evidence carrying it as a fourth element (its canonical JSON object), so the dig
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
 
+import msgspec
 from sqlalchemy import Table, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.domain.rewards import PPM, split_integers
-from app.durable import gc_paused
 from registry import translog
 from registry.bulkdb import BulkDb
 from registry.db.models import STATE_ACCEPTED, Contribution
@@ -122,6 +125,32 @@ def _utc_z(value: Any) -> str:
     return v.replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
 
 
+_gc_lock = threading.Lock()
+_gc_holders = 0
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """app.durable.gc_paused shared by the settler's threads: the collector stays off until
+    the last of them is done (the planning thread of a pipeline often outlives the write of
+    the chunk before; with gc_paused alone the writer switched the collector back on under
+    it, which cost the planner a third more CPU)."""
+    global _gc_holders, _gc_was_enabled
+    with _gc_lock:
+        if _gc_holders == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_holders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 class BucketFull(Exception):
     """A day bucket reached its limit: redo the chunk reading the buckets first."""
 
@@ -151,39 +180,68 @@ def _stored_buckets(
     return out
 
 
-def settle_chunk(
-    session: Session,
-    *,
-    share_ppm: int,
-    limit: int = CHUNK_EVENTS,
-    now: datetime | None = None,
-    careful: bool = False,
-) -> ChunkResult:
-    """Settle the next `limit` unsettled events in the session's transaction (the caller
-    commits). Raises BucketFull on the fast path if a day bucket is at its limit."""
-    now = now or datetime.now(UTC)
-    db = BulkDb(session)
-    db.tune_for_bulk_writes()
-    hold_write_gate(session)
-    # The first statement takes the watermark row's lock: one settler at a time.
-    db.fetch("UPDATE settlement_state SET settled_seq = settled_seq WHERE id = 1")
-    ((watermark,),) = db.fetch("SELECT settled_seq FROM settlement_state WHERE id = 1")
-    events = db.fetch(
-        "SELECT seq, event_id, model_id, at, fee_micro, demo, attributions FROM usage_events "
-        "WHERE seq > ? ORDER BY seq LIMIT ?",
-        (int(watermark), int(limit)),
+@dataclass
+class _Plan:
+    """A chunk computed but not written: what `_write_plan` needs, and what it assumed (the
+    watermark it starts from and the owners of the accepted contributions it names)."""
+
+    seq_from: int
+    seq_to: int
+    events: int
+    owners: dict[str, str]
+    cids: frozenset[str]
+    ledger_rows: list[tuple[Any, ...]]  # the contributor entries (protocol rows at write time)
+    protocol: dict[str, list[Any]]
+    bucket_rows: list[tuple[Any, ...]]
+    drops: list[tuple[Any, ...]]
+
+
+def _read_events(db: BulkDb, after: int, limit: int) -> list[tuple[Any, ...]]:
+    """The next `limit` events after `after`: (seq, event id, model, at, fee, demo,
+    attributions JSON, at as "...Z" text or None, day or None). PostgreSQL renders the time
+    text and the UTC day itself (cheaper there than datetime methods here)."""
+    if db.dialect == "postgresql":
+        return db.fetch(
+            "SELECT seq, event_id, model_id, at, fee_micro, demo, attributions, "
+            "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+            "(at AT TIME ZONE 'UTC')::date FROM usage_events "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+    return db.fetch(
+        "SELECT seq, event_id, model_id, at, fee_micro, demo, attributions, NULL, NULL "
+        "FROM usage_events WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, limit),
     )
-    if not events:
-        return ChunkResult(0, int(watermark), 0)
-    parsed = [json.loads(r[6]) for r in events]
-    cids = {a[0] for attrs in parsed for a in attrs}
-    owners = {
+
+
+def _owners(db: BulkDb, cids: Iterable[str]) -> dict[str, str]:
+    """Owner of each accepted contribution among `cids`."""
+    return {
         cid: owner
         for cid, owner, state in db.select_in(
             Contribution.__tablename__, "id", ("id", "owner_fingerprint", "state"), cids
         )
         if state == STATE_ACCEPTED
     }
+
+
+_decode_attributions = msgspec.json.Decoder(list).decode
+
+
+def _plan(
+    db: BulkDb,
+    events: list[tuple[Any, ...]],
+    watermark: int,
+    share_ppm: int,
+    stored: dict[tuple[Any, ...], tuple[int, int]] | None = None,
+    owners: dict[str, str] | None = None,
+) -> _Plan:
+    """Split and aggregate `events` (the next ones after `watermark`); reads only."""
+    parsed = [_decode_attributions(r[6]) for r in events]
+    cids = frozenset(a[0] for attrs in parsed for a in attrs)
+    if owners is None:
+        owners = _owners(db, cids)
     text_dates = db.dialect == "sqlite"
     # (cid, day, model, method) -> [events, share sum, paid sum, [(event digest, paid)] of the
     # events paid something, earliest of their times]: the day bucket's increment and, if
@@ -192,20 +250,19 @@ def settle_chunk(
     protocol: dict[str, list[Any]] = {}  # model -> [amount, demo]
     drops: list[tuple[Any, ...]] = []
     demo_of: dict[str, bool] = {}
-    stored: dict[tuple[Any, ...], tuple[int, int]] | None = None
-    days: list[Any] = [r[3][:10] if text_dates else r[3].astimezone(UTC).date() for r in events]
-    if careful:
-        keys = {
-            (a[0], day, r[2], a[2])
-            for r, day, attrs in zip(events, days, parsed, strict=True)
-            for a in attrs
-        }
-        stored = _stored_buckets(db, keys)
     shares_of: dict[tuple[int, ...], list[int]] = {}  # weights -> normalised shares
     sha256 = hashlib.sha256
-    for (seq, eid, model_id, at, fee, demo, attrs_text), day, attrs in zip(
-        events, days, parsed, strict=True
+    acc_get = acc.get
+    for (seq, eid, model_id, at, fee, demo, attrs_text, at_z, day), attrs in zip(
+        events, parsed, strict=True
     ):
+        if at_z is None:  # SQLite: stored text (or a datetime)
+            if text_dates and len(at) >= 26:
+                at_z = at[:26].replace(" ", "T") + "Z"
+                day = at[:10]
+            else:
+                at_z = _utc_z(at)
+                day = at[:10] if text_dates else at.astimezone(UTC).date()
         weights = [a[1] for a in attrs]
         amounts = split_integers(fee * share_ppm // PPM, weights)
         wkey = tuple(weights)
@@ -214,7 +271,6 @@ def settle_chunk(
             shares = shares_of[wkey] = (
                 weights if sum(weights) == PPM else split_integers(PPM, weights)
             )
-        at_z = at[:26].replace(" ", "T") + "Z" if text_dates and len(at) >= 26 else _utc_z(at)
         digest = sha256(
             "\x00".join((eid, model_id, at_z, str(fee), attrs_text)).encode()
         ).hexdigest()
@@ -222,11 +278,11 @@ def settle_chunk(
         demo_of[model_id] = bool(demo)
         for a, amount, share in zip(attrs, amounts, shares, strict=True):
             cid, method = a[0], a[2]
-            key = (cid, day, model_id, method)
-            slot = acc.get(key)
             if cid not in owners:
                 drops.append((seq, cid, method, DROP_NOT_ACCEPTED))
                 continue
+            key = (cid, day, model_id, method)
+            slot = acc_get(key)
             if stored is not None:
                 n, reward = stored.get(key, (0, 0))
                 if slot is not None:
@@ -248,7 +304,7 @@ def settle_chunk(
         if fee != paid:
             p = protocol.setdefault(model_id, [0, bool(demo)])
             p[0] += fee - paid
-    seq_from, seq_to = int(watermark), int(events[-1][0])
+    seq_from, seq_to = watermark, int(events[-1][0])
     ledger_rows: list[tuple[Any, ...]] = []
     name = f"s{seq_to}"
     for key in sorted(acc, key=_DAY_FIRST):  # entries in (day, cid, model, method) order
@@ -266,27 +322,101 @@ def settle_chunk(
                 demo_of[model_id], len(pairs), digest, seq_from, seq_to, share_ppm,
             )
         )  # fmt: skip
-    now_v = db.render_datetime(now)
-    for model_id, (amount, demo) in sorted(protocol.items()):
-        ledger_rows.append(
-            (None, KIND_PROTOCOL, None, None, model_id, None, amount, now_v, demo,
-             None, None, seq_from, seq_to, share_ppm)
-        )  # fmt: skip
     # In key order (SQLite: index locality; PostgreSQL's upsert orders them itself).
     bucket_rows = [(*key, v[0], v[1], v[2]) for key, v in acc.items()]
     if text_dates:
         bucket_rows.sort()
-    written = db.upsert_add(BUCKETS, BUCKET_COLUMNS, BUCKET_KEY, bucket_rows, BUCKET_LIMITS)
-    if written != len(bucket_rows):
+    return _Plan(
+        seq_from, seq_to, len(events), owners, cids, ledger_rows, protocol, bucket_rows, drops
+    )
+
+
+def _write_plan(
+    session: Session, db: BulkDb, plan: _Plan, share_ppm: int, now: datetime
+) -> ChunkResult:
+    now_v = db.render_datetime(now)
+    ledger_rows = list(plan.ledger_rows)
+    for model_id, (amount, demo) in sorted(plan.protocol.items()):
+        ledger_rows.append(
+            (None, KIND_PROTOCOL, None, None, model_id, None, amount, now_v, demo,
+             None, None, plan.seq_from, plan.seq_to, share_ppm)
+        )  # fmt: skip
+    written = db.upsert_add(BUCKETS, BUCKET_COLUMNS, BUCKET_KEY, plan.bucket_rows, BUCKET_LIMITS)
+    if written != len(plan.bucket_rows):
         raise BucketFull("a day bucket is full")
     db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
-    db.insert(DROPS, ("seq", "contribution_id", "method", "reason"), drops)
+    db.insert(DROPS, ("seq", "contribution_id", "method", "reason"), plan.drops)
     translog.log_entries(session, ledger_rows)  # the new entries become leaves, same commit
     db.fetch(
         "UPDATE settlement_state SET settled_seq = ?, settled_at = ? WHERE id = 1",
-        (seq_to, now_v),
+        (plan.seq_to, now_v),
     )
-    return ChunkResult(len(events), seq_to, len(ledger_rows))
+    return ChunkResult(plan.events, plan.seq_to, len(ledger_rows))
+
+
+def plan_next(
+    sessions: sessionmaker[Session], after: int, *, share_ppm: int, limit: int = CHUNK_EVENTS
+) -> _Plan | None:
+    """Read and compute the chunk after usage-log position `after`, in a read-only
+    transaction of its own, without any lock: the settler computes the next chunk with it
+    while the current one is being written. `settle_chunk` uses the plan only if, under the
+    watermark lock, the watermark is still `after` and the chunk's contributions still have
+    the owners the plan assumed; otherwise it computes the chunk again."""
+    with sessions() as session, _gc_paused():
+        db = BulkDb(session)
+        events = _read_events(db, after, limit)
+        plan = _plan(db, events, after, share_ppm) if events else None
+        session.rollback()
+        return plan
+
+
+def settle_chunk(
+    session: Session,
+    *,
+    share_ppm: int,
+    limit: int = CHUNK_EVENTS,
+    now: datetime | None = None,
+    careful: bool = False,
+    planned: _Plan | None = None,
+    on_read: Callable[[int], None] | None = None,
+) -> ChunkResult:
+    """Settle the next `limit` unsettled events in the session's transaction (the caller
+    commits). Raises BucketFull on the fast path if a day bucket is at its limit.
+
+    `planned`: the chunk as `plan_next` computed it beforehand (used if still valid).
+    `on_read(seq_to)`: called once the chunk is known, before its writes (the pipelined
+    settler starts computing the next chunk then)."""
+    now = now or datetime.now(UTC)
+    db = BulkDb(session)
+    db.tune_for_bulk_writes()
+    hold_write_gate(session)
+    # The first statement takes the watermark row's lock: one settler at a time.
+    db.fetch("UPDATE settlement_state SET settled_seq = settled_seq WHERE id = 1")
+    ((watermark,),) = db.fetch("SELECT settled_seq FROM settlement_state WHERE id = 1")
+    watermark = int(watermark)
+    plan = None
+    if planned is not None and not careful and planned.seq_from == watermark:
+        if _owners(db, planned.cids) == planned.owners:
+            plan = planned
+    if plan is None:
+        events = _read_events(db, watermark, int(limit))
+        if not events:
+            return ChunkResult(0, watermark, 0)
+        stored = None
+        if careful:
+            days = [
+                r[3][:10] if db.dialect == "sqlite" else r[3].astimezone(UTC).date() for r in events
+            ]
+            keys = {
+                (a[0], day, r[2], a[2])
+                for r, day in zip(events, days, strict=True)
+                for a in _decode_attributions(r[6])
+            }
+            stored = _stored_buckets(db, keys)
+        plan = _plan(db, events, watermark, share_ppm, stored)
+    if on_read is not None:
+        on_read(plan.seq_to)
+    return _write_plan(session, db, plan, share_ppm, now)
 
 
 # PostgreSQL's deadlock_detected and serialization_failure; SQLite's "database is locked".
@@ -300,15 +430,72 @@ def _retryable(exc: BaseException) -> bool:
     return "database is locked" in str(driver_error)
 
 
+class Pipeline:
+    """Computes the next chunk in a helper thread (`plan_next`, its own read-only connection)
+    while the current chunk is being written and committed: the split and aggregation of
+    chunk n+1 overlap the database's work on chunk n (psycopg releases the GIL while it
+    waits). PostgreSQL only: SQLite's writer is in this process, so there is nothing to
+    overlap."""
+
+    def __init__(self, sessions: sessionmaker[Session], share_ppm: int, limit: int) -> None:
+        self._sessions = sessions
+        self._share = share_ppm
+        self._limit = limit
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="settle-plan")
+        self._next: Future[_Plan | None] | None = None
+        self._after = -1
+
+    @staticmethod
+    def wanted(sessions: sessionmaker[Session]) -> bool:
+        bind = sessions.kw.get("bind")
+        return bind is not None and bind.dialect.name == "postgresql"
+
+    def on_read(self, seq_to: int) -> None:
+        if self._next is None or self._after != seq_to:
+            self._after = seq_to
+            self._next = self._pool.submit(
+                plan_next, self._sessions, seq_to, share_ppm=self._share, limit=self._limit
+            )
+
+    def take(self) -> _Plan | None:
+        """The chunk computed in the background, if any (settle_chunk checks it is current)."""
+        future, self._next = self._next, None
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except Exception:  # it is computed again in the settling transaction
+            log.debug("planning the next chunk failed", exc_info=True)
+            return None
+
+    def close(self) -> None:
+        self._next = None
+        self._pool.shutdown(wait=True)
+
+
 def settle_once(
-    sessions: sessionmaker[Session], *, share_ppm: int, limit: int = CHUNK_EVENTS
+    sessions: sessionmaker[Session],
+    *,
+    share_ppm: int,
+    limit: int = CHUNK_EVENTS,
+    pipeline: Pipeline | None = None,
 ) -> ChunkResult:
-    """Settle one chunk and commit (redone carefully if a day bucket is full)."""
+    """Settle one chunk and commit (redone carefully if a day bucket is full). With a
+    `pipeline`, the chunk it computed is used if still current, and the next is started."""
     careful = False
+    planned = pipeline.take() if pipeline is not None else None
+    on_read = pipeline.on_read if pipeline is not None else None
     for attempt in range(5):
-        with sessions() as session, gc_paused():
+        with sessions() as session, _gc_paused():
             try:
-                result = settle_chunk(session, share_ppm=share_ppm, limit=limit, careful=careful)
+                result = settle_chunk(
+                    session,
+                    share_ppm=share_ppm,
+                    limit=limit,
+                    careful=careful,
+                    planned=planned,
+                    on_read=on_read,
+                )
                 session.commit()
                 return result
             except BucketFull:
@@ -333,16 +520,24 @@ def settle_pending(
     share_ppm: int,
     limit: int = CHUNK_EVENTS,
     max_chunks: int | None = None,
+    pipelined: bool | None = None,
 ) -> int:
-    """Settle chunk after chunk until nothing is left (or `max_chunks`); events settled."""
+    """Settle chunk after chunk until nothing is left (or `max_chunks`); events settled.
+    `pipelined` (default: on PostgreSQL): compute each next chunk while one is written."""
     total = 0
     chunks = 0
-    while max_chunks is None or chunks < max_chunks:
-        result = settle_once(sessions, share_ppm=share_ppm, limit=limit)
-        if not result.events:
-            break
-        total += result.events
-        chunks += 1
+    use = Pipeline.wanted(sessions) if pipelined is None else pipelined
+    pipeline = Pipeline(sessions, share_ppm, limit) if use else None
+    try:
+        while max_chunks is None or chunks < max_chunks:
+            result = settle_once(sessions, share_ppm=share_ppm, limit=limit, pipeline=pipeline)
+            if not result.events:
+                break
+            total += result.events
+            chunks += 1
+    finally:
+        if pipeline is not None:
+            pipeline.close()
     return total
 
 
@@ -369,6 +564,7 @@ class Settler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._pipeline = Pipeline(sessions, share_ppm, chunk) if Pipeline.wanted(sessions) else None
 
     def settle_pending(self) -> int:
         with self._lock:
@@ -391,6 +587,8 @@ class Settler:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        if self._pipeline is not None and (thread is None or not thread.is_alive()):
+            self._pipeline.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -403,7 +601,10 @@ class Settler:
                     # One chunk at a time, so stop() is never kept waiting long.
                     while not self._stop.is_set():
                         result = settle_once(
-                            self._sessions, share_ppm=self._share, limit=self._chunk
+                            self._sessions,
+                            share_ppm=self._share,
+                            limit=self._chunk,
+                            pipeline=self._pipeline,
                         )
                         if not result.events:
                             break
