@@ -14,9 +14,9 @@ never overwrites what was stored before it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, DateTime, Insert, Integer, LargeBinary, Text
+from sqlalchemy import BigInteger, Date, DateTime, Insert, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -80,6 +80,25 @@ def upsert_tiles() -> Insert:
               "data": stmt.excluded.data},
         where=stmt.excluded.width > LogTile.width,
     )  # fmt: skip
+
+
+class LogLeafEvents(Base):
+    """The events count a verified ledger leaf commits to, filed by contribution and day (one
+    row per verified entry, stored with its `LogProof`): the usage check reads one
+    contribution's days as one range instead of every leaf of its entries."""
+
+    __tablename__ = "log_leaf_events"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    contribution_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # of the entry's time, UTC
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    settlement: Mapped[int] = mapped_column(BigInteger)  # figures.settlement_of(event id)
+    events: Mapped[int] = mapped_column(BigInteger)
 
 
 class LogFailure(Base):

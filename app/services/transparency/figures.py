@@ -24,13 +24,13 @@ from collections.abc import Callable, Hashable, Iterable
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Integer, Text, case, cast, func, select, true
+from sqlalchemy import ColumnElement, Integer, case, cast, func, select, true
 
 from app.registry_client.http import ApiRefused
 from app.registry_client.usage import UsageWindow
 from app.store.rewards_models import RewardRecord
 from app.store.rollups import LedgerRollupTotal
-from app.store.tlog_models import LogProof
+from app.store.tlog_models import LogLeafEvents
 
 if TYPE_CHECKING:
     from app.services.transparency.session import SyncSession
@@ -188,22 +188,21 @@ def _check_events(
 ) -> None:
     """Each day's events at least what its verified entries (through `position`; all: -1)
     sum."""
-    events = func.json_extract(cast(LogProof.leaf, Text), "$.events")
+    ev = LogLeafEvents
     with sync.ctx.db.session() as s:
         found = s.execute(
-            select(day, RewardRecord.model_id, RewardRecord.method, func.sum(events))
-            .join(
-                LogProof,
-                (LogProof.registry_key == RewardRecord.registry_key)
-                & (LogProof.owner == RewardRecord.owner)
-                & (LogProof.cursor == RewardRecord.cursor),
+            select(ev.day, ev.model_id, ev.method, func.sum(ev.events))
+            .where(
+                ev.registry_key == sync.registry_key,
+                ev.owner == sync.owner,
+                ev.contribution_id == window.contribution_id,
+                ev.day >= window.since,
+                ev.day <= window.until,
+                true() if position < 0 else ev.settlement <= position,
             )
-            .where(mine, true() if position < 0 else _settlement_sql() <= position)
-            .group_by(day, RewardRecord.model_id, RewardRecord.method)
+            .group_by(ev.day, ev.model_id, ev.method)
         ).all()
-    least: dict[Key, int] = {
-        (date.fromisoformat(d), m, k): int(n) for d, m, k, n in found if n is not None
-    }
+    least: dict[Key, int] = {(d, m, k): int(n) for d, m, k, n in found if n is not None}
     served: dict[Key, int] = {(p.start, p.model_id, p.method): p.events for p in window.points}
     for key, n in sorted(least.items(), key=repr):
         if served.get(key, 0) < n:

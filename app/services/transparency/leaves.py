@@ -51,16 +51,23 @@ def record_fields(r: RewardRecord) -> dict[str, Any]:
 def leaf_mismatch(leaf: bytes, fields: dict[str, Any], owner: str) -> str | None:
     """Why the logged leaf is not the entry the registry reported (None: it is). The leaf
     must be canonical JSON whose fields equal the reported ones and name the owner."""
+    return checked_leaf(leaf, fields, owner)[0]
+
+
+def checked_leaf(
+    leaf: bytes, fields: dict[str, Any], owner: str
+) -> tuple[str | None, dict[str, Any]]:
+    """leaf_mismatch, with the leaf's JSON object (empty when it is not one)."""
     try:
         obj = json.loads(leaf)
     except (ValueError, UnicodeDecodeError):
-        return "the logged leaf is not JSON"
+        return "the logged leaf is not JSON", {}
     if not isinstance(obj, dict):
-        return "the logged leaf is not a JSON object"
+        return "the logged leaf is not a JSON object", {}
     canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if canonical.encode() != leaf:
-        return "the logged leaf is not canonical JSON"
+        return "the logged leaf is not canonical JSON", obj
     for k, v in {**fields, "owner": owner}.items():
         if obj.get(k) != v:
-            return f"the registry reports {k} = {v!r}, its log says {obj.get(k)!r}"
-    return None
+            return f"the registry reports {k} = {v!r}, its log says {obj.get(k)!r}", obj
+    return None, obj

@@ -24,8 +24,13 @@ from app.services.transparency.acceptance import (
 )
 from app.services.transparency.checkpoints import advance_checkpoint
 from app.services.transparency.failures import b64, hashes, record_failure, unb64
-from app.services.transparency.figures import CatchUp, check_summary, check_usage
-from app.services.transparency.leaves import entry_fields, leaf_mismatch, record_fields
+from app.services.transparency.figures import (
+    CatchUp,
+    check_summary,
+    check_usage,
+    settlement_of,
+)
+from app.services.transparency.leaves import checked_leaf, entry_fields, record_fields
 from app.services.transparency.pins import pinned
 from app.store.rewards_models import RewardRecord
 from app.store.tlog_models import LogProof, LogTile, upsert_tiles
@@ -44,6 +49,10 @@ _INSERT_PROOF = (
     "INSERT INTO log_proofs (registry_key, owner, cursor, leaf_index, tree_size, leaf, proof) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+_INSERT_EVENTS = (
+    "INSERT INTO log_leaf_events (registry_key, owner, contribution_id, day, model_id, method, "
+    "cursor, settlement, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
 
 
 class ProvenLeaf(NamedTuple):
@@ -55,6 +64,19 @@ class ProvenLeaf(NamedTuple):
     tree_size: int
     leaf: bytes
     proof: bytes  # concatenated 32-byte hashes
+    # (contribution id, day, model id, method, settlement, events of the leaf): its
+    # LogLeafEvents row (None: the leaf names no events count)
+    cell: tuple[str, str, str, str, int, int] | None = None
+
+
+def _cell(
+    fields: dict[str, Any], obj: dict[str, Any]
+) -> tuple[str, str, str, str, int, int] | None:
+    events = obj.get("events")
+    if type(events) is not int:
+        return None
+    return (fields["contributionId"], fields["at"][:10], fields["modelId"], fields["method"],
+            settlement_of(fields["eventId"]), events)  # fmt: skip
 
 
 @dataclass
@@ -176,11 +198,11 @@ class LogSync:
                           f"ledger entry {cursor} is not in the log: its leaf is not the one "
                           f"logged at index {idx}",
                           self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
-            why = leaf_mismatch(leaf, fields[cursor], self.owner)
+            why, obj = checked_leaf(leaf, fields[cursor], self.owner)
             if why is not None:
                 self.fail("entry", f"ledger entry {cursor}: {why}",
                           self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
-            out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b""))
+            out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b"", _cell(fields[cursor], obj)))
         rest = {c: fields[c] for c in found if c not in dense}
         if rest:
             got = self._prove_by_proofs(rest)
@@ -282,12 +304,13 @@ class LogSync:
                 except TlogError as exc:
                     self.fail("inclusion", f"ledger entry {cursor} is not in the log: {exc}",
                               self._evidence(p, fields[cursor]))  # fmt: skip
-                why = leaf_mismatch(leaf, fields[cursor], self.owner)
+                why, obj = checked_leaf(leaf, fields[cursor], self.owner)
                 if why is not None:
                     self.fail("entry", f"ledger entry {cursor}: {why}",
                               self._evidence(p, fields[cursor]))  # fmt: skip
                 got.add(cursor)
-                out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b"".join(path)))
+                out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b"".join(path),
+                                      _cell(fields[cursor], obj)))  # fmt: skip
             self.pending += len(set(ids) - got)
         return out
 
@@ -308,11 +331,17 @@ class LogSync:
         transaction, one multi-row statement per chunk; an entry already stored is kept as
         it is, a stored tile is only ever replaced by a wider one."""
         key, owner = self.registry_key, self.owner
+        proofs = list(proofs)
         rows = [
             (key, owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
             if isinstance(p, ProvenLeaf)
             else (p.registry_key, p.owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
             for p in proofs
+        ]
+        cells = [
+            (key, owner, c[0], c[1], c[2], c[3], p.cursor, c[4], c[5])
+            for p in proofs
+            if isinstance(p, ProvenLeaf) and (c := p.cell) is not None
         ]
         tiles = self._unstored_tiles()
         if not rows and not tiles:
@@ -325,6 +354,8 @@ class LogSync:
             conn = s.connection()
             for i in range(0, len(rows), STORE_CHUNK):
                 conn.exec_driver_sql(_INSERT_PROOF, rows[i : i + STORE_CHUNK])
+            for i in range(0, len(cells), STORE_CHUNK):
+                conn.exec_driver_sql(_INSERT_EVENTS, cells[i : i + STORE_CHUNK])
             s.commit()
         if self.tiles is not None:
             self.tiles.added.clear()

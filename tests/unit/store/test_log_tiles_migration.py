@@ -1,5 +1,6 @@
 """Migration 0010: the verified hash tiles table; inclusion proofs stored before it keep their
-audit path (and `audit` still verifies entries by it), and downgrade drops only the tiles."""
+audit path (and `audit` still verifies entries by it); the events count of every stored leaf is
+filed by contribution and day; downgrade drops only the new tables."""
 
 from __future__ import annotations
 
@@ -31,11 +32,25 @@ def test_0010_adds_the_tiles_and_keeps_stored_proofs(tmp_path: Path) -> None:
             "INSERT INTO log_proofs VALUES ('k', 'o', '17', 3, 9, ?, ?)",
             (b'{"id":17}', bytes(range(64))),
         )
+        conn.execute(
+            "INSERT INTO reward_entries (registry_key, owner, cursor, event_id, "
+            "contribution_id, model_id, method, amount_micro, at, demo) "
+            "VALUES ('k', 'o', '18', 's40', 'c_1', 'm', 'influence', 5, "
+            "'2026-12-01 09:00:00.000000', 0)"
+        )
+        conn.execute(
+            "INSERT INTO log_proofs VALUES ('k', 'o', '18', 4, 9, ?, x'')", (b'{"events":7}',)
+        )
     conn.close()
 
     Database(tmp_path).dispose()  # upgrades to head
     assert _rows(path, "SELECT cursor, leaf_index, tree_size, proof FROM log_proofs") == [
-        ("17", 3, 9, bytes(range(64)))
+        ("17", 3, 9, bytes(range(64))),
+        ("18", 4, 9, b""),
+    ]
+    # the events count of each stored leaf, filed by contribution and day
+    assert _rows(path, "SELECT * FROM log_leaf_events") == [
+        ("k", "o", "c_1", "2026-12-01", "m", "influence", "18", 40, 7)
     ]
     conn = sqlite3.connect(path)
     with conn:
@@ -47,4 +62,4 @@ def test_0010_adds_the_tiles_and_keeps_stored_proofs(tmp_path: Path) -> None:
     command.downgrade(_alembic_config(db.engine), "0009")
     db.dispose()
     assert _rows(path, "SELECT name FROM sqlite_master WHERE name = 'log_tiles'") == []
-    assert len(_rows(path, "SELECT * FROM log_proofs")) == 1
+    assert len(_rows(path, "SELECT * FROM log_proofs")) == 2

@@ -1,7 +1,9 @@
 """Verified hash tiles of registries' transparency logs (app.store.tlog_models.LogTile): new
 entries are verified against the tiles that hold them and store no audit path of their own.
 Entries stored with their audit path before keep it (`log_proofs.proof`), and `audit` still
-verifies them by it, so nothing stored has to be fetched again.
+verifies them by it, so nothing stored has to be fetched again. The events count of every
+verified entry's leaf (`log_leaf_events`), filed by contribution and day, filled from the
+stored leaves.
 
 Revision ID: 0010
 Revises: 0009
@@ -30,6 +32,31 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary(), nullable=False),
     )
 
+    op.create_table(
+        "log_leaf_events",
+        sa.Column("registry_key", sa.Text(), primary_key=True),
+        sa.Column("owner", sa.String(64), primary_key=True),
+        sa.Column("contribution_id", sa.String(128), primary_key=True),
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("model_id", sa.String(64), primary_key=True),
+        sa.Column("method", sa.String(16), primary_key=True),
+        sa.Column("cursor", sa.String(64), primary_key=True),
+        sa.Column("settlement", sa.BigInteger(), nullable=False),
+        sa.Column("events", sa.BigInteger(), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    op.execute(
+        "INSERT OR IGNORE INTO log_leaf_events SELECT r.registry_key, r.owner, "
+        "r.contribution_id, date(r.at), r.model_id, r.method, r.cursor, "
+        "CASE WHEN r.event_id GLOB 's[0-9]*' AND substr(r.event_id, 2) NOT GLOB '*[^0-9]*' "
+        "THEN CAST(substr(r.event_id, 2) AS INTEGER) ELSE 0 END, "
+        "json_extract(CAST(p.leaf AS TEXT), '$.events') "
+        "FROM log_proofs p JOIN reward_entries r ON r.registry_key = p.registry_key "
+        "AND r.owner = p.owner AND r.cursor = p.cursor "
+        "WHERE json_extract(CAST(p.leaf AS TEXT), '$.events') IS NOT NULL"
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("log_leaf_events")
     op.drop_table("log_tiles")
