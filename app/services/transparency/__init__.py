@@ -7,11 +7,12 @@ time the app meets an origin it pins that key (trust on first use; `contributor-
 - `check_pin` (every time the registry is learned): the key it names must be the pinned one;
 - `LogSync` (every rewards sync): the checkpoint must be signed by the pinned key, consistent
   with the last checkpoint stored (same root at the same size; a consistency proof to a larger
-  size; never a smaller size), every new ledger entry of the user must be in it (inclusion
-  proof) with exactly the fields the registry reported, and the registry's summary figures
-  must add up to the entries it reported;
+  size; never a smaller size), every new ledger entry of the user must be in it with exactly
+  the fields the registry reported (its leaf hashes to the hash at its index in a level-0 hash
+  tile verified against the checkpoint, or, for an entry alone in its tile, an inclusion
+  proof), and the registry's summary figures must add up to the entries it reported;
 - `audit` re-verifies everything stored, offline: every checkpoint's signature and the chain
-  of consistency proofs between them, every entry's inclusion proof and leaf.
+  of consistency proofs between them, the stored tiles, every entry's inclusion and leaf.
 
 On a failure nothing stored is changed: the failure is recorded with its evidence (the signed
 checkpoints and proofs involved) and the sync stops with `LogVerificationFailed` (exit 4).
