@@ -507,6 +507,12 @@ class RewardsReview:
         )
         return {st.removeprefix(_usage_stream("")) for st in streams}
 
+    def last_sync(self) -> datetime | None:
+        """When this copy last synced its ledger (None: never)."""
+        with self._ctx.db.session() as s:
+            row = s.get(SyncCursor, (self.registry, self.owner, STREAM_REWARDS))
+            return row.synced_at if row is not None else None
+
     @property
     def ctx(self) -> ServiceContext:
         return self._ctx

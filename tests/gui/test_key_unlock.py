@@ -120,13 +120,42 @@ def test_without_remember_every_action_asks_again(qtbot: Any, locked: Services, 
     assert errors == []
 
 
+def test_after_a_restart_the_last_sync_is_shown_and_the_locked_key_named(
+    qtbot: Any, locked: Services, theme: Any
+) -> None:
+    """The automatic sync at start never asks for the passphrase; the status bar still says
+    when the data shown was synced, and why it is not refreshed."""
+    import re
+
+    win = _window(qtbot, locked, theme)
+    win.sync_action.trigger()  # F5
+    _enter(qtbot, _dialog(qtbot, win), PASS, remember=False)
+    qtbot.waitUntil(
+        lambda: re.fullmatch(r"Last sync: \d\d:\d\d", win.sync_label.text()) is not None,
+        timeout=30_000,
+    )
+    synced = win.sync_label.text()
+    win.runner.wait(20_000)
+    win.close()
+
+    again = _window(qtbot, locked, theme)
+    assert again.sync_label.text() == "Last sync: never"  # before anything is read
+    again.rewards_sync.auto_sync()  # what the start does
+    qtbot.waitUntil(
+        lambda: again.sync_label.text() == f"{synced} · key locked (F5 to sync)", timeout=10_000
+    )
+    assert again.unlocker.dialog is None and not again.rewards_sync.syncing
+
+
 def test_cancel_ends_the_sync_without_an_error(qtbot: Any, locked: Services, theme: Any) -> None:
     win = _window(qtbot, locked, theme)
     errors = _capture_errors(win)
     win.sync_action.trigger()  # F5
     dialog = _dialog(qtbot, win)
     qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: win.sync_label.text() == "Last sync: key locked", timeout=10_000)
+    qtbot.waitUntil(
+        lambda: win.sync_label.text() == "Last sync: never · key locked", timeout=10_000
+    )
     assert errors == [] and win.unlocker.dialog is None
     assert "key stays locked" in win.statusBar().currentMessage()
     assert not win.rewards_sync.syncing  # a new sync can start

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from app.domain.errors import IdentityError
@@ -107,6 +107,16 @@ class GuiRewards:
             return sync.continue_evidence()
         finally:
             client.close()
+
+    def last_sync(self) -> datetime | None:
+        """When the configured registry's copy last synced (no network): the status bar's
+        "Last sync" from the start, before the Rewards page is opened."""
+        owner = current_owner(self._ctx)
+        if owner is None:
+            return None
+        url = self._ctx.registry_url
+        demo = self._is_demo() and RegistryDirectory(self._ctx).key_for(url) is None
+        return open_review(self._ctx, owner, url=url, demo=demo).last_sync()
 
     def overview(self, contribution_id: str | None = None) -> RewardsOverview | None:
         """What the catalogue holds (works offline), for all contributions or one, with the

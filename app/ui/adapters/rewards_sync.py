@@ -73,6 +73,7 @@ class RewardsSync(QObject):
         self.syncing = False
         self.evidence_running = False  # the evidence share after a sync is on a worker
         self._quiet = False  # the automatic first sync fails without a dialog
+        self._last_ok: datetime | None = None  # the copy's last sync, for the status bar
         self._offline: str | None = None  # why the registry was last unreachable
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.auto_sync)
@@ -99,8 +100,10 @@ class RewardsSync(QObject):
         def loaded(overview: RewardsOverview | None) -> None:
             page.show_overview(overview)
             last = overview.last_sync if overview is not None else None
-            if last is not None and not self.syncing:
-                self.syncLabel.emit(f"Last sync: {as_utc(last).astimezone():%H:%M}")
+            if last is not None:
+                self._last_ok = last
+                if not self.syncing:
+                    self.syncLabel.emit(self._label())
             if overview is not None and overview.last_sync is None and not self.syncing:
                 # Never synced with this registry: fetch now, once. Offline, that is no reason
                 # for a dialog: the status bar says so and F5 retries.
@@ -179,16 +182,36 @@ class RewardsSync(QObject):
         if self.syncing:
             return
 
-        def decided(unattended: bool) -> None:
-            if unattended and not self.syncing:
+        def decided(state: tuple[bool, bool, datetime | None]) -> None:
+            unattended, locked, last = state
+            if last is not None:
+                self._last_ok = last
+            if self.syncing:
+                return
+            if unattended:
                 self._quiet = True
                 self.sync()
+            elif last is not None or locked:
+                # Say what is shown and why it is not refreshed (F5 asks for the passphrase).
+                self.syncLabel.emit(self._label(" · key locked (F5 to sync)" if locked else ""))
 
         self.runner.start(
-            self._can_sync_unattended,
+            self._start_state,
             on_result=decided,
             on_error=lambda exc: log.warning("automatic sync skipped: %s", exc),
         )
+
+    def _start_state(self) -> tuple[bool, bool, datetime | None]:
+        """Whether a sync can run without asking, whether the key is locked in its file, and
+        when the copy last synced (no network)."""
+        unattended = self._can_sync_unattended()
+        locked = not unattended and self.services.identity.key_in_file()
+        return unattended, locked, self.services.rewards.last_sync()
+
+    def _label(self, suffix: str = "") -> str:
+        last = self._last_ok
+        when = f"{as_utc(last).astimezone():%H:%M}" if last is not None else "never"
+        return f"Last sync: {when}{suffix}"
 
     def _can_sync_unattended(self) -> bool:
         from app.services.rewards import current_owner
@@ -215,11 +238,12 @@ class RewardsSync(QObject):
 
     def _cancelled(self) -> None:
         self._quiet = False
-        self._finished("Last sync: key locked")
+        self._finished(self._label(" · key locked"))
 
     def _synced(self, overview: RewardsOverview | None) -> None:
         self._quiet = False
-        self._finished(f"Last sync: {datetime.now().strftime('%H:%M')}")
+        self._last_ok = datetime.now().astimezone()
+        self._finished(self._label())
         if self.page is not None:
             self.page.show_overview(overview)
         if overview is None:
@@ -257,7 +281,11 @@ class RewardsSync(QObject):
         )
 
     def _failed(self, exc: BaseException) -> None:
-        self._finished("Last sync: failed")
+        kept = self._last_ok
+        self._finished(
+            "Last sync: failed"
+            + (f" (data from {as_utc(kept).astimezone():%H:%M})" if kept is not None else "")
+        )
         offline = isinstance(exc, RegistryUnavailable)
         if offline:
             self.registryUnavailable.emit(exc)
