@@ -1,0 +1,112 @@
+"""The pipelined settler (PostgreSQL's default; here on both databases): a chunk planned in
+the background is used only if it is still current under the watermark lock, so a stale plan
+never settles an event twice and a contribution rejected after planning is still dropped."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from registry.db.models import STATE_REJECTED, Contribution
+from registry.db.usage_models import SettlementDrop
+from registry.ledger import ledger_totals
+from registry.settlement import plan_next, settle_chunk, settle_pending, settlement_status
+from tests.registry.test_ledger import event_splits, old_split
+from tests.support.usage_data import UsageWorld, event, usage_world
+
+SHARE = 700_000
+NOW = datetime.now(UTC).replace(microsecond=0)
+METHODS = ("influence", "exact-match", "retrieval")
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[UsageWorld]:
+    with usage_world(
+        db_url, tmp_path, contributors=2, per_contributor=3, settle_in_process=False
+    ) as w:
+        yield w
+
+
+def _post(world: UsageWorld, tag: str, n: int, seed: int) -> dict[str, dict[str, Any]]:
+    rng = random.Random(seed)
+    cids = [c for ids in world.contributions.values() for c in ids]
+    batch = []
+    for i in range(n):
+        picked = rng.sample(cids, rng.randint(1, 3))
+        attrs = [(c, rng.choice([1, 2, 3, 0.25]), rng.choice(METHODS)) for c in picked]
+        at = NOW - timedelta(days=rng.randint(0, 5), minutes=rng.randint(0, 600))
+        batch.append(
+            event(f"{tag}-{i}", "test-model", attrs, fee_micro=rng.randint(0, 10**7), at=at)
+        )
+    body = world.post_usage(batch, settle=False).json()
+    assert len(body["accepted"]) == n, body
+    return {e["eventId"]: e for e in batch}
+
+
+def _settle_with(world: UsageWorld, plan: Any) -> int:
+    with world.sessions() as s:
+        result = settle_chunk(s, share_ppm=SHARE, limit=1000, planned=plan)
+        s.commit()
+    return result.events
+
+
+def test_pipelined_settlement_equals_the_old_split(world: UsageWorld) -> None:
+    posted: dict[str, dict[str, Any]] = {}
+    for k in range(4):
+        posted |= _post(world, f"b{k}", 50, seed=k)
+    # chunks of 7: many chunks, each planned in the background while the one before is written
+    assert settle_pending(world.sessions, share_ppm=SHARE, limit=7, pipelined=True) == 200
+    with world.sessions() as s:
+        assert settlement_status(s).unsettled == 0
+        totals = ledger_totals(s)
+        assert totals.events == 200
+        assert (
+            totals.ledger_micro == totals.fees_micro == sum(e["feeMicro"] for e in posted.values())
+        )
+        oracle: dict[tuple[str, str, str], int] = {}
+        for ev in posted.values():
+            oracle.update(old_split(ev))
+        assert event_splits(s) == oracle
+
+
+def test_a_plan_of_an_already_settled_chunk_is_not_used(world: UsageWorld) -> None:
+    posted = _post(world, "a", 20, seed=1)
+    stale = plan_next(world.sessions, 0, share_ppm=SHARE, limit=1000)
+    assert stale is not None and stale.events == 20
+    assert _settle_with(world, None) == 20
+    with world.sessions() as s:
+        before = ledger_totals(s)
+    # the watermark moved past the plan's start: nothing left to settle, nothing settled twice
+    assert _settle_with(world, stale) == 0
+    with world.sessions() as s:
+        after = ledger_totals(s)
+    assert after == before
+    assert after.ledger_micro == sum(e["feeMicro"] for e in posted.values())
+
+
+def test_a_contribution_rejected_after_planning_is_dropped(world: UsageWorld) -> None:
+    posted = _post(world, "r", 30, seed=2)
+    plan = plan_next(world.sessions, 0, share_ppm=SHARE, limit=1000)
+    assert plan is not None
+    gone = world.contributions[world.contributors[0].fingerprint][0]
+    named = [
+        e for e in posted.values() if any(a["contributionId"] == gone for a in e["attributions"])
+    ]
+    assert named  # the seed attributes it somewhere
+    with world.sessions() as s:
+        s.execute(update(Contribution).where(Contribution.id == gone).values(state=STATE_REJECTED))
+        s.commit()
+    assert _settle_with(world, plan) == 30
+    with world.sessions() as s:
+        drops = s.execute(select(SettlementDrop.contribution_id, SettlementDrop.reason)).all()
+        totals = ledger_totals(s)
+        paid = {k for k, v in event_splits(s).items() if v}
+    assert drops and set(drops) == {(gone, "contribution_not_accepted")}
+    assert all(cid != gone for _, cid, _ in paid)
+    assert totals.ledger_micro == totals.fees_micro == sum(e["feeMicro"] for e in posted.values())
