@@ -9,9 +9,12 @@ it on 127.0.0.1, and each round:
 
 1. a desk with that contributor's key and an empty rewards copy runs the same sync as the GUI
    and `contributor-desk sync` (ledger pages, transparency-log proofs, usage windows of every
-   accepted contribution, rollups): wall time; then a second sync with nothing new (it reads
-   no usage window: app.services.usage_plan), and a third with every stored window a day old
-   (all 500 read again, as every sync did before the windows were planned);
+   accepted contribution, rollups): wall time, client CPU and the registry process's CPU;
+   then the evidence continuation that follows it (`RewardsSync.continue_evidence`: in the
+   GUI on a worker after the sync's numbers are shown), timed on its own; then a second sync
+   with nothing new (it reads no usage window: app.services.usage_plan, and no evidence) and
+   its continuation, and a third with every stored window a day old (all 500 read again, as
+   every sync did before the windows were planned);
 2. the baseline in the same round: the same HTTP reads by the same client (every ledger page,
    every usage window), nothing checked or stored;
 3. the Rewards page's first paint from that copy: the GUI's own loads (overview, chart buckets,
@@ -21,7 +24,7 @@ Targets: first sync < 10 s, a sync with nothing new < 200 ms, first paint < 1 s.
 median / max over `--rounds` rounds and the load average.
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python bench/usage_sync_bench.py
-     [--events 1000000 --contributions 500 --models 4 --days 90 --rounds 3]
+     [--events 1000000 --contributions 500 --models 2 --days 30 --rounds 3]
 """
 
 from __future__ import annotations
@@ -179,19 +182,35 @@ def _timed(owner: Any, name: str, label: str) -> None:
 
 
 def _instrument() -> None:
+    from app.registry_client import usage
     from app.services import rewards
+    from app.services.registry_identity import RegistryDirectory
     from app.services.rewards import RewardsSync
     from app.services.transparency import LogSync
     from app.store import rollups
 
+    _timed(rewards, "rewards_after", "ledger page reads (HTTP + parse)")
+    _timed(usage, "parse_reward", "  of which parsing entries")
     _timed(rewards, "usage_window", "usage window reads")
     _timed(RewardsSync, "_store_page", "store ledger pages + rollups")
     _timed(RewardsSync, "_store_window", "store usage windows + rollups")
-    _timed(rollups, "add_ledger", "  of which the ledger rollups")
+    _timed(rollups, "add_new_ledger", "  of which the ledger rollups")
     _timed(rollups, "replace_usage_window", "  of which usage days replaced + their rollups")
-    for name in ("verify", "store", "check_usage", "finish"):
+    _timed(RegistryDirectory, "learn", "registry identity (learn)")
+    _timed(RewardsSync, "_sync_models", "models")
+    _timed(rewards, "load_plan", "usage plan")
+    for name in ("start", "verify", "store", "verify_acceptances", "check_usage", "finish"):
         if hasattr(LogSync, name):
-            _timed(LogSync, name, "transparency log (verify, store, checks)")
+            _timed(LogSync, name, "transparency log (start, verify, store, checks, finish)")
+
+
+def _server_cpu(pid: int) -> float:
+    """The registry process's CPU seconds so far (user + system), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _fetch_only(url: str, ctx: Any) -> int:
@@ -224,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--contributions", type=int, default=500)
-    parser.add_argument("--models", type=int, default=4)
-    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--models", type=int, default=2)
+    parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     print(f"usage sync bench: {_load()}")
@@ -259,10 +278,19 @@ def main(argv: list[str] | None = None) -> int:
         extra_args=("--rate-limit", "1000000", "--no-settler"),
     )
     url = server.start()
+    pid = server.proc.pid if server.proc is not None else 0
     _instrument()
     app = ensure_app()
     theme = apply_theme(app, "light")
-    first, again, aged, fetch, loads, paints, ours = [], [], [], [], [], [], []
+    phases = ("first sync", "evidence after the first sync", "sync with nothing new",
+              "evidence after the sync with nothing new",
+              "sync with nothing new, every window read again")  # fmt: skip
+    walls: dict[str, list[float]] = {p: [] for p in phases}
+    cpus: dict[str, list[float]] = {p: [] for p in phases}
+    server_cpus: dict[str, list[float]] = {p: [] for p in phases}
+    parts: dict[str, dict[str, list[float]]] = {p: {} for p in phases}
+    fetch, fetch_cpu, loads, paints, ours = [], [], [], [], []
+    entries = 0
     try:
         for rnd in range(args.rounds):
             work = place / f"round-{rnd}"
@@ -274,25 +302,45 @@ def main(argv: list[str] | None = None) -> int:
 
                 owner = IdentityService(ctx).current()
                 assert owner is not None
-                t = time.perf_counter()
-                _fetch_only(url, ctx)
+                t, c = time.perf_counter(), time.process_time()
+                entries = _fetch_only(url, ctx)
                 fetch.append(time.perf_counter() - t)
-                for times in (first, again, aged):
-                    if times is aged:  # every window a day old: all read again, as every
-                        age_usage_windows(ctx)  # sync did before windows were planned
-                    client = make_client(ctx)
+                fetch_cpu.append(time.process_time() - c)
+                last: Any = None
+                client: Any = None
+                for phase in phases:
+                    if phase.startswith("evidence"):
+                        sync = last  # the continuation of the sync just timed
+                    else:
+                        if phase.endswith("read again"):  # every window a day old: all
+                            age_usage_windows(ctx)  # read again, as before planned windows
+                        client = make_client(ctx)
                     SPENT.clear()
                     CALLS.clear()
-                    try:
-                        t = time.perf_counter()
-                        report = RewardsSync(ctx, client, owner.fingerprint).run()
-                        times.append(time.perf_counter() - t)
-                    finally:
+                    t, c, sc = time.perf_counter(), time.process_time(), _server_cpu(pid)
+                    if phase.startswith("evidence"):
+                        evidence = sync.continue_evidence()
                         client.close()
-                    print(f"  round {rnd + 1}: sync {times[-1]:.2f} s, "
-                          f"{report.new_entries:,} new entries, {_load()}", flush=True)  # fmt: skip
+                        what = (f"{evidence.events:,} events read, "
+                                f"{evidence.entries_left:,} entries left")  # fmt: skip
+                    else:
+                        last = RewardsSync(ctx, client, owner.fingerprint)
+                        report = last.run()
+                        what = f"{report.new_entries:,} new entries"
+                    walls[phase].append(time.perf_counter() - t)
+                    cpus[phase].append(time.process_time() - c)
+                    server_cpus[phase].append(_server_cpu(pid) - sc)
+                    if phase.endswith("read again"):
+                        client.close()
+                    print(
+                        f"  round {rnd + 1}: {phase} {walls[phase][-1]:.3f} s (client CPU "
+                        f"{cpus[phase][-1]:.2f} s, registry CPU {server_cpus[phase][-1]:.2f} s),"
+                        f" {what}; {_load()}",
+                        flush=True,
+                    )
                     for label, secs in sorted(SPENT.items()):
-                        print(f"    {label}: {secs:.2f} s ({CALLS.get(label, 0):,} calls)")
+                        parts[phase].setdefault(label, []).append(secs)
+                        print(f"    {label}: {secs:.3f} s ({CALLS.get(label, 0):,} calls)")
                 gui = GuiRewards(ctx, demo_seed=lambda: None)
                 review = open_review(ctx, owner.fingerprint)
                 t = time.perf_counter()
@@ -322,15 +370,24 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.kill(signal.SIGTERM)
     print(f"{args.events:,} events x 3 attributions, {args.contributions} contributions, "
-          f"{args.models} models, {args.days} days; {args.rounds} rounds")  # fmt: skip
-    med_first = _stats("first sync into an empty copy", first)
-    _stats("sync with nothing new", again)
-    _stats("sync with nothing new, every window read again", aged)
+          f"{args.models} models, {args.days} days, {entries:,} ledger entries; "
+          f"{args.rounds} rounds; {_load()}")  # fmt: skip
+    for phase in phases:
+        _stats(phase, walls[phase])
+        _stats("  client CPU", cpus[phase])
+        _stats("  registry CPU", server_cpus[phase])
+        for label, secs in sorted(parts[phase].items()):
+            _stats(f"  {label}", secs + [0.0] * (args.rounds - len(secs)))
+    if entries:
+        per = statistics.median(cpus["first sync"]) / entries * 1e6
+        print(f"  first sync: client CPU {per:.1f} us per ledger entry (median)")
     med_fetch = _stats("baseline: the same HTTP reads, nothing stored", fetch)
+    _stats("  client CPU", fetch_cpu)
     _stats("first paint: load (overview, buckets, log)", loads)
     _stats("  of which overview + chart buckets", ours)
     _stats("first paint: fill + paint", paints)
     _stats("first paint: total", [a + b for a, b in zip(loads, paints, strict=True)])
+    med_first = statistics.median(walls["first sync"]) * 1000  # ms, as _stats returns
     print(f"  first sync / baseline (median): {med_first / med_fetch:.2f}x   {_load()}")
     return 0
 
