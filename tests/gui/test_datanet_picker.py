@@ -81,6 +81,7 @@ def test_the_picker_lists_datanets_and_checks_the_one_picked_live(
     assert set(ids) == {"open-data", "tables-only", "big-sets"}
     assert sheet.picked_datanet() == "open-data"
     assert "Meets every rule" in sheet.rules.text() and sheet.go_button.isEnabled()
+    assert win.statusBar().currentMessage() == ""  # not "Checking the datanet's rules…"
 
     picker.setCurrentIndex(picker.findData("big-sets"))
     assert not sheet.go_button.isEnabled()  # until the check of the new datanet answers

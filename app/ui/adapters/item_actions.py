@@ -81,7 +81,9 @@ class ItemActions(CatalogueActions):
         )
 
     def _show_sheet(self, review: SubmitReview, submit: bool) -> None:
+        # The check is done (the sheet shows its result): clear "Checking…" in both places.
         self.catalogue.detail.show_result(review.item_id, "", "muted")
+        self.message.emit("")
         detail = self.catalogue.detail.detail
         state = str(detail.summary.state) if detail is not None else State.DRAFT
         sheet = ReviewSheet(
