@@ -232,6 +232,7 @@ class MainWindow(QMainWindow):
         from app.ui.pages.rewards_view import RewardsView  # charts are loaded on first visit
 
         view = RewardsView(self.theme)
+        view.demo = bool(self.demo_url)
         view.syncRequested.connect(self.sync)
         view.scopeChanged.connect(self.rewards_sync.scope)
         view.csvRequested.connect(self.rewards_sync.export_csv)

@@ -57,6 +57,10 @@ def test_states_of_the_page(qtbot: Any, theme: Any) -> None:
     assert view.stack.currentIndex() == 0 and view.empty.title.text() == "No identity yet"
     view.show_overview(_overview(entries=0, total_micro=0, daily=(), by_contribution=()))
     assert view.stack.currentIndex() == 0 and view.empty.title.text() == "No usage yet"
+    assert "demo" not in view.empty.text.text()
+    view.demo = True  # right after acceptance the demo has no usage yet: it says when it comes
+    view.show_overview(_overview(entries=0, total_micro=0, daily=(), by_contribution=()))
+    assert "builds up over the next minutes" in view.empty.text.text()
 
     view.show_overview(_overview())
     assert view.stack.currentIndex() == 1

@@ -116,6 +116,7 @@ class RewardsView(QWidget):
         self.overview: RewardsOverview | None = None
         self.scoped: RewardsOverview | None = None
         self.offline_reason: str | None = None
+        self.demo = False  # the embedded demo registry: its usage is simulated as time passes
         self._filling = False  # programmatic changes to the scope box and the table
         self._wide: bool | None = None
         self._pair: QWidget | None = None  # wide mode: the model and method tables' row
@@ -382,7 +383,14 @@ class RewardsView(QWidget):
                 "No usage yet",
                 "Usage and rewards appear here after your first accepted contribution syncs "
                 "(Sync now, F5). They are kept on this computer, so you can review them "
-                "offline.",
+                "offline."
+                + (
+                    " In demo mode, simulated models start using a contribution once it is "
+                    "accepted, and their usage builds up over the next minutes: sync again "
+                    "shortly."
+                    if self.demo
+                    else ""
+                ),
             )
             self.stack.setCurrentIndex(0)
             return
