@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, Integer, case, cast, func, select, true
 from app.registry_client.http import ApiRefused
 from app.registry_client.usage import UsageWindow
 from app.store.rewards_models import RewardRecord
-from app.store.rollups import LedgerRollupTotal
+from app.store.rollups import LedgerRollupDay, LedgerRollupTotal
 from app.store.tlog_models import LogLeafEvents
 
 if TYPE_CHECKING:
@@ -127,14 +127,19 @@ def check_usage(sync: SyncSession, window: UsageWindow, catch_up: CatchUp) -> No
     )
 
     def totals() -> dict[Key, int]:
+        # the ledger rollup per UTC day (the stored time's date), kept with the entries
+        rolled = LedgerRollupDay
         with sync.ctx.db.session() as s:
             found = s.execute(
-                select(day, RewardRecord.model_id, RewardRecord.method,
-                       func.sum(RewardRecord.amount_micro))
-                .where(mine)
-                .group_by(day, RewardRecord.model_id, RewardRecord.method)
+                select(rolled.day, rolled.model_id, rolled.method, rolled.amount_micro)
+                .where(rolled.registry_key == sync.registry_key, rolled.owner == sync.owner,
+                       rolled.contribution_id == cid, rolled.day >= window.since,
+                       rolled.day <= window.until)
             ).all()  # fmt: skip
-        return {(date.fromisoformat(d), m, k): int(v) for d, m, k, v in found}
+        out: dict[Key, int] = defaultdict(int)
+        for d, m, k, v in found:
+            out[(d, m, k)] += int(v)
+        return dict(out)
 
     def load() -> list[Row]:
         with sync.ctx.db.session() as s:
