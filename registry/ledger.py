@@ -253,9 +253,18 @@ def _existing_event_ids(db: BulkDb, ids: Iterable[str]) -> set[str]:
     return {row[0] for row in db.select_in(EVENTS.name, "event_id", ("event_id",), ids)}
 
 
+# PostgreSQL: intake notifies this channel in every transaction that appends (delivered at
+# its commit), so a settler in another process settles at once instead of at its next poll.
+USAGE_CHANNEL = "usage_appended"
+
+
 def _lock_intake(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INTAKE_LOCK_KEY})
+        # the notification rides on the lock's statement: no extra round trip
+        session.execute(
+            text(f"SELECT pg_advisory_xact_lock(:k), pg_notify('{USAGE_CHANNEL}', '')"),
+            {"k": INTAKE_LOCK_KEY},
+        )
 
 
 def ingest_events(

@@ -69,6 +69,7 @@ from registry.db.usage_models import (
     UsageEvent,
 )
 from registry.db.writegate import hold_write_gate
+from registry.ledger import USAGE_CHANNEL
 from registry.usage_rules import MAX_BUCKET_EVENTS, MAX_BUCKET_REWARD_MICRO
 
 log = logging.getLogger(__name__)
@@ -564,6 +565,7 @@ class Settler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._listener: threading.Thread | None = None
         self._pipeline = Pipeline(sessions, share_ppm, chunk) if Pipeline.wanted(sessions) else None
 
     def settle_pending(self) -> int:
@@ -575,6 +577,31 @@ class Settler:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="settler", daemon=True)
                 self._thread.start()
+                bind = self._sessions.kw.get("bind")
+                if bind is not None and bind.dialect.name == "postgresql":
+                    self._listener = threading.Thread(
+                        target=self._listen, args=(bind.url,), name="settler-listen", daemon=True
+                    )
+                    self._listener.start()
+
+    def _listen(self, url: Any) -> None:
+        """PostgreSQL: wake the settler on every intake commit of any process (intake
+        notifies `USAGE_CHANNEL`; registry.ledger), so settling starts at once, not at the
+        next poll. The poll stays as the backstop if this connection is lost."""
+        import psycopg
+
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {USAGE_CHANNEL}")
+                    self.wake()  # whatever was appended before the LISTEN
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.2, stop_after=1):
+                            self.wake()
+            except Exception:
+                log.warning("settler: listening for intake failed; polling", exc_info=True)
+                self._stop.wait(1.0)
 
     def wake(self) -> None:
         """Settle soon (if the thread runs: it is started by the app's lifespan)."""
@@ -587,6 +614,8 @@ class Settler:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        if self._listener is not None:
+            self._listener.join(timeout)
         if self._pipeline is not None and (thread is None or not thread.is_alive()):
             self._pipeline.close()
 

@@ -7,9 +7,10 @@ What runs where:
   (N processes doing it at once would race). Then it binds the socket, starts the workers
   (uvicorn's supervisor: a worker that dies is replaced) and runs the ONE settler of this
   registry in a thread of its own (`--no-settler`: none; run `contributor-registry settle`
-  beside it). The settler polls the usage log every `SETTLER_POLL_S` (workers do not wake it
-  across processes); settlers of one database serialise on the watermark row anyway, so an
-  extra `settle` process is harmless.
+  beside it). Workers wake it across processes: every intake transaction notifies
+  `registry.ledger.USAGE_CHANNEL` (delivered at commit) and the settler LISTENs; it also polls
+  every `SETTLER_POLL_S` as a backstop. Settlers of one database serialise on the watermark
+  row anyway, so an extra `settle` process is harmless.
 - Each worker builds the app with `worker_process=True` (none of the above, no settler) from
   the settings the serve process put in its environment, and serves requests.
 

@@ -5,6 +5,7 @@ never settles an event twice and a contribution rejected after planning is still
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,14 @@ from sqlalchemy import select, update
 from registry.db.models import STATE_REJECTED, Contribution
 from registry.db.usage_models import SettlementDrop
 from registry.ledger import ledger_totals
-from registry.settlement import plan_next, settle_chunk, settle_pending, settlement_status
+from registry.settlement import (
+    Settler,
+    plan_next,
+    settle_chunk,
+    settle_pending,
+    settlement_status,
+)
+from tests.registry.conftest import fresh_pg_database
 from tests.registry.test_ledger import event_splits, old_split
 from tests.support.usage_data import UsageWorld, event, usage_world
 
@@ -110,3 +118,26 @@ def test_a_contribution_rejected_after_planning_is_dropped(world: UsageWorld) ->
     assert drops and set(drops) == {(gone, "contribution_not_accepted")}
     assert all(cid != gone for _, cid, _ in paid)
     assert totals.ledger_micro == totals.fees_micro == sum(e["feeMicro"] for e in posted.values())
+
+
+def test_an_intake_commit_wakes_a_settler_of_another_connection(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL: intake notifies, the settler listens; its poll (a minute here) is only the
+    backstop. (SQLite has no cross-process wake-up: its settler is woken in-process.)"""
+    with usage_world(fresh_pg_database(pg_url), tmp_path, settle_in_process=False) as world:
+        settler = Settler(world.sessions, SHARE, poll_s=60.0)
+        settler.start()
+        try:
+            time.sleep(1.0)  # listening by now (its first wake found nothing to settle)
+            _post(world, "w", 10, seed=3)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with world.sessions() as s:
+                    if settlement_status(s).settled_seq >= 10:
+                        break
+                time.sleep(0.05)
+            with world.sessions() as s:
+                assert settlement_status(s).unsettled == 0
+        finally:
+            settler.stop()
