@@ -63,6 +63,7 @@ def cmd_audit(args: argparse.Namespace, ctx: Any) -> int:
         print(
             f"{r['registryKey'][:60]}…: tree size {r['treeSize']:,}, {r['checkpoints']} "
             f"checkpoints, {r['verifiedEntries']:,} entries verified, "
+            f"{plural(r['verifiedAcceptances'], 'contribution acceptance')} verified, "
             f"{r['pendingEntries']:,} pending"
         )
         for p in r["problems"]:

@@ -200,6 +200,9 @@ def test_sync_verifies_every_entry_and_audit_passes_offline(
     out = run_cli("audit", "--json", data_dir=data_dir)
     assert out.code == 0 and json.loads(out.out)["ok"] is True
     assert json.loads(out.out)["registries"][0]["verifiedAcceptances"] == len(cids)
+    text = run_cli("audit", data_dir=data_dir)  # the text output says the same
+    assert text.code == 0, text.err
+    assert f"{len(cids)} contribution acceptances verified" in text.out, text.out
 
 
 def test_log_status_counts_what_the_sync_verified(synced: tuple[Desk, list[str]]) -> None:
