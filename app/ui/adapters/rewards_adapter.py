@@ -64,6 +64,7 @@ class GuiRewards:
         self._demo_seed = demo_seed  # simulates demo usage; a no-op outside demo mode
         self._is_demo = is_demo  # the registry is the embedded demo registry
         self._lock = threading.Lock()
+        self._evidence = threading.Lock()  # held while an evidence share runs
         self._pending: tuple[RewardsSync, RegistryClient] | None = None  # continue_evidence
 
     def sync(self, passphrase: str | None = None) -> RewardsOverview | None:
@@ -104,7 +105,12 @@ class GuiRewards:
             return None
         sync, client = pending
         try:
-            return sync.continue_evidence()
+            if not self._evidence.acquire(blocking=False):
+                return None  # one share at a time: the next sync's continues after it
+            try:
+                return sync.continue_evidence()
+            finally:
+                self._evidence.release()
         finally:
             client.close()
 
