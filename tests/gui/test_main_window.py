@@ -8,6 +8,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 
 from app.ui.main_window import MainWindow
+from app.ui.widgets.detail_pane import DetailPane
 from tests.gui.conftest import add_item, make_csv
 
 
@@ -119,6 +120,17 @@ def test_selecting_an_item_shows_its_detail(
     assert pane.history.topLevelItemCount() == 1
     assert pane.submit_button.isEnabled()  # a draft can be submitted (signed on the way)
     assert "queue" in pane.submit_button.toolTip()
+    assert pane.sign_button.isVisible() and pane.sign_button.isEnabled()
+    assert not pane.verify_button.isEnabled()  # nothing signed yet
+    # the pane on its own (no options: signing and submitting are always there) acts the same
+    alone = DetailPane(theme)
+    qtbot.addWidget(alone)
+    alone.show()
+    assert pane.detail is not None
+    alone.show_detail(pane.detail)
+    assert alone.sign_button.isVisible() and alone.sign_button.isEnabled()
+    assert alone.submit_button.isEnabled() and "queue" in alone.submit_button.toolTip()
+    assert not alone.verify_button.isEnabled()
 
 
 def test_export_croissant_from_detail(

@@ -359,11 +359,7 @@ class CatalogueView(QWidget):
         self.table.viewport().installEventFilter(hh)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
 
-        self.detail = DetailPane(
-            self.theme,
-            can_sign=True,
-            can_submit=True,
-        )
+        self.detail = DetailPane(self.theme)
         self.detail.verifyRequested.connect(self.verify)
         self.detail.exportRequested.connect(self.export)
         self.detail.revealRequested.connect(self.reveal)

@@ -72,14 +72,7 @@ class DetailPane(QFrame):
     editRequested = Signal(int)
     evidenceRequested = Signal(int)
 
-    def __init__(
-        self,
-        theme: Theme,
-        *,
-        can_sign: bool,
-        can_submit: bool,
-        parent: QWidget | None = None,
-    ) -> None:
+    def __init__(self, theme: Theme, *, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("detailPane")
         self.setAccessibleName("Item details")
@@ -88,8 +81,6 @@ class DetailPane(QFrame):
         # The last result of an action (sign, verify, submit…) per item: shown in the pane
         # while that item is, and kept across the refresh that follows the action.
         self._results: dict[int, tuple[str, str]] = {}
-        self._can_sign = can_sign
-        self._can_submit = can_submit
         self.setMinimumWidth(420)
 
         outer = QVBoxLayout(self)
@@ -406,24 +397,16 @@ class DetailPane(QFrame):
         self.evidence_button.setToolTip(
             EVIDENCE_TIP if state == "accepted" else "Available once the registry has accepted it"
         )
-        self.sign_button.setVisible(self._can_sign)
-        self.sign_button.setEnabled(self._can_sign and state in ("draft", "signed", "rejected"))
-        can_verify = self._can_sign and detail.envelope is not None
+        self.sign_button.setEnabled(state in ("draft", "signed", "rejected"))
+        can_verify = detail.envelope is not None
         self.verify_button.setEnabled(can_verify)
         self.verify_button.setToolTip(
             "Check the signature and re-hash every file against the signed manifest"
             if can_verify
             else "Sign the item first: verification checks its signature and files"
         )
-        if self._can_submit:
-            self.submit_button.setEnabled(state in ("draft", "signed", "rejected"))
-            self.submit_button.setToolTip("Sign if needed, then queue for upload to the registry")
-        else:
-            self.submit_button.setEnabled(False)
-            self.submit_button.setToolTip(
-                "Available when the upload service is installed (uploads are not part of this "
-                "build yet)"
-            )
+        self.submit_button.setEnabled(state in ("draft", "signed", "rejected"))
+        self.submit_button.setToolTip("Sign if needed, then queue for upload to the registry")
 
     def _problems_html(self, detail: ItemDetail) -> str:
         problems = [*detail.problems, *detail.report.all_problems()]
