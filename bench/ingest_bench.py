@@ -669,6 +669,40 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def pg_cpu_by_kind(pg: int, databases: dict[str, str]) -> dict[str, float]:
+    """CPU seconds so far of a PostgreSQL cluster's processes by kind, from their titles:
+    the backends of each database in `databases` ({name: label}), autovacuum workers, the
+    checkpointer / WAL writer / background writer, the rest; "exited": children the
+    postmaster has reaped (short-lived autovacuum workers, closed backends; /proc cutime)."""
+    out: dict[str, float] = {}
+    fields = Path(f"/proc/{pg}/stat").read_text().rsplit(")", 1)[1].split()
+    out["exited"] = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) != pg:
+            continue
+        kind = "other"
+        if "autovacuum" in title:
+            kind = "autovacuum"
+        elif any(w in title for w in ("checkpointer", "walwriter", "background writer")):
+            kind = "checkpoint+wal"
+        else:
+            for name, label in databases.items():
+                if f" {name} " in title:
+                    kind = label
+        try:
+            out[kind] = out.get(kind, 0.0) + process_cpu(int(entry))
+        except OSError:
+            continue
+    return out
+
+
 def postmaster_pid(db_url: str) -> int | None:
     """The postmaster of the bench cluster serving `db_url` (found by its port)."""
     port = db_url.rsplit(":", 1)[1].split("/", 1)[0]
@@ -951,6 +985,7 @@ def http_fill_bench(
     extra = ("--no-settler",) + (("--workers", str(workers)) if workers > 1 else ())
     what = f"{label}, {workers} worker{'s' if workers > 1 else ''}"
     pg = postmaster_pid(http_url) if http_url.startswith("postgresql") else None
+    dbnames = {http_url.rsplit("/", 1)[1]: "http-db", base_url.rsplit("/", 1)[1]: "raw-db"}
     ours: list[float] = []
     base: list[float] = []
     took = 0.0
@@ -970,11 +1005,32 @@ def http_fill_bench(
                         continue
                     cpu0 = (tree_cpu(server.proc.pid), time.process_time(),
                             tree_cpu(pg) if pg else 0.0)  # fmt: skip
+                    kinds0 = pg_cpu_by_kind(pg, dbnames) if pg else {}
                     t = took = poster.run("f", first, per_round, args.writers)
                     cpu1 = (tree_cpu(server.proc.pid), time.process_time(),
                             tree_cpu(pg) if pg else 0.0)  # fmt: skip
+                    kinds1 = pg_cpu_by_kind(pg, dbnames) if pg else {}
                     ours.append(per_round * BATCH / t)
                     srv, cli, dbs = (b - a for a, b in zip(cpu0, cpu1, strict=True))
+                if pg:
+                    with engine.connect() as c:
+                        vac = c.execute(text(
+                            "SELECT coalesce(sum(autovacuum_count), 0), "
+                            "coalesce(sum(autoanalyze_count), 0) FROM pg_stat_user_tables"
+                        )).one()  # fmt: skip
+                        ckpt = c.execute(text(
+                            "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+                        )).scalar_one()  # fmt: skip
+                    split = ", ".join(
+                        f"{k} {(kinds1.get(k, 0.0) - kinds0.get(k, 0.0)) / took:.2f}"
+                        for k in sorted(set(kinds0) | set(kinds1))
+                    )
+                    print(
+                        f"[{what}] round {rnd + 1}: postgres cores by process over the HTTP "
+                        f"segment: {split}; autovacuums/autoanalyzes so far in the HTTP "
+                        f"database {vac[0]}/{vac[1]}; checkpoints so far (cluster) {ckpt}",
+                        flush=True,
+                    )
                 print(
                     f"[{what}] round {rnd + 1}: log at {(first + per_round) * BATCH:,} events; "
                     f"HTTP {ours[-1]:,.0f} ev/s, raw {base[-1]:,.0f} ev/s; CPU over the HTTP "

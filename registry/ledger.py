@@ -331,8 +331,17 @@ def _received(session: Session) -> tuple[int, int]:
     become visible in increasing order (see the module doc)."""
     connection = session.connection()
     last_seq, total = connection.info.get(_RECEIVED_KEY, (0, 0))
+    # Bounded on both sides by the top (one backward index step), so the range read is an
+    # index range whatever the statistics: with `seq > :last` alone, PostgreSQL planned a
+    # sequential scan of the whole log until the table's first ANALYZE (its default
+    # selectivity for one open range is a third of the rows), ~90 us of server CPU per
+    # event at 300,000 events; autovacuum's first ANALYZE comes late or not at all in a
+    # short fill (bench/README.md).
     top, added = connection.execute(
-        text("SELECT max(seq), coalesce(sum(fee_micro), 0) FROM usage_events WHERE seq > :last"),
+        text(
+            "SELECT t.top, (SELECT coalesce(sum(fee_micro), 0) FROM usage_events "
+            "WHERE seq > :last AND seq <= t.top) FROM (SELECT max(seq) AS top FROM usage_events) t"
+        ),
         {"last": last_seq},
     ).one()
     if top is not None:
