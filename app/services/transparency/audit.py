@@ -24,7 +24,7 @@ from app.services.transparency.acceptance import (
     submitted,
 )
 from app.services.transparency.failures import split_hashes
-from app.services.transparency.leaves import leaf_mismatch, record_fields
+from app.services.transparency.leaves import entry_fields, leaf_mismatch
 from app.store.rewards_models import RewardRecord
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof, LogTile
 from app.tlog import (
@@ -51,6 +51,17 @@ class AuditReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "registries": self.registries, "problems": self.problems}
+
+
+_RECORD_COLUMNS = (
+    RewardRecord.cursor, RewardRecord.event_id, RewardRecord.contribution_id,
+    RewardRecord.model_id, RewardRecord.method, RewardRecord.amount_micro, RewardRecord.at,
+    RewardRecord.demo,
+)  # fmt: skip
+_PROOF_COLUMNS = (
+    LogProof.owner, LogProof.cursor, LogProof.leaf_index, LogProof.tree_size, LogProof.leaf,
+    LogProof.proof,
+)  # fmt: skip
 
 
 def _verifier_for(s: Session, note: bytes) -> Verifier | None:
@@ -93,9 +104,10 @@ def audit(ctx: ServiceContext) -> AuditReport:
                 except (TlogError, KeyError) as exc:
                     problems.append(f"checkpoint of size {c.size}: {exc}")
                 roots[c.size] = c.root
+            # rows, not ORM objects: an audit reads every stored entry and proof
             records = {
                 r.cursor: r
-                for r in s.scalars(select(RewardRecord).where(RewardRecord.registry_key == key))
+                for r in s.execute(select(*_RECORD_COLUMNS).where(RewardRecord.registry_key == key))
             }
             tiles: dict[tuple[int, int], bytes] = {}
             sizes: dict[tuple[int, int], int] = {}
@@ -108,7 +120,7 @@ def audit(ctx: ServiceContext) -> AuditReport:
                 sizes[(level, idx)] = int(size)
             problems += verify_stored_tiles(tiles, sizes, roots)
             batches: dict[int, InclusionBatch] = {}
-            proofs = list(s.scalars(select(LogProof).where(LogProof.registry_key == key)))
+            proofs = s.execute(select(*_PROOF_COLUMNS).where(LogProof.registry_key == key)).all()
             acceptances = [p for p in proofs if p.cursor.startswith(ACCEPTANCE_PREFIX)]
             facts = submitted(s, [p.cursor.removeprefix(ACCEPTANCE_PREFIX) for p in acceptances])
             for p in proofs:
@@ -129,7 +141,7 @@ def audit(ctx: ServiceContext) -> AuditReport:
                     r = records.get(p.cursor)
                     if r is None:
                         raise TlogError("the proven entry is not stored")
-                    why = leaf_mismatch(p.leaf, record_fields(r), p.owner)
+                    why = leaf_mismatch(p.leaf, entry_fields(*r), p.owner)
                     if why is not None:
                         raise TlogError(why)
                 except TlogError as exc:
@@ -158,7 +170,7 @@ def audit(ctx: ServiceContext) -> AuditReport:
     return report
 
 
-def _check_in_tile(p: LogProof, tiles: dict[tuple[int, int], bytes]) -> None:
+def _check_in_tile(p: Any, tiles: dict[tuple[int, int], bytes]) -> None:
     """The entry's leaf hashes to the hash at its index in the stored level-0 tile (verified
     above with the other tiles)."""
     tile, pos = divmod(p.leaf_index, TILE_WIDTH)
@@ -170,7 +182,7 @@ def _check_in_tile(p: LogProof, tiles: dict[tuple[int, int], bytes]) -> None:
         raise TlogError(f"the stored leaf is not the one logged at index {p.leaf_index}")
 
 
-def _check_acceptance(p: LogProof, facts: dict[str, Submitted]) -> None:
+def _check_acceptance(p: Any, facts: dict[str, Submitted]) -> None:
     """The proven acceptance leaf against the catalogue (if it still holds the item)."""
     sub = facts.get(p.cursor.removeprefix(ACCEPTANCE_PREFIX))
     why = None if sub is None else acceptance_mismatch(p.leaf, sub, p.owner)
