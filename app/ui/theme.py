@@ -22,7 +22,7 @@ LIGHT = {
     "sidebar": "#eceef2",
     "text": "#1d2127",
     "muted": "#5d6673",
-    "disabled": "#a3a9b1",
+    "disabled": "#7d838c",  # 3:1 or more on bg, surface, sidebar and hover; dimmer than muted
     "border": "#dadee4",
     "hover": "#e3e7ee",
     "selection": "#dce6ff",
@@ -42,7 +42,7 @@ DARK = {
     "sidebar": "#16181b",
     "text": "#e5e7ea",
     "muted": "#99a1ab",
-    "disabled": "#5d636b",
+    "disabled": "#838993",  # 3:1 or more on every background, and the Fusion mark drawn from it
     "border": "#33373e",
     "hover": "#2b2f35",
     "selection": "#2a3a66",

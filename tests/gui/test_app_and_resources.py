@@ -12,9 +12,17 @@ from xml.etree import ElementTree
 
 import pytest
 from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QRadioButton,
+    QStyle,
+    QStyleOptionButton,
+    QWidget,
+)
 
 from app.ui.resources import icon_path, render_svg, resources_dir, themed_icon
-from app.ui.theme import DARK, LIGHT, resolve_theme, stylesheet
+from app.ui.theme import DARK, LIGHT, apply_theme, palette, resolve_theme, stylesheet
 
 ICONS = [
     "app",
@@ -129,3 +137,69 @@ def test_generated_app_icons_exist() -> None:
     for size in (16, 32, 48, 256, 512):
         assert (png / f"contributor-desk-{size}.png").stat().st_size > 100
     assert (resources_dir() / "icons" / "contributor-desk.ico").exists()
+
+
+def _luminance(c: QColor) -> float:
+    def lin(v: float) -> float:
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(c.redF()) + 0.7152 * lin(c.greenF()) + 0.0722 * lin(c.blueF())
+
+
+def _contrast(a: QColor, b: QColor) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("choice", ["light", "dark"])
+def test_disabled_text_is_readable_yet_dimmer_than_muted(qapp: Any, choice: str) -> None:
+    """Disabled labels (radio buttons, check boxes, buttons) reach 3:1 against every background
+    they sit on, and stay dimmer than the muted (enabled, secondary) text so they still read
+    as disabled."""
+    theme = resolve_theme(choice)
+    pal = palette(theme)
+    disabled = QPalette.ColorGroup.Disabled
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text):
+        assert pal.color(disabled, role) == theme.color("disabled")
+    for bg in ("bg", "surface", "sidebar", "hover"):
+        ratio = _contrast(theme.color("disabled"), theme.color(bg))
+        assert ratio >= 3.0, f"{choice}: disabled on {bg} is {ratio:.2f}:1"
+        assert ratio < _contrast(theme.color("muted"), theme.color(bg))
+
+
+@pytest.mark.parametrize("choice", ["light", "dark"])
+@pytest.mark.parametrize("kind", [QRadioButton, QCheckBox])
+def test_a_disabled_checked_indicator_shows_its_mark(
+    qtbot: Any, qapp: Any, choice: str, kind: type[QRadioButton] | type[QCheckBox]
+) -> None:
+    """Drawn with the theme as the app applies it: the mark of a disabled checked radio button
+    or check box stands out from the window background as its label does (3:1)."""
+    theme = apply_theme(qapp, choice)
+    try:
+        box = QWidget()
+        button = kind("Create a new identity", box)
+        button.setChecked(True)
+        button.setEnabled(False)
+        box.resize(240, 40)
+        qtbot.addWidget(box)
+        box.show()
+        qtbot.waitExposed(box)
+        image = box.grab().toImage()
+        opt = QStyleOptionButton()
+        button.initStyleOption(opt)  # type: ignore[arg-type]
+        element = (
+            QStyle.SubElement.SE_RadioButtonIndicator
+            if kind is QRadioButton
+            else QStyle.SubElement.SE_CheckBoxIndicator
+        )
+        rect = button.style().subElementRect(element, opt, button).translated(button.pos())
+        background = theme.color("bg")
+        assert image.pixelColor(rect.right() + 40, 1) == background
+        best = max(
+            _contrast(image.pixelColor(x, y), background)
+            for x in range(rect.left(), rect.right() + 1)
+            for y in range(rect.top(), rect.bottom() + 1)
+        )
+        assert best >= 3.0, f"{choice} {kind.__name__}: the mark is {best:.2f}:1"
+    finally:
+        apply_theme(qapp, "light")  # as the theme fixture leaves the app
