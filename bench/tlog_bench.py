@@ -9,6 +9,9 @@
            against the checkpoints they were synced with, every checkpoint's signature and the
            consistency proof between each checkpoint and the next; and from stored tiles:
            every stored tile re-verified, each entry's leaf hash against its tile
+  app      with --app-audit N: the app's own `audit` (app.services.transparency) over a
+           catalogue holding N entries verified by tiles (rows, tiles, a pinned key and a
+           signed checkpoint, written straight into a temporary catalogue)
   append   the registry: leaves appended to a tiled log in settlement batches, every changed
            hash tile written (to memory)
 
@@ -104,6 +107,7 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=int, default=100)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--app-audit", type=int, default=0, help="entries in the app audit (0: skip)")
     args = ap.parse_args()
     n, rng = args.log_size, random.Random(7)
     print(f"tlog bench: log of {n:,} entries, {args.rounds} rounds; load avg {os.getloadavg()}")
@@ -283,7 +287,76 @@ def main() -> None:
     base = rounds(baseline(inputs), args.rounds)
     print(f"append: {count:,} leaves in batches of {b:,}, tiles written, root computed")
     show("TiledLog.append", rounds(append, args.rounds), base)
+    if args.app_audit:
+        app_audit(args.app_audit, args.rounds)
     print(f"load avg after: {os.getloadavg()}")
+
+
+def app_audit(n: int, n_rounds: int) -> None:
+    """`audit(ctx)` over a catalogue of n entries stored the way a sync stores them (leaf,
+    index, empty proof; the level-0 tiles and the right edge; a checkpoint and pinned key)."""
+    import json
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from app.services.context import ServiceContext
+    from app.services.transparency import audit
+    from app.services.transparency.leaves import at_z
+    from app.store.rewards_models import RewardRecord
+    from app.store.tlog_models import LogCheckpoint, LogPin, LogProof, LogTile
+
+    origin, owner = "bench.example/log", "ab" * 32
+    signer = Signer.generate(origin)
+    key = signer.verifier.vkey
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    records, leaves = [], []
+    for i in range(n):
+        at = t0 + timedelta(seconds=i)
+        cid = f"c_{i % 500}"
+        obj = {
+            "type": "ledger", "v": 1, "id": i + 1, "kind": "contributor", "eventId": "s50000",
+            "contributionId": cid, "owner": owner, "modelId": "m", "method": "influence",
+            "amountMicro": 1000 + i, "at": at_z(at), "demo": False, "events": 3,
+            "usageDigest": "0" * 64, "seqFrom": 0, "seqTo": 50000, "sharePpm": 700000,
+        }  # fmt: skip
+        leaves.append(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode())
+        records.append({"registry_key": key, "owner": owner, "cursor": str(i + 1),
+                        "event_id": "s50000", "contribution_id": cid, "model_id": "m",
+                        "method": "influence", "amount_micro": 1000 + i, "at": at,
+                        "demo": False})  # fmt: skip
+    log = TiledLog(MemoryTileStorage())
+    log.append([leaf_hash(x) for x in leaves])
+    root = log.root()
+    ts = TileSet(n, root)
+    ts.ensure(range(n), lambda need: {(lv, ix, w): log.storage.read_tile(lv, ix)[: w * HASH_SIZE]
+                                      for lv, ix, w in need})  # fmt: skip
+    ctx = ServiceContext(Path(tempfile.mkdtemp(prefix="tlog-bench-")), "http://127.0.0.1:1")
+    with ctx.db.session() as s:
+        s.add(LogPin(origin=origin, vkey=key, source="user"))
+        s.add(LogCheckpoint(registry_key=key, size=n, root=root, prev_size=None, consistency=b"",
+                            note=Checkpoint(origin, n, root).sign(signer)))  # fmt: skip
+        s.execute(insert(RewardRecord), records)
+        s.execute(insert(LogProof), [
+            {"registry_key": key, "owner": owner, "cursor": str(i + 1), "leaf_index": i,
+             "tree_size": n, "leaf": leaves[i], "proof": b""} for i in range(n)
+        ])  # fmt: skip
+        s.execute(insert(LogTile), [
+            {"registry_key": key, "level": lv, "idx": ix, "width": len(v) // HASH_SIZE,
+             "tree_size": n, "data": v} for (lv, ix), v in ts.tiles.items()
+        ])  # fmt: skip
+        s.commit()
+
+    def run() -> None:
+        if not audit(ctx).ok:
+            raise AssertionError("audit failed")
+
+    base = rounds(baseline([len(x) + 1 for x in leaves]), n_rounds)  # the leaf hashes alone
+    walls = rounds(run, n_rounds)
+    print(f"app audit: {n:,} tile-verified entries, {len(ts.tiles):,} tiles, catalogue on disk")
+    show("audit(ctx), offline", walls, base, 5.0)
+    ctx.close()
 
 
 if __name__ == "__main__":
