@@ -657,12 +657,16 @@ def settlement_status(session: Session) -> SettlementStatus:
         )
     ).one_or_none()
     watermark, at = (int(row[0]), row[1]) if row is not None else (0, None)
-    received, unsettled = session.execute(
-        select(func.max(UsageEvent.seq), func.count()).where(UsageEvent.seq > watermark)
-    ).one()
+    # Bounded on both sides (the top is one backward index step), so PostgreSQL reads an index
+    # range even before the log's first ANALYZE (with `seq > watermark` alone it scanned the
+    # whole log until then).
+    received = int(session.scalar(select(func.max(UsageEvent.seq))) or 0)
+    unsettled = session.scalar(
+        select(func.count()).where(UsageEvent.seq > watermark, UsageEvent.seq <= received)
+    )
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    return SettlementStatus(watermark, at, int(received or watermark), int(unsettled))
+    return SettlementStatus(watermark, at, received or watermark, int(unsettled or 0))
 
 
 @dataclass(frozen=True)
