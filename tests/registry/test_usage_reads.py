@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.signing.rotation import build_rotation
 from registry.db.usage_models import LedgerEntry, UsageBucket
-from registry.routes.reads import RewardsPage
+from registry.routes.reads import RewardsPage, UsageResponse
 from registry.usage_rules import MAX_BUCKET_EVENTS
 from tests.support.registry_actors import Contributor
 from tests.support.usage_data import UsageWorld, event, usage_world
@@ -72,6 +72,14 @@ def test_usage_series_by_day_and_week(world: UsageWorld) -> None:
         url, params={"since": "2026-11-05", "until": "2026-11-06"}, headers=a.headers
     ).json()
     assert narrow["totals"]["events"] == 2
+    # The msgspec-encoded answer is byte for byte what the documented pydantic model writes.
+    for answer in (r, world.client.get(url, params={"bucket": "week"}, headers=a.headers)):
+        assert answer.content == _as_pydantic_writes(answer.content)
+    assert body["settledThrough"]["at"].endswith("Z")
+
+
+def _as_pydantic_writes(content: bytes) -> bytes:
+    return UsageResponse.model_validate_json(content).model_dump_json().encode()
 
 
 def test_usage_range_is_bounded(world: UsageWorld) -> None:
@@ -310,3 +318,4 @@ def test_summary_sums_are_exact_beyond_64_bits(world: UsageWorld) -> None:
     assert usage.status_code == 200, usage.text
     points = usage.json()["series"][0]["points"]
     assert sum(p["sharePpm"] for p in points) == days * share
+    assert usage.content == _as_pydantic_writes(usage.content)
