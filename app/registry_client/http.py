@@ -17,7 +17,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +61,11 @@ class OutOfBounds(RegistryUnavailable):
     or pointing at another host. Never retried (a registry that did it once will again)."""
 
 
+class TooSlow(OutOfBounds):
+    """The exchange ran past its total time (a registry dripping its bytes). Callers that can
+    resume (a tus PATCH) retry from the server's state; the rest refuse it as OutOfBounds."""
+
+
 class ApiRefused(RegistryRefused):
     """The registry answered 4xx: `status`, its error `code` and its message."""
 
@@ -77,8 +83,9 @@ class Timeouts:
 
     connect: float = 5.0
     read: float = 60.0
-    # The whole exchange (connect, request, answer) of anything but a tus PATCH: per-read
-    # timeouts alone let a registry that drips a byte every few seconds hold a call forever.
+    # The whole exchange (connect, request, answer; a tus PATCH gets its body's time on top):
+    # per-read timeouts alone let a registry that drips a byte every few seconds hold a call
+    # forever.
     total: float = 90.0
 
     def pair(self) -> tuple[float, float]:
@@ -105,6 +112,9 @@ class _Watch:
         self.conn: HTTPConnection | None = None
         self.done = False
         self.fired = False
+        self.held = 0.0  # seconds the sender held itself back (bandwidth limit): not counted
+        self.holding_since: float | None = None  # it is holding itself back right now
+        self.applied = 0.0  # how far the watchdog has moved the deadline for it so far
 
     def cut(self) -> None:
         if self.done:
@@ -154,11 +164,40 @@ class _Watchdog:
                 if wait > 0:
                     self._cond.wait(min(wait, 1.0))
                     continue
-                heapq.heappop(self._heap)[2].cut()
+                deadline, _, watch = heapq.heappop(self._heap)
+                since = watch.holding_since
+                push = watch.held - watch.applied  # the time it held itself back moves it
+                if since is not None:  # still holding: look again a little later at least
+                    push = max(push + time.monotonic() - since, HOLD_RECHECK_S)
+                if push > 0:
+                    watch.applied += push
+                    heapq.heappush(self._heap, (deadline + push, next(self._seq), watch))
+                    continue
+                watch.cut()
 
 
 _WATCHDOG = _Watchdog()
 _current = threading.local()
+
+
+HOLD_RECHECK_S = 0.25  # a deadline reached while its exchange holds back: looked at again
+
+
+@contextmanager
+def held_back() -> Iterator[None]:
+    """While inside, the exchange running on this thread waits of its own accord (a request
+    body held back by a bandwidth limit): that time does not count toward its total time."""
+    watch = getattr(_current, "watch", None)
+    if watch is None:
+        yield
+        return
+    start = time.monotonic()
+    watch.holding_since = start
+    try:
+        yield
+    finally:
+        watch.held += time.monotonic() - start  # before holding_since goes: never undercounted
+        watch.holding_since = None
 
 
 class _WatchedHTTPConnection(HTTPConnection):
@@ -395,8 +434,9 @@ class RegistryHttp:
         """One HTTP exchange (re-login once on 401); transport failures → RegistryUnavailable.
 
         The whole exchange, answer body included, must end within `total` seconds (True:
-        Timeouts.total, plus time to send a request body; None: per-read timeouts only, for
-        tus PATCH bodies sent at a bandwidth limit). The body is read here, at most
+        Timeouts.total, plus time to send a request body; None: per-read timeouts only). Time
+        the sender holds itself back (held_back) is not counted; past the deadline the
+        exchange is cut and TooSlow raised. The body is read here, at most
         MAX_ANSWER_BYTES, unless the caller asks for stream=True. Redirects are never
         followed."""
         hdrs = dict(headers or {})
@@ -431,7 +471,7 @@ class RegistryHttp:
                 raise
             except (requests.RequestException, OSError) as exc:
                 if watch.fired:
-                    raise OutOfBounds(
+                    raise TooSlow(
                         f"the registry at {self.base_url} did not finish its answer "
                         f"within {limit or 0:.0f} s",
                         hint="a registry that slow is not waited for",

@@ -28,9 +28,11 @@ from app.registry_client.http import (
     ApiRefused,
     OutOfBounds,
     RegistryHttp,
+    TooSlow,
     Unreachable,
     error_message,
     header_offset,
+    held_back,
     retry_after_seconds,
 )
 
@@ -40,6 +42,12 @@ TUS_VERSION = "1.0.0"
 DEFAULT_CHUNK = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
 UPLOADS_PATH = "/v1/uploads/"
+# The slowest average rate a PATCH may go at: a PATCH of n bytes must end (body sent and
+# answer read) within Timeouts.total + n / PATCH_FLOOR_BPS seconds, not counting the time the
+# bandwidth limiter holds it back; 90 s + 8.5 min for a 16 MiB chunk. Per-read timeouts alone
+# let a registry that reads or answers a byte every few seconds hold one PATCH open forever;
+# past the deadline the PATCH is cut and the upload resumes from the registry's offset (HEAD).
+PATCH_FLOOR_BPS = 32 * 1024
 
 
 class UploadStopped(Exception):
@@ -141,7 +149,8 @@ class FileSlice:
         n = self._left if size is None or size < 0 else min(size, self._left)
         if self._limiter is not None:
             n = min(n, self._limiter.block_size())
-            self._limiter.acquire(n)
+            with held_back():  # our own limit is not the registry's delay
+                self._limiter.acquire(n)
         data = self._fh.read(n)
         if not data:
             self.close()
@@ -210,13 +219,21 @@ class TusClient:
         chunk_size: int = DEFAULT_CHUNK,
         limiter: BandwidthLimiter | None = None,
         endpoint: str = UPLOADS_PATH,
+        floor_bps: int = PATCH_FLOOR_BPS,
     ) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk size must be positive")
+        if floor_bps <= 0:
+            raise ValueError("the floor rate must be positive")
         self.http = http
         self.chunk_size = chunk_size
         self.limiter = limiter
         self.endpoint = endpoint
+        self.floor_bps = floor_bps
+
+    def patch_deadline(self, n: int) -> float:
+        """Seconds one PATCH of `n` bytes may take in all (see PATCH_FLOOR_BPS)."""
+        return self.http.timeouts.total + n / self.floor_bps
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"Tus-Resumable": TUS_VERSION, **(extra or {})}
@@ -311,8 +328,17 @@ class TusClient:
                 log.info("upload %s is gone; starting a new one", url)
                 url, offset = None, None
                 continue
-            except OutOfBounds:
-                raise  # not a passing failure: retrying would do the same
+            except OutOfBounds as exc:
+                if not isinstance(exc, TooSlow):
+                    raise  # not a passing failure: retrying would do the same
+                # a PATCH past its deadline: resumed from the registry's offset like a drop
+                failures += 1
+                offset = None
+                if failures >= budget:
+                    raise
+                log.info("tus: %s; resuming from the registry's offset", exc)
+                self._wait(self.http.backoff(failures), stop)
+                continue
             except RegistryUnavailable as exc:
                 failures += 1
                 offset = None  # ask the server where it stands before the next try
@@ -371,7 +397,7 @@ class TusClient:
                 "PATCH",
                 url,
                 data=body,
-                total=None,  # a chunk at a bandwidth limit may take long: per-read timeouts
+                total=self.patch_deadline(n),  # the limiter's waits are not counted
                 headers=self._headers(
                     {
                         "Upload-Offset": str(offset),

@@ -4,9 +4,11 @@ sending anything elsewhere (docs/protocol.md, "What the client accepts")."""
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from app.domain.errors import RegistryRefused, RegistryUnavailable
 from app.registry_client.api import MAX_PAGES, RegistryClient
 from app.registry_client.http import MAX_ANSWER_BYTES, OutOfBounds, RetryPolicy, Timeouts
-from app.registry_client.tus import TusClient, UploadHooks
+from app.registry_client.tus import BandwidthLimiter, TusClient, UploadHooks
 from app.registry_client.usage import all_models, rewards_after, usage_window
 from tests.unit.registry_client.hostile import HostileRegistry, elapsed, hostile_registry
 
@@ -121,6 +123,85 @@ def test_a_tus_location_on_another_origin_gets_nothing(
                 )
         assert elsewhere.seen == []  # neither the token nor the bytes went there
         assert urls == []  # and the foreign URL was not kept to resume from
+
+
+def test_a_dripping_tus_patch_is_cut_at_its_deadline_and_resumed_from_the_offset(
+    hostile: HostileRegistry, tmp_path: Path
+) -> None:
+    """The first PATCH gets an answer dripped a byte at a time (per-read timeouts never fire):
+    past its deadline it is cut, the client asks where the upload stands (HEAD) and sends the
+    rest from there."""
+    chunk = 1024
+    blob = tmp_path / "blob"
+    blob.write_bytes(bytes(range(256)) * 8)  # two chunks
+    patches: list[int] = []
+    stored = [0]
+
+    def head(h: Any) -> None:
+        h.send_raw(200, {"Upload-Offset": str(stored[0]), "Upload-Length": "2048"})
+
+    def patch(h: Any) -> None:
+        at = int(h.headers["Upload-Offset"])
+        patches.append(at)
+        if len(patches) == 1:
+            stored[0] = at + len(h.body)  # it keeps the bytes, then never finishes answering
+            h.drip(0.1)
+            return
+        stored[0] = at + len(h.body)
+        h.send_raw(204, {"Upload-Offset": str(stored[0])})
+
+    hostile.route("HEAD", "/v1/uploads/u1", head)
+    hostile.route("PATCH", "/v1/uploads/u1", patch)
+    short = Timeouts(connect=2.0, read=5.0, total=0.3)
+    result: list[object] = []
+    with _client(hostile, timeouts=short) as client:
+        tus = TusClient(client.http, chunk_size=chunk, floor_bps=1024 * 1024)
+        assert tus.patch_deadline(chunk) == pytest.approx(0.3 + chunk / (1024 * 1024))
+
+        def run() -> None:
+            try:
+                result.append(
+                    tus.upload(blob, 2048, {}, url=f"{hostile.url}/v1/uploads/u1", max_transient=3)
+                )
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                result.append(exc)
+
+        start = time.monotonic()
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(10.0)
+        assert not worker.is_alive(), "the dripping PATCH was never cut"
+        assert elapsed(start) < 5.0
+    assert result == [f"{hostile.url}/v1/uploads/u1"]
+    assert patches == [0, chunk]  # the second PATCH starts at the offset the HEAD gave
+    calls = [m for m, p in hostile.seen if p.startswith("/v1/uploads/")]
+    assert calls == ["HEAD", "PATCH", "HEAD", "PATCH"]  # cut, asked where it stands, resumed
+    assert stored[0] == 2048
+
+
+def test_a_patch_held_back_by_our_own_bandwidth_limit_is_not_cut(
+    hostile: HostileRegistry, tmp_path: Path
+) -> None:
+    """The deadline counts the registry's time, not the limiter's: a chunk sent at 16 KiB/s
+    (about 1 s) under a 0.3 s deadline goes through in one PATCH."""
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"x" * 16384)
+    patches: list[int] = []
+
+    def patch(h: Any) -> None:
+        patches.append(int(h.headers["Upload-Offset"]))
+        h.send_raw(204, {"Upload-Offset": str(len(h.body))})
+
+    hostile.route("HEAD", "/v1/uploads/u2", lambda h: h.send_raw(200, {"Upload-Offset": "0"}))
+    hostile.route("PATCH", "/v1/uploads/u2", patch)
+    short = Timeouts(connect=2.0, read=5.0, total=0.3)
+    with _client(hostile, timeouts=short) as client:
+        limiter = BandwidthLimiter(16384)
+        tus = TusClient(client.http, chunk_size=16384, limiter=limiter, floor_bps=1024 * 1024)
+        start = time.monotonic()
+        tus.upload(blob, 16384, {}, url=f"{hostile.url}/v1/uploads/u2", max_transient=1)
+        assert elapsed(start) > 0.6  # it was held back well past the deadline
+    assert patches == [0]
 
 
 def test_a_stored_upload_url_on_another_origin_is_not_contacted(hostile: HostileRegistry) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from app.registry_client.http import RetryPolicy
+from app.registry_client.http import RetryPolicy, Timeouts
 from app.registry_client.tus import BlobMismatch, TusClient
 
 
@@ -41,6 +41,7 @@ class FakeHttp:
 
     def __init__(self, judge: Callable[[bytes, bytes], _Resp]) -> None:
         self.retry = RetryPolicy(attempts=3, base_s=0.0, cap_s=0.0)
+        self.timeouts = Timeouts()
         self.patches: list[tuple[int, bytes, bytes]] = []  # (offset, body, checksum digest)
         self.judge = judge
 
