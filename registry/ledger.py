@@ -324,6 +324,12 @@ class BatchRows:
 _RECEIVED_KEY = "registry.received_total"
 
 
+RECEIVED_SQL = text(
+    "SELECT t.top, (SELECT coalesce(sum(fee_micro), 0) FROM usage_events "
+    "WHERE seq > :last AND seq <= t.top) FROM (SELECT max(seq) AS top FROM usage_events) t"
+)
+
+
 def _received(session: Session) -> tuple[int, int]:
     """(highest sequence number, sum of all fees received) visible now, exact: a running sum
     kept on the database connection, advanced over the sequence numbers it has not counted
@@ -337,13 +343,7 @@ def _received(session: Session) -> tuple[int, int]:
     # selectivity for one open range is a third of the rows), ~90 us of server CPU per
     # event at 300,000 events; autovacuum's first ANALYZE comes late or not at all in a
     # short fill (bench/README.md).
-    top, added = connection.execute(
-        text(
-            "SELECT t.top, (SELECT coalesce(sum(fee_micro), 0) FROM usage_events "
-            "WHERE seq > :last AND seq <= t.top) FROM (SELECT max(seq) AS top FROM usage_events) t"
-        ),
-        {"last": last_seq},
-    ).one()
+    top, added = connection.execute(RECEIVED_SQL, {"last": last_seq}).one()
     if top is not None:
         last_seq, total = int(top), total + int(added)
         connection.info[_RECEIVED_KEY] = (last_seq, total)

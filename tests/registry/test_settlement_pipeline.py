@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from registry.db.models import STATE_REJECTED, Contribution
+from registry.db.session import make_engine, migrate
 from registry.db.usage_models import SettlementDrop
-from registry.ledger import ledger_totals
+from registry.ledger import RECEIVED_SQL, ledger_totals
 from registry.settlement import (
     Settler,
     plan_next,
@@ -141,3 +142,33 @@ def test_an_intake_commit_wakes_a_settler_of_another_connection(
                 assert settlement_status(s).unsettled == 0
         finally:
             settler.stop()
+
+
+def test_the_running_fee_total_reads_an_index_range_before_any_analyze(pg_url: str) -> None:
+    """Intake reads the fees appended since its connection last looked, every batch. Before
+    the log's first ANALYZE, an open range `seq > :last` was planned as a scan of the whole
+    log (its cost grew with the log: the one-worker fill slowed 12,800 -> 5,600 ev/s)."""
+    engine = make_engine(fresh_pg_database(pg_url))
+    try:
+        migrate(engine)
+        with engine.begin() as c:
+            c.execute(text("ALTER TABLE usage_events SET (autovacuum_enabled = false)"))
+            c.execute(
+                text(
+                    "INSERT INTO usage_events (event_id, model_id, at, fee_micro, "
+                    "operator_fingerprint, demo, received_at, attributions, seq) "
+                    "SELECT 'e' || g, 'm', now(), 1, 'o', false, now(), '[]', g "
+                    "FROM generate_series(1, 50000) g"
+                )
+            )
+        with engine.connect() as c:
+            never_analyzed = c.execute(
+                text("SELECT reltuples < 0 FROM pg_class WHERE relname = 'usage_events'")
+            ).scalar_one()
+            plan = "\n".join(
+                c.execute(text(f"EXPLAIN {RECEIVED_SQL.text}"), {"last": 49_000}).scalars()
+            )
+    finally:
+        engine.dispose()
+    assert never_analyzed
+    assert "Seq Scan" not in plan, plan
