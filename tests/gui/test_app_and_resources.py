@@ -168,17 +168,24 @@ def test_disabled_text_is_readable_yet_dimmer_than_muted(qapp: Any, choice: str)
 
 
 @pytest.mark.parametrize("choice", ["light", "dark"])
-@pytest.mark.parametrize("kind", [QRadioButton, QCheckBox])
-def test_a_disabled_checked_indicator_shows_its_mark(
-    qtbot: Any, qapp: Any, choice: str, kind: type[QRadioButton] | type[QCheckBox]
+@pytest.mark.parametrize(
+    ("kind", "checked"), [(QRadioButton, True), (QRadioButton, False), (QCheckBox, True)]
+)
+def test_a_disabled_indicator_shows_its_mark_or_ring(
+    qtbot: Any,
+    qapp: Any,
+    choice: str,
+    kind: type[QRadioButton] | type[QCheckBox],
+    checked: bool,
 ) -> None:
     """Drawn with the theme as the app applies it: the mark of a disabled checked radio button
-    or check box stands out from the window background as its label does (3:1)."""
+    or check box, and the ring of an unchecked radio button, stand out from the window
+    background as their labels do (3:1)."""
     theme = apply_theme(qapp, choice)
     try:
         box = QWidget()
         button = kind("Create a new identity", box)
-        button.setChecked(True)
+        button.setChecked(checked)
         button.setEnabled(False)
         box.resize(240, 40)
         qtbot.addWidget(box)
@@ -200,6 +207,6 @@ def test_a_disabled_checked_indicator_shows_its_mark(
             for x in range(rect.left(), rect.right() + 1)
             for y in range(rect.top(), rect.bottom() + 1)
         )
-        assert best >= 3.0, f"{choice} {kind.__name__}: the mark is {best:.2f}:1"
+        assert best >= 3.0, f"{choice} {kind.__name__} checked={checked}: {best:.2f}:1"
     finally:
         apply_theme(qapp, "light")  # as the theme fixture leaves the app
