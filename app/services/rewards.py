@@ -374,18 +374,22 @@ class RewardsSync:
             day[2] += p.reward_micro
         new = {k: (v[0], v[1], v[2]) for k, v in days.items()}
         cid = window.contribution_id
+        since, until = window.since, window.until
         with self._ctx.db.session() as s:
-            old = rollups.usage_window(s, self.registry, cid, window.since, window.until)
-            gone: list[tuple[int, int, int]] = list(old.values())
-            added = list(new.values())
+            outside: dict[rollups.DayKey, tuple[int, int, int]] | None = None
             if self._cursor(s, _usage_stream(cid)) is None:
                 # Not in this identity's sums yet: all of its stored days join them.
                 stored = rollups.usage_window(s, self.registry, cid, date.min, date.max)
-                added += [v for k, v in stored.items() if k not in old]
-                gone = []
+                old = {k: v for k, v in stored.items() if since <= k[0] <= until}
+                outside = {k: v for k, v in stored.items() if k not in old}
+                gone: list[tuple[int, int, int]] = []
+                added = [*new.values(), *outside.values()]
+            else:
+                old = rollups.usage_window(s, self.registry, cid, since, until)
+                gone, added = list(old.values()), list(new.values())
             sums = self._check_usage_total(s, gone, added)
             rollups.replace_usage_window(
-                s, self.registry, self.owner, cid, window.since, window.until, old, new
+                s, self.registry, self.owner, cid, since, until, old, new, outside
             )
             self._set_cursor(s, _usage_stream(cid), window.until.isoformat())
             s.commit()

@@ -309,27 +309,23 @@ def usage_owners(s: Session, registry_key: str, contribution_id: str) -> set[str
     )
 
 
+_USAGE_DAYS_IN = (
+    "SELECT day, model_id, method, events, share_ppm, reward_micro FROM usage_days "
+    "WHERE registry_key = ? AND contribution_id = ? AND day >= ? AND day <= ?"
+)
+
+
 def usage_window(
     s: Session, registry_key: str, contribution_id: str, since: date, until: date
 ) -> dict[DayKey, Amounts]:
-    """The stored usage days of one contribution in [since, until]."""
+    """The stored usage days of one contribution in [since, until] (one plain read: days are
+    ISO text, as SQLAlchemy's SQLite Date stores them)."""
+    rows = s.connection().exec_driver_sql(
+        _USAGE_DAYS_IN, (registry_key, contribution_id, since.isoformat(), until.isoformat())
+    )
     return {
-        (d, mid, method): (int(e), int(sh), int(r))
-        for d, mid, method, e, sh, r in s.execute(
-            select(
-                UsageDay.day,
-                UsageDay.model_id,
-                UsageDay.method,
-                UsageDay.events,
-                UsageDay.share_ppm,
-                UsageDay.reward_micro,
-            ).where(
-                UsageDay.registry_key == registry_key,
-                UsageDay.contribution_id == contribution_id,
-                UsageDay.day >= since,
-                UsageDay.day <= until,
-            )
-        )
+        (date.fromisoformat(d), mid, method): (int(e), int(sh), int(r))
+        for d, mid, method, e, sh, r in rows
     }
 
 
@@ -342,11 +338,14 @@ def replace_usage_window(
     until: date,
     old: Mapping[DayKey, Amounts],
     new: Mapping[DayKey, Amounts],
+    outside: Mapping[DayKey, Amounts] | None = None,
 ) -> None:
     """Replace the usage days of one contribution in [since, until] (`old`: what is stored
     there, from `usage_window`) by `new`, and the rollups with them: the difference goes to
     every identity syncing the contribution; `owner`, syncing it for the first time (its
-    cursor is set by the caller in this transaction), gets all of its days."""
+    cursor is set by the caller in this transaction), gets all of its days (`outside`: its
+    stored days outside [since, until] when the caller has read them; otherwise they are
+    read here)."""
     owners = usage_owners(s, registry_key, contribution_id)
     s.execute(
         delete(UsageDay).where(
@@ -377,22 +376,11 @@ def replace_usage_window(
     for o in sorted(owners):
         _add_usage(s, registry_key, o, contribution_id, changed)
     if owner not in owners:
-        everything = {
-            (d, mid, method): [1, int(e), int(sh), int(r)]
-            for d, mid, method, e, sh, r in s.execute(
-                select(
-                    UsageDay.day,
-                    UsageDay.model_id,
-                    UsageDay.method,
-                    UsageDay.events,
-                    UsageDay.share_ppm,
-                    UsageDay.reward_micro,
-                ).where(
-                    UsageDay.registry_key == registry_key,
-                    UsageDay.contribution_id == contribution_id,
-                )
-            )
-        }
+        if outside is None:  # after the insert: every stored day of the contribution
+            days = usage_window(s, registry_key, contribution_id, date.min, date.max)
+        else:
+            days = {**outside, **new}
+        everything = {k: [1, e, sh, r] for k, (e, sh, r) in days.items()}
         _add_usage(s, registry_key, owner, contribution_id, everything)
 
 

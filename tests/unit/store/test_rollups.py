@@ -121,13 +121,18 @@ def test_incremental_upkeep_equals_recomputing_from_the_rows(tmp_path: Path) -> 
             cid = f"c_{rng.randrange(4)}"
             since = first + timedelta(days=rng.randrange(60))
             span = rng.randrange(1, 30)
+            until = since + timedelta(days=span - 1)
+            stream = f"usage:{cid}"
             with db.session() as s:
-                old = usage_window(s, KEY, cid, since, since + timedelta(days=span - 1))
+                old = usage_window(s, KEY, cid, since, until)
                 new = _window(rng, since, span)
-                replace_usage_window(
-                    s, KEY, owner, cid, since, since + timedelta(days=span - 1), old, new
-                )
-                stream = f"usage:{cid}"
+                outside = None
+                if step % 2 and s.get(SyncCursor, (KEY, owner, stream)) is None:
+                    # As the sync does for an owner's first window: the days outside it, read
+                    # by the caller, are passed in rather than read again after the insert.
+                    stored = usage_window(s, KEY, cid, date.min, date.max)
+                    outside = {k: v for k, v in stored.items() if k not in old}
+                replace_usage_window(s, KEY, owner, cid, since, until, old, new, outside)
                 if s.get(SyncCursor, (KEY, owner, stream)) is None:
                     s.add(SyncCursor(registry_key=KEY, owner=owner, stream=stream, cursor="x"))
                 entries = []
