@@ -15,7 +15,6 @@ from datetime import date, datetime
 from pathlib import Path
 
 from app.domain.errors import IdentityError
-from app.registry_client.api import RegistryClient
 from app.services.context import ServiceContext
 from app.services.evidence import EvidenceReport
 from app.services.evidence_review import EvidenceListing
@@ -65,7 +64,7 @@ class GuiRewards:
         self._is_demo = is_demo  # the registry is the embedded demo registry
         self._lock = threading.Lock()
         self._evidence = threading.Lock()  # held while an evidence share runs
-        self._pending: tuple[RewardsSync, RegistryClient] | None = None  # continue_evidence
+        self._pending: RewardsSync | None = None  # continue_evidence
 
     def sync(self, passphrase: str | None = None) -> RewardsOverview | None:
         """Pull usage and rewards (demo mode first simulates usage for accepted
@@ -84,16 +83,16 @@ class GuiRewards:
         except BaseException:
             client.close()
             raise
-        self._hand_over(sync, client)
+        self._hand_over(sync)
         return self._page(self._review(owner), None)
 
-    def _hand_over(self, sync: RewardsSync, client: RegistryClient) -> None:
-        """The last sync and its signed-in client, for `continue_evidence` (an earlier one
+    def _hand_over(self, sync: RewardsSync) -> None:
+        """The last sync, with its signed-in client, for `continue_evidence` (an earlier one
         never continued is dropped: the next continuation goes on where the last stopped)."""
         with self._lock:
-            earlier, self._pending = self._pending, (sync, client)
+            earlier, self._pending = self._pending, sync
         if earlier is not None:
-            earlier[1].close()
+            earlier.client.close()
 
     def continue_evidence(self) -> EvidenceReport | None:
         """After the sync's numbers are shown (on a worker): its bounded share of reading and
@@ -103,7 +102,7 @@ class GuiRewards:
             pending, self._pending = self._pending, None
         if pending is None:
             return None
-        sync, client = pending
+        sync = pending
         try:
             if not self._evidence.acquire(blocking=False):
                 return None  # one share at a time: the next sync's continues after it
@@ -112,7 +111,7 @@ class GuiRewards:
             finally:
                 self._evidence.release()
         finally:
-            client.close()
+            sync.client.close()
 
     def last_sync(self) -> datetime | None:
         """When the configured registry's copy last synced (no network): the status bar's

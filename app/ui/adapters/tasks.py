@@ -16,40 +16,12 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
+from app.services.imports import ready_imports
+
 log = logging.getLogger(__name__)
 R = TypeVar("R")  # what a task's function returns: its on_result callback gets it
 PROGRESS_INTERVAL_S = 0.05
 MAX_THREADS = 8
-
-_imports_lock = threading.Lock()
-_imports_ready = False
-
-
-def ready_imports() -> None:
-    """Import, one thread at a time, the packages the services load lazily on workers.
-
-    Their modules import each other, and CPython's import locks are per module: two workers
-    entering one of these packages at different modules at the same moment (at startup: the
-    catalogue, the identity and the automatic sync) can deadlock or be handed a half-initialised
-    module ("partially initialized module 'sqlalchemy.util'"). Once imported whole they are
-    safe to use from any thread. Every task waits for this before it runs.
-    """
-    global _imports_ready
-    if _imports_ready:
-        return
-    with _imports_lock:
-        if _imports_ready:
-            return
-        try:
-            import httpx  # noqa: F401
-            import keyring.backends  # noqa: F401
-            import msgspec.json  # noqa: F401
-            import sqlalchemy.dialects.sqlite  # noqa: F401
-            import sqlalchemy.orm  # noqa: F401
-            from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: F401
-        except ImportError:  # the task that needs it reports it
-            log.warning("a shared import failed", exc_info=True)
-        _imports_ready = True
 
 
 class TaskSignals(QObject):
@@ -155,7 +127,7 @@ class Task(QRunnable):
 
     def run(self) -> None:
         try:
-            ready_imports()
+            ready_imports()  # whole packages before any task imports a part (see there)
             value = self._fn(*self._args, **self._kwargs)
         except BaseException as exc:  # delivered to the GUI thread, never swallowed
             log.debug("background task failed", exc_info=True)
