@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 def _reads(relay: FaultProxy) -> dict[str, int]:
     """How many usage windows, entries' event pages and ledger pages were read through the
     relay since the last call."""
-    counts = {"windows": 0, "events": 0, "ledger": 0}
+    counts = {"windows": 0, "events": 0, "ledger": 0, "summary": 0}
     for seen in relay.seen:
         path = urlsplit(seen.path).path
         if path.startswith("/v1/contributions/") and path.endswith("/usage"):
@@ -44,6 +44,8 @@ def _reads(relay: FaultProxy) -> dict[str, int]:
             counts["events"] += 1
         elif path == "/v1/me/rewards":
             counts["ledger"] += 1
+        elif path == "/v1/me/summary":
+            counts["summary"] += 1
     relay.seen.clear()
     return counts
 
@@ -88,6 +90,7 @@ def test_a_sync_reads_no_evidence_before_it_returns_and_the_continuation_resumes
         reads = _reads(relay)
         assert reads["windows"] == 2 and reads["ledger"] >= 1
         assert reads["events"] == 0  # the sync returned without reading any evidence
+        assert reads["summary"] >= 1  # its figures checked against the new entries
         assert sync.evidence is None
 
         # The continuation, a share of one event at a time: one entry is read per share.
@@ -99,7 +102,8 @@ def test_a_sync_reads_no_evidence_before_it_returns_and_the_continuation_resumes
         again = RewardsSync(desk.ctx, client, _owner(desk))
         nothing = again.run()
         assert nothing.new_entries == 0
-        assert _reads(relay) == {"windows": 0, "events": 0, "ledger": 1}
+        # Nor the summary: the entries it sums are the ones it matched last time.
+        assert _reads(relay) == {"windows": 0, "events": 0, "ledger": 1, "summary": 0}
         # ... and its continuation goes on where the last share stopped, to the end.
         rest = again.continue_evidence()
         assert rest.events == 6 - 1 and rest.entries_left == 0

@@ -44,6 +44,7 @@ from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
 from tests.support.rewards_flow import (
     accepted_items,
+    age_summary_check,
     age_usage_windows,
     post_usage,
     usage_events,
@@ -501,6 +502,8 @@ def test_a_changed_model_total_is_detected(
         "UPDATE usage_buckets SET model_id = 'other-model' WHERE bucket_start < "
         f"'{(datetime.now(UTC) - timedelta(days=150)).date()}'",
     )
+    # Nothing new since the last sync: its summary is read again once a day.
+    age_summary_check(desk.ctx)
     with pytest.raises(LogVerificationFailed, match=r"\(summary\).*for model sync-model"):
         _sync(desk)
     assert _snapshot(desk.ctx) == before

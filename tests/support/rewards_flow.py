@@ -83,6 +83,20 @@ def entry_count(ctx: Any) -> int:
         client.close()
 
 
+def age_summary_check(ctx: Any, by: timedelta = timedelta(days=1)) -> None:
+    """Make the last match of the registry's summary look `by` older: the next sync reads
+    and checks the summary again even with nothing new (app.services.transparency.sync)."""
+    from sqlalchemy import select
+
+    from app.services.transparency.sync import STREAM_SUMMARY_CHECKED
+    from app.store.rewards_models import SyncCursor
+
+    with ctx.db.session() as s:
+        for row in s.scalars(select(SyncCursor).where(SyncCursor.stream == STREAM_SUMMARY_CHECKED)):
+            row.synced_at = row.synced_at - by
+        s.commit()
+
+
 def age_usage_windows(ctx: Any, by: timedelta = timedelta(days=1)) -> None:
     """Make every stored usage window look `by` older: the next sync reads them all again
     (app.services.usage_plan re-reads windows older than a day)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import func, select
@@ -32,7 +33,8 @@ from app.services.transparency.figures import (
 )
 from app.services.transparency.leaves import checked_leaf, entry_fields, record_fields
 from app.services.transparency.pins import pinned
-from app.store.rewards_models import RewardRecord
+from app.store.rewards_models import RewardRecord, SyncCursor
+from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogProof, LogTile, upsert_tiles
 from app.tlog import Checkpoint, InclusionBatch, MalformedError, TlogError, Verifier, leaf_hash
 from app.tlog.merkle import HASH_SIZE
@@ -42,6 +44,9 @@ from app.tlog.tileset import TileSet
 PROOF_BATCH = 1000
 LEAF_BATCH = 10_000  # entry ids per POST /v1/log/leaves
 STORE_CHUNK = 5000  # rows per executemany call when storing proofs
+# SyncCursor stream: the copy's entry count and sum when the registry's summary last matched.
+STREAM_SUMMARY_CHECKED = "log:summary"
+SUMMARY_RECHECK = timedelta(days=1)  # the summary is read at least this often
 # A level-0 tile (8 KB, plus its share of the tiles above) is fetched only for at least this
 # many of the user's new leaves; fewer are proven by inclusion proofs (~0.7 KB each).
 SPARSE_BELOW = 8
@@ -426,4 +431,43 @@ class LogSync:
         self.pending = 0
         if fields:
             self.store(self._prove(fields))
+        # The summary's figures are sums of the entries: checked again when the copy's entries
+        # changed since they last matched, and at least once a day (a sync with nothing new in
+        # between reads no summary).
+        before = self._copy_state()
+        mark = self._summary_mark()
+        if before is not None and mark is not None and mark[0] == before:
+            checked = mark[1] if mark[1].tzinfo else mark[1].replace(tzinfo=UTC)
+            if datetime.now(UTC) - checked < SUMMARY_RECHECK:
+                return
         check_summary(self, catch_up)
+        self._set_summary_mark(self._copy_state())
+
+    def _copy_state(self) -> str | None:
+        """The stored entries' count and sum (their rollup), None while there are none."""
+        with self.ctx.db.session() as s:
+            totals = LedgerRollupTotal
+            count, total = s.execute(
+                select(func.sum(totals.entries), func.sum(totals.amount_micro)).where(
+                    totals.registry_key == self.registry_key, totals.owner == self.owner
+                )
+            ).one()
+        return None if not count else f"{int(count)}:{int(total)}"
+
+    def _summary_mark(self) -> tuple[str | None, datetime] | None:
+        """The copy's state when the summary last matched, and when that was."""
+        with self.ctx.db.session() as s:
+            row = s.get(SyncCursor, (self.registry_key, self.owner, STREAM_SUMMARY_CHECKED))
+            return (row.cursor, row.synced_at) if row is not None else None
+
+    def _set_summary_mark(self, state: str | None) -> None:
+        with self.ctx.db.session() as s:
+            row = s.get(SyncCursor, (self.registry_key, self.owner, STREAM_SUMMARY_CHECKED))
+            if row is None:
+                row = SyncCursor(
+                    registry_key=self.registry_key, owner=self.owner, stream=STREAM_SUMMARY_CHECKED
+                )
+                s.add(row)
+            row.cursor = state
+            row.synced_at = datetime.now(UTC)
+            s.commit()
