@@ -9,10 +9,21 @@ whole they are safe to use from any thread.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 
 log = logging.getLogger(__name__)
+# Third-party packages only (this module is about their import cycles, not ours).
+SHARED = (
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.sqlite",
+    "keyring.backends",
+    "requests",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "httpx",  # with the registry's extra (the embedded demo registry)
+    "msgspec.json",
+)
 _lock = threading.Lock()
 _ready = False
 
@@ -25,13 +36,9 @@ def ready_imports() -> None:
     with _lock:
         if _ready:
             return
-        try:
-            import httpx  # noqa: F401
-            import keyring.backends  # noqa: F401
-            import msgspec.json  # noqa: F401
-            import sqlalchemy.dialects.sqlite  # noqa: F401
-            import sqlalchemy.orm  # noqa: F401
-            from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: F401
-        except ImportError:  # the task that needs it reports it
-            log.warning("a shared import failed", exc_info=True)
+        for name in SHARED:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # not installed here (the registry's extra): nothing to guard
+                log.debug("%s is not importable", name)
         _ready = True
