@@ -220,16 +220,27 @@ def usage_window(
         for p in s["points"]:
             if not isinstance(p, dict):
                 raise _bad("a usage point is not an object")
-            points.append(
-                UsagePoint(
-                    model_id,
-                    method,
-                    _date(_field(p, "start", str), "start"),
-                    _count(p, "events"),
-                    _count(p, "sharePpm"),
-                    _count(p, "rewardMicro"),
-                )
+            start, events, share, reward = (
+                p.get("start"),
+                p.get("events"),
+                p.get("sharePpm"),
+                p.get("rewardMicro"),
             )
+            # The usual point, checked in one go; anything else takes the field-by-field
+            # checks, which say what is wrong.
+            if not (
+                type(start) is str
+                and type(events) is int
+                and type(share) is int
+                and type(reward) is int
+                and 0 <= events <= MAX_INT
+                and 0 <= share <= MAX_INT
+                and 0 <= reward <= MAX_INT
+            ):
+                start, events = _field(p, "start", str), _count(p, "events")
+                share, reward = _count(p, "sharePpm"), _count(p, "rewardMicro")
+            day = _date(start, "start")
+            points.append(UsagePoint(model_id, method, day, events, share, reward))
     return UsageWindow(
         contribution_id=_field(body, "contributionId", str),
         since=_date(_field(body, "since", str), "since"),

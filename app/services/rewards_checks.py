@@ -62,12 +62,15 @@ def check_window(window: UsageWindow, contribution_id: str, since: date, today: 
     if not since <= window.until <= today + timedelta(days=CLOCK_SKEW_DAYS):
         raise bad(f"the answer ends on {window.until}, outside {since} .. {today}")
     seen: set[tuple[date, str, str]] = set()
+    ids: set[tuple[str, str]] = set()  # (model, method) pairs already found to be ids
     totals = [0, 0, 0]
     for p in window.points:
         if not window.since <= p.start <= window.until:
             raise bad(f"a point on {p.start} is outside the range asked")
-        if not _MODEL_ID.fullmatch(p.model_id) or not _METHOD.fullmatch(p.method):
-            raise bad("a point names a model or method that is not an id")
+        if (p.model_id, p.method) not in ids:
+            if not _MODEL_ID.fullmatch(p.model_id) or not _METHOD.fullmatch(p.method):
+                raise bad("a point names a model or method that is not an id")
+            ids.add((p.model_id, p.method))
         if (p.start, p.model_id, p.method) in seen:
             raise bad(f"two points for {p.start}, {p.model_id}, {p.method}")
         seen.add((p.start, p.model_id, p.method))

@@ -118,6 +118,36 @@ def test_usage_window_and_its_garbage() -> None:
             usage.usage_window(FakeClient(broken), "c1")  # type: ignore[arg-type]
 
 
+GOOD_POINT = {"start": "2026-11-02", "events": 3, "sharePpm": 5, "rewardMicro": 9}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"events": -1}, "'events' is negative"),
+        ({"sharePpm": True}, "'sharePpm' missing or of the wrong type"),
+        ({"rewardMicro": 2**63}, "'rewardMicro' is larger than"),
+        ({"events": 3.0}, "'events' missing or of the wrong type"),
+        ({"start": None}, "'start' missing or of the wrong type"),
+        ({"start": "2026-11-31"}, "'start' is not a date"),
+    ],
+)
+def test_a_bad_usage_point_is_refused_naming_its_field(change: dict[str, Any], named: str) -> None:
+    points = [GOOD_POINT, {**GOOD_POINT, "start": "2026-11-03", **change}]
+    body = {
+        "contributionId": "c1",
+        "since": "2026-11-01",
+        "until": "2026-11-26",
+        "series": [{"modelId": "m1", "method": "retrieval", "points": points}],
+    }
+    with pytest.raises(RegistryUnavailable) as caught:
+        usage.usage_window(FakeClient(body), "c1")  # type: ignore[arg-type]
+    assert named in str(caught.value.hint)
+    body["series"][0]["points"] = [GOOD_POINT, {**GOOD_POINT, "events": 2**63 - 1}]  # type: ignore[index]
+    w = usage.usage_window(FakeClient(body), "c1")  # type: ignore[arg-type]
+    assert [p.events for p in w.points] == [3, 2**63 - 1]
+
+
 def test_models_are_read_page_after_page() -> None:
     client = FakeClient(
         {"items": [{"id": "a", "name": "A", "demo": True}], "nextCursor": "a", "hasMore": True},
