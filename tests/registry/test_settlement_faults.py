@@ -54,10 +54,22 @@ def _settle_process(db_url: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "registry.cli", "settle", "--db", db_url, *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def _first_line(settler: subprocess.Popen[str]) -> str:
+    """The settler's first line of output; if it ended without one, its stderr says why."""
+    assert settler.stdout is not None and settler.stderr is not None
+    line = settler.stdout.readline()
+    if not line:
+        settler.wait(timeout=30)
+        raise AssertionError(
+            f"the settler exited ({settler.returncode}) before settling: {settler.stderr.read()}"
+        )
+    return line
 
 
 def _world(db_url: str) -> list[str]:
@@ -129,8 +141,7 @@ def test_settlement_is_exactly_once_when_the_settler_is_killed(db_url: str, tmp_
             # in the middle of a later chunk's transaction.
             settler = _settle_process(db_url, "--chunk", "97", "--poll", "0.05")
             try:
-                assert settler.stdout is not None
-                assert settler.stdout.readline().startswith("settled ")
+                assert _first_line(settler).startswith("settled ")
                 time.sleep(rng.uniform(0.0, 0.03))
             finally:
                 settler.send_signal(signal.SIGKILL)
