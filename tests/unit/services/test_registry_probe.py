@@ -76,4 +76,3 @@ def test_nobody_listening_is_unreachable_and_the_address_is_named_once() -> None
     with pytest.raises(RegistryUnavailable) as caught:
         check_registry(url, timeout=1.0)
     assert caught.value.message == f"the registry at {url} is unreachable"
-
