@@ -179,8 +179,11 @@ def test_rotation_by_someone_else_is_rejected() -> None:
 def test_tampered_rotation_and_wrong_expectations() -> None:
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     env = rotation.build_rotation(old, new)
+    # Only the time is changed (a bare replace of "2026" could also hit a key's hex, which then
+    # fails as a bad point, and would change nothing in another year).
+    assert env.payload.count(b'"createdAt":"2') == 1
     tampered = dsse.Envelope(
-        env.payload.replace(b"2026", b"2027"), env.payload_type, env.signatures
+        env.payload.replace(b'"createdAt":"2', b'"createdAt":"1'), env.payload_type, env.signatures
     )
     with pytest.raises(VerificationError, match="does not match the payload"):
         rotation.verify_rotation(tampered)
