@@ -243,6 +243,20 @@ def test_amount_changed_in_the_database_is_detected(
     data_dir: Path,
 ) -> None:
     desk, cids = synced
+    _changed_amount_is_caught(gocheck, desk, cids, registry, operator, tmp_path, data_dir)
+
+
+def _changed_amount_is_caught(
+    gocheck: Callable[[Path], dict[str, Any]],  # noqa: F811
+    desk: Desk,
+    cids: list[str],
+    registry: RegistryProcess,
+    operator: Contributor,
+    tmp_path: Path,
+    data_dir: Path,
+) -> None:
+    """A new entry's amount changed in the registry's database fails the sync as (entry), keeps
+    the copy as it was, and the exported evidence verifies, by our code and by Go's tlog."""
     before = _snapshot(desk.ctx)
     known = set(_mine(desk, tmp_path))
     post_usage(registry, operator, usage_events("second", cids, 10))
