@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from app.registry_client.http import RetryPolicy, Timeouts
 from tests.integration.faults.helpers import Desk
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
@@ -20,8 +21,11 @@ def accepted_items(desk: Desk, *names: str) -> list[str]:
     """Catalogue, submit and upload one small dataset per name; their registry ids."""
     items = [desk.add(n, {f"{n}.csv": f"a,b\n{n},1\n".encode()}) for n in names]
     ids = [desk.submit(i).registry_id for i in items]
-    desk.queue().run()
-    assert all(desk.state(i) == "accepted" for i in items)
+    # Not a fault test: the queue gets the app's own timeouts, so a loaded CI machine (a read
+    # over the fault tests' 3 s) does not leave an item waiting for a retry.
+    desk.queue(timeouts=Timeouts(), retry=RetryPolicy(attempts=5, base_s=0.05, cap_s=0.5)).run()
+    states = {i: desk.state(i) for i in items}
+    assert all(s == "accepted" for s in states.values()), states
     return [str(i) for i in ids]
 
 
