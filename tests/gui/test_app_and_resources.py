@@ -169,7 +169,8 @@ def test_disabled_text_is_readable_yet_dimmer_than_muted(qapp: Any, choice: str)
 
 @pytest.mark.parametrize("choice", ["light", "dark"])
 @pytest.mark.parametrize(
-    ("kind", "checked"), [(QRadioButton, True), (QRadioButton, False), (QCheckBox, True)]
+    ("kind", "checked"),
+    [(QRadioButton, True), (QRadioButton, False), (QCheckBox, True), (QCheckBox, False)],
 )
 def test_a_disabled_indicator_shows_its_mark_or_ring(
     qtbot: Any,
@@ -179,7 +180,7 @@ def test_a_disabled_indicator_shows_its_mark_or_ring(
     checked: bool,
 ) -> None:
     """Drawn with the theme as the app applies it: the mark of a disabled checked radio button
-    or check box, and the ring of an unchecked radio button, stand out from the window
+    or check box, and the ring of an unchecked one, stand out from the window
     background as their labels do (3:1)."""
     theme = apply_theme(qapp, choice)
     try:
