@@ -16,7 +16,7 @@ import pytest
 from app.domain.errors import RegistryRefused, RegistryUnavailable
 from app.domain.states import State
 from app.registry_client.api import RegistryClient
-from app.registry_client.http import RegistryHttp, RetryPolicy
+from app.registry_client.http import RegistryHttp, RetryPolicy, Timeouts
 from tests.integration.faults.helpers import (
     FAST_RETRY,
     Desk,
@@ -71,7 +71,7 @@ def test_queue_survives_drops_stalls_and_error_answers(
         proxy.add(Fault("drop", 1, method="POST", path_prefix="/v1/uploads/batch", after_bytes=10)),
         proxy.add(Fault("answer", 1, method="POST", path_prefix="/v1/uploads/batch", status=503)),
     ]
-    queue = desk.queue(chunk_size=128 * 1024)
+    queue = desk.queue(chunk_size=128 * 1024, timeouts=Timeouts(connect=2.0, read=3.0))
     snap = queue.run()  # waits out the offline spells by itself
     queue.close()
     assert all(f.applied >= 1 for f in faults), [(f.kind, f.applied) for f in faults]
@@ -115,8 +115,6 @@ def test_connection_refused_is_unreachable(tmp_path: Path) -> None:
 
 
 def test_stall_is_a_timeout_not_a_hang(proxy: FaultProxy) -> None:
-    from app.registry_client.http import Timeouts
-
     proxy.add(Fault("stall", 1, seconds=3.0))
     client = RegistryClient(
         proxy.url, retry=RetryPolicy(attempts=1), timeouts=Timeouts(connect=1, read=0.5)

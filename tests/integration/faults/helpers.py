@@ -27,7 +27,9 @@ from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
 
 FAST_RETRY = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.2, max_retry_after_s=2.0)
-FAST_TIMEOUTS = Timeouts(connect=2.0, read=3.0)
+# Retries come fast; a read may take as long as a loaded CI machine needs (a test that wants a
+# stall to time out sets its own read timeout).
+FAST_TIMEOUTS = Timeouts(connect=2.0, read=20.0)
 
 
 def fast_options(**kw: object) -> QueueOptions:
