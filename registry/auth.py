@@ -10,18 +10,20 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, literal, select, true
+from sqlalchemy.orm import Session, aliased
 
 from registry.db.models import Key, Token
 from registry.db.session import DbSession
 from registry.errors import ApiError
 
 AUTH_DOMAIN = b"contributor-desk-auth-v1\n"
+
+MAX_ROTATIONS = 1000  # keys followed back through rotations when resolving a token
 
 _bearer = HTTPBearer(auto_error=False, description="Token from POST /v1/auth/token")
 
@@ -80,27 +82,75 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _principal_query() -> Any:
+    """One statement for everything a request's bearer token decides: the token's expiry and
+    revocation, its key (role, rotation) and every key rotated into that key, directly or
+    transitively (a recursive walk down `rotated_to`). One row per predecessor, nearest first,
+    or a single row with a NULL predecessor; no row for an unknown token."""
+    digest = bindparam("digest")
+    prev_key = aliased(Key)
+    chain = (
+        select(Key.fingerprint.label("fp"), literal(1).label("depth"))
+        .join(Token, Key.rotated_to == Token.fingerprint)
+        .where(Token.token_sha256 == digest)
+        .cte("prev_keys", recursive=True)
+    )
+    chain = chain.union(
+        select(prev_key.fingerprint, chain.c.depth + 1)
+        .join(chain, prev_key.rotated_to == chain.c.fp)
+        .where(chain.c.depth < MAX_ROTATIONS)  # a bound even on a corrupt (cyclic) chain
+    )
+    return (
+        select(
+            Token.expires_at,
+            Token.revoked,
+            Key.fingerprint,
+            Key.public_key,
+            Key.role,
+            Key.rotated_to,
+            chain.c.fp,
+        )
+        .join(Key, Key.fingerprint == Token.fingerprint)
+        .outerjoin(chain, true())
+        .where(Token.token_sha256 == digest)
+        .order_by(chain.c.depth, chain.c.fp)
+    )
+
+
+_PRINCIPAL_QUERY = _principal_query()
+
+
 def require_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     session: DbSession,
 ) -> Principal:
-    """Resolve the bearer token; 401 with WWW-Authenticate when missing, forged or expired."""
+    """Resolve the bearer token; 401 with WWW-Authenticate when missing, forged or expired.
+
+    Every request reads the token and its key afresh (one indexed statement, nothing cached),
+    so an expired token, a token revoked by a key rotation and a rotated-out key are refused
+    from the very next request, in every worker process."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("A bearer token is required; get one from /v1/auth/token.")
-    row = session.get(Token, token_digest(credentials.credentials))
-    if row is None or row.revoked:
+    rows = session.execute(
+        _PRINCIPAL_QUERY, {"digest": token_digest(credentials.credentials)}
+    ).all()
+    if not rows or rows[0].revoked:
         raise _unauthorized("The token is not valid; authenticate again.")
-    if as_utc(row.expires_at) <= datetime.now(UTC):
+    first = rows[0]
+    if as_utc(first.expires_at) <= datetime.now(UTC):
         raise _unauthorized("The token has expired; authenticate again.")
-    key = session.get(Key, row.fingerprint)
-    if key is None or key.rotated_to is not None:
+    if first.rotated_to is not None:
         raise _unauthorized("The key of this token was rotated; authenticate with the new key.")
+    previous: list[str] = []
+    for r in rows:
+        if r.fp is not None and r.fp != first.fingerprint and r.fp not in previous:
+            previous.append(r.fp)
     principal = Principal(
-        fingerprint=key.fingerprint,
-        public_key=key.public_key,
-        role=key.role,
-        previous_fingerprints=previous_keys(session, key.fingerprint),
+        fingerprint=first.fingerprint,
+        public_key=first.public_key,
+        role=first.role,
+        previous_fingerprints=tuple(previous),
     )
     request.state.principal = principal
     return principal

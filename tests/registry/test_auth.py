@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import event, update
 
-from registry.db.models import AuthChallenge, Token
+from app.signing.rotation import build_rotation
+from registry.auth import require_principal, token_digest
+from registry.db.models import AuthChallenge, Key, Token
 from tests.support.registry_actors import AUTH_DOMAIN, Contributor
 from tests.support.weak_ed25519 import (
     FORGED_SIGNATURE,
@@ -171,3 +175,98 @@ def test_weak_operator_key_is_refused_at_start(
 ) -> None:
     with pytest.raises(ValueError, match="small-order"):
         make_app(db_url, operator_keys=(IDENTITY.hex(),))
+
+
+def _statements(app: FastAPI) -> list[str]:
+    """Every SQL statement the app's engine runs from now on (a live list)."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        seen.append(statement)
+
+    event.listen(app.state.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_token_is_resolved_in_one_statement(client: TestClient, app: FastAPI) -> None:
+    """Token, key, rotation state and the keys rotated into it: one read per request."""
+    who = Contributor()
+    who.sign_in(client)
+    # (the rate limiter keys its buckets by the token's key: it reads that once per token)
+    assert client.get("/v1/contributions", headers=who.headers).status_code == 200
+    seen = _statements(app)
+    assert client.get("/v1/contributions", headers=who.headers).status_code == 200
+    auth = [s for s in seen if re.search(r"\b(FROM|JOIN) (tokens|keys)\b", s)]
+    assert len(auth) == 1, auth
+
+
+def test_expiry_and_revocation_count_from_the_next_request(
+    client: TestClient, app: FastAPI
+) -> None:
+    """Nothing about a token is remembered between requests: a token that just worked is
+    refused on the next request once it expired, was revoked, or its key was rotated."""
+    cases = {
+        "expired": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)},
+        "not valid": {"revoked": True},
+    }
+    for message, change in cases.items():
+        who = Contributor()
+        who.sign_in(client)
+        for _ in range(3):
+            assert client.get("/v1/contributions", headers=who.headers).status_code == 200
+        digest = token_digest(who.token)
+        with app.state.sessions() as s:
+            s.execute(update(Token).where(Token.token_sha256 == digest).values(**change))
+            s.commit()
+        r = client.get("/v1/contributions", headers=who.headers)
+        assert r.status_code == 401, message
+        assert message in r.json()["error"]["message"]
+    # A token issued while its key was being rotated (not revoked by the rotation): the
+    # key's rotation alone refuses it.
+    old, new = Contributor(), Contributor()
+    old.sign_in(client)
+    new.sign_in(client)
+    assert client.get("/v1/contributions", headers=old.headers).status_code == 200
+    with app.state.sessions() as s:
+        s.execute(update(Key).where(Key.fingerprint == old.fingerprint).values(
+            rotated_to=new.fingerprint))  # fmt: skip
+        s.commit()
+    r = client.get("/v1/contributions", headers=old.headers)
+    assert r.status_code == 401
+    assert "rotated" in r.json()["error"]["message"]
+
+
+def test_keys_rotated_into_a_key_count_from_the_next_request(
+    client: TestClient, app: FastAPI
+) -> None:
+    """a -> b -> c: c's token, used before either rotation, holds both earlier keys (nearest
+    first) on the next request after them."""
+    a, b, c = Contributor(), Contributor(), Contributor()
+    for who in (a, b, c):
+        who.sign_in(client)
+
+    def previous() -> tuple[str, ...]:
+        with app.state.sessions() as s:
+            creds = HTTPAuthorizationCredentials(scheme="Bearer", credentials=c.token)
+            req = Request({"type": "http", "headers": [], "state": {}})
+            return require_principal(req, creds, s).previous_fingerprints
+
+    assert previous() == ()
+    r = client.post("/v1/keys/rotate", json={"envelope": build_rotation(b.key, c.key).to_dict()},
+                    headers=b.headers)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert previous() == (b.fingerprint,)
+    r = client.post("/v1/keys/rotate", json={"envelope": build_rotation(a.key, b.key).to_dict()},
+                    headers=a.headers)  # fmt: skip
+    assert r.status_code == 409  # b is rotated out already: a chain grows only at its head
+    d = Contributor()
+    d.sign_in(client)
+    r = client.post("/v1/keys/rotate", json={"envelope": build_rotation(d.key, c.key).to_dict()},
+                    headers=d.headers)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert previous() == tuple(sorted((b.fingerprint, d.fingerprint)))
+    with app.state.sessions() as s:  # a chain two deep (rotated in before b was)
+        s.execute(update(Key).where(Key.fingerprint == a.fingerprint).values(
+            rotated_to=b.fingerprint))  # fmt: skip
+        s.commit()
+    assert previous() == (*sorted((b.fingerprint, d.fingerprint)), a.fingerprint)
