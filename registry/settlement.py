@@ -47,10 +47,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from operator import itemgetter
 from typing import Any, cast
 
 import msgspec
+import numpy as np
 from sqlalchemy import Table, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -85,7 +85,6 @@ BUCKET_COLUMNS = (
 )  # fmt: skip
 BUCKET_KEY = BUCKET_COLUMNS[:4]
 BUCKET_LIMITS = {"events": MAX_BUCKET_EVENTS, "reward_micro": MAX_BUCKET_REWARD_MICRO}
-_DAY_FIRST = itemgetter(1, 0, 2, 3)  # (cid, day, model, method) -> (day, cid, model, method)
 DROP_NOT_ACCEPTED = "contribution_not_accepted"
 DROP_BUCKET_FULL = "bucket_full"
 
@@ -228,6 +227,61 @@ def _owners(db: BulkDb, cids: Iterable[str]) -> dict[str, str]:
 
 
 _decode_attributions = msgspec.json.Decoder(list).decode
+_INT64_SAFE = 2**62
+
+
+def _split_rows(totals: Any, weights: Any) -> Any:
+    """`split_integers` of each row (numpy int64: totals (n,), weights (n, k), every weight sum
+    positive, no product past 2**62): floor quotas, then one unit each to the `left` largest
+    remainders, the lower index first among equals (a stable sort, as split_integers does)."""
+    n, k = weights.shape
+    wsum = weights.sum(axis=1)[:, None]
+    prod = totals[:, None] * weights
+    parts = prod // wsum
+    left = totals - parts.sum(axis=1)
+    if left.any():
+        order = np.argsort(parts * wsum - prod, axis=1, kind="stable")  # -remainder, ascending
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.broadcast_to(np.arange(k), (n, k)), axis=1)
+        parts += rank < left[:, None]
+    return parts
+
+
+def _split_chunk(
+    pools: list[int], parsed: list[list[Any]]
+) -> tuple[list[list[int]], list[list[int]]]:
+    """(amounts, shares) of every event: `split_integers(pool, weights)` and
+    `split_integers(PPM, weights)` (a weight list adding up to PPM is its own split), computed
+    over all the events with the same number of attributions at once; events numpy cannot
+    take exactly (no weights, weights adding up to 0, products past int64) go one by one."""
+    n = len(parsed)
+    amounts: list[Any] = [None] * n
+    shares: list[Any] = [None] * n
+    groups: dict[int, list[int]] = {}
+    for i, attrs in enumerate(parsed):
+        groups.setdefault(len(attrs), []).append(i)
+    for k, idx in groups.items():
+        m = len(idx)
+        if k:
+            weights = np.array([a[1] for i in idx for a in parsed[i]], dtype=np.int64).reshape(m, k)
+            totals = [pools[i] for i in idx]
+            if (
+                max(totals) * int(weights.max()) < _INT64_SAFE
+                and int(weights.min()) >= 0
+                and bool((weights.sum(axis=1) > 0).all())
+            ):
+                both = _split_rows(
+                    np.array(totals + [PPM] * m, dtype=np.int64), np.concatenate((weights, weights))
+                ).tolist()
+                for j, i in enumerate(idx):
+                    amounts[i] = both[j]
+                    shares[i] = both[m + j]
+                continue
+        for i in idx:
+            ws = [a[1] for a in parsed[i]]
+            amounts[i] = split_integers(pools[i], ws)
+            shares[i] = ws if sum(ws) == PPM else split_integers(PPM, ws)
+    return amounts, shares
 
 
 def _plan(
@@ -244,18 +298,19 @@ def _plan(
     if owners is None:
         owners = _owners(db, cids)
     text_dates = db.dialect == "sqlite"
-    # (cid, day, model, method) -> [events, share sum, paid sum, [(event digest, paid)] of the
+    amounts_of, shares_of = _split_chunk([r[4] * share_ppm // PPM for r in events], parsed)
+    # (day, cid, model, method) -> [events, share sum, paid sum, [(event digest, paid)] of the
     # events paid something, earliest of their times]: the day bucket's increment and, if
-    # anything was paid, the contributor entry (its amount is the bucket's paid sum).
+    # anything was paid, the contributor entry (its amount is the bucket's paid sum). Keyed day
+    # first: the entries are written in (day, cid, model, method) order.
     acc: dict[tuple[Any, ...], list[Any]] = {}
     protocol: dict[str, list[Any]] = {}  # model -> [amount, demo]
     drops: list[tuple[Any, ...]] = []
     demo_of: dict[str, bool] = {}
-    shares_of: dict[tuple[int, ...], list[int]] = {}  # weights -> normalised shares
     sha256 = hashlib.sha256
     acc_get = acc.get
-    for (seq, eid, model_id, at, fee, demo, attrs_text, at_z, day), attrs in zip(
-        events, parsed, strict=True
+    for (seq, eid, model_id, at, fee, demo, attrs_text, at_z, day), attrs, amounts, shares in zip(
+        events, parsed, amounts_of, shares_of, strict=True
     ):
         if at_z is None:  # SQLite: stored text (or a datetime)
             if text_dates and len(at) >= 26:
@@ -264,32 +319,24 @@ def _plan(
             else:
                 at_z = _utc_z(at)
                 day = at[:10] if text_dates else at.astimezone(UTC).date()
-        weights = [a[1] for a in attrs]
-        amounts = split_integers(fee * share_ppm // PPM, weights)
-        wkey = tuple(weights)
-        shares = shares_of.get(wkey)
-        if shares is None:
-            shares = shares_of[wkey] = (
-                weights if sum(weights) == PPM else split_integers(PPM, weights)
-            )
         digest = sha256(
-            "\x00".join((eid, model_id, at_z, str(fee), attrs_text)).encode()
+            f"{eid}\x00{model_id}\x00{at_z}\x00{fee}\x00{attrs_text}".encode()
         ).hexdigest()
         paid = 0
         demo_of[model_id] = bool(demo)
         for a, amount, share in zip(attrs, amounts, shares, strict=True):
-            cid, method = a[0], a[2]
+            cid = a[0]
             if cid not in owners:
-                drops.append((seq, cid, method, DROP_NOT_ACCEPTED))
+                drops.append((seq, cid, a[2], DROP_NOT_ACCEPTED))
                 continue
-            key = (cid, day, model_id, method)
+            key = (day, cid, model_id, a[2])
             slot = acc_get(key)
             if stored is not None:
-                n, reward = stored.get(key, (0, 0))
+                n, reward = stored.get((cid, day, model_id, a[2]), (0, 0))
                 if slot is not None:
                     n, reward = n + slot[0], reward + slot[2]
                 if n + 1 > MAX_BUCKET_EVENTS or reward + amount > MAX_BUCKET_REWARD_MICRO:
-                    drops.append((seq, cid, method, DROP_BUCKET_FULL))
+                    drops.append((seq, cid, a[2], DROP_BUCKET_FULL))
                     continue
             if slot is None:
                 acc[key] = [1, share, amount, [(digest, amount)] if amount else [], at]
@@ -308,11 +355,11 @@ def _plan(
     seq_from, seq_to = watermark, int(events[-1][0])
     ledger_rows: list[tuple[Any, ...]] = []
     name = f"s{seq_to}"
-    for key in sorted(acc, key=_DAY_FIRST):  # entries in (day, cid, model, method) order
+    for key in sorted(acc):  # entries in (day, cid, model, method) order
         _n, _share, amount, pairs, first = acc[key]
         if not pairs:
             continue
-        cid, _day, model_id, method = key
+        _day, cid, model_id, method = key
         if len(pairs) == 1:
             digest = sha256(f"{pairs[0][0]} {amount}\n".encode()).hexdigest()
         else:
@@ -323,8 +370,9 @@ def _plan(
                 demo_of[model_id], len(pairs), digest, seq_from, seq_to, share_ppm,
             )
         )  # fmt: skip
-    # In key order (SQLite: index locality; PostgreSQL's upsert orders them itself).
-    bucket_rows = [(*key, v[0], v[1], v[2]) for key, v in acc.items()]
+    # (cid, day, model, method, events, share sum, paid sum); in key order on SQLite (index
+    # locality; PostgreSQL's upsert orders them itself)
+    bucket_rows = [(k[1], k[0], k[2], k[3], v[0], v[1], v[2]) for k, v in acc.items()]
     if text_dates:
         bucket_rows.sort()
     return _Plan(
