@@ -24,8 +24,9 @@ CLI, so both show the same numbers. Money is integer micro-units throughout.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -59,6 +60,7 @@ from app.services.rewards_checks import (
     check_window,
 )
 from app.services.transparency import LogSync
+from app.services.transparency.sync import LeavesAhead, read_ahead
 from app.services.usage_plan import load_plan, store_mark
 from app.store import rollups
 from app.store.models import Item
@@ -74,6 +76,8 @@ from app.store.rollups import LedgerRollupTotal, UsageRollupDay, ledger_contribu
 
 FIRST_WINDOW_DAYS = 90  # what the registry shows by default
 MAX_WINDOW_DAYS = 731  # the registry's largest range per request
+USAGE_WORKERS = 3  # usage windows read at once while earlier ones are checked and stored
+USAGE_AHEAD = 6  # windows read ahead at most (answers held in memory)
 ProgressFn = Callable[[str], None]
 
 
@@ -174,9 +178,7 @@ class RewardsSync:
                 settled_seq=self._settled, adopted=bool(adopted),
             )  # fmt: skip
         due = [c for c in contributions if c in plan]
-        for n, cid in enumerate(due, 1):
-            say(f"Usage of contribution {n} of {len(due)}")
-            self._sync_usage(cid, today or datetime.now(UTC).date(), say, plan.since.get(cid))
+        self._sync_usage(due, today or datetime.now(UTC).date(), say, plan.since)
         if mark is not None:
             with self._ctx.db.session() as s:
                 store_mark(s, self.registry, self.owner, mark)
@@ -260,31 +262,47 @@ class RewardsSync:
             cursor = row.cursor if row else None
         new = amount = 0
         stored = self._stored_total()
-        for _page in range(MAX_PAGES):
-            page = rewards_after(self.client, cursor)
-            check_page(page, cursor)
-            check_ledger_total(stored + amount, page)
-            proofs = self.log.verify(page.items) if self.log is not None else []
-            with gc_paused():
-                new_here, amount_here = self._store_page(page, cursor)
-            if self.log is not None:
-                self.log.store(proofs)
-            new, amount = new + new_here, amount + amount_here
-            if new:
-                say(f"Rewards: {new:,} new entries")
-            if not page.has_more or page.next_cursor in (None, cursor):
-                self._settled = page.settled_seq
-                with self._ctx.db.session() as s:
-                    unsettled = page.unsettled_events
-                    self._set_cursor(
-                        s, STREAM_UNSETTLED, None if unsettled is None else str(unsettled)
-                    )
-                    s.commit()
-                return new, amount, page.next_cursor or cursor
-            cursor = page.next_cursor
+        # The next page (and its leaves) is read on a worker while this one is checked and
+        # stored: the registry answers while the client works. Nothing read ahead is used
+        # before the page before it is stored; an error reading it surfaces there.
+        with read_ahead(1) as pool:
+            ahead = pool.submit(self._read_page, cursor)
+            for _page in range(MAX_PAGES):
+                page, leaves = ahead.result()
+                check_page(page, cursor)
+                last = not page.has_more or page.next_cursor in (None, cursor)
+                if not last and _page + 1 < MAX_PAGES:
+                    ahead = pool.submit(self._read_page, page.next_cursor)
+                check_ledger_total(stored + amount, page)
+                proofs = self.log.verify(page.items, leaves) if self.log is not None else []
+                with gc_paused():
+                    new_here, amount_here = self._store_page(page, cursor)
+                if self.log is not None:
+                    self.log.store(proofs)
+                new, amount = new + new_here, amount + amount_here
+                if new:
+                    say(f"Rewards: {new:,} new entries")
+                if last:
+                    self._settled = page.settled_seq
+                    with self._ctx.db.session() as s:
+                        unsettled = page.unsettled_events
+                        self._set_cursor(
+                            s, STREAM_UNSETTLED, None if unsettled is None else str(unsettled)
+                        )
+                        s.commit()
+                    return new, amount, page.next_cursor or cursor
+                cursor = page.next_cursor
         raise too_many_pages(
             "rewards", hint="the pages before are stored; the next sync continues after them"
         )
+
+    def _read_page(self, cursor: str | None) -> tuple[RewardsPage, LeavesAhead | None]:
+        """A ledger page after `cursor` and the log's leaves of its entries (only reads: run
+        on a worker)."""
+        page = rewards_after(self.client, cursor)
+        if self.log is None or not page.items:
+            return page, None
+        return page, self.log.read_leaves([e.cursor for e in page.items])
 
     def _stored_total(self) -> int:
         with self._ctx.db.session() as s:
@@ -343,13 +361,45 @@ class RewardsSync:
             ).all()
         return [str(rid) for _iid, rid in accepted if str(rid) in ours]
 
-    def _sync_usage(  # `changed`: the earliest day that can have (None: the usual window)
-        self, contribution_id: str, today: date, say: ProgressFn, changed: date | None = None
+    def _sync_usage(
+        self,
+        contribution_ids: Sequence[str],
+        today: date,
+        say: ProgressFn,
+        changed: Mapping[str, date],
     ) -> None:
-        stream = _usage_stream(contribution_id)
+        """The usage windows of these contributions, each checked and stored in turn while
+        the next ones are read on workers (`USAGE_AHEAD` at most in flight)."""
         with self._ctx.db.session() as s:
-            row = self._cursor(s, stream)
-            last = date.fromisoformat(row.cursor) if row and row.cursor else None
+            sinces = [
+                (cid, self._usage_since(s, cid, today, changed.get(cid)))
+                for cid in contribution_ids
+            ]
+        with read_ahead(USAGE_WORKERS) as pool:
+            ahead: deque[Future[UsageWindow]] = deque()
+            todo = iter(sinces)
+
+            def more() -> None:
+                for cid, since in todo:
+                    ahead.append(pool.submit(usage_window, self.client, cid, since=since))
+                    if len(ahead) >= USAGE_AHEAD:
+                        return
+
+            more()
+            for n, (cid, since) in enumerate(sinces, 1):
+                say(f"Usage of contribution {n} of {len(sinces)}")
+                window = ahead.popleft().result()
+                more()
+                check_window(window, cid, since, today)
+                if self.log is not None:  # its sums against the ledger entries, before storing
+                    self.log.check_usage(window, lambda: self._catch_up(say))
+                self._store_window(window)
+
+    def _usage_since(  # `changed`: the earliest day that can have (None: the usual window)
+        self, s: Session, contribution_id: str, today: date, changed: date | None
+    ) -> date:
+        row = self._cursor(s, _usage_stream(contribution_id))
+        last = date.fromisoformat(row.cursor) if row and row.cursor else None
         # Always the registry's last 90 days (operators may post late events for recent days),
         # and back to the last day fetched when that is older (a long time offline).
         since = today - timedelta(days=FIRST_WINDOW_DAYS - 1)
@@ -357,11 +407,7 @@ class RewardsSync:
             since = min(changed, today)
         if last is not None:
             since = max(min(last, since), today - timedelta(days=MAX_WINDOW_DAYS - 1))
-        window = usage_window(self.client, contribution_id, since=since)
-        check_window(window, contribution_id, since, today)
-        if self.log is not None:  # its sums against the ledger entries, before it is stored
-            self.log.check_usage(window, lambda: self._catch_up(say))
-        self._store_window(window)
+        return since
 
     def _store_window(self, window: UsageWindow) -> None:
         """The window's days replace the stored ones of its range, with the rollups and the

@@ -6,7 +6,9 @@ besides the entries (app.services.transparency.figures)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, NoReturn
@@ -43,6 +45,7 @@ from app.tlog.tileset import TileSet
 
 PROOF_BATCH = 1000
 LEAF_BATCH = 10_000  # entry ids per POST /v1/log/leaves
+TILE_WORKERS = 4  # tile requests in flight
 STORE_CHUNK = 5000  # rows per executemany call when storing proofs
 # SyncCursor stream: the copy's entry count and sum when the registry's summary last matched.
 STREAM_SUMMARY_CHECKED = "log:summary"
@@ -58,6 +61,26 @@ _INSERT_EVENTS = (
     "INSERT INTO log_leaf_events (registry_key, owner, contribution_id, day, model_id, method, "
     "cursor, settlement, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+
+
+@contextmanager
+def read_ahead(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """Workers for a sync's reads ahead of what it checks and stores; on the way out (also on
+    an error) reads not started are dropped and those under way waited for."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="sync-read-ahead")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class LeavesAhead(NamedTuple):
+    """A leaves answer read ahead: for entries `ids` at tree size `size`, the answer's body
+    or the refusal it got."""
+
+    ids: list[str]
+    size: int
+    answer: dict[str, Any] | ApiRefused
 
 
 class ProvenLeaf(NamedTuple):
@@ -126,9 +149,12 @@ class LogSync:
             self.ctx, self.client, self.registry_key, self.verifier, self.fail
         )
 
-    def verify(self, items: Sequence[RewardEntry]) -> list[ProvenLeaf]:
+    def verify(
+        self, items: Sequence[RewardEntry], leaves: LeavesAhead | None = None
+    ) -> list[ProvenLeaf]:
         """Inclusion proofs of the reported entries, verified (not stored yet); entries the
-        log does not hold yet stay pending. A wrong entry or proof fails the sync."""
+        log does not hold yet stay pending. A wrong entry or proof fails the sync. `leaves`:
+        the leaves answer for them read ahead (`read_leaves`), checked here as if read now."""
         fields = {
             e.cursor: entry_fields(
                 e.cursor, e.event_id, e.contribution_id, e.model_id, e.method,
@@ -136,9 +162,28 @@ class LogSync:
             )
             for e in items
         }  # fmt: skip
-        return self._prove(fields)
+        return self._prove(fields, leaves)
 
-    def _prove(self, fields: dict[str, dict[str, Any]]) -> list[ProvenLeaf]:
+    def read_leaves(self, cursors: Sequence[str]) -> LeavesAhead | None:
+        """The leaves answer for the first `LEAF_BATCH` of these entries at the checkpoint's
+        size, or the refusal it got: only a read (a worker runs it), used by `verify`."""
+        cp = self.checkpoint
+        if cp is None or not cp.size:
+            return None
+        ids = list(cursors[:LEAF_BATCH])
+        try:
+            return LeavesAhead(ids, cp.size, self._read_leaves(ids, cp.size))
+        except ApiRefused as exc:
+            return LeavesAhead(ids, cp.size, exc)
+
+    def _read_leaves(self, ids: list[str], size: int) -> dict[str, Any]:
+        return self.client.http.json(
+            "POST", "/v1/log/leaves", auth=False, json={"entryIds": ids, "treeSize": size}
+        )
+
+    def _prove(
+        self, fields: dict[str, dict[str, Any]], ahead: LeavesAhead | None = None
+    ) -> list[ProvenLeaf]:
         """Where each entry is in the log and its leaf (POST /v1/log/leaves), checked against
         the hash tiles that hold it; entries alone in their tile are proven by inclusion
         proofs instead (`SPARSE_BELOW`). A registry without the leaves endpoint: proofs."""
@@ -155,10 +200,13 @@ class LogSync:
         for i in range(0, len(cursors), LEAF_BATCH):
             ids = cursors[i : i + LEAF_BATCH]
             try:
-                body = self.client.http.json(
-                    "POST", "/v1/log/leaves", auth=False,
-                    json={"entryIds": ids, "treeSize": cp.size},
-                )  # fmt: skip
+                if ahead is not None and ahead.ids == ids and ahead.size == cp.size:
+                    answer, ahead = ahead.answer, None
+                    if isinstance(answer, ApiRefused):
+                        raise answer
+                    body = answer
+                else:
+                    body = self._read_leaves(ids, cp.size)
             except ApiRefused as exc:
                 if exc.status not in (404, 405):
                     raise
@@ -237,21 +285,25 @@ class LogSync:
         }
 
     def _fetch_tiles(self, need: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], bytes]:
-        out: dict[tuple[int, int, int], bytes] = {}
-        for level, index, width in need:
-            path = "/v1/log/" + tile_path(level, index, width)
-            try:
-                data = self.client.http.request("GET", path, auth=False).content
-            except ApiRefused as exc:
-                if exc.status != 404 or width == TILE_WIDTH:
-                    raise
-                # a log may serve only the full tile once it exists: its prefix is the same
-                full = self.client.http.request(
-                    "GET", "/v1/log/" + tile_path(level, index), auth=False
-                ).content
-                data = full[: width * HASH_SIZE]
-            out[(level, index, width)] = data
-        return out
+        """The tiles asked (`TILE_WORKERS` requests in flight); the caller verifies them."""
+        if len(need) < 2:
+            return {t: self._fetch_tile(t) for t in need}
+        with read_ahead(min(TILE_WORKERS, len(need))) as pool:
+            return dict(zip(need, pool.map(self._fetch_tile, need), strict=True))
+
+    def _fetch_tile(self, tile: tuple[int, int, int]) -> bytes:
+        level, index, width = tile
+        path = "/v1/log/" + tile_path(level, index, width)
+        try:
+            return self.client.http.request("GET", path, auth=False).content
+        except ApiRefused as exc:
+            if exc.status != 404 or width == TILE_WIDTH:
+                raise
+            # a log may serve only the full tile once it exists: its prefix is the same
+            full = self.client.http.request(
+                "GET", "/v1/log/" + tile_path(level, index), auth=False
+            ).content
+            return full[: width * HASH_SIZE]
 
     def _load_tiles(self, *, upper: bool = False, tiles: Iterable[int] = ()) -> None:
         """Stored tiles into the tile set: every tile above level 0 (`upper`, a few per
