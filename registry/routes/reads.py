@@ -27,12 +27,13 @@ from registry.db.usage_models import (
     KIND_CONTRIBUTOR,
     LedgerEntry,
     Model,
+    SettlementState,
     UsageBucket,
     UsageEvent,
 )
 from registry.errors import ERROR_RESPONSES, ApiError
 from registry.routes.usage import MODEL_ID, Evidence, ModelOut, SettledThrough, model_out
-from registry.settlement import EventSplit, entry_events, settlement_status
+from registry.settlement import EventSplit, entry_events
 
 router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
 
@@ -265,7 +266,7 @@ def contribution_usage(
         until=until,
         series=series,
         totals=UsageTotalsOut(sum(r[3] for r in rows), sum(r[5] for r in rows)),
-        settledThrough=SettledThroughOut(settled[0].sequence, settled[0].at),
+        settledThrough=settled[0],
         unsettledEvents=settled[1],
     )
     return Response(content=_ENCODER.encode(answer), media_type="application/json")
@@ -334,13 +335,13 @@ def my_rewards(
     ).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    items = [_entry_struct(r) for r in rows]
+    items = _entry_structs(rows)
     next_cursor = items[-1].cursor if items else after
     page = RewardsPageOut(
         items=items,
         nextCursor=next_cursor,
         hasMore=has_more,
-        settledThrough=SettledThroughOut(settled[0].sequence, settled[0].at),
+        settledThrough=settled[0],
         unsettledEvents=settled[1],
     )
     return Response(content=_ENCODER.encode(page), media_type="application/json")
@@ -379,20 +380,27 @@ class RewardsPageOut(msgspec.Struct):
 _ENCODER = msgspec.json.Encoder()
 
 
-def _entry_struct(r: Any) -> RewardEntryOut:
-    at = r.at
-    return RewardEntryOut(
-        str(r.id),
-        r.event_id or "",
-        r.contribution_id or "",
-        r.model_id,
-        r.method or "",
-        r.amount_micro,
-        at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC),
-        bool(r.demo),
-        1 if r.events is None else int(r.events),
-        r.digest,
-    )
+def _entry_structs(rows: Any) -> list[RewardEntryOut]:
+    """The page's entries (rows of `_ENTRY_COLUMNS`), unpacked by position: a third of the CPU
+    of reading each row's columns by name on pages of 10,000."""
+    out: list[RewardEntryOut] = []
+    add = out.append
+    for id_, event_id, cid, model_id, method, amount, at, demo, events, digest in rows:
+        add(
+            RewardEntryOut(
+                str(id_),
+                event_id or "",
+                cid or "",
+                model_id,
+                method or "",
+                amount,
+                at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC),
+                bool(demo),
+                1 if events is None else int(events),
+                digest,
+            )
+        )
+    return out
 
 
 _ENTRY_COLUMNS = (
@@ -424,10 +432,29 @@ def _entry_out(r: Any) -> RewardEntry:
     )
 
 
-def _settled(session: Any) -> tuple[SettledThrough, int]:
+def _status_statement() -> Any:
+    """`registry.settlement.settlement_status` in one statement: the watermark (0 without a
+    settlement row), the log's top, and the events between them counted as a range bounded on
+    both sides (so PostgreSQL reads an index range, as there)."""
+    top = select(func.max(UsageEvent.seq).label("seq")).subquery("top")
+    watermark = func.coalesce(SettlementState.settled_seq, 0)
+    unsettled = (
+        select(func.count())
+        .where(UsageEvent.seq > watermark, UsageEvent.seq <= top.c.seq)
+        .scalar_subquery()
+    )
+    return select(watermark, SettlementState.settled_at, unsettled).select_from(
+        top.outerjoin(SettlementState, SettlementState.id == 1)
+    )
+
+
+_STATUS = _status_statement()
+
+
+def _settled(session: Any) -> tuple[SettledThroughOut, int]:
     """Read before the data it describes, so the data holds at least what it claims."""
-    status = settlement_status(session)
-    return SettledThrough(sequence=status.settled_seq, at=status.settled_at), status.unsettled
+    watermark, at, unsettled = session.execute(_STATUS).one()
+    return SettledThroughOut(int(watermark), None if at is None else as_utc(at)), int(unsettled)
 
 
 def _evidence(attributions: str, entry: LedgerEntry) -> Evidence | None:
