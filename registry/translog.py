@@ -39,19 +39,31 @@ import bisect
 import hashlib
 import json
 import re
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.tlog import Checkpoint, Signer, TiledLog
 from app.tlog.errors import TlogError
-from app.tlog.merkle import EMPTY_ROOT
-from app.tlog.tiles import MAX_ENTRY_BYTES, TILE_WIDTH, decode_bundle, tile_width
+from app.tlog.merkle import EMPTY_ROOT, HASH_SIZE
+from app.tlog.tiles import (
+    MAX_ENTRY_BYTES,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileCache,
+    TileStorage,
+    decode_bundle,
+    tile_width,
+)
 from registry.bulkdb import BulkDb
 from registry.db.writegate import hold_write_gate
 
@@ -454,26 +466,104 @@ def rotate_key(session: Session) -> tuple[str, str]:
 
 
 def _store_checkpoint(session: Session, note: bytes, size: int) -> None:
-    now = datetime.now(UTC)
-    done = (
-        session.connection()
-        .execute(
-            sa.update(LOG_CHECKPOINTS)
-            .where(LOG_CHECKPOINTS.c.size == size)
-            .values(note=note, created_at=now)
+    """Store the checkpoint of `size` (replacing one stored at that size): one statement."""
+    name = session.get_bind().dialect.name
+    insert = sqlite_insert if name == "sqlite" else pg_insert
+    stmt = insert(LOG_CHECKPOINTS).values(size=size, note=note, created_at=datetime.now(UTC))
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[LOG_CHECKPOINTS.c.size],
+            set_={"note": stmt.excluded.note, "created_at": stmt.excluded.created_at},
         )
-        .rowcount
     )
-    if not done:
-        session.execute(sa.insert(LOG_CHECKPOINTS).values(size=size, note=note, created_at=now))
 
 
 # ---- appending ----
 
 
-def _append_locked(session: Session, size: int, leaves: Sequence[Leaf]) -> int:
+@dataclass
+class _Edge:
+    """The log's right edge as this process last appended it: its size, the checkpoint it
+    signed for that size, the partial hash tile of each level, the partial entry bundle, and
+    the inner levels of tiles it computed (they never change for a given tile width).
+
+    It stands for the stored log only while the database holds that same checkpoint at that
+    same size (`_lock_edge`): the checkpoint commits to the root, so to every leaf hash, tile
+    and bundle entry; another writer's append, a rolled-back transaction, a log restored or
+    truncated behind the registry's back all show as another size or another checkpoint, and
+    the edge is then read from the database again."""
+
+    size: int
+    note: bytes
+    tiles: dict[tuple[int, int], bytes]
+    bundle: bytes
+    cache: TileCache = field(default_factory=OrderedDict)
+
+
+_EDGES: weakref.WeakKeyDictionary[sa.Engine, _Edge] = weakref.WeakKeyDictionary()
+
+
+def _engine(session: Session) -> sa.Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, sa.Engine) else bind.engine
+
+
+def _lock_edge(session: Session) -> tuple[int, int, _Edge | None]:
+    """`_lock`, and this process's right edge of the log if it is still the stored one."""
+    hold_write_gate(session)
+    session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(size=LOG_STATE.c.size))
+    size, ledger_id, note = session.execute(
+        sa.select(LOG_STATE.c.size, LOG_STATE.c.ledger_id, LOG_CHECKPOINTS.c.note)
+        .select_from(
+            LOG_STATE.outerjoin(LOG_CHECKPOINTS, LOG_CHECKPOINTS.c.size == LOG_STATE.c.size)
+        )
+        .where(LOG_STATE.c.id == 1)
+    ).one()
+    edge = _EDGES.get(_engine(session))
+    if edge is not None and (edge.size != int(size) or note is None or edge.note != bytes(note)):
+        edge = None
+    return int(size), int(ledger_id), edge
+
+
+class _EdgeTileStorage(SessionTileStorage):
+    """Tiles of the session's transaction that start from a known right edge: its partial
+    tiles are read from memory instead of the database."""
+
+    def __init__(self, session: Session, edge: _Edge | None) -> None:
+        super().__init__(session)
+        self._known = {} if edge is None else edge.tiles
+
+    def read_tile(self, level: int, index: int) -> bytes:
+        data = self._written.get((level, index)) or self._known.get((level, index))
+        return data if data is not None else super().read_tile(level, index)
+
+
+def _partial_tiles(storage: TileStorage, size: int) -> dict[tuple[int, int], bytes]:
+    """The partial hash tile of each level of a tree of `size` (its first `width` hashes)."""
+    out = {}
+    level = 0
+    while size >> (TILE_HEIGHT * level):
+        count = size >> (TILE_HEIGHT * level)
+        width = count & (TILE_WIDTH - 1)
+        if width:
+            index = count >> TILE_HEIGHT
+            data = storage.read_tile(level, index)
+            if len(data) < width * HASH_SIZE:
+                raise TlogError(f"tile {level}/{index} is behind the tree size {size}")
+            out[(level, index)] = data[: width * HASH_SIZE]
+        level += 1
+    return out
+
+
+def _append_locked(
+    session: Session, size: int, leaves: Sequence[Leaf], edge: _Edge | None
+) -> _Edge:
     return _append_rows(
-        session, size, [leaf.data for leaf in leaves], [(leaf.kind, leaf.ref) for leaf in leaves]
+        session,
+        size,
+        [leaf.data for leaf in leaves],
+        [(leaf.kind, leaf.ref) for leaf in leaves],
+        edge,
     )
 
 
@@ -482,28 +572,37 @@ def _append_rows(
     size: int,
     datas: Sequence[bytes],
     names: Sequence[tuple[str, str]] | None,
+    edge: _Edge | None,
     *,
     ledger_id: int | None = None,
-) -> int:
+) -> _Edge:
     """Append leaves (their bytes) in the session's transaction, the lock held: hash tiles,
     entry bundles, a signed checkpoint, the new size (and `ledger_id` logged up to, if given),
     and, with `names`, a `log_leaves` row per leaf naming what it stands for, (kind, ref)
-    (the caller records it otherwise: `log_ranges`)."""
+    (the caller records it otherwise: `log_ranges`). `edge` is the log's right edge at `size`
+    if known (else it is read from the database). Returns the new right edge, which this
+    process keeps for its next append."""
     signer = _signer_locked(session)
-    log = TiledLog(SessionTileStorage(session), size)
+    storage = _EdgeTileStorage(session, edge)
+    log = TiledLog(storage, size)
+    if edge is not None:
+        log._cache = edge.cache  # the tiles' inner levels computed by earlier appends
     sha = hashlib.sha256
     start = log.append([sha(b"\x00" + data).digest() for data in datas])
     db = BulkDb(session)
-    _write_bundles(db, start, datas)
+    bundle = _write_bundles(db, start, datas, None if edge is None else edge.bundle)
     if names is not None:
         _insert_leaves(
             db,
             [(start + i, k, r, d) for i, ((k, r), d) in enumerate(zip(names, datas, strict=True))],
         )
-    _store_checkpoint(session, Checkpoint(signer.name, log.size, log.root()).sign(signer), log.size)
+    note = Checkpoint(signer.name, log.size, log.root()).sign(signer)
+    _store_checkpoint(session, note, log.size)
     state = {"size": log.size} if ledger_id is None else {"size": log.size, "ledger_id": ledger_id}
     session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(**state))
-    return start
+    new = _Edge(log.size, note, _partial_tiles(storage, log.size), bundle, log._cache)
+    _EDGES[_engine(session)] = new
+    return new
 
 
 def _bundle_head(stored: bytes, count: int) -> bytes | None:
@@ -529,13 +628,17 @@ def _read_bundles(db: BulkDb, indexes: Sequence[int]) -> dict[int, bytes]:
     return out
 
 
-def _write_bundles(db: BulkDb, start: int, datas: Sequence[bytes]) -> None:
-    """Add leaves start.. to the entry bundles: the partial bundle at the right edge grows in
-    place, full ones are written once."""
+def _write_bundles(
+    db: BulkDb, start: int, datas: Sequence[bytes], known: bytes | None = None
+) -> bytes:
+    """Add leaves start.. to the entry bundles: the partial bundle at the right edge grows (its
+    head is `known`, the partial bundle at `start`, or read), full ones are written once.
+    Returns the partial bundle at the new right edge (b"" if there is none)."""
     first, offset = divmod(start, TILE_WIDTH)
     head = b""
     if offset:
-        found = _bundle_head(_read_bundles(db, [first]).get(first, b""), offset)
+        stored = known if known is not None else _read_bundles(db, [first]).get(first, b"")
+        found = _bundle_head(stored, offset)
         if found is None:
             raise TlogError(f"entry bundle {first} is behind the tree size {start}")
         head = found
@@ -555,15 +658,30 @@ def _write_bundles(db: BulkDb, start: int, datas: Sequence[bytes]) -> None:
         bundles.append((index, head + data if n else data))
         pos += take
         index, n, head = index + 1, 0, b""
-    mark = "%s" if db.dialect == "postgresql" else "?"
-    for i in range(0, len(bundles), BUNDLE_ROWS):
-        part = bundles[i : i + BUNDLE_ROWS]
-        db.fetch(
-            "INSERT INTO log_bundles (idx, data) VALUES "
-            + ", ".join([f"({mark}, {mark})"] * len(part))
-            + " ON CONFLICT (idx) DO UPDATE SET data = excluded.data",
-            [v for row in part for v in row],
-        )
+    if not bundles:
+        return head
+    if db.dialect == "postgresql":
+        # rows from this bundle on replaced: one DELETE (nothing but the right-edge bundle, if
+        # any) and a binary COPY, cheaper for ~100 KB values than bound INSERT parameters
+        db.fetch("DELETE FROM log_bundles WHERE idx >= %s", (first,))
+        with (
+            db.raw.cursor() as cur,
+            cur.copy("COPY log_bundles (idx, data) FROM STDIN (FORMAT BINARY)") as cp,
+        ):
+            cp.set_types(["int8", "bytea"])
+            for row in bundles:
+                cp.write_row(row)
+    else:
+        for i in range(0, len(bundles), BUNDLE_ROWS):
+            part = bundles[i : i + BUNDLE_ROWS]
+            db.fetch(
+                "INSERT INTO log_bundles (idx, data) VALUES "
+                + ", ".join(["(?, ?)"] * len(part))
+                + " ON CONFLICT (idx) DO UPDATE SET data = excluded.data",
+                [v for row in part for v in row],
+            )
+    last_index, last = bundles[-1]
+    return b"" if (start + len(datas)) % TILE_WIDTH == 0 else last
 
 
 def _insert_leaves(db: BulkDb, rows: list[tuple[int, str, str, bytes]]) -> None:
@@ -584,10 +702,11 @@ def _insert_leaves(db: BulkDb, rows: list[tuple[int, str, str, bytes]]) -> None:
 def append(session: Session, leaves: Sequence[Leaf]) -> int:
     """Append leaves in the session's transaction (the caller commits): tiles, leaf rows and
     a newly signed checkpoint. Returns the index of the first leaf."""
-    size, _ = _lock(session)
+    size, _, edge = _lock_edge(session)
     if not leaves:
         return size
-    return _append_locked(session, size, leaves)
+    _append_locked(session, size, leaves, edge)
+    return size
 
 
 def _usage_digests(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[int, str]:
@@ -621,7 +740,7 @@ def _usage_digests(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[
 def log_ledger(session: Session) -> int:
     """Append a leaf for every ledger entry not logged yet, in ledger id order, in the
     session's transaction (the caller commits). Returns how many were appended."""
-    size, logged = _lock(session)
+    size, logged, edge = _lock_edge(session)
     total = 0
     cols = ", ".join(LEDGER_COLUMNS)
     db = BulkDb(session)
@@ -640,7 +759,7 @@ def log_ledger(session: Session) -> int:
             )
             for r in rows
         ]
-        _append_locked(session, size, leaves)
+        edge = _append_locked(session, size, leaves, edge)
         size += len(leaves)
         logged = int(rows[-1]["id"])
         total += len(leaves)
@@ -657,7 +776,7 @@ def log_entries(session: Session, rows: Sequence[Sequence[Any]]) -> int:
     did not log its own), it logs them all through `log_ledger`. Returns leaves appended.
 
     A contributor row's usage digest is its `digest` column (the settler always writes one)."""
-    size, logged = _lock(session)
+    size, logged, edge = _lock_edge(session)
     if not rows:
         return 0
     db = BulkDb(session)
@@ -676,7 +795,8 @@ def log_entries(session: Session, rows: Sequence[Sequence[Any]]) -> int:
             int(r[0]) for r in db.fetch("SELECT id FROM ledger WHERE id > ? ORDER BY id", (logged,))
         ]
     )
-    start = _append_rows(session, size, _render_settled(ids, rows), None, ledger_id=ids[-1])
+    start = size
+    _append_rows(session, size, _render_settled(ids, rows), None, edge, ledger_id=ids[-1])
     # one range per run of consecutive ids (a settlement's ids are one run)
     ranges: list[tuple[int, int, int]] = [(start, int(lo), len(rows))] if consecutive else []
     for n, entry_id in enumerate([] if consecutive else ids):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.tlog import (
     SignatureError,
@@ -23,8 +24,10 @@ from app.tlog import (
     verify_consistency,
     verify_inclusion,
 )
+from app.tlog.merkle import root_of
 from registry import translog
 from registry.cli import main as registry_main
+from registry.db.session import make_engine, make_sessionmaker
 from tests.support.registry_actors import Contributor
 from tests.support.usage_data import UsageWorld, event, usage_world
 
@@ -152,6 +155,61 @@ def test_a_failed_transaction_leaves_the_log_as_it_was(world: UsageWorld) -> Non
         assert translog.tree_size(s) == size + 1
         s.rollback()
     assert _checkpoint(world) == (size, root, note)
+
+
+def _leaves(tag: str, n: int) -> list[translog.Leaf]:
+    return [
+        translog.Leaf("acceptance", f"c_{tag}{i}", b'{"%s":%d}' % (tag.encode(), i))
+        for i in range(n)
+    ]
+
+
+def _tree_matches_its_leaves(sessions: sessionmaker[Session]) -> None:
+    """The stored tiles' root, the checkpoint and the bundles agree with the leaves."""
+    with sessions() as s:
+        leaves = translog.all_leaves(s)
+        size = translog.tree_size(s)
+        assert len(leaves) == size
+        note = translog.checkpoint_at(s, size)
+        assert note is not None
+        root = root_of([leaf_hash(leaf.data) for leaf in leaves])
+        assert translog.tiled_log(s, size).root() == root
+        assert f"\n{size}\n{base64.b64encode(root).decode()}\n".encode() in note
+
+
+def test_the_right_edge_kept_in_memory_is_used_only_while_it_is_the_stored_one(
+    world: UsageWorld, db_url: str
+) -> None:
+    """An appender keeps the log's right edge (partial tiles and bundle) in memory between
+    appends; another writer's append to the same size with other leaves (here: after this
+    writer's own append rolled back) makes it read the edge from the database again."""
+    mine = world.sessions
+    other_engine = make_engine(db_url)
+    try:
+        other = make_sessionmaker(other_engine)
+        with mine() as s:  # the first append reads the edge; the others start from memory
+            translog.append(s, _leaves("a", 300))
+            s.commit()
+        with mine() as s:
+            translog.append(s, _leaves("b", 7))
+            s.commit()
+        _tree_matches_its_leaves(mine)
+        with mine() as s:  # kept in memory at size + 20, then rolled back
+            translog.append(s, _leaves("x", 20))
+            s.rollback()
+        with other() as s:  # another process appends other leaves up to that same size
+            translog.append(s, _leaves("y", 20))
+            s.commit()
+        with mine() as s:
+            translog.append(s, _leaves("c", 250))
+            s.commit()
+        _tree_matches_its_leaves(mine)
+        with mine() as s:
+            logged = translog.all_leaves(s)[-271:-250]
+        expected = [_leaves("b", 7)[-1], *_leaves("y", 20)]
+        assert [(x.ref, x.data) for x in logged] == [(x.ref, x.data) for x in expected]
+    finally:
+        other_engine.dispose()
 
 
 def test_acceptances_are_leaves(client: TestClient, alice: Contributor, bob: Contributor) -> None:
