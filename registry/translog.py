@@ -36,6 +36,7 @@ and kept in `registry_meta` (`log_skey`; retired keys as `log_skey_retired_<key 
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import re
@@ -419,12 +420,18 @@ def _lock(session: Session) -> tuple[int, int]:
     return int(size), int(ledger_id)
 
 
+@functools.lru_cache(maxsize=8)
+def _signer(skey: str) -> Signer:
+    """The signer of a stored key (kept: its key is read again by every append)."""
+    return Signer.from_skey(skey)
+
+
 def _signer_locked(session: Session) -> Signer:
     """The log's signer, made (with the empty tree's checkpoint) if there is none yet; the
     caller holds the append lock."""
     skey = _meta_get(session, "log_skey")
     if skey is not None:
-        return Signer.from_skey(skey)
+        return _signer(skey)
     registry_id = _meta_get(session, "registry_id") or "registry"
     origin = _meta_get(session, "log_origin")
     if origin is None:
@@ -780,21 +787,25 @@ def log_entries(session: Session, rows: Sequence[Sequence[Any]]) -> int:
     if not rows:
         return 0
     db = BulkDb(session)
-    # The new ids: one aggregate row when they are consecutive (the usual case), the list
-    # otherwise (ids are assigned in insertion order, but a sequence may skip values).
-    ((lo, hi, n_new),) = db.fetch(
-        "SELECT min(id), max(id), count(*) FROM ledger WHERE id > ?", (logged,)
+    # The new ids: the first and the last unlogged one (two index lookups). When they span
+    # exactly len(rows) ids, the unlogged rows are these rows (they are unlogged, distinct
+    # ids, and fill the span), in id order; otherwise (a sequence may skip values, or another
+    # writer left rows unlogged) the ids are read, and counted.
+    ((lo, hi),) = db.fetch(
+        "SELECT (SELECT min(id) FROM ledger WHERE id > ?), "
+        "(SELECT max(id) FROM ledger WHERE id > ?)",
+        (logged, logged),
     )
-    if n_new != len(rows) or None in [r[10] for r in rows if r[1] == "contributor"]:
+    if lo is None or None in [r[10] for r in rows if r[1] == "contributor"]:
         return log_ledger(session)
     consecutive = int(hi) - int(lo) + 1 == len(rows)
-    ids: Sequence[int] = (
-        range(int(lo), int(hi) + 1)
-        if consecutive
-        else [
+    ids: Sequence[int] = range(int(lo), int(hi) + 1)
+    if not consecutive:
+        ids = [
             int(r[0]) for r in db.fetch("SELECT id FROM ledger WHERE id > ? ORDER BY id", (logged,))
         ]
-    )
+        if len(ids) != len(rows):
+            return log_ledger(session)
     start = size
     _append_rows(session, size, _render_settled(ids, rows), None, edge, ledger_id=ids[-1])
     # one range per run of consecutive ids (a settlement's ids are one run)
