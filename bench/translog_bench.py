@@ -114,9 +114,26 @@ def _backend(sessions: sessionmaker[Session]) -> Callable[[], float]:
     return (lambda: 0.0) if pid is None else (lambda: ib.tree_cpu(pid))
 
 
+def _wal(sessions: sessionmaker[Session]) -> Callable[[], int]:
+    """Bytes of WAL the PostgreSQL cluster has written so far (0 on SQLite)."""
+    if sessions.kw["bind"].url.get_backend_name() != "postgresql":
+        return lambda: 0
+
+    def lsn() -> int:
+        with sessions() as s:
+            return int(s.execute(text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")).scalar_one())
+
+    return lsn
+
+
+WAL: list[int] = []  # WAL bytes of each settle() run, in order
+
+
 def settle(sessions: sessionmaker[Session], chunk: int) -> tuple[int, float, float]:
-    """Settle everything: (events, wall s, CPU s of this process + the database backends)."""
-    backend = _backend(sessions)
+    """Settle everything: (events, wall s, CPU s of this process + the database backends);
+    the WAL bytes it wrote (PostgreSQL) appended to WAL."""
+    backend, wal = _backend(sessions), _wal(sessions)
+    w0 = wal()
     b0, c0, t0 = backend(), time.process_time(), time.perf_counter()
     total = 0
     while True:
@@ -125,7 +142,9 @@ def settle(sessions: sessionmaker[Session], chunk: int) -> tuple[int, float, flo
             break
         total += r.events
     wall = time.perf_counter() - t0
-    return total, wall, time.process_time() - c0 + backend() - b0
+    cpu = time.process_time() - c0 + backend() - b0
+    WAL.append(wal() - w0)
+    return total, wall, cpu
 
 
 def floor(sessions: sessionmaker[Session], rows: Rows) -> tuple[float, float]:
@@ -147,6 +166,7 @@ def floor(sessions: sessionmaker[Session], rows: Rows) -> tuple[float, float]:
 
 def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:
     res: dict[str, list[tuple[float, float]]] = {"without": [], "with": [], "floor": []}
+    wal: dict[str, list[int]] = {"without": [], "with": []}
     counts = (0, 0)
     loads: list[float] = []
     for rnd in range(args.rounds):
@@ -167,6 +187,7 @@ def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None
                     n, wall, cpu = settle(sessions, args.chunk)
                 assert n == args.events
                 res[which].append((n / wall, cpu))
+                wal[which].append(WAL[-1])
                 if which == "with":
                     with sessions() as s:
                         counts = (
@@ -202,6 +223,14 @@ def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None
     ]
     print(f"[{label}]   log CPU per event: {mmm(log_us, '.1f')} µs; per leaf: "
           f"{mmm([u * args.events / max(counts[1], 1) for u in log_us], '.2f')} µs")  # fmt: skip
+    if any(wal["with"]):
+        per = {k: [b / args.events for b in v] for k, v in wal.items()}
+        log_b = [
+            (w - o) * args.events / max(counts[1], 1)
+            for w, o in zip(per["with"], per["without"], strict=True)
+        ]
+        print(f"[{label}]   WAL bytes per event: no log {mmm(per['without'], ',.0f')}, with the "
+              f"log {mmm(per['with'], ',.0f')}; log a leaf {mmm(log_b, ',.0f')}")  # fmt: skip
     print(f"[{label}]   load average over the rounds (1 min): {mmm(loads, '.1f')}", flush=True)
 
 
