@@ -22,7 +22,7 @@ from app.registry_client.api import (
 )
 from app.registry_client.http import UNREADABLE, ApiRefused
 
-REWARDS_PAGE = 5000  # ledger entries asked for per page (the reference registry: <= 10,000)
+REWARDS_PAGE = 10_000  # ledger entries asked for per page (the reference registry's most)
 OLD_REWARDS_PAGE = 1000  # the largest page of registries before larger pages were allowed
 MODELS_PAGE = 200
 # Every integer from the registry is 0 <= n <= MAX_INT (what SQLite stores); sums of them are

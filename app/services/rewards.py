@@ -60,7 +60,7 @@ from app.services.rewards_checks import (
     check_window,
 )
 from app.services.transparency import LogSync
-from app.services.transparency.sync import LeavesAhead, read_ahead
+from app.services.transparency.sync import LeavesAhead, ProvenLeaf, read_ahead
 from app.services.usage_plan import load_plan, store_mark
 from app.store import rollups
 from app.store.models import Item
@@ -78,6 +78,7 @@ FIRST_WINDOW_DAYS = 90  # what the registry shows by default
 MAX_WINDOW_DAYS = 731  # the registry's largest range per request
 USAGE_WORKERS = 3  # usage windows read at once while earlier ones are checked and stored
 USAGE_AHEAD = 6  # windows read ahead at most (answers held in memory)
+USAGE_STORE_BATCH = 50  # checked windows stored per transaction
 ProgressFn = Callable[[str], None]
 
 
@@ -276,9 +277,7 @@ class RewardsSync:
                 check_ledger_total(stored + amount, page)
                 proofs = self.log.verify(page.items, leaves) if self.log is not None else []
                 with gc_paused():
-                    new_here, amount_here = self._store_page(page, cursor)
-                if self.log is not None:
-                    self.log.store(proofs)
+                    new_here, amount_here = self._store_page(page, cursor, proofs)
                 new, amount = new + new_here, amount + amount_here
                 if new:
                     say(f"Rewards: {new:,} new entries")
@@ -314,14 +313,22 @@ class RewardsSync:
             )
         return int(total or 0)
 
-    def _store_page(self, page: RewardsPage, after: str | None) -> tuple[int, int]:
-        """The page's entries, their rollups and the cursor after them, in one transaction:
-        one executemany of plain rows (an entry the copy already has is kept as it is), then
-        the rollups of the rows it added, summed in SQL."""
+    def _store_page(
+        self, page: RewardsPage, after: str | None, proofs: Sequence[ProvenLeaf] = ()
+    ) -> tuple[int, int]:
+        """The page's entries, their rollups, their verified inclusions (`proofs`, with the
+        tiles verified for them) and the cursor after them, in one transaction: one
+        executemany of plain rows (an entry the copy already has is kept as it is), then the
+        rollups of the rows it added, summed in SQL."""
         with self._ctx.db.session() as s:
             row = self._cursor(s, STREAM_REWARDS)
             if (row.cursor if row else None) != after:  # another sync got here first
+                s.rollback()
+                if self.log is not None:
+                    self.log.store(proofs)
                 return 0, 0
+            if self.log is not None:
+                self.log.store(proofs, s)
             if page.items:
                 before = rollups.last_ledger_id(s)
                 key, owner = self.registry, self.owner
@@ -386,14 +393,23 @@ class RewardsSync:
                         return
 
             more()
-            for n, (cid, since) in enumerate(sinces, 1):
-                say(f"Usage of contribution {n} of {len(sinces)}")
-                window = ahead.popleft().result()
-                more()
-                check_window(window, cid, since, today)
-                if self.log is not None:  # its sums against the ledger entries, before storing
-                    self.log.check_usage(window, lambda: self._catch_up(say))
-                self._store_window(window)
+            checked: list[UsageWindow] = []
+            try:
+                for n, (cid, since) in enumerate(sinces, 1):
+                    say(f"Usage of contribution {n} of {len(sinces)}")
+                    window = ahead.popleft().result()
+                    more()
+                    check_window(window, cid, since, today)
+                    if self.log is not None:  # its sums against the ledger entries first
+                        self.log.check_usage(window, lambda: self._catch_up(say))
+                    checked.append(window)
+                    if len(checked) >= USAGE_STORE_BATCH:
+                        batch, checked = checked, []
+                        self._store_windows(batch)
+            finally:
+                # the windows checked so far are kept, also when a later one fails
+                if checked:
+                    self._store_windows(checked)
 
     def _usage_since(  # `changed`: the earliest day that can have (None: the usual window)
         self, s: Session, contribution_id: str, today: date, changed: date | None
@@ -409,9 +425,17 @@ class RewardsSync:
             since = max(min(last, since), today - timedelta(days=MAX_WINDOW_DAYS - 1))
         return since
 
-    def _store_window(self, window: UsageWindow) -> None:
-        """The window's days replace the stored ones of its range, with the rollups and the
-        stream's cursor, in one transaction."""
+    def _store_windows(self, windows: Sequence[UsageWindow]) -> None:
+        """Each window's days replace the stored ones of its range, with the rollups and the
+        stream's cursor, all in one transaction; a window whose sums cannot be stored is
+        refused with those after it, those before it are kept."""
+        with self._ctx.db.session() as s:
+            for window in windows:
+                self._store_window(s, window)
+            s.commit()
+
+    def _store_window(self, s: Session, window: UsageWindow) -> None:
+        """One window's days in the caller's transaction (see `_store_windows`)."""
         days: dict[tuple[date, str, str], list[int]] = {}
         for p in window.points:
             day = days.setdefault((p.start, p.model_id, p.method), [0, 0, 0])
@@ -421,24 +445,26 @@ class RewardsSync:
         new = {k: (v[0], v[1], v[2]) for k, v in days.items()}
         cid = window.contribution_id
         since, until = window.since, window.until
-        with self._ctx.db.session() as s:
-            outside: dict[rollups.DayKey, tuple[int, int, int]] | None = None
-            if self._cursor(s, _usage_stream(cid)) is None:
-                # Not in this identity's sums yet: all of its stored days join them.
-                stored = rollups.usage_window(s, self.registry, cid, date.min, date.max)
-                old = {k: v for k, v in stored.items() if since <= k[0] <= until}
-                outside = {k: v for k, v in stored.items() if k not in old}
-                gone: list[tuple[int, int, int]] = []
-                added = [*new.values(), *outside.values()]
-            else:
-                old = rollups.usage_window(s, self.registry, cid, since, until)
-                gone, added = list(old.values()), list(new.values())
+        outside: dict[rollups.DayKey, tuple[int, int, int]] | None = None
+        if self._cursor(s, _usage_stream(cid)) is None:
+            # Not in this identity's sums yet: all of its stored days join them.
+            stored = rollups.usage_window(s, self.registry, cid, date.min, date.max)
+            old = {k: v for k, v in stored.items() if since <= k[0] <= until}
+            outside = {k: v for k, v in stored.items() if k not in old}
+            gone: list[tuple[int, int, int]] = []
+            added = [*new.values(), *outside.values()]
+        else:
+            old = rollups.usage_window(s, self.registry, cid, since, until)
+            gone, added = list(old.values()), list(new.values())
+        try:
             sums = self._check_usage_total(s, gone, added)
-            rollups.replace_usage_window(
-                s, self.registry, self.owner, cid, since, until, old, new, outside
-            )
-            self._set_cursor(s, _usage_stream(cid), window.until.isoformat())
-            s.commit()
+        except RegistryUnavailable:
+            s.commit()  # nothing of this window is written yet: those before it are kept
+            raise
+        rollups.replace_usage_window(
+            s, self.registry, self.owner, cid, since, until, old, new, outside
+        )
+        self._set_cursor(s, _usage_stream(cid), window.until.isoformat())
         self._usage_sums = sums
 
     def _check_usage_total(

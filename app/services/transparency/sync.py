@@ -6,7 +6,7 @@ besides the entries (app.services.transparency.figures)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +40,7 @@ from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogProof, LogTile, upsert_tiles
 from app.tlog import Checkpoint, InclusionBatch, MalformedError, TlogError, Verifier, leaf_hash
 from app.tlog.merkle import HASH_SIZE
-from app.tlog.tiles import TILE_WIDTH, tile_path
+from app.tlog.tiles import TILE_WIDTH, tile_path, tile_width
 from app.tlog.tileset import TileSet
 
 PROOF_BATCH = 1000
@@ -74,13 +74,17 @@ def read_ahead(workers: int) -> Iterator[ThreadPoolExecutor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+TileNeed = tuple[int, int, int]  # a tile as read: level, index, width
+
+
 class LeavesAhead(NamedTuple):
     """A leaves answer read ahead: for entries `ids` at tree size `size`, the answer's body
-    or the refusal it got."""
+    or the refusal it got, and the level-0 tiles it needs, as served (not verified yet)."""
 
     ids: list[str]
     size: int
     answer: dict[str, Any] | ApiRefused
+    tiles: dict[TileNeed, bytes] = {}
 
 
 class ProvenLeaf(NamedTuple):
@@ -172,9 +176,35 @@ class LogSync:
             return None
         ids = list(cursors[:LEAF_BATCH])
         try:
-            return LeavesAhead(ids, cp.size, self._read_leaves(ids, cp.size))
+            body = self._read_leaves(ids, cp.size)
         except ApiRefused as exc:
             return LeavesAhead(ids, cp.size, exc)
+        return LeavesAhead(ids, cp.size, body, self._read_tiles_ahead(body, cp.size))
+
+    def _read_tiles_ahead(self, body: dict[str, Any], size: int) -> dict[TileNeed, bytes]:
+        """The level-0 tiles a leaves answer will need (those holding at least
+        `SPARSE_BELOW` of its leaves, not held yet), read as they are served: `ensure`
+        verifies them when the leaves are checked. Nothing for an answer that is not well
+        formed (the check says why)."""
+        listed = body.get("leaves")
+        if not isinstance(listed, list):
+            return {}
+        per_tile: Counter[int] = Counter()
+        for p in listed:
+            idx = p.get("leafIndex") if isinstance(p, dict) else None
+            if type(idx) is not int or not 0 <= idx < size:
+                return {}
+            per_tile[idx // TILE_WIDTH] += 1
+        held = self.tiles.tiles if self.tiles is not None else {}
+        need = [
+            (0, t, tile_width(size, 0, t))
+            for t, n in sorted(per_tile.items())
+            if n >= SPARSE_BELOW and (0, t) not in held
+        ]
+        try:
+            return self._fetch_tiles(need)
+        except ApiRefused:
+            return {}  # read again, and refused again, when they are needed
 
     def _read_leaves(self, ids: list[str], size: int) -> dict[str, Any]:
         return self.client.http.json(
@@ -200,8 +230,9 @@ class LogSync:
         for i in range(0, len(cursors), LEAF_BATCH):
             ids = cursors[i : i + LEAF_BATCH]
             try:
+                tiles_read: dict[TileNeed, bytes] = {}
                 if ahead is not None and ahead.ids == ids and ahead.size == cp.size:
-                    answer, ahead = ahead.answer, None
+                    answer, tiles_read, ahead = ahead.answer, ahead.tiles, None
                     if isinstance(answer, ApiRefused):
                         raise answer
                     body = answer
@@ -212,13 +243,18 @@ class LogSync:
                     raise
                 out += self._prove_by_proofs({c: fields[c] for c in cursors[i:]})
                 break
-            out += self._prove_by_tiles(ids, body, fields)
+            out += self._prove_by_tiles(ids, body, fields, tiles_read)
         self.verified += len(out)
         return out
 
     def _prove_by_tiles(
-        self, ids: list[str], body: dict[str, Any], fields: dict[str, dict[str, Any]]
+        self,
+        ids: list[str],
+        body: dict[str, Any],
+        fields: dict[str, dict[str, Any]],
+        tiles_read: Mapping[TileNeed, bytes],
     ) -> list[ProvenLeaf]:
+        """`tiles_read`: tiles read ahead as served (verified here like any other)."""
         cp, tiles = self.checkpoint, self.tiles
         assert cp is not None and tiles is not None
         listed = body.get("leaves")
@@ -239,7 +275,12 @@ class LogSync:
         sparse = {t for t, n in per_tile.items() if n < SPARSE_BELOW and not tiles.has(0, t, 0)}
         dense = {c: v for c, v in found.items() if v[0] // TILE_WIDTH not in sparse}
         try:
-            tiles.ensure((idx for idx, _ in dense.values()), self._fetch_tiles)
+
+            def fetch(need: list[TileNeed]) -> dict[TileNeed, bytes]:
+                got = {t: tiles_read[t] for t in need if t in tiles_read}
+                return {**got, **self._fetch_tiles([t for t in need if t not in got])}
+
+            tiles.ensure((idx for idx, _ in dense.values()), fetch)
         except TlogError as exc:
             self.fail("inclusion", f"the log's hash tiles are not those of its checkpoint: {exc}",
                       {"checkpoint": self.note.decode()})  # fmt: skip
@@ -284,14 +325,14 @@ class LogSync:
             "reported": reported,
         }
 
-    def _fetch_tiles(self, need: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], bytes]:
+    def _fetch_tiles(self, need: list[TileNeed]) -> dict[TileNeed, bytes]:
         """The tiles asked (`TILE_WORKERS` requests in flight); the caller verifies them."""
         if len(need) < 2:
             return {t: self._fetch_tile(t) for t in need}
         with read_ahead(min(TILE_WORKERS, len(need))) as pool:
             return dict(zip(need, pool.map(self._fetch_tile, need), strict=True))
 
-    def _fetch_tile(self, tile: tuple[int, int, int]) -> bytes:
+    def _fetch_tile(self, tile: TileNeed) -> bytes:
         level, index, width = tile
         path = "/v1/log/" + tile_path(level, index, width)
         try:
@@ -383,10 +424,14 @@ class LogSync:
             "reported": reported,
         }
 
-    def store(self, proofs: Iterable[LogProof | ProvenLeaf]) -> None:
+    def store(
+        self, proofs: Iterable[LogProof | ProvenLeaf], session: Session | None = None
+    ) -> None:
         """Add the verified entries and the tiles verified since the last call in one
         transaction, one multi-row statement per chunk; an entry already stored is kept as
-        it is, a stored tile is only ever replaced by a wider one."""
+        it is, a stored tile is only ever replaced by a wider one. With `session`: in the
+        caller's transaction (committed by the caller; the tiles count as stored once it is
+        called)."""
         key, owner = self.registry_key, self.owner
         proofs = list(proofs)
         rows = [
@@ -403,7 +448,8 @@ class LogSync:
         tiles = self._unstored_tiles()
         if not rows and not tiles:
             return
-        with self.ctx.db.session() as s:
+
+        def write(s: Session) -> None:
             if tiles:
                 s.execute(upsert_tiles(), tiles)
             # the driver's executemany: bytes and ints bound as they are, no per-row
@@ -413,7 +459,13 @@ class LogSync:
                 conn.exec_driver_sql(_INSERT_PROOF, rows[i : i + STORE_CHUNK])
             for i in range(0, len(cells), STORE_CHUNK):
                 conn.exec_driver_sql(_INSERT_EVENTS, cells[i : i + STORE_CHUNK])
-            s.commit()
+
+        if session is not None:
+            write(session)
+        else:
+            with self.ctx.db.session() as s:
+                write(s)
+                s.commit()
         if self.tiles is not None:
             self.tiles.added.clear()
 
