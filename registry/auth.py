@@ -15,7 +15,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import bindparam, literal, select, true
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from registry.db.models import Key, Token
 from registry.db.session import DbSession
@@ -130,8 +131,37 @@ def require_principal(
     Every request reads the token and its key afresh (one indexed statement, nothing cached),
     so an expired token, a token revoked by a key rotation and a rotated-out key are refused
     from the very next request, in every worker process."""
+    return principal_of(request, credentials, session)
+
+
+async def require_principal_own_session(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """`require_principal` for routes that open their own session (hot reads): the token is
+    read on one worker-thread hop with a short session of its own, instead of a request-wide
+    session dependency (two more hops: its start and its end). Same checks, same answers."""
+    _need_bearer(credentials)
+    sessions: sessionmaker[Session] = request.app.state.sessions
+
+    def resolve() -> Principal:
+        with sessions() as session:
+            return principal_of(request, credentials, session)
+
+    return await run_in_threadpool(resolve)
+
+
+def _need_bearer(credentials: HTTPAuthorizationCredentials | None) -> None:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("A bearer token is required; get one from /v1/auth/token.")
+
+
+def principal_of(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, session: Session
+) -> Principal:
+    """The caller of this request (see `require_principal`), recorded on request.state."""
+    _need_bearer(credentials)
+    assert credentials is not None
     rows = session.execute(
         _PRINCIPAL_QUERY, {"digest": token_digest(credentials.credentials)}
     ).all()
@@ -158,6 +188,10 @@ def require_principal(
 
 CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
 """Type for route parameters: `principal: CurrentPrincipal`."""
+
+OwnSessionPrincipal = Annotated[Principal, Depends(require_principal_own_session)]
+"""`principal: OwnSessionPrincipal` in a route that takes no `DbSession` (it opens its own
+session inside: `with request.app.state.sessions() as session`)."""
 
 
 def require_role(role: str) -> Callable[..., Principal]:

@@ -14,13 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import ColumnElement, func, literal_column, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from registry.auth import CurrentPrincipal, as_utc
-from registry.contributions import get_owned
+from registry.auth import CurrentPrincipal, OwnSessionPrincipal, Principal, as_utc
 from registry.db.models import Contribution
 from registry.db.session import DbSession
 from registry.db.usage_models import (
@@ -206,8 +205,8 @@ def _week_start(day: date) -> date:
     summary="Usage time series of one of your contributions, by model and method",
 )
 def contribution_usage(
-    session: DbSession,
-    principal: CurrentPrincipal,
+    request: Request,
+    principal: OwnSessionPrincipal,
     contribution_id: Annotated[str, Path(pattern=ID_PATTERN)],
     bucket: Literal["day", "week"] = "day",
     since: Annotated[date | None, Query(description="First day (default: 90 days ago)")] = None,
@@ -215,7 +214,30 @@ def contribution_usage(
 ) -> Response:
     # The answer is encoded by msgspec (`UsageResponseOut`: the same JSON as `UsageResponse`,
     # which documents it), a fraction of pydantic's CPU for a window of hundreds of points.
-    get_owned(session, principal, contribution_id)
+    # A sync makes one such read per contribution: its session is its own (no request-wide
+    # session dependency, whose start and end are two more worker-thread hops).
+    with request.app.state.sessions() as session:
+        return _usage_window(session, principal, contribution_id, bucket, since, until)
+
+
+def _owned(session: Session, principal: Principal, contribution_id: str) -> None:
+    """`get_owned` without loading the row: 404 unless the caller's keys own it."""
+    owner = session.scalar(
+        select(Contribution.owner_fingerprint).where(Contribution.id == contribution_id)
+    )
+    if owner is None or owner not in principal.all_fingerprints:
+        raise ApiError(404, "not_found", "No such contribution.")
+
+
+def _usage_window(
+    session: Session,
+    principal: Principal,
+    contribution_id: str,
+    bucket: str,
+    since: date | None,
+    until: date | None,
+) -> Response:
+    _owned(session, principal, contribution_id)
     until = until or datetime.now(UTC).date()
     try:
         since = since or until - timedelta(days=DEFAULT_DAYS - 1)
@@ -311,8 +333,8 @@ class UsageResponseOut(msgspec.Struct):
     summary="Ledger entries of your contributions after a cursor (incremental sync)",
 )
 def my_rewards(
-    session: DbSession,
-    principal: CurrentPrincipal,
+    request: Request,
+    principal: OwnSessionPrincipal,
     after: Annotated[str | None, Query(pattern=CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_REWARDS_PAGE)] = 500,
 ) -> Response:
@@ -321,6 +343,13 @@ def my_rewards(
 
     The page is encoded by msgspec (`RewardsPageOut`: the same JSON as `RewardsPage`, which
     documents it), a fraction of pydantic's CPU per entry on pages of thousands."""
+    with request.app.state.sessions() as session:
+        return _rewards_page(session, principal, after, limit)
+
+
+def _rewards_page(
+    session: Session, principal: Principal, after: str | None, limit: int
+) -> Response:
     start = int(after) if after is not None else 0
     settled = _settled(session)
     rows = session.execute(

@@ -270,3 +270,19 @@ def test_keys_rotated_into_a_key_count_from_the_next_request(
             rotated_to=b.fingerprint))  # fmt: skip
         s.commit()
     assert previous() == (*sorted((b.fingerprint, d.fingerprint)), a.fingerprint)
+
+
+def test_hot_reads_refuse_a_bad_token_before_looking_at_the_query(client: TestClient) -> None:
+    """The ledger page and the usage window resolve their token on a session of their own:
+    still 401 for a missing, forged, expired or revoked token first, then 422 for the query."""
+    who = Contributor()
+    who.sign_in(client)
+    bad_queries = ["/v1/me/rewards?limit=0", "/v1/contributions/c1/usage?bucket=year"]
+    for url in bad_queries:
+        assert client.get(url).status_code == 401
+        forged = client.get(url, headers={"Authorization": "Bearer forged-token-value"})
+        assert forged.status_code == 401 and "WWW-Authenticate" in forged.headers
+        assert client.get(url, headers=who.headers).status_code == 422
+    ok = client.get("/v1/me/rewards", headers=who.headers)
+    assert ok.status_code == 200 and ok.json()["items"] == []
+    assert client.get("/v1/contributions/c1/usage", headers=who.headers).status_code == 404
