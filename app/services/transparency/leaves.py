@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from app.store.rewards_models import RewardRecord
 
 
@@ -54,10 +56,32 @@ def leaf_mismatch(leaf: bytes, fields: dict[str, Any], owner: str) -> str | None
     return checked_leaf(leaf, fields, owner)[0]
 
 
+# The fast path's decoder and encoder: for a leaf that is one flat object of ASCII strings
+# without escapes, integers, booleans and nulls, msgspec's sorted encoding is byte for byte
+# json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), so a leaf it gives
+# back unchanged is canonical. Any other leaf takes the json module's path below.
+_DECODE = msgspec.json.Decoder()
+_ENCODE = msgspec.json.Encoder(order="sorted")
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+
 def checked_leaf(
     leaf: bytes, fields: dict[str, Any], owner: str
 ) -> tuple[str | None, dict[str, Any]]:
     """leaf_mismatch, with the leaf's JSON object (empty when it is not one)."""
+    if leaf.isascii() and b"\\" not in leaf:
+        try:
+            plain = _DECODE.decode(leaf)
+        except msgspec.DecodeError:
+            plain = None
+        if (
+            type(plain) is dict
+            and set(map(type, plain.values())) <= _PLAIN_TYPES
+            and _ENCODE.encode(plain) == leaf
+        ):
+            if plain.get("owner") == owner and all(plain.get(k) == v for k, v in fields.items()):
+                # the same values as json.loads gives (no floats, nothing nested)
+                return None, plain
     try:
         obj = json.loads(leaf)
     except (ValueError, UnicodeDecodeError):
