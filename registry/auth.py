@@ -162,9 +162,11 @@ def principal_of(
     """The caller of this request (see `require_principal`), recorded on request.state."""
     _need_bearer(credentials)
     assert credentials is not None
-    rows = session.execute(
-        _PRINCIPAL_QUERY, {"digest": token_digest(credentials.credentials)}
-    ).all()
+    rows = (
+        session.connection()
+        .execute(_PRINCIPAL_QUERY, {"digest": token_digest(credentials.credentials)})
+        .all()
+    )
     if not rows or rows[0].revoked:
         raise _unauthorized("The token is not valid; authenticate again.")
     first = rows[0]
