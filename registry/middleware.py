@@ -5,6 +5,7 @@ Pure ASGI (not BaseHTTPMiddleware) so tus PATCH bodies stream through untouched 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -156,8 +157,10 @@ def json_body_problem(body: bytes) -> tuple[str, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: only processes of this machine can reach the server."""
+    """127.0.0.0/8, ::1 or localhost: only processes of this machine can reach the server.
+    (Asked for every request's Host header: the few distinct answers are kept.)"""
     host = host.strip("[]").lower()
     if host == "localhost":
         return True

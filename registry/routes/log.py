@@ -222,7 +222,7 @@ class LoggedLeafOut(msgspec.Struct):
 
     entryId: str
     leafIndex: int
-    leaf: str
+    leaf: bytes  # msgspec writes bytes as standard base64, padded: as `_b64` does
 
 
 class LoggedLeavesOut(msgspec.Struct):
@@ -243,13 +243,12 @@ def _leaves(
     found = translog.leaf_of(session, kind, ids)
     out: list[LoggedLeafOut] = []
     missing: list[str] = []
-    b64 = base64.b64encode
     for ref in ids:
         hit = found.get(ref)
         if hit is None or hit[0] >= size:
             missing.append(ref)
         else:
-            out.append(LoggedLeafOut(ref, hit[0], b64(hit[1]).decode("ascii")))
+            out.append(LoggedLeafOut(ref, hit[0], hit[1]))
     return out, missing
 
 
