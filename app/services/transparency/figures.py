@@ -24,13 +24,12 @@ from collections.abc import Callable, Hashable, Iterable
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Integer, case, cast, func, select, true
+from sqlalchemy import ColumnElement, Integer, case, cast, func, select
 
 from app.registry_client.http import ApiRefused
 from app.registry_client.usage import UsageWindow
 from app.store.rewards_models import RewardRecord
-from app.store.rollups import LedgerRollupDay, LedgerRollupTotal
-from app.store.tlog_models import LogLeafEvents
+from app.store.rollups import LedgerRollupTotal
 
 if TYPE_CHECKING:
     from app.services.transparency.session import SyncSession
@@ -95,6 +94,19 @@ def matching_prefix(
     return None, _sums(rows, floor)
 
 
+_ROLLUP_DAYS = (
+    "SELECT day, model_id, method, amount_micro FROM ledger_rollup_days "
+    "WHERE registry_key = ? AND owner = ? AND contribution_id = ? AND day >= ? AND day <= ?"
+)
+# The events the verified leaves of one contribution sum per day, model and method, of the
+# entries through settlement position ? (all: -1).
+_LEAF_EVENTS = (
+    "SELECT day, model_id, method, sum(events) FROM log_leaf_events "
+    "WHERE registry_key = ? AND owner = ? AND contribution_id = ? AND day >= ? AND day <= ? "
+    "AND (? < 0 OR settlement <= ?) GROUP BY day, model_id, method"
+)
+
+
 def _cell(key: Key) -> dict[str, Any]:
     day, model_id, method = key
     return {"day": str(day), "modelId": model_id, "method": method}
@@ -127,18 +139,17 @@ def check_usage(sync: SyncSession, window: UsageWindow, catch_up: CatchUp) -> No
     )
 
     def totals() -> dict[Key, int]:
-        # the ledger rollup per UTC day (the stored time's date), kept with the entries
-        rolled = LedgerRollupDay
+        # the ledger rollup per UTC day (the stored time's date), kept with the entries; one
+        # plain read (days are ISO text, as SQLAlchemy's SQLite Date stores them)
         with sync.ctx.db.session() as s:
-            found = s.execute(
-                select(rolled.day, rolled.model_id, rolled.method, rolled.amount_micro)
-                .where(rolled.registry_key == sync.registry_key, rolled.owner == sync.owner,
-                       rolled.contribution_id == cid, rolled.day >= window.since,
-                       rolled.day <= window.until)
+            found = s.connection().exec_driver_sql(
+                _ROLLUP_DAYS,
+                (sync.registry_key, sync.owner, cid, window.since.isoformat(),
+                 window.until.isoformat()),
             ).all()  # fmt: skip
         out: dict[Key, int] = defaultdict(int)
         for d, m, k, v in found:
-            out[(d, m, k)] += int(v)
+            out[(date.fromisoformat(d), m, k)] += int(v)
         return dict(out)
 
     def load() -> list[Row]:
@@ -193,21 +204,15 @@ def _check_events(
 ) -> None:
     """Each day's events at least what its verified entries (through `position`; all: -1)
     sum."""
-    ev = LogLeafEvents
-    with sync.ctx.db.session() as s:
-        found = s.execute(
-            select(ev.day, ev.model_id, ev.method, func.sum(ev.events))
-            .where(
-                ev.registry_key == sync.registry_key,
-                ev.owner == sync.owner,
-                ev.contribution_id == window.contribution_id,
-                ev.day >= window.since,
-                ev.day <= window.until,
-                true() if position < 0 else ev.settlement <= position,
-            )
-            .group_by(ev.day, ev.model_id, ev.method)
-        ).all()
-    least: dict[Key, int] = {(d, m, k): int(n) for d, m, k, n in found if n is not None}
+    with sync.ctx.db.session() as s:  # one plain read, like the rollup's
+        found = s.connection().exec_driver_sql(
+            _LEAF_EVENTS,
+            (sync.registry_key, sync.owner, window.contribution_id, window.since.isoformat(),
+             window.until.isoformat(), position, position),
+        ).all()  # fmt: skip
+    least: dict[Key, int] = {
+        (date.fromisoformat(d), m, k): int(n) for d, m, k, n in found if n is not None
+    }
     served: dict[Key, int] = {(p.start, p.model_id, p.method): p.events for p in window.points}
     for key, n in sorted(least.items(), key=repr):
         if served.get(key, 0) < n:

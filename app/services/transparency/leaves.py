@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -63,6 +64,7 @@ def leaf_mismatch(leaf: bytes, fields: dict[str, Any], owner: str) -> str | None
 _DECODE = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder(order="sorted")
 _PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+_PICKERS: dict[tuple[str, ...], itemgetter[Any]] = {}  # the reported fields and the owner
 
 
 def checked_leaf(
@@ -79,8 +81,13 @@ def checked_leaf(
             and set(map(type, plain.values())) <= _PLAIN_TYPES
             and _ENCODE.encode(plain) == leaf
         ):
-            if plain.get("owner") == owner and all(plain.get(k) == v for k, v in fields.items()):
-                # the same values as json.loads gives (no floats, nothing nested)
+            keys = tuple(fields)
+            pick = _PICKERS.get(keys) or _PICKERS.setdefault(keys, itemgetter(*keys, "owner"))
+            try:
+                same = pick(plain) == (*fields.values(), owner)
+            except KeyError:
+                same = False
+            if same:  # the same values as json.loads gives (no floats, nothing nested)
                 return None, plain
     try:
         obj = json.loads(leaf)
