@@ -159,6 +159,13 @@ class RewardsSync:
         """The sync; with `evidence`, its share of the entries' events too before returning
         (otherwise the caller runs `continue_evidence` after showing the report)."""
         say = progress or (lambda _msg: None)
+        with self._ctx.db.checkpoints_in_background():
+            report = self._run(say, today)
+        if evidence:
+            self.continue_evidence(say)
+        return report
+
+    def _run(self, say: ProgressFn, today: date | None) -> SyncReport:
         say("Registry")
         self.registry = self.directory.learn(self.client, demo=self.demo)
         # Transparency log (app.services.transparency): checkpoint checked before any entry.
@@ -189,10 +196,7 @@ class RewardsSync:
             self.log.finish(lambda: self._catch_up(say))
         entries, amount = entries + self._late[0], amount + self._late[1]
         cursor = self._late_cursor or cursor
-        report = SyncReport(entries, amount, len(contributions), models, cursor)
-        if evidence:
-            self.continue_evidence(say)
-        return report
+        return SyncReport(entries, amount, len(contributions), models, cursor)
 
     def continue_evidence(
         self,
