@@ -903,7 +903,9 @@ def _settle_variant(
     """Settle the whole log one way; (events, wall s, settler CPU s, database CPU s).
     "floor": every chunk computed first (untimed), then only the settling transactions timed
     (lock, owner check, bucket upsert, ledger COPY, log, watermark, commit): the write path
-    without the split."""
+    without the split. "pipe-5ms": pipelined with the interpreter's own GIL switch interval
+    (5 ms) while the planner runs, instead of the settler's short one."""
+    from registry import settlement
     from registry.settlement import plan_next, settle_chunk, settle_pending
 
     plans, after = [], 0
@@ -913,7 +915,13 @@ def _settle_variant(
             after = p.seq_to
     b0, c0, start = (tree_cpu(pg) if pg else 0.0), time.process_time(), time.perf_counter()
     if which != "floor":
-        n = settle_pending(sessions, share_ppm=SHARE, limit=chunk, pipelined=which == "pipelined")
+        short = settlement.PLANNING_SWITCH_INTERVAL_S
+        if which == "pipe-5ms":
+            settlement.PLANNING_SWITCH_INTERVAL_S = None
+        try:
+            n = settle_pending(sessions, share_ppm=SHARE, limit=chunk, pipelined=which != "serial")
+        finally:
+            settlement.PLANNING_SWITCH_INTERVAL_S = short
     else:
         n = 0
         for p in plans:
@@ -926,17 +934,18 @@ def _settle_variant(
 
 
 def settle_cpu_bench(label: str, new_url: Callable[[], str], args: argparse.Namespace) -> None:
-    """`--settle-cpu N`: per round, three fresh databases with the same N events in the usage
+    """`--settle-cpu N`: per round, four fresh databases with the same N events in the usage
     log (raw insert of intake's rows), settled serially (read, split, write, commit per chunk),
     pipelined (the next chunk split while one is written; the registry's settler on
-    PostgreSQL) and as the floor (the writes alone, chunks computed beforehand), in rotating
-    order. Per run: ev/s, the settler process's CPU per event (both threads) and, on
-    PostgreSQL, the cluster's (all its processes: the backends, WAL writer, autovacuum)."""
+    PostgreSQL), pipelined with the default 5 ms GIL switch interval ("pipe-5ms") and as the
+    floor (the writes alone, chunks computed beforehand), in rotating order. Per run: ev/s,
+    the settler process's CPU per event (both threads) and, on PostgreSQL, the cluster's (all
+    its processes: the backends, WAL writer, autovacuum)."""
     n_batches = max(1, args.settle_cpu // BATCH)
-    variants = ("serial", "pipelined", "floor")
+    variants = ("serial", "pipelined", "floor", "pipe-5ms")
     got: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
     for rnd in range(args.rounds):
-        order = variants[rnd % 3 :] + variants[: rnd % 3]
+        order = variants[rnd % 4 :] + variants[: rnd % 4]
         for which in order:
             engine, sessions, cids = prepared(new_url())
             try:

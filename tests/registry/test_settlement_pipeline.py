@@ -5,6 +5,8 @@ never settles an event twice and a contribution rejected after planning is still
 from __future__ import annotations
 
 import random
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,14 +16,19 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text, update
 
+from registry import settlement
+from registry.db import writegate
 from registry.db.models import STATE_REJECTED, Contribution
 from registry.db.session import make_engine, migrate
 from registry.db.usage_models import SettlementDrop
 from registry.ledger import RECEIVED_SQL, ledger_totals
 from registry.settlement import (
+    PLANNING_SWITCH_INTERVAL_S,
     Settler,
+    _short_switch_interval,
     plan_next,
     settle_chunk,
+    settle_once,
     settle_pending,
     settlement_status,
 )
@@ -78,6 +85,63 @@ def test_pipelined_settlement_equals_the_old_split(world: UsageWorld) -> None:
         assert (
             totals.ledger_micro == totals.fees_micro == sum(e["feeMicro"] for e in posted.values())
         )
+        oracle: dict[tuple[str, str, str], int] = {}
+        for ev in posted.values():
+            oracle.update(old_split(ev))
+        assert event_splits(s) == oracle
+
+
+def test_the_planner_runs_with_a_short_switch_interval_and_restores_it(
+    world: UsageWorld,
+) -> None:
+    assert PLANNING_SWITCH_INTERVAL_S is not None
+    before = sys.getswitchinterval()
+    assert before > PLANNING_SWITCH_INTERVAL_S  # the interpreter's default (5 ms)
+    inside: list[float] = []
+    first_in, second_out = threading.Event(), threading.Event()
+
+    def overlapping() -> None:  # holders overlap: only the last one out restores it
+        with _short_switch_interval():
+            inside.append(sys.getswitchinterval())
+            first_in.set()
+            second_out.wait(10)
+            inside.append(sys.getswitchinterval())
+
+    t = threading.Thread(target=overlapping)
+    t.start()
+    assert first_in.wait(10)
+    with _short_switch_interval():
+        inside.append(sys.getswitchinterval())
+    second_out.set()
+    t.join(10)
+    assert inside == pytest.approx([PLANNING_SWITCH_INTERVAL_S] * 3)
+    assert sys.getswitchinterval() == before
+    _post(world, "s", 30, seed=5)
+    assert settle_pending(world.sessions, share_ppm=SHARE, limit=7, pipelined=True) == 30
+    assert sys.getswitchinterval() == before
+
+
+def test_sqlite_splits_the_chunk_before_taking_the_writer_gate(
+    world: UsageWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Intake's batches of the process wait for the settler's writes only, not its split."""
+    engine = world.sessions.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the writer gate is SQLite's")
+    posted = _post(world, "g", 20, seed=7)
+    gate = writegate._gate(engine)
+    held: list[bool] = []
+    real = settlement._plan
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        held.append(gate.locked())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(settlement, "_plan", watched)
+    assert settle_once(world.sessions, share_ppm=SHARE, limit=1000).events == 20
+    assert held == [False]  # split once, outside the gate, and that plan was written
+    with world.sessions() as s:
+        assert ledger_totals(s).ledger_micro == sum(e["feeMicro"] for e in posted.values())
         oracle: dict[tuple[str, str, str], int] = {}
         for ev in posted.values():
             oracle.update(old_split(ev))
