@@ -123,6 +123,7 @@ SETTLED_COLUMNS = LEDGER_COLUMNS[1:]  # a row as the settler inserts it (the id 
 LEDGER_BATCH = 5000  # ledger rows read per step by log_ledger
 TILE_ROWS = 200  # tiles per upsert statement (3 parameters each)
 BUNDLE_ROWS = 50  # entry bundles (up to ~120 KB each) per upsert statement
+EDGE_FULL_TILES = 32  # full tiles whose inner levels the right edge keeps (the root's need)
 
 
 @dataclass(frozen=True)
@@ -607,7 +608,9 @@ def _append_rows(
     _store_checkpoint(session, note, log.size)
     state = {"size": log.size} if ledger_id is None else {"size": log.size, "ledger_id": ledger_id}
     session.execute(sa.update(LOG_STATE).where(LOG_STATE.c.id == 1).values(**state))
-    new = _Edge(log.size, note, _partial_tiles(storage, log.size), bundle, log._cache)
+    # only full tiles' levels are met again (a partial tile is read at a new width next time)
+    full = [(k, v) for k, v in log._cache.items() if k[2] == TILE_WIDTH][-EDGE_FULL_TILES:]
+    new = _Edge(log.size, note, _partial_tiles(storage, log.size), bundle, OrderedDict(full))
     _EDGES[_engine(session)] = new
     return new
 
