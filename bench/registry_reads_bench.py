@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
 TILE_WIDTH = 256
 LEAF_BATCH = 10_000
+BASELINE = "fetch-only baseline (app client)"
 
 
 def _load() -> str:
@@ -150,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         "--py-spy", type=Path, default=None, help="record the registry with py-spy (raw stacks)"
     )
     parser.add_argument("--only", default=",".join(PHASES), help="phases: " + ",".join(PHASES))
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time usage_sync_bench's fetch-only baseline (every ledger page and usage "
+        "window through the app's client, nothing stored) each round",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     place: Path = args.place
@@ -198,9 +205,18 @@ def main(argv: list[str] | None = None) -> int:
             _warm(client, cids)
             for rnd in range(args.rounds):
                 got = _round(client, pid, cids, only)
+                if args.baseline:
+                    from bench.usage_sync_bench import _fetch_only
+
+                    t, c = time.perf_counter(), _server_cpu(pid)
+                    entries = _fetch_only(url, ctx)
+                    got[BASELINE] = (
+                        1, time.perf_counter() - t, _server_cpu(pid) - c
+                    )  # fmt: skip
+                    print(f"  baseline: {entries:,} entries")
                 rounds.append(got)
-                total = sum(v[2] for v in got.values())
-                wall = sum(v[1] for v in got.values())
+                total = sum(v[2] for k, v in got.items() if k != BASELINE)
+                wall = sum(v[1] for k, v in got.items() if k != BASELINE)
                 print(f"round {rnd + 1}: wall {wall:.3f} s, registry CPU {total:.2f} s; {_load()}")
                 for kind, (n, w, cpu) in got.items():
                     print(
@@ -225,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{max(cpu):6.2f}   wall s {min(wall):6.3f} {statistics.median(wall):6.3f} "
             f"{max(wall):6.3f}"
         )
-    totals = [sum(v[2] for v in r.values()) for r in rounds]
-    walls = [sum(v[1] for v in r.values()) for r in rounds]
+    totals = [sum(v[2] for k, v in r.items() if k != BASELINE) for r in rounds]
+    walls = [sum(v[1] for k, v in r.items() if k != BASELINE) for r in rounds]
     print(
         f"  {'all reads':<38} CPU s {min(totals):6.2f} {statistics.median(totals):6.2f} "
         f"{max(totals):6.2f}   wall s {min(walls):6.3f} {statistics.median(walls):6.3f} "

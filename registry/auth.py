@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import bindparam, literal, select, true
+from sqlalchemy import BindParameter, bindparam, literal, select, true
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -88,7 +88,7 @@ def _principal_query() -> Any:
     revocation, its key (role, rotation) and every key rotated into that key, directly or
     transitively (a recursive walk down `rotated_to`). One row per predecessor, nearest first,
     or a single row with a NULL predecessor; no row for an unknown token."""
-    digest = bindparam("digest")
+    digest: BindParameter[str] = bindparam("digest")
     prev_key = aliased(Key)
     chain = (
         select(Key.fingerprint.label("fp"), literal(1).label("depth"))
