@@ -9,7 +9,10 @@ it on 127.0.0.1, and each round:
 
 1. a desk with that contributor's key and an empty rewards copy runs the same sync as the GUI
    and `contributor-desk sync` (ledger pages, transparency-log proofs, usage windows of every
-   accepted contribution, rollups): wall time, client CPU and the registry process's CPU;
+   accepted contribution, rollups; the next ledger page, its leaves and tiles and the next
+   usage windows are read on worker threads while the current ones are checked and stored, so
+   the per-part read times overlap the rest): wall time, client CPU (all its threads) and the
+   registry process's CPU;
    then the evidence continuation that follows it (`RewardsSync.continue_evidence`: in the
    GUI on a worker after the sync's numbers are shown), timed on its own; then a second sync
    with nothing new (it reads no usage window: app.services.usage_plan, and no evidence) and
@@ -189,19 +192,22 @@ def _instrument() -> None:
     from app.services.transparency import LogSync
     from app.store import rollups
 
-    _timed(rewards, "rewards_after", "ledger page reads (HTTP + parse)")
+    # Reads run on read-ahead workers while the sync checks and stores what came before:
+    # their time overlaps the rest (it is not part of the sum of the other lines).
+    _timed(rewards, "rewards_after", "ledger page reads (HTTP + parse, on workers)")
     _timed(usage, "parse_reward", "  of which parsing entries")
-    _timed(rewards, "usage_window", "usage window reads")
-    _timed(RewardsSync, "_store_page", "store ledger pages + rollups")
+    _timed(rewards, "usage_window", "usage window reads (on workers)")
+    _timed(RewardsSync, "_store_page", "store ledger pages + inclusions + rollups")
     _timed(RewardsSync, "_store_window", "store usage windows + rollups")
     _timed(rollups, "add_new_ledger", "  of which the ledger rollups")
     _timed(rollups, "replace_usage_window", "  of which usage days replaced + their rollups")
     _timed(RegistryDirectory, "learn", "registry identity (learn)")
     _timed(RewardsSync, "_sync_models", "models")
     _timed(rewards, "load_plan", "usage plan")
-    for name in ("start", "verify", "store", "verify_acceptances", "check_usage", "finish"):
+    # (the inclusions of a page are stored in its transaction: in "store ledger pages")
+    for name in ("start", "verify", "verify_acceptances", "check_usage", "finish"):
         if hasattr(LogSync, name):
-            _timed(LogSync, name, "transparency log (start, verify, store, checks, finish)")
+            _timed(LogSync, name, "transparency log (start, verify, checks, finish)")
 
 
 def _server_cpu(pid: int) -> float:
