@@ -23,7 +23,9 @@ serves as its leaf.
 
 Appenders lock `log_state` first (an UPDATE of its one row), so leaves are appended one
 transaction at a time and a rolled-back transaction leaves nothing: tiles, leaves, checkpoint
-and tree size are written together.
+and tree size are written together. An appender keeps the log's right edge (the partial tile
+of each level, the partial bundle) in memory for its next append, and uses it only while the
+database holds the checkpoint it signed at that size (`_Edge`); otherwise it reads them.
 
 Leaves are canonical JSON (UTF-8, keys sorted, no spaces; the values are strings, integers,
 booleans and null only). See docs/protocol.md "Transparency log" for the schema.
@@ -690,7 +692,7 @@ def _write_bundles(
                 + " ON CONFLICT (idx) DO UPDATE SET data = excluded.data",
                 [v for row in part for v in row],
             )
-    last_index, last = bundles[-1]
+    _, last = bundles[-1]
     return b"" if (start + len(datas)) % TILE_WIDTH == 0 else last
 
 
