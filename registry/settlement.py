@@ -388,11 +388,10 @@ def _plan(
     seq_from, seq_to = watermark, int(events[-1][0])
     ledger_rows: list[tuple[Any, ...]] = []
     name = f"s{seq_to}"
-    for key in sorted(acc):  # entries in (day, cid, model, method) order
-        _n, _share, amount, pairs, first = acc[key]
+    # entries in (day, cid, model, method) order (keys are unique: no slot is ever compared)
+    for (_day, cid, model_id, method), (_n, _share, amount, pairs, first) in sorted(acc.items()):
         if not pairs:
             continue
-        _day, cid, model_id, method = key
         if len(pairs) == 1:
             digest = sha256(f"{pairs[0][0]} {amount}\n".encode()).hexdigest()
         else:
