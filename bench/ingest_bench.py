@@ -707,6 +707,8 @@ def pg_cpu_by_kind(pg: int, databases: dict[str, str]) -> dict[str, float]:
 def postmaster_pid(db_url: str) -> int | None:
     """The postmaster of the bench cluster serving `db_url` (found by its port)."""
     port = db_url.rsplit(":", 1)[1].split("/", 1)[0]
+    if not port.isdigit():  # not a PostgreSQL URL with a port (an empty one matched anything)
+        return None
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -954,7 +956,11 @@ def settle_cpu_bench(label: str, new_url: Callable[[], str], args: argparse.Name
                     if engine.dialect.name == "postgresql":
                         s.execute(text("ANALYZE"))
                     s.commit()
-                pg = postmaster_pid(engine.url.render_as_string(False))
+                pg = (
+                    postmaster_pid(engine.url.render_as_string(False))
+                    if engine.dialect.name == "postgresql"
+                    else None  # SQLite's work is in the settler's own process CPU
+                )
                 n, wall, cpu, db_cpu = _settle_variant(which, sessions, args.chunk, pg)
                 assert n == n_batches * BATCH, n
                 got[which].append((n / wall, 1e6 * cpu / n, 1e6 * db_cpu / n))
