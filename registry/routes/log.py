@@ -13,14 +13,16 @@ from typing import Annotated
 import msgspec
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.tlog import MalformedError, Tile, parse_tile_path
-from app.tlog.tiles import TILE_WIDTH
+from app.tlog.tiles import TILE_HEIGHT, TILE_WIDTH
 from registry import translog
 from registry.db.session import DbSession
 from registry.errors import ERROR_RESPONSES, ApiError
+from registry.translog import LOG_TILES
 
 router = APIRouter(tags=["log"], responses=ERROR_RESPONSES)
 
@@ -28,6 +30,8 @@ MAX_BATCH = 1000
 MAX_LEAVES = 10_000  # ids per POST /v1/log/leaves (a rewards page holds up to 10,000 entries)
 IMMUTABLE = "public, max-age=31536000, immutable"
 TILE_CACHE_BYTES = 32 * 1024 * 1024  # full hash tiles are 8 KiB, entry bundles a few 10s
+READ_AHEAD = 16  # full hash tiles read at a time when one is missed (128 KiB)
+TILE_BYTES = TILE_WIDTH * 32  # a full hash tile
 _SIZE = Annotated[int, Query(ge=0, le=2**62)]
 
 
@@ -125,7 +129,8 @@ def checkpoint(session: DbSession) -> Response:
 async def tile(request: Request, path: Annotated[str, Path(max_length=200)]) -> Response:
     # Full tiles never change once the tree reaches them: they come from a small in-memory
     # cache without touching the database (or a worker thread); a miss, or a partial tile at
-    # the right edge, is one read on a worker thread.
+    # the right edge, is one read on a worker thread. A missed full hash tile brings the next
+    # full ones of its level along (clients fetch runs of neighbouring tiles).
     try:
         t = parse_tile_path("tile/" + path)
     except MalformedError as exc:
@@ -136,21 +141,44 @@ async def tile(request: Request, path: Annotated[str, Path(max_length=200)]) -> 
     data = cache.get(key) if full else None
     if data is None:
         sessions: sessionmaker[Session] = request.app.state.sessions
-        size, data = await run_in_threadpool(_read_tile, sessions, t)
+        size, data, ahead = await run_in_threadpool(_read_tile, sessions, t)
         if data is None:
             raise ApiError(404, "not_found", f"The log has no {t.path} (tree size {size}).")
         if full:
             cache.put(key, data)
+        for k, v in ahead.items():
+            cache.put(k, v)
     headers = {"Cache-Control": IMMUTABLE if full else "public, max-age=60"}
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
-def _read_tile(sessions: sessionmaker[Session], t: Tile) -> tuple[int, bytes | None]:
+def _read_tile(
+    sessions: sessionmaker[Session], t: Tile
+) -> tuple[int, bytes | None, dict[tuple[int | None, int], bytes]]:
+    """(tree size, the tile or None, full hash tiles read ahead: the READ_AHEAD - 1 after a
+    full hash tile at its level, those the tree holds in full)."""
     with sessions() as session:
         size = translog.tree_size(session)
         if t.level is None:
-            return size, translog.entry_bundle(session, size, t.index, t.width)
-        return size, translog.hash_tile(session, size, t.level, t.index, t.width)
+            return size, translog.entry_bundle(session, size, t.index, t.width), {}
+        data = translog.hash_tile(session, size, t.level, t.index, t.width)
+        ahead: dict[tuple[int | None, int], bytes] = {}
+        if data is None or t.width != TILE_WIDTH:
+            return size, data, ahead
+        full = (size >> (TILE_HEIGHT * (t.level + 1))) - 1  # the level's last full tile
+        last = min(t.index + READ_AHEAD - 1, full)
+        if last > t.index:
+            rows = session.execute(
+                select(LOG_TILES.c.idx, LOG_TILES.c.data).where(
+                    LOG_TILES.c.level == t.level,
+                    LOG_TILES.c.idx > t.index,
+                    LOG_TILES.c.idx <= last,
+                )
+            )
+            for idx, tile_data in rows:
+                if len(tile_data) >= TILE_BYTES:
+                    ahead[(t.level, int(idx))] = bytes(tile_data[:TILE_BYTES])
+        return size, data, ahead
 
 
 class TileCache:

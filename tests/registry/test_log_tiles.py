@@ -90,3 +90,25 @@ def test_tile_cache_is_bounded_in_bytes_and_drops_the_least_recently_used() -> N
     assert cache.bytes == 3 * 8192 and len(cache) == 3
     cache.put((None, 9), bytes(4 * 8192))  # larger than the whole cache: not kept
     assert cache.get((None, 9)) is None and cache.bytes == 3 * 8192
+
+
+def test_a_missed_full_tile_brings_the_next_full_ones_of_its_level(
+    client: TestClient, app: FastAPI
+) -> None:
+    size = _append(app, 3 * TILE_WIDTH + 10)
+    with app.state.sessions() as s:
+        stored = {i: translog.hash_tile(s, size, 0, i, TILE_WIDTH) for i in (1, 2)}
+    seen = _statements(app)
+    first = client.get("/v1/log/" + tile_path(0, 0))
+    assert first.status_code == 200 and seen
+    seen.clear()
+    for index in (1, 2):  # read along with tile 0, in full, byte for byte what is stored
+        r = client.get("/v1/log/" + tile_path(0, index))
+        assert r.status_code == 200 and r.headers["cache-control"] == IMMUTABLE
+        assert r.content == stored[index] and len(r.content) == TILE_WIDTH * 32
+    assert seen == []
+    # the partial tile at the edge was not read ahead: it is read (and not cached) on request
+    assert len(app.state.tile_cache) == 3
+    seen.clear()
+    assert client.get("/v1/log/" + tile_path(0, 3, 10)).status_code == 200
+    assert seen and len(app.state.tile_cache) == 3
