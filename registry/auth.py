@@ -58,17 +58,6 @@ def auth_message(nonce: str) -> bytes:
     return AUTH_DOMAIN + nonce.encode("ascii")
 
 
-def previous_keys(session: Session, fingerprint: str) -> tuple[str, ...]:
-    """Fingerprints of the keys rotated (directly or transitively) into `fingerprint`."""
-    found: list[str] = []
-    frontier = [fingerprint]
-    while frontier:
-        rows = session.scalars(select(Key.fingerprint).where(Key.rotated_to.in_(frontier))).all()
-        frontier = [r for r in rows if r not in found and r != fingerprint]
-        found.extend(frontier)
-    return tuple(found)
-
-
 def _unauthorized(message: str) -> ApiError:
     return ApiError(
         401,
