@@ -21,9 +21,18 @@ settled (`registry.settlement.settle_once`, chunks of --chunk events), timed.
    SHA-256 work: the log's floor whatever the storage.
 3. Fill (--fill N): ingest and settle in steps of --step events up to N events in one
    database; settlement events/s of each step (so the rate at 100k, 200k, ... 1M stored).
+4. Ingestion (--ingestion): the whole ingestion path of the same events, timed: intake (the
+   registry's own intake path of POST /v1/usage without HTTP: `plan_batch` + `write_batch` +
+   commit per batch of 1,000, as `ledger.ingest_events` does) then settlement of them,
+   without and with the log (contenders alternating, a fresh database each, the same events
+   in both). Printed per contender: wall and CPU (this process, plus the PostgreSQL cluster's)
+   per event of intake, of settlement and of both; the log's share of settlement alone and of
+   intake + settlement per round (min / median / max), and the load average. Intake appends
+   no leaf (the log is appended by the settler), so its with/without difference is noise.
 
 Usage: .venv/bin/python bench/translog_bench.py [--db sqlite|postgres] [--events 100000]
        [--rounds 5] [--chunk 5000] [--fill 1000000 --step 100000] [--profile OUT] [--steps]
+       [--ingestion]
 """
 
 from __future__ import annotations
@@ -349,6 +358,94 @@ def fill(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> No
         engine.dispose()
 
 
+def ingestion(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:
+    """Intake + settlement of the same events without and with the log, timed as a whole
+    (see the module doc, 4.)."""
+    parts = ("intake", "settle", "total")
+    # res[which][part]: per round (wall s, CPU s of this process + the database cluster)
+    res: dict[str, dict[str, list[tuple[float, float]]]] = {
+        w: {p: [] for p in parts} for w in ("without", "with")
+    }
+    loads: list[float] = []
+    n_batches = args.events // ib.BATCH
+    events = n_batches * ib.BATCH
+    for rnd in range(args.rounds):
+        order = ["without", "with"] if rnd % 2 == 0 else ["with", "without"]
+        for which in order:
+            engine, sessions, cids = ib.prepared(new_url())
+            try:
+                # the events (the request bodies, parsed) are made before the clock starts
+                batches = ib.make_batches(cids, n_batches, seed=rnd, tag=f"i{rnd}")
+                backend = _backend(sessions)
+                b0, c0, t0 = backend(), time.process_time(), time.perf_counter()
+                ib.ingest_ours(sessions, batches)
+                in_wall = time.perf_counter() - t0
+                in_cpu = time.process_time() - c0 + backend() - b0
+                del batches
+                with log_off() if which == "without" else contextlib.nullcontext():
+                    n, wall, cpu = settle(sessions, args.chunk)
+                assert n == events, (n, events)
+                if which == "with":
+                    with sessions() as s:
+                        assert translog.tree_size(s) > 0
+                got = res[which]
+                got["intake"].append((in_wall, in_cpu))
+                got["settle"].append((wall, cpu))
+                got["total"].append((in_wall + wall, in_cpu + cpu))
+            finally:
+                engine.dispose()
+        loads.append(os.getloadavg()[0])
+        print(f"[{label}] round {rnd + 1}/{args.rounds} done, load {_load()}", flush=True)
+
+    def mmm(xs: list[float], fmt: str) -> str:
+        return " / ".join(format(x, fmt) for x in (min(xs), statistics.median(xs), max(xs)))
+
+    print(f"[{label}] ingestion path: {events:,} events per round (batches of {ib.BATCH:,}, "
+          f"{ib.ATTRIBUTIONS} attributions each, 90 days), settlement chunks of {args.chunk:,}, "
+          f"{args.rounds} rounds; min / median / max")  # fmt: skip
+    cpu_what = "CPU (process + PostgreSQL)" if "postgres" in label else "CPU (process)"
+    print(f"[{label}]   {'':34s} {'wall µs/event':^30s}   {cpu_what + ' µs/event':^30s}")
+    for which in ("without", "with"):
+        for part in parts:
+            what = {"intake": "intake", "settle": "settlement", "total": "intake + settlement"}
+            walls = [w * 1e6 / events for w, _ in res[which][part]]
+            cpus = [c * 1e6 / events for _, c in res[which][part]]
+            name = f"{which + ' log,':13s} {what[part]}"
+            print(f"[{label}]   {name:34s} {mmm(walls, '8.1f')}   {mmm(cpus, '8.1f')}")
+
+    def share(part: str, k: int) -> list[float]:
+        return [
+            (w[k] / o[k] - 1) * 100
+            for o, w in zip(res["without"][part], res["with"][part], strict=True)
+        ]
+
+    def extra(k: int) -> list[float]:
+        """The log's added settlement time over the round's whole path without the log: the
+        share of intake + settlement with the intake noise of two runs of the same code left
+        out."""
+        return [
+            (ws[k] - os_[k]) / ot[k] * 100
+            for os_, ws, ot in zip(
+                res["without"]["settle"], res["with"]["settle"], res["without"]["total"],
+                strict=True,
+            )
+        ]  # fmt: skip
+
+    print(f"[{label}]   the log's share per round (with vs without of the same round; "
+          f"target <= 10 %):")  # fmt: skip
+    print(f"[{label}]     of settlement alone:        wall {mmm(share('settle', 0), '+6.1f')} %"
+          f"   CPU {mmm(share('settle', 1), '+6.1f')} %")  # fmt: skip
+    print(f"[{label}]     of intake + settlement:     wall {mmm(share('total', 0), '+6.1f')} %"
+          f"   CPU {mmm(share('total', 1), '+6.1f')} %")  # fmt: skip
+    print(
+        f"[{label}]     (settlement's difference over"
+        f" the no-log total: wall {mmm(extra(0), '+6.1f')} %   CPU {mmm(extra(1), '+6.1f')} %)"
+    )
+    print(f"[{label}]     intake alone (no leaf; noise): wall {mmm(share('intake', 0), '+6.1f')} %"
+          f"   CPU {mmm(share('intake', 1), '+6.1f')} %")  # fmt: skip
+    print(f"[{label}]   load average over the rounds (1 min): {mmm(loads, '.1f')}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
@@ -359,9 +456,12 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=100_000)
     ap.add_argument("--profile", help="cProfile of the last fill step to this file")
     ap.add_argument("--steps", action="store_true", help="the log's steps alone, per leaf")
+    ap.add_argument(
+        "--ingestion", action="store_true", help="intake + settlement with and without the log"
+    )
     args = ap.parse_args()
     print(f"load average before: {_load()}", flush=True)
-    run = steps if args.steps else fill if args.fill else ab
+    run = steps if args.steps else ingestion if args.ingestion else fill if args.fill else ab
     if args.db == "sqlite":
         tmp = Path(tempfile.mkdtemp(prefix="translog-bench-"))
         try:
