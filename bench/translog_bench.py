@@ -29,10 +29,13 @@ settled (`registry.settlement.settle_once`, chunks of --chunk events), timed.
    per event of intake, of settlement and of both; the log's share of settlement alone and of
    intake + settlement per round (min / median / max), and the load average. Intake appends
    no leaf (the log is appended by the settler), so its with/without difference is noise.
+   With --http, intake goes through `POST /v1/usage` of a `serve --no-settler` process (one
+   client, keep-alive; its CPU is the serve process's plus PostgreSQL's), then this process
+   settles as above.
 
 Usage: .venv/bin/python bench/translog_bench.py [--db sqlite|postgres] [--events 100000]
        [--rounds 5] [--chunk 5000] [--fill 1000000 --step 100000] [--profile OUT] [--steps]
-       [--ingestion]
+       [--ingestion [--http]]
 """
 
 from __future__ import annotations
@@ -358,6 +361,25 @@ def fill(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> No
         engine.dispose()
 
 
+def _intake_http(
+    url: str, sessions: sessionmaker[Session], cids: list[str], n_batches: int, rnd: int
+) -> tuple[float, float]:
+    """The batches posted to `POST /v1/usage` of a registry serving `url` (`serve
+    --no-settler`, stopped before settlement), one client on a keep-alive connection: (wall s,
+    CPU s of the serve process and, on PostgreSQL, of the cluster). The bodies are encoded
+    before the clock starts."""
+    bodies, _ = ib.body_templates(cids, n_batches)
+    backend = _backend(sessions)
+    with ib.live_registry(url, "--no-settler") as (server, op):
+        assert server.proc is not None
+        poster = ib.Poster(server.base_url, op.headers, bodies)
+        pid = server.proc.pid
+        s0, b0 = ib.tree_cpu(pid), backend()
+        wall = poster.run(f"h{rnd}-", 0, n_batches, 1)
+        cpu = ib.tree_cpu(pid) - s0 + backend() - b0
+    return wall, cpu
+
+
 def ingestion(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None:
     """Intake + settlement of the same events without and with the log, timed as a whole
     (see the module doc, 4.)."""
@@ -372,16 +394,20 @@ def ingestion(new_url: Callable[[], str], args: argparse.Namespace, label: str) 
     for rnd in range(args.rounds):
         order = ["without", "with"] if rnd % 2 == 0 else ["with", "without"]
         for which in order:
-            engine, sessions, cids = ib.prepared(new_url())
+            url = new_url()
+            engine, sessions, cids = ib.prepared(url)
             try:
-                # the events (the request bodies, parsed) are made before the clock starts
-                batches = ib.make_batches(cids, n_batches, seed=rnd, tag=f"i{rnd}")
-                backend = _backend(sessions)
-                b0, c0, t0 = backend(), time.process_time(), time.perf_counter()
-                ib.ingest_ours(sessions, batches)
-                in_wall = time.perf_counter() - t0
-                in_cpu = time.process_time() - c0 + backend() - b0
-                del batches
+                if args.http:
+                    in_wall, in_cpu = _intake_http(url, sessions, cids, n_batches, rnd)
+                else:
+                    # the events (the request bodies, parsed) are made before the clock starts
+                    batches = ib.make_batches(cids, n_batches, seed=rnd, tag=f"i{rnd}")
+                    backend = _backend(sessions)
+                    b0, c0, t0 = backend(), time.process_time(), time.perf_counter()
+                    ib.ingest_ours(sessions, batches)
+                    in_wall = time.perf_counter() - t0
+                    in_cpu = time.process_time() - c0 + backend() - b0
+                    del batches
                 with log_off() if which == "without" else contextlib.nullcontext():
                     n, wall, cpu = settle(sessions, args.chunk)
                 assert n == events, (n, events)
@@ -400,10 +426,18 @@ def ingestion(new_url: Callable[[], str], args: argparse.Namespace, label: str) 
     def mmm(xs: list[float], fmt: str) -> str:
         return " / ".join(format(x, fmt) for x in (min(xs), statistics.median(xs), max(xs)))
 
+    how = (
+        "intake over HTTP (POST /v1/usage, 1 client, serve --no-settler; intake CPU = the "
+        "serve process + PostgreSQL, the bench client not counted)"
+        if args.http
+        else "intake in-process (plan_batch + write_batch + commit)"
+    )
     print(f"[{label}] ingestion path: {events:,} events per round (batches of {ib.BATCH:,}, "
           f"{ib.ATTRIBUTIONS} attributions each, 90 days), settlement chunks of {args.chunk:,}, "
-          f"{args.rounds} rounds; min / median / max")  # fmt: skip
+          f"{args.rounds} rounds; {how}; min / median / max")  # fmt: skip
     cpu_what = "CPU (process + PostgreSQL)" if "postgres" in label else "CPU (process)"
+    if args.http:
+        cpu_what = cpu_what.replace("process", "serve/settler")
     print(f"[{label}]   {'':34s} {'wall µs/event':^30s}   {cpu_what + ' µs/event':^30s}")
     for which in ("without", "with"):
         for part in parts:
@@ -459,6 +493,7 @@ def main() -> None:
     ap.add_argument(
         "--ingestion", action="store_true", help="intake + settlement with and without the log"
     )
+    ap.add_argument("--http", action="store_true", help="--ingestion: intake over HTTP")
     args = ap.parse_args()
     print(f"load average before: {_load()}", flush=True)
     run = steps if args.steps else ingestion if args.ingestion else fill if args.fill else ab
