@@ -5,6 +5,8 @@ besides the entries (app.services.transparency.figures)."""
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +35,7 @@ from app.services.transparency.figures import (
     check_usage,
     settlement_of,
 )
-from app.services.transparency.leaves import checked_leaf, entry_fields, record_fields
+from app.services.transparency.leaves import at_z, checked_leaf, checked_leaves, record_fields
 from app.services.transparency.pins import pinned
 from app.store.rewards_models import RewardRecord, SyncCursor
 from app.store.rollups import LedgerRollupTotal
@@ -159,11 +161,14 @@ class LogSync:
         """Inclusion proofs of the reported entries, verified (not stored yet); entries the
         log does not hold yet stay pending. A wrong entry or proof fails the sync. `leaves`:
         the leaves answer for them read ahead (`read_leaves`), checked here as if read now."""
+        # entry_fields of each entry, built in place (the same keys in the same order)
         fields = {
-            e.cursor: entry_fields(
-                e.cursor, e.event_id, e.contribution_id, e.model_id, e.method,
-                e.amount_micro, e.at, e.demo,
-            )
+            e.cursor: {
+                "type": "ledger", "kind": "contributor", "id": int(e.cursor),
+                "eventId": e.event_id, "contributionId": e.contribution_id,
+                "modelId": e.model_id, "method": e.method, "amountMicro": e.amount_micro,
+                "at": at_z(e.at), "demo": e.demo,
+            }
             for e in items
         }  # fmt: skip
         return self._prove(fields, leaves)
@@ -261,14 +266,22 @@ class LogSync:
         if not isinstance(listed, list):
             raise MalformedError("the leaves answer has no list of leaves")
         asked = set(ids)
+        size = cp.size
+        a2b = binascii.a2b_base64
         found: dict[str, tuple[int, bytes]] = {}
         for p in listed:
             if not isinstance(p, dict) or p.get("entryId") not in asked:
                 raise MalformedError("a leaf for an entry that was not asked")
             idx = p.get("leafIndex")
-            if not isinstance(idx, int) or not 0 <= idx < cp.size:
+            if not isinstance(idx, int) or not 0 <= idx < size:
                 raise MalformedError(f"leafIndex {str(idx)[:20]} is not in the tree")
-            found[str(p["entryId"])] = (idx, unb64(p.get("leaf"), "leaf"))
+            leaf = p.get("leaf")
+            if not isinstance(leaf, str):
+                raise MalformedError("leaf is not a base64 string")
+            try:  # unb64 inline (a2b_base64 takes ASCII text as it is)
+                found[str(p["entryId"])] = (idx, a2b(leaf, strict_mode=True))
+            except ValueError:
+                raise MalformedError("leaf is not base64") from None
         self.pending += len(asked - set(found))
         per_tile = Counter(idx // TILE_WIDTH for idx, _ in found.values())
         self._load_tiles(tiles=set(per_tile))
@@ -284,19 +297,38 @@ class LogSync:
         except TlogError as exc:
             self.fail("inclusion", f"the log's hash tiles are not those of its checkpoint: {exc}",
                       {"checkpoint": self.note.decode()})  # fmt: skip
-        out: list[ProvenLeaf] = []
-        hash_at = tiles.leaf_hash_at
-        for cursor, (idx, leaf) in dense.items():
-            if hash_at(idx) != leaf_hash(leaf):
-                self.fail("inclusion",
-                          f"ledger entry {cursor} is not in the log: its leaf is not the one "
-                          f"logged at index {idx}",
-                          self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
-            why, obj = checked_leaf(leaf, fields[cursor], self.owner)
-            if why is not None:
-                self.fail("entry", f"ledger entry {cursor}: {why}",
-                          self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
-            out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b"", _cell(fields[cursor], obj)))
+        # In bulk: every leaf's hash against the verified tile's (leaf_hash inline), every
+        # leaf against its entry; the first entry failing either check fails the sync.
+        held, sha = tiles.tiles, hashlib.sha256
+        dense_list = list(dense.items())
+        leaves = [leaf for _c, (_i, leaf) in dense_list]
+        reported = [fields[c] for c, _v in dense_list]
+        logged = [
+            held[(0, idx // TILE_WIDTH)][
+                idx % TILE_WIDTH * HASH_SIZE : (idx % TILE_WIDTH + 1) * HASH_SIZE
+            ]
+            == sha(b"\x00" + leaf).digest()
+            for _c, (idx, leaf) in dense_list
+        ]
+        checked = checked_leaves(leaves, reported, self.owner)
+        if not all(logged) or any(why is not None for why, _o in checked):
+            for (cursor, (idx, leaf)), ok, (why, _o) in zip(
+                dense_list, logged, checked, strict=True
+            ):
+                if not ok:
+                    self.fail("inclusion",
+                              f"ledger entry {cursor} is not in the log: its leaf is not the "
+                              f"one logged at index {idx}",
+                              self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
+                if why is not None:
+                    self.fail("entry", f"ledger entry {cursor}: {why}",
+                              self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
+        out = [
+            ProvenLeaf(cursor, idx, size, leaf, b"", _cell(f, obj))
+            for (cursor, (idx, leaf)), f, (_w, obj) in zip(
+                dense_list, reported, checked, strict=True
+            )
+        ]
         rest = {c: fields[c] for c in found if c not in dense}
         if rest:
             got = self._prove_by_proofs(rest)

@@ -5,12 +5,12 @@ module's) decides; each refusal names its reason."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from app.services.transparency.leaves import checked_leaf, entry_fields
+from app.services.transparency.leaves import at_z, checked_leaf, checked_leaves, entry_fields
 
 OWNER = "f" * 64
 AT = datetime(2026, 11, 20, 23, 59, 58, 120000, tzinfo=UTC)
@@ -59,3 +59,31 @@ def test_a_leaf_that_is_not_the_entry_is_refused(leaf: bytes, why: str | None) -
         assert got is None
     else:
         assert got is not None and why in got
+
+
+def test_a_page_of_leaves_is_checked_as_each_leaf_alone() -> None:
+    """checked_leaves (a page in one call) says for every leaf what checked_leaf says."""
+    leaves = [
+        _canonical(_leaf()),
+        _canonical(_leaf(amountMicro=1235)),
+        b'{"a":1,"a":1}',
+        _canonical(_leaf(note="é ü")),
+        b"[1]",
+        _canonical(_leaf(owner="e" * 64)),
+        _canonical(_leaf(extra={"nested": 1})),
+    ]
+    other = {**_fields(), "id": 43}  # a second entry: another value under the same keys
+    fields = [_fields(), _fields(), _fields(), _fields(), _fields(), _fields(), other]
+    assert checked_leaves(leaves, fields, OWNER) == [
+        checked_leaf(leaf, f, OWNER) for leaf, f in zip(leaves, fields, strict=True)
+    ]
+    assert checked_leaves(leaves[:1], [{"id": 42, **_fields()}], OWNER)[0][0] is None
+
+
+@pytest.mark.parametrize(
+    "at",
+    [AT, datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC), AT.astimezone(timezone(timedelta(hours=2)))],
+)
+def test_at_z_writes_the_utc_time_with_a_z(at: datetime) -> None:
+    slow = at.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
+    assert at_z(at) == slow
