@@ -14,6 +14,7 @@ from typing import Any
 from app.domain.errors import RegistryUnavailable
 from app.domain.text import display_text
 from app.registry_client.api import (
+    ID_PATTERN,
     MAX_PAGES,
     RegistryClient,
     registry_id,
@@ -163,6 +164,47 @@ def parse_reward(body: dict[str, Any]) -> RewardEntry:
     )
 
 
+def _usual_rewards(raw: list[dict[str, Any]]) -> tuple[RewardEntry, ...] | None:
+    """The entries of a page whose every entry has the usual shape, checked in one loop
+    (what parse_reward accepts, nothing else); None as soon as one has not: parse_reward
+    then says what is wrong."""
+    fromiso, is_id = datetime.fromisoformat, ID_PATTERN.fullmatch
+    out: list[RewardEntry] = []
+    add = out.append
+    try:
+        for i in raw:
+            c, ev, cid, mid, method, amount, at, demo = (
+                i["cursor"], i["eventId"], i["contributionId"], i["modelId"], i["method"],
+                i["amountMicro"], i["at"], i["demo"],
+            )  # fmt: skip
+            if not (
+                type(c) is str
+                and c.isascii()
+                and c.isdigit()
+                and len(c) <= CURSOR_DIGITS
+                and type(ev) is str
+                and 1 <= len(ev) <= MAX_EVENT_ID_CHARS
+                and type(cid) is str
+                and type(mid) is str
+                and type(method) is str
+                and is_id(cid)
+                and is_id(mid)
+                and is_id(method)
+                and type(amount) is int
+                and 0 <= amount <= MAX_INT
+                and type(at) is str
+                and type(demo) is bool
+            ):
+                return None
+            when = fromiso(at.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                return None
+            add(RewardEntry(c, ev, cid, mid, method, amount, when, demo))
+    except (KeyError, ValueError):
+        return None
+    return tuple(out)
+
+
 def rewards_after(
     client: RegistryClient, after: str | None, *, limit: int = REWARDS_PAGE
 ) -> RewardsPage:
@@ -180,7 +222,9 @@ def rewards_after(
     raw = _items(body)
     if len(raw) > limit:
         raise _bad(f"{len(raw)} entries on a page of at most {limit}")
-    items = tuple(parse_reward(i) for i in raw)
+    items = _usual_rewards(raw)
+    if items is None:
+        items = tuple(parse_reward(i) for i in raw)
     nxt = body.get("nextCursor")
     if nxt is not None:
         nxt = _cursor(nxt, "nextCursor")

@@ -156,3 +156,29 @@ def test_models_are_read_page_after_page() -> None:
     models = list(usage.all_models(client))  # type: ignore[arg-type]
     assert [(m.id, m.demo) for m in models] == [("a", True), ("b", False)]
     assert client.http.calls[1] == ("/v1/models", {"limit": 200, "after": "a"})
+
+
+@pytest.mark.parametrize(
+    ("change", "usual"),
+    [
+        ({}, True),
+        ({"at": "2026-11-20T12:00:00+02:00", "demo": True, "cursor": "0"}, True),
+        ({"amountMicro": True}, False),
+        ({"amountMicro": 2**63}, False),
+        ({"modelId": "no spaces"}, False),
+        ({"eventId": ""}, False),
+        ({"at": "2026-11-20T10:00:00"}, False),
+        ({"cursor": "１２"}, False),  # digits, not ASCII ones
+    ],
+)
+def test_the_usual_page_is_read_in_one_go_as_entry_by_entry(
+    change: dict[str, Any], usual: bool
+) -> None:
+    """The one-loop read of a page gives what parse_reward gives, and leaves anything else
+    to it (which says what is wrong)."""
+    raw = [ENTRY, {**ENTRY, **change}]
+    got = usage._usual_rewards(raw)
+    if usual:
+        assert got == tuple(usage.parse_reward(i) for i in raw)
+    else:
+        assert got is None
