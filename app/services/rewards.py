@@ -121,12 +121,6 @@ _INSERT_ENTRIES = (
 )
 
 
-def _stored_at(at: datetime) -> str:
-    """A time as SQLAlchemy's SQLite DateTime stores it ("YYYY-MM-DD HH:MM:SS.ffffff", the
-    wall time as given): the rows read back exactly like those the ORM writes."""
-    return at.isoformat(" ", "microseconds")[:26]
-
-
 class RewardsSync:
     """One sync of usage and rewards for `owner` (a key fingerprint) at `client`'s registry.
 
@@ -348,7 +342,9 @@ class RewardsSync:
                             e.model_id,
                             e.method,
                             e.amount_micro,
-                            _stored_at(e.at),
+                            # `at` as SQLAlchemy's SQLite DateTime stores it (the wall
+                            # time as given): read back exactly like the ORM's rows
+                            e.at.isoformat(" ", "microseconds")[:26],
                             1 if e.demo else 0,
                         )
                         for e in page.items

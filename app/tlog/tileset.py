@@ -98,11 +98,15 @@ class TileSet:
         `leaf_indexes` can be read verified: their level-0 tiles, the parents of every full
         tile among them up to the top, and the right edge (once)."""
         want: dict[TileKey, int] = {}
-        for leaf in leaf_indexes:
-            if not 0 <= leaf < self.size:
-                raise ProofError(f"leaf {leaf} is not in a tree of size {self.size}")
-            tile, pos = divmod(leaf, TILE_WIDTH)
-            if not self.has(0, tile, pos):
+        leaves = list(leaf_indexes)
+        if leaves and (min(leaves) < 0 or max(leaves) >= self.size):
+            leaf = next(leaf for leaf in leaves if not 0 <= leaf < self.size)
+            raise ProofError(f"leaf {leaf} is not in a tree of size {self.size}")
+        # A tile holds a leaf's hash when it holds its last one among them.
+        last = {leaf // TILE_WIDTH: leaf for leaf in sorted(leaves)}
+        held = self.tiles
+        for tile, leaf in last.items():
+            if len(held.get((0, tile), b"")) <= leaf % TILE_WIDTH * HASH_SIZE:
                 want[(0, tile)] = tile_width(self.size, 0, tile)
         if not want:
             return []

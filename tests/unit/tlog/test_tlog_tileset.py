@@ -107,3 +107,15 @@ def test_stored_tiles_are_reverified_offline() -> None:
         tiles[key] = bytes(data)
         assert verify_stored_tiles(tiles, sizes, {size: root}), key
     assert verify_stored_tiles(ts.tiles, sizes, {}) != []  # no checkpoint: not verified
+
+
+def test_a_leaf_outside_the_tree_is_named_in_the_order_asked() -> None:
+    log, _ = _log(300)
+    ts = TileSet(300, log.source(300).root())
+    with pytest.raises(ProofError, match="leaf 300 is not in a tree of size 300"):
+        ts.missing([5, 300, -1])
+    with pytest.raises(ProofError, match="leaf -1 is not"):
+        ts.missing([-1, 300])
+    # leaves in any order: one level-0 tile for those of the same tile, the right edge once
+    want = [(0, 0, 256), (0, 1, 44), (1, 0, 1)]
+    assert ts.missing([299, 3, 256]) == ts.missing([3, 256, 299]) == want
