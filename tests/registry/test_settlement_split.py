@@ -60,3 +60,10 @@ def test_weights_adding_up_to_zero_fail_as_the_one_event_split_does() -> None:
         for weights in ([0, 0], []):
             with pytest.raises(ValueError):
                 _split_chunk([5, pool], _parsed([[1, 1], weights]))
+
+
+def test_without_numpy_every_event_is_split_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's bundle leaves numpy out; its embedded demo registry settles all the same."""
+    monkeypatch.setattr("registry.settlement.np", None)
+    pools, weights = [1_000, 7, 10**12], [[1, 1, 1], [250_000, 750_000], [3, 0, 5]]
+    assert _split_chunk(pools, _parsed(weights)) == _one_by_one(pools, weights)
