@@ -63,10 +63,10 @@ def leaf_mismatch(leaf: bytes, fields: dict[str, Any], owner: str) -> str | None
 # The fast path's decoder and encoder: for a leaf that is one flat object of ASCII strings
 # without escapes, integers, booleans and nulls, msgspec's sorted encoding is byte for byte
 # json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), so a leaf it gives
-# back unchanged is canonical. Any other leaf takes the json module's path below.
-_DECODE = msgspec.json.Decoder()
+# back unchanged is canonical. The decoder takes only such an object (anything else, a float
+# or a nested value, is a DecodeError); any other leaf takes the json module's path below.
+_DECODE = msgspec.json.Decoder(dict[str, str | int | bool | None])
 _ENCODE = msgspec.json.Encoder(order="sorted")
-_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
 _PICKERS: dict[tuple[str, ...], itemgetter[Any]] = {}  # the reported fields and the owner
 
 
@@ -75,7 +75,7 @@ def checked_leaves(
 ) -> list[tuple[str | None, dict[str, Any]]]:
     """checked_leaf of each leaf against the fields at the same position (a page's worth in
     one call: the fast path inline, the rest through checked_leaf)."""
-    decode, encode, plain_types = _DECODE.decode, _ENCODE.encode, _PLAIN_TYPES
+    decode, encode = _DECODE.decode, _ENCODE.encode
     out: list[tuple[str | None, dict[str, Any]]] = []
     add = out.append
     keys: tuple[str, ...] = ()
@@ -86,11 +86,7 @@ def checked_leaves(
                 plain = decode(leaf)
             except msgspec.DecodeError:
                 plain = None
-            if (
-                type(plain) is dict
-                and set(map(type, plain.values())) <= plain_types
-                and encode(plain) == leaf
-            ):
+            if plain is not None and encode(plain) == leaf:
                 if pick is None or tuple(f) != keys:
                     keys = tuple(f)
                     pick = itemgetter(*keys, "owner")
@@ -114,11 +110,7 @@ def checked_leaf(
             plain = _DECODE.decode(leaf)
         except msgspec.DecodeError:
             plain = None
-        if (
-            type(plain) is dict
-            and set(map(type, plain.values())) <= _PLAIN_TYPES
-            and _ENCODE.encode(plain) == leaf
-        ):
+        if plain is not None and _ENCODE.encode(plain) == leaf:
             keys = tuple(fields)
             pick = _PICKERS.get(keys) or _PICKERS.setdefault(keys, itemgetter(*keys, "owner"))
             try:
