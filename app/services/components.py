@@ -19,7 +19,7 @@ BUNDLED_LICENSES = "bundled-licenses.json"
 # Installed with the registry extra but left out of the bundle (server deployments only).
 NOT_BUNDLED = frozenset(
     {"psycopg", "psycopg-binary", "psycopg-pool", "uvloop", "httptools", "websockets",
-     "watchfiles", "python-dotenv"}
+     "watchfiles", "python-dotenv", "numpy"}
 )  # fmt: skip
 
 
