@@ -58,7 +58,7 @@ from registry.db.models import ROLE_CONTRIBUTOR, ROLE_OPERATOR, Key  # noqa: E40
 from registry.db.session import make_engine, make_sessionmaker, migrate  # noqa: E402
 from registry.db.usage_models import Model  # noqa: E402
 from registry.ledger import AttributionIn, EventIn, plan_batch, write_batch  # noqa: E402
-from registry.routes.reads import contribution_usage  # noqa: E402
+from registry.routes.reads import _usage_window  # noqa: E402
 from tests.support.usage_data import add_contributions  # noqa: E402
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -327,7 +327,7 @@ def series_latency(sessions: sessionmaker[Session], cid: str, runs: int = 20) ->
     for _ in range(runs):
         with sessions() as s:
             t = time.perf_counter()
-            r = contribution_usage(s, principal, cid, "day", None, None)
+            r = _usage_window(s, principal, cid, "day", None, None)
             times.append(time.perf_counter() - t)
     # The route answers with its JSON already encoded (msgspec): the time includes that.
     assert json.loads(bytes(r.body))["totals"]["events"] > 0
