@@ -75,6 +75,11 @@ def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def mmm(xs: list[float], fmt: str) -> str:
+    """min / median / max of xs, each formatted with fmt."""
+    return " / ".join(format(x, fmt) for x in (min(xs), statistics.median(xs), max(xs)))
+
+
 @contextlib.contextmanager
 def log_off() -> Iterator[None]:
     real = translog.log_entries, translog.log_ledger
@@ -228,9 +233,6 @@ def ab(new_url: Callable[[], str], args: argparse.Namespace, label: str) -> None
                 engine.dispose()
         loads.append(os.getloadavg()[0])
         print(f"[{label}] round {rnd + 1}/{args.rounds} done, load {_load()}", flush=True)
-
-    def mmm(xs: list[float], fmt: str) -> str:
-        return " / ".join(format(x, fmt) for x in (min(xs), statistics.median(xs), max(xs)))
 
     print(f"[{label}] {args.events:,} events per round, chunks of {args.chunk:,}; {counts[0]:,} "
           f"ledger entries, {counts[1]:,} log leaves; min / median / max")  # fmt: skip
@@ -422,9 +424,6 @@ def ingestion(new_url: Callable[[], str], args: argparse.Namespace, label: str) 
                 engine.dispose()
         loads.append(os.getloadavg()[0])
         print(f"[{label}] round {rnd + 1}/{args.rounds} done, load {_load()}", flush=True)
-
-    def mmm(xs: list[float], fmt: str) -> str:
-        return " / ".join(format(x, fmt) for x in (min(xs), statistics.median(xs), max(xs)))
 
     how = (
         "intake over HTTP (POST /v1/usage, 1 client, serve --no-settler; intake CPU = the "
