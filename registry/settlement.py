@@ -760,23 +760,33 @@ class SettlementStatus:
     unsettled: int
 
 
-def settlement_status(session: Session) -> SettlementStatus:
-    row = session.execute(
-        select(SettlementState.settled_seq, SettlementState.settled_at).where(
-            SettlementState.id == 1
-        )
-    ).one_or_none()
-    watermark, at = (int(row[0]), row[1]) if row is not None else (0, None)
-    # Bounded on both sides (the top is one backward index step), so PostgreSQL reads an index
-    # range even before the log's first ANALYZE (with `seq > watermark` alone it scanned the
-    # whole log until then).
-    received = int(session.scalar(select(func.max(UsageEvent.seq))) or 0)
-    unsettled = session.scalar(
-        select(func.count()).where(UsageEvent.seq > watermark, UsageEvent.seq <= received)
+def _status_statement() -> Any:
+    """The watermark (0 without a settlement row), when it was set, the log's top, and the
+    events between them, in one statement. The count is a range bounded on both sides (the top
+    is one backward index step), so PostgreSQL reads an index range even before the log's first
+    ANALYZE (with `seq > watermark` alone it scanned the whole log until then)."""
+    top = select(func.max(UsageEvent.seq).label("seq")).subquery("top")
+    watermark = func.coalesce(SettlementState.settled_seq, 0)
+    unsettled = (
+        select(func.count())
+        .where(UsageEvent.seq > watermark, UsageEvent.seq <= top.c.seq)
+        .scalar_subquery()
     )
+    return select(watermark, SettlementState.settled_at, top.c.seq, unsettled).select_from(
+        top.outerjoin(SettlementState, SettlementState.id == 1)
+    )
+
+
+_STATUS = _status_statement()
+
+
+def settlement_status(session: Session) -> SettlementStatus:
+    """How far settlement has gone (Core execution on the session's connection: the rewards
+    page and the usage window read it on every request)."""
+    watermark, at, received, unsettled = session.connection().execute(_STATUS).one()
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    return SettlementStatus(watermark, at, received or watermark, int(unsettled or 0))
+    return SettlementStatus(int(watermark), at, int(received or watermark), int(unsettled or 0))
 
 
 @dataclass(frozen=True)

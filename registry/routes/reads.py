@@ -26,13 +26,12 @@ from registry.db.usage_models import (
     KIND_CONTRIBUTOR,
     LedgerEntry,
     Model,
-    SettlementState,
     UsageBucket,
     UsageEvent,
 )
 from registry.errors import ERROR_RESPONSES, ApiError
 from registry.routes.usage import MODEL_ID, Evidence, ModelOut, SettledThrough, model_out
-from registry.settlement import EventSplit, entry_events
+from registry.settlement import EventSplit, entry_events, settlement_status
 
 router = APIRouter(tags=["usage"], responses=ERROR_RESPONSES)
 
@@ -479,29 +478,11 @@ def _entry_out(r: Any) -> RewardEntry:
     )
 
 
-def _status_statement() -> Any:
-    """`registry.settlement.settlement_status` in one statement: the watermark (0 without a
-    settlement row), the log's top, and the events between them counted as a range bounded on
-    both sides (so PostgreSQL reads an index range, as there)."""
-    top = select(func.max(UsageEvent.seq).label("seq")).subquery("top")
-    watermark = func.coalesce(SettlementState.settled_seq, 0)
-    unsettled = (
-        select(func.count())
-        .where(UsageEvent.seq > watermark, UsageEvent.seq <= top.c.seq)
-        .scalar_subquery()
-    )
-    return select(watermark, SettlementState.settled_at, unsettled).select_from(
-        top.outerjoin(SettlementState, SettlementState.id == 1)
-    )
-
-
-_STATUS = _status_statement()
-
-
 def _settled(session: Any) -> tuple[SettledThroughOut, int]:
     """Read before the data it describes, so the data holds at least what it claims."""
-    watermark, at, unsettled = session.connection().execute(_STATUS).one()
-    return SettledThroughOut(int(watermark), None if at is None else as_utc(at)), int(unsettled)
+    status = settlement_status(session)
+    at = None if status.settled_at is None else as_utc(status.settled_at)
+    return SettledThroughOut(status.settled_seq, at), status.unsettled
 
 
 def _evidence(attributions: str, entry: LedgerEntry) -> Evidence | None:
