@@ -16,9 +16,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, Insert, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Insert,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    select,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.store.models import Base, utcnow
 
@@ -55,6 +65,28 @@ class LogProof(Base):
     tree_size: Mapped[int] = mapped_column(BigInteger)
     leaf: Mapped[bytes] = mapped_column(LargeBinary)
     proof: Mapped[bytes] = mapped_column(LargeBinary)  # concatenated 32-byte hashes
+
+
+class LogProofCount(Base):
+    """How many ledger entries of an owner have a `LogProof` (acceptance proofs not counted):
+    kept by triggers on log_proofs (migration 0011), so every insert and delete counts, and
+    read instead of counting the proofs' rows (a sync with nothing new, the log status)."""
+
+    __tablename__ = "log_proof_counts"
+
+    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    ledger: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+def ledger_proofs(s: Session, registry_key: str, owner: str) -> int:
+    """How many of the owner's ledger entries have a stored proof (`LogProofCount`)."""
+    count = s.scalar(
+        select(LogProofCount.ledger).where(
+            LogProofCount.registry_key == registry_key, LogProofCount.owner == owner
+        )
+    )
+    return int(count or 0)
 
 
 class LogTile(Base):

@@ -29,7 +29,7 @@ from app.services.transparency import (
     log_status,
 )
 from app.store.rewards_models import RewardRecord, UsageDay
-from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof
+from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof, ledger_proofs
 from app.tlog import Checkpoint, Signer, Verifier, open_checkpoint, tiles_for_size
 from registry import translog
 from tests.integration.cli_helpers import run_cli
@@ -194,6 +194,9 @@ def test_sync_verifies_every_entry_and_audit_passes_offline(
     assert keys == {pin.vkey}  # the registry's identity is its log key
     accepted = sorted(c for c in cursors if c.startswith("acceptance:"))
     assert records == len(cursors) - len(accepted)
+    with desk.ctx.db.session() as s:  # the proofs' count, kept by triggers, says the same
+        [owner] = set(s.scalars(select(RewardRecord.owner)))
+        assert ledger_proofs(s, pin.vkey, owner) == records
     assert accepted == sorted(f"acceptance:{c}" for c in cids)  # both acceptances in the log
     pins = run_cli("log-key", "--json", data_dir=data_dir)
     assert pins.code == 0, pins.err

@@ -13,7 +13,7 @@ from app.services.context import ServiceContext
 from app.services.transparency.acceptance import ACCEPTANCE_PREFIX, after_prefix
 from app.store.rewards_models import RewardRecord
 from app.store.rollups import LedgerRollupTotal
-from app.store.tlog_models import LogCheckpoint, LogFailure, LogProof
+from app.store.tlog_models import LogCheckpoint, LogFailure, LogProof, ledger_proofs
 
 
 @dataclass(frozen=True)
@@ -129,16 +129,7 @@ def _per_contribution(s: Session, registry_key: str, owner: str) -> dict[str, tu
             .group_by(LedgerRollupTotal.contribution_id)
         )
     }
-    mine = (LogProof.registry_key == registry_key) & (LogProof.owner == owner)
-    verified = int(
-        s.scalar(select(func.count()).where(mine, LogProof.cursor < ACCEPTANCE_PREFIX)) or 0
-    ) + int(
-        s.scalar(
-            select(func.count()).where(mine, LogProof.cursor >= after_prefix(ACCEPTANCE_PREFIX))
-        )
-        or 0
-    )
-    pending = sum(totals.values()) - verified
+    pending = sum(totals.values()) - ledger_proofs(s, registry_key, owner)
     missing: dict[str, int] = {}
     if pending > 0:
         unproven = ~exists().where(

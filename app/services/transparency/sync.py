@@ -23,8 +23,6 @@ from app.registry_client.http import ApiRefused
 from app.registry_client.usage import RewardEntry, UsageWindow
 from app.services.context import ServiceContext
 from app.services.transparency.acceptance import (
-    ACCEPTANCE_PREFIX,
-    after_prefix,
     verify_acceptances,
 )
 from app.services.transparency.checkpoints import advance_checkpoint
@@ -39,7 +37,7 @@ from app.services.transparency.leaves import at_z, checked_leaf, checked_leaves,
 from app.services.transparency.pins import pinned
 from app.store.rewards_models import RewardRecord, SyncCursor
 from app.store.rollups import LedgerRollupTotal
-from app.store.tlog_models import LogProof, LogTile, upsert_tiles
+from app.store.tlog_models import LogProof, LogTile, ledger_proofs, upsert_tiles
 from app.tlog import Checkpoint, InclusionBatch, MalformedError, TlogError, Verifier, leaf_hash
 from app.tlog.merkle import HASH_SIZE
 from app.tlog.tiles import TILE_WIDTH, tile_path, tile_width
@@ -512,23 +510,16 @@ class LogSync:
         ]  # fmt: skip
 
     def _unproven(self, s: Session) -> Sequence[RewardRecord]:
-        """Stored entries without a verified inclusion. The entries and the proofs are counted
-        first (on their keys' indexes): when every entry has one, as after a sync that
-        verified everything, no entry is read."""
+        """Stored entries without a verified inclusion. The entries (their rollup) and the
+        proofs (their count, kept by triggers) are compared first: when every entry has one,
+        as after a sync that verified everything, no entry is read."""
         entries = s.scalar(
-            select(func.count()).where(
-                RewardRecord.registry_key == self.registry_key, RewardRecord.owner == self.owner
+            select(func.sum(LedgerRollupTotal.entries)).where(
+                LedgerRollupTotal.registry_key == self.registry_key,
+                LedgerRollupTotal.owner == self.owner,
             )
         )
-        mine = (LogProof.registry_key == self.registry_key) & (LogProof.owner == self.owner)
-        proven = sum(
-            int(s.scalar(select(func.count()).where(mine, where)) or 0)
-            for where in (
-                LogProof.cursor < ACCEPTANCE_PREFIX,
-                LogProof.cursor >= after_prefix(ACCEPTANCE_PREFIX),
-            )
-        )
-        if int(entries or 0) <= proven:
+        if int(entries or 0) <= ledger_proofs(s, self.registry_key, self.owner):
             return []
         return (
             s.execute(
