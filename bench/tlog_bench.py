@@ -294,7 +294,8 @@ def main() -> None:
 
 def app_audit(n: int, n_rounds: int) -> None:
     """`audit(ctx)` over a catalogue of n entries stored the way a sync stores them (leaf,
-    index, empty proof; the level-0 tiles and the right edge; a checkpoint and pinned key)."""
+    index, empty proof, the events filed by day; the level-0 tiles and the right edge; a
+    checkpoint and pinned key)."""
     import json
     import tempfile
     from datetime import UTC, datetime, timedelta
@@ -305,7 +306,7 @@ def app_audit(n: int, n_rounds: int) -> None:
     from app.services.transparency import audit
     from app.services.transparency.leaves import at_z
     from app.store.rewards_models import RewardRecord
-    from app.store.tlog_models import LogCheckpoint, LogPin, LogProof, LogTile
+    from app.store.tlog_models import LogCheckpoint, LogLeafEvents, LogPin, LogProof, LogTile
 
     origin, owner = "bench.example/log", "ab" * 32
     signer = Signer.generate(origin)
@@ -341,6 +342,11 @@ def app_audit(n: int, n_rounds: int) -> None:
         s.execute(insert(LogProof), [
             {"registry_key": key, "owner": owner, "cursor": str(i + 1), "leaf_index": i,
              "tree_size": n, "leaf": leaves[i], "proof": b""} for i in range(n)
+        ])  # fmt: skip
+        s.execute(insert(LogLeafEvents), [
+            {"registry_key": key, "owner": owner, "contribution_id": r["contribution_id"],
+             "day": r["at"].date(), "model_id": "m", "method": "influence",
+             "cursor": r["cursor"], "settlement": 50000, "events": 3} for r in records
         ])  # fmt: skip
         s.execute(insert(LogTile), [
             {"registry_key": key, "level": lv, "idx": ix, "width": len(v) // HASH_SIZE,

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from app.services.transparency import audit
 from app.store.rewards_models import RewardRecord
-from app.store.tlog_models import LogProof, LogTile
+from app.store.tlog_models import LogLeafEvents, LogProof, LogTile
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
     Desk,
@@ -143,4 +143,36 @@ def test_the_offline_audit_finds_a_changed_stored_tile_or_leaf(
     result = audit(desk.ctx)
     assert not result.ok
     assert any(("tile" if what == "tile" else "not the one logged") in p for p in result.problems)
+    assert run_cli("audit", data_dir=data_dir).code == 4
+
+
+def test_the_offline_audit_rederives_the_filed_events_from_the_leaves(
+    desk: Desk, registry: RegistryProcess, operator: Contributor, data_dir: Path
+) -> None:
+    """The events filed per contribution and day (what a sync checks the registry's usage
+    against) are re-derived from the verified leaves: a changed count, a removed row and a row
+    no leaf names are each a problem, and the CLI's audit fails."""
+    cids = accepted_items(desk, "alpha", "beta")
+    post_usage(registry, operator, usage_events("first", cids, 20))
+    _sync(desk)
+    assert audit(desk.ctx).ok
+    with desk.ctx.db.session() as s:
+        rows = s.scalars(select(LogLeafEvents).order_by(LogLeafEvents.cursor)).all()
+        assert len(rows) >= 2
+        changed, removed = rows[0], rows[1]
+        changed.events += 5
+        s.delete(removed)
+        s.add(LogLeafEvents(
+            registry_key=changed.registry_key, owner=changed.owner,
+            contribution_id=changed.contribution_id, day=changed.day,
+            model_id=changed.model_id, method=changed.method, cursor="999999",
+            settlement=0, events=3,
+        ))  # fmt: skip
+        s.commit()
+        changed_cursor, removed_cursor = changed.cursor, removed.cursor
+    problems = audit(desk.ctx).problems
+    assert len(problems) == 3, problems
+    assert any(f"ledger entry {changed_cursor}: the events filed for it" in p for p in problems)
+    assert any(f"ledger entry {removed_cursor}: its leaf's" in p for p in problems)
+    assert any("ledger entry 999999: events filed for" in p for p in problems)
     assert run_cli("audit", data_dir=data_dir).code == 4

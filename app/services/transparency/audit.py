@@ -24,7 +24,8 @@ from app.services.transparency.acceptance import (
     submitted,
 )
 from app.services.transparency.failures import split_hashes
-from app.services.transparency.leaves import entry_fields, leaf_mismatch
+from app.services.transparency.leaves import checked_leaf, entry_fields
+from app.services.transparency.sync import leaf_cell
 from app.store.rewards_models import RewardRecord
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof, LogTile
 from app.tlog import (
@@ -120,6 +121,8 @@ def audit(ctx: ServiceContext) -> AuditReport:
                 sizes[(level, idx)] = int(size)
             problems += verify_stored_tiles(tiles, sizes, roots)
             batches: dict[int, InclusionBatch] = {}
+            cells: dict[_CellKey, tuple[int, int]] = {}  # from the verified leaves
+            failed: set[str] = set()
             proofs = s.execute(select(*_PROOF_COLUMNS).where(LogProof.registry_key == key)).all()
             acceptances = [p for p in proofs if p.cursor.startswith(ACCEPTANCE_PREFIX)]
             facts = submitted(s, [p.cursor.removeprefix(ACCEPTANCE_PREFIX) for p in acceptances])
@@ -141,14 +144,20 @@ def audit(ctx: ServiceContext) -> AuditReport:
                     r = records.get(p.cursor)
                     if r is None:
                         raise TlogError("the proven entry is not stored")
-                    why = leaf_mismatch(p.leaf, entry_fields(*r), p.owner)
+                    fields = entry_fields(*r)
+                    why, obj = checked_leaf(p.leaf, fields, p.owner)
                     if why is not None:
                         raise TlogError(why)
+                    cell = leaf_cell(fields, obj)
+                    if cell is not None:
+                        cells[(p.owner, *cell[:4], p.cursor)] = cell[4:]
                 except TlogError as exc:
+                    failed.add(p.cursor)
                     what = p.cursor.replace(ACCEPTANCE_PREFIX, "acceptance of ", 1)
                     if what == p.cursor:
                         what = f"ledger entry {p.cursor}"
                     problems.append(f"{what}: {exc}")
+            problems += _check_cells(s, key, cells, failed)
             failures = [
                 {"at": f.at.isoformat(), "what": f.what, "message": f.message}
                 for f in s.scalars(select(LogFailure).where(LogFailure.registry_key == key))
@@ -168,6 +177,49 @@ def audit(ctx: ServiceContext) -> AuditReport:
             )
             report.problems.extend(f"{key[:40]}…: {p}" for p in problems)
     return report
+
+
+_CellKey = tuple[str, str, str, str, str, str]  # owner, contribution, day, model, method, id
+MAX_CELL_PROBLEMS = 20
+
+
+def _check_cells(
+    s: Session, key: str, cells: dict[_CellKey, tuple[int, int]], failed: set[str]
+) -> list[str]:
+    """The events filed per contribution and day (`LogLeafEvents`, what the sync checks the
+    registry's usage against) re-derived from the verified leaves: each one as its leaf says,
+    none without a verified leaf that names it (entries whose leaf failed above are left to
+    that problem)."""
+    raw = s.connection().connection.dbapi_connection
+    assert raw is not None
+    stored: dict[_CellKey, tuple[int, int]] = {
+        row[:6]: row[6:]
+        for row in raw.execute(
+            "SELECT owner, contribution_id, day, model_id, method, cursor, settlement, events "
+            "FROM log_leaf_events WHERE registry_key = ?",
+            (key,),
+        )
+    }
+    if stored == cells:  # the usual case, compared in one step
+        return []
+    differ = [k for k in cells.keys() | stored.keys() if cells.get(k) != stored.get(k)]
+    wrong: list[str] = []
+    for k in sorted(differ):
+        if k[5] in failed:
+            continue
+        have, want = stored.get(k), cells.get(k)
+        if want is None:
+            why = f"events filed for {k[1]} on {k[2]} ({k[3]}, {k[4]}) that no verified leaf names"
+        elif have is None:
+            why = f"its leaf's {want[1]} events are not filed for {k[1]} on {k[2]}"
+        else:
+            why = (f"the events filed for it ({have[1]}, settlement {have[0]}) are not its "
+                   f"leaf's ({want[1]}, settlement {want[0]})")  # fmt: skip
+        wrong.append(f"ledger entry {k[5]}: {why}")
+    if len(wrong) > MAX_CELL_PROBLEMS:
+        more = len(wrong) - MAX_CELL_PROBLEMS
+        wrong = [*wrong[:MAX_CELL_PROBLEMS], f"{more:,} more entries whose filed events differ"]
+    return wrong
 
 
 def _check_in_tile(p: Any, tiles: dict[tuple[int, int], bytes]) -> None:

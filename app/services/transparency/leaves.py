@@ -19,6 +19,8 @@ def at_z(value: datetime) -> str:
     times cheaper than strftime, writes the same text for years from 1000."""
     if value.tzinfo is UTC:  # the usual case: the text before "+00:00"
         return value.isoformat("T", "microseconds")[:26] + "Z"
+    if value.tzinfo is None:  # as the catalogue reads its times back: UTC
+        return value.isoformat("T", "microseconds") + "Z"
     v = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return v.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
 

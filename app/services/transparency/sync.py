@@ -101,9 +101,12 @@ class ProvenLeaf(NamedTuple):
     cell: tuple[str, str, str, str, int, int] | None = None
 
 
-def _cell(
+def leaf_cell(
     fields: dict[str, Any], obj: dict[str, Any]
 ) -> tuple[str, str, str, str, int, int] | None:
+    """The `LogLeafEvents` row of a verified leaf (`obj`) of the entry with these fields:
+    (contribution id, day, model id, method, settlement, events); None when the leaf names no
+    events count."""
     events = obj.get("events")
     if type(events) is not int:
         return None
@@ -322,7 +325,7 @@ class LogSync:
                     self.fail("entry", f"ledger entry {cursor}: {why}",
                               self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
         out = [
-            ProvenLeaf(cursor, idx, size, leaf, b"", _cell(f, obj))
+            ProvenLeaf(cursor, idx, size, leaf, b"", leaf_cell(f, obj))
             for (cursor, (idx, leaf)), f, (_w, obj) in zip(
                 dense_list, reported, checked, strict=True
             )
@@ -438,7 +441,7 @@ class LogSync:
                               self._evidence(p, fields[cursor]))  # fmt: skip
                 got.add(cursor)
                 out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b"".join(path),
-                                      _cell(fields[cursor], obj)))  # fmt: skip
+                                      leaf_cell(fields[cursor], obj)))  # fmt: skip
             self.pending += len(set(ids) - got)
         return out
 

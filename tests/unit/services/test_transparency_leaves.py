@@ -82,8 +82,15 @@ def test_a_page_of_leaves_is_checked_as_each_leaf_alone() -> None:
 
 @pytest.mark.parametrize(
     "at",
-    [AT, datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC), AT.astimezone(timezone(timedelta(hours=2)))],
+    [
+        AT,
+        datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+        AT.astimezone(timezone(timedelta(hours=2))),
+        AT.replace(tzinfo=None),  # as the catalogue reads a time back: naive, UTC
+        datetime(999, 1, 2, 3, 4, 5),
+    ],
 )
 def test_at_z_writes_the_utc_time_with_a_z(at: datetime) -> None:
-    slow = at.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    slow = aware.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
     assert at_z(at) == slow
