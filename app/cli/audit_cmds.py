@@ -1,7 +1,8 @@
-"""`audit [--json] [--export FILE] [--compare FILE]`: re-verify the stored transparency-log
-history offline (checkpoints, consistency and inclusion proofs), write the evidence, or check
-it against another contributor's export (split view). `log-key [--set VKEY] [--json]`: the
-pinned log keys with their fingerprints, or pin one out of band."""
+"""`audit [--json] [--export FILE] [--compare FILE] [--acknowledge]`: re-verify the stored
+transparency-log history offline (checkpoints, consistency and inclusion proofs), write the
+evidence, check it against another contributor's export (split view), or acknowledge the
+recorded failures (kept with their evidence; they no longer fail the audit). `log-key [--set
+VKEY] [--json]`: the pinned log keys with their fingerprints, or pin one out of band."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         help="check the stored checkpoints against another contributor's exported evidence",
     )
+    p.add_argument(
+        "--acknowledge",
+        action="store_true",
+        help="mark the recorded verification failures as seen: they and their evidence are "
+        "kept (and exported), but no longer fail the audit or show on the Rewards page",
+    )
     p.set_defaults(func=lazy_handler(__name__, "cmd_audit"))
     k = sub.add_parser("log-key", help="the pinned transparency-log keys (or pin one)")
     k.add_argument("--set", metavar="VKEY", help="pin this key (name+hash+key) for its origin")
@@ -39,8 +46,11 @@ def cmd_audit(args: argparse.Namespace, ctx: Any) -> int:
     from app.services import transparency
     from app.services.evidence_review import audit_evidence
 
+    acknowledged = transparency.acknowledge_failures(ctx) if args.acknowledge else None
     report = transparency.audit(ctx)
     out: dict[str, Any] = report.to_json()
+    if acknowledged is not None:
+        out["acknowledged"] = acknowledged
     code = 0 if report.ok else EXIT_FAILED
     evidence = audit_evidence(ctx)  # the stored events behind the entries, re-hashed
     out["evidence"] = evidence.to_json()
@@ -57,6 +67,11 @@ def cmd_audit(args: argparse.Namespace, ctx: Any) -> int:
     if args.json:
         print_json(out)
         return code
+    if acknowledged is not None:
+        print(
+            f"Acknowledged {plural(acknowledged, 'recorded failure')}: kept with "
+            "their evidence (audit --export FILE writes it), no longer failing the audit"
+        )
     if not report.registries:
         print("No transparency-log history stored yet (sync first).")
     for r in report.registries:
@@ -69,7 +84,13 @@ def cmd_audit(args: argparse.Namespace, ctx: Any) -> int:
         for p in r["problems"]:
             print(f"  FAILED: {p}")
         for f in r["failures"]:
-            print(f"  FAILED at sync {f['at']}: {f['what']}: {f['message']}")
+            if f["acknowledgedAt"] is None:
+                print(f"  FAILED at sync {f['at']}: {f['what']}: {f['message']}")
+            else:
+                print(
+                    f"  failed at sync {f['at']} (acknowledged {f['acknowledgedAt']}): "
+                    f"{f['what']}: {f['message']}"
+                )
     if evidence.entries:
         print(
             f"Attribution events: {plural(evidence.events, 'event')} of "

@@ -142,3 +142,8 @@ class LogFailure(Base):
     what: Mapped[str] = mapped_column(Text)  # short: "signature", "consistency", "entry", ...
     message: Mapped[str] = mapped_column(Text)
     evidence: Mapped[str] = mapped_column(Text)  # JSON
+    # When the user acknowledged it (`audit --acknowledge`): kept, with its evidence, but no
+    # longer failing the audit or shown on the Rewards page.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, default=None
+    )

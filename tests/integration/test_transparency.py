@@ -285,6 +285,53 @@ def _changed_amount_is_caught(
     assert go["checkpointError"] == "" and go["inclusionErrors"] in (None, [""])
 
 
+def test_an_acknowledged_failure_is_kept_and_no_longer_fails_the_audit(
+    synced: tuple[Desk, list[str]],
+    registry: RegistryProcess,
+    operator: Contributor,
+    tmp_path: Path,
+    data_dir: Path,
+) -> None:
+    """`audit --acknowledge`: the recorded failure stays, with its evidence, in the audit and
+    the export, but no longer fails the audit nor shows on the Rewards page; a new failure
+    fails both again."""
+    desk, cids = synced
+    known = set(_mine(desk, tmp_path))
+    post_usage(registry, operator, usage_events("second", cids, 10))
+    new = [i for i in _mine(desk, tmp_path) if i not in known]
+    _tamper(tmp_path, f"UPDATE ledger SET amount_micro = amount_micro + 1000 WHERE id = {new[0]}")
+    with pytest.raises(LogVerificationFailed):
+        _sync(desk)
+    with desk.ctx.db.session() as s:
+        [(key, owner)] = s.execute(
+            select(RewardRecord.registry_key, RewardRecord.owner).distinct()
+        ).all()
+    status = log_status(desk.ctx, key, owner)
+    assert status is not None and status.failure is not None
+    assert run_cli("audit", data_dir=data_dir).code == 4
+
+    res = run_cli("audit", "--acknowledge", "--json", data_dir=data_dir)
+    assert res.code == 0, res.out
+    out = json.loads(res.out)
+    assert out["ok"] is True and out["acknowledged"] == 1
+    [failure] = out["registries"][0]["failures"]
+    assert failure["what"] == "entry" and failure["acknowledgedAt"] is not None
+    status = log_status(desk.ctx, key, owner)
+    assert status is not None and status.failure is None
+    text = run_cli("audit", data_dir=data_dir)  # nothing left to acknowledge: still passes
+    assert text.code == 0 and "(acknowledged " in text.out and "Audit: OK" in text.out
+    assert run_cli("audit", "--export", str(tmp_path / "ev.json"), data_dir=data_dir).code == 0
+    [kept] = json.loads((tmp_path / "ev.json").read_text())["logs"][0]["failures"]
+    assert kept["acknowledgedAt"] == failure["acknowledgedAt"] and kept["evidence"]["reported"]
+
+    with pytest.raises(LogVerificationFailed):  # the registry still lies: a new failure
+        _sync(desk)
+    assert _failures(desk.ctx) == ["entry", "entry"]
+    status = log_status(desk.ctx, key, owner)
+    assert status is not None and status.failure is not None
+    assert run_cli("audit", data_dir=data_dir).code == 4
+
+
 def _check_inclusion_evidence(ev: dict[str, Any], vkey: str) -> None:
     """The exported leaf is in the signed checkpoint, and says another amount than reported."""
     import base64

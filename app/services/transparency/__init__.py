@@ -21,8 +21,9 @@ another contributor's export (split-view detection: two checkpoints of one size 
 roots, both signed by the log key, prove the log showed two histories).
 
 Modules: `pins` (log keys), `checkpoints` (signature and consistency), `sync` (`LogSync`:
-entry inclusion), `figures` (reported figures against the entries), `failures` (recording and
-`export_evidence`), `audit` (`audit`, `compare`), `status` (`log_status`, for the Rewards page).
+entry inclusion), `figures` (reported figures against the entries), `failures` (recording,
+`export_evidence`, `acknowledge_failures`), `audit` (`audit`, `compare`), `status`
+(`log_status`, for the Rewards page).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.services.transparency.audit import AuditReport, Comparison, audit, comp
 from app.services.transparency.failures import (
     EVIDENCE_FORMAT,
     LogVerificationFailed,
+    acknowledge_failures,
     export_evidence,
 )
 from app.services.transparency.leaves import leaf_mismatch
@@ -54,6 +56,7 @@ __all__ = [
     "LogStatus",
     "LogSync",
     "LogVerificationFailed",
+    "acknowledge_failures",
     "all_pins",
     "audit",
     "check_pin",

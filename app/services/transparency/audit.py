@@ -23,7 +23,7 @@ from app.services.transparency.acceptance import (
     acceptance_mismatch,
     submitted,
 )
-from app.services.transparency.failures import split_hashes
+from app.services.transparency.failures import failure_json, split_hashes
 from app.services.transparency.leaves import checked_leaf, entry_fields
 from app.services.transparency.sync import leaf_cell
 from app.store.rewards_models import RewardRecord
@@ -48,7 +48,11 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not any(r["failures"] for r in self.registries)
+        """No problem in what is stored, and no recorded failure the user has not
+        acknowledged (`acknowledge_failures`)."""
+        return not self.problems and not any(
+            f["acknowledgedAt"] is None for r in self.registries for f in r["failures"]
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "registries": self.registries, "problems": self.problems}
@@ -159,7 +163,7 @@ def audit(ctx: ServiceContext) -> AuditReport:
                     problems.append(f"{what}: {exc}")
             problems += _check_cells(s, key, cells, failed)
             failures = [
-                {"at": f.at.isoformat(), "what": f.what, "message": f.message}
+                failure_json(f)
                 for f in s.scalars(select(LogFailure).where(LogFailure.registry_key == key))
             ]
             pending = len(set(records) - {p.cursor for p in proofs})

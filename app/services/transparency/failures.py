@@ -81,6 +81,30 @@ def record_failure(
     )
 
 
+def acknowledge_failures(ctx: ServiceContext) -> int:
+    """Mark every recorded failure not acknowledged yet as acknowledged now (the user has seen
+    it): it is kept with its evidence, exported as before, and no longer fails `audit` or shows
+    on the Rewards page. Returns how many were marked."""
+    now = datetime.now(UTC)
+    with ctx.db.session() as s:
+        rows = list(s.scalars(select(LogFailure).where(LogFailure.acknowledged_at.is_(None))))
+        for f in rows:
+            f.acknowledged_at = now
+        s.commit()
+    return len(rows)
+
+
+def failure_json(f: LogFailure) -> dict[str, Any]:
+    """A recorded failure as `audit` and the evidence export write it (without evidence)."""
+    ack = f.acknowledged_at
+    return {
+        "at": f.at.isoformat(),
+        "what": f.what,
+        "message": f.message,
+        "acknowledgedAt": None if ack is None else ack.isoformat(),
+    }
+
+
 def export_evidence(ctx: ServiceContext, path: Path) -> dict[str, Any]:
     """Write the stored checkpoints (signed notes), consistency proofs and every recorded
     failure with its evidence as JSON; what any tlog tool can check."""
@@ -108,12 +132,7 @@ def export_evidence(ctx: ServiceContext, path: Path) -> dict[str, Any]:
                         for c in cps
                     ],
                     "failures": [
-                        {
-                            "at": f.at.isoformat(),
-                            "what": f.what,
-                            "message": f.message,
-                            "evidence": json.loads(f.evidence),
-                        }
+                        {**failure_json(f), "evidence": json.loads(f.evidence)}
                         for f in s.scalars(select(LogFailure).where(LogFailure.registry_key == key))
                     ],  # fmt: skip
                 }

@@ -24,7 +24,8 @@ class LogStatus:
     checkpoint_at: datetime | None
     verified: int  # entries with a verified inclusion proof
     pending: int  # stored entries without one yet
-    failure: str | None  # the last failure, if no checkpoint was verified after it
+    # the last failure not acknowledged, if no checkpoint was verified after it
+    failure: str | None
     failed_contributions: frozenset[str]  # named by that failure's evidence
     per_contribution: dict[str, tuple[int, int]]  # contribution id → (verified, pending)
     # What that failure checked: "entry", "inclusion", "summary", "usage", "acceptance", ...
@@ -74,11 +75,15 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
         )
         fail = s.scalar(
             select(LogFailure)
-            .where(LogFailure.registry_key == registry_key)
+            .where(LogFailure.registry_key == registry_key, LogFailure.acknowledged_at.is_(None))
             .order_by(LogFailure.id.desc())
             .limit(1)
         )
-        if last is None and fail is None:
+        if (
+            last is None
+            and fail is None
+            and not s.scalar(select(exists().where(LogFailure.registry_key == registry_key)))
+        ):
             return None
         per = _per_contribution(s, registry_key, owner)
         failure: str | None = None

@@ -354,7 +354,8 @@ class RewardsView(QWidget):
         failed = log is not None and log.failure is not None
         self.log_banner.setText(
             f"The registry's data failed verification: {log.failure}. Nothing stored was "
-            "changed; run contributor-desk audit --export FILE to keep the evidence."
+            "changed; run contributor-desk audit --export FILE to keep the evidence (and "
+            "audit --acknowledge once you have: the evidence stays stored)."
             if failed and log is not None
             else ""
         )
