@@ -32,6 +32,7 @@ LIGHT = {
     "alt_row": "#fafbfc",
     "scroll": "#c3c8d0",
     "danger": "#c5221f",
+    "on_danger": "#ffffff",  # text on a danger background (a failure banner): 4.5:1 or more
     "warning": "#a15c00",
     "success": "#18794e",
     "overlay": "rgba(245, 246, 248, 225)",
@@ -52,6 +53,7 @@ DARK = {
     "alt_row": "#25282d",
     "scroll": "#454a52",
     "danger": "#f28b82",
+    "on_danger": "#1a1c20",  # the light red of the dark theme takes dark text
     "warning": "#f6c560",
     "success": "#7fd3a0",
     "overlay": "rgba(26, 28, 32, 225)",

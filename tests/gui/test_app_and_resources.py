@@ -152,6 +152,15 @@ def _contrast(a: QColor, b: QColor) -> float:
 
 
 @pytest.mark.parametrize("choice", ["light", "dark"])
+def test_text_on_a_failure_banner_is_readable(qapp: Any, choice: str) -> None:
+    """The Rewards page's failed-verification banner (danger background) keeps its text at
+    4.5:1 or more in both themes (the dark theme's light red takes dark text)."""
+    theme = resolve_theme(choice)
+    ratio = _contrast(theme.color("on_danger"), theme.color("danger"))
+    assert ratio >= 4.5, f"{choice}: text on danger is {ratio:.2f}:1"
+
+
+@pytest.mark.parametrize("choice", ["light", "dark"])
 def test_disabled_text_is_readable_yet_dimmer_than_muted(qapp: Any, choice: str) -> None:
     """Disabled labels (radio buttons, check boxes, buttons) reach 3:1 against every background
     they sit on, and stay dimmer than the muted (enabled, secondary) text so they still read

@@ -10,6 +10,7 @@ checkout, generated datasets otherwise) with a process-local keyring; never the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -210,6 +211,18 @@ def shoot(
     rewards.breakdown.setCurrentIndex(0)
     rewards.bucket.setCurrentIndex(0)
     rewards.scroll.verticalScrollBar().setValue(0)
+    real = rewards.log_status
+    if real is not None:  # the banner of a failed verification (staged: the demo is honest)
+        rewards.show_log(
+            dataclasses.replace(
+                real,
+                failure="ledger entry 412: the registry reports amountMicro = 1250, its log "
+                "says 250 (entry, 06 Dec 2026 12:30 UTC)",
+                failure_what="entry",
+            )
+        )
+        save(window, "rewards-failed")
+        rewards.show_log(real)
     window.show_page("catalogue")  # an accepted contribution's timeline (History tab)
     accepted = ids.get("coco", next(iter(ids.values())))
     window.catalogue.select_item(accepted)

@@ -148,7 +148,8 @@ class RewardsView(QWidget):
         self.log_banner.setWordWrap(True)
         self.log_banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.log_banner.setStyleSheet(
-            f"background: {theme.colors['danger']}; color: white; padding: 8px; border-radius: 4px;"
+            f"background: {theme.colors['danger']}; color: {theme.colors['on_danger']}; "
+            "padding: 8px; border-radius: 4px;"
         )
         self.log_banner.hide()
         layout.addWidget(self.log_banner)
