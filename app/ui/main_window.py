@@ -236,6 +236,8 @@ class MainWindow(QMainWindow):
         view.syncRequested.connect(self.sync)
         view.scopeChanged.connect(self.rewards_sync.scope)
         view.csvRequested.connect(self.rewards_sync.export_csv)
+        view.evidenceRequested.connect(self.rewards_sync.export_evidence)
+        view.acknowledgeRequested.connect(self.rewards_sync.acknowledge)
         self.rewards_sync.attach(view)
         self._rewards = view
         return view

@@ -1,5 +1,6 @@
 """One contributor's whole day in the GUI, against the real registry (a subprocess on loopback):
-add a folder → review and sign → submit → upload → accepted → usage arrives → sync → rewards.
+add a folder → review and sign → submit → upload → accepted → usage arrives → sync → rewards →
+a failed verification: its evidence saved and the failure acknowledged from the banner.
 
 The key is in the encrypted key file (no keyring takes it), unlocked once through the unlock
 dialog with "Remember for this session"; every later step uses it without asking again.
@@ -15,8 +16,12 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+from sqlalchemy import select
 
 from app.services.context import ServiceContext
+from app.services.transparency import audit
+from app.store.tlog_models import LogCheckpoint, LogFailure
 from app.ui.adapters.services import Services
 from app.ui.main_window import MainWindow
 from tests.gui.conftest import accept_review, make_csv
@@ -29,7 +34,12 @@ PASS = "a passphrase for the whole day"
 
 @pytest.mark.slow
 def test_add_sign_submit_upload_accept_sync_rewards(
-    qtbot: Any, theme: Any, tmp_path: Path, data_dir: Path, isolated_keyring: Path
+    qtbot: Any,
+    theme: Any,
+    tmp_path: Path,
+    data_dir: Path,
+    isolated_keyring: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     operator = Contributor()
     registry = start_registry(tmp_path, "--operator-key", operator.public_key)
@@ -140,6 +150,29 @@ def test_add_sign_submit_upload_accept_sync_rewards(
         assert view.events_value.text() == "12"
         assert view.by_contribution.item(0, 0).text().endswith("Harbour birds")
         assert len(asked) == 1  # one passphrase prompt for the whole flow
+        assert shown == []
+
+        # A failed verification (recorded as a sync records one): the banner offers to save
+        # the evidence and to acknowledge it, as `audit --export` and `--acknowledge` do.
+        with ctx.db.session() as s:
+            key = s.scalar(select(LogCheckpoint.registry_key).limit(1))
+            assert key is not None
+            s.add(LogFailure(registry_key=key, at=datetime.now(UTC), what="entry",
+                             message="ledger entry 1: a test failure", evidence="{}"))  # fmt: skip
+            s.commit()
+        assert not audit(ctx).ok
+        win.rewards_sync.load()
+        qtbot.waitUntil(view.log_box.isVisible, timeout=20_000)
+        assert "a test failure" in view.log_banner.text()
+        target = tmp_path / "evidence.json"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+        qtbot.mouseClick(view.save_evidence_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(target.exists, timeout=20_000)
+        qtbot.waitUntil(lambda: "a test failure" in target.read_text(), timeout=5_000)
+        monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+        qtbot.mouseClick(view.acknowledge_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not view.log_box.isVisible(), timeout=20_000)
+        assert audit(ctx).ok  # the CLI's audit agrees: kept, acknowledged
         assert shown == []
     finally:
         if win is not None:

@@ -59,6 +59,46 @@ def test_verified_pending_and_failed(qtbot: Any, theme: Any) -> None:
     assert "✓" not in view.by_contribution.item(0, 2).text()
 
 
+def test_the_failure_banner_saves_the_evidence_and_acknowledges_after_asking(
+    qtbot: Any, theme: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from app.ui.pages.rewards_view import RewardsView
+
+    view = RewardsView(theme)
+    qtbot.addWidget(view)
+    view.show()
+    view.show_overview(_page(_status(failure="ledger entry 7: wrong amount (entry)")))
+    assert view.log_banner.isVisible() and view.acknowledge_button.isVisible()
+    target = str(tmp_path / "evidence.json")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (target, "JSON"))
+    with qtbot.waitSignal(view.evidenceRequested) as saved:
+        view.save_evidence_button.click()
+    assert saved.args == [target]
+
+    asked: list[str] = []
+
+    def answer(reply: QMessageBox.StandardButton) -> Any:
+        def question(_parent: Any, title: str, text: str, *_a: Any) -> Any:
+            asked.append(text)
+            return reply
+
+        return question
+
+    acknowledged: list[bool] = []
+    view.acknowledgeRequested.connect(lambda: acknowledged.append(True))
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
+    view.acknowledge_button.click()
+    assert acknowledged == [] and "stays stored with its evidence" in asked[0]
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    view.acknowledge_button.click()
+    assert acknowledged == [True]
+
+    view.show_overview(_page(_status()))  # the page again, nothing failed any more
+    assert not view.log_banner.isVisible() and not view.acknowledge_button.isVisible()
+
+
 def test_settings_show_the_pinned_log_key_with_its_fingerprint(qtbot: Any, window: Any) -> None:
     from app.services.transparency import key_fingerprint, pin_key
     from app.tlog import Signer

@@ -28,7 +28,12 @@ from app.services.rewards import (
     current_owner,
     open_review,
 )
-from app.services.transparency import LogStatus, log_status
+from app.services.transparency import (
+    LogStatus,
+    acknowledge_failures,
+    export_evidence,
+    log_status,
+)
 from app.services.usage_history import (
     ContributionTimeline,
     CsvReport,
@@ -148,6 +153,14 @@ class GuiRewards:
             until=until,
             contribution_id=contribution_id,
         )
+
+    def export_evidence(self, path: str) -> None:
+        """The log evidence as JSON: what `contributor-desk audit --export FILE` writes."""
+        export_evidence(self._ctx, Path(path))
+
+    def acknowledge_failures(self) -> int:
+        """`contributor-desk audit --acknowledge`: the recorded failures marked as seen."""
+        return acknowledge_failures(self._ctx)
 
     def timeline(self, item_id: int) -> ContributionTimeline:
         """Catalogue item `item_id`'s timeline (its usage from this registry's copy when

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.domain.errors import RegistryUnavailable
+from app.domain.units import plural
 from app.services.registry_probe import check_registry
 from app.ui.dialogs.key_unlock import KeyAction
 from app.ui.text import as_utc
@@ -147,6 +148,29 @@ class RewardsSync(QObject):
             contribution_id,
             on_result=saved,
             on_error=self.errors.show,
+        )
+
+    def export_evidence(self, path: str) -> None:
+        """The banner's "Save evidence…": the CLI's `audit --export`, on a worker."""
+
+        def saved(_result: object) -> None:
+            self.message.emit(f"Saved the verification evidence to {path}", 8000)
+
+        self.runner.start(
+            self.services.rewards.export_evidence, path, on_result=saved, on_error=self.errors.show
+        )
+
+    def acknowledge(self) -> None:
+        """The banner's "Acknowledge…": the CLI's `audit --acknowledge`, then the page again."""
+
+        def done(count: int) -> None:
+            self.message.emit(
+                f"Acknowledged {plural(count, 'failure')}: kept with the evidence", 8000
+            )
+            self.load()
+
+        self.runner.start(
+            self.services.rewards.acknowledge_failures, on_result=done, on_error=self.errors.show
         )
 
     # -- syncing -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QStackedWidget,
@@ -108,6 +109,9 @@ class RewardsView(QWidget):
     scopeChanged = Signal(object)  # a registry contribution id, or None for all
     # CSV of the usage rows: (path, first day, last day, contribution id or None)
     csvRequested = Signal(str, object, object, object)
+    # The failed-verification banner: save the evidence to (path); acknowledge the failures.
+    evidenceRequested = Signal(str)
+    acknowledgeRequested = Signal()
     scroll: QScrollArea  # type: ignore[assignment]  # shadows QWidget.scroll(dx, dy)
 
     def __init__(self, theme: Theme, parent: QWidget | None = None) -> None:
@@ -142,17 +146,41 @@ class RewardsView(QWidget):
         top.addSpacing(8)
         top.addWidget(self.sync_button, 0, Qt.AlignmentFlag.AlignBottom)
         layout.addLayout(top)
-        # Transparency log: red when what the registry reports failed verification.
+        # Transparency log: red when what the registry reports failed verification, with
+        # the two things to do about it (save the evidence, acknowledge the failure).
+        danger, on_danger = theme.colors["danger"], theme.colors["on_danger"]
+        self.log_box = QFrame()
+        self.log_box.setObjectName("rewardsLogFailure")
+        self.log_box.setStyleSheet(
+            f"QFrame#rewardsLogFailure {{ background: {danger}; border-radius: 4px; }}"
+            f"QLabel {{ color: {on_danger}; background: transparent; }}"
+            f"QPushButton {{ color: {on_danger}; background: transparent; "
+            f"border: 1px solid {on_danger}; border-radius: 4px; padding: 4px 10px; }}"
+        )
+        box = QHBoxLayout(self.log_box)
+        box.setContentsMargins(10, 8, 10, 8)
         self.log_banner = QLabel("")
-        self.log_banner.setObjectName("rewardsLogFailure")
         self.log_banner.setWordWrap(True)
         self.log_banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.log_banner.setStyleSheet(
-            f"background: {theme.colors['danger']}; color: {theme.colors['on_danger']}; "
-            "padding: 8px; border-radius: 4px;"
+        box.addWidget(self.log_banner, 1)
+        self.save_evidence_button = QPushButton("Save evidence…")
+        self.save_evidence_button.setToolTip(
+            "Write the signed checkpoints, proofs and every recorded failure as JSON "
+            "(what contributor-desk audit --export writes)"
         )
-        self.log_banner.hide()
-        layout.addWidget(self.log_banner)
+        self.save_evidence_button.clicked.connect(self._ask_save_evidence)
+        self.acknowledge_button = QPushButton("Acknowledge…")
+        self.acknowledge_button.setToolTip(
+            "Mark the failure as seen: it stays stored with its evidence, but this banner and "
+            "contributor-desk audit stop reporting it"
+        )
+        self.acknowledge_button.clicked.connect(self._ask_acknowledge)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.save_evidence_button)
+        buttons.addWidget(self.acknowledge_button)
+        box.addLayout(buttons)
+        self.log_box.hide()
+        layout.addWidget(self.log_box)
 
         controls = QHBoxLayout()
         show = QLabel("Show")
@@ -355,12 +383,12 @@ class RewardsView(QWidget):
         failed = log is not None and log.failure is not None
         self.log_banner.setText(
             f"The registry's data failed verification: {log.failure}. Nothing stored was "
-            "changed; run contributor-desk audit --export FILE to keep the evidence (and "
-            "audit --acknowledge once you have: the evidence stays stored)."
+            "changed. Save the evidence, then acknowledge the failure: the evidence stays "
+            "stored."
             if failed and log is not None
             else ""
         )
-        self.log_banner.setVisible(failed)
+        self.log_box.setVisible(failed)
         tip = self.last_sync.toolTip()
         self.last_sync.setToolTip(f"{tip}\n{log_state_text(log)}".strip())
 
@@ -560,6 +588,27 @@ class RewardsView(QWidget):
                 self.export_chart(which, path)
         except (OSError, ValueError) as exc:
             QToolTip.showText(QCursor.pos(), f"Not exported: {exc}", self.export_button)
+
+    def _ask_save_evidence(self) -> None:
+        path, _filter = QFileDialog.getSaveFileName(
+            self, "Save the verification evidence", "contributor-desk-evidence.json",
+            "JSON (*.json)",
+        )  # fmt: skip
+        if path:
+            self.evidenceRequested.emit(path)
+
+    def _ask_acknowledge(self) -> None:
+        answer = QMessageBox.question(
+            self,
+            "Acknowledge the failure",
+            "The failure stays stored with its evidence, and every evidence export still "
+            "holds it, but this page and contributor-desk audit stop reporting it. A new "
+            "failure is reported again.\n\nSave the evidence first if you want a copy.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.acknowledgeRequested.emit()
 
     def _ask_export_csv(self) -> None:
         path, _filter = QFileDialog.getSaveFileName(
