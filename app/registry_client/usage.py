@@ -6,6 +6,7 @@ Like api.py, answers are checked here: an answer of the wrong shape is RegistryU
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,6 +34,10 @@ MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 10_000
 CURSOR_DIGITS = 19  # rewards cursors are decimal ledger ids (docs/protocol.md)
 MAX_EVENT_ID_CHARS = 128
+# A time in the form the registry's log writes (UTC, microseconds, "Z"): kept as received
+# (`RewardEntry.at_text`), it is the log's text of the time and gives the stored text by
+# slicing, with no formatting per entry.
+_AT_CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,9 @@ class RewardEntry:
     amount_micro: int
     at: datetime
     demo: bool
+    # `at` as received when it was in the log's form ("YYYY-MM-DDTHH:MM:SS.ffffffZ", the
+    # text `at` formats to there), else ""
+    at_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +167,9 @@ def parse_reward(body: dict[str, Any]) -> RewardEntry:
         model_id=registry_id(body.get("modelId"), "modelId"),
         method=registry_id(body.get("method"), "method"),
         amount_micro=_count(body, "amountMicro"),
-        at=_datetime(_field(body, "at", str), "at"),
+        at=_datetime(at := _field(body, "at", str), "at"),
         demo=bool(_field(body, "demo", bool)),
+        at_text=at if _AT_CANONICAL.fullmatch(at) else "",
     )
 
 
@@ -168,7 +177,11 @@ def _usual_rewards(raw: list[dict[str, Any]]) -> tuple[RewardEntry, ...] | None:
     """The entries of a page whose every entry has the usual shape, checked in one loop
     (what parse_reward accepts, nothing else); None as soon as one has not: parse_reward
     then says what is wrong."""
-    fromiso, is_id = datetime.fromisoformat, ID_PATTERN.fullmatch
+    fromiso, is_id, canonical = (
+        datetime.fromisoformat,
+        ID_PATTERN.fullmatch,
+        _AT_CANONICAL.fullmatch,
+    )
     out: list[RewardEntry] = []
     add = out.append
     try:
@@ -199,7 +212,8 @@ def _usual_rewards(raw: list[dict[str, Any]]) -> tuple[RewardEntry, ...] | None:
             when = fromiso(at.replace("Z", "+00:00"))
             if when.tzinfo is None:
                 return None
-            add(RewardEntry(c, ev, cid, mid, method, amount, when, demo))
+            text = at if canonical(at) else ""
+            add(RewardEntry(c, ev, cid, mid, method, amount, when, demo, text))
     except (KeyError, ValueError):
         return None
     return tuple(out)

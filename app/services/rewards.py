@@ -60,6 +60,7 @@ from app.services.rewards_checks import (
     check_window,
 )
 from app.services.transparency import LogSync
+from app.services.transparency.leaves import at_stored_text
 from app.services.transparency.sync import LeavesAhead, ProvenLeaf, read_ahead
 from app.services.usage_plan import load_plan, store_mark
 from app.store import rollups
@@ -342,9 +343,7 @@ class RewardsSync:
                             e.model_id,
                             e.method,
                             e.amount_micro,
-                            # `at` as SQLAlchemy's SQLite DateTime stores it (the wall
-                            # time as given): read back exactly like the ORM's rows
-                            e.at.isoformat(" ", "microseconds")[:26],
+                            at_stored_text(e),
                             1 if e.demo else 0,
                         )
                         for e in page.items

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from app.registry_client.usage import RewardEntry
 from app.store.rewards_models import RewardRecord
 
 
@@ -23,6 +24,21 @@ def at_z(value: datetime) -> str:
         return value.isoformat("T", "microseconds") + "Z"
     v = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return v.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
+
+
+def at_log_text(e: RewardEntry) -> str:
+    """A reported entry's time as the log writes it: its text as received when it came in
+    that form, else formatted (`at_z`)."""
+    return e.at_text or at_z(e.at)
+
+
+def at_stored_text(e: RewardEntry) -> str:
+    """A reported entry's time as SQLAlchemy's SQLite DateTime stores it (the wall time as
+    given, "YYYY-MM-DD HH:MM:SS.ffffff"): read back exactly like the ORM's rows."""
+    t = e.at_text
+    if t:
+        return t[:10] + " " + t[11:26]
+    return e.at.isoformat(" ", "microseconds")[:26]
 
 
 def entry_fields(

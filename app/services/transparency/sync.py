@@ -33,7 +33,12 @@ from app.services.transparency.figures import (
     check_usage,
     settlement_of,
 )
-from app.services.transparency.leaves import at_z, checked_leaf, checked_leaves, record_fields
+from app.services.transparency.leaves import (
+    at_log_text,
+    checked_leaf,
+    checked_leaves,
+    record_fields,
+)
 from app.services.transparency.pins import pinned
 from app.store.rewards_models import RewardRecord, SyncCursor
 from app.store.rollups import LedgerRollupTotal
@@ -168,7 +173,7 @@ class LogSync:
                 "type": "ledger", "kind": "contributor", "id": int(e.cursor),
                 "eventId": e.event_id, "contributionId": e.contribution_id,
                 "modelId": e.model_id, "method": e.method, "amountMicro": e.amount_micro,
-                "at": at_z(e.at), "demo": e.demo,
+                "at": at_log_text(e), "demo": e.demo,
             }
             for e in items
         }  # fmt: skip

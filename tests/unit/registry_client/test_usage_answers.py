@@ -182,3 +182,37 @@ def test_the_usual_page_is_read_in_one_go_as_entry_by_entry(
         assert got == tuple(usage.parse_reward(i) for i in raw)
     else:
         assert got is None
+
+
+@pytest.mark.parametrize(
+    ("at", "kept"),
+    [
+        ("2026-11-20T10:00:00.123456Z", True),  # the log's form: kept as received
+        ("0999-01-01T00:00:00.000001Z", True),
+        ("2026-11-20T10:00:00Z", False),  # no microseconds
+        ("2026-11-20T10:00:00.123456+00:00", False),
+        ("2026-11-20T12:00:00.123456+02:00", False),
+        ("2026-11-20T10:00:00.123Z", False),
+        ("2026-W47-5T10:00:00.123456Z", False),  # an ISO week date of the same length
+        ("2026-11-20 10:00:00.123456Z", False),
+        ("2026-11-20T10:00:00,123456Z", False),
+    ],
+)
+def test_the_time_text_is_kept_only_in_the_logs_form_and_says_what_formatting_says(
+    at: str, kept: bool
+) -> None:
+    """Both reads keep `at` as received only when it is "YYYY-MM-DDTHH:MM:SS.ffffffZ"; the
+    log's text and the stored text taken from it are those formatted from the parsed time."""
+    from app.services.transparency.leaves import at_log_text, at_stored_text, at_z
+
+    raw = {**ENTRY, "at": at}
+    try:
+        one = usage.parse_reward(raw)
+    except RegistryUnavailable:
+        assert not kept
+        return
+    (usual,) = usage._usual_rewards([raw]) or (one,)
+    for e in (one, usual):
+        assert e.at_text == (at if kept else "")
+        assert at_log_text(e) == at_z(e.at)
+        assert at_stored_text(e) == e.at.isoformat(" ", "microseconds")[:26]
