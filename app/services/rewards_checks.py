@@ -30,17 +30,22 @@ def check_page(page: RewardsPage, after: str | None) -> None:
     if len(page.items) > REWARDS_PAGE:
         raise bad("more entries than asked for")
     last = int(after) if after is not None and _CURSOR.fullmatch(after) else -1
+    ids: set[tuple[str, str, str]] = set()  # (contribution, model, method) found to be ids
     for e in page.items:
-        if not _CURSOR.fullmatch(e.cursor) or int(e.cursor) <= last:
+        if not _CURSOR.fullmatch(e.cursor) or (n := int(e.cursor)) <= last:
             raise bad(f"entry {e.cursor[:20]!r} is not after the one before it")
-        last = int(e.cursor)
+        last = n
+        if not 0 < len(e.event_id) <= 128:
+            raise bad(f"entry {e.cursor} names an id that is not one")
+        if (e.contribution_id, e.model_id, e.method) in ids:
+            continue
         if not (
             _CONTRIBUTION_ID.fullmatch(e.contribution_id)
             and _MODEL_ID.fullmatch(e.model_id)
             and _METHOD.fullmatch(e.method)
-            and 0 < len(e.event_id) <= 128
         ):
             raise bad(f"entry {e.cursor} names an id that is not one")
+        ids.add((e.contribution_id, e.model_id, e.method))
     # No next cursor only keeps the one asked with (the entries come again, stored once).
     expected = page.items[-1].cursor if page.items else after
     if page.next_cursor not in (expected, None):

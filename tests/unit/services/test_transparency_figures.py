@@ -41,6 +41,11 @@ def test_settlement_positions_from_entry_names() -> None:
     assert settlement_of("s120") == 120
     assert settlement_of("evt-1") == 0  # an entry written before settlement counts from the start
     assert settlement_of("s") == 0 and settlement_of("s12x") == 0
+    # "s" and 1 to 18 ASCII digits, nothing else (what the registry's settler names them)
+    assert settlement_of("s" + "9" * 18) == 10**18 - 1 and settlement_of("s" + "9" * 19) == 0
+    assert settlement_of("s007") == 7 and settlement_of("S7") == 0
+    for other in ("s\u0661", "s\u00b2", "s-1", "s+1", "s 1", " s1", "s1 ", "s1\n", ""):
+        assert settlement_of(other) == 0, other
 
 
 def test_figure_equal_to_the_entries_through_the_floor_needs_no_catch_up() -> None:
