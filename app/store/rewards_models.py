@@ -112,6 +112,7 @@ class UsageDay(Base):
     """One day of one contribution's usage by one model and method (the registry's bucket)."""
 
     __tablename__ = "usage_days"
+    __table_args__ = {"sqlite_with_rowid": False}  # one b-tree: the key (migration 0013)
 
     registry_key: Mapped[RegistryKeyCol]
     contribution_id: Mapped[ContributionCol]

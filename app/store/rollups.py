@@ -45,6 +45,7 @@ class LedgerRollupDay(Base):
     """Ledger entries of one UTC day, contribution, model and method."""
 
     __tablename__ = "ledger_rollup_days"
+    __table_args__ = {"sqlite_with_rowid": False}  # one b-tree: the key (migration 0013)
 
     registry_key: Mapped[RegistryKeyCol]
     owner: Mapped[OwnerCol]
@@ -60,6 +61,7 @@ class LedgerRollupTotal(Base):
     """Ledger entries of one contribution, model and method, all days."""
 
     __tablename__ = "ledger_rollup_totals"
+    __table_args__ = {"sqlite_with_rowid": False}  # one b-tree: the key (migration 0013)
 
     registry_key: Mapped[RegistryKeyCol]
     owner: Mapped[OwnerCol]
@@ -74,6 +76,7 @@ class UsageRollupDay(Base):
     """Usage of all the owner's synced contributions on one day, by one model and method."""
 
     __tablename__ = "usage_rollup_days"
+    __table_args__ = {"sqlite_with_rowid": False}  # one b-tree: the key (migration 0013)
 
     registry_key: Mapped[RegistryKeyCol]
     owner: Mapped[OwnerCol]
@@ -90,6 +93,7 @@ class UsageRollupContribution(Base):
     """Usage of one contribution on one day, all models and methods."""
 
     __tablename__ = "usage_rollup_contributions"
+    __table_args__ = {"sqlite_with_rowid": False}  # one b-tree: the key (migration 0013)
 
     registry_key: Mapped[RegistryKeyCol]
     owner: Mapped[OwnerCol]
