@@ -4,67 +4,45 @@ count, a deleted proof is taken off); downgrade drops the table and its triggers
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-from alembic import command
-
-from app.store.db import DB_FILE_NAME, Database, _alembic_config
+from app.store.db import Database
 from app.store.tlog_models import ledger_proofs
+from tests.support.catalogue_db import at_revision, rows, write
 
 _PROOF = "INSERT INTO log_proofs VALUES (?, ?, ?, 1, 9, x'7b7d', x'') ON CONFLICT DO NOTHING"
 
 
 def _counts(path: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT * FROM log_proof_counts ORDER BY owner").fetchall()
-    finally:
-        conn.close()
-
-
-def _write(path: Path, sql: str, *rows: tuple[object, ...]) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            return conn.executemany(sql, rows).rowcount
-    finally:
-        conn.close()
+    return rows(path, "SELECT * FROM log_proof_counts ORDER BY owner")
 
 
 def test_0011_counts_the_stored_ledger_proofs_and_keeps_counting(tmp_path: Path) -> None:
-    db = Database(tmp_path)
-    command.downgrade(_alembic_config(db.engine), "0010")
-    db.dispose()
-    path = tmp_path / DB_FILE_NAME
-    _write(path, _PROOF, ("k", "a", "1"), ("k", "a", "2"), ("k", "a", "acceptance:c_1"),
-           ("k", "b", "7"))  # fmt: skip
+    path = at_revision(tmp_path, "0010")
+    write(path, _PROOF, ("k", "a", "1"), ("k", "a", "2"), ("k", "a", "acceptance:c_1"),
+          ("k", "b", "7"))  # fmt: skip
 
     Database(tmp_path).dispose()  # upgrades to head
     assert _counts(path) == [("k", "a", 2), ("k", "b", 1)]
     # one new, one already stored (kept, not counted), one acceptance, one ledger id past
     # the acceptance range, one for an owner not counted before
-    added = _write(path, _PROOF, ("k", "a", "3"), ("k", "a", "1"), ("k", "a", "acceptance:c_2"),
-                   ("k", "a", "acceptance;"), ("k", "c", "9"))  # fmt: skip
+    added = write(path, _PROOF, ("k", "a", "3"), ("k", "a", "1"), ("k", "a", "acceptance:c_2"),
+                  ("k", "a", "acceptance;"), ("k", "c", "9"))  # fmt: skip
     assert added == 4
     assert _counts(path) == [("k", "a", 4), ("k", "b", 1), ("k", "c", 1)]
-    _write(path, "DELETE FROM log_proofs WHERE owner = ? AND cursor = ?", ("a", "2"),
-           ("a", "acceptance:c_1"))  # fmt: skip
+    write(path, "DELETE FROM log_proofs WHERE owner = ? AND cursor = ?", ("a", "2"),
+          ("a", "acceptance:c_1"))  # fmt: skip
     assert _counts(path) == [("k", "a", 3), ("k", "b", 1), ("k", "c", 1)]
     db = Database(tmp_path)
     with db.session() as s:
         assert (ledger_proofs(s, "k", "a"), ledger_proofs(s, "k", "nobody")) == (3, 0)
-    command.downgrade(_alembic_config(db.engine), "0010")
     db.dispose()
-    conn = sqlite3.connect(path)
-    try:
-        assert (
-            conn.execute(
-                "SELECT name FROM sqlite_master WHERE name LIKE 'log_proof%count%' "
-                "OR type = 'trigger'"
-            ).fetchall()
-            == []
+    at_revision(tmp_path, "0010")
+    assert (
+        rows(
+            path,
+            "SELECT name FROM sqlite_master WHERE name LIKE 'log_proof%count%' OR type = 'trigger'",
         )
-        assert conn.execute("SELECT count(*) FROM log_proofs").fetchone() == (6,)
-    finally:
-        conn.close()
+        == []
+    )
+    assert rows(path, "SELECT count(*) FROM log_proofs") == [(6,)]

@@ -6,14 +6,12 @@ them from the rows gives."""
 from __future__ import annotations
 
 import random
-import sqlite3
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import insert
 
-from app.store.db import DB_FILE_NAME, Database, _alembic_config
+from app.store.db import Database
 from app.store.rewards_models import RewardRecord, SyncCursor
 from app.store.rollups import (
     ROLLUP_TABLES,
@@ -24,50 +22,40 @@ from app.store.rollups import (
     replace_usage_window,
     usage_window,
 )
+from tests.support.catalogue_db import at_revision, rows, write
 
 KEY = "reg-1"
 
 
 def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    conn = sqlite3.connect(path)
-    try:
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in ROLLUP_TABLES}
-    finally:
-        conn.close()
+    return {t: sorted(rows(path, f"SELECT * FROM {t}")) for t in ROLLUP_TABLES}
 
 
 def test_0009_fills_the_rollups_of_an_existing_copy(tmp_path: Path) -> None:
-    db = Database(tmp_path)
-    command.downgrade(_alembic_config(db.engine), "0008")
-    db.dispose()
-    path = tmp_path / DB_FILE_NAME
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.executemany(
-            "INSERT INTO sync_cursors (registry_key, owner, stream, cursor, synced_at) "
-            "VALUES (?, ?, ?, '2026-12-01', '2026-12-01 10:00:00')",
-            [(KEY, "o1", "usage:c_1"), (KEY, "o1", "usage:c_2"), (KEY, "o2", "usage:c_2")],
-        )
-        conn.executemany(
-            "INSERT INTO reward_entries (registry_key, owner, cursor, event_id, contribution_id,"
-            " model_id, method, amount_micro, at, demo) VALUES (?,?,?,?,?,?,?,?,?,0)",
-            [
-                (KEY, "o1", "1", "e1", "c_1", "m", "influence", 5, "2026-11-30 23:59:59.000000"),
-                (KEY, "o1", "2", "e2", "c_1", "m", "influence", 7, "2026-11-30 08:00:00.000000"),
-                (KEY, "o1", "3", "e3", "c_2", "m", "retrieval", 11, "2026-12-01 00:00:00.000000"),
-                (KEY, "o2", "4", "e4", "c_2", "n", "retrieval", 13, "2026-12-01 00:00:00.000000"),
-            ],
-        )
-        conn.executemany(
-            "INSERT INTO usage_days VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (KEY, "c_1", "2026-11-30", "m", "influence", 2, 900_000, 12),
-                (KEY, "c_2", "2026-11-30", "m", "influence", 3, 100_000, 1),
-                (KEY, "c_2", "2026-12-01", "m", "retrieval", 1, 500_000, 11),
-                (KEY, "c_9", "2026-12-01", "m", "retrieval", 4, 4, 4),  # nobody syncs it
-            ],
-        )
-    conn.close()
+    path = at_revision(tmp_path, "0008")
+    write(
+        path,
+        "INSERT INTO sync_cursors (registry_key, owner, stream, cursor, synced_at) "
+        "VALUES (?, ?, ?, '2026-12-01', '2026-12-01 10:00:00')",
+        (KEY, "o1", "usage:c_1"), (KEY, "o1", "usage:c_2"), (KEY, "o2", "usage:c_2"),
+    )  # fmt: skip
+    write(
+        path,
+        "INSERT INTO reward_entries (registry_key, owner, cursor, event_id, contribution_id,"
+        " model_id, method, amount_micro, at, demo) VALUES (?,?,?,?,?,?,?,?,?,0)",
+        (KEY, "o1", "1", "e1", "c_1", "m", "influence", 5, "2026-11-30 23:59:59.000000"),
+        (KEY, "o1", "2", "e2", "c_1", "m", "influence", 7, "2026-11-30 08:00:00.000000"),
+        (KEY, "o1", "3", "e3", "c_2", "m", "retrieval", 11, "2026-12-01 00:00:00.000000"),
+        (KEY, "o2", "4", "e4", "c_2", "n", "retrieval", 13, "2026-12-01 00:00:00.000000"),
+    )
+    write(
+        path,
+        "INSERT INTO usage_days VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (KEY, "c_1", "2026-11-30", "m", "influence", 2, 900_000, 12),
+        (KEY, "c_2", "2026-11-30", "m", "influence", 3, 100_000, 1),
+        (KEY, "c_2", "2026-12-01", "m", "retrieval", 1, 500_000, 11),
+        (KEY, "c_9", "2026-12-01", "m", "retrieval", 4, 4, 4),  # nobody syncs it
+    )
 
     Database(tmp_path).dispose()  # upgrades to head, filling the rollups
     got = _tables(path)

@@ -3,12 +3,10 @@ it was; a downgrade rebuilds them with rowids, rows again unchanged."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-from alembic import command
-
-from app.store.db import DB_FILE_NAME, Database, _alembic_config
+from app.store.db import Database
+from tests.support.catalogue_db import at_revision, rows, write
 
 TABLES = (
     "usage_days",
@@ -27,42 +25,29 @@ ROWS = {
 
 
 def _read(path: Path) -> tuple[dict[str, list[tuple[object, ...]]], dict[str, str]]:
-    conn = sqlite3.connect(path)
-    try:
-        rows = {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
-        sql = dict(
-            conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN "
-                f"({', '.join('?' * len(TABLES))})",
-                TABLES,
-            ).fetchall()
-        )
-        return rows, sql
-    finally:
-        conn.close()
+    found = {t: rows(path, f"SELECT * FROM {t}") for t in TABLES}
+    sql = rows(
+        path,
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN "
+        f"({', '.join('?' * len(TABLES))})",
+        TABLES,
+    )
+    return found, {str(name): str(text) for name, text in sql}
 
 
 def test_0013_rebuilds_without_rowid_and_keeps_every_row(tmp_path: Path) -> None:
-    db = Database(tmp_path)
-    command.downgrade(_alembic_config(db.engine), "0012")
-    db.dispose()
-    path = tmp_path / DB_FILE_NAME
-    conn = sqlite3.connect(path)
-    with conn:
-        for table, values in ROWS.items():
-            conn.execute(f"INSERT INTO {table} VALUES {values}")
-    conn.close()
+    path = at_revision(tmp_path, "0012")
+    for table, values in ROWS.items():
+        write(path, f"INSERT INTO {table} VALUES {values}")
     before, sql = _read(path)
     assert not any("WITHOUT ROWID" in s for s in sql.values())
 
     Database(tmp_path).dispose()  # upgrades to head
     after, sql = _read(path)
-    assert after == before and all(len(rows) == 1 for rows in after.values())
+    assert after == before and all(len(found) == 1 for found in after.values())
     assert all(s.rstrip().endswith("WITHOUT ROWID") for s in sql.values()), sql
 
-    db = Database(tmp_path)
-    command.downgrade(_alembic_config(db.engine), "0012")
-    db.dispose()
+    at_revision(tmp_path, "0012")
     down, sql = _read(path)
     assert down == before
     assert not any("WITHOUT ROWID" in s for s in sql.values())
