@@ -61,9 +61,9 @@ from app.services.rewards_checks import (
 )
 from app.services.transparency import LogSync
 from app.services.transparency.leaves import at_stored_text
-from app.services.transparency.sync import LeavesAhead, ProvenLeaf, read_ahead
+from app.services.transparency.sync import LeavesAhead, ProvenLeaf, read_ahead, write_behind
 from app.services.usage_plan import load_plan, store_mark
-from app.store import rollups
+from app.store import json_rows, rollups
 from app.store.models import Item
 from app.store.rewards_models import (
     STREAM_REWARDS,
@@ -114,11 +114,17 @@ def _usage_stream(contribution_id: str) -> str:
     return f"usage:{contribution_id}"
 
 
-# A page of ledger entries in one executemany; an entry the copy has already stays as stored.
+# A page of ledger entries in one statement (app.store.json_rows), or one executemany when an
+# event id holds a NUL; an entry the copy has already stays as stored.
+_ENTRY_COLUMNS = (
+    "registry_key", "owner", "cursor", "event_id", "contribution_id", "model_id", "method",
+    "amount_micro", "at", "demo",
+)  # fmt: skip
+_ON_ENTRY = "ON CONFLICT (registry_key, owner, cursor) DO NOTHING"
+_INSERT_ENTRIES_JSON = json_rows.insert_json("reward_entries", _ENTRY_COLUMNS, 2, _ON_ENTRY)
 _INSERT_ENTRIES = (
-    "INSERT INTO reward_entries (registry_key, owner, cursor, event_id, contribution_id, "
-    "model_id, method, amount_micro, at, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (registry_key, owner, cursor) DO NOTHING"
+    f"INSERT INTO reward_entries ({', '.join(_ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_ENTRY_COLUMNS))}) {_ON_ENTRY}"
 )
 
 
@@ -262,10 +268,25 @@ class RewardsSync:
             cursor = row.cursor if row else None
         new = amount = 0
         stored = self._stored_total()
-        # The next page (and its leaves) is read on a worker while this one is checked and
-        # stored: the registry answers while the client works. Nothing read ahead is used
-        # before the page before it is stored; an error reading it surfaces there.
-        with read_ahead(1) as pool:
+        # The next page (and its leaves) is read on a worker while this one is checked, and a
+        # page is stored on a writer while the next one is checked: the registry answers, the
+        # client checks and SQLite writes at the same time. Pages are stored in order, each
+        # once the one before it is; an error storing one surfaces before the next is stored,
+        # and the pages before an error are kept.
+        storing: Future[tuple[int, int]] | None = None
+        storing_amount = 0  # the amount of the page being stored, counted before it is
+
+        def stored_before() -> None:
+            nonlocal storing, new, amount, storing_amount
+            if storing is None:
+                return
+            new_here, amount_here = storing.result()
+            storing, storing_amount = None, 0
+            new, amount = new + new_here, amount + amount_here
+            if new:
+                say(f"Rewards: {new:,} new entries")
+
+        with read_ahead(1) as pool, write_behind() as writer:
             ahead = pool.submit(self._read_page, cursor)
             for _page in range(MAX_PAGES):
                 page, leaves = ahead.result()
@@ -273,14 +294,13 @@ class RewardsSync:
                 last = not page.has_more or page.next_cursor in (None, cursor)
                 if not last and _page + 1 < MAX_PAGES:
                     ahead = pool.submit(self._read_page, page.next_cursor)
-                check_ledger_total(stored + amount, page)
+                check_ledger_total(stored + amount + storing_amount, page)
                 proofs = self.log.verify(page.items, leaves) if self.log is not None else []
-                with gc_paused():
-                    new_here, amount_here = self._store_page(page, cursor, proofs)
-                new, amount = new + new_here, amount + amount_here
-                if new:
-                    say(f"Rewards: {new:,} new entries")
+                stored_before()
+                storing = writer.submit(self._store_page_paused, page, cursor, proofs)
+                storing_amount = sum(e.amount_micro for e in page.items)
                 if last:
+                    stored_before()
                     self._settled = page.settled_seq
                     with self._ctx.db.session() as s:
                         unsettled = page.unsettled_events
@@ -290,6 +310,7 @@ class RewardsSync:
                         s.commit()
                     return new, amount, page.next_cursor or cursor
                 cursor = page.next_cursor
+            stored_before()
         raise too_many_pages(
             "rewards", hint="the pages before are stored; the next sync continues after them"
         )
@@ -312,13 +333,19 @@ class RewardsSync:
             )
         return int(total or 0)
 
+    def _store_page_paused(
+        self, page: RewardsPage, after: str | None, proofs: Sequence[ProvenLeaf]
+    ) -> tuple[int, int]:
+        with gc_paused():
+            return self._store_page(page, after, proofs)
+
     def _store_page(
         self, page: RewardsPage, after: str | None, proofs: Sequence[ProvenLeaf] = ()
     ) -> tuple[int, int]:
         """The page's entries, their rollups, their verified inclusions (`proofs`, with the
-        tiles verified for them) and the cursor after them, in one transaction: one
-        executemany of plain rows (an entry the copy already has is kept as it is), then the
-        rollups of the rows it added, summed in SQL."""
+        tiles verified for them) and the cursor after them, in one transaction: the entries in
+        one statement (an entry the copy already has is kept as it is), then the rollups of
+        the rows it added, summed in SQL. Runs on the sync's writer thread."""
         with self._ctx.db.session() as s:
             row = self._cursor(s, STREAM_REWARDS)
             if (row.cursor if row else None) != after:  # another sync got here first
@@ -331,24 +358,16 @@ class RewardsSync:
             if page.items:
                 before = rollups.last_ledger_id(s)
                 key, owner = self.registry, self.owner
-                s.connection().exec_driver_sql(
-                    _INSERT_ENTRIES,
-                    [
-                        (
-                            key,
-                            owner,
-                            e.cursor,
-                            e.event_id,
-                            e.contribution_id,
-                            e.model_id,
-                            e.method,
-                            e.amount_micro,
-                            at_stored_text(e),
-                            1 if e.demo else 0,
-                        )
-                        for e in page.items
-                    ],
-                )
+                rows = [
+                    (e.cursor, e.event_id, e.contribution_id, e.model_id, e.method,
+                     e.amount_micro, at_stored_text(e), 1 if e.demo else 0)
+                    for e in page.items
+                ]  # fmt: skip
+                conn = s.connection()
+                if json_rows.jsonable(e.event_id for e in page.items):
+                    conn.exec_driver_sql(_INSERT_ENTRIES_JSON, (key, owner, json_rows.encode(rows)))
+                else:
+                    conn.exec_driver_sql(_INSERT_ENTRIES, [(key, owner, *r) for r in rows])
                 rollups.add_new_ledger(s, before)
             self._set_cursor(s, STREAM_REWARDS, page.next_cursor or after)
             s.commit()

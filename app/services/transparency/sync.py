@@ -40,6 +40,7 @@ from app.services.transparency.leaves import (
     record_fields,
 )
 from app.services.transparency.pins import pinned
+from app.store.json_rows import as_text, encode, insert_json
 from app.store.rewards_models import RewardRecord, SyncCursor
 from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogProof, LogTile, ledger_proofs, upsert_tiles
@@ -62,10 +63,22 @@ _INSERT_PROOF = (
     "INSERT INTO log_proofs (registry_key, owner, cursor, leaf_index, tree_size, leaf, proof) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
-_INSERT_EVENTS = (
-    "INSERT INTO log_leaf_events (registry_key, owner, contribution_id, day, model_id, method, "
-    "cursor, settlement, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+# The same in one statement per call (app.store.json_rows), for leaves and proofs that are
+# UTF-8 text (others: the statement above); and the leaves' events counts.
+_INSERT_PROOFS_JSON = insert_json(
+    "log_proofs",
+    ("registry_key", "owner", "cursor", "leaf_index", "tree_size", "leaf", "proof"),
+    2,
+    "ON CONFLICT DO NOTHING",
+    blobs=("leaf", "proof"),
 )
+_INSERT_EVENTS_JSON = insert_json(
+    "log_leaf_events",
+    ("registry_key", "owner", "contribution_id", "day", "model_id", "method", "cursor",
+     "settlement", "events"),
+    2,
+    "ON CONFLICT DO NOTHING",
+)  # fmt: skip
 
 
 @contextmanager
@@ -77,6 +90,18 @@ def read_ahead(workers: int) -> Iterator[ThreadPoolExecutor]:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def write_behind() -> Iterator[ThreadPoolExecutor]:
+    """One writer for a sync's stores behind its checks, in the order they are handed to it;
+    on the way out (also on an error) every store handed to it is done: what was checked is
+    kept."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sync-writer")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True)
 
 
 TileNeed = tuple[int, int, int]  # a tile as read: level, index, width
@@ -466,8 +491,8 @@ class LogSync:
         self, proofs: Iterable[LogProof | ProvenLeaf], session: Session | None = None
     ) -> None:
         """Add the verified entries and the tiles verified since the last call in one
-        transaction, one multi-row statement per chunk; an entry already stored is kept as
-        it is, a stored tile is only ever replaced by a wider one. With `session`: in the
+        transaction, a few statements in all; an entry already stored is kept as it is, a
+        stored tile is only ever replaced by a wider one. With `session`: in the
         caller's transaction (committed by the caller; the tiles count as stored once it is
         called)."""
         key, owner = self.registry_key, self.owner
@@ -478,25 +503,39 @@ class LogSync:
             else (p.registry_key, p.owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
             for p in proofs
         ]
-        cells = [
-            (key, owner, c[0], c[1], c[2], c[3], p.cursor, c[4], c[5])
+        cells = [  # ids and a day checked as ids (check_page), so JSON text as they are
+            (c[0], c[1], c[2], c[3], p.cursor, c[4], c[5])
             for p in proofs
             if isinstance(p, ProvenLeaf) and (c := p.cell) is not None
         ]
-        tiles = self._unstored_tiles()
+        # the tiles verified so far (the sync may verify more meanwhile: stored next time)
+        added = dict(self.tiles.added) if self.tiles is not None else {}
+        tiles = self._unstored_tiles(added)
         if not rows and not tiles:
             return
 
         def write(s: Session) -> None:
             if tiles:
                 s.execute(upsert_tiles(), tiles)
-            # the driver's executemany: bytes and ints bound as they are, no per-row
-            # processing by the ORM (a first sync stores hundreds of thousands of rows)
+            # plain statements, no per-row processing by the ORM (a first sync stores
+            # hundreds of thousands of rows)
             conn = s.connection()
-            for i in range(0, len(rows), STORE_CHUNK):
-                conn.exec_driver_sql(_INSERT_PROOF, rows[i : i + STORE_CHUNK])
-            for i in range(0, len(cells), STORE_CHUNK):
-                conn.exec_driver_sql(_INSERT_EVENTS, cells[i : i + STORE_CHUNK])
+            # rows of this sync's key and owner whose leaf and proof are text in one
+            # statement each, any other by executemany
+            plain, other = [], []
+            for r in rows:
+                if r[0] == key and r[1] == owner:
+                    leaf, proof = as_text(r[5]), as_text(r[6])
+                    if leaf is not None and proof is not None:
+                        plain.append((r[2], r[3], r[4], leaf, proof))
+                        continue
+                other.append(r)
+            if plain:
+                conn.exec_driver_sql(_INSERT_PROOFS_JSON, (key, owner, encode(plain)))
+            for i in range(0, len(other), STORE_CHUNK):
+                conn.exec_driver_sql(_INSERT_PROOF, other[i : i + STORE_CHUNK])
+            if cells:
+                conn.exec_driver_sql(_INSERT_EVENTS_JSON, (key, owner, encode(cells)))
 
         if session is not None:
             write(session)
@@ -505,16 +544,18 @@ class LogSync:
                 write(s)
                 s.commit()
         if self.tiles is not None:
-            self.tiles.added.clear()
+            for tile, data in added.items():
+                if self.tiles.added.get(tile) is data:
+                    del self.tiles.added[tile]
 
-    def _unstored_tiles(self) -> list[dict[str, Any]]:
+    def _unstored_tiles(self, added: Mapping[tuple[int, int], bytes]) -> list[dict[str, Any]]:
         ts = self.tiles
         if ts is None:
             return []
         return [
             {"registry_key": self.registry_key, "level": level, "idx": idx,
              "width": len(data) // HASH_SIZE, "tree_size": ts.size, "data": data}
-            for (level, idx), data in sorted(ts.added.items())
+            for (level, idx), data in sorted(added.items())
         ]  # fmt: skip
 
     def _unproven(self, s: Session) -> Sequence[RewardRecord]:

@@ -1,6 +1,8 @@
-"""A page of ledger entries is stored in one executemany with its rollups summed in SQL: the
-rows read back exactly like rows the ORM writes, an entry already stored is neither stored
-nor summed twice, and the rollups equal a rebuild from the rows."""
+"""A page of ledger entries is stored in one statement with its rollups summed in SQL: the
+rows read back exactly like rows the ORM writes (also those that go by executemany), an entry
+already stored is neither stored nor summed twice, and the rollups equal a rebuild from the
+rows. A sync stores its pages on a writer behind the checks of the next ones, in order, and
+keeps the pages stored before an error."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, select, text
 
+from app.domain.errors import RegistryUnavailable
 from app.registry_client.usage import RewardEntry, RewardsPage
 from app.services.context import ServiceContext
 from app.services.rewards import RewardsSync
@@ -47,12 +51,19 @@ def test_a_page_is_stored_once_with_its_rollups_as_a_rebuild_gives(tmp_path: Pat
         # A page that repeats entry 3 (a registry answering again): stored and summed once.
         again = (first[2], _entry(4, "c1", T0, 1))
         assert sync._store_page(RewardsPage(again, "4", False), "3") == (2, 8)
+        # Event ids JSON cannot carry (a NUL) take executemany; others any text, and amounts
+        # up to SQLite's largest integer.
+        odd = (
+            RewardEntry("5", "s5\x00x", "c2", "m1", "influence", 2**62, T0, False),
+            RewardEntry("6", 'é😀\u2028"\\', "c2", "m1", "influence", 3, T0, True),
+        )
+        assert sync._store_page(RewardsPage(odd[1:], "6", False), "4") == (1, 3)
+        assert sync._store_page(RewardsPage(odd[:1], "5", False), "6") == (1, 2**62)
         assert sync._store_page(RewardsPage(first, "3", False), None) == (0, 0)  # not after
 
         with ctx.db.session() as s:
-            stored = s.execute(
-                text("SELECT cursor, at, demo FROM reward_entries ORDER BY id")
-            ).all()
+            columns = "cursor, event_id, contribution_id, amount_micro, at, demo"
+            stored = s.execute(text(f"SELECT {columns} FROM reward_entries ORDER BY id")).all()
             # The same entries written by the ORM under another key read back the same.
             s.execute(
                 insert(RewardRecord),
@@ -61,14 +72,11 @@ def test_a_page_is_stored_once_with_its_rollups_as_a_rebuild_gives(tmp_path: Pat
                      "event_id": e.event_id, "contribution_id": e.contribution_id,
                      "model_id": e.model_id, "method": e.method,
                      "amount_micro": e.amount_micro, "at": e.at, "demo": e.demo}
-                    for e in (*first, again[1])
+                    for e in (*first, again[1], odd[1], odd[0])
                 ],
             )  # fmt: skip
             orm = s.execute(
-                text(
-                    "SELECT cursor, at, demo FROM reward_entries "
-                    "WHERE registry_key = 'orm' ORDER BY id"
-                )
+                text(f"SELECT {columns} FROM reward_entries WHERE registry_key = 'orm' ORDER BY id")
             ).all()
             typed = s.scalars(
                 select(RewardRecord.at)
@@ -76,7 +84,7 @@ def test_a_page_is_stored_once_with_its_rollups_as_a_rebuild_gives(tmp_path: Pat
                 .order_by(RewardRecord.id)
             )
             assert [a.replace(tzinfo=None) for a in typed] == [
-                e.at.replace(tzinfo=None) for e in (*first, again[1])
+                e.at.replace(tzinfo=None) for e in (*first, again[1], odd[1], odd[0])
             ]
             s.rollback()
         assert stored == orm
@@ -84,11 +92,82 @@ def test_a_page_is_stored_once_with_its_rollups_as_a_rebuild_gives(tmp_path: Pat
         assert [(r[2], str(r[3]), r[6], r[7]) for r in summed["ledger_rollup_days"]] == [
             ("c1", "2026-11-20", 11, 2),
             ("c1", "2026-11-21", 5, 1),
+            ("c2", "2026-11-20", 2**62 + 3, 2),
             ("c2", "2026-11-21", 7, 1),  # its stored (+02:00) wall time's day
         ]
         with ctx.db.session() as s:
             rollups.rebuild(s, KEY)
             s.commit()
         assert _rollups(ctx) == summed
+    finally:
+        ctx.close()
+
+
+def _pages() -> list[RewardsPage]:
+    return [
+        RewardsPage(tuple(_entry(n, "c1", T0, n) for n in (1, 2, 3)), "3", True),
+        RewardsPage(tuple(_entry(n, "c1", T0, n) for n in (4, 5)), "5", True),
+        RewardsPage((_entry(6, "c1", T0, 6),), "6", False),
+    ]
+
+
+def _stored(ctx: ServiceContext) -> tuple[list[str], str | None]:
+    with ctx.db.session() as s:
+        cursors = list(s.scalars(text("SELECT cursor FROM reward_entries ORDER BY id")))
+        cursor = s.scalar(text("SELECT cursor FROM sync_cursors WHERE stream = 'rewards'"))
+    return cursors, cursor
+
+
+def _serving(sync: RewardsSync, pages: list[RewardsPage]) -> None:
+    served = {None if n == 0 else pages[n - 1].next_cursor: p for n, p in enumerate(pages)}
+    sync._read_page = lambda cursor: (served[cursor], None)  # type: ignore[method-assign]
+
+
+def test_pages_are_stored_in_order_behind_the_checks(tmp_path: Path) -> None:
+    ctx = ServiceContext(tmp_path / "data", "http://127.0.0.1:1")
+    try:
+        sync = RewardsSync(ctx, None, OWNER)  # type: ignore[arg-type]
+        sync.registry = KEY
+        _serving(sync, _pages())
+        said: list[str] = []
+        assert sync._sync_rewards(said.append) == (6, 21, "6")
+        assert said == [f"Rewards: {n} new entries" for n in (3, 5, 6)]
+        assert _stored(ctx) == (["1", "2", "3", "4", "5", "6"], "6")
+    finally:
+        ctx.close()
+
+
+def test_a_page_refused_while_the_one_before_is_stored_keeps_that_one(tmp_path: Path) -> None:
+    ctx = ServiceContext(tmp_path / "data", "http://127.0.0.1:1")
+    try:
+        sync = RewardsSync(ctx, None, OWNER)  # type: ignore[arg-type]
+        sync.registry = KEY
+        pages = _pages()
+        pages[2] = RewardsPage((_entry(4, "c1", T0, 4),), "4", False)  # not after entry 5
+        _serving(sync, pages)
+        with pytest.raises(RegistryUnavailable, match="not after"):
+            sync._sync_rewards(lambda _m: None)
+        assert _stored(ctx) == (["1", "2", "3", "4", "5"], "5")
+    finally:
+        ctx.close()
+
+
+def test_an_error_storing_a_page_surfaces_and_stores_nothing_after_it(tmp_path: Path) -> None:
+    ctx = ServiceContext(tmp_path / "data", "http://127.0.0.1:1")
+    try:
+        sync = RewardsSync(ctx, None, OWNER)  # type: ignore[arg-type]
+        sync.registry = KEY
+        _serving(sync, _pages())
+        store = sync._store_page
+
+        def failing(page: RewardsPage, after: str | None, proofs: Any = ()) -> tuple[int, int]:
+            if after == "3":
+                raise OSError(28, "No space left on device")
+            return store(page, after, proofs)
+
+        sync._store_page = failing  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="No space left"):
+            sync._sync_rewards(lambda _m: None)
+        assert _stored(ctx) == (["1", "2", "3"], "3")
     finally:
         ctx.close()
