@@ -80,6 +80,7 @@ MAX_WINDOW_DAYS = 731  # the registry's largest range per request
 USAGE_WORKERS = 3  # usage windows read at once while earlier ones are checked and stored
 USAGE_AHEAD = 6  # windows read ahead at most (answers held in memory)
 USAGE_STORE_BATCH = 50  # checked windows stored per transaction
+PROVEN_CHUNK = 10_000  # verified inclusions stored per transaction after the ledger pages
 ProgressFn = Callable[[str], None]
 
 
@@ -174,24 +175,33 @@ class RewardsSync:
         say("Models")
         models = self._sync_models()
         say("Rewards")
-        entries, amount, cursor = self._sync_rewards(say)
+        proven: list[ProvenLeaf] = []
+        entries, amount, cursor = self._sync_rewards(say, proven)
         # Rows kept from addresses this registry had before (the demo's earlier ports).
         adopted = self.directory.adopt_by_evidence(self.registry, self.owner)
-        contributions = self._accepted()
-        if self.log is not None:
-            self.log.verify_acceptances(contributions)
-        # Only the windows that can have changed since the last sync (app.services.usage_plan).
-        with self._ctx.db.session() as s:
-            plan, mark = load_plan(
-                s, self.registry, self.owner, contributions,
-                settled_seq=self._settled, adopted=bool(adopted),
-            )  # fmt: skip
-        due = [c for c in contributions if c in plan]
-        self._sync_usage(due, today or datetime.now(UTC).date(), say, plan.since)
-        if mark is not None:
+        with write_behind() as writer:
+            # The entries' verified inclusions are stored while the usage is checked (only
+            # `finish` reads them: an entry stored without one counts as pending there, and
+            # is verified again by the next sync if this one stops before they are stored).
+            proving = writer.submit(self._store_proven, proven) if proven else None
+            contributions = self._accepted()
+            if self.log is not None:
+                self.log.verify_acceptances(contributions)
+            # Only the windows that can have changed since the last sync
+            # (app.services.usage_plan).
             with self._ctx.db.session() as s:
-                store_mark(s, self.registry, self.owner, mark)
-                s.commit()
+                plan, mark = load_plan(
+                    s, self.registry, self.owner, contributions,
+                    settled_seq=self._settled, adopted=bool(adopted),
+                )  # fmt: skip
+            due = [c for c in contributions if c in plan]
+            self._sync_usage(due, today or datetime.now(UTC).date(), say, plan.since)
+            if mark is not None:
+                with self._ctx.db.session() as s:
+                    store_mark(s, self.registry, self.owner, mark)
+                    s.commit()
+            if proving is not None:
+                proving.result()
         if self.log is not None:
             # entries still pending, and the summary against the entries
             self.log.finish(lambda: self._catch_up(say))
@@ -262,7 +272,20 @@ class RewardsSync:
             s.commit()
         return len(models)
 
-    def _sync_rewards(self, say: ProgressFn) -> tuple[int, int, str | None]:
+    def _store_proven(self, proven: Sequence[ProvenLeaf]) -> None:
+        """Verified inclusions whose leaf events are stored (`_sync_rewards`' `proven`), a
+        transaction per `PROVEN_CHUNK` (the usage's own writes go in between)."""
+        assert self.log is not None
+        for i in range(0, len(proven), PROVEN_CHUNK):
+            with gc_paused():
+                self.log.store(proven[i : i + PROVEN_CHUNK], events=False)
+
+    def _sync_rewards(
+        self, say: ProgressFn, proven: list[ProvenLeaf] | None = None
+    ) -> tuple[int, int, str | None]:
+        """New ledger pages, each verified and stored with its rollups and leaf events.
+        `proven`: their verified inclusions are added to it for the caller to store
+        (`_store_proven`) instead of being stored with each page."""
         with self._ctx.db.session() as s:
             row = self._cursor(s, STREAM_REWARDS)
             cursor = row.cursor if row else None
@@ -297,7 +320,7 @@ class RewardsSync:
                 check_ledger_total(stored + amount + storing_amount, page)
                 proofs = self.log.verify(page.items, leaves) if self.log is not None else []
                 stored_before()
-                storing = writer.submit(self._store_page_paused, page, cursor, proofs)
+                storing = writer.submit(self._store_page_paused, page, cursor, proofs, proven)
                 storing_amount = sum(e.amount_micro for e in page.items)
                 if last:
                     stored_before()
@@ -334,13 +357,21 @@ class RewardsSync:
         return int(total or 0)
 
     def _store_page_paused(
-        self, page: RewardsPage, after: str | None, proofs: Sequence[ProvenLeaf]
+        self,
+        page: RewardsPage,
+        after: str | None,
+        proofs: Sequence[ProvenLeaf],
+        proven: list[ProvenLeaf] | None,
     ) -> tuple[int, int]:
         with gc_paused():
-            return self._store_page(page, after, proofs)
+            return self._store_page(page, after, proofs, proven)
 
     def _store_page(
-        self, page: RewardsPage, after: str | None, proofs: Sequence[ProvenLeaf] = ()
+        self,
+        page: RewardsPage,
+        after: str | None,
+        proofs: Sequence[ProvenLeaf] = (),
+        proven: list[ProvenLeaf] | None = None,
     ) -> tuple[int, int]:
         """The page's entries, their rollups, their verified inclusions (`proofs`, with the
         tiles verified for them) and the cursor after them, in one transaction: the entries in
@@ -354,7 +385,11 @@ class RewardsSync:
                     self.log.store(proofs)
                 return 0, 0
             if self.log is not None:
-                self.log.store(proofs, s)
+                if proven is None:
+                    self.log.store(proofs, s)
+                else:  # the inclusions themselves later (`_sync_rewards`)
+                    self.log.store_events(proofs, s)
+                    proven.extend(proofs)
             if page.items:
                 before = rollups.last_ledger_id(s)
                 key, owner = self.registry, self.owner

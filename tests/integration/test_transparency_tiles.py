@@ -2,8 +2,9 @@
 proof each, against a real registry process: the tiles are stored once and `audit` re-verifies
 them offline; a changed entry still fails with evidence any tlog tool verifies (the proof is
 computed from the verified tiles); a changed stored tile or leaf is found by the offline audit;
-entries alone in their tile keep a proof. (A served tile that is not the checkpoint's:
-tests/unit/tlog/test_tlog_tileset.py.)"""
+entries alone in their tile keep a proof; the inclusions a sync stores behind its usage checks
+are kept when the usage fails, and verified again when storing them fails. (A served tile that
+is not the checkpoint's: tests/unit/tlog/test_tlog_tileset.py.)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from app.domain.errors import RegistryUnavailable
+from app.registry_client.http import UNREADABLE
 from app.services.transparency import audit
 from app.store.rewards_models import RewardRecord
 from app.store.tlog_models import LogLeafEvents, LogProof, LogTile
@@ -176,3 +179,53 @@ def test_the_offline_audit_rederives_the_filed_events_from_the_leaves(
     assert any(f"ledger entry {removed_cursor}: its leaf's" in p for p in problems)
     assert any("ledger entry 999999: events filed for" in p for p in problems)
     assert run_cli("audit", data_dir=data_dir).code == 4
+
+
+def _proven(desk: Desk) -> int:
+    with desk.ctx.db.session() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(LogProof)
+                .where(~LogProof.cursor.startswith("acceptance:"))
+            )
+            or 0
+        )
+
+
+def test_inclusions_stored_behind_the_usage_are_kept_or_verified_again(
+    desk: Desk, registry: RegistryProcess, operator: Contributor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync stores the entries' verified inclusions while it checks the usage: a usage
+    answer refused meanwhile keeps them all; when storing them fails, the entries are kept
+    without them and the next sync verifies them again."""
+    cids = accepted_items(desk, "alpha", "beta")
+    post_usage(registry, operator, usage_events("first", cids, 30))
+
+    def refused(*_a: Any, **_k: Any) -> Any:
+        raise RegistryUnavailable(UNREADABLE, hint="usage refused")
+
+    with monkeypatch.context() as m:
+        m.setattr("app.services.rewards.usage_window", refused)
+        with pytest.raises(RegistryUnavailable, match="usage refused"):
+            _sync(desk)
+    records, _by_tile, _tiles = _entries(desk)
+    assert records > 0 and _proven(desk) == records
+    assert audit(desk.ctx).ok
+
+    post_usage(registry, operator, usage_events("second", cids, 30))
+
+    def full(*_a: Any, **_k: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr("app.services.rewards.RewardsSync._store_proven", full)
+        with pytest.raises(OSError, match="No space left"):
+            _sync(desk)
+    more, _by_tile, _tiles = _entries(desk)
+    assert more > records and _proven(desk) == records  # the new ones stored, not proven
+    _sync(desk)
+    assert _proven(desk) == more
+    result = audit(desk.ctx)
+    assert result.ok, result.to_json()
+    assert result.registries[0]["verifiedEntries"] == more

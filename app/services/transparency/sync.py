@@ -487,14 +487,37 @@ class LogSync:
             "reported": reported,
         }
 
+    def store_events(self, proofs: Sequence[ProvenLeaf], session: Session) -> None:
+        """Only the leaf events of these verified entries, in the caller's transaction (the
+        inclusions themselves stored later by `store`, with `events=False`)."""
+        cells = self._cells(proofs)
+        if cells:
+            session.connection().exec_driver_sql(
+                _INSERT_EVENTS_JSON, (self.registry_key, self.owner, encode(cells))
+            )
+
+    @staticmethod
+    def _cells(proofs: Iterable[LogProof | ProvenLeaf]) -> list[tuple[Any, ...]]:
+        """The `LogLeafEvents` rows of these verified entries (the ids in them are checked
+        ids, and the day a date: JSON text as they are)."""
+        return [
+            (c[0], c[1], c[2], c[3], p.cursor, c[4], c[5])
+            for p in proofs
+            if isinstance(p, ProvenLeaf) and (c := p.cell) is not None
+        ]
+
     def store(
-        self, proofs: Iterable[LogProof | ProvenLeaf], session: Session | None = None
+        self,
+        proofs: Iterable[LogProof | ProvenLeaf],
+        session: Session | None = None,
+        *,
+        events: bool = True,
     ) -> None:
         """Add the verified entries and the tiles verified since the last call in one
         transaction, a few statements in all; an entry already stored is kept as it is, a
         stored tile is only ever replaced by a wider one. With `session`: in the
         caller's transaction (committed by the caller; the tiles count as stored once it is
-        called)."""
+        called). Without `events`: not their leaf events (`store_events` stored them)."""
         key, owner = self.registry_key, self.owner
         proofs = list(proofs)
         rows = [
@@ -503,11 +526,7 @@ class LogSync:
             else (p.registry_key, p.owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
             for p in proofs
         ]
-        cells = [  # ids and a day checked as ids (check_page), so JSON text as they are
-            (c[0], c[1], c[2], c[3], p.cursor, c[4], c[5])
-            for p in proofs
-            if isinstance(p, ProvenLeaf) and (c := p.cell) is not None
-        ]
+        cells = self._cells(proofs) if events else []
         # the tiles verified so far (the sync may verify more meanwhile: stored next time)
         added = dict(self.tiles.added) if self.tiles is not None else {}
         tiles = self._unstored_tiles(added)

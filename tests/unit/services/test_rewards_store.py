@@ -160,10 +160,12 @@ def test_an_error_storing_a_page_surfaces_and_stores_nothing_after_it(tmp_path: 
         _serving(sync, _pages())
         store = sync._store_page
 
-        def failing(page: RewardsPage, after: str | None, proofs: Any = ()) -> tuple[int, int]:
+        def failing(
+            page: RewardsPage, after: str | None, proofs: Any = (), proven: Any = None
+        ) -> tuple[int, int]:
             if after == "3":
                 raise OSError(28, "No space left on device")
-            return store(page, after, proofs)
+            return store(page, after, proofs, proven)
 
         sync._store_page = failing  # type: ignore[method-assign]
         with pytest.raises(OSError, match="No space left"):
