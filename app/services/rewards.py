@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -182,7 +182,8 @@ class RewardsSync:
         with write_behind() as writer:
             # The entries' verified inclusions are stored while the usage is checked (only
             # `finish` reads them: an entry stored without one counts as pending there, and
-            # is verified again by the next sync if this one stops before they are stored).
+            # is verified again by the next sync if this one stops before they are stored),
+            # then the usage windows checked, in batches.
             proving = writer.submit(self._store_proven, proven) if proven else None
             contributions = self._accepted()
             if self.log is not None:
@@ -195,7 +196,7 @@ class RewardsSync:
                     settled_seq=self._settled, adopted=bool(adopted),
                 )  # fmt: skip
             due = [c for c in contributions if c in plan]
-            self._sync_usage(due, today or datetime.now(UTC).date(), say, plan.since)
+            self._sync_usage(due, today or datetime.now(UTC).date(), say, plan.since, writer)
             if mark is not None:
                 with self._ctx.db.session() as s:
                     store_mark(s, self.registry, self.owner, mark)
@@ -427,13 +428,16 @@ class RewardsSync:
         today: date,
         say: ProgressFn,
         changed: Mapping[str, date],
+        writer: ThreadPoolExecutor,
     ) -> None:
-        """The usage windows of these contributions, each checked and stored in turn while
-        the next ones are read on workers (`USAGE_AHEAD` at most in flight)."""
+        """The usage windows of these contributions, each checked in turn while the next ones
+        are read on workers (`USAGE_AHEAD` at most in flight) and those checked before are
+        stored by `writer` (`USAGE_STORE_BATCH` per transaction, planned here: each
+        contribution once, so no window reads what one before it has still to write)."""
         with self._ctx.db.session() as s:
             sinces = [
                 (cid, self._usage_since(s, cid, today, changed.get(cid)))
-                for cid in contribution_ids
+                for cid in dict.fromkeys(contribution_ids)
             ]
         with read_ahead(USAGE_WORKERS) as pool:
             ahead: deque[Future[UsageWindow]] = deque()
@@ -447,6 +451,20 @@ class RewardsSync:
 
             more()
             checked: list[UsageWindow] = []
+            stored: list[Future[None]] = []  # on the writer, in order
+
+            def store() -> None:
+                nonlocal checked
+                for f in stored:
+                    if f.done():
+                        f.result()  # a write that failed: nothing more is handed over
+                writes, refused = self._plan_windows(checked)
+                checked = []
+                stored.append(writer.submit(self._write_windows, writes))
+                if refused is not None:
+                    stored[-1].result()  # those before it are kept
+                    raise refused
+
             try:
                 for n, (cid, since) in enumerate(sinces, 1):
                     say(f"Usage of contribution {n} of {len(sinces)}")
@@ -457,12 +475,13 @@ class RewardsSync:
                         self.log.check_usage(window, lambda: self._catch_up(say))
                     checked.append(window)
                     if len(checked) >= USAGE_STORE_BATCH:
-                        batch, checked = checked, []
-                        self._store_windows(batch)
+                        store()
             finally:
                 # the windows checked so far are kept, also when a later one fails
-                if checked:
-                    self._store_windows(checked)
+                if checked and not any(f.done() and f.exception() for f in stored):
+                    store()
+            for f in stored:
+                f.result()
 
     def _usage_since(  # `changed`: the earliest day that can have (None: the usual window)
         self, s: Session, contribution_id: str, today: date, changed: date | None
@@ -482,13 +501,32 @@ class RewardsSync:
         """Each window's days replace the stored ones of its range, with the rollups and the
         stream's cursor, all in one transaction; a window whose sums cannot be stored is
         refused with those after it, those before it are kept."""
+        writes, refused = self._plan_windows(windows)
+        self._write_windows(writes)
+        if refused is not None:
+            raise refused
+
+    def _plan_windows(
+        self, windows: Sequence[UsageWindow]
+    ) -> tuple[rollups.UsageWrites, RegistryUnavailable | None]:
+        """The writes of these windows (`_write_windows` does them), and the refusal of the
+        first whose sums cannot be stored (None: none; the writes stop before it)."""
+        writes = rollups.UsageWrites(self.registry)
         with self._ctx.db.session() as s:
             for window in windows:
-                self._store_window(s, window)
+                try:
+                    self._plan_window(s, writes, window)
+                except RegistryUnavailable as exc:
+                    return writes, exc
+        return writes, None
+
+    def _write_windows(self, writes: rollups.UsageWrites) -> None:
+        with self._ctx.db.session() as s, gc_paused():
+            rollups.write_usage(s, writes)
             s.commit()
 
-    def _store_window(self, s: Session, window: UsageWindow) -> None:
-        """One window's days in the caller's transaction (see `_store_windows`)."""
+    def _plan_window(self, s: Session, writes: rollups.UsageWrites, window: UsageWindow) -> None:
+        """One window's writes (see `_store_windows`); `s` only reads."""
         days: dict[tuple[date, str, str], list[int]] = {}
         for p in window.points:
             day = days.setdefault((p.start, p.model_id, p.method), [0, 0, 0])
@@ -509,15 +547,9 @@ class RewardsSync:
         else:
             old = rollups.usage_window(s, self.registry, cid, since, until)
             gone, added = list(old.values()), list(new.values())
-        try:
-            sums = self._check_usage_total(s, gone, added)
-        except RegistryUnavailable:
-            s.commit()  # nothing of this window is written yet: those before it are kept
-            raise
-        rollups.replace_usage_window(
-            s, self.registry, self.owner, cid, since, until, old, new, outside
-        )
-        self._set_cursor(s, _usage_stream(cid), window.until.isoformat())
+        sums = self._check_usage_total(s, gone, added)
+        rollups.plan_usage_window(s, writes, self.owner, cid, since, until, old, new, outside)
+        writes.set_cursor(self.owner, _usage_stream(cid), window.until.isoformat())
         self._usage_sums = sums
 
     def _check_usage_total(

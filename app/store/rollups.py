@@ -19,12 +19,15 @@ migration that adds the tables fills them the same way.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session
 
+from app.store.json_rows import encode, insert_json
 from app.store.models import Base
 from app.store.rewards_models import (
     ContributionCol,
@@ -35,7 +38,6 @@ from app.store.rewards_models import (
     RegistryKeyCol,
     SumCol,
     SyncCursor,
-    UsageDay,
 )
 
 USAGE_STREAM_PREFIX = "usage:"  # sync cursor stream of one contribution's usage
@@ -275,28 +277,6 @@ def add_new_ledger(s: Session, after_id: int) -> None:
 
 # -- usage days --------------------------------------------------------------------------------
 
-# Plain executemany statements (a window's days, and their rollups added per owner).
-_INSERT_USAGE_DAYS = (
-    "INSERT INTO usage_days (registry_key, contribution_id, day, model_id, method, events, "
-    "share_ppm, reward_micro) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_ADD_USAGE_DAYS = (
-    "INSERT INTO usage_rollup_days (registry_key, owner, day, model_id, method, rows, events, "
-    "share_ppm, reward_micro) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (registry_key, owner, day, model_id, method) DO UPDATE SET "
-    "rows = rows + excluded.rows, events = events + excluded.events, "
-    "share_ppm = share_ppm + excluded.share_ppm, "
-    "reward_micro = reward_micro + excluded.reward_micro"
-)
-_ADD_USAGE_CONTRIBUTION_DAYS = (
-    "INSERT INTO usage_rollup_contributions (registry_key, owner, contribution_id, day, rows, "
-    "events, share_ppm, reward_micro) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (registry_key, owner, contribution_id, day) DO UPDATE SET "
-    "rows = rows + excluded.rows, events = events + excluded.events, "
-    "share_ppm = share_ppm + excluded.share_ppm, "
-    "reward_micro = reward_micro + excluded.reward_micro"
-)
-
 DayKey = tuple[date, str, str]  # (day, model, method)
 Amounts = tuple[int, int, int]  # (events, share ppm, reward micro)
 
@@ -349,95 +329,174 @@ def replace_usage_window(
     every identity syncing the contribution; `owner`, syncing it for the first time (its
     cursor is set by the caller in this transaction), gets all of its days (`outside`: its
     stored days outside [since, until] when the caller has read them; otherwise they are
-    read here)."""
-    owners = usage_owners(s, registry_key, contribution_id)
-    s.execute(
-        delete(UsageDay).where(
-            UsageDay.registry_key == registry_key,
-            UsageDay.contribution_id == contribution_id,
-            UsageDay.day >= since,
-            UsageDay.day <= until,
-        )
+    read here). `plan_usage_window` and `write_usage` in one step."""
+    writes = UsageWrites(registry_key)
+    plan_usage_window(s, writes, owner, contribution_id, since, until, old, new, outside)
+    write_usage(s, writes)
+
+
+@dataclass
+class UsageWrites:
+    """The writes of usage windows, planned where they are checked (`plan_usage_window`, which
+    only reads) and done in one transaction by `write_usage`: a few statements whatever the
+    number of windows (JSON rows, app.store.json_rows), so that a writer thread does them
+    while the sync checks the next windows."""
+
+    registry_key: str
+    cleared: list[tuple[str, str, str]] = field(default_factory=list)  # (cid, since, until)
+    days: list[tuple[str, str, str, str, int, int, int]] = field(default_factory=list)
+    # (owner, day, model, method) and (owner, contribution, day): [rows, events, share, reward]
+    rollup_days: dict[tuple[str, str, str, str], list[int]] = field(default_factory=dict)
+    rollup_contributions: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    cursors: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (owner, stream)
+
+    def set_cursor(self, owner: str, stream: str, value: str | None) -> None:
+        """A sync cursor of this registry key set with the windows (its time: when written)."""
+        self.cursors[(owner, stream)] = value
+
+
+def plan_usage_window(
+    s: Session,
+    writes: UsageWrites,
+    owner: str,
+    contribution_id: str,
+    since: date,
+    until: date,
+    old: Mapping[DayKey, Amounts],
+    new: Mapping[DayKey, Amounts],
+    outside: Mapping[DayKey, Amounts] | None = None,
+) -> None:
+    """Add to `writes` what `replace_usage_window` does (same arguments; `s` only reads: the
+    windows of one batch are of different contributions, so none reads what another
+    writes)."""
+    key = writes.registry_key
+    owners = usage_owners(s, key, contribution_id)
+    if old:
+        writes.cleared.append((contribution_id, since.isoformat(), until.isoformat()))
+    writes.days.extend(
+        (contribution_id, d.isoformat(), mid, method, v[0], v[1], v[2])
+        for (d, mid, method), v in new.items()
     )
-    if new:  # one plain executemany (dates as SQLAlchemy's SQLite Date stores them)
-        s.connection().exec_driver_sql(
-            _INSERT_USAGE_DAYS,
-            [
-                (registry_key, contribution_id, d.isoformat(), mid, method, v[0], v[1], v[2])
-                for (d, mid, method), v in new.items()
-            ],
-        )
     delta: dict[DayKey, list[int]] = {}
-    for key, (e, sh, r) in old.items():
-        delta[key] = [-1, -e, -sh, -r]
-    for key, (e, sh, r) in new.items():
-        acc = delta.setdefault(key, [0, 0, 0, 0])
+    for k, (e, sh, r) in old.items():
+        delta[k] = [-1, -e, -sh, -r]
+    for k, (e, sh, r) in new.items():
+        acc = delta.setdefault(k, [0, 0, 0, 0])
         acc[0] += 1
         acc[1] += e
         acc[2] += sh
         acc[3] += r
     changed = {k: v for k, v in delta.items() if any(v)}
     for o in sorted(owners):
-        _add_usage(s, registry_key, o, contribution_id, changed)
+        _plan_usage(writes, o, contribution_id, changed)
     if owner not in owners:
-        if outside is None:  # after the insert: every stored day of the contribution
-            days = usage_window(s, registry_key, contribution_id, date.min, date.max)
-        else:
-            days = {**outside, **new}
+        if outside is None:  # every stored day of the contribution outside the window
+            stored = usage_window(s, key, contribution_id, date.min, date.max)
+            outside = {k: v for k, v in stored.items() if not since <= k[0] <= until}
+        days = {**outside, **new}
         everything = {k: [1, e, sh, r] for k, (e, sh, r) in days.items()}
-        _add_usage(s, registry_key, owner, contribution_id, everything)
+        _plan_usage(writes, owner, contribution_id, everything)
 
 
-def _add_usage(
-    s: Session,
-    registry_key: str,
-    owner: str,
-    contribution_id: str,
-    delta: Mapping[DayKey, list[int]],
+def _plan_usage(
+    writes: UsageWrites, owner: str, contribution_id: str, delta: Mapping[DayKey, list[int]]
 ) -> None:
-    """Add (rows, events, share, reward) differences to one owner's usage rollups; rows left
-    with no usage day in them go."""
-    if not delta:
-        return
-    per_day: dict[date, list[int]] = {}
-    for (d, _mid, _method), v in delta.items():
-        acc = per_day.setdefault(d, [0, 0, 0, 0])
-        for n in range(4):
-            acc[n] += v[n]
-    run = s.connection().exec_driver_sql
-    run(
-        _ADD_USAGE_DAYS,
-        [
-            (registry_key, owner, d.isoformat(), mid, method, v[0], v[1], v[2], v[3])
-            for (d, mid, method), v in delta.items()
-        ],
-    )
-    run(
-        _ADD_USAGE_CONTRIBUTION_DAYS,
-        [
-            (registry_key, owner, contribution_id, d.isoformat(), v[0], v[1], v[2], v[3])
-            for d, v in per_day.items()
-        ],
-    )
-    if any(v[0] < 0 for v in delta.values()):
-        gone_days = sorted({d for (d, _m, _me), v in delta.items() if v[0] < 0})
-        s.execute(
-            delete(UsageRollupDay).where(
-                UsageRollupDay.registry_key == registry_key,
-                UsageRollupDay.owner == owner,
-                UsageRollupDay.day.in_(gone_days),
-                UsageRollupDay.rows <= 0,
-            )
+    """Add (rows, events, share, reward) differences to one owner's usage rollups."""
+    per_day, per_contribution = writes.rollup_days, writes.rollup_contributions
+    for (d, mid, method), v in delta.items():
+        day = d.isoformat()
+        for acc in (
+            per_day.setdefault((owner, day, mid, method), [0, 0, 0, 0]),
+            per_contribution.setdefault((owner, contribution_id, day), [0, 0, 0, 0]),
+        ):
+            acc[0] += v[0]
+            acc[1] += v[1]
+            acc[2] += v[2]
+            acc[3] += v[3]
+
+
+_CLEAR_USAGE_DAYS = (
+    "DELETE FROM usage_days WHERE registry_key = ? AND contribution_id = ? AND day >= ? "
+    "AND day <= ?"
+)
+_INSERT_USAGE_DAYS_JSON = insert_json(
+    "usage_days",
+    ("registry_key", "contribution_id", "day", "model_id", "method", "events", "share_ppm",
+     "reward_micro"),
+    1,
+)  # fmt: skip
+_SUMS = "rows, events, share_ppm, reward_micro"
+_ADDED = (
+    "DO UPDATE SET rows = rows + excluded.rows, events = events + excluded.events, "
+    "share_ppm = share_ppm + excluded.share_ppm, "
+    "reward_micro = reward_micro + excluded.reward_micro"
+)
+_ADD_USAGE_DAYS_JSON = insert_json(
+    "usage_rollup_days",
+    ("registry_key", "owner", "day", "model_id", "method", *_SUMS.split(", ")),
+    1,
+    f"ON CONFLICT (registry_key, owner, day, model_id, method) {_ADDED}",
+)
+_ADD_USAGE_CONTRIBUTIONS_JSON = insert_json(
+    "usage_rollup_contributions",
+    ("registry_key", "owner", "contribution_id", "day", *_SUMS.split(", ")),
+    1,
+    f"ON CONFLICT (registry_key, owner, contribution_id, day) {_ADDED}",
+)
+# Rollup rows whose last usage day went (rows <= 0), of the (owner, day) pairs named.
+_DROP_EMPTY_DAYS = (
+    "DELETE FROM usage_rollup_days WHERE registry_key = ?1 AND rows <= 0 AND (owner, day) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2))"
+)
+_DROP_EMPTY_CONTRIBUTION_DAYS = (
+    "DELETE FROM usage_rollup_contributions WHERE registry_key = ?1 AND rows <= 0 AND "
+    "(owner, contribution_id, day) IN (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?2))"
+)
+_SET_CURSORS_JSON = insert_json(
+    "sync_cursors",
+    ("registry_key", "synced_at", "owner", "stream", "cursor"),
+    2,
+    "ON CONFLICT (registry_key, owner, stream) DO UPDATE SET cursor = excluded.cursor, "
+    "synced_at = excluded.synced_at",
+)
+
+
+def write_usage(s: Session, writes: UsageWrites) -> None:
+    """The planned writes in the caller's transaction (see `UsageWrites`)."""
+    key = writes.registry_key
+    conn = s.connection()
+    run = conn.exec_driver_sql
+    if writes.cleared:
+        run(_CLEAR_USAGE_DAYS, [(key, *c) for c in writes.cleared])
+    if writes.days:
+        run(_INSERT_USAGE_DAYS_JSON, (key, encode(writes.days)))
+    days: list[tuple[Any, ...]] = [(*k, *v) for k, v in writes.rollup_days.items() if any(v)]
+    contributions: list[tuple[Any, ...]] = [
+        (*k, *v) for k, v in writes.rollup_contributions.items() if any(v)
+    ]
+    if days:
+        run(_ADD_USAGE_DAYS_JSON, (key, encode(days)))
+    if contributions:
+        run(_ADD_USAGE_CONTRIBUTIONS_JSON, (key, encode(contributions)))
+    emptied = [r for r in days if r[4] < 0]
+    if emptied:
+        run(_DROP_EMPTY_DAYS, (key, encode(sorted({(r[0], r[1]) for r in emptied}))))
+        run(
+            _DROP_EMPTY_CONTRIBUTION_DAYS,
+            (key, encode([r[:3] for r in contributions if r[3] < 0])),
         )
-        s.execute(
-            delete(UsageRollupContribution).where(
-                UsageRollupContribution.registry_key == registry_key,
-                UsageRollupContribution.owner == owner,
-                UsageRollupContribution.contribution_id == contribution_id,
-                UsageRollupContribution.day.in_(gone_days),
-                UsageRollupContribution.rows <= 0,
-            )
-        )
+    if writes.cursors:
+        at = _stored_time(conn, datetime.now(UTC))
+        cursors = [(owner, stream, value) for (owner, stream), value in writes.cursors.items()]
+        run(_SET_CURSORS_JSON, (key, at, encode(cursors)))
+
+
+def _stored_time(conn: Any, value: datetime) -> Any:
+    """A time as SQLAlchemy stores a `SyncCursor.synced_at` on this connection."""
+    column = SyncCursor.__table__.c.synced_at
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process(value) if process is not None else value
 
 
 def ledger_contributions(s: Session, registry_key: str, owner: str) -> set[str]:

@@ -1,11 +1,12 @@
 """Rollups of the rewards copy (app.store.rollups): migration 0009 fills them from the rows an
 existing catalogue holds, and the incremental upkeep a sync does (ledger pages, usage windows
-replaced, a second identity syncing the same contribution) leaves exactly what recomputing
-them from the rows gives."""
+replaced, a second identity syncing the same contribution, a batch of windows planned together
+and written once) leaves exactly what recomputing them from the rows gives."""
 
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -17,10 +18,13 @@ from app.store.rollups import (
     ROLLUP_TABLES,
     Amounts,
     DayKey,
+    UsageWrites,
     add_ledger,
+    plan_usage_window,
     rebuild,
     replace_usage_window,
     usage_window,
+    write_usage,
 )
 from tests.support.catalogue_db import at_revision, rows, write
 
@@ -169,3 +173,66 @@ def test_incremental_upkeep_equals_recomputing_from_the_rows(tmp_path: Path) -> 
     assert all(recomputed.values())
     for table in ROLLUP_TABLES:
         assert kept[table] == recomputed[table], table
+
+
+def test_windows_planned_together_and_written_once_equal_one_at_a_time(tmp_path: Path) -> None:
+    """A batch of windows of different contributions planned against the same stored state
+    (as the sync plans them while the writer has not written them yet) and written in one
+    transaction leaves what replacing them one at a time leaves; the cursors it sets read
+    back through the ORM like the ORM's own."""
+    rng = random.Random(9)
+    first = date(2026, 9, 1)
+    before = {f"c_{n}": _window(rng, first, 20) for n in range(4)}
+    batch = [
+        (owner, f"c_{n}", first + timedelta(days=d), span)
+        for owner, n, d, span in (("o1", 0, 5, 10), ("o1", 1, 0, 25), ("o2", 2, 3, 6),
+                                  ("o1", 3, 15, 12))
+    ]  # fmt: skip
+    news = {cid: _window(rng, since, span) for _o, cid, since, span in batch}
+    results = []
+    for together in (False, True):
+        db = Database(tmp_path / str(together))
+        try:
+            with db.session() as s:  # the same stored days and an o1 that syncs c_0 and c_1
+                for cid, days in before.items():
+                    replace_usage_window(s, KEY, "o1", cid, first, first, {}, days, None)
+                    if cid in ("c_0", "c_1"):
+                        s.add(SyncCursor(registry_key=KEY, owner="o1", stream=f"usage:{cid}"))
+                s.commit()
+            with db.session() as s:
+                writes = UsageWrites(KEY)
+                for owner, cid, since, span in batch:
+                    until = since + timedelta(days=span - 1)
+                    old = usage_window(s, KEY, cid, since, until)
+                    if together:
+                        plan_usage_window(s, writes, owner, cid, since, until, old, news[cid])
+                        writes.set_cursor(owner, f"usage:{cid}", until.isoformat())
+                    else:
+                        replace_usage_window(s, KEY, owner, cid, since, until, old, news[cid])
+                        row = s.get(SyncCursor, (KEY, owner, f"usage:{cid}"))
+                        if row is None:
+                            row = SyncCursor(registry_key=KEY, owner=owner, stream=f"usage:{cid}")
+                            s.add(row)
+                        row.cursor = until.isoformat()
+                        row.synced_at = datetime.now(UTC)
+                        s.flush()
+                if together:
+                    write_usage(s, writes)
+                s.commit()
+            with db.session() as s:
+                read = s.query(SyncCursor).filter(SyncCursor.cursor.is_not(None)).all()
+                assert all(isinstance(c.synced_at, datetime) for c in read)
+            cursors = sorted(  # the time stored as the ORM stores it
+                (o, stream, c, bool(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", t)))
+                for o, stream, c, t in rows(
+                    db.path,
+                    "SELECT owner, stream, cursor, synced_at FROM sync_cursors "
+                    "WHERE cursor IS NOT NULL",
+                )
+            )
+            results.append((_tables(db.path), sorted(rows(db.path, "SELECT * FROM usage_days")),
+                            cursors))  # fmt: skip
+        finally:
+            db.dispose()
+    assert results[0] == results[1]
+    assert [c[3] for c in results[1][2]] == [True] * 4
