@@ -192,19 +192,20 @@ def _instrument() -> None:
     from app.services.transparency import LogSync
     from app.store import rollups
 
-    # Reads run on read-ahead workers while the sync checks and stores what came before:
-    # their time overlaps the rest (it is not part of the sum of the other lines).
+    # Reads run on read-ahead workers and writes on the sync's writer while the sync checks
+    # what came before or after: their time overlaps the rest (it is not part of the sum of
+    # the other lines).
     _timed(rewards, "rewards_after", "ledger page reads (HTTP + parse, on workers)")
     _timed(usage, "parse_reward", "  of which parsing entries")
     _timed(rewards, "usage_window", "usage window reads (on workers)")
-    _timed(RewardsSync, "_store_page", "store ledger pages + inclusions + rollups")
-    _timed(RewardsSync, "_store_window", "store usage windows + rollups")
+    _timed(RewardsSync, "_store_page", "store ledger pages + leaf events + rollups (writer)")
     _timed(rollups, "add_new_ledger", "  of which the ledger rollups")
-    _timed(rollups, "replace_usage_window", "  of which usage days replaced + their rollups")
+    _timed(RewardsSync, "_store_proven", "store the verified inclusions (writer)")
+    _timed(RewardsSync, "_plan_windows", "plan usage windows + rollups")
+    _timed(RewardsSync, "_write_windows", "write usage windows + rollups (writer)")
     _timed(RegistryDirectory, "learn", "registry identity (learn)")
     _timed(RewardsSync, "_sync_models", "models")
     _timed(rewards, "load_plan", "usage plan")
-    # (the inclusions of a page are stored in its transaction: in "store ledger pages")
     for name in ("start", "verify", "verify_acceptances", "check_usage", "finish"):
         if hasattr(LogSync, name):
             _timed(LogSync, name, "transparency log (start, verify, checks, finish)")

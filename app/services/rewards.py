@@ -377,7 +377,7 @@ class RewardsSync:
         """The page's entries, their rollups, their verified inclusions (`proofs`, with the
         tiles verified for them) and the cursor after them, in one transaction: the entries in
         one statement (an entry the copy already has is kept as it is), then the rollups of
-        the rows it added, summed in SQL. Runs on the sync's writer thread."""
+        the rows it added. Runs on the sync's writer thread."""
         with self._ctx.db.session() as s:
             row = self._cursor(s, STREAM_REWARDS)
             if (row.cursor if row else None) != after:  # another sync got here first
@@ -401,10 +401,19 @@ class RewardsSync:
                 ]  # fmt: skip
                 conn = s.connection()
                 if json_rows.jsonable(e.event_id for e in page.items):
-                    conn.exec_driver_sql(_INSERT_ENTRIES_JSON, (key, owner, json_rows.encode(rows)))
+                    added = conn.exec_driver_sql(
+                        _INSERT_ENTRIES_JSON, (key, owner, json_rows.encode(rows))
+                    ).rowcount
                 else:
-                    conn.exec_driver_sql(_INSERT_ENTRIES, [(key, owner, *r) for r in rows])
-                rollups.add_new_ledger(s, before)
+                    added = conn.exec_driver_sql(
+                        _INSERT_ENTRIES, [(key, owner, *r) for r in rows]
+                    ).rowcount
+                if added == len(rows):  # every entry new (the usual case): summed here
+                    rollups.add_ledger_page(
+                        s, key, owner, ((r[2], r[6], r[3], r[4], r[5]) for r in rows)
+                    )
+                else:  # some stored before: the rows added, summed in SQL
+                    rollups.add_new_ledger(s, before)
             self._set_cursor(s, STREAM_REWARDS, page.next_cursor or after)
             s.commit()
         return len(page.items), sum(e.amount_micro for e in page.items)

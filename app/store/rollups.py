@@ -239,6 +239,55 @@ def add_ledger(s: Session, registry_key: str, owner: str, entries: Iterable[Ledg
     )
 
 
+_ADDED_LEDGER = (
+    "DO UPDATE SET amount_micro = amount_micro + excluded.amount_micro, "
+    "entries = entries + excluded.entries"
+)
+_ADD_LEDGER_DAYS_JSON = insert_json(
+    "ledger_rollup_days",
+    ("registry_key", "owner", "contribution_id", "day", "model_id", "method", "amount_micro",
+     "entries"),
+    2,
+    f"ON CONFLICT (registry_key, owner, contribution_id, day, model_id, method) {_ADDED_LEDGER}",
+)  # fmt: skip
+_ADD_LEDGER_TOTALS_JSON = insert_json(
+    "ledger_rollup_totals",
+    ("registry_key", "owner", "contribution_id", "model_id", "method", "amount_micro", "entries"),
+    2,
+    f"ON CONFLICT (registry_key, owner, contribution_id, model_id, method) {_ADDED_LEDGER}",
+)
+
+
+def add_ledger_page(
+    s: Session, registry_key: str, owner: str, entries: Iterable[tuple[str, str, str, str, int]]
+) -> None:
+    """Add ledger entries the caller's insert added, all of them, to the rollups: summed
+    here and added in two statements (JSON rows). `entries`: (contribution, stored time
+    text, model, method, amount); the day is the stored time's date, as in SQL
+    (`add_new_ledger`)."""
+    days: dict[tuple[str, str, str, str], list[int]] = {}
+    for cid, at, mid, method, micro in entries:
+        acc = days.get((cid, at[:10], mid, method))
+        if acc is None:
+            days[(cid, at[:10], mid, method)] = [micro, 1]
+        else:
+            acc[0] += micro
+            acc[1] += 1
+    if not days:
+        return
+    totals: dict[tuple[str, str, str], list[int]] = {}
+    for (cid, _day, mid, method), (micro, n) in days.items():
+        acc = totals.setdefault((cid, mid, method), [0, 0])
+        acc[0] += micro
+        acc[1] += n
+    run = s.connection().exec_driver_sql
+    run(_ADD_LEDGER_DAYS_JSON, (registry_key, owner, encode([(*k, *v) for k, v in days.items()])))
+    run(
+        _ADD_LEDGER_TOTALS_JSON,
+        (registry_key, owner, encode([(*k, *v) for k, v in totals.items()])),
+    )
+
+
 # The ledger entries one insert added (ids after `:after_id`: new rows get higher ids, and the
 # caller's transaction is the only writer) summed into the rollups, grouped in SQL.
 _ADD_NEW_LEDGER_SQL = (
