@@ -149,10 +149,10 @@ def audit(ctx: ServiceContext) -> AuditReport:
                     if r is None:
                         raise TlogError("the proven entry is not stored")
                     fields = entry_fields(*r)
-                    why, obj = checked_leaf(p.leaf, fields, p.owner)
+                    why, events = checked_leaf(p.leaf, fields, p.owner)
                     if why is not None:
                         raise TlogError(why)
-                    cell = leaf_cell(fields, obj)
+                    cell = leaf_cell(fields, events)
                     if cell is not None:
                         cells[(p.owner, *cell[:4], p.cursor)] = cell[4:]
                 except TlogError as exc:

@@ -196,13 +196,12 @@ class ProvenLeaf(NamedTuple):
 
 
 def leaf_cell(
-    fields: dict[str, Any], obj: dict[str, Any]
+    fields: dict[str, Any], events: int | None
 ) -> tuple[str, str, str, str, int, int] | None:
-    """The `LogLeafEvents` row of a verified leaf (`obj`) of the entry with these fields:
-    (contribution id, day, model id, method, settlement, events); None when the leaf names no
-    events count."""
-    events = obj.get("events")
-    if type(events) is not int:
+    """The `LogLeafEvents` row of a verified leaf of the entry with these fields, the leaf
+    naming `events`: (contribution id, day, model id, method, settlement, events); None when
+    the leaf names no events count."""
+    if events is None:
         return None
     return (fields["contributionId"], fields["at"][:10], fields["modelId"], fields["method"],
             settlement_of(fields["eventId"]), events)  # fmt: skip
@@ -394,8 +393,8 @@ class LogSync:
                     self.fail("entry", f"ledger entry {cursor}: {why}",
                               self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
         out = [
-            ProvenLeaf(cursor, idx, size, leaf, b"", leaf_cell(f, obj))
-            for (cursor, (idx, leaf)), f, (_w, obj) in zip(
+            ProvenLeaf(cursor, idx, size, leaf, b"", leaf_cell(f, events))
+            for (cursor, (idx, leaf)), f, (_w, events) in zip(
                 dense_list, reported, checked, strict=True
             )
         ]
@@ -504,13 +503,13 @@ class LogSync:
                 except TlogError as exc:
                     self.fail("inclusion", f"ledger entry {cursor} is not in the log: {exc}",
                               self._evidence(p, fields[cursor]))  # fmt: skip
-                why, obj = checked_leaf(leaf, fields[cursor], self.owner)
+                why, events = checked_leaf(leaf, fields[cursor], self.owner)
                 if why is not None:
                     self.fail("entry", f"ledger entry {cursor}: {why}",
                               self._evidence(p, fields[cursor]))  # fmt: skip
                 got.add(cursor)
                 out.append(ProvenLeaf(cursor, idx, cp.size, leaf, b"".join(path),
-                                      leaf_cell(fields[cursor], obj)))  # fmt: skip
+                                      leaf_cell(fields[cursor], events)))  # fmt: skip
             self.pending += len(set(ids) - got)
         return out
 

@@ -36,7 +36,7 @@ def _canonical(obj: dict[str, Any]) -> bytes:
     [_leaf(), _leaf(seqFrom=None, usageDigest=None), _leaf(note="é ü"), _leaf(note='a"b\\c\n')],
 )
 def test_a_canonical_leaf_of_the_entry_is_accepted(obj: dict[str, Any]) -> None:
-    assert checked_leaf(_canonical(obj), _fields(), OWNER) == (None, obj)
+    assert checked_leaf(_canonical(obj), _fields(), OWNER) == (None, obj["events"])
 
 
 @pytest.mark.parametrize(
@@ -71,12 +71,19 @@ def test_a_page_of_leaves_is_checked_as_each_leaf_alone() -> None:
         b"[1]",
         _canonical(_leaf(owner="e" * 64)),
         _canonical(_leaf(extra={"nested": 1})),
+        _canonical(_leaf(events=None)),  # the registry's own shape, no events count
+        _canonical(_leaf(demo=None)),  # not its shape: the generic path, refused there
+        _canonical(_leaf(id=True)),
+        _canonical({k: v for k, v in _leaf().items() if k != "seqTo"}),
     ]
     other = {**_fields(), "id": 43}  # a second entry: another value under the same keys
-    fields = [_fields(), _fields(), _fields(), _fields(), _fields(), _fields(), other]
+    fields = [*[_fields()] * 6, other, *[_fields()] * 4]
     assert checked_leaves(leaves, fields, OWNER) == [
         checked_leaf(leaf, f, OWNER) for leaf, f in zip(leaves, fields, strict=True)
     ]
+    accepted = [(n, events) for n, (why, events) in enumerate(checked_leaves(leaves, fields, OWNER))
+                if why is None]  # fmt: skip
+    assert accepted == [(0, 3), (3, 3), (7, None), (10, 3)]
     assert checked_leaves(leaves[:1], [{"id": 42, **_fields()}], OWNER)[0][0] is None
 
 
