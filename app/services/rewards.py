@@ -392,7 +392,6 @@ class RewardsSync:
                     self.log.store_events(proofs, s)
                     proven.extend(proofs)
             if page.items:
-                before = rollups.last_ledger_id(s)
                 key, owner = self.registry, self.owner
                 rows = [
                     (e.cursor, e.event_id, e.contribution_id, e.model_id, e.method,
@@ -400,19 +399,22 @@ class RewardsSync:
                     for e in page.items
                 ]  # fmt: skip
                 conn = s.connection()
+                before = None
                 if json_rows.jsonable(e.event_id for e in page.items):
-                    added = conn.exec_driver_sql(
+                    result = conn.exec_driver_sql(
                         _INSERT_ENTRIES_JSON, (key, owner, json_rows.encode(rows))
-                    ).rowcount
+                    )
+                    # one statement: the rows it added have the ids just below the last
+                    if result.rowcount and result.lastrowid:
+                        before = result.lastrowid - result.rowcount
                 else:
-                    added = conn.exec_driver_sql(
-                        _INSERT_ENTRIES, [(key, owner, *r) for r in rows]
-                    ).rowcount
-                if added == len(rows):  # every entry new (the usual case): summed here
+                    before = rollups.last_ledger_id(s)
+                    result = conn.exec_driver_sql(_INSERT_ENTRIES, [(key, owner, *r) for r in rows])
+                if result.rowcount == len(rows):  # every entry new (the usual case): summed here
                     rollups.add_ledger_page(
                         s, key, owner, ((r[2], r[6], r[3], r[4], r[5]) for r in rows)
                     )
-                else:  # some stored before: the rows added, summed in SQL
+                elif before is not None:  # some stored before: the rows added, summed in SQL
                     rollups.add_new_ledger(s, before)
             self._set_cursor(s, STREAM_REWARDS, page.next_cursor or after)
             s.commit()

@@ -220,7 +220,8 @@ def _check_events(
         (date.fromisoformat(d), m, k): int(n) for d, m, k, n in found if n is not None
     }
     served: dict[Key, int] = {(p.start, p.model_id, p.method): p.events for p in window.points}
-    for key, n in sorted(least.items(), key=repr):
+    short = [(key, n) for key, n in least.items() if served.get(key, 0) < n]
+    for key, n in sorted(short, key=repr):  # the first in a stable order (usually none)
         if served.get(key, 0) < n:
             sync.fail(
                 "usage",

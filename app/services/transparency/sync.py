@@ -196,15 +196,25 @@ class ProvenLeaf(NamedTuple):
 
 
 def leaf_cell(
-    fields: dict[str, Any], events: int | None
+    fields: dict[str, Any], events: int | None, settlement: int | None = None
 ) -> tuple[str, str, str, str, int, int] | None:
     """The `LogLeafEvents` row of a verified leaf of the entry with these fields, the leaf
     naming `events`: (contribution id, day, model id, method, settlement, events); None when
-    the leaf names no events count."""
+    the leaf names no events count. `settlement`: settlement_of its event id, when known."""
     if events is None:
         return None
+    if settlement is None:
+        settlement = settlement_of(fields["eventId"])
     return (fields["contributionId"], fields["at"][:10], fields["modelId"], fields["method"],
-            settlement_of(fields["eventId"]), events)  # fmt: skip
+            settlement, events)  # fmt: skip
+
+
+def _settlements(fields: Sequence[dict[str, Any]]) -> list[int]:
+    """settlement_of each entry's event id, once per distinct id (a settlement's entries
+    share one)."""
+    ids = [f["eventId"] for f in fields]
+    of = {e: settlement_of(e) for e in set(ids)}
+    return [of[e] for e in ids]
 
 
 @dataclass
@@ -393,9 +403,9 @@ class LogSync:
                     self.fail("entry", f"ledger entry {cursor}: {why}",
                               self._tile_evidence(cursor, idx, leaf, fields[cursor]))  # fmt: skip
         out = [
-            ProvenLeaf(cursor, idx, size, leaf, b"", leaf_cell(f, events))
-            for (cursor, (idx, leaf)), f, (_w, events) in zip(
-                dense_list, reported, checked, strict=True
+            ProvenLeaf(cursor, idx, size, leaf, b"", leaf_cell(f, events, settled))
+            for (cursor, (idx, leaf)), f, (_w, events), settled in zip(
+                dense_list, reported, checked, _settlements(reported), strict=True
             )
         ]
         rest = {c: fields[c] for c in found if c not in dense}
