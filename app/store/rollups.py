@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session
 
 from app.store.json_rows import encode, insert_json
@@ -172,71 +171,11 @@ LedgerRow = tuple[date, str, str, str, int]  # (UTC day, contribution, model, me
 
 def add_ledger(s: Session, registry_key: str, owner: str, entries: Iterable[LedgerRow]) -> None:
     """Add newly stored ledger entries to the rollups (each entry once: the caller passes only
-    the entries its insert added)."""
-    days: dict[tuple[date, str, str, str], list[int]] = {}
-    for day, cid, mid, method, micro in entries:
-        acc = days.setdefault((day, cid, mid, method), [0, 0])
-        acc[0] += micro
-        acc[1] += 1
-    if not days:
-        return
-    totals: dict[tuple[str, str, str], list[int]] = {}
-    for (_day, cid, mid, method), (micro, n) in days.items():
-        acc = totals.setdefault((cid, mid, method), [0, 0])
-        acc[0] += micro
-        acc[1] += n
-    day_stmt = sqlite_insert(LedgerRollupDay)
-    s.execute(
-        day_stmt.on_conflict_do_update(
-            index_elements=[
-                "registry_key",
-                "owner",
-                "contribution_id",
-                "day",
-                "model_id",
-                "method",
-            ],
-            set_={
-                "amount_micro": LedgerRollupDay.amount_micro + day_stmt.excluded.amount_micro,
-                "entries": LedgerRollupDay.entries + day_stmt.excluded.entries,
-            },
-        ),
-        [
-            {
-                "registry_key": registry_key,
-                "owner": owner,
-                "contribution_id": cid,
-                "day": d,
-                "model_id": mid,
-                "method": method,
-                "amount_micro": v[0],
-                "entries": v[1],
-            }
-            for (d, cid, mid, method), v in days.items()
-        ],
-    )
-    total_stmt = sqlite_insert(LedgerRollupTotal)
-    s.execute(
-        total_stmt.on_conflict_do_update(
-            index_elements=["registry_key", "owner", "contribution_id", "model_id", "method"],
-            set_={
-                "amount_micro": LedgerRollupTotal.amount_micro + total_stmt.excluded.amount_micro,
-                "entries": LedgerRollupTotal.entries + total_stmt.excluded.entries,
-            },
-        ),
-        [
-            {
-                "registry_key": registry_key,
-                "owner": owner,
-                "contribution_id": cid,
-                "model_id": mid,
-                "method": method,
-                "amount_micro": v[0],
-                "entries": v[1],
-            }
-            for (cid, mid, method), v in totals.items()
-        ],
-    )
+    the entries its insert added); `add_ledger_page` with the days given as dates."""
+    add_ledger_page(
+        s, registry_key, owner,
+        ((cid, day.isoformat(), mid, method, micro) for day, cid, mid, method, micro in entries),
+    )  # fmt: skip
 
 
 _ADDED_LEDGER = (
