@@ -375,7 +375,8 @@ class RewardsSync:
         proven: list[ProvenLeaf] | None = None,
     ) -> tuple[int, int]:
         """The page's entries, their rollups, their verified inclusions (`proofs`, with the
-        tiles verified for them) and the cursor after them, in one transaction: the entries in
+        tiles verified for them; with `proven`, only their leaf events, the inclusions added to
+        it to be stored later) and the cursor after them, in one transaction: the entries in
         one statement (an entry the copy already has is kept as it is), then the rollups of
         the rows it added. Runs on the sync's writer thread."""
         with self._ctx.db.session() as s:
