@@ -509,20 +509,13 @@ class RewardsSync:
             since = max(min(last, since), today - timedelta(days=MAX_WINDOW_DAYS - 1))
         return since
 
-    def _store_windows(self, windows: Sequence[UsageWindow]) -> None:
-        """Each window's days replace the stored ones of its range, with the rollups and the
-        stream's cursor, all in one transaction; a window whose sums cannot be stored is
-        refused with those after it, those before it are kept."""
-        writes, refused = self._plan_windows(windows)
-        self._write_windows(writes)
-        if refused is not None:
-            raise refused
-
     def _plan_windows(
         self, windows: Sequence[UsageWindow]
     ) -> tuple[rollups.UsageWrites, RegistryUnavailable | None]:
-        """The writes of these windows (`_write_windows` does them), and the refusal of the
-        first whose sums cannot be stored (None: none; the writes stop before it)."""
+        """The writes of these windows (`_write_windows` does them in one transaction: each
+        window's days replace the stored ones of its range, with the rollups and the stream's
+        cursor), and the refusal of the first whose sums cannot be stored (None: none; the
+        writes stop before it, those before it are kept)."""
         writes = rollups.UsageWrites(self.registry)
         with self._ctx.db.session() as s:
             for window in windows:
@@ -538,7 +531,7 @@ class RewardsSync:
             s.commit()
 
     def _plan_window(self, s: Session, writes: rollups.UsageWrites, window: UsageWindow) -> None:
-        """One window's writes (see `_store_windows`); `s` only reads."""
+        """One window's writes (see `_plan_windows`); `s` only reads."""
         days: dict[tuple[date, str, str], list[int]] = {}
         for p in window.points:
             day = days.setdefault((p.start, p.model_id, p.method), [0, 0, 0])
