@@ -535,7 +535,7 @@ class LogSync:
             "reported": reported,
         }
 
-    def store_events(self, proofs: Sequence[ProvenLeaf], session: Session) -> None:
+    def store_events(self, proofs: Sequence[LogProof | ProvenLeaf], session: Session) -> None:
         """Only the leaf events of these verified entries, in the caller's transaction (the
         inclusions themselves stored later by `store`, with `events=False`)."""
         cells = self._cells(proofs)
@@ -574,7 +574,6 @@ class LogSync:
             else (p.registry_key, p.owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
             for p in proofs
         ]
-        cells = self._cells(proofs) if events else []
         # the tiles verified so far (the sync may verify more meanwhile: stored next time)
         added = dict(self.tiles.added) if self.tiles is not None else {}
         tiles = self._unstored_tiles(added)
@@ -601,8 +600,8 @@ class LogSync:
                 conn.exec_driver_sql(_INSERT_PROOFS_JSON, (key, owner, encode(plain)))
             for i in range(0, len(other), STORE_CHUNK):
                 conn.exec_driver_sql(_INSERT_PROOF, other[i : i + STORE_CHUNK])
-            if cells:
-                conn.exec_driver_sql(_INSERT_EVENTS_JSON, (key, owner, encode(cells)))
+            if events:
+                self.store_events(proofs, s)
 
         if session is not None:
             write(session)
