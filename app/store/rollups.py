@@ -178,10 +178,12 @@ def add_ledger(s: Session, registry_key: str, owner: str, entries: Iterable[Ledg
     )  # fmt: skip
 
 
-_ADDED_LEDGER = (
-    "DO UPDATE SET amount_micro = amount_micro + excluded.amount_micro, "
-    "entries = entries + excluded.entries"
-)
+def _adding(*columns: str) -> str:
+    """The DO UPDATE of an upsert that adds the new row's `columns` to the stored ones."""
+    return "DO UPDATE SET " + ", ".join(f"{c} = {c} + excluded.{c}" for c in columns)
+
+
+_ADDED_LEDGER = _adding("amount_micro", "entries")
 _ADD_LEDGER_DAYS_JSON = insert_json(
     "ledger_rollup_days",
     ("registry_key", "owner", "contribution_id", "day", "model_id", "method", "amount_micro",
@@ -413,21 +415,17 @@ _INSERT_USAGE_DAYS_JSON = insert_json(
      "reward_micro"),
     1,
 )  # fmt: skip
-_SUMS = "rows, events, share_ppm, reward_micro"
-_ADDED = (
-    "DO UPDATE SET rows = rows + excluded.rows, events = events + excluded.events, "
-    "share_ppm = share_ppm + excluded.share_ppm, "
-    "reward_micro = reward_micro + excluded.reward_micro"
-)
+_SUMS = ("rows", "events", "share_ppm", "reward_micro")
+_ADDED = _adding(*_SUMS)
 _ADD_USAGE_DAYS_JSON = insert_json(
     "usage_rollup_days",
-    ("registry_key", "owner", "day", "model_id", "method", *_SUMS.split(", ")),
+    ("registry_key", "owner", "day", "model_id", "method", *_SUMS),
     1,
     f"ON CONFLICT (registry_key, owner, day, model_id, method) {_ADDED}",
 )
 _ADD_USAGE_CONTRIBUTIONS_JSON = insert_json(
     "usage_rollup_contributions",
-    ("registry_key", "owner", "contribution_id", "day", *_SUMS.split(", ")),
+    ("registry_key", "owner", "contribution_id", "day", *_SUMS),
     1,
     f"ON CONFLICT (registry_key, owner, contribution_id, day) {_ADDED}",
 )
