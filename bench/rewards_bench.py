@@ -196,6 +196,9 @@ def _build_catalogue(data_dir: Path, events: int, contributions: int, days: int)
     con = sqlite3.connect(data_dir / DB_FILE_NAME)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=OFF")
+    scope = con.execute(
+        "INSERT INTO ledger_scopes (registry_key, owner) VALUES (?, ?) RETURNING id", (key, OWNER)
+    ).fetchone()[0]
     stamps = (epoch + day * 86_400 + secs).tolist()
     cids = [f"c{c:05d}" for c in range(contributions)]
     mids = [f"model-{m:03d}" for m in range(MODELS)]
@@ -204,8 +207,7 @@ def _build_catalogue(data_dir: Path, events: int, contributions: int, days: int)
         for i in range(n):
             at = datetime.fromtimestamp(stamps[i], UTC).strftime("%Y-%m-%d %H:%M:%S.000000")
             yield (
-                key,
-                OWNER,
+                scope,
                 str(i + 1),
                 f"e{i // 3}",
                 cids[int(contrib[i])],
@@ -217,8 +219,8 @@ def _build_catalogue(data_dir: Path, events: int, contributions: int, days: int)
             )
 
     con.executemany(
-        "INSERT INTO reward_entries (registry_key, owner, cursor, event_id, contribution_id,"
-        " model_id, method, amount_micro, at, demo) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO reward_entries (scope, cursor, event_id, contribution_id,"
+        " model_id, method, amount_micro, at, demo) VALUES (?,?,?,?,?,?,?,?,?)",
         ledger_rows(),
     )
     bucket = ((day * contributions + contrib) * MODELS + model) * 3 + method

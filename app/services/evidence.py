@@ -51,7 +51,7 @@ from app.services.registry_identity import RegistryDirectory
 from app.services.transparency import LogVerificationFailed
 from app.store.evidence_models import EvidenceEvent, EvidenceFetch
 from app.store.models import FileEntry, Item
-from app.store.rewards_models import RewardRecord
+from app.store.rewards_models import RewardRecord, in_scope
 from app.store.tlog_models import LogFailure, LogProof
 
 log = logging.getLogger(__name__)
@@ -273,19 +273,16 @@ def open_entries(
         .select_from(RewardRecord)
         .outerjoin(
             LogProof,
-            (LogProof.registry_key == RewardRecord.registry_key)
-            & (LogProof.owner == RewardRecord.owner)
-            & (LogProof.cursor == RewardRecord.cursor),
+            (LogProof.scope == RewardRecord.scope) & (LogProof.cursor == RewardRecord.cursor),
         )
         .outerjoin(
             EvidenceFetch,
-            (EvidenceFetch.registry_key == RewardRecord.registry_key)
-            & (EvidenceFetch.owner == RewardRecord.owner)
+            (EvidenceFetch.registry_key == registry_key)
+            & (EvidenceFetch.owner == owner)
             & (EvidenceFetch.cursor == RewardRecord.cursor),
         )
         .where(
-            RewardRecord.registry_key == registry_key,
-            RewardRecord.owner == owner,
+            in_scope(RewardRecord.scope, registry_key, owner),
             EvidenceFetch.complete.is_not(True),
         )
     )

@@ -29,7 +29,7 @@ from app.services.evidence_check import Claim, Status, label, span_text
 from app.services.rewards import RewardsReview, open_review
 from app.store.evidence_models import EvidenceEvent, EvidenceFetch
 from app.store.models import Item
-from app.store.rewards_models import KnownModel, RewardRecord
+from app.store.rewards_models import KnownModel, LedgerScope, RewardRecord
 from app.store.tlog_models import LogProof
 
 LINE_BLOCK = 8 * 1024 * 1024
@@ -282,30 +282,29 @@ def audit_evidence(ctx: ServiceContext) -> EvidenceAudit:
     out = EvidenceAudit()
     with ctx.db.session() as s:
         complete = s.execute(
-            select(RewardRecord, LogProof.leaf)
+            select(RewardRecord, LedgerScope.registry_key, LedgerScope.owner, LogProof.leaf)
+            .join(LedgerScope, LedgerScope.id == RewardRecord.scope)
             .join(
                 EvidenceFetch,
-                (EvidenceFetch.registry_key == RewardRecord.registry_key)
-                & (EvidenceFetch.owner == RewardRecord.owner)
+                (EvidenceFetch.registry_key == LedgerScope.registry_key)
+                & (EvidenceFetch.owner == LedgerScope.owner)
                 & (EvidenceFetch.cursor == RewardRecord.cursor),
             )
             .outerjoin(
                 LogProof,
-                (LogProof.registry_key == RewardRecord.registry_key)
-                & (LogProof.owner == RewardRecord.owner)
-                & (LogProof.cursor == RewardRecord.cursor),
+                (LogProof.scope == RewardRecord.scope) & (LogProof.cursor == RewardRecord.cursor),
             )
             .where(EvidenceFetch.complete.is_(True))
         ).all()
-        for record, leaf in complete:
+        for record, registry_key, owner, leaf in complete:
             rows = s.execute(
                 select(
                     EvidenceEvent.event_id, EvidenceEvent.model_id, EvidenceEvent.at,
                     EvidenceEvent.fee_micro, EvidenceEvent.attributions_json,
                     EvidenceEvent.digest, EvidenceEvent.amount_micro,
                 ).where(
-                    EvidenceEvent.registry_key == record.registry_key,
-                    EvidenceEvent.owner == record.owner,
+                    EvidenceEvent.registry_key == registry_key,
+                    EvidenceEvent.owner == owner,
                     EvidenceEvent.cursor == record.cursor,
                 )
             ).all()  # fmt: skip

@@ -39,10 +39,12 @@ from app.store.rewards_models import (
     URL_KEY_PREFIX,
     KnownModel,
     KnownRegistry,
+    LedgerScope,
     RegistryAddress,
     RewardRecord,
     SyncCursor,
     UsageDay,
+    ensure_scope,
     url_key,
 )
 from app.store.rollups import LedgerRollupTotal, ledger_contributions
@@ -220,28 +222,35 @@ def _rekey(s: Session, old: str, new: str) -> None:
     same registry's data, read again)."""
     if old == new:
         return
-    if not any(
+    scopes: dict[str, int] = {
+        owner: scope
+        for owner, scope in s.execute(
+            select(LedgerScope.owner, LedgerScope.id).where(LedgerScope.registry_key == old)
+        )
+    }
+    entries = exists().where(RewardRecord.scope.in_(list(scopes.values())))
+    if not s.scalar(select(entries)) and not any(
         s.scalar(select(exists().where(table.registry_key == old)))
-        for table in (RewardRecord, UsageDay, SyncCursor, KnownModel)
+        for table in (UsageDay, SyncCursor, KnownModel)
     ):
         return  # the usual case at every sync: nothing was ever stored under `old`
-    # Ledger entries: one per (owner, cursor) of the registry.
+    # Ledger entries: one per (owner, cursor) of the registry; each owner's move from the
+    # old key's scope to the new key's (their log proofs stay with the old key's log).
     theirs = aliased(RewardRecord)
     moved = 0  # rows deleted or moved: the rollups of both keys follow
-    moved += _changed(
-        s,
-        delete(RewardRecord).where(
-            RewardRecord.registry_key == old,
-            exists().where(
-                theirs.registry_key == new,
-                theirs.owner == RewardRecord.owner,
-                theirs.cursor == RewardRecord.cursor,
+    for owner, old_scope in sorted(scopes.items()):
+        new_scope = ensure_scope(s, new, owner)
+        moved += _changed(
+            s,
+            delete(RewardRecord).where(
+                RewardRecord.scope == old_scope,
+                exists().where(theirs.scope == new_scope, theirs.cursor == RewardRecord.cursor),
             ),
-        ),
-    )
-    moved += _changed(
-        s, update(RewardRecord).where(RewardRecord.registry_key == old).values(registry_key=new)
-    )
+        )
+        moved += _changed(
+            s,
+            update(RewardRecord).where(RewardRecord.scope == old_scope).values(scope=new_scope),
+        )
 
     days = {
         (c, d, m, me)

@@ -71,6 +71,7 @@ from app.store.rewards_models import (
     KnownModel,
     SyncCursor,
     UsageDay,
+    ensure_scope,
     url_key,
 )
 from app.store.rollups import LedgerRollupTotal, UsageRollupDay, ledger_contributions
@@ -118,11 +119,11 @@ def _usage_stream(contribution_id: str) -> str:
 # A page of ledger entries in one statement (app.store.json_rows), or one executemany when an
 # event id holds a NUL; an entry the copy has already stays as stored.
 _ENTRY_COLUMNS = (
-    "registry_key", "owner", "cursor", "event_id", "contribution_id", "model_id", "method",
-    "amount_micro", "at", "demo",
+    "scope", "cursor", "event_id", "contribution_id", "model_id", "method", "amount_micro", "at",
+    "demo",
 )  # fmt: skip
-_ON_ENTRY = "ON CONFLICT (registry_key, owner, cursor) DO NOTHING"
-_INSERT_ENTRIES_JSON = json_rows.insert_json("reward_entries", _ENTRY_COLUMNS, 2, _ON_ENTRY)
+_ON_ENTRY = "ON CONFLICT (scope, cursor) DO NOTHING"
+_INSERT_ENTRIES_JSON = json_rows.insert_json("reward_entries", _ENTRY_COLUMNS, 1, _ON_ENTRY)
 _INSERT_ENTRIES = (
     f"INSERT INTO reward_entries ({', '.join(_ENTRY_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_ENTRY_COLUMNS))}) {_ON_ENTRY}"
@@ -143,6 +144,7 @@ class RewardsSync:
         self.directory = RegistryDirectory(ctx)
         self.registry = ""  # the registry's key, learned first thing in `run`
         self.owner = owner
+        self.scope = 0  # their LedgerScope id, also learned first thing
         self.demo = demo
         self.log: LogSync | None = None
         self._usage_sums: list[int] | None = None  # this identity's usage sums, once read
@@ -170,6 +172,9 @@ class RewardsSync:
     def _run(self, say: ProgressFn, today: date | None) -> SyncReport:
         say("Registry")
         self.registry = self.directory.learn(self.client, demo=self.demo)
+        with self._ctx.db.session() as s:
+            self.scope = ensure_scope(s, self.registry, self.owner)
+            s.commit()
         # Transparency log (app.services.transparency): checkpoint checked before any entry.
         self.log = LogSync.start(self._ctx, self.client, self.registry, self.owner)
         say("Models")
@@ -400,17 +405,18 @@ class RewardsSync:
                     for e in page.items
                 ]  # fmt: skip
                 conn = s.connection()
+                scope = self.scope
                 before = None
                 if json_rows.jsonable(e.event_id for e in page.items):
                     result = conn.exec_driver_sql(
-                        _INSERT_ENTRIES_JSON, (key, owner, json_rows.encode(rows))
+                        _INSERT_ENTRIES_JSON, (scope, json_rows.encode(rows))
                     )
                     # one statement: the rows it added have the ids just below the last
                     if result.rowcount and result.lastrowid:
                         before = result.lastrowid - result.rowcount
                 else:
                     before = rollups.last_ledger_id(s)
-                    result = conn.exec_driver_sql(_INSERT_ENTRIES, [(key, owner, *r) for r in rows])
+                    result = conn.exec_driver_sql(_INSERT_ENTRIES, [(scope, *r) for r in rows])
                 if result.rowcount == len(rows):  # every entry new (the usual case): summed here
                     rollups.add_ledger_page(
                         s, key, owner, ((r[2], r[6], r[3], r[4], r[5]) for r in rows)

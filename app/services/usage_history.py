@@ -25,7 +25,7 @@ from app.domain.money import format_micro
 from app.services.context import ServiceContext
 from app.services.rewards import RewardsReview
 from app.store.models import HistoryEntry, Item
-from app.store.rewards_models import KnownModel, RewardRecord, UsageDay
+from app.store.rewards_models import KnownModel, RewardRecord, UsageDay, in_scope
 from app.store.rollups import LedgerRollupDay, UsageRollupContribution, UsageRollupDay
 
 # -- usage over time, export -----------------------------------------------------------------
@@ -409,10 +409,8 @@ def contribution_timeline(
                     first_use[mid] = day
             # The first paying entry itself (its time and amount): one contribution's entries,
             # read by the ledger's contribution index.
-            ledger = (
-                (RewardRecord.registry_key == review.registry)
-                & (RewardRecord.owner == review.owner)
-                & (RewardRecord.contribution_id == cid)
+            ledger = in_scope(RewardRecord.scope, review.registry, review.owner) & (
+                RewardRecord.contribution_id == cid
             )
             first_reward = s.execute(
                 select(RewardRecord.at, RewardRecord.amount_micro, RewardRecord.model_id)

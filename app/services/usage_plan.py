@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.store.rewards_models import SyncCursor
+from app.store.rewards_models import SCOPE_SQL, SyncCursor
 from app.store.rollups import USAGE_STREAM_PREFIX
 
 # The mark's stream (not "usage:<id>": those name contributions).
@@ -55,12 +55,11 @@ def parse_mark(text: str | None) -> UsageMark | None:
 
 
 LAST_ENTRY_SQL = (
-    "SELECT id FROM reward_entries NOT INDEXED WHERE registry_key = :key AND owner = :owner "
-    "ORDER BY id DESC LIMIT 1"
+    f"SELECT id FROM reward_entries NOT INDEXED WHERE scope = {SCOPE_SQL} ORDER BY id DESC LIMIT 1"
 )
 EARLIEST_NEW_SQL = (
     "SELECT contribution_id, min(at) FROM reward_entries NOT INDEXED "
-    "WHERE id > :after AND registry_key = :key AND owner = :owner GROUP BY contribution_id"
+    f"WHERE id > :after AND scope = {SCOPE_SQL} GROUP BY contribution_id"
 )
 
 

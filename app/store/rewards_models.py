@@ -8,6 +8,11 @@ host) keeps its history. `KnownRegistry` and `RegistryAddress` record which URLs
 was seen at. Rows synced before identities existed, or from a registry that names none, are
 keyed `url:<URL>` until the registry at that URL names itself; they are then re-keyed.
 
+The ledger's per-entry rows (`RewardRecord` here, `LogProof` and `LogLeafEvents` in
+app.store.tlog_models) name their registry key and owner by a `LedgerScope` id: a first sync
+stores hundreds of thousands of entries, each in several rows and indexes, and the two strings
+(~175 bytes) in each of them were most of what it wrote.
+
 It is what the rewards page and `contributor-desk rewards` show, online or not: a sync only
 ever adds entries and replaces usage days it fetched again, in one transaction per page, so an
 interrupted sync leaves the previous state (and its cursor) intact.
@@ -21,15 +26,19 @@ from typing import Annotated
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     Date,
     DateTime,
     Index,
     Integer,
+    ScalarSelect,
     String,
     Text,
     UniqueConstraint,
+    select,
+    text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
 from app.store.models import Base, utcnow
 
@@ -85,14 +94,72 @@ class SyncCursor(Base):
     synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class LedgerScope(Base):
+    """A registry key and an identity reading its ledger, named by `id` in the per-entry rows
+    (entries, their inclusions and leaf events). Created by the first sync that stores any."""
+
+    __tablename__ = "ledger_scopes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registry_key: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(64))  # key fingerprint
+
+    __table_args__ = (UniqueConstraint("registry_key", "owner", name="uq_ledger_scopes"),)
+
+
+# The scope of `:key` and `:owner` in SQL text (NULL when there is none: matches no row).
+SCOPE_SQL = "(SELECT id FROM ledger_scopes WHERE registry_key = :key AND owner = :owner)"
+
+
+def scope_of(registry_key: str, owner: str) -> ScalarSelect[int]:
+    """The scope id of this registry key and owner, as a subquery (a query's `scope ==` it
+    matches no row when there is none)."""
+    return (
+        select(LedgerScope.id)
+        .where(LedgerScope.registry_key == registry_key, LedgerScope.owner == owner)
+        .scalar_subquery()
+    )
+
+
+def in_scope(
+    column: ColumnElement[int] | InstrumentedAttribute[int], registry_key: str, owner: str
+) -> ColumnElement[bool]:
+    """`column` (a scope id) is the scope of this registry key and owner."""
+    return column == scope_of(registry_key, owner)
+
+
+def scope_id(s: Session, registry_key: str, owner: str) -> int | None:
+    """The scope id of this registry key and owner (None: nothing was stored for them)."""
+    found = s.scalar(
+        select(LedgerScope.id).where(
+            LedgerScope.registry_key == registry_key, LedgerScope.owner == owner
+        )
+    )
+    return None if found is None else int(found)
+
+
+def ensure_scope(s: Session, registry_key: str, owner: str) -> int:
+    """The scope id of this registry key and owner, added in the caller's transaction if there
+    is none (a sync commits it before storing rows under it)."""
+    s.execute(
+        text(
+            "INSERT INTO ledger_scopes (registry_key, owner) VALUES (:key, :owner) "
+            "ON CONFLICT (registry_key, owner) DO NOTHING"
+        ),
+        {"key": registry_key, "owner": owner},
+    )
+    found = scope_id(s, registry_key, owner)
+    assert found is not None
+    return found
+
+
 class RewardRecord(Base):
     """One ledger entry of the registry, as received (local id order == ledger order)."""
 
     __tablename__ = "reward_entries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registry_key: Mapped[str] = mapped_column(Text)
-    owner: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[int] = mapped_column(Integer)  # LedgerScope: registry key and owner
     cursor: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(128))
     contribution_id: Mapped[str] = mapped_column(String(128))
@@ -103,8 +170,8 @@ class RewardRecord(Base):
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
-        UniqueConstraint("registry_key", "owner", "cursor", name="uq_reward_entries_cursor"),
-        Index("ix_reward_entries_contribution", "registry_key", "contribution_id"),
+        UniqueConstraint("scope", "cursor", name="uq_reward_entries_cursor"),
+        Index("ix_reward_entries_contribution", "scope", "contribution_id"),
     )
 
 

@@ -118,10 +118,11 @@ ROLLUP_TABLES = (
 REBUILD_SQL = (
     """INSERT INTO ledger_rollup_days (registry_key, owner, contribution_id, day, model_id,
          method, amount_micro, entries)
-       SELECT registry_key, owner, contribution_id, substr(at, 1, 10), model_id, method,
-              sum(amount_micro), count(*)
-       FROM reward_entries WHERE {ledger_where}
-       GROUP BY registry_key, owner, contribution_id, substr(at, 1, 10), model_id, method""",
+       SELECT sc.registry_key, sc.owner, r.contribution_id, substr(r.at, 1, 10), r.model_id,
+              r.method, sum(r.amount_micro), count(*)
+       FROM reward_entries AS r JOIN ledger_scopes AS sc ON sc.id = r.scope
+       WHERE {entries_where}
+       GROUP BY r.scope, r.contribution_id, substr(r.at, 1, 10), r.model_id, r.method""",
     """INSERT INTO ledger_rollup_totals (registry_key, owner, contribution_id, model_id,
          method, amount_micro, entries)
        SELECT registry_key, owner, contribution_id, model_id, method, sum(amount_micro),
@@ -151,8 +152,12 @@ def rebuild_statements(*, one_key: bool) -> list[str]:
     """The SQL that fills the rollups from the rows: of one registry key (bound as `:key`)
     or of all of them."""
     ledger = "registry_key = :key" if one_key else "1"
+    entries = "sc.registry_key = :key" if one_key else "1"
     cursor = "c.registry_key = :key" if one_key else "1"
-    return [sql.format(ledger_where=ledger, cursor_where=cursor) for sql in REBUILD_SQL]
+    return [
+        sql.format(ledger_where=ledger, entries_where=entries, cursor_where=cursor)
+        for sql in REBUILD_SQL
+    ]
 
 
 def rebuild(s: Session, registry_key: str) -> None:
@@ -234,19 +239,21 @@ def add_ledger_page(
 _ADD_NEW_LEDGER_SQL = (
     """INSERT INTO ledger_rollup_days (registry_key, owner, contribution_id, day, model_id,
          method, amount_micro, entries)
-       SELECT registry_key, owner, contribution_id, substr(at, 1, 10), model_id, method,
-              sum(amount_micro), count(*)
-       FROM reward_entries WHERE id > :after_id
-       GROUP BY registry_key, owner, contribution_id, substr(at, 1, 10), model_id, method
+       SELECT sc.registry_key, sc.owner, r.contribution_id, substr(r.at, 1, 10), r.model_id,
+              r.method, sum(r.amount_micro), count(*)
+       FROM reward_entries AS r JOIN ledger_scopes AS sc ON sc.id = r.scope
+       WHERE r.id > :after_id
+       GROUP BY r.scope, r.contribution_id, substr(r.at, 1, 10), r.model_id, r.method
        ON CONFLICT (registry_key, owner, contribution_id, day, model_id, method) DO UPDATE
        SET amount_micro = amount_micro + excluded.amount_micro,
            entries = entries + excluded.entries""",
     """INSERT INTO ledger_rollup_totals (registry_key, owner, contribution_id, model_id,
          method, amount_micro, entries)
-       SELECT registry_key, owner, contribution_id, model_id, method, sum(amount_micro),
-              count(*)
-       FROM reward_entries WHERE id > :after_id
-       GROUP BY registry_key, owner, contribution_id, model_id, method
+       SELECT sc.registry_key, sc.owner, r.contribution_id, r.model_id, r.method,
+              sum(r.amount_micro), count(*)
+       FROM reward_entries AS r JOIN ledger_scopes AS sc ON sc.id = r.scope
+       WHERE r.id > :after_id
+       GROUP BY r.scope, r.contribution_id, r.model_id, r.method
        ON CONFLICT (registry_key, owner, contribution_id, model_id, method) DO UPDATE
        SET amount_micro = amount_micro + excluded.amount_micro,
            entries = entries + excluded.entries""",

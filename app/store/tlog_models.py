@@ -31,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.store.models import Base, utcnow
+from app.store.rewards_models import in_scope
 
 
 class LogPin(Base):
@@ -58,8 +59,8 @@ class LogCheckpoint(Base):
 class LogProof(Base):
     __tablename__ = "log_proofs"
 
-    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    # LedgerScope (app.store.rewards_models): registry key and owner
+    scope: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     cursor: Mapped[str] = mapped_column(Text, primary_key=True)  # the ledger entry id
     leaf_index: Mapped[int] = mapped_column(BigInteger)
     tree_size: Mapped[int] = mapped_column(BigInteger)
@@ -70,21 +71,19 @@ class LogProof(Base):
 class LogProofCount(Base):
     """How many ledger entries of an owner have a `LogProof` (acceptance proofs not counted):
     kept by triggers on log_proofs (migration 0011), so every insert and delete counts, and
-    read instead of counting the proofs' rows (a sync with nothing new, the log status)."""
+    read instead of counting the proofs' rows (a sync with nothing new, the log status).
+    Per ledger scope since migration 0014."""
 
     __tablename__ = "log_proof_counts"
 
-    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    scope: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     ledger: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 def ledger_proofs(s: Session, registry_key: str, owner: str) -> int:
     """How many of the owner's ledger entries have a stored proof (`LogProofCount`)."""
     count = s.scalar(
-        select(LogProofCount.ledger).where(
-            LogProofCount.registry_key == registry_key, LogProofCount.owner == owner
-        )
+        select(LogProofCount.ledger).where(in_scope(LogProofCount.scope, registry_key, owner))
     )
     return int(count or 0)
 
@@ -122,8 +121,7 @@ class LogLeafEvents(Base):
     __tablename__ = "log_leaf_events"
     __table_args__ = {"sqlite_with_rowid": False}
 
-    registry_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     contribution_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)  # of the entry's time, UTC
     model_id: Mapped[str] = mapped_column(String(64), primary_key=True)

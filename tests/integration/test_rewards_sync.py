@@ -169,13 +169,20 @@ def _stored(desk: Desk) -> dict[str, Any]:
     """Everything the rewards cache holds, as comparable data."""
     from sqlalchemy import select
 
-    from app.store.rewards_models import RewardRecord, SyncCursor, UsageDay
+    from app.store.rewards_models import LedgerScope, RewardRecord, SyncCursor, UsageDay
 
     with desk.ctx.db.session() as s:
         return {
             "entries": sorted(
-                (r.registry_key, r.cursor, r.contribution_id, r.amount_micro)
-                for r in s.scalars(select(RewardRecord))
+                tuple(r)
+                for r in s.execute(
+                    select(
+                        LedgerScope.registry_key,
+                        RewardRecord.cursor,
+                        RewardRecord.contribution_id,
+                        RewardRecord.amount_micro,
+                    ).join(LedgerScope, LedgerScope.id == RewardRecord.scope)
+                )  # fmt: skip
             ),
             "days": sorted(
                 (d.registry_key, d.contribution_id, d.day, d.model_id, d.method, d.events)
@@ -307,7 +314,13 @@ def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
     registry's earlier ports) move when the registry's ledger has their contributions."""
     from sqlalchemy import update
 
-    from app.store.rewards_models import RegistryAddress, RewardRecord, SyncCursor, UsageDay
+    from app.store.rewards_models import (
+        RegistryAddress,
+        RewardRecord,
+        SyncCursor,
+        UsageDay,
+        ensure_scope,
+    )
     from app.store.rollups import ROLLUP_MODELS as ROLLUPS
 
     cids = accepted_items(desk, "east", "west")
@@ -317,13 +330,15 @@ def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
     key = synced.registry_id
     assert key is not None
     old_port = "http://127.0.0.1:9"  # where the same registry was before (a restart)
+    owner = IdentityService(desk.ctx).current()
+    assert owner is not None
     with desk.ctx.db.session() as s:  # as the migration leaves rows synced by URL
-        for table in (RewardRecord, UsageDay, SyncCursor, *ROLLUPS):
+        old_scope = ensure_scope(s, f"url:{old_port}", owner.fingerprint)
+        s.execute(update(RewardRecord).values(scope=old_scope))
+        for table in (UsageDay, SyncCursor, *ROLLUPS):
             s.execute(update(table).values(registry_key=f"url:{old_port}"))
         s.execute(update(RegistryAddress).values(registry_key=f"url:{old_port}", url=old_port))
         s.commit()
-    owner = IdentityService(desk.ctx).current()
-    assert owner is not None
     offline = open_review(desk.ctx, owner.fingerprint, url=old_port).overview()
     assert offline.total_micro == synced.total_micro and offline.registry_id is None
     assert {c.title for c in offline.by_contribution} == {"east", "west"}

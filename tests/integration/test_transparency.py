@@ -28,7 +28,7 @@ from app.services.transparency import (
     export_evidence,
     log_status,
 )
-from app.store.rewards_models import RewardRecord, UsageDay
+from app.store.rewards_models import LedgerScope, RewardRecord, UsageDay
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof, ledger_proofs
 from app.tlog import Checkpoint, Signer, Verifier, open_checkpoint, tiles_for_size
 from registry import translog
@@ -122,8 +122,15 @@ def _snapshot(ctx: ServiceContext) -> dict[str, Any]:
     with ctx.db.session() as s:
         return {
             "records": sorted(
-                (r.registry_key, r.cursor, r.amount_micro, r.contribution_id)
-                for r in s.scalars(select(RewardRecord))
+                tuple(r)
+                for r in s.execute(
+                    select(
+                        LedgerScope.registry_key,
+                        RewardRecord.cursor,
+                        RewardRecord.amount_micro,
+                        RewardRecord.contribution_id,
+                    ).join(LedgerScope, LedgerScope.id == RewardRecord.scope)
+                )  # fmt: skip
             ),
             "checkpoints": sorted(
                 (c.registry_key, c.size, c.note) for c in s.scalars(select(LogCheckpoint))
@@ -189,13 +196,23 @@ def test_sync_verifies_every_entry_and_audit_passes_offline(
         [pin] = s.scalars(select(LogPin)).all()
         records = s.scalar(select(func.count()).select_from(RewardRecord))
         cursors = list(s.scalars(select(LogProof.cursor)))
-        keys = set(s.scalars(select(RewardRecord.registry_key)))
+        keys = set(
+            s.scalars(
+                select(LedgerScope.registry_key).join(
+                    RewardRecord, RewardRecord.scope == LedgerScope.id
+                )
+            )
+        )
     assert pin.source == "first-contact"
     assert keys == {pin.vkey}  # the registry's identity is its log key
     accepted = sorted(c for c in cursors if c.startswith("acceptance:"))
     assert records == len(cursors) - len(accepted)
     with desk.ctx.db.session() as s:  # the proofs' count, kept by triggers, says the same
-        [owner] = set(s.scalars(select(RewardRecord.owner)))
+        [owner] = set(
+            s.scalars(
+                select(LedgerScope.owner).join(RewardRecord, RewardRecord.scope == LedgerScope.id)
+            )
+        )
         assert ledger_proofs(s, pin.vkey, owner) == records
     assert accepted == sorted(f"acceptance:{c}" for c in cids)  # both acceptances in the log
     pins = run_cli("log-key", "--json", data_dir=data_dir)
@@ -213,7 +230,9 @@ def test_log_status_counts_what_the_sync_verified(synced: tuple[Desk, list[str]]
     desk, cids = synced
     with desk.ctx.db.session() as s:
         [(key, owner)] = s.execute(
-            select(RewardRecord.registry_key, RewardRecord.owner).distinct()
+            select(LedgerScope.registry_key, LedgerScope.owner)
+            .join(RewardRecord, RewardRecord.scope == LedgerScope.id)
+            .distinct()
         ).all()
         per: dict[str, int] = {}
         for cid in s.scalars(select(RewardRecord.contribution_id)):
@@ -304,7 +323,9 @@ def test_an_acknowledged_failure_is_kept_and_no_longer_fails_the_audit(
         _sync(desk)
     with desk.ctx.db.session() as s:
         [(key, owner)] = s.execute(
-            select(RewardRecord.registry_key, RewardRecord.owner).distinct()
+            select(LedgerScope.registry_key, LedgerScope.owner)
+            .join(RewardRecord, RewardRecord.scope == LedgerScope.id)
+            .distinct()
         ).all()
     status = log_status(desk.ctx, key, owner)
     assert status is not None and status.failure is not None

@@ -166,8 +166,7 @@ def test_the_offline_audit_rederives_the_filed_events_from_the_leaves(
         changed.events += 5
         s.delete(removed)
         s.add(LogLeafEvents(
-            registry_key=changed.registry_key, owner=changed.owner,
-            contribution_id=changed.contribution_id, day=changed.day,
+            scope=changed.scope, contribution_id=changed.contribution_id, day=changed.day,
             model_id=changed.model_id, method=changed.method, cursor="999999",
             settlement=0, events=3,
         ))  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
+from sqlalchemy import create_engine
 
 from app.store.db import DB_FILE_NAME, Database, _alembic_config
 
@@ -20,6 +21,16 @@ def at_revision(folder: Path, revision: str) -> Path:
         command.downgrade(_alembic_config(db.engine), revision)
     finally:
         db.dispose()
+    return folder / DB_FILE_NAME
+
+
+def upgraded(folder: Path, revision: str) -> Path:
+    """The catalogue in `folder` upgraded to `revision` (not further); its file."""
+    engine = create_engine(f"sqlite:///{folder / DB_FILE_NAME}")
+    try:
+        command.upgrade(_alembic_config(engine), revision)
+    finally:
+        engine.dispose()
     return folder / DB_FILE_NAME
 
 

@@ -117,8 +117,7 @@ def verify_acceptances(sync: SyncSession, contribution_ids: Sequence[str]) -> in
         done = set(
             s.scalars(
                 select(LogProof.cursor).where(
-                    LogProof.registry_key == sync.registry_key,
-                    LogProof.owner == sync.owner,
+                    LogProof.scope == sync.scope,
                     # a range on the primary key's index (LIKE would read every proof row)
                     LogProof.cursor >= ACCEPTANCE_PREFIX,
                     LogProof.cursor < after_prefix(ACCEPTANCE_PREFIX),
@@ -177,7 +176,7 @@ def verify_acceptances(sync: SyncSession, contribution_ids: Sequence[str]) -> in
                 sync.fail("acceptance", f"the acceptance of contribution {cid}: {why}", evidence)
             proven.append(
                 LogProof(
-                    registry_key=sync.registry_key, owner=sync.owner, cursor=acceptance_cursor(cid),
+                    scope=sync.scope, cursor=acceptance_cursor(cid),
                     leaf_index=idx, tree_size=cp.size, leaf=leaf, proof=b"".join(path),
                 )
             )  # fmt: skip

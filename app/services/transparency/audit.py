@@ -26,7 +26,7 @@ from app.services.transparency.acceptance import (
 from app.services.transparency.failures import failure_json, split_hashes
 from app.services.transparency.leaves import checked_leaf, entry_fields
 from app.services.transparency.sync import leaf_cell
-from app.store.rewards_models import RewardRecord
+from app.store.rewards_models import LedgerScope, RewardRecord
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogPin, LogProof, LogTile
 from app.tlog import (
     InclusionBatch,
@@ -64,7 +64,7 @@ _RECORD_COLUMNS = (
     RewardRecord.demo,
 )  # fmt: skip
 _PROOF_COLUMNS = (
-    LogProof.owner, LogProof.cursor, LogProof.leaf_index, LogProof.tree_size, LogProof.leaf,
+    LedgerScope.owner, LogProof.cursor, LogProof.leaf_index, LogProof.tree_size, LogProof.leaf,
     LogProof.proof,
 )  # fmt: skip
 
@@ -112,7 +112,11 @@ def audit(ctx: ServiceContext) -> AuditReport:
             # rows, not ORM objects: an audit reads every stored entry and proof
             records = {
                 r.cursor: r
-                for r in s.execute(select(*_RECORD_COLUMNS).where(RewardRecord.registry_key == key))
+                for r in s.execute(
+                    select(*_RECORD_COLUMNS)
+                    .join(LedgerScope, LedgerScope.id == RewardRecord.scope)
+                    .where(LedgerScope.registry_key == key)
+                )
             }
             tiles: dict[tuple[int, int], bytes] = {}
             sizes: dict[tuple[int, int], int] = {}
@@ -127,7 +131,11 @@ def audit(ctx: ServiceContext) -> AuditReport:
             batches: dict[int, InclusionBatch] = {}
             cells: dict[_CellKey, tuple[int, int]] = {}  # from the verified leaves
             failed: set[str] = set()
-            proofs = s.execute(select(*_PROOF_COLUMNS).where(LogProof.registry_key == key)).all()
+            proofs = s.execute(
+                select(*_PROOF_COLUMNS)
+                .join(LedgerScope, LedgerScope.id == LogProof.scope)
+                .where(LedgerScope.registry_key == key)
+            ).all()
             acceptances = [p for p in proofs if p.cursor.startswith(ACCEPTANCE_PREFIX)]
             facts = submitted(s, [p.cursor.removeprefix(ACCEPTANCE_PREFIX) for p in acceptances])
             for p in proofs:
@@ -199,8 +207,9 @@ def _check_cells(
     stored: dict[_CellKey, tuple[int, int]] = {
         row[:6]: row[6:]
         for row in raw.execute(
-            "SELECT owner, contribution_id, day, model_id, method, cursor, settlement, events "
-            "FROM log_leaf_events WHERE registry_key = ?",
+            "SELECT sc.owner, e.contribution_id, e.day, e.model_id, e.method, e.cursor, "
+            "e.settlement, e.events FROM log_leaf_events AS e "
+            "JOIN ledger_scopes AS sc ON sc.id = e.scope WHERE sc.registry_key = ?",
             (key,),
         )
     }

@@ -108,7 +108,7 @@ _ROLLUP_DAYS = (
 # entries through settlement position ? (all: -1).
 _LEAF_EVENTS = (
     "SELECT day, model_id, method, sum(events) FROM log_leaf_events "
-    "WHERE registry_key = ? AND owner = ? AND contribution_id = ? AND day >= ? AND day <= ? "
+    "WHERE scope = ? AND contribution_id = ? AND day >= ? AND day <= ? "
     "AND (? < 0 OR settlement <= ?) GROUP BY day, model_id, method"
 )
 
@@ -137,8 +137,7 @@ def check_usage(sync: SyncSession, window: UsageWindow, catch_up: CatchUp) -> No
     cid = window.contribution_id
     day = func.date(RewardRecord.at)
     mine = (
-        (RewardRecord.registry_key == sync.registry_key)
-        & (RewardRecord.owner == sync.owner)
+        (RewardRecord.scope == sync.scope)
         & (RewardRecord.contribution_id == cid)
         & (RewardRecord.at >= datetime.combine(window.since, time()))
         & (RewardRecord.at < datetime.combine(window.until + timedelta(days=1), time()))
@@ -213,7 +212,7 @@ def _check_events(
     with sync.ctx.db.session() as s:  # one plain read, like the rollup's
         found = s.connection().exec_driver_sql(
             _LEAF_EVENTS,
-            (sync.registry_key, sync.owner, window.contribution_id, window.since.isoformat(),
+            (sync.scope, window.contribution_id, window.since.isoformat(),
              window.until.isoformat(), position, position),
         ).all()  # fmt: skip
     least: dict[Key, int] = {
@@ -238,7 +237,7 @@ def _check_events(
 def check_summary(sync: SyncSession, catch_up: CatchUp) -> None:
     """The registry's summary (its total, per contribution and per model) against the stored
     entries, page by page (each page is read at its own moment)."""
-    mine = (RewardRecord.registry_key == sync.registry_key) & (RewardRecord.owner == sync.owner)
+    mine = RewardRecord.scope == sync.scope
 
     def spread(found: Iterable[Any]) -> list[Row]:
         rows: list[Row] = []
@@ -319,10 +318,7 @@ def stored_floor(sync: SyncSession) -> int:
     if sync.settled_floor is None:
         with sync.ctx.db.session() as s:
             latest = s.scalar(
-                select(func.max(_settlement_sql())).where(
-                    RewardRecord.registry_key == sync.registry_key,
-                    RewardRecord.owner == sync.owner,
-                )
+                select(func.max(_settlement_sql())).where(RewardRecord.scope == sync.scope)
             )
         sync.settled_floor = int(latest or 0)
     return sync.settled_floor

@@ -18,6 +18,7 @@ class SyncSession(Protocol):
     client: RegistryClient
     registry_key: str
     owner: str
+    scope: int  # their LedgerScope id (app.store.rewards_models)
     checkpoint: Checkpoint | None
     note: bytes
     settled_floor: int | None

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.services.context import ServiceContext
 from app.services.transparency.acceptance import ACCEPTANCE_PREFIX, after_prefix
-from app.store.rewards_models import RewardRecord
+from app.store.rewards_models import RewardRecord, in_scope
 from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogCheckpoint, LogFailure, LogProof, ledger_proofs
 
@@ -100,8 +100,7 @@ def log_status(ctx: ServiceContext, registry_key: str, owner: str) -> LogStatus 
             c.removeprefix(ACCEPTANCE_PREFIX)
             for c in s.scalars(
                 select(LogProof.cursor).where(
-                    LogProof.registry_key == registry_key,
-                    LogProof.owner == owner,
+                    in_scope(LogProof.scope, registry_key, owner),
                     # A range on the primary key's index (LIKE would read every proof row).
                     LogProof.cursor >= ACCEPTANCE_PREFIX,
                     LogProof.cursor < after_prefix(ACCEPTANCE_PREFIX),
@@ -138,13 +137,11 @@ def _per_contribution(s: Session, registry_key: str, owner: str) -> dict[str, tu
     missing: dict[str, int] = {}
     if pending > 0:
         unproven = ~exists().where(
-            LogProof.registry_key == RewardRecord.registry_key,
-            LogProof.owner == RewardRecord.owner,
-            LogProof.cursor == RewardRecord.cursor,
+            LogProof.scope == RewardRecord.scope, LogProof.cursor == RewardRecord.cursor
         )
         for cid in s.scalars(
             select(RewardRecord.contribution_id)
-            .where(RewardRecord.registry_key == registry_key, RewardRecord.owner == owner, unproven)
+            .where(in_scope(RewardRecord.scope, registry_key, owner), unproven)
             .order_by(RewardRecord.id.desc())
             .limit(pending)
         ):

@@ -44,7 +44,7 @@ from app.services.transparency.leaves import (
 )
 from app.services.transparency.pins import pinned
 from app.store.json_rows import as_text, encode, insert_json
-from app.store.rewards_models import RewardRecord, SyncCursor
+from app.store.rewards_models import RewardRecord, SyncCursor, ensure_scope
 from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogProof, LogTile, ledger_proofs, upsert_tiles
 from app.tlog import Checkpoint, InclusionBatch, MalformedError, TlogError, Verifier, leaf_hash
@@ -63,23 +63,22 @@ SUMMARY_RECHECK = timedelta(days=1)  # the summary is read at least this often
 # many of the user's new leaves; fewer are proven by inclusion proofs (~0.7 KB each).
 SPARSE_BELOW = 8
 _INSERT_PROOF = (
-    "INSERT INTO log_proofs (registry_key, owner, cursor, leaf_index, tree_size, leaf, proof) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "INSERT INTO log_proofs (scope, cursor, leaf_index, tree_size, leaf, proof) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 # The same in one statement per call (app.store.json_rows), for leaves and proofs that are
 # UTF-8 text (others: the statement above); and the leaves' events counts.
 _INSERT_PROOFS_JSON = insert_json(
     "log_proofs",
-    ("registry_key", "owner", "cursor", "leaf_index", "tree_size", "leaf", "proof"),
-    2,
+    ("scope", "cursor", "leaf_index", "tree_size", "leaf", "proof"),
+    1,
     "ON CONFLICT DO NOTHING",
     blobs=("leaf", "proof"),
 )
 _INSERT_EVENTS_JSON = insert_json(
     "log_leaf_events",
-    ("registry_key", "owner", "contribution_id", "day", "model_id", "method", "cursor",
-     "settlement", "events"),
-    2,
+    ("scope", "contribution_id", "day", "model_id", "method", "cursor", "settlement", "events"),
+    1,
     "ON CONFLICT DO NOTHING",
 )  # fmt: skip
 
@@ -183,7 +182,7 @@ def _checked_leaves(body: dict[str, Any], asked: set[str], size: int) -> list[Le
 
 class ProvenLeaf(NamedTuple):
     """A verified inclusion proof of one of the sync's own entries, not stored yet (a row of
-    `LogProof` for the sync's registry key and owner)."""
+    `LogProof` in the sync's scope)."""
 
     cursor: str
     leaf_index: int
@@ -225,6 +224,7 @@ class LogSync:
     client: RegistryClient
     registry_key: str
     owner: str
+    scope: int  # their LedgerScope id
     verifier: Verifier
     checkpoint: Checkpoint | None = None
     note: bytes = b""
@@ -247,7 +247,10 @@ class LogSync:
         pin = pinned(ctx, verifier.name)
         if pin is None or pin.vkey != registry_key:
             return None
-        sync = cls(ctx, client, registry_key, owner, verifier)
+        with ctx.db.session() as s:
+            scope = ensure_scope(s, registry_key, owner)
+            s.commit()
+        sync = cls(ctx, client, registry_key, owner, scope, verifier)
         sync.begin()
         return sync
 
@@ -540,9 +543,7 @@ class LogSync:
         inclusions themselves stored later by `store`, with `events=False`)."""
         cells = self._cells(proofs)
         if cells:
-            session.connection().exec_driver_sql(
-                _INSERT_EVENTS_JSON, (self.registry_key, self.owner, encode(cells))
-            )
+            session.connection().exec_driver_sql(_INSERT_EVENTS_JSON, (self.scope, encode(cells)))
 
     @staticmethod
     def _cells(proofs: Iterable[LogProof | ProvenLeaf]) -> list[tuple[Any, ...]]:
@@ -566,14 +567,13 @@ class LogSync:
         stored tile is only ever replaced by a wider one. With `session`: in the
         caller's transaction (committed by the caller; the tiles count as stored once it is
         called). Without `events`: not their leaf events (`store_events` stored them)."""
-        key, owner = self.registry_key, self.owner
+        scope = self.scope
         proofs = list(proofs)
         rows = [
-            (key, owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
-            if isinstance(p, ProvenLeaf)
-            else (p.registry_key, p.owner, p.cursor, p.leaf_index, p.tree_size, p.leaf, p.proof)
+            (scope if isinstance(p, ProvenLeaf) else p.scope, p.cursor, p.leaf_index,
+             p.tree_size, p.leaf, p.proof)
             for p in proofs
-        ]
+        ]  # fmt: skip
         # the tiles verified so far (the sync may verify more meanwhile: stored next time)
         added = dict(self.tiles.added) if self.tiles is not None else {}
         tiles = self._unstored_tiles(added)
@@ -586,18 +586,18 @@ class LogSync:
             # plain statements, no per-row processing by the ORM (a first sync stores
             # hundreds of thousands of rows)
             conn = s.connection()
-            # rows of this sync's key and owner whose leaf and proof are text in one
-            # statement each, any other by executemany
+            # rows of this sync's scope whose leaf and proof are text in one statement,
+            # any other by executemany
             plain, other = [], []
             for r in rows:
-                if r[0] == key and r[1] == owner:
-                    leaf, proof = as_text(r[5]), as_text(r[6])
+                if r[0] == scope:
+                    leaf, proof = as_text(r[4]), as_text(r[5])
                     if leaf is not None and proof is not None:
-                        plain.append((r[2], r[3], r[4], leaf, proof))
+                        plain.append((r[1], r[2], r[3], leaf, proof))
                         continue
                 other.append(r)
             if plain:
-                conn.exec_driver_sql(_INSERT_PROOFS_JSON, (key, owner, encode(plain)))
+                conn.exec_driver_sql(_INSERT_PROOFS_JSON, (scope, encode(plain)))
             for i in range(0, len(other), STORE_CHUNK):
                 conn.exec_driver_sql(_INSERT_PROOF, other[i : i + STORE_CHUNK])
             if events:
@@ -641,15 +641,10 @@ class LogSync:
                 select(RewardRecord)
                 .outerjoin(
                     LogProof,
-                    (LogProof.registry_key == RewardRecord.registry_key)
-                    & (LogProof.owner == RewardRecord.owner)
+                    (LogProof.scope == RewardRecord.scope)
                     & (LogProof.cursor == RewardRecord.cursor),
                 )
-                .where(
-                    RewardRecord.registry_key == self.registry_key,
-                    RewardRecord.owner == self.owner,
-                    LogProof.cursor.is_(None),
-                )
+                .where(RewardRecord.scope == self.scope, LogProof.cursor.is_(None))
             )
             .scalars()
             .all()

@@ -30,7 +30,7 @@ from app.services.evidence import (
 from app.services.evidence_check import Status
 from app.store.evidence_models import EvidenceEvent, EvidenceFetch
 from app.store.models import Item
-from app.store.rewards_models import RewardRecord
+from app.store.rewards_models import RewardRecord, ensure_scope, scope_id
 from app.store.tlog_models import LogFailure, LogProof
 
 REG = "example.org/log+12345678+AAAA"
@@ -130,16 +130,17 @@ def _entry(
     digest = entry_digest([(e["digest"], e["amountMicro"]) for e in events])
     leaf = {"usageDigest": digest, "events": len(events), "sharePpm": SHARE}
     with ctx.db.session() as s:
+        scope = ensure_scope(s, REG, OWNER)
         s.add(
             RewardRecord(
-                registry_key=REG, owner=OWNER, cursor=cursor, event_id=f"s{cursor}",
+                scope=scope, cursor=cursor, event_id=f"s{cursor}",
                 contribution_id=CID, model_id="m1", method=method, amount_micro=amount,
                 at=T0, demo=False,
             )
         )  # fmt: skip
         s.add(
             LogProof(
-                registry_key=REG, owner=OWNER, cursor=cursor, leaf_index=int(cursor),
+                scope=scope, cursor=cursor, leaf_index=int(cursor),
                 tree_size=100, leaf=json.dumps(leaf).encode(), proof=b"",
             )
         )  # fmt: skip
@@ -297,7 +298,7 @@ def test_only_entries_the_log_verified_are_read(desk: tuple[ServiceContext, Path
     pages = Pages()
     _entry(ctx, pages, "1", "influence", [_event(1, None, "influence")])
     with ctx.db.session() as s:
-        s.delete(s.get(LogProof, (REG, OWNER, "1")))
+        s.delete(s.get(LogProof, (scope_id(s, REG, OWNER), "1")))
         s.commit()
     assert _sync(ctx, pages).events == 0 and pages.asked == []
 

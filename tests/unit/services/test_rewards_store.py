@@ -18,7 +18,7 @@ from app.registry_client.usage import RewardEntry, RewardsPage
 from app.services.context import ServiceContext
 from app.services.rewards import RewardsSync
 from app.store import rollups
-from app.store.rewards_models import RewardRecord
+from app.store.rewards_models import RewardRecord, ensure_scope
 
 KEY, OWNER = "registry-key", "f" * 64
 T0 = datetime(2026, 11, 20, 23, 59, 58, 120000, tzinfo=UTC)
@@ -26,6 +26,13 @@ T0 = datetime(2026, 11, 20, 23, 59, 58, 120000, tzinfo=UTC)
 
 def _entry(n: int, cid: str, at: datetime, micro: int) -> RewardEntry:
     return RewardEntry(str(n), f"s{n}", cid, "m1", "influence", micro, at, n % 2 == 0)
+
+
+def _scope(ctx: ServiceContext, key: str = KEY) -> int:
+    with ctx.db.session() as s:
+        scope = ensure_scope(s, key, OWNER)
+        s.commit()
+    return scope
 
 
 def _rollups(ctx: ServiceContext) -> dict[str, list[Any]]:
@@ -41,6 +48,7 @@ def test_a_page_is_stored_once_with_its_rollups_as_a_rebuild_gives(tmp_path: Pat
     try:
         sync = RewardsSync(ctx, None, OWNER)  # type: ignore[arg-type]
         sync.registry = KEY
+        sync.scope = _scope(ctx)
         plus2 = timezone(timedelta(hours=2))
         first = (
             _entry(1, "c1", T0, 10),
@@ -65,10 +73,11 @@ def test_a_page_is_stored_once_with_its_rollups_as_a_rebuild_gives(tmp_path: Pat
             columns = "cursor, event_id, contribution_id, amount_micro, at, demo"
             stored = s.execute(text(f"SELECT {columns} FROM reward_entries ORDER BY id")).all()
             # The same entries written by the ORM under another key read back the same.
+            orm_scope = ensure_scope(s, "orm", OWNER)
             s.execute(
                 insert(RewardRecord),
                 [
-                    {"registry_key": "orm", "owner": OWNER, "cursor": e.cursor,
+                    {"scope": orm_scope, "cursor": e.cursor,
                      "event_id": e.event_id, "contribution_id": e.contribution_id,
                      "model_id": e.model_id, "method": e.method,
                      "amount_micro": e.amount_micro, "at": e.at, "demo": e.demo}
@@ -76,11 +85,11 @@ def test_a_page_is_stored_once_with_its_rollups_as_a_rebuild_gives(tmp_path: Pat
                 ],
             )  # fmt: skip
             orm = s.execute(
-                text(f"SELECT {columns} FROM reward_entries WHERE registry_key = 'orm' ORDER BY id")
+                text(f"SELECT {columns} FROM reward_entries WHERE scope = {orm_scope} ORDER BY id")
             ).all()
             typed = s.scalars(
                 select(RewardRecord.at)
-                .where(RewardRecord.registry_key == KEY)
+                .where(RewardRecord.scope == sync.scope)
                 .order_by(RewardRecord.id)
             )
             assert [a.replace(tzinfo=None) for a in typed] == [
@@ -128,6 +137,7 @@ def test_pages_are_stored_in_order_behind_the_checks(tmp_path: Path) -> None:
     try:
         sync = RewardsSync(ctx, None, OWNER)  # type: ignore[arg-type]
         sync.registry = KEY
+        sync.scope = _scope(ctx)
         _serving(sync, _pages())
         said: list[str] = []
         assert sync._sync_rewards(said.append) == (6, 21, "6")
@@ -142,6 +152,7 @@ def test_a_page_refused_while_the_one_before_is_stored_keeps_that_one(tmp_path: 
     try:
         sync = RewardsSync(ctx, None, OWNER)  # type: ignore[arg-type]
         sync.registry = KEY
+        sync.scope = _scope(ctx)
         pages = _pages()
         pages[2] = RewardsPage((_entry(4, "c1", T0, 4),), "4", False)  # not after entry 5
         _serving(sync, pages)
@@ -157,6 +168,7 @@ def test_an_error_storing_a_page_surfaces_and_stores_nothing_after_it(tmp_path: 
     try:
         sync = RewardsSync(ctx, None, OWNER)  # type: ignore[arg-type]
         sync.registry = KEY
+        sync.scope = _scope(ctx)
         _serving(sync, _pages())
         store = sync._store_page
 

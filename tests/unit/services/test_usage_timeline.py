@@ -23,7 +23,14 @@ from app.services.usage_history import (
     write_csv,
 )
 from app.store.models import HistoryEntry, Item
-from app.store.rewards_models import KnownModel, RewardRecord, SyncCursor, UsageDay, url_key
+from app.store.rewards_models import (
+    KnownModel,
+    RewardRecord,
+    SyncCursor,
+    UsageDay,
+    ensure_scope,
+    url_key,
+)
 from app.store.rollups import rebuild
 
 KEY = url_key("http://r.invalid")
@@ -97,8 +104,7 @@ def ctx(tmp_path: Path) -> ServiceContext:
         ):
             s.add(
                 RewardRecord(
-                    registry_key=KEY,
-                    owner=OWNER,
+                    scope=ensure_scope(s, KEY, OWNER),
                     cursor=str(n),
                     event_id=f"e{n}",
                     contribution_id="c_birds",

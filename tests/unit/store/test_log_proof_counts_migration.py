@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.store.db import Database
 from app.store.tlog_models import ledger_proofs
-from tests.support.catalogue_db import at_revision, rows, write
+from tests.support.catalogue_db import at_revision, rows, upgraded, write
 
 _PROOF = "INSERT INTO log_proofs VALUES (?, ?, ?, 1, 9, x'7b7d', x'') ON CONFLICT DO NOTHING"
 
@@ -22,7 +22,7 @@ def test_0011_counts_the_stored_ledger_proofs_and_keeps_counting(tmp_path: Path)
     write(path, _PROOF, ("k", "a", "1"), ("k", "a", "2"), ("k", "a", "acceptance:c_1"),
           ("k", "b", "7"))  # fmt: skip
 
-    Database(tmp_path).dispose()  # upgrades to head
+    upgraded(tmp_path, "0011")
     assert _counts(path) == [("k", "a", 2), ("k", "b", 1)]
     # one new, one already stored (kept, not counted), one acceptance, one ledger id past
     # the acceptance range, one for an owner not counted before
@@ -33,7 +33,7 @@ def test_0011_counts_the_stored_ledger_proofs_and_keeps_counting(tmp_path: Path)
     write(path, "DELETE FROM log_proofs WHERE owner = ? AND cursor = ?", ("a", "2"),
           ("a", "acceptance:c_1"))  # fmt: skip
     assert _counts(path) == [("k", "a", 3), ("k", "b", 1), ("k", "c", 1)]
-    db = Database(tmp_path)
+    db = Database(tmp_path)  # upgrades to head (the counts per ledger scope since 0014)
     with db.session() as s:
         assert (ledger_proofs(s, "k", "a"), ledger_proofs(s, "k", "nobody")) == (3, 0)
     db.dispose()

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.store.db import Database
-from tests.support.catalogue_db import at_revision, rows, write
+from tests.support.catalogue_db import at_revision, rows, upgraded, write
 
 
 def test_0010_adds_the_tiles_and_keeps_stored_proofs(tmp_path: Path) -> None:
@@ -27,7 +26,7 @@ def test_0010_adds_the_tiles_and_keeps_stored_proofs(tmp_path: Path) -> None:
     )
     write(path, "INSERT INTO log_proofs VALUES ('k', 'o', '18', 4, 9, ?, x'')", (b'{"events":7}',))
 
-    Database(tmp_path).dispose()  # upgrades to head
+    upgraded(tmp_path, "0010")
     assert rows(path, "SELECT cursor, leaf_index, tree_size, proof FROM log_proofs") == [
         ("17", 3, 9, bytes(range(64))),
         ("18", 4, 9, b""),

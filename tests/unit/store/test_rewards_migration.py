@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.store.db import Database
-from tests.support.catalogue_db import at_revision, rows, write
+from tests.support.catalogue_db import at_revision, rows, upgraded, write
 
 URL = "http://127.0.0.1:41234"
 
@@ -33,8 +32,7 @@ def test_0004_keys_rows_by_url_until_the_registry_names_itself(tmp_path: Path) -
     )
     write(path, "INSERT INTO registry_models VALUES (?, 'm', 'Model', '', 0)", (URL,))
 
-    reopened = Database(tmp_path)  # upgrades to head
-    reopened.dispose()
+    upgraded(tmp_path, "0004")
     key = f"url:{URL}"
     for table in ("sync_cursors", "reward_entries", "usage_days", "registry_models"):
         assert rows(path, f"SELECT DISTINCT registry_key FROM {table}") == [(key,)], table

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from app.store.db import Database
-from app.store.rewards_models import RewardRecord, SyncCursor
+from app.store.rewards_models import RewardRecord, SyncCursor, ensure_scope
 from app.store.rollups import (
     ROLLUP_TABLES,
     Amounts,
@@ -128,12 +128,12 @@ def test_incremental_upkeep_equals_recomputing_from_the_rows(tmp_path: Path) -> 
                 if s.get(SyncCursor, (KEY, owner, stream)) is None:
                     s.add(SyncCursor(registry_key=KEY, owner=owner, stream=stream, cursor="x"))
                 entries = []
+                scope = ensure_scope(s, KEY, owner)
                 for _ in range(rng.randrange(0, 6)):
                     cursor += 1
                     entries.append(
                         {
-                            "registry_key": KEY,
-                            "owner": owner,
+                            "scope": scope,
                             "cursor": str(cursor),
                             "event_id": f"e{cursor}",
                             "contribution_id": cid,
