@@ -141,6 +141,9 @@ def scope_id(s: Session, registry_key: str, owner: str) -> int | None:
 def ensure_scope(s: Session, registry_key: str, owner: str) -> int:
     """The scope id of this registry key and owner, added in the caller's transaction if there
     is none (a sync commits it before storing rows under it)."""
+    found = scope_id(s, registry_key, owner)
+    if found is not None:
+        return found
     s.execute(
         text(
             "INSERT INTO ledger_scopes (registry_key, owner) VALUES (:key, :owner) "
