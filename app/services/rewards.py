@@ -52,6 +52,7 @@ from app.services.evidence import (
     EvidenceReport,
     EvidenceSync,
 )
+from app.services.ledger_ahead import PagesAhead, is_last
 from app.services.registry_identity import RegistryDirectory
 from app.services.rewards_checks import (
     MAX_STORED_INT,
@@ -297,11 +298,11 @@ class RewardsSync:
             cursor = row.cursor if row else None
         new = amount = 0
         stored = self._stored_total()
-        # The next page (and its leaves) is read on a worker while this one is checked, and a
-        # page is stored on a writer while the next one is checked: the registry answers, the
-        # client checks and SQLite writes at the same time. Pages are stored in order, each
-        # once the one before it is; an error storing one surfaces before the next is stored,
-        # and the pages before an error are kept.
+        # The next pages (and their leaves) are read on workers while this one is checked
+        # (app.services.ledger_ahead), and a page is stored on a writer while the next one is
+        # checked: the registry answers, the client checks and SQLite writes at the same time.
+        # Pages are stored in order, each once the one before it is; an error storing one
+        # surfaces before the next is stored, and the pages before an error are kept.
         storing: Future[tuple[int, int]] | None = None
         storing_amount = 0  # the amount of the page being stored, counted before it is
 
@@ -315,14 +316,12 @@ class RewardsSync:
             if new:
                 say(f"Rewards: {new:,} new entries")
 
-        with read_ahead(1) as pool, write_behind() as writer:
-            ahead = pool.submit(self._read_page, cursor)
+        reads = PagesAhead(self._read_page, self._read_leaves, cursor, limit=MAX_PAGES)
+        with reads, write_behind() as writer:
             for _page in range(MAX_PAGES):
-                page, leaves = ahead.result()
+                page, leaves = reads.take()
                 check_page(page, cursor)
-                last = not page.has_more or page.next_cursor in (None, cursor)
-                if not last and _page + 1 < MAX_PAGES:
-                    ahead = pool.submit(self._read_page, page.next_cursor)
+                last = is_last(page, cursor)
                 check_ledger_total(stored + amount + storing_amount, page)
                 proofs = self.log.verify(page.items, leaves) if self.log is not None else []
                 stored_before()
@@ -344,13 +343,15 @@ class RewardsSync:
             "rewards", hint="the pages before are stored; the next sync continues after them"
         )
 
-    def _read_page(self, cursor: str | None) -> tuple[RewardsPage, LeavesAhead | None]:
-        """A ledger page after `cursor` and the log's leaves of its entries (only reads: run
-        on a worker)."""
-        page = rewards_after(self.client, cursor)
+    def _read_page(self, cursor: str | None) -> RewardsPage:
+        """A ledger page after `cursor` (only a read: run on a worker)."""
+        return rewards_after(self.client, cursor)
+
+    def _read_leaves(self, page: RewardsPage) -> LeavesAhead | None:
+        """The log's leaves of a page's entries (only reads: run on a worker)."""
         if self.log is None or not page.items:
-            return page, None
-        return page, self.log.read_leaves([e.cursor for e in page.items])
+            return None
+        return self.log.read_leaves([e.cursor for e in page.items])
 
     def _stored_total(self) -> int:
         with self._ctx.db.session() as s:

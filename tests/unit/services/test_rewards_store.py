@@ -129,7 +129,7 @@ def _stored(ctx: ServiceContext) -> tuple[list[str], str | None]:
 
 def _serving(sync: RewardsSync, pages: list[RewardsPage]) -> None:
     served = {None if n == 0 else pages[n - 1].next_cursor: p for n, p in enumerate(pages)}
-    sync._read_page = lambda cursor: (served[cursor], None)  # type: ignore[method-assign]
+    sync._read_page = lambda cursor: served[cursor]  # type: ignore[method-assign]
 
 
 def test_pages_are_stored_in_order_behind_the_checks(tmp_path: Path) -> None:
