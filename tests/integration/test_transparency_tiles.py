@@ -2,25 +2,32 @@
 proof each, against a real registry process: the tiles are stored once and `audit` re-verifies
 them offline; a changed entry still fails with evidence any tlog tool verifies (the proof is
 computed from the verified tiles); a changed stored tile or leaf is found by the offline audit;
-entries alone in their tile keep a proof; the inclusions a sync stores behind its usage checks
-are kept when the usage fails, and verified again when storing them fails. (A served tile that
+entries alone in their tile keep a proof; a tile made of the user's own leaves is not read
+(and a leaf answered falsely in it is still named, from the tile as served); the inclusions a
+sync stores behind its usage checks are kept when the usage fails, and verified again when
+storing them fails. (A served tile that
 is not the checkpoint's: tests/unit/tlog/test_tlog_tileset.py.)"""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from app.domain.errors import RegistryUnavailable
 from app.registry_client.http import UNREADABLE
-from app.services.transparency import audit
+from app.services.transparency import LogVerificationFailed, audit
+from app.services.transparency.sync import Leaf, LogSync, TileNeed
 from app.store.rewards_models import RewardRecord
 from app.store.tlog_models import LogLeafEvents, LogProof, LogTile
+from app.tlog.tiles import TILE_WIDTH, tile_path
 from tests.integration.cli_helpers import run_cli
 from tests.integration.faults.helpers import (
     Desk,
@@ -31,7 +38,7 @@ from tests.integration.faults.helpers import (
 from tests.integration.test_transparency import _changed_amount_is_caught, _sync
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
-from tests.support.rewards_flow import accepted_items, post_usage, usage_events
+from tests.support.rewards_flow import NOW, accepted_items, post_usage, usage_events
 from tests.unit.tlog.test_tlog_go_interop import gocheck  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
@@ -109,6 +116,93 @@ def test_a_changed_entry_fails_with_evidence_from_the_tiles(
     _sync(desk)
     # the proof in the evidence is computed from the stored tiles
     _changed_amount_is_caught(gocheck, desk, cids, registry, operator, tmp_path, data_dir)
+
+
+class _TileReads:
+    """The level-0 tiles a sync read from the registry and those it made of its own leaves."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fetched: list[TileNeed] = []
+        self.made: set[TileNeed] = set()
+        fetch, ahead = LogSync._fetch_tile, LogSync._read_tiles_ahead
+
+        def fetching(sync: LogSync, tile: TileNeed) -> bytes:
+            self.fetched.append(tile)
+            return fetch(sync, tile)
+
+        def reading(
+            sync: LogSync, leaves: list[Leaf], size: int
+        ) -> tuple[dict[TileNeed, bytes], frozenset[TileNeed]]:
+            tiles, made = ahead(sync, leaves, size)
+            self.made |= made
+            return tiles, made
+
+        monkeypatch.setattr(LogSync, "_fetch_tile", fetching)
+        monkeypatch.setattr(LogSync, "_read_tiles_ahead", reading)
+
+
+def _own_tiles(registry: RegistryProcess, operator: Contributor, desk: Desk) -> None:
+    """~1,000 entries in one settlement (four a day over 250 days): the log's third tile
+    (leaves 512-767) holds only the user's ledger leaves (the registry logs a leaf of its
+    own for each batch of 500 events, and the acceptances come first)."""
+    cids = accepted_items(desk, "alpha", "beta")
+    events = usage_events("own", cids, 1000)
+    for i, event in enumerate(events):
+        event["at"] = (NOW - timedelta(hours=6 * i)).isoformat()
+    post_usage(registry, operator, events)
+
+
+def test_a_tile_of_the_users_own_leaves_is_made_not_read(
+    desk: Desk, registry: RegistryProcess, operator: Contributor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.services.transparency.sync.SPARSE_BELOW", EVERY_TILE)
+    _own_tiles(registry, operator, desk)
+    reads = _TileReads(monkeypatch)
+    _sync(desk)
+    assert reads.made, "no tile holds only the user's leaves: the test needs one"
+    assert not reads.made & set(reads.fetched)
+    records, by_tile, _tiles = _entries(desk)
+    assert by_tile == records > TILE_WIDTH
+    # stored as the registry serves them, and the offline audit verifies them
+    with desk.ctx.db.session() as s:
+        for level, index, width in reads.made:
+            stored = s.get(LogTile, (_key(desk), level, index))
+            assert stored is not None
+            served = httpx.get(f"{registry.base_url}/v1/log/{tile_path(level, index, width)}")
+            assert stored.data == served.content
+    result = audit(desk.ctx)
+    assert result.ok and result.registries[0]["verifiedEntries"] == records, result.to_json()
+
+
+def _forged(leaf: bytes) -> bytes:
+    return leaf.replace(b'"amountMicro":', b'"amountMicro":1', 1)
+
+
+def test_a_false_leaf_in_a_tile_made_of_the_answer_is_named_from_the_tile_as_served(
+    desk: Desk, registry: RegistryProcess, operator: Contributor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry answers one leaf that is not the one it logged, in a tile the sync makes
+    of the answer: the made tile does not hash to its parent's entry, the tile is read as
+    served, and the failure names the entry and its index as when the tile is read."""
+    monkeypatch.setattr("app.services.transparency.sync.SPARSE_BELOW", EVERY_TILE)
+    _own_tiles(registry, operator, desk)
+    reads = _TileReads(monkeypatch)
+    read = LogSync._read_leaves
+    lied: list[int] = []
+
+    def lying(sync: LogSync, ids: list[str], size: int) -> list[Leaf]:
+        leaves = read(sync, ids, size)
+        answered = Counter(idx // TILE_WIDTH for _e, idx, _leaf in leaves)
+        whole = min(t for t, n in answered.items() if n == TILE_WIDTH)
+        lied.append(whole * TILE_WIDTH + 7)  # a leaf of the first tile the answer fills
+        return [(e, idx, _forged(leaf) if idx == lied[0] else leaf) for e, idx, leaf in leaves]
+
+    monkeypatch.setattr(LogSync, "_read_leaves", lying)
+    with pytest.raises(LogVerificationFailed, match="its leaf is not the one logged") as failed:
+        _sync(desk)
+    assert f"at index {lied[0]}" in str(failed.value)
+    tile = next(t for t in reads.made if t[1] == lied[0] // TILE_WIDTH)  # made of the answer
+    assert tile in reads.fetched  # then read as served
 
 
 @pytest.mark.parametrize("what", ["tile", "leaf"])

@@ -115,12 +115,14 @@ Leaf = tuple[str, int, bytes]  # a leaves answer's entry id, leaf index and leaf
 class LeavesAhead(NamedTuple):
     """A leaves answer read ahead: for entries `ids` at tree size `size`, its leaves (as
     `parse_leaves` gives them) or why it could not be used (the refusal it got, or what is
-    wrong with it), and the level-0 tiles it needs, as served (not verified yet)."""
+    wrong with it), and the level-0 tiles it needs, as served or (`built`) made of its own
+    leaves (not verified yet)."""
 
     ids: list[str]
     size: int
     answer: list[Leaf] | Exception
     tiles: dict[TileNeed, bytes] = {}
+    built: frozenset[TileNeed] = frozenset()
 
 
 class _LoggedLeaf(msgspec.Struct, forbid_unknown_fields=True):
@@ -291,12 +293,17 @@ class LogSync:
             leaves = self._read_leaves(ids, cp.size)
         except (ApiRefused, MalformedError, RegistryUnavailable) as exc:
             return LeavesAhead(ids, cp.size, exc)  # raised when they are checked
-        return LeavesAhead(ids, cp.size, leaves, self._read_tiles_ahead(leaves, cp.size))
+        tiles, built = self._read_tiles_ahead(leaves, cp.size)
+        return LeavesAhead(ids, cp.size, leaves, tiles, built)
 
-    def _read_tiles_ahead(self, leaves: list[Leaf], size: int) -> dict[TileNeed, bytes]:
+    def _read_tiles_ahead(
+        self, leaves: list[Leaf], size: int
+    ) -> tuple[dict[TileNeed, bytes], frozenset[TileNeed]]:
         """The level-0 tiles these leaves will need (those holding at least `SPARSE_BELOW`
-        of them, not held yet), read as they are served: `ensure` verifies them when the
-        leaves are checked."""
+        of them, not held yet), and which of them were made here: a tile whose every leaf is
+        among these is the hashes of those leaves, and is not read (a contributor whose
+        entries fill whole tiles reads only the tiles above them). The others are read as
+        served. `ensure` verifies both alike when the leaves are checked."""
         per_tile = Counter(idx // TILE_WIDTH for _e, idx, _leaf in leaves)
         held = self.tiles.tiles if self.tiles is not None else {}
         need = [
@@ -304,10 +311,18 @@ class LogSync:
             for t, n in sorted(per_tile.items())
             if n >= SPARSE_BELOW and (0, t) not in held
         ]
+        own = {idx: leaf for _e, idx, leaf in leaves}
+        made: dict[TileNeed, bytes] = {}
+        for tile in need:
+            _level, index, width = tile
+            first = index * TILE_WIDTH
+            if per_tile[index] == width and all(i in own for i in range(first, first + width)):
+                made[tile] = b"".join(leaf_hash(own[i]) for i in range(first, first + width))
         try:
-            return self._fetch_tiles(need)
+            served = self._fetch_tiles([t for t in need if t not in made])
         except ApiRefused:
-            return {}  # read again, and refused again, when they are needed
+            served = {}  # read again, and refused again, when they are needed
+        return {**served, **made}, frozenset(made)
 
     def _read_leaves(self, ids: list[str], size: int) -> list[Leaf]:
         resp = self.client.http.request(
@@ -335,8 +350,10 @@ class LogSync:
             ids = cursors[i : i + LEAF_BATCH]
             try:
                 tiles_read: dict[TileNeed, bytes] = {}
+                built: frozenset[TileNeed] = frozenset()
                 if ahead is not None and ahead.ids == ids and ahead.size == cp.size:
-                    answer, tiles_read, ahead = ahead.answer, ahead.tiles, None
+                    answer, tiles_read, built = ahead.answer, ahead.tiles, ahead.built
+                    ahead = None
                     if isinstance(answer, Exception):
                         raise answer
                     leaves = answer
@@ -347,7 +364,7 @@ class LogSync:
                     raise
                 out += self._prove_by_proofs({c: fields[c] for c in cursors[i:]})
                 break
-            out += self._prove_by_tiles(ids, leaves, fields, tiles_read)
+            out += self._prove_by_tiles(ids, leaves, fields, tiles_read, built)
         self.verified += len(out)
         return out
 
@@ -357,8 +374,11 @@ class LogSync:
         leaves_read: list[Leaf],
         fields: dict[str, dict[str, Any]],
         tiles_read: Mapping[TileNeed, bytes],
+        built: frozenset[TileNeed] = frozenset(),
     ) -> list[ProvenLeaf]:
-        """`tiles_read`: tiles read ahead as served (verified here like any other)."""
+        """`tiles_read`: tiles read ahead as served or (`built`) made of the leaves read,
+        verified here like any other; when a made one fails, the tiles are read as the log
+        serves them and verified again (the check below then names the leaf at fault)."""
         cp, tiles = self.checkpoint, self.tiles
         assert cp is not None and tiles is not None
         asked = set(ids)
@@ -371,11 +391,19 @@ class LogSync:
         dense = {c: v for c, v in found.items() if v[0] // TILE_WIDTH not in sparse}
         try:
 
-            def fetch(need: list[TileNeed]) -> dict[TileNeed, bytes]:
-                got = {t: tiles_read[t] for t in need if t in tiles_read}
+            def fetch(need: list[TileNeed], *, made: bool = True) -> dict[TileNeed, bytes]:
+                got = {
+                    t: tiles_read[t] for t in need if t in tiles_read and (made or t not in built)
+                }
                 return {**got, **self._fetch_tiles([t for t in need if t not in got])}
 
-            tiles.ensure((idx for idx, _ in dense.values()), fetch)
+            indexes = [idx for idx, _ in dense.values()]
+            try:
+                tiles.ensure(indexes, fetch)
+            except TlogError:
+                if not built:
+                    raise
+                tiles.ensure(indexes, lambda need: fetch(need, made=False))
         except TlogError as exc:
             self.fail("inclusion", f"the log's hash tiles are not those of its checkpoint: {exc}",
                       {"checkpoint": self.note.decode()})  # fmt: skip
