@@ -9,10 +9,10 @@ it on 127.0.0.1, and each round:
 
 1. a desk with that contributor's key and an empty rewards copy runs the same sync as the GUI
    and `contributor-desk sync` (ledger pages, transparency-log proofs, usage windows of every
-   accepted contribution, rollups; the next ledger page, its leaves and tiles and the next
-   usage windows are read on worker threads while the current ones are checked and stored, so
-   the per-part read times overlap the rest): wall time, client CPU (all its threads) and the
-   registry process's CPU;
+   accepted contribution, rollups; the next ledger pages as soon as the one before is in,
+   their leaves and tiles on a second worker and the next usage windows are read on worker
+   threads while the current ones are checked and stored, so the per-part read times overlap
+   the rest): wall time, client CPU (all its threads) and the registry process's CPU;
    then the evidence continuation that follows it (`RewardsSync.continue_evidence`: in the
    GUI on a worker after the sync's numbers are shown), timed on its own; then a second sync
    with nothing new (it reads no usage window: app.services.usage_plan, and no evidence) and

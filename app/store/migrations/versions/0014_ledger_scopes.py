@@ -70,9 +70,25 @@ def _create(name: str, scoped: bool) -> None:
     op.execute(sql.format(key=key, pk=pk))
 
 
-def _swap(name: str) -> None:
-    op.execute(f"DROP TABLE {name}")
-    op.execute(f"ALTER TABLE _new_{name} RENAME TO {name}")
+def _rebuild(scoped: bool) -> None:
+    """Each table made again with the scope id (`scoped`) or the two strings as its key, its
+    rows copied through ledger_scopes, entry ids kept."""
+    if scoped:
+        key, value = "scope", "sc.id"
+        join = "sc.registry_key = t.registry_key AND sc.owner = t.owner"
+    else:
+        key, value, join = "registry_key, owner", "sc.registry_key, sc.owner", "sc.id = t.scope"
+    for name, (columns, _sql) in _TABLES.items():
+        _create(name, scoped)
+        first = "id, " if name == "reward_entries" else ""
+        picked = ", ".join(f"t.{c}" for c in columns)
+        op.execute(
+            f"INSERT INTO _new_{name} ({first}{key}, {', '.join(columns)}) "
+            f"SELECT {'t.id, ' if first else ''}{value}, {picked} FROM {name} AS t "
+            f"JOIN ledger_scopes AS sc ON {join}"
+        )
+        op.execute(f"DROP TABLE {name}")
+        op.execute(f"ALTER TABLE _new_{name} RENAME TO {name}")
 
 
 def _drop_triggers() -> None:
@@ -92,17 +108,7 @@ def upgrade() -> None:
         + ") ORDER BY registry_key, owner"
     )
     _drop_triggers()
-    for name, (columns, _sql) in _TABLES.items():
-        _create(name, scoped=True)
-        first = "id, " if name == "reward_entries" else ""
-        names = ", ".join(columns)
-        picked = ", ".join(f"t.{c}" for c in columns)
-        op.execute(
-            f"INSERT INTO _new_{name} ({first}scope, {names}) "
-            f"SELECT {'t.id, ' if first else ''}sc.id, {picked} FROM {name} AS t "
-            "JOIN ledger_scopes AS sc ON sc.registry_key = t.registry_key AND sc.owner = t.owner"
-        )
-        _swap(name)
+    _rebuild(scoped=True)
     op.execute(
         "CREATE INDEX ix_reward_entries_contribution ON reward_entries (scope, contribution_id)"
     )
@@ -121,17 +127,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _drop_triggers()
-    for name, (columns, _sql) in _TABLES.items():
-        _create(name, scoped=False)
-        first = "id, " if name == "reward_entries" else ""
-        names = ", ".join(columns)
-        picked = ", ".join(f"t.{c}" for c in columns)
-        op.execute(
-            f"INSERT INTO _new_{name} ({first}registry_key, owner, {names}) "
-            f"SELECT {'t.id, ' if first else ''}sc.registry_key, sc.owner, {picked} "
-            f"FROM {name} AS t JOIN ledger_scopes AS sc ON sc.id = t.scope"
-        )
-        _swap(name)
+    _rebuild(scoped=False)
     op.execute(
         "CREATE INDEX ix_reward_entries_contribution "
         "ON reward_entries (registry_key, contribution_id)"
