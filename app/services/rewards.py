@@ -420,7 +420,7 @@ class RewardsSync:
                     result = conn.exec_driver_sql(_INSERT_ENTRIES, [(scope, *r) for r in rows])
                 if result.rowcount == len(rows):  # every entry new (the usual case): summed here
                     rollups.add_ledger_page(
-                        s, key, owner, ((r[2], r[6], r[3], r[4], r[5]) for r in rows)
+                        s, key, owner, ((r[2], r[6], r[3], r[4], r[5]) for r in rows), scope=scope
                     )
                 elif before is not None:  # some stored before: the rows added, summed in SQL
                     rollups.add_new_ledger(s, before)

@@ -206,7 +206,7 @@ def usage_rows(
             ledger.model_id,
             ledger.method,
             ledger.amount_micro,
-        ).where(ledger.registry_key == review.registry, ledger.owner == review.owner)
+        ).where(in_scope(ledger.scope, review.registry, review.owner))
         if contribution_id is not None:
             ledger_q = ledger_q.where(ledger.contribution_id == contribution_id)
         if since is not None:
@@ -394,10 +394,8 @@ def contribution_timeline(
                 )
             }
             rolled = LedgerRollupDay
-            in_ledger = (
-                (rolled.registry_key == review.registry)
-                & (rolled.owner == review.owner)
-                & (rolled.contribution_id == cid)
+            in_ledger = in_scope(rolled.scope, review.registry, review.owner) & (
+                rolled.contribution_id == cid
             )
             for mid, first_day in s.execute(
                 select(rolled.model_id, func.min(rolled.day))

@@ -107,8 +107,10 @@ class LedgerScope(Base):
     __table_args__ = (UniqueConstraint("registry_key", "owner", name="uq_ledger_scopes"),)
 
 
-# The scope of `:key` and `:owner` in SQL text (NULL when there is none: matches no row).
+# The scope of `:key` and `:owner` in SQL text (NULL when there is none: matches no row), and
+# a `WHERE` matching the scopes of every owner of `:key`.
 SCOPE_SQL = "(SELECT id FROM ledger_scopes WHERE registry_key = :key AND owner = :owner)"
+SCOPES_OF_KEY = "scope IN (SELECT id FROM ledger_scopes WHERE registry_key = :key)"
 
 
 def scope_of(registry_key: str, owner: str) -> ScalarSelect[int]:

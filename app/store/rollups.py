@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.orm import Mapped, Session
+from sqlalchemy import Integer, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.store.json_rows import encode, insert_json
 from app.store.models import Base
 from app.store.rewards_models import (
+    SCOPES_OF_KEY,
     ContributionCol,
     DayCol,
     MethodCol,
@@ -37,19 +38,20 @@ from app.store.rewards_models import (
     RegistryKeyCol,
     SumCol,
     SyncCursor,
+    ensure_scope,
 )
 
 USAGE_STREAM_PREFIX = "usage:"  # sync cursor stream of one contribution's usage
 
 
 class LedgerRollupDay(Base):
-    """Ledger entries of one UTC day, contribution, model and method."""
+    """Ledger entries of one UTC day, contribution, model and method, of one ledger scope
+    (registry key and owner: app.store.rewards_models.LedgerScope; migration 0015)."""
 
     __tablename__ = "ledger_rollup_days"
     __table_args__ = {"sqlite_with_rowid": False}  # one b-tree: the key (migration 0013)
 
-    registry_key: Mapped[RegistryKeyCol]
-    owner: Mapped[OwnerCol]
+    scope: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     contribution_id: Mapped[ContributionCol]
     day: Mapped[DayCol]
     model_id: Mapped[ModelCol]
@@ -116,19 +118,20 @@ ROLLUP_TABLES = (
 # Recomputing the rollups from the rows (":key" filters one registry key). The usage joins
 # start from the sync cursors so each contribution's days are found by their primary key.
 REBUILD_SQL = (
-    """INSERT INTO ledger_rollup_days (registry_key, owner, contribution_id, day, model_id,
-         method, amount_micro, entries)
-       SELECT sc.registry_key, sc.owner, r.contribution_id, substr(r.at, 1, 10), r.model_id,
-              r.method, sum(r.amount_micro), count(*)
+    """INSERT INTO ledger_rollup_days (scope, contribution_id, day, model_id, method,
+         amount_micro, entries)
+       SELECT r.scope, r.contribution_id, substr(r.at, 1, 10), r.model_id, r.method,
+              sum(r.amount_micro), count(*)
        FROM reward_entries AS r JOIN ledger_scopes AS sc ON sc.id = r.scope
        WHERE {entries_where}
        GROUP BY r.scope, r.contribution_id, substr(r.at, 1, 10), r.model_id, r.method""",
     """INSERT INTO ledger_rollup_totals (registry_key, owner, contribution_id, model_id,
          method, amount_micro, entries)
-       SELECT registry_key, owner, contribution_id, model_id, method, sum(amount_micro),
-              sum(entries)
-       FROM ledger_rollup_days WHERE {ledger_where}
-       GROUP BY registry_key, owner, contribution_id, model_id, method""",
+       SELECT sc.registry_key, sc.owner, d.contribution_id, d.model_id, d.method,
+              sum(d.amount_micro), sum(d.entries)
+       FROM ledger_rollup_days AS d JOIN ledger_scopes AS sc ON sc.id = d.scope
+       WHERE {entries_where}
+       GROUP BY d.scope, d.contribution_id, d.model_id, d.method""",
     """INSERT INTO usage_rollup_days (registry_key, owner, day, model_id, method, rows, events,
          share_ppm, reward_micro)
        SELECT c.registry_key, c.owner, u.day, u.model_id, u.method, count(*), sum(u.events),
@@ -151,20 +154,17 @@ REBUILD_SQL = (
 def rebuild_statements(*, one_key: bool) -> list[str]:
     """The SQL that fills the rollups from the rows: of one registry key (bound as `:key`)
     or of all of them."""
-    ledger = "registry_key = :key" if one_key else "1"
     entries = "sc.registry_key = :key" if one_key else "1"
     cursor = "c.registry_key = :key" if one_key else "1"
-    return [
-        sql.format(ledger_where=ledger, entries_where=entries, cursor_where=cursor)
-        for sql in REBUILD_SQL
-    ]
+    return [sql.format(entries_where=entries, cursor_where=cursor) for sql in REBUILD_SQL]
 
 
 def rebuild(s: Session, registry_key: str) -> None:
     """Every rollup of `registry_key` recomputed from its ledger entries and usage days (in
     the caller's transaction)."""
     for table in ROLLUP_TABLES:
-        s.execute(text(f"DELETE FROM {table} WHERE registry_key = :key"), {"key": registry_key})
+        where = SCOPES_OF_KEY if table == "ledger_rollup_days" else "registry_key = :key"
+        s.execute(text(f"DELETE FROM {table} WHERE {where}"), {"key": registry_key})
     for sql in rebuild_statements(one_key=True):
         s.execute(text(sql), {"key": registry_key})
 
@@ -191,11 +191,10 @@ def _adding(*columns: str) -> str:
 _ADDED_LEDGER = _adding("amount_micro", "entries")
 _ADD_LEDGER_DAYS_JSON = insert_json(
     "ledger_rollup_days",
-    ("registry_key", "owner", "contribution_id", "day", "model_id", "method", "amount_micro",
-     "entries"),
-    2,
-    f"ON CONFLICT (registry_key, owner, contribution_id, day, model_id, method) {_ADDED_LEDGER}",
-)  # fmt: skip
+    ("scope", "contribution_id", "day", "model_id", "method", "amount_micro", "entries"),
+    1,
+    f"ON CONFLICT (scope, contribution_id, day, model_id, method) {_ADDED_LEDGER}",
+)
 _ADD_LEDGER_TOTALS_JSON = insert_json(
     "ledger_rollup_totals",
     ("registry_key", "owner", "contribution_id", "model_id", "method", "amount_micro", "entries"),
@@ -205,12 +204,18 @@ _ADD_LEDGER_TOTALS_JSON = insert_json(
 
 
 def add_ledger_page(
-    s: Session, registry_key: str, owner: str, entries: Iterable[tuple[str, str, str, str, int]]
+    s: Session,
+    registry_key: str,
+    owner: str,
+    entries: Iterable[tuple[str, str, str, str, int]],
+    *,
+    scope: int | None = None,
 ) -> None:
     """Add ledger entries the caller's insert added, all of them, to the rollups: summed
     here and added in two statements (JSON rows). `entries`: (contribution, stored time
     text, model, method, amount); the day is the stored time's date, as in SQL
-    (`add_new_ledger`)."""
+    (`add_new_ledger`). `scope`: the ledger scope of `registry_key` and `owner`, when the
+    caller has it."""
     days: dict[tuple[str, str, str, str], list[int]] = {}
     for cid, at, mid, method, micro in entries:
         acc = days.get((cid, at[:10], mid, method))
@@ -226,8 +231,10 @@ def add_ledger_page(
         acc = totals.setdefault((cid, mid, method), [0, 0])
         acc[0] += micro
         acc[1] += n
+    if scope is None:
+        scope = ensure_scope(s, registry_key, owner)
     run = s.connection().exec_driver_sql
-    run(_ADD_LEDGER_DAYS_JSON, (registry_key, owner, encode([(*k, *v) for k, v in days.items()])))
+    run(_ADD_LEDGER_DAYS_JSON, (scope, encode([(*k, *v) for k, v in days.items()])))
     run(
         _ADD_LEDGER_TOTALS_JSON,
         (registry_key, owner, encode([(*k, *v) for k, v in totals.items()])),
@@ -237,14 +244,13 @@ def add_ledger_page(
 # The ledger entries one insert added (ids after `:after_id`: new rows get higher ids, and the
 # caller's transaction is the only writer) summed into the rollups, grouped in SQL.
 _ADD_NEW_LEDGER_SQL = (
-    """INSERT INTO ledger_rollup_days (registry_key, owner, contribution_id, day, model_id,
-         method, amount_micro, entries)
-       SELECT sc.registry_key, sc.owner, r.contribution_id, substr(r.at, 1, 10), r.model_id,
-              r.method, sum(r.amount_micro), count(*)
-       FROM reward_entries AS r JOIN ledger_scopes AS sc ON sc.id = r.scope
-       WHERE r.id > :after_id
-       GROUP BY r.scope, r.contribution_id, substr(r.at, 1, 10), r.model_id, r.method
-       ON CONFLICT (registry_key, owner, contribution_id, day, model_id, method) DO UPDATE
+    """INSERT INTO ledger_rollup_days (scope, contribution_id, day, model_id, method,
+         amount_micro, entries)
+       SELECT scope, contribution_id, substr(at, 1, 10), model_id, method, sum(amount_micro),
+              count(*)
+       FROM reward_entries WHERE id > :after_id
+       GROUP BY scope, contribution_id, substr(at, 1, 10), model_id, method
+       ON CONFLICT (scope, contribution_id, day, model_id, method) DO UPDATE
        SET amount_micro = amount_micro + excluded.amount_micro,
            entries = entries + excluded.entries""",
     """INSERT INTO ledger_rollup_totals (registry_key, owner, contribution_id, model_id,

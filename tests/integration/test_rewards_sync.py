@@ -322,6 +322,7 @@ def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
         ensure_scope,
     )
     from app.store.rollups import ROLLUP_MODELS as ROLLUPS
+    from app.store.rollups import LedgerRollupDay
 
     cids = accepted_items(desk, "east", "west")
     post_usage(registry, operator, usage_events("m", cids, 20))
@@ -334,9 +335,11 @@ def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
     assert owner is not None
     with desk.ctx.db.session() as s:  # as the migration leaves rows synced by URL
         old_scope = ensure_scope(s, f"url:{old_port}", owner.fingerprint)
-        s.execute(update(RewardRecord).values(scope=old_scope))
+        for scoped in (RewardRecord, LedgerRollupDay):
+            s.execute(update(scoped).values(scope=old_scope))
         for table in (UsageDay, SyncCursor, *ROLLUPS):
-            s.execute(update(table).values(registry_key=f"url:{old_port}"))
+            if table is not LedgerRollupDay:
+                s.execute(update(table).values(registry_key=f"url:{old_port}"))
         s.execute(update(RegistryAddress).values(registry_key=f"url:{old_port}", url=old_port))
         s.commit()
     offline = open_review(desk.ctx, owner.fingerprint, url=old_port).overview()

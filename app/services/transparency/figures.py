@@ -102,7 +102,7 @@ def matching_prefix(
 
 _ROLLUP_DAYS = (
     "SELECT day, model_id, method, amount_micro FROM ledger_rollup_days "
-    "WHERE registry_key = ? AND owner = ? AND contribution_id = ? AND day >= ? AND day <= ?"
+    "WHERE scope = ? AND contribution_id = ? AND day >= ? AND day <= ?"
 )
 # The events the verified leaves of one contribution sum per day, model and method, of the
 # entries through settlement position ? (all: -1).
@@ -149,8 +149,7 @@ def check_usage(sync: SyncSession, window: UsageWindow, catch_up: CatchUp) -> No
         with sync.ctx.db.session() as s:
             found = s.connection().exec_driver_sql(
                 _ROLLUP_DAYS,
-                (sync.registry_key, sync.owner, cid, window.since.isoformat(),
-                 window.until.isoformat()),
+                (sync.scope, cid, window.since.isoformat(), window.until.isoformat()),
             ).all()  # fmt: skip
         out: dict[Key, int] = defaultdict(int)
         for d, m, k, v in found:

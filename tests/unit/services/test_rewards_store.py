@@ -98,7 +98,7 @@ def test_a_page_is_stored_once_with_its_rollups_as_a_rebuild_gives(tmp_path: Pat
             s.rollback()
         assert stored == orm
         summed = _rollups(ctx)
-        assert [(r[2], str(r[3]), r[6], r[7]) for r in summed["ledger_rollup_days"]] == [
+        assert [(r[1], str(r[2]), r[5], r[6]) for r in summed["ledger_rollup_days"]] == [
             ("c1", "2026-11-20", 11, 2),
             ("c1", "2026-11-21", 5, 1),
             ("c2", "2026-11-20", 2**62 + 3, 2),

@@ -26,7 +26,7 @@ from app.store.rollups import (
     usage_window,
     write_usage,
 )
-from tests.support.catalogue_db import at_revision, rows, write
+from tests.support.catalogue_db import at_revision, rows, upgraded, write
 
 KEY = "reg-1"
 
@@ -61,7 +61,7 @@ def test_0009_fills_the_rollups_of_an_existing_copy(tmp_path: Path) -> None:
         (KEY, "c_9", "2026-12-01", "m", "retrieval", 4, 4, 4),  # nobody syncs it
     )
 
-    Database(tmp_path).dispose()  # upgrades to head, filling the rollups
+    upgraded(tmp_path, "0009")  # fills the rollups
     got = _tables(path)
     assert got["ledger_rollup_days"] == [
         (KEY, "o1", "c_1", "2026-11-30", "m", "influence", 12, 2),

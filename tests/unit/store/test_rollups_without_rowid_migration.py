@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.store.db import Database
-from tests.support.catalogue_db import at_revision, rows, write
+from tests.support.catalogue_db import at_revision, rows, upgraded, write
 
 TABLES = (
     "usage_days",
@@ -42,7 +41,7 @@ def test_0013_rebuilds_without_rowid_and_keeps_every_row(tmp_path: Path) -> None
     before, sql = _read(path)
     assert not any("WITHOUT ROWID" in s for s in sql.values())
 
-    Database(tmp_path).dispose()  # upgrades to head
+    upgraded(tmp_path, "0013")
     after, sql = _read(path)
     assert after == before and all(len(found) == 1 for found in after.values())
     assert all(s.rstrip().endswith("WITHOUT ROWID") for s in sql.values()), sql
