@@ -9,9 +9,10 @@ was seen at. Rows synced before identities existed, or from a registry that name
 keyed `url:<URL>` until the registry at that URL names itself; they are then re-keyed.
 
 The ledger's per-entry rows (`RewardRecord` here, `LogProof` and `LogLeafEvents` in
-app.store.tlog_models) name their registry key and owner by a `LedgerScope` id: a first sync
-stores hundreds of thousands of entries, each in several rows and indexes, and the two strings
-(~175 bytes) in each of them were most of what it wrote.
+app.store.tlog_models), and the ledger rollup per day (app.store.rollups), name their registry
+key and owner by a `LedgerScope` id: a first sync stores hundreds of thousands of entries, each
+in several rows and indexes, and an integer there instead of the two strings (~175 bytes)
+halves what it writes.
 
 It is what the rewards page and `contributor-desk rewards` show, online or not: a sync only
 ever adds entries and replaces usage days it fetched again, in one transaction per page, so an
