@@ -177,7 +177,7 @@ class RewardsSync:
             self.scope = ensure_scope(s, self.registry, self.owner)
             s.commit()
         # Transparency log (app.services.transparency): checkpoint checked before any entry.
-        self.log = LogSync.start(self._ctx, self.client, self.registry, self.owner)
+        self.log = LogSync.start(self._ctx, self.client, self.registry, self.owner, self.scope)
         say("Models")
         models = self._sync_models()
         say("Rewards")

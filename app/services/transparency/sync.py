@@ -44,7 +44,7 @@ from app.services.transparency.leaves import (
 )
 from app.services.transparency.pins import pinned
 from app.store.json_rows import as_text, encode, insert_json
-from app.store.rewards_models import RewardRecord, SyncCursor, ensure_scope
+from app.store.rewards_models import RewardRecord, SyncCursor
 from app.store.rollups import LedgerRollupTotal
 from app.store.tlog_models import LogProof, LogTile, ledger_proofs, upsert_tiles
 from app.tlog import Checkpoint, InclusionBatch, MalformedError, TlogError, Verifier, leaf_hash
@@ -238,10 +238,11 @@ class LogSync:
 
     @classmethod
     def start(
-        cls, ctx: ServiceContext, client: RegistryClient, registry_key: str, owner: str
+        cls, ctx: ServiceContext, client: RegistryClient, registry_key: str, owner: str, scope: int
     ) -> LogSync | None:
         """Begin verification if the registry (its key: a pinned log key) serves a log:
-        fetch and check its checkpoint, store it. None for a registry without a log."""
+        fetch and check its checkpoint, store it. None for a registry without a log.
+        `scope`: the ledger scope of `registry_key` and `owner` (the caller's sync made it)."""
         try:
             verifier = Verifier.from_vkey(registry_key)
         except MalformedError:
@@ -249,9 +250,6 @@ class LogSync:
         pin = pinned(ctx, verifier.name)
         if pin is None or pin.vkey != registry_key:
             return None
-        with ctx.db.session() as s:
-            scope = ensure_scope(s, registry_key, owner)
-            s.commit()
         sync = cls(ctx, client, registry_key, owner, scope, verifier)
         sync.begin()
         return sync
