@@ -33,6 +33,7 @@ from sqlalchemy import (
     Index,
     Integer,
     ScalarSelect,
+    Select,
     String,
     Text,
     UniqueConstraint,
@@ -114,14 +115,16 @@ SCOPE_SQL = "(SELECT id FROM ledger_scopes WHERE registry_key = :key AND owner =
 SCOPES_OF_KEY = "scope IN (SELECT id FROM ledger_scopes WHERE registry_key = :key)"
 
 
+def _scope_select(registry_key: str, owner: str) -> Select[int]:
+    return select(LedgerScope.id).where(
+        LedgerScope.registry_key == registry_key, LedgerScope.owner == owner
+    )
+
+
 def scope_of(registry_key: str, owner: str) -> ScalarSelect[int]:
     """The scope id of this registry key and owner, as a subquery (a query's `scope ==` it
     matches no row when there is none)."""
-    return (
-        select(LedgerScope.id)
-        .where(LedgerScope.registry_key == registry_key, LedgerScope.owner == owner)
-        .scalar_subquery()
-    )
+    return _scope_select(registry_key, owner).scalar_subquery()
 
 
 def in_scope(
@@ -133,11 +136,7 @@ def in_scope(
 
 def scope_id(s: Session, registry_key: str, owner: str) -> int | None:
     """The scope id of this registry key and owner (None: nothing was stored for them)."""
-    found = s.scalar(
-        select(LedgerScope.id).where(
-            LedgerScope.registry_key == registry_key, LedgerScope.owner == owner
-        )
-    )
+    found = s.scalar(_scope_select(registry_key, owner))
     return None if found is None else int(found)
 
 
