@@ -272,6 +272,26 @@ def test_first_key_offers_a_backup_that_restores(
     wizard.reject()
 
 
+def test_a_late_identity_check_keeps_the_new_keys_backup_offer(
+    qtbot: Any, services: Any, theme: Any
+) -> None:
+    """The page's check for an existing identity runs beside the form; when its answer comes
+    after the user created a key, it names that key and must not turn the page into "You
+    already have an identity" without the backup offer."""
+    win = _open(qtbot, services, theme, SMALL)
+    wizard = win.show_first_run()
+    wizard.next()
+    page = wizard.identity_page
+    page.run()
+    qtbot.waitUntil(page.isComplete, timeout=10_000)
+    status = page.status.text()
+    page._existing(services.current_identity())
+    assert not page.backup_box.isHidden()
+    assert page.status.text() == status
+    assert "already" not in status
+    wizard.reject()
+
+
 def test_disabled_fields_look_disabled(qtbot: Any, services: Any, theme: Any) -> None:
     win = _open(qtbot, services, theme, SMALL)
     win.show_page("settings")

@@ -167,7 +167,9 @@ class IdentityPage(QWizardPage):
         self.runner.start(self.services.current_identity, on_result=self._existing)
 
     def _existing(self, info: IdentityInfo | None) -> None:
-        if info is not None:
+        # The check runs beside the form: once the user has created or restored an identity
+        # (or is doing so), its answer names that identity and is no news.
+        if info is not None and not self.busy and self.info is None:
             self._done(info, "You already have an identity.")
 
     def _mode_changed(self) -> None:
