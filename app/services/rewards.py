@@ -458,6 +458,8 @@ class RewardsSync:
                 (cid, self._usage_since(s, cid, today, changed.get(cid)))
                 for cid in dict.fromkeys(contribution_ids)
             ]
+        if self.log is not None:
+            self.log.expect_usage(sinces)
         with read_ahead(USAGE_WORKERS) as pool:
             ahead: deque[Future[UsageWindow]] = deque()
             todo = iter(sinces)

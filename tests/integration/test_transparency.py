@@ -17,15 +17,18 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from app.registry_client.usage import usage_window
 from app.services.clients import make_client
 from app.services.context import ServiceContext
 from app.services.identity import IdentityService
 from app.services.rewards import RewardsSync
 from app.services.transparency import (
+    LogSync,
     LogVerificationFailed,
     audit,
     compare,
     export_evidence,
+    figures,
     log_status,
 )
 from app.store.rewards_models import LedgerScope, RewardRecord, UsageDay
@@ -534,24 +537,36 @@ def _registry_rows(tmp_path: Path, sql: str, *params: Any) -> list[tuple[Any, ..
         con.close()
 
 
-@pytest.mark.parametrize("change", ["reward", "events"])
+@pytest.mark.parametrize(
+    ("change", "which", "chunk"),
+    [("reward", 0, 50), ("events", 0, 50), ("reward", 1, 1), ("events", 1, 1)],
+)
 def test_a_changed_usage_bucket_is_detected(
-    synced: tuple[Desk, list[str]], tmp_path: Path, data_dir: Path, change: str
+    synced: tuple[Desk, list[str]],
+    tmp_path: Path,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    which: int,
+    chunk: int,
 ) -> None:
     """The usage series must add up to the ledger entries of its days, models and methods:
     a day bucket changed in the database (no entry changed) fails the sync, and the stored
-    usage of that contribution stays as it was."""
+    usage of that contribution stays as it was. Also when the stored days are read one
+    contribution at a time and the changed window is not the first (figures.StoredDays)."""
+    monkeypatch.setattr(figures, "STORED_DAYS_CHUNK", chunk)
     desk, cids = synced
     before = _snapshot(desk.ctx)
+    cid = cids[which]
     [(day, model, method, events)] = _registry_rows(
         tmp_path,
         "SELECT bucket_start, model_id, method, events FROM usage_buckets "
         "WHERE contribution_id = ? AND reward_micro > 0 ORDER BY bucket_start DESC LIMIT 1",
-        cids[0],
+        cid,
     )
     assert events > 0
     where = (
-        f"WHERE contribution_id = '{cids[0]}' AND bucket_start = '{day}' "
+        f"WHERE contribution_id = '{cid}' AND bucket_start = '{day}' "
         f"AND model_id = '{model}' AND method = '{method}'"
     )
     if change == "reward":
@@ -559,14 +574,64 @@ def test_a_changed_usage_bucket_is_detected(
     else:  # fewer events than the verified entries of that day say they sum
         _tamper(tmp_path, f"UPDATE usage_buckets SET events = 0 {where}")
     age_usage_windows(desk.ctx)  # no settlement moved: windows are read again once a day old
-    with pytest.raises(LogVerificationFailed, match=rf"\(usage\).*{cids[0]}"):
+    with pytest.raises(LogVerificationFailed, match=rf"\(usage\).*{cid}"):
         _sync(desk)
     assert _snapshot(desk.ctx) == before
     assert _failures(desk.ctx) == ["usage"]
     res = run_cli("audit", "--export", str(tmp_path / "ev.json"), data_dir=data_dir)
     assert res.code == 4 and "FAILED" in res.out
     [failure] = json.loads((tmp_path / "ev.json").read_text())["logs"][0]["failures"]
-    assert failure["evidence"]["contributionId"] == cids[0] and failure["evidence"]["cells"]
+    assert failure["evidence"]["contributionId"] == cid and failure["evidence"]["cells"]
+
+
+def test_usage_settled_during_the_sync_is_fetched_once_and_checked(
+    synced: tuple[Desk, list[str]],
+    registry: RegistryProcess,
+    operator: Contributor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Usage settled after the sync read the ledger and before it reads the windows: the
+    first window counts entries the sync has not fetched, so they are fetched then (once),
+    and every later window is checked against the stored days with them (the stored days
+    read before are read again, not used stale): the sync passes, the audit too, and the
+    stored usage is the registry's."""
+    desk, cids = synced
+    late = usage_events("late", cids, 12)
+    catch_ups: list[int] = []
+    verify_acceptances = LogSync.verify_acceptances
+    catch_up = RewardsSync._catch_up
+
+    def settle_then_verify(self: LogSync, ids: Any) -> None:
+        post_usage(registry, operator, late)  # settled when it returns
+        verify_acceptances(self, ids)
+
+    def counted(self: RewardsSync, say: Any) -> None:
+        catch_ups.append(1)
+        catch_up(self, say)
+
+    monkeypatch.setattr(LogSync, "verify_acceptances", settle_then_verify)
+    monkeypatch.setattr(RewardsSync, "_catch_up", counted)
+    age_usage_windows(desk.ctx)  # every window is read again
+    report = _sync(desk)
+    assert len(catch_ups) == 1
+    assert report.new_entries > 0  # the late entries, fetched by the catch-up
+    result = audit(desk.ctx)
+    assert result.ok, result.to_json()
+    assert _failures(desk.ctx) == []
+    client = make_client(desk.ctx)
+    try:
+        for cid in cids:
+            served = usage_window(client, cid, since=datetime.now(UTC).date() - timedelta(days=89))
+            with desk.ctx.db.session() as s:
+                stored = s.scalar(
+                    select(func.sum(UsageDay.reward_micro)).where(
+                        UsageDay.contribution_id == cid,
+                        UsageDay.day >= served.since,
+                    )
+                )
+            assert stored == sum(p.reward_micro for p in served.points) > 0
+    finally:
+        client.close()
 
 
 def test_a_changed_model_total_is_detected(

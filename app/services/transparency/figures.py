@@ -19,7 +19,7 @@ say they sum (not equal)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 MAX_SUMMARY_PAGES = 100
 MAX_LATER_SETTLEMENTS = 256  # later settlements tried for a figure read during a settlement
 MAX_CELLS_IN_EVIDENCE = 20
+STORED_DAYS_CHUNK = 50  # contributions whose stored days `StoredDays` reads at once
 
 Key = tuple[Hashable, ...]
 Row = tuple[int, Key, int]  # (settlement position, figure key, amount)
@@ -113,6 +114,90 @@ _LEAF_EVENTS = (
 )
 
 
+class StoredDays:
+    """What `check_usage` compares the windows of one sync with, read for many contributions
+    at once: the ledger rollup's rewards and the verified leaves' events (all settlements) per
+    day, model and method, from each window's first day on. Read for `STORED_DAYS_CHUNK`
+    contributions at a time, in the order their windows are checked (two statements a chunk
+    instead of two a window); `forget` after entries were fetched again (the next window's
+    chunk is then read anew)."""
+
+    def __init__(self, sync: SyncSession, sinces: Sequence[tuple[str, date]]) -> None:
+        self._sync = sync
+        self._chunks = [
+            sinces[i : i + STORED_DAYS_CHUNK] for i in range(0, len(sinces), STORED_DAYS_CHUNK)
+        ]
+        self._chunk_of = {cid: n // STORED_DAYS_CHUNK for n, (cid, _s) in enumerate(sinces)}
+        self._since = dict(sinces)
+        self._loaded: int | None = None
+        self._rewards: dict[str, dict[Key, int]] = {}
+        self._events: dict[str, dict[Key, int]] = {}
+
+    def forget(self) -> None:
+        self._loaded = None
+
+    def rewards(self, contribution_id: str, since: date, until: date) -> dict[Key, int] | None:
+        """The rollup's rewards of these days (None: this contribution's days from `since`
+        are not among those planned)."""
+        if not self._ready(contribution_id, since):
+            return None
+        return _between(self._rewards.get(contribution_id, {}), since, until)
+
+    def events(self, contribution_id: str, since: date, until: date) -> dict[Key, int] | None:
+        """The verified leaves' events of these days, all settlements (None: as `rewards`)."""
+        if not self._ready(contribution_id, since):
+            return None
+        return _between(self._events.get(contribution_id, {}), since, until)
+
+    def _ready(self, contribution_id: str, since: date) -> bool:
+        n = self._chunk_of.get(contribution_id)
+        planned = self._since.get(contribution_id)
+        if n is None or planned is None or since < planned:
+            return False
+        if n != self._loaded:
+            self._load(n)
+        return True
+
+    def _load(self, n: int) -> None:
+        chunk = self._chunks[n]
+        ids = [cid for cid, _s in chunk]
+        marks = ", ".join("?" * len(ids))
+        args = (self._sync.scope, *ids, min(s for _c, s in chunk).isoformat())
+        where = f"WHERE scope = ? AND contribution_id IN ({marks}) AND day >= ?"
+        with self._sync.ctx.db.session() as s:
+            run = s.connection().exec_driver_sql
+            rewards = run(
+                "SELECT contribution_id, day, model_id, method, amount_micro "
+                f"FROM ledger_rollup_days {where}",
+                args,
+            ).all()
+            events = run(
+                "SELECT contribution_id, day, model_id, method, sum(events) "
+                f"FROM log_leaf_events {where} GROUP BY contribution_id, day, model_id, method",
+                args,
+            ).all()
+        self._rewards, self._events = _by_contribution(rewards), _by_contribution(events)
+        self._loaded = n
+
+
+def _by_contribution(rows: Iterable[Any]) -> dict[str, dict[Key, int]]:
+    out: dict[str, dict[Key, int]] = defaultdict(dict)
+    days: dict[str, date] = {}
+    for cid, d, m, k, v in rows:
+        if v is None:
+            continue
+        day = days.get(d)
+        if day is None:
+            day = days[d] = date.fromisoformat(d)
+        cells = out[cid]
+        cells[(day, m, k)] = cells.get((day, m, k), 0) + int(v)
+    return out
+
+
+def _between(cells: dict[Key, int], since: date, until: date) -> dict[Key, int]:
+    return {k: v for k, v in cells.items() if since <= k[0] <= until}  # type: ignore[operator]
+
+
 def _cell(key: Key) -> dict[str, Any]:
     day, model_id, method = key
     return {"day": str(day), "modelId": model_id, "method": method}
@@ -146,6 +231,10 @@ def check_usage(sync: SyncSession, window: UsageWindow, catch_up: CatchUp) -> No
     def totals() -> dict[Key, int]:
         # the ledger rollup per UTC day (the stored time's date), kept with the entries; one
         # plain read (days are ISO text, as SQLAlchemy's SQLite Date stores them)
+        if sync.usage_days is not None:
+            read = sync.usage_days.rewards(cid, window.since, window.until)
+            if read is not None:
+                return read
         with sync.ctx.db.session() as s:
             found = s.connection().exec_driver_sql(
                 _ROLLUP_DAYS,
@@ -208,15 +297,17 @@ def _check_events(
 ) -> None:
     """Each day's events at least what its verified entries (through `position`; all: -1)
     sum."""
-    with sync.ctx.db.session() as s:  # one plain read, like the rollup's
-        found = s.connection().exec_driver_sql(
-            _LEAF_EVENTS,
-            (sync.scope, window.contribution_id, window.since.isoformat(),
-             window.until.isoformat(), position, position),
-        ).all()  # fmt: skip
-    least: dict[Key, int] = {
-        (date.fromisoformat(d), m, k): int(n) for d, m, k, n in found if n is not None
-    }
+    least: dict[Key, int] | None = None
+    if position < 0 and sync.usage_days is not None:
+        least = sync.usage_days.events(window.contribution_id, window.since, window.until)
+    if least is None:
+        with sync.ctx.db.session() as s:  # one plain read, like the rollup's
+            found = s.connection().exec_driver_sql(
+                _LEAF_EVENTS,
+                (sync.scope, window.contribution_id, window.since.isoformat(),
+                 window.until.isoformat(), position, position),
+            ).all()  # fmt: skip
+        least = {(date.fromisoformat(d), m, k): int(n) for d, m, k, n in found if n is not None}
     served: dict[Key, int] = {(p.start, p.model_id, p.method): p.events for p in window.points}
     short = [(key, n) for key, n in least.items() if served.get(key, 0) < n]
     for key, n in sorted(short, key=repr):  # the first in a stable order (usually none)
@@ -327,5 +418,7 @@ def _refreshing(sync: SyncSession, catch_up: CatchUp) -> CatchUp:
     def run() -> None:
         catch_up()
         sync.settled_floor = None
+        if sync.usage_days is not None:
+            sync.usage_days.forget()
 
     return run

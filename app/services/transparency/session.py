@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 if TYPE_CHECKING:
     from app.registry_client.api import RegistryClient
     from app.services.context import ServiceContext
+    from app.services.transparency.figures import StoredDays
     from app.store.tlog_models import LogProof
     from app.tlog import Checkpoint
 
@@ -22,6 +23,7 @@ class SyncSession(Protocol):
     checkpoint: Checkpoint | None
     note: bytes
     settled_floor: int | None
+    usage_days: StoredDays | None  # the stored days of the windows this sync checks
 
     def fail(self, what: str, message: str, evidence: dict[str, Any]) -> NoReturn: ...
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, NoReturn
 
 import msgspec
@@ -32,6 +32,7 @@ from app.services.transparency.checkpoints import advance_checkpoint
 from app.services.transparency.failures import b64, hashes, record_failure, unb64
 from app.services.transparency.figures import (
     CatchUp,
+    StoredDays,
     check_summary,
     check_usage,
     settlement_of,
@@ -233,6 +234,7 @@ class LogSync:
     pending: int = 0
     verified: int = 0
     settled_floor: int | None = None  # see figures.stored_floor
+    usage_days: StoredDays | None = None  # see expect_usage
     pending_acceptances: int = 0
     tiles: TileSet | None = None  # the tiles verified against `checkpoint` so far
 
@@ -680,6 +682,11 @@ class LogSync:
         """The acceptance leaf of each accepted contribution (app.services.transparency
         .acceptance)."""
         self.pending_acceptances = verify_acceptances(self, contribution_ids)
+
+    def expect_usage(self, sinces: Sequence[tuple[str, date]]) -> None:
+        """The usage windows this sync will check, in order (contribution, first day): their
+        stored days are then read for many contributions at once (figures.StoredDays)."""
+        self.usage_days = StoredDays(self, sinces)
 
     def check_usage(self, window: UsageWindow, catch_up: CatchUp) -> None:
         """A usage window against the stored entries, before it is stored (see figures);
