@@ -526,10 +526,21 @@ class RewardsSync:
         cursor), and the refusal of the first whose sums cannot be stored (None: none; the
         writes stop before it, those before it are kept)."""
         writes = rollups.UsageWrites(self.registry)
+        if not windows:
+            return writes, None
         with self._ctx.db.session() as s:
+            # what the windows replace, read for all of them at once: who syncs each
+            # contribution, and its stored days (all of them where this identity does not yet)
+            ids = [w.contribution_id for w in windows]
+            owners = rollups.usage_owners_of(s, self.registry, ids)
+            floor = min(
+                (w.since if self.owner in owners[w.contribution_id] else date.min) for w in windows
+            )
+            stored = rollups.usage_windows(s, self.registry, ids, floor)
             for window in windows:
+                cid = window.contribution_id
                 try:
-                    self._plan_window(s, writes, window)
+                    self._plan_window(s, writes, window, owners[cid], stored[cid])
                 except RegistryUnavailable as exc:
                     return writes, exc
         return writes, None
@@ -539,8 +550,17 @@ class RewardsSync:
             rollups.write_usage(s, writes)
             s.commit()
 
-    def _plan_window(self, s: Session, writes: rollups.UsageWrites, window: UsageWindow) -> None:
-        """One window's writes (see `_plan_windows`); `s` only reads."""
+    def _plan_window(
+        self,
+        s: Session,
+        writes: rollups.UsageWrites,
+        window: UsageWindow,
+        owners: set[str],
+        stored: Mapping[rollups.DayKey, tuple[int, int, int]],
+    ) -> None:
+        """One window's writes (see `_plan_windows`; `owners`: who syncs the contribution,
+        `stored`: its stored days, all of them unless this identity is among `owners`, else
+        at least those of the window); `s` only reads."""
         days: dict[tuple[date, str, str], list[int]] = {}
         for p in window.points:
             day = days.setdefault((p.start, p.model_id, p.method), [0, 0, 0])
@@ -551,18 +571,18 @@ class RewardsSync:
         cid = window.contribution_id
         since, until = window.since, window.until
         outside: dict[rollups.DayKey, tuple[int, int, int]] | None = None
-        if self._cursor(s, _usage_stream(cid)) is None:
+        old = {k: v for k, v in stored.items() if since <= k[0] <= until}
+        if self.owner not in owners:
             # Not in this identity's sums yet: all of its stored days join them.
-            stored = rollups.usage_window(s, self.registry, cid, date.min, date.max)
-            old = {k: v for k, v in stored.items() if since <= k[0] <= until}
             outside = {k: v for k, v in stored.items() if k not in old}
             gone: list[tuple[int, int, int]] = []
             added = [*new.values(), *outside.values()]
         else:
-            old = rollups.usage_window(s, self.registry, cid, since, until)
             gone, added = list(old.values()), list(new.values())
         sums = self._check_usage_total(s, gone, added)
-        rollups.plan_usage_window(s, writes, self.owner, cid, since, until, old, new, outside)
+        rollups.plan_usage_window(
+            s, writes, self.owner, cid, since, until, old, new, outside, owners
+        )
         writes.set_cursor(self.owner, _usage_stream(cid), window.until.isoformat())
         self._usage_sums = sums
 

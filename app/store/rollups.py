@@ -18,7 +18,7 @@ migration that adds the tables fills them the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -296,6 +296,21 @@ def usage_owners(s: Session, registry_key: str, contribution_id: str) -> set[str
     )
 
 
+def usage_owners_of(
+    s: Session, registry_key: str, contribution_ids: Sequence[str]
+) -> dict[str, set[str]]:
+    """`usage_owners` of each of these contributions, in one read."""
+    streams = {USAGE_STREAM_PREFIX + cid: cid for cid in contribution_ids}
+    out: dict[str, set[str]] = {cid: set() for cid in contribution_ids}
+    for stream, owner in s.execute(
+        select(SyncCursor.stream, SyncCursor.owner).where(
+            SyncCursor.registry_key == registry_key, SyncCursor.stream.in_(list(streams))
+        )
+    ):
+        out[streams[stream]].add(owner)
+    return out
+
+
 _USAGE_DAYS_IN = (
     "SELECT day, model_id, method, events, share_ppm, reward_micro FROM usage_days "
     "WHERE registry_key = ? AND contribution_id = ? AND day >= ? AND day <= ?"
@@ -314,6 +329,22 @@ def usage_window(
         (date.fromisoformat(d), mid, method): (int(e), int(sh), int(r))
         for d, mid, method, e, sh, r in rows
     }
+
+
+def usage_windows(
+    s: Session, registry_key: str, contribution_ids: Sequence[str], since: date
+) -> dict[str, dict[DayKey, Amounts]]:
+    """`usage_window` of each of these contributions from `since` on, in one read."""
+    marks = ", ".join("?" * len(contribution_ids))
+    rows = s.connection().exec_driver_sql(
+        "SELECT contribution_id, day, model_id, method, events, share_ppm, reward_micro "
+        f"FROM usage_days WHERE registry_key = ? AND contribution_id IN ({marks}) AND day >= ?",
+        (registry_key, *contribution_ids, since.isoformat()),
+    )
+    out: dict[str, dict[DayKey, Amounts]] = {cid: {} for cid in contribution_ids}
+    for cid, d, mid, method, e, sh, r in rows:
+        out[cid][(date.fromisoformat(d), mid, method)] = (int(e), int(sh), int(r))
+    return out
 
 
 def replace_usage_window(
@@ -368,12 +399,14 @@ def plan_usage_window(
     old: Mapping[DayKey, Amounts],
     new: Mapping[DayKey, Amounts],
     outside: Mapping[DayKey, Amounts] | None = None,
+    owners: set[str] | None = None,
 ) -> None:
-    """Add to `writes` what `replace_usage_window` does (same arguments; `s` only reads: the
-    windows of one batch are of different contributions, so none reads what another
-    writes)."""
+    """Add to `writes` what `replace_usage_window` does (same arguments, and the
+    contribution's `usage_owners` when the caller has read them; `s` only reads: the windows
+    of one batch are of different contributions, so none reads what another writes)."""
     key = writes.registry_key
-    owners = usage_owners(s, key, contribution_id)
+    if owners is None:
+        owners = usage_owners(s, key, contribution_id)
     if old:
         writes.cleared.append((contribution_id, since.isoformat(), until.isoformat()))
     writes.days.extend(

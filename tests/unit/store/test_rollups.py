@@ -23,7 +23,9 @@ from app.store.rollups import (
     plan_usage_window,
     rebuild,
     replace_usage_window,
+    usage_owners_of,
     usage_window,
+    usage_windows,
     write_usage,
 )
 from tests.support.catalogue_db import at_revision, rows, upgraded, write
@@ -190,8 +192,10 @@ def test_windows_planned_together_and_written_once_equal_one_at_a_time(tmp_path:
     ]  # fmt: skip
     news = {cid: _window(rng, since, span) for _o, cid, since, span in batch}
     results = []
-    for together in (False, True):
-        db = Database(tmp_path / str(together))
+    # one at a time; planned together; planned together from one read of the batch's owners
+    # and stored days (usage_owners_of, usage_windows), as the sync plans them
+    for together, read_at_once in ((False, False), (True, False), (True, True)):
+        db = Database(tmp_path / f"{together}-{read_at_once}")
         try:
             with db.session() as s:  # the same stored days and an o1 that syncs c_0 and c_1
                 for cid, days in before.items():
@@ -201,10 +205,24 @@ def test_windows_planned_together_and_written_once_equal_one_at_a_time(tmp_path:
                 s.commit()
             with db.session() as s:
                 writes = UsageWrites(KEY)
+                ids = [cid for _o, cid, _s, _n in batch]
+                owners, stored = usage_owners_of(s, KEY, ids), usage_windows(s, KEY, ids, date.min)
                 for owner, cid, since, span in batch:
                     until = since + timedelta(days=span - 1)
                     old = usage_window(s, KEY, cid, since, until)
-                    if together:
+                    if read_at_once:
+                        assert old == {
+                            k: v for k, v in stored[cid].items() if since <= k[0] <= until
+                        }
+                        outside = None
+                        if owner not in owners[cid]:
+                            outside = {k: v for k, v in stored[cid].items() if k not in old}
+                        plan_usage_window(
+                            s, writes, owner, cid, since, until, old, news[cid], outside,
+                            owners[cid],
+                        )  # fmt: skip
+                        writes.set_cursor(owner, f"usage:{cid}", until.isoformat())
+                    elif together:
                         plan_usage_window(s, writes, owner, cid, since, until, old, news[cid])
                         writes.set_cursor(owner, f"usage:{cid}", until.isoformat())
                     else:
@@ -234,5 +252,5 @@ def test_windows_planned_together_and_written_once_equal_one_at_a_time(tmp_path:
                             cursors))  # fmt: skip
         finally:
             db.dispose()
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     assert [c[3] for c in results[1][2]] == [True] * 4
