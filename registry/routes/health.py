@@ -3,7 +3,8 @@
 It also names the registry's identity (`registryId`, made once per database): clients key
 what they keep of this registry to it, not to the URL they reached it at; and the name of its
 reward unit (`unit`), which clients show next to amounts; and its transparency log's origin and
-verifier key (`logOrigin`, `logKey`; see registry.translog), which clients pin.
+verifier key (`logOrigin`, `logKey`; see registry.translog), which clients pin; and the
+optional reads it serves (`reads`), which clients use when named.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from registry.db.session import DbSession
 
 router = APIRouter(tags=["health"])
 REWARD_UNIT = "credits"  # what one unit of money is called; amounts are its micro-units
+READS = ("usage-windows",)  # the optional reads served (Health.reads)
 
 
 class Health(BaseModel):
@@ -36,6 +38,10 @@ class Health(BaseModel):
         alias="logKey",
         description="The log's verifier key (C2SP signed-note format name+hash+key)",
     )
+    reads: list[str] = Field(
+        description="Optional reads this registry serves beyond the core protocol "
+        "(docs/protocol.md): 'usage-windows' is GET /v1/me/usage-windows"
+    )
 
 
 @router.get("/v1/health", response_model=Health)
@@ -53,4 +59,5 @@ def health(session: DbSession) -> Health:
         unit=REWARD_UNIT,
         logOrigin=origin,
         logKey=vkey,
+        reads=list(READS),
     )

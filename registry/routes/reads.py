@@ -9,6 +9,7 @@ pre-aggregated day buckets, never from a scan of the events.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -39,6 +40,7 @@ DEFAULT_DAYS = 90
 MAX_RANGE_DAYS = 731
 CURSOR = r"^[0-9]{1,18}$"
 MAX_REWARDS_PAGE = 10_000  # ledger entries per page of GET /v1/me/rewards
+MAX_WINDOWS = 50  # contributions per GET /v1/me/usage-windows
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,40}$"
 
 
@@ -72,6 +74,13 @@ class UsageResponse(BaseModel):
     )
     unsettledEvents: int = Field(
         description="Events the registry received (all operators) that are not settled yet"
+    )
+
+
+class UsageWindows(BaseModel):
+    windows: list[UsageResponse] = Field(
+        description="One per contribution asked, in the order asked; each what "
+        "GET /v1/contributions/{id}/usage answers for it (one settledThrough for all)"
     )
 
 
@@ -247,15 +256,9 @@ def _owned(session: Session, principal: Principal, contribution_id: str) -> None
         raise ApiError(404, "not_found", "No such contribution.")
 
 
-def _usage_window(
-    session: Session,
-    principal: Principal,
-    contribution_id: str,
-    bucket: str,
-    since: date | None,
-    until: date | None,
-) -> Response:
-    _owned(session, principal, contribution_id)
+def _window_range(bucket: str, since: date | None, until: date | None) -> tuple[date, date]:
+    """The days a usage read covers (defaults: the last `DEFAULT_DAYS` days to today), or
+    422."""
     until = until or datetime.now(UTC).date()
     try:
         since = since or until - timedelta(days=DEFAULT_DAYS - 1)
@@ -267,12 +270,19 @@ def _usage_window(
         raise ApiError(422, "invalid_range", "'since' must not be after 'until'.")
     if (until - since).days + 1 > MAX_RANGE_DAYS:
         raise ApiError(422, "range_too_large", f"Ask for at most {MAX_RANGE_DAYS} days at a time.")
-    settled = _settled(session)
-    rows = (
-        session.connection()
-        .execute(_WINDOW, {"cid": contribution_id, "since": since, "until": until})
-        .all()
-    )
+    return since, until
+
+
+def _window_out(
+    contribution_id: str,
+    rows: list[Any],
+    bucket: str,
+    since: date,
+    until: date,
+    settled: tuple[SettledThroughOut, int],
+) -> UsageResponseOut:
+    """One contribution's answer from its bucket rows (model, method, day, events, share,
+    reward)."""
     grouped: dict[tuple[str, str], dict[date, list[int]]] = defaultdict(dict)
     for model_id, method, day, events, share, reward in rows:
         start = _week_start(day) if bucket == "week" else day
@@ -288,7 +298,7 @@ def _usage_window(
         )
         for (model_id, method), points in sorted(grouped.items())
     ]
-    answer = UsageResponseOut(
+    return UsageResponseOut(
         contributionId=contribution_id,
         bucket=bucket,
         since=since,
@@ -298,7 +308,98 @@ def _usage_window(
         settledThrough=settled[0],
         unsettledEvents=settled[1],
     )
+
+
+def _usage_window(
+    session: Session,
+    principal: Principal,
+    contribution_id: str,
+    bucket: str,
+    since: date | None,
+    until: date | None,
+) -> Response:
+    _owned(session, principal, contribution_id)
+    since, until = _window_range(bucket, since, until)
+    settled = _settled(session)
+    rows = (
+        session.connection()
+        .execute(_WINDOW, {"cid": contribution_id, "since": since, "until": until})
+        .all()
+    )
+    answer = _window_out(contribution_id, list(rows), bucket, since, until, settled)
     return Response(content=_ENCODER.encode(answer), media_type="application/json")
+
+
+@router.get(
+    "/v1/me/usage-windows",
+    response_model=UsageWindows,
+    summary="Usage time series of several of your contributions in one read",
+)
+def my_usage_windows(
+    request: Request,
+    principal: OwnSessionPrincipal,
+    contribution: Annotated[
+        list[str],
+        Query(
+            description=f"A contribution id (1 to {MAX_WINDOWS} of them, each once; "
+            "repeat the parameter)"
+        ),
+    ],
+    bucket: Literal["day", "week"] = "day",
+    since: Annotated[date | None, Query(description="First day (default: 90 days ago)")] = None,
+    until: Annotated[date | None, Query(description="Last day, inclusive (default: today)")] = None,
+) -> Response:
+    """What `GET /v1/contributions/{id}/usage` answers for each contribution, with the same
+    days for all, in one request: a sync reads every contribution's window, and one request
+    per window costs more than the window. 404 if any of them is not the caller's."""
+    if not 1 <= len(contribution) <= MAX_WINDOWS:
+        raise ApiError(422, "invalid_request", f"Name 1 to {MAX_WINDOWS} contributions per read.")
+    if len(set(contribution)) != len(contribution):
+        raise ApiError(422, "invalid_request", "A contribution is named twice.")
+    if not all(_ID.fullmatch(cid) for cid in contribution):
+        raise ApiError(422, "invalid_request", "A contribution id is not an id.")
+    since, until = _window_range(bucket, since, until)
+    with request.app.state.sessions() as session:
+        run = session.connection().execute
+        owners = dict(run(_OWNERS, {"cids": contribution}).all())
+        if any(owners.get(cid) not in principal.all_fingerprints for cid in contribution):
+            raise ApiError(404, "not_found", "No such contribution.")
+        settled = _settled(session)
+        rows: dict[str, list[Any]] = {cid: [] for cid in contribution}
+        for cid, *row in run(_WINDOWS, {"cids": contribution, "since": since, "until": until}):
+            rows[cid].append(row)
+    answer = UsageWindowsOut(
+        [_window_out(cid, rows[cid], bucket, since, until, settled) for cid in contribution]
+    )
+    return Response(content=_ENCODER.encode(answer), media_type="application/json")
+
+
+_ID = re.compile(ID_PATTERN)
+_OWNERS = select(Contribution.id, Contribution.owner_fingerprint).where(
+    Contribution.id.in_(bindparam("cids", expanding=True))
+)
+_WINDOWS = (
+    select(
+        UsageBucket.contribution_id,
+        UsageBucket.model_id,
+        UsageBucket.method,
+        UsageBucket.bucket_start,
+        UsageBucket.events,
+        UsageBucket.share_ppm_sum,
+        UsageBucket.reward_micro,
+    )
+    .where(
+        UsageBucket.contribution_id.in_(bindparam("cids", expanding=True)),
+        UsageBucket.bucket_start >= bindparam("since"),
+        UsageBucket.bucket_start <= bindparam("until"),
+    )
+    .order_by(
+        UsageBucket.contribution_id,
+        UsageBucket.model_id,
+        UsageBucket.method,
+        UsageBucket.bucket_start,
+    )
+)
 
 
 class UsagePointOut(msgspec.Struct):
@@ -332,6 +433,12 @@ class UsageResponseOut(msgspec.Struct):
     totals: UsageTotalsOut
     settledThrough: SettledThroughOut
     unsettledEvents: int
+
+
+class UsageWindowsOut(msgspec.Struct):
+    """`UsageWindows` for msgspec."""
+
+    windows: list[UsageResponseOut]
 
 
 @router.get(

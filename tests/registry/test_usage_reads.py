@@ -6,13 +6,14 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from app.signing.rotation import build_rotation
 from registry.db.usage_models import LedgerEntry, UsageBucket
-from registry.routes.reads import RewardsPage, UsageResponse
+from registry.routes.reads import RewardsPage, UsageResponse, UsageWindows
 from registry.usage_rules import MAX_BUCKET_EVENTS
 from tests.support.registry_actors import Contributor
 from tests.support.usage_data import UsageWorld, event, usage_world
@@ -106,6 +107,60 @@ def test_nobody_else_reads_a_contributions_usage(world: UsageWorld) -> None:
     missing = world.client.get("/v1/contributions/c_doesnotexist/usage", headers=b.headers)
     assert missing.status_code == 404 and missing.json() == r.json()
     assert world.client.get(url).status_code == 401
+
+
+def test_many_windows_in_one_read_are_the_single_reads(world: UsageWorld) -> None:
+    """GET /v1/me/usage-windows answers, for each contribution named and in that order, what
+    the one-contribution read answers (byte for byte, as the documented model writes it), and
+    the health answer names it."""
+    a, b = world.contributors
+    ca = world.ids_of(a)
+    events = [
+        event(f"m{d}", "test-model", [(ca[d % 2], 2, "influence"), (ca[2], 1, "retrieval")],
+              fee_micro=1000 + d, at=DAY + timedelta(days=d))
+        for d in range(6)
+    ]  # fmt: skip
+    world.post_usage(events)
+    assert "usage-windows" in world.client.get("/v1/health").json()["reads"]
+    for bucket, since in (("day", "2026-11-01"), ("week", "2026-11-04")):
+        params = {"since": since, "until": "2026-11-12", "bucket": bucket}
+        order = [ca[2], ca[0], ca[1]]
+        r = world.client.get(
+            "/v1/me/usage-windows", params={**params, "contribution": order}, headers=a.headers
+        )
+        assert r.status_code == 200, r.text
+        windows = r.json()["windows"]
+        assert [w["contributionId"] for w in windows] == order
+        for cid, window in zip(order, windows, strict=True):
+            one = world.client.get(f"/v1/contributions/{cid}/usage", params=params,
+                                   headers=a.headers).json()  # fmt: skip
+            assert window == one
+        assert sum(w["totals"]["events"] for w in windows) == 12
+        assert r.content == UsageWindows.model_validate_json(r.content).model_dump_json().encode()
+
+
+def test_many_windows_read_is_bounded_and_only_mine(world: UsageWorld) -> None:
+    a, b = world.contributors
+    ca, cb = world.ids_of(a), world.ids_of(b)
+
+    def read(ids: list[str], who: Contributor = a, **extra: str) -> Any:
+        return world.client.get(
+            "/v1/me/usage-windows", params={"contribution": ids, **extra}, headers=who.headers
+        )
+
+    assert read(ca).status_code == 200
+    for refused in ([], [ca[0], ca[0]], ["not an id"], [f"c_{n}" for n in range(51)]):
+        r = read(refused)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", refused
+    assert read(ca, since="2026-02-01", until="2026-01-01").status_code == 422
+    assert read(ca, since="2020-01-01", until="2026-01-01").status_code == 422
+    # another's contribution among mine, or one that does not exist: 404 for the whole read,
+    # the same answer either way
+    theirs, missing = read([ca[0], cb[0]]), read([ca[0], "c_doesnotexist"])
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json() == missing.json() and theirs.json()["error"]["code"] == "not_found"
+    assert read(cb, who=world.operator).status_code == 404
+    assert world.client.get("/v1/me/usage-windows", params={"contribution": ca}).status_code == 401
 
 
 def _all_rewards(world: UsageWorld, who_headers: dict[str, str], after: str | None, limit: int):
