@@ -11,15 +11,16 @@ it on 127.0.0.1, and each round:
    and `contributor-desk sync` (ledger pages, transparency-log proofs, usage windows of every
    accepted contribution, rollups; the next ledger pages as soon as the one before is in,
    their leaves and tiles on a second worker and the next usage windows are read on worker
-   threads while the current ones are checked and stored, so the per-part read times overlap
-   the rest): wall time, client CPU (all its threads) and the registry process's CPU;
-   then the evidence continuation that follows it (`RewardsSync.continue_evidence`: in the
-   GUI on a worker after the sync's numbers are shown), timed on its own; then a second sync
+   threads, 25 to a request, while the current ones are checked and stored, so the per-part
+   read times overlap the rest): wall time, client CPU (all its threads) and the registry
+   process's CPU; then the evidence continuation that follows it
+   (`RewardsSync.continue_evidence`: in the GUI on a worker after the sync's numbers are
+   shown), timed on its own; then a second sync
    with nothing new (it reads no usage window: app.services.usage_plan, and no evidence) and
    its continuation, and a third with every stored window a day old (all 500 read again, as
    every sync did before the windows were planned);
 2. the baseline in the same round: the same HTTP reads by the same client (every ledger page,
-   every usage window), nothing checked or stored;
+   every usage window, 25 to a request), nothing checked or stored;
 3. the Rewards page's first paint from that copy: the GUI's own loads (overview, chart buckets,
    log status), the page filled and painted (`grab()`).
 
@@ -197,7 +198,7 @@ def _instrument() -> None:
     # the other lines).
     _timed(rewards, "rewards_after", "ledger page reads (HTTP + parse, on workers)")
     _timed(usage, "parse_reward", "  of which parsing entries")
-    _timed(rewards, "usage_window", "usage window reads (on workers)")
+    _timed(RewardsSync, "_read_windows", "usage window reads (on workers)")
     _timed(RewardsSync, "_store_page", "store ledger pages + leaf events + rollups (writer)")
     _timed(rollups, "add_new_ledger", "  of which the ledger rollups")
     _timed(RewardsSync, "_store_proven", "store the verified inclusions (writer)")
@@ -221,12 +222,16 @@ def _server_cpu(pid: int) -> float:
 
 
 def _fetch_only(url: str, ctx: Any) -> int:
-    """Baseline: every ledger page and usage window the sync reads, over the same client."""
-    from app.registry_client.usage import rewards_after, usage_window
+    """Baseline: every ledger page and usage window the sync reads, over the same client, in
+    the same requests (the windows 25 to a read from a registry that serves that)."""
+    from app.registry_client.usage import rewards_after, usage_window, usage_windows
     from app.services.clients import make_client
+    from app.services.registry_identity import parse_reads
+    from app.services.rewards import USAGE_READ_BATCH
     from app.store.models import Item
 
     client = make_client(ctx)
+    many = "usage-windows" in parse_reads(client.http.json("GET", "/v1/health", auth=False))
     try:
         cursor = None
         n = 0
@@ -239,8 +244,12 @@ def _fetch_only(url: str, ctx: Any) -> int:
         since = datetime.now(UTC).date() - timedelta(days=89)
         with ctx.db.session() as s:
             cids = [c for (c,) in s.query(Item.registry_id).filter(Item.registry_id.is_not(None))]
-        for cid in cids:
-            usage_window(client, str(cid), since=since)
+        if many:
+            for i in range(0, len(cids), USAGE_READ_BATCH):
+                usage_windows(client, [str(c) for c in cids[i : i + USAGE_READ_BATCH]], since=since)
+        else:
+            for cid in cids:
+                usage_window(client, str(cid), since=since)
     finally:
         client.close()
     return n

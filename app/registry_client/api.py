@@ -367,6 +367,9 @@ class RegistryClient:
             tokens=tokens,
             **kwargs,
         )
+        # The optional reads the registry says it serves (its health answer's `reads`, learned
+        # by app.services.registry_identity.RegistryDirectory.learn); none until then.
+        self.reads: frozenset[str] = frozenset()
 
     @property
     def base_url(self) -> str:

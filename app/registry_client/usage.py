@@ -7,7 +7,7 @@ Like api.py, answers are checked here: an answer of the wrong shape is RegistryU
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -27,6 +27,9 @@ from app.registry_client.http import UNREADABLE, ApiRefused
 REWARDS_PAGE = 10_000  # ledger entries asked for per page (the reference registry's most)
 OLD_REWARDS_PAGE = 1000  # the largest page of registries before larger pages were allowed
 MODELS_PAGE = 200
+MAX_WINDOWS = 50  # contributions per usage-windows read (the reference registry's most)
+# The name a registry gives the usage-windows read in its health answer's `reads`.
+USAGE_WINDOWS_READ = "usage-windows"
 # Every integer from the registry is 0 <= n <= MAX_INT (what SQLite stores); sums of them are
 # checked against the same bound before they are stored.
 MAX_INT = 2**63 - 1
@@ -265,7 +268,28 @@ def usage_window(
     if since is not None:
         params["since"] = since.isoformat()
     path = f"/v1/contributions/{segment(contribution_id)}/usage"
-    body = client.http.json("GET", path, params=params)
+    return _window(client.http.json("GET", path, params=params))
+
+
+def usage_windows(
+    client: RegistryClient, contribution_ids: Sequence[str], *, since: date
+) -> list[UsageWindow]:
+    """`usage_window` of several of the caller's contributions (at most `MAX_WINDOWS`) in one
+    read, from registries that serve it (`USAGE_WINDOWS_READ` in `client.reads`): one answer
+    per contribution, in the order asked."""
+    if not 1 <= len(contribution_ids) <= MAX_WINDOWS:
+        raise ValueError(f"1 to {MAX_WINDOWS} contributions per read")
+    params = {"contribution": list(contribution_ids), "bucket": "day", "since": since.isoformat()}
+    body = client.http.json("GET", "/v1/me/usage-windows", params=params)
+    raw = body.get("windows")
+    if not isinstance(raw, list) or not all(isinstance(w, dict) for w in raw):
+        raise _bad("field 'windows' is not a list of objects")
+    if len(raw) != len(contribution_ids):
+        raise _bad(f"{len(raw)} usage windows for {len(contribution_ids)} contributions asked")
+    return [_window(w) for w in raw]
+
+
+def _window(body: dict[str, Any]) -> UsageWindow:
     series = body.get("series")
     if not isinstance(series, list):
         raise _bad("field 'series' is not a list")

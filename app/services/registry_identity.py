@@ -52,6 +52,7 @@ from app.store.rollups import LedgerRollupTotal, ledger_contributions
 # Printable ASCII without spaces: random ids today, "origin+key" strings later.
 _IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:/+=@-]{0,255}")
 _UNIT = re.compile(r"[A-Za-z][A-Za-z .-]{0,23}")
+MAX_READS = 32  # names read from a health answer's `reads`
 DEFAULT_UNIT = "units"  # a registry that does not name its unit
 
 
@@ -63,6 +64,15 @@ def parse_unit(body: dict[str, object]) -> str | None:
     if not isinstance(value, str) or not _UNIT.fullmatch(value):
         raise RegistryUnavailable(UNREADABLE, hint="field 'unit' is not a unit name")
     return value.strip()
+
+
+def parse_reads(body: dict[str, object]) -> frozenset[str]:
+    """The optional reads a health answer names (`reads`: a list of names; anything else names
+    none, and the client keeps to the reads every registry serves)."""
+    value = body.get("reads")
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(v for v in value[:MAX_READS] if isinstance(v, str) and len(v) <= 64)
 
 
 def parse_identity(body: dict[str, object]) -> str | None:
@@ -123,6 +133,7 @@ class RegistryDirectory:
         from app.services import transparency
 
         body = client.http.json("GET", "/v1/health", auth=False)
+        client.reads = parse_reads(body)
         log_key = transparency.check_pin(self._ctx, body)
         if log_key is not None:
             return self.record(

@@ -25,7 +25,7 @@ CLI, so both show the same numbers. Money is integer micro-units throughout.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -39,11 +39,13 @@ from app.durable import gc_paused
 from app.registry_client.api import MAX_PAGES, RegistryClient, too_many_pages
 from app.registry_client.http import UNREADABLE
 from app.registry_client.usage import (
+    USAGE_WINDOWS_READ,
     RewardsPage,
     UsageWindow,
     all_models,
     rewards_after,
     usage_window,
+    usage_windows,
 )
 from app.services.context import ServiceContext
 from app.services.evidence import (
@@ -81,6 +83,9 @@ FIRST_WINDOW_DAYS = 90  # what the registry shows by default
 MAX_WINDOW_DAYS = 731  # the registry's largest range per request
 USAGE_WORKERS = 3  # usage windows read at once while earlier ones are checked and stored
 USAGE_AHEAD = 6  # windows read ahead at most (answers held in memory)
+# From registries that serve several windows in one read: windows per read, reads ahead at most.
+USAGE_READ_BATCH = 25
+USAGE_BATCHES_AHEAD = 3
 USAGE_STORE_BATCH = 50  # checked windows stored per transaction
 PROVEN_CHUNK = 10_000  # verified inclusions stored per transaction after the ledger pages
 ProgressFn = Callable[[str], None]
@@ -111,6 +116,19 @@ STREAM_UNSETTLED = "unsettled"
 def _count_of(row: SyncCursor | None) -> int | None:
     text = row.cursor if row is not None else None
     return int(text) if text is not None and text.isdigit() else None
+
+
+def _usage_reads(sinces: Sequence[tuple[str, date]], most: int) -> Iterator[list[tuple[str, date]]]:
+    """The windows to read, in order, grouped into reads: runs of up to `most` contributions
+    with the same first day."""
+    batch: list[tuple[str, date]] = []
+    for cid, since in sinces:
+        if batch and (len(batch) >= most or batch[0][1] != since):
+            yield batch
+            batch = []
+        batch.append((cid, since))
+    if batch:
+        yield batch
 
 
 def _usage_stream(contribution_id: str) -> str:
@@ -460,17 +478,20 @@ class RewardsSync:
             ]
         if self.log is not None:
             self.log.expect_usage(sinces)
+        many = USAGE_WINDOWS_READ in self.client.reads
         with read_ahead(USAGE_WORKERS) as pool:
-            ahead: deque[Future[UsageWindow]] = deque()
-            todo = iter(sinces)
+            ahead: deque[Future[list[UsageWindow]]] = deque()
+            todo = iter(_usage_reads(sinces, USAGE_READ_BATCH if many else 1))
+            limit = USAGE_BATCHES_AHEAD if many else USAGE_AHEAD
 
             def more() -> None:
-                for cid, since in todo:
-                    ahead.append(pool.submit(usage_window, self.client, cid, since=since))
-                    if len(ahead) >= USAGE_AHEAD:
+                for batch in todo:
+                    ahead.append(pool.submit(self._read_windows, batch))
+                    if len(ahead) >= limit:
                         return
 
             more()
+            answered: deque[UsageWindow] = deque()  # of the batch read last
             checked: list[UsageWindow] = []
             stored: list[Future[None]] = []  # on the writer, in order
 
@@ -489,8 +510,10 @@ class RewardsSync:
             try:
                 for n, (cid, since) in enumerate(sinces, 1):
                     say(f"Usage of contribution {n} of {len(sinces)}")
-                    window = ahead.popleft().result()
-                    more()
+                    if not answered:
+                        answered.extend(ahead.popleft().result())
+                        more()
+                    window = answered.popleft()
                     check_window(window, cid, since, today)
                     if self.log is not None:  # its sums against the ledger entries first
                         self.log.check_usage(window, lambda: self._catch_up(say))
@@ -503,6 +526,14 @@ class RewardsSync:
                     store()
             for f in stored:
                 f.result()
+
+    def _read_windows(self, batch: Sequence[tuple[str, date]]) -> list[UsageWindow]:
+        """The windows of one read of `_usage_reads`: in one request when there are several
+        (they share a first day), else one window."""
+        if len(batch) > 1:
+            return usage_windows(self.client, [cid for cid, _s in batch], since=batch[0][1])
+        [(cid, since)] = batch
+        return [usage_window(self.client, cid, since=since)]
 
     def _usage_since(  # `changed`: the earliest day that can have (None: the usual window)
         self, s: Session, contribution_id: str, today: date, changed: date | None

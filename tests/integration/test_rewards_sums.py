@@ -21,7 +21,7 @@ from tests.integration.faults.helpers import Desk, make_desk, start_registry
 from tests.integration.faults.proxy import Fault, FaultProxy
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
-from tests.support.rewards_flow import accepted_items
+from tests.support.rewards_flow import accepted_items, one_window_a_read
 
 pytestmark = pytest.mark.slow
 
@@ -76,14 +76,28 @@ def _window(cid: str, count: int) -> bytes:
     ).encode()
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["one window a read", "many windows a read"])
 def test_usage_that_would_overflow_the_stored_sums_is_refused(
-    tmp_path: Path, data_dir: Path, isolated_keyring: Path, registry: RegistryProcess
+    tmp_path: Path,
+    data_dir: Path,
+    isolated_keyring: Path,
+    registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    many: bool,
 ) -> None:
+    if not many:
+        one_window_a_read(monkeypatch)
     relay = FaultProxy(registry.port)
     desk = make_desk(tmp_path, data_dir, relay.url)
     try:
         a, b = accepted_items(desk, "first", "second")
-        for cid in (a, b):
+        if many:
+            both = {"windows": [json.loads(_window(cid, HALF)) for cid in (a, b)]}
+            relay.add(
+                Fault("answer", count=1, path_prefix="/v1/me/usage-windows", status=200,
+                      body=json.dumps(both).encode())
+            )  # fmt: skip
+        for cid in () if many else (a, b):
             relay.add(
                 Fault(
                     "answer",

@@ -32,6 +32,7 @@ from tests.support.registry_server import RegistryProcess
 from tests.support.rewards_flow import (
     accepted_items,
     age_usage_windows,
+    one_window_a_read,
     post_usage,
     usage_events,
 )
@@ -260,14 +261,19 @@ def _crafted(cid: str, **fields: Any) -> bytes:
         "point outside",  # a point before the window
     ],
 )
+@pytest.mark.parametrize("many", [False, True], ids=["one window a read", "many windows a read"])
 def test_a_crafted_usage_window_is_refused_and_nothing_is_written(
     tmp_path: Path,
     data_dir: Path,
     isolated_keyring: Path,
     registry: RegistryProcess,
     operator: Contributor,
+    monkeypatch: pytest.MonkeyPatch,
     craft: str,
+    many: bool,
 ) -> None:
+    if not many:
+        one_window_a_read(monkeypatch)
     relay = FaultProxy(registry.port)
     desk = make_desk(tmp_path, data_dir, relay.url)
     try:
@@ -291,11 +297,12 @@ def test_a_crafted_usage_window_is_refused_and_nothing_is_written(
             ),
             "point outside": _crafted(a, since=since, until=today.isoformat(), start="2001-01-01"),
         }[craft]
-        fault = relay.add(
-            Fault(
-                "answer", count=1, path_prefix=f"/v1/contributions/{a}/usage", status=200, body=body
-            )  # fmt: skip
-        )
+        path = f"/v1/contributions/{a}/usage"
+        if many:  # the crafted window first, then b's (never checked: a's is refused first)
+            other = {"contributionId": b, "since": since, "until": today.isoformat(), "series": []}
+            body = json.dumps({"windows": [json.loads(body), other]}).encode()
+            path = "/v1/me/usage-windows"
+        fault = relay.add(Fault("answer", count=1, path_prefix=path, status=200, body=body))
         with pytest.raises(RegistryUnavailable) as refused:
             _sync(desk)
         assert fault.applied == 1

@@ -27,7 +27,7 @@ from tests.integration.faults.helpers import (
 from tests.integration.faults.proxy import FaultProxy
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
-from tests.support.rewards_flow import accepted_items, post_usage
+from tests.support.rewards_flow import accepted_items, post_usage, window_reads
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +36,10 @@ def _reads(relay: FaultProxy) -> dict[str, int]:
     """How many usage windows, entries' event pages and ledger pages were read through the
     relay since the last call."""
     counts = {"windows": 0, "events": 0, "ledger": 0, "summary": 0}
+    counts["windows"] = len(window_reads(seen.path for seen in relay.seen))
     for seen in relay.seen:
         path = urlsplit(seen.path).path
-        if path.startswith("/v1/contributions/") and path.endswith("/usage"):
-            counts["windows"] += 1
-        elif path.startswith("/v1/me/rewards/") and path.endswith("/events"):
+        if path.startswith("/v1/me/rewards/") and path.endswith("/events"):
             counts["events"] += 1
         elif path == "/v1/me/rewards":
             counts["ledger"] += 1

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -25,7 +24,12 @@ from tests.integration.faults.helpers import (
 from tests.integration.faults.proxy import FaultProxy
 from tests.support.registry_actors import Contributor
 from tests.support.registry_server import RegistryProcess
-from tests.support.rewards_flow import accepted_items, age_usage_windows, post_usage
+from tests.support.rewards_flow import (
+    accepted_items,
+    age_usage_windows,
+    post_usage,
+    window_reads,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,12 +46,7 @@ def _sync(desk: Desk) -> Any:
 
 def _window_reads(relay: FaultProxy) -> dict[str, str]:
     """contribution id -> `since` of each usage window read through the relay, then forgotten."""
-    reads: dict[str, str] = {}
-    for seen in relay.seen:
-        parts = urlsplit(seen.path)
-        if parts.path.startswith("/v1/contributions/") and parts.path.endswith("/usage"):
-            cid = parts.path.split("/")[3]
-            reads[cid] = parse_qs(parts.query).get("since", [""])[0]
+    reads = dict(window_reads(seen.path for seen in relay.seen))
     relay.seen.clear()
     return reads
 

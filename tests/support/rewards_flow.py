@@ -115,3 +115,28 @@ def age_usage_windows(ctx: Any, by: timedelta = timedelta(days=1)) -> None:
         ):
             row.synced_at = row.synced_at - by
         s.commit()
+
+
+def one_window_a_read(monkeypatch: Any) -> None:
+    """Syncs see the registry as one that serves no many-window read (its health answer
+    names no `reads`): one request per usage window."""
+    from app.services import registry_identity
+
+    monkeypatch.setattr(registry_identity, "parse_reads", lambda _body: frozenset())
+
+
+def window_reads(paths: Any) -> list[tuple[str, str]]:
+    """(contribution id, `since`) of each usage window among these request paths (with their
+    query), read alone or several in one read."""
+    from urllib.parse import parse_qs, urlsplit
+
+    reads: list[tuple[str, str]] = []
+    for path in paths:
+        parts = urlsplit(path)
+        query = parse_qs(parts.query)
+        since = query.get("since", [""])[0]
+        if parts.path.startswith("/v1/contributions/") and parts.path.endswith("/usage"):
+            reads.append((parts.path.split("/")[3], since))
+        elif parts.path == "/v1/me/usage-windows":
+            reads += [(cid, since) for cid in query.get("contribution", [])]
+    return reads

@@ -121,6 +121,41 @@ def test_usage_window_and_its_garbage() -> None:
 GOOD_POINT = {"start": "2026-11-02", "events": 3, "sharePpm": 5, "rewardMicro": 9}
 
 
+def _window(cid: str) -> dict[str, Any]:
+    return {
+        "contributionId": cid,
+        "since": "2026-11-01",
+        "until": "2026-11-26",
+        "series": [{"modelId": "m1", "method": "retrieval", "points": [dict(GOOD_POINT)]}],
+    }
+
+
+def test_many_windows_in_one_read_and_their_garbage() -> None:
+    """One answer per contribution asked, each parsed (and refused) like a single window;
+    a list of the wrong length or shape is unreadable."""
+    client = FakeClient({"windows": [_window("c1"), _window("c2")]})
+    read = usage.usage_windows(client, ["c1", "c2"], since=date(2026, 11, 1))  # type: ignore[arg-type]
+    assert [(w.contribution_id, w.points[0].events) for w in read] == [("c1", 3), ("c2", 3)]
+    assert client.http.calls == [
+        ("/v1/me/usage-windows",
+         {"contribution": ["c1", "c2"], "bucket": "day", "since": "2026-11-01"})
+    ]  # fmt: skip
+    bad_point = _window("c2")
+    bad_point["series"][0]["points"][0]["events"] = -1
+    for broken in (
+        {"windows": [_window("c1")]},  # one answer for two asked
+        {"windows": [_window("c1"), _window("c2"), _window("c3")]},
+        {"windows": {"c1": _window("c1")}},
+        {"windows": [_window("c1"), None]},
+        {"nothing": []},
+        {"windows": [_window("c1"), bad_point]},
+    ):
+        with pytest.raises(RegistryUnavailable):
+            usage.usage_windows(FakeClient(broken), ["c1", "c2"], since=date(2026, 11, 1))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        usage.usage_windows(FakeClient(), [], since=date(2026, 11, 1))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
