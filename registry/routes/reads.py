@@ -231,21 +231,37 @@ def contribution_usage(
 # The statements of the hot reads, built once and run on the session's connection (Core, no
 # ORM execution: a fraction of the CPU of building and running them per request).
 _OWNER = select(Contribution.owner_fingerprint).where(Contribution.id == bindparam("cid"))
+_OWNERS = select(Contribution.id, Contribution.owner_fingerprint).where(
+    Contribution.id.in_(bindparam("cids", expanding=True))
+)
+# a window's rows (model, method, day, events, share, reward), in [since, until]
+_BUCKET = (
+    UsageBucket.model_id,
+    UsageBucket.method,
+    UsageBucket.bucket_start,
+    UsageBucket.events,
+    UsageBucket.share_ppm_sum,
+    UsageBucket.reward_micro,
+)
+_DAYS = (
+    UsageBucket.bucket_start >= bindparam("since"),
+    UsageBucket.bucket_start <= bindparam("until"),
+)
 _WINDOW = (
-    select(
+    select(*_BUCKET)
+    .where(UsageBucket.contribution_id == bindparam("cid"), *_DAYS)
+    .order_by(UsageBucket.model_id, UsageBucket.method, UsageBucket.bucket_start)
+)
+# the rows of several windows, each led by its contribution
+_WINDOWS = (
+    select(UsageBucket.contribution_id, *_BUCKET)
+    .where(UsageBucket.contribution_id.in_(bindparam("cids", expanding=True)), *_DAYS)
+    .order_by(
+        UsageBucket.contribution_id,
         UsageBucket.model_id,
         UsageBucket.method,
         UsageBucket.bucket_start,
-        UsageBucket.events,
-        UsageBucket.share_ppm_sum,
-        UsageBucket.reward_micro,
     )
-    .where(
-        UsageBucket.contribution_id == bindparam("cid"),
-        UsageBucket.bucket_start >= bindparam("since"),
-        UsageBucket.bucket_start <= bindparam("until"),
-    )
-    .order_by(UsageBucket.model_id, UsageBucket.method, UsageBucket.bucket_start)
 )
 
 
@@ -375,31 +391,6 @@ def my_usage_windows(
 
 
 _ID = re.compile(ID_PATTERN)
-_OWNERS = select(Contribution.id, Contribution.owner_fingerprint).where(
-    Contribution.id.in_(bindparam("cids", expanding=True))
-)
-_WINDOWS = (
-    select(
-        UsageBucket.contribution_id,
-        UsageBucket.model_id,
-        UsageBucket.method,
-        UsageBucket.bucket_start,
-        UsageBucket.events,
-        UsageBucket.share_ppm_sum,
-        UsageBucket.reward_micro,
-    )
-    .where(
-        UsageBucket.contribution_id.in_(bindparam("cids", expanding=True)),
-        UsageBucket.bucket_start >= bindparam("since"),
-        UsageBucket.bucket_start <= bindparam("until"),
-    )
-    .order_by(
-        UsageBucket.contribution_id,
-        UsageBucket.model_id,
-        UsageBucket.method,
-        UsageBucket.bucket_start,
-    )
-)
 
 
 class UsagePointOut(msgspec.Struct):
