@@ -299,7 +299,7 @@ def test_inclusions_stored_behind_the_usage_are_kept_or_verified_again(
         raise RegistryUnavailable(UNREADABLE, hint="usage refused")
 
     with monkeypatch.context() as m:
-        m.setattr("app.services.rewards.usage_window", refused)
+        m.setattr("app.services.rewards.RewardsSync._read_windows", refused)
         with pytest.raises(RegistryUnavailable, match="usage refused"):
             _sync(desk)
     records, _by_tile, _tiles = _entries(desk)

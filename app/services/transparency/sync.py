@@ -44,6 +44,7 @@ from app.services.transparency.leaves import (
     record_fields,
 )
 from app.services.transparency.pins import pinned
+from app.services.transparency.session import UsageDays
 from app.store.json_rows import as_text, encode, insert_json
 from app.store.rewards_models import RewardRecord, SyncCursor
 from app.store.rollups import LedgerRollupTotal
@@ -234,7 +235,7 @@ class LogSync:
     pending: int = 0
     verified: int = 0
     settled_floor: int | None = None  # see figures.stored_floor
-    usage_days: StoredDays | None = None  # see expect_usage
+    usage_days: UsageDays | None = None  # see expect_usage
     pending_acceptances: int = 0
     tiles: TileSet | None = None  # the tiles verified against `checkpoint` so far
 
