@@ -224,14 +224,19 @@ def _server_cpu(pid: int) -> float:
 def _fetch_only(url: str, ctx: Any) -> int:
     """Baseline: every ledger page and usage window the sync reads, over the same client, in
     the same requests (the windows 25 to a read from a registry that serves that)."""
-    from app.registry_client.usage import rewards_after, usage_window, usage_windows
+    from app.registry_client.usage import (
+        USAGE_WINDOWS_READ,
+        rewards_after,
+        usage_window,
+        usage_windows,
+    )
     from app.services.clients import make_client
     from app.services.registry_identity import parse_reads
     from app.services.rewards import USAGE_READ_BATCH
     from app.store.models import Item
 
     client = make_client(ctx)
-    many = "usage-windows" in parse_reads(client.http.json("GET", "/v1/health", auth=False))
+    many = USAGE_WINDOWS_READ in parse_reads(client.http.json("GET", "/v1/health", auth=False))
     try:
         cursor = None
         n = 0

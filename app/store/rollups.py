@@ -284,22 +284,11 @@ DayKey = tuple[date, str, str]  # (day, model, method)
 Amounts = tuple[int, int, int]  # (events, share ppm, reward micro)
 
 
-def usage_owners(s: Session, registry_key: str, contribution_id: str) -> set[str]:
-    """The identities whose usage rollups hold `contribution_id` (those that sync it)."""
-    return set(
-        s.scalars(
-            select(SyncCursor.owner).where(
-                SyncCursor.registry_key == registry_key,
-                SyncCursor.stream == USAGE_STREAM_PREFIX + contribution_id,
-            )
-        )
-    )
-
-
 def usage_owners_of(
     s: Session, registry_key: str, contribution_ids: Sequence[str]
 ) -> dict[str, set[str]]:
-    """`usage_owners` of each of these contributions, in one read."""
+    """The identities whose usage rollups hold each of these contributions (those that sync
+    it), in one read."""
     streams = {USAGE_STREAM_PREFIX + cid: cid for cid in contribution_ids}
     out: dict[str, set[str]] = {cid: set() for cid in contribution_ids}
     for stream, owner in s.execute(
@@ -402,11 +391,11 @@ def plan_usage_window(
     owners: set[str] | None = None,
 ) -> None:
     """Add to `writes` what `replace_usage_window` does (same arguments, and the
-    contribution's `usage_owners` when the caller has read them; `s` only reads: the windows
+    contribution's `usage_owners_of` when the caller has read them; `s` only reads: the windows
     of one batch are of different contributions, so none reads what another writes)."""
     key = writes.registry_key
     if owners is None:
-        owners = usage_owners(s, key, contribution_id)
+        owners = usage_owners_of(s, key, [contribution_id])[contribution_id]
     if old:
         writes.cleared.append((contribution_id, since.isoformat(), until.isoformat()))
     writes.days.extend(

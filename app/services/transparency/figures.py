@@ -127,8 +127,8 @@ class StoredDays:
         self._chunks = [
             sinces[i : i + STORED_DAYS_CHUNK] for i in range(0, len(sinces), STORED_DAYS_CHUNK)
         ]
-        self._chunk_of = {cid: n // STORED_DAYS_CHUNK for n, (cid, _s) in enumerate(sinces)}
-        self._since = dict(sinces)
+        # contribution -> (its chunk, its window's first day)
+        self._planned = {cid: (n // STORED_DAYS_CHUNK, s) for n, (cid, s) in enumerate(sinces)}
         self._loaded: int | None = None
         self._rewards: dict[str, dict[Key, int]] = {}
         self._events: dict[str, dict[Key, int]] = {}
@@ -150,10 +150,10 @@ class StoredDays:
         return _between(self._events.get(contribution_id, {}), since, until)
 
     def _ready(self, contribution_id: str, since: date) -> bool:
-        n = self._chunk_of.get(contribution_id)
-        planned = self._since.get(contribution_id)
-        if n is None or planned is None or since < planned:
+        planned = self._planned.get(contribution_id)
+        if planned is None or since < planned[1]:
             return False
+        n = planned[0]
         if n != self._loaded:
             self._load(n)
         return True
