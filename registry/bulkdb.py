@@ -18,7 +18,17 @@ from datetime import UTC, date, datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import Session
 
 # PostgreSQL type names for binary COPY (column types are code constants, never user input).
@@ -30,6 +40,7 @@ _PG_TYPES: tuple[tuple[type, str], ...] = (
     (Date, "date"),
     (String, "text"),
     (Text, "text"),
+    (LargeBinary, "bytea"),
 )
 
 

@@ -44,6 +44,8 @@ import logging
 import sys
 import threading
 import time
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +65,7 @@ from registry.db.usage_models import (
     KIND_CONTRIBUTOR,
     KIND_PROTOCOL,
     LedgerEntry,
+    PaidAttribution,
     SettlementDrop,
     SettlementState,
     UsageBucket,
@@ -83,6 +86,8 @@ CHUNK_EVENTS = 5000
 LEDGER = cast(Table, LedgerEntry.__table__)
 BUCKETS = cast(Table, UsageBucket.__table__)
 DROPS = cast(Table, SettlementDrop.__table__)
+PAID = cast(Table, PaidAttribution.__table__)
+PAID_COLUMNS = ("contribution_id", "method", "chunk", "positions")
 LEDGER_COLUMNS = translog.SETTLED_COLUMNS  # the ledger row as written (its id comes after)
 BUCKET_COLUMNS = (
     "contribution_id", "bucket_start", "model_id", "method", "events", "share_ppm_sum",
@@ -108,6 +113,23 @@ def entry_digest(pairs: Iterable[tuple[str, int]]) -> str:
         return hashlib.sha256(f"{digest} {amount}\n".encode()).hexdigest()
     text = "".join([f"{digest} {amount}\n" for digest, amount in sorted(pairs)])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pack_positions(seqs: Iterable[int]) -> bytes:
+    """Usage-log positions as stored in paid_attributions: ascending, each once (intake
+    refuses an attribution repeated in an event; this is a guard), little-endian int64."""
+    packed = array("q", sorted(set(seqs)))
+    if sys.byteorder == "big":  # pragma: no cover - the stored form is little-endian
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_positions(data: bytes) -> list[int]:
+    packed = array("q")
+    packed.frombytes(data)
+    if sys.byteorder == "big":  # pragma: no cover
+        packed.byteswap()
+    return packed.tolist()
 
 
 def split_event(fee: int, weights: list[int], share_ppm: int) -> tuple[list[int], list[int]]:
@@ -231,6 +253,7 @@ class _Plan:
     protocol: dict[str, list[Any]]
     bucket_rows: list[tuple[Any, ...]]
     drops: list[tuple[Any, ...]]
+    paid: list[tuple[str, str, int, bytes]]  # PAID_COLUMNS rows: the positions of what was paid
 
 
 def _read_events(db: BulkDb, after: int, limit: int) -> list[tuple[Any, ...]]:
@@ -338,9 +361,10 @@ def _plan(
     text_dates = db.dialect == "sqlite"
     amounts_of, shares_of = _split_chunk([r[4] * share_ppm // PPM for r in events], parsed)
     # (day, cid, model, method) -> [events, share sum, paid sum, [(event digest, paid)] of the
-    # events paid something, earliest of their times]: the day bucket's increment and, if
-    # anything was paid, the contributor entry (its amount is the bucket's paid sum). Keyed day
-    # first: the entries are written in (day, cid, model, method) order.
+    # events paid something, earliest of their times, their usage-log positions]: the day
+    # bucket's increment and, if anything was paid, the contributor entry (its amount is the
+    # bucket's paid sum). Keyed day first: the entries are written in (day, cid, model,
+    # method) order.
     acc: dict[tuple[Any, ...], list[Any]] = {}
     protocol: dict[str, list[Any]] = {}  # model -> [amount, demo]
     drops: list[tuple[Any, ...]] = []
@@ -377,13 +401,15 @@ def _plan(
                     drops.append((seq, cid, a[2], DROP_BUCKET_FULL))
                     continue
             if slot is None:
-                acc[key] = [1, share, amount, [(digest, amount)] if amount else [], at]
+                acc[key] = [1, share, amount, [(digest, amount)] if amount else [], at,
+                            [seq] if amount else []]  # fmt: skip
             else:
                 slot[0] += 1
                 slot[1] += share
                 if amount:
                     slot[2] += amount
                     slot[3].append((digest, amount))
+                    slot[5].append(seq)
                     if at < slot[4] or len(slot[3]) == 1:
                         slot[4] = at
             paid += amount
@@ -393,10 +419,14 @@ def _plan(
     seq_from, seq_to = watermark, int(events[-1][0])
     ledger_rows: list[tuple[Any, ...]] = []
     name = f"s{seq_to}"
+    paid_at: dict[tuple[str, str], list[int]] = {}  # (cid, method) -> positions paid
     # entries in (day, cid, model, method) order (keys are unique: no slot is ever compared)
-    for (_day, cid, model_id, method), (_n, _share, amount, pairs, first) in sorted(acc.items()):
+    for (_day, cid, model_id, method), (_n, _share, amount, pairs, first, seqs) in sorted(
+        acc.items()
+    ):
         if not pairs:
             continue
+        paid_at.setdefault((cid, method), []).extend(seqs)
         if len(pairs) == 1:
             digest = sha256(f"{pairs[0][0]} {amount}\n".encode()).hexdigest()
         else:
@@ -412,9 +442,14 @@ def _plan(
     bucket_rows = [(k[1], k[0], k[2], k[3], v[0], v[1], v[2]) for k, v in acc.items()]
     if text_dates:
         bucket_rows.sort()
+    paid_rows = [
+        (cid, method, seq_to, pack_positions(seqs))
+        for (cid, method), seqs in sorted(paid_at.items())
+    ]
     return _Plan(
-        seq_from, seq_to, len(events), owners, cids, ledger_rows, protocol, bucket_rows, drops
-    )
+        seq_from, seq_to, len(events), owners, cids, ledger_rows, protocol, bucket_rows, drops,
+        paid_rows,
+    )  # fmt: skip
 
 
 def _write_plan(
@@ -432,6 +467,7 @@ def _write_plan(
         raise BucketFull("a day bucket is full")
     db.insert(LEDGER, LEDGER_COLUMNS, ledger_rows)
     db.insert(DROPS, ("seq", "contribution_id", "method", "reason"), plan.drops)
+    db.insert(PAID, PAID_COLUMNS, plan.paid)
     translog.log_entries(session, ledger_rows)  # the new entries become leaves, same commit
     db.fetch(
         "UPDATE settlement_state SET settled_seq = ?, settled_at = ? WHERE id = 1",
@@ -808,9 +844,13 @@ def entry_events(
     sequence order (recomputed from the usage log: the same split the settler made); with
     `after` only those past that usage-log position, with `limit` at most that many.
 
-    One range read on ix_usage_events_model_seq (model, seq, at): the day is checked in the
-    index, the contribution and method by a LIKE on the stored JSON, so in the main only the
-    events that name them reach Python (the exact checks below decide)."""
+    Entries settled since paid_attributions exists (migration 0015): the one row of the
+    positions the chunk paid the entry's contribution by its method, then the events at
+    those positions (a few hundred a read, each found by its position; the model and the day
+    checked on the event). Entries settled before have no row: one range read on
+    ix_usage_events_model_seq (model, seq, at), the day checked in the index, the
+    contribution and method by a LIKE on the stored JSON. Either way the exact checks below
+    decide which events count."""
     if entry.seq_from is None or entry.seq_to is None or entry.contribution_id is None:
         return []
     if limit is not None and limit < 1:
@@ -818,31 +858,6 @@ def entry_events(
     day: date = (entry.at.astimezone(UTC) if entry.at.tzinfo else entry.at).date()
     day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     lo = entry.seq_from if after is None else max(entry.seq_from, after)
-
-    def _like(text: str) -> str:
-        quoted = json.dumps(text)
-        return quoted.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-    method = "" if entry.method is None else _like(entry.method)
-    query = (
-        select(
-            UsageEvent.seq,
-            UsageEvent.event_id,
-            UsageEvent.at,
-            UsageEvent.fee_micro,
-            UsageEvent.attributions,
-        )
-        .where(
-            UsageEvent.model_id == entry.model_id,
-            UsageEvent.seq <= entry.seq_to,
-            # a superset of the day (a second of margin for stored text without microseconds)
-            UsageEvent.at >= day_start - timedelta(seconds=1),
-            UsageEvent.at < day_start + timedelta(days=1),
-            # the contribution, then the method, somewhere in the JSON (a superset, too)
-            UsageEvent.attributions.like(f"%{_like(entry.contribution_id)}%{method}%", escape="/"),
-        )
-        .order_by(UsageEvent.seq)
-    )
     dropped = set(
         session.scalars(
             select(SettlementDrop.seq).where(
@@ -855,11 +870,12 @@ def entry_events(
     )
     share = int(entry.share_ppm or 0)
     out: list[EventSplit] = []
-    while True:  # one read, unless the rows read were not enough (some did not count)
-        # rows that pass the LIKE but not the checks below are common (the method may be
-        # another attribution's), so a limited read takes a few more rows than it needs
-        need = None if limit is None else 2 * (limit - len(out)) + 16
-        batch = session.execute(query.where(UsageEvent.seq > lo).limit(need)).all()
+
+    def wanted() -> int | None:
+        """Rows to read next: a few more than still wanted (some may not count)."""
+        return None if limit is None else 2 * (limit - len(out)) + 16
+
+    for batch in _entry_candidates(session, entry, day_start, lo, wanted):
         for seq, eid, at, fee, attrs_text in batch:
             at_utc = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
             if at_utc.date() != day or seq in dropped:
@@ -876,6 +892,75 @@ def entry_events(
                             )
                         )
                     break
-        if limit is None or need is None or len(batch) < need or len(out) >= limit:
-            return out[:limit]
+        if limit is not None and len(out) >= limit:
+            break
+    return out[:limit]
+
+
+POSITIONS_PER_READ = 1000  # events read at once by position when all are wanted
+
+
+def _entry_candidates(
+    session: Session,
+    entry: LedgerEntry,
+    day_start: datetime,
+    lo: int,
+    wanted: Callable[[], int | None],
+) -> Iterator[Sequence[Any]]:
+    """`entry_events`' candidate events after position `lo`, in sequence order, a read at a
+    time: (seq, event id, at, fee, attributions JSON) of a superset of the entry's events,
+    each read `wanted()` rows at most (None: all)."""
+    columns = (
+        UsageEvent.seq,
+        UsageEvent.event_id,
+        UsageEvent.at,
+        UsageEvent.fee_micro,
+        UsageEvent.attributions,
+    )
+    in_day = (
+        UsageEvent.model_id == entry.model_id,
+        # a superset of the day (a second of margin for stored text without microseconds)
+        UsageEvent.at >= day_start - timedelta(seconds=1),
+        UsageEvent.at < day_start + timedelta(days=1),
+    )
+    packed = session.scalar(
+        select(PaidAttribution.positions).where(
+            PaidAttribution.contribution_id == entry.contribution_id,
+            PaidAttribution.method == entry.method,
+            PaidAttribution.chunk == entry.seq_to,
+        )
+    )
+    if packed is not None:
+        positions = unpack_positions(packed)
+        i = bisect_right(positions, lo)
+        while i < len(positions):
+            n = wanted() or POSITIONS_PER_READ
+            part, i = positions[i : i + n], i + n
+            yield session.execute(
+                select(*columns).where(UsageEvent.seq.in_(part), *in_day).order_by(UsageEvent.seq)
+            ).all()
+        return
+
+    def _like(text: str) -> str:
+        quoted = json.dumps(text)
+        return quoted.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+    cid = entry.contribution_id or ""
+    method = "" if entry.method is None else _like(entry.method)
+    query = (
+        select(*columns)
+        .where(
+            UsageEvent.seq <= entry.seq_to,
+            *in_day,
+            # the contribution, then the method, somewhere in the JSON (a superset, too)
+            UsageEvent.attributions.like(f"%{_like(cid)}%{method}%", escape="/"),
+        )
+        .order_by(UsageEvent.seq)
+    )
+    while True:  # one read, unless the rows read were not enough (some did not count)
+        need = wanted()
+        batch = session.execute(query.where(UsageEvent.seq > lo).limit(need)).all()
+        yield batch
+        if need is None or len(batch) < need:
+            return
         lo = int(batch[-1][0] or 0)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     text,
@@ -177,6 +178,26 @@ class SettlementState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     settled_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PaidAttribution(Base):
+    """The usage-log positions of the events whose attribution to one contribution by one
+    method the settler paid a non-zero amount in one chunk (`chunk`: the chunk's last
+    position, the `seq_to` of its entries), packed as ascending little-endian int64
+    (registry.settlement.pack_positions). A contributor entry's events are among these
+    positions: registry.settlement.entry_events reads one row and the events at those
+    positions instead of every event of the chunk's model and day. Written with the entries
+    since migration 0015; an entry settled before it has no row and is listed from the
+    usage log alone."""
+
+    __tablename__ = "paid_attributions"
+
+    contribution_id: Mapped[str] = mapped_column(key_text(40), primary_key=True)
+    method: Mapped[str] = mapped_column(key_text(16), primary_key=True)
+    chunk: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    positions: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class SettlementDrop(Base):

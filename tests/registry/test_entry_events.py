@@ -1,5 +1,6 @@
 """GET /v1/me/rewards/{entryId}/events: one indexed range read per page, pages that join up to
-the whole list, whatever events of the chunk name the contribution without counting."""
+the whole list, whatever events of the chunk name the contribution without counting; the same
+list for an entry settled before paid_attributions existed (read from the usage log alone)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 
-from registry.db.usage_models import LedgerEntry
-from registry.settlement import entry_events
+from registry.db.usage_models import LedgerEntry, PaidAttribution
+from registry.settlement import entry_events, unpack_positions
 from tests.support.usage_data import UsageWorld, event, usage_world
 
 DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -43,7 +44,17 @@ def _pages(world: UsageWorld, cursor: str, headers: dict[str, str], limit: int) 
         after = page["nextCursor"]
 
 
-def test_entry_events_pages_join_up_past_events_that_do_not_count(world: UsageWorld) -> None:
+def _settled_before_paid_attributions(world: UsageWorld) -> None:
+    """As if every entry had been settled before migration 0015: no paid attributions."""
+    with world.sessions() as s:
+        s.query(PaidAttribution).delete()
+        s.commit()
+
+
+@pytest.mark.parametrize("before_0015", [False, True], ids=["paid-rows", "usage-log-only"])
+def test_entry_events_pages_join_up_past_events_that_do_not_count(
+    world: UsageWorld, before_0015: bool
+) -> None:
     a, b = world.contributors
     ca, cb = world.ids_of(a)[0], world.ids_of(b)[0]
     events = []
@@ -71,6 +82,15 @@ def test_entry_events_pages_join_up_past_events_that_do_not_count(world: UsageWo
             )
         ).one()
         assert entry.events == 10
+        paid = s.scalars(
+            select(PaidAttribution.positions).where(
+                PaidAttribution.contribution_id == ca, PaidAttribution.method == "exact-match"
+            )
+        ).all()
+        # this entry's 10 events, the day before's and the other model's, in one chunk
+        assert [len(unpack_positions(p)) for p in paid] == [30]
+    if before_0015:
+        _settled_before_paid_attributions(world)
     cursor = str(entry.id)
     whole = _pages(world, cursor, a.headers, 500)
     assert [x["eventId"] for x in whole] == [f"e{i}" for i in range(0, 90, 9)]
@@ -81,19 +101,16 @@ def test_entry_events_pages_join_up_past_events_that_do_not_count(world: UsageWo
     assert r.status_code == 404
 
 
-def test_entry_events_read_the_model_seq_index(world: UsageWorld) -> None:
-    a, b = world.contributors
-    ca, cb = world.ids_of(a)[0], world.ids_of(b)[0]
-    evs = [event(f"e{i}", "test-model", [(ca, 1, "influence"), (cb, 1, "retrieval")], at=DAY)
-           for i in range(5)]  # fmt: skip
-    world.post_usage(evs)
+def _plan_of_one_page(world: UsageWorld) -> str:
+    """The query plan of the one read `entry_events` makes for a page of an entry's events."""
+    ca = world.ids_of(world.contributors[0])[0]
     with world.sessions() as s:
         entry = s.scalars(select(LedgerEntry).where(LedgerEntry.contribution_id == ca)).one()
         conn = s.connection()
         seen: list[tuple[str, Any]] = []
 
         def grab(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
-            if "FROM usage_events" in statement:
+            if "usage_events" in statement:
                 seen.append((statement, params))
 
         sa_event.listen(conn, "before_cursor_execute", grab)
@@ -104,9 +121,46 @@ def test_entry_events_read_the_model_seq_index(world: UsageWorld) -> None:
         assert len(seen) == 1  # one read for the page
         statement, params = seen[0]
         if conn.dialect.name == "sqlite":
-            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+            return " ".join(str(r[-1]) for r in conn.exec_driver_sql(
                 "EXPLAIN QUERY PLAN " + statement, params))  # fmt: skip
-        else:  # a tiny table: tell the planner to prefer an index, then see which one
-            conn.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = " ".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
-        assert "ix_usage_events_model_seq" in plan, plan
+        # the planner's statistics of the events read, and an index preferred to a scan
+        conn.execute(text("ANALYZE usage_events"))
+        conn.execute(text("ANALYZE paid_attributions"))
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        return " ".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
+
+
+def _five_events(world: UsageWorld) -> None:
+    """Five events of one entry of `ca`, among 500 of the same model and day that name only
+    other contributions (what a day of a popular model looks like to one contributor)."""
+    a, b = world.contributors
+    ca, cb = world.ids_of(a)[0], world.ids_of(b)[0]
+    evs = [event(f"e{i}", "test-model", [(ca, 1, "influence"), (cb, 1, "retrieval")], at=DAY)
+           for i in range(5)]  # fmt: skip
+    evs += [event(f"o{i}", "test-model", [(cb, 1, "influence")], at=DAY) for i in range(500)]
+    world.post_usage(evs)
+
+
+def test_entry_events_read_the_events_at_the_paid_positions(world: UsageWorld) -> None:
+    """An entry's page: its events found by their usage-log positions (the chunk's paid
+    positions of its contribution and method), not a range of the chunk's model and day."""
+    _five_events(world)
+    plan = _plan_of_one_page(world)
+    # points of an index that starts with, or holds, the position (per position read)
+    if "SEARCH" in plan:  # SQLite
+        assert "SEARCH usage_events USING INDEX" in plan and "seq=?" in plan, plan
+        assert "seq>?" not in plan, plan
+    else:  # PostgreSQL
+        assert "seq = ANY" in plan, plan
+        assert "Index Cond" in plan.split("seq = ANY")[0], plan
+    assert "LIKE" not in plan.upper(), plan
+
+
+def test_entry_events_of_an_entry_settled_before_0015_read_the_model_seq_index(
+    world: UsageWorld,
+) -> None:
+    _five_events(world)
+    _settled_before_paid_attributions(world)
+    plan = _plan_of_one_page(world)
+    assert "ix_usage_events_model_seq" in plan, plan
+    assert "paid_attributions" not in plan, plan

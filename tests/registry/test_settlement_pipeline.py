@@ -20,17 +20,19 @@ from registry import settlement
 from registry.db import writegate
 from registry.db.models import STATE_REJECTED, Contribution
 from registry.db.session import make_engine, migrate
-from registry.db.usage_models import SettlementDrop
+from registry.db.usage_models import LedgerEntry, PaidAttribution, SettlementDrop
 from registry.ledger import RECEIVED_SQL, ledger_totals
 from registry.settlement import (
     PLANNING_SWITCH_INTERVAL_S,
     Settler,
     _short_switch_interval,
+    entry_events,
     plan_next,
     settle_chunk,
     settle_once,
     settle_pending,
     settlement_status,
+    unpack_positions,
 )
 from tests.registry.conftest import fresh_pg_database
 from tests.registry.test_ledger import event_splits, old_split
@@ -183,6 +185,59 @@ def test_a_contribution_rejected_after_planning_is_dropped(world: UsageWorld) ->
     assert drops and set(drops) == {(gone, "contribution_not_accepted")}
     assert all(cid != gone for _, cid, _ in paid)
     assert totals.ledger_micro == totals.fees_micro == sum(e["feeMicro"] for e in posted.values())
+
+
+def test_the_paid_attributions_are_the_events_each_entry_lists(world: UsageWorld) -> None:
+    """The settler writes one paid_attributions row per attribution it paid: none for one
+    that got nothing (a zero fee, a tiny fee split three ways) or was dropped; and every
+    entry lists the same events from them as from the usage log alone."""
+    posted = _post(world, "p", 120, seed=4)
+    cids = [c for ids in world.contributions.values() for c in ids]
+    rng = random.Random(5)
+    tiny = [
+        event(f"t-{i}", "test-model",
+              [(c, 1, rng.choice(METHODS)) for c in rng.sample(cids, 3)],
+              fee_micro=rng.randint(1, 4), at=NOW - timedelta(hours=i))
+        for i in range(30)
+    ]  # fmt: skip
+    assert len(world.post_usage(tiny, settle=False).json()["accepted"]) == 30
+    gone = cids[0]
+    with world.sessions() as s:
+        s.execute(update(Contribution).where(Contribution.id == gone).values(state=STATE_REJECTED))
+        s.commit()
+    with world.sessions() as s:
+        while settle_chunk(s, share_ppm=SHARE, limit=40).events:  # several chunks
+            s.commit()
+        s.commit()
+    with world.sessions() as s:
+        seq_of = dict(s.execute(text("SELECT event_id, seq FROM usage_events")).all())
+        rows = s.execute(
+            select(PaidAttribution.contribution_id, PaidAttribution.method,
+                   PaidAttribution.chunk, PaidAttribution.positions)
+        ).all()  # fmt: skip
+        chunks = s.scalars(select(LedgerEntry.seq_to).distinct()).all()
+        paid = {(c, m, q) for c, m, _k, p in rows for q in unpack_positions(p)}
+        listed = {(c, m, int(seq_of[e])) for (e, c, m) in event_splits(s)}
+        entries = s.scalars(select(LedgerEntry).where(LedgerEntry.kind == "contributor")).all()
+        from_paid = {e.id: entry_events(s, e) for e in entries}
+    assert len(chunks) > 3
+    assert {k for _c, _m, k, _p in rows} <= set(chunks)  # each row names its chunk's end
+    assert sum(len(unpack_positions(p)) for *_r, p in rows) == len(paid) == len(listed)
+    assert paid == listed
+    assert all(c != gone for c, _m, _q in paid)
+    named = {
+        (a["contributionId"], a["method"], int(seq_of[e["eventId"]]))
+        for e in [*posted.values(), *tiny]
+        for a in e["attributions"]
+    }
+    unpaid = named - paid
+    assert any(c == gone for c, _m, _q in unpaid)  # dropped
+    assert any(c != gone for c, _m, _q in unpaid)  # paid nothing
+    with world.sessions() as s:
+        s.query(PaidAttribution).delete()  # as if settled before migration 0015
+        s.commit()
+        from_log = {e.id: entry_events(s, e) for e in entries}
+    assert from_log == from_paid
 
 
 def test_an_intake_commit_wakes_a_settler_of_another_connection(
