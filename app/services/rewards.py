@@ -24,6 +24,7 @@ CLI, so both show the same numbers. Money is integer micro-units throughout.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +38,7 @@ from sqlalchemy.orm import Session
 from app.domain.errors import NotFoundError, RegistryUnavailable, UsageError
 from app.durable import gc_paused
 from app.registry_client.api import MAX_PAGES, RegistryClient, too_many_pages
-from app.registry_client.http import UNREADABLE
+from app.registry_client.http import UNREADABLE, ApiRefused
 from app.registry_client.usage import (
     USAGE_WINDOWS_READ,
     RewardsPage,
@@ -86,9 +87,15 @@ USAGE_AHEAD = 6  # windows read ahead at most (answers held in memory)
 # From registries that serve several windows in one read: windows per read, reads ahead at most.
 USAGE_READ_BATCH = 25
 USAGE_BATCHES_AHEAD = 3
+# Answers to the many-window read that say the route is not served: read one window a request.
+# (404 is also its answer when a contribution asked is not the caller's: the single reads
+# then name that contribution in the same refusal.)
+NOT_SERVED = frozenset({404, 405})
 USAGE_STORE_BATCH = 50  # checked windows stored per transaction
 PROVEN_CHUNK = 10_000  # verified inclusions stored per transaction after the ledger pages
 ProgressFn = Callable[[str], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,8 @@ class RewardsSync:
         self._late_cursor: str | None = None
         self._settled: int | None = None  # the settled position on the last ledger page read
         self.evidence: EvidenceReport | None = None
+        # the registry named the many-window read and then refused it (`_read_windows`)
+        self._one_window_a_read = False
 
     def run(
         self,
@@ -529,11 +538,19 @@ class RewardsSync:
 
     def _read_windows(self, batch: Sequence[tuple[str, date]]) -> list[UsageWindow]:
         """The windows of one read of `_usage_reads`: in one request when there are several
-        (they share a first day), else one window."""
-        if len(batch) > 1:
-            return usage_windows(self.client, [cid for cid, _s in batch], since=batch[0][1])
-        [(cid, since)] = batch
-        return [usage_window(self.client, cid, since=since)]
+        (they share a first day), else one a request. A registry that names the many-window
+        read but answers it as an unknown route (a proxy in front of it that does not pass
+        it on, an older instance behind the same address) is read one window a request from
+        then on, this batch included."""
+        if len(batch) > 1 and not self._one_window_a_read:
+            try:
+                return usage_windows(self.client, [cid for cid, _s in batch], since=batch[0][1])
+            except ApiRefused as exc:
+                if exc.status not in NOT_SERVED:
+                    raise
+                log.info("usage-windows refused (%s): one window a request", exc.status)
+                self._one_window_a_read = True
+        return [usage_window(self.client, cid, since=since) for cid, since in batch]
 
     def _usage_since(  # `changed`: the earliest day that can have (None: the usual window)
         self, s: Session, contribution_id: str, today: date, changed: date | None

@@ -13,6 +13,7 @@ import pytest
 
 from app.domain.errors import RegistryUnavailable
 from app.registry_client import usage as usage_api
+from app.services import rewards
 from app.services.clients import make_client
 from app.services.context import ServiceContext
 from app.services.identity import IdentityService
@@ -35,6 +36,7 @@ from tests.support.rewards_flow import (
     one_window_a_read,
     post_usage,
     usage_events,
+    window_reads,
 )
 
 pytestmark = pytest.mark.slow
@@ -311,6 +313,54 @@ def test_a_crafted_usage_window_is_refused_and_nothing_is_written(
     finally:
         desk.ctx.close()
         relay.close()
+
+
+def test_a_registry_that_names_usage_windows_but_refuses_them_is_read_one_at_a_time(
+    tmp_path: Path,
+    data_dir: Path,
+    isolated_keyring: Path,
+    registry: RegistryProcess,
+    operator: Contributor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proxy in front of the registry that does not pass the many-window read on (404, as
+    for any unknown route): the sync reads the windows one a request from then on, and stores
+    what a sync straight from the registry stores."""
+    monkeypatch.setattr(rewards, "USAGE_READ_BATCH", 2)  # several many-window reads
+    monkeypatch.setattr(rewards, "USAGE_BATCHES_AHEAD", 1)  # one at a time: a refusal is seen
+    relay = FaultProxy(registry.port)
+    desk = make_desk(tmp_path, data_dir, relay.url)
+    try:
+        items = accepted_items(desk, "a", "b", "c", "d", "e")
+        post_usage(registry, operator, usage_events("p", items, 60))
+        refused = relay.add(
+            Fault("answer", count=100, path_prefix="/v1/me/usage-windows", status=404)
+        )
+        _sync(desk)
+        assert refused.applied == 1  # the first many-window read, never one after it
+        reads = window_reads(seen.path for seen in relay.seen if not seen.fault)
+        assert sorted(cid for cid, _since in reads) == sorted(items)
+        kept = _stored(desk)
+        assert {d[1] for d in kept["days"]} == set(items)
+        assert len(kept["entries"]) == _registry_entries(desk)[0]
+    finally:
+        desk.ctx.close()
+        relay.close()
+    # Straight from the registry, every window read again (many to a read): nothing changes.
+    direct = ServiceContext(data_dir, f"http://127.0.0.1:{registry.port}")
+    try:
+        age_usage_windows(direct)
+        owner = IdentityService(direct).current()
+        assert owner is not None
+        client = make_client(direct)
+        try:
+            RewardsSync(direct, client, owner.fingerprint).run()
+        finally:
+            client.close()
+        again = _stored(Desk(direct, tmp_path / "datasets"))
+    finally:
+        direct.close()
+    assert again["days"] == kept["days"] and again["entries"] == kept["entries"]
 
 
 def test_rows_stored_by_url_are_shown_then_moved_to_the_registry_identity(
