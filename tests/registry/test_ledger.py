@@ -21,7 +21,13 @@ from sqlalchemy import func, select, text
 from app.domain.rewards import contributor_pool, split_integers
 from app.durable import gc_paused
 from registry.bulkdb import BulkDb
-from registry.db.usage_models import LedgerEntry, SettlementDrop, UsageBucket, UsageEvent
+from registry.db.usage_models import (
+    LedgerEntry,
+    PaidAttribution,
+    SettlementDrop,
+    UsageBucket,
+    UsageEvent,
+)
 from registry.ledger import LimitMoved, ingest_events, ledger_totals, plan_batch, write_batch
 from registry.routes.usage import UsageBatch
 from registry.settlement import entry_digest, entry_events
@@ -302,6 +308,18 @@ def test_a_full_day_bucket_settles_further_events_to_the_protocol(world: UsageWo
     assert usage.json()["totals"] == {"events": fits + 1, "rewardMicro": (fits + 1) * per_event}
     summary = world.client.get("/v1/me/summary", headers=a.headers).json()
     assert summary["rewardMicro"] == (fits + 2) * per_event
+    # The full bucket's entries list the events that were paid, none of the dropped ones,
+    # from the paid positions and from the usage log alone (entries settled before 0015).
+    with world.sessions() as s:
+        full = s.scalars(
+            select(LedgerEntry).where(LedgerEntry.contribution_id == c, LedgerEntry.events > 1)
+        ).all()
+        paid = [x.event_id for e in full for x in entry_events(s, e)]
+        s.query(PaidAttribution).delete()
+        s.flush()
+        from_log = [x.event_id for e in full for x in entry_events(s, e)]
+        s.rollback()
+    assert len(paid) == fits and from_log == paid
 
 
 def test_the_ledger_total_is_bounded(world: UsageWorld) -> None:
