@@ -858,16 +858,6 @@ def entry_events(
     day: date = (entry.at.astimezone(UTC) if entry.at.tzinfo else entry.at).date()
     day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     lo = entry.seq_from if after is None else max(entry.seq_from, after)
-    dropped = set(
-        session.scalars(
-            select(SettlementDrop.seq).where(
-                SettlementDrop.seq > lo,
-                SettlementDrop.seq <= entry.seq_to,
-                SettlementDrop.contribution_id == entry.contribution_id,
-                SettlementDrop.method == entry.method,
-            )
-        ).all()
-    )
     share = int(entry.share_ppm or 0)
     out: list[EventSplit] = []
 
@@ -878,7 +868,7 @@ def entry_events(
     for batch in _entry_candidates(session, entry, day_start, lo, wanted):
         for seq, eid, at, fee, attrs_text in batch:
             at_utc = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-            if at_utc.date() != day or seq in dropped:
+            if at_utc.date() != day:
                 continue
             attrs = json.loads(attrs_text)
             for i, (cid, ppm, method, *_) in enumerate(attrs):
@@ -908,8 +898,9 @@ def _entry_candidates(
     wanted: Callable[[], int | None],
 ) -> Iterator[Sequence[Any]]:
     """`entry_events`' candidate events after position `lo`, in sequence order, a read at a
-    time: (seq, event id, at, fee, attributions JSON) of a superset of the entry's events,
-    each read `wanted()` rows at most (None: all)."""
+    time: (seq, event id, at, fee, attributions JSON) of a superset of the entry's events
+    without the attributions the settler dropped (never among the paid positions), each read
+    `wanted()` rows at most (None: all)."""
     columns = (
         UsageEvent.seq,
         UsageEvent.event_id,
@@ -946,6 +937,16 @@ def _entry_candidates(
         return quoted.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
     cid = entry.contribution_id or ""
+    dropped = set(
+        session.scalars(
+            select(SettlementDrop.seq).where(
+                SettlementDrop.seq > lo,
+                SettlementDrop.seq <= entry.seq_to,
+                SettlementDrop.contribution_id == cid,
+                SettlementDrop.method == entry.method,
+            )
+        ).all()
+    )
     method = "" if entry.method is None else _like(entry.method)
     query = (
         select(*columns)
@@ -960,7 +961,7 @@ def _entry_candidates(
     while True:  # one read, unless the rows read were not enough (some did not count)
         need = wanted()
         batch = session.execute(query.where(UsageEvent.seq > lo).limit(need)).all()
-        yield batch
+        yield [row for row in batch if row[0] not in dropped] if dropped else batch
         if need is None or len(batch) < need:
             return
         lo = int(batch[-1][0] or 0)
